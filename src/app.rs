@@ -1,0 +1,92 @@
+//! Application state and the router that tests and `serve` both drive.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::FromRef;
+use axum::http::{HeaderName, HeaderValue, header};
+use sqlx::PgPool;
+use tower::ServiceBuilder;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+use tower_sessions::cookie::SameSite;
+use tower_sessions::{Expiry, SessionManagerLayer};
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::auth::{PasswordHasher, PgSessionStore};
+use crate::clock::Clock;
+use crate::config::AuthConfig;
+use crate::error::ApiError;
+use crate::http::{self, middleware};
+
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    pub db: PgPool,
+    pub auth: Arc<AuthConfig>,
+    pub clock: Arc<dyn Clock>,
+    pub hasher: PasswordHasher,
+}
+
+impl AppState {
+    pub fn new(db: PgPool, auth: AuthConfig, clock: Arc<dyn Clock>) -> Self {
+        let concurrency = auth
+            .hash_concurrency
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        Self {
+            db,
+            auth: Arc::new(auth),
+            clock,
+            hasher: PasswordHasher::new(concurrency),
+        }
+    }
+}
+
+fn to_time(d: Duration) -> time::Duration {
+    time::Duration::try_from(d).unwrap_or(time::Duration::MAX)
+}
+
+pub fn build_router(state: AppState) -> Router {
+    let (api, openapi) = http::api_router().split_for_parts();
+
+    let store = PgSessionStore::new(
+        state.db.clone(),
+        state.clock.clone(),
+        to_time(state.auth.session_idle_timeout),
+        to_time(state.auth.session_absolute_timeout),
+    );
+    // The cookie lives as long as the browser session; the server enforces the idle and
+    // absolute timeouts itself, whatever the browser keeps.
+    let sessions = SessionManagerLayer::new(store)
+        .with_name(state.auth.session_cookie.clone())
+        .with_secure(state.auth.cookie_secure)
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_path("/")
+        .with_expiry(Expiry::OnSessionEnd);
+
+    let api = api
+        .layer(sessions)
+        .layer(axum::middleware::from_fn_with_state(
+            state.auth.clone(),
+            middleware::csrf_guard,
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ));
+
+    let request_id = HeaderName::from_static("x-request-id");
+    Router::new()
+        .merge(api)
+        .merge(SwaggerUi::new("/api/swagger").url("/api/openapi.json", openapi))
+        .fallback(|| async { ApiError::NotFound("route") })
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+                .layer(TraceLayer::new_for_http().make_span_with(middleware::request_span))
+                .layer(PropagateRequestIdLayer::new(request_id)),
+        )
+        .with_state(state)
+}

@@ -1,0 +1,7 @@
+//! Credentials: password hashing and the Postgres-backed session store.
+
+pub mod password;
+pub mod session;
+
+pub use password::PasswordHasher;
+pub use session::{PRINCIPAL_KEY, PgSessionStore, USER_ID_KEY, session_hash};

@@ -1,0 +1,119 @@
+//! Configuration from flags and environment. Every variable is listed in `.env.example`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DbConfig {
+    /// PostgreSQL URL of the control database. Unset: Berth runs its own embedded PostgreSQL
+    /// in `BERTH_DATA_DIR/pg` from the machine's binaries.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<SecretString>,
+
+    /// Folder for Berth's own data: the embedded PostgreSQL, and later store nodes and backups.
+    #[arg(long, env = "BERTH_DATA_DIR", default_value = ".berth")]
+    pub data_dir: PathBuf,
+
+    /// Folder holding `initdb`, `pg_ctl` and `postgres`. Unset: found on PATH, via
+    /// `pg_config --bindir`, or the newest `/usr/lib/postgresql/*/bin`.
+    #[arg(long, env = "BERTH_PG_BINDIR")]
+    pub pg_bindir: Option<PathBuf>,
+
+    /// The unprivileged OS user that runs PostgreSQL when Berth itself runs as root
+    /// (PostgreSQL refuses to run as root). Ignored otherwise.
+    #[arg(long, env = "BERTH_PG_USER", default_value = "postgres")]
+    pub pg_user: String,
+
+    /// Largest number of connections Berth opens to the control database.
+    #[arg(long, env = "BERTH_DB_MAX_CONNECTIONS", default_value_t = 20)]
+    pub db_max_connections: u32,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeConfig {
+    #[command(flatten)]
+    pub db: DbConfig,
+
+    /// Address to serve HTTP (or HTTPS, with a certificate) on.
+    #[arg(long, env = "BERTH_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// PEM certificate chain; with `BERTH_TLS_KEY`, Berth serves HTTPS (rustls).
+    #[arg(long, env = "BERTH_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key for `BERTH_TLS_CERT`.
+    #[arg(long, env = "BERTH_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// E-mail of the first owner, created on first run.
+    #[arg(long, env = "BERTH_ADMIN_EMAIL", default_value = "admin@localhost")]
+    pub admin_email: String,
+
+    /// Password of the first owner. Unset: a strong one is generated and printed once.
+    #[arg(long, env = "BERTH_ADMIN_PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<SecretString>,
+
+    /// Name of the first organization, created on first run.
+    #[arg(long, env = "BERTH_ADMIN_ORG", default_value = "Default")]
+    pub admin_org: String,
+
+    #[command(flatten)]
+    pub auth: AuthConfig,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct AuthConfig {
+    /// Name of the session cookie.
+    #[arg(long, env = "BERTH_SESSION_COOKIE", default_value = "berth_session")]
+    pub session_cookie: String,
+
+    /// Mark the session cookie `Secure`. Turn off only for plain-HTTP use on a developer's own
+    /// machine with a browser that refuses Secure cookies over http://localhost.
+    #[arg(long, env = "BERTH_COOKIE_SECURE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub cookie_secure: bool,
+
+    /// A session unused for this long ends.
+    #[arg(long, env = "BERTH_SESSION_IDLE_TIMEOUT", default_value = "30m", value_parser = humantime::parse_duration)]
+    pub session_idle_timeout: Duration,
+
+    /// A session ends this long after login, however active.
+    #[arg(long, env = "BERTH_SESSION_ABSOLUTE_TIMEOUT", default_value = "12h", value_parser = humantime::parse_duration)]
+    pub session_absolute_timeout: Duration,
+
+    /// Failed logins for one account within `BERTH_LOGIN_WINDOW` before it is throttled.
+    #[arg(long, env = "BERTH_LOGIN_MAX_FAILURES", default_value_t = 10)]
+    pub login_max_failures: u32,
+
+    /// The sliding window over which failed logins are counted.
+    #[arg(long, env = "BERTH_LOGIN_WINDOW", default_value = "15m", value_parser = humantime::parse_duration)]
+    pub login_window: Duration,
+
+    /// Password hashes computed at once; the rest wait, so a login storm cannot take every core.
+    /// Unset: the number of cores.
+    #[arg(long, env = "BERTH_HASH_CONCURRENCY")]
+    pub hash_concurrency: Option<usize>,
+
+    /// Extra origins (scheme://host[:port]) allowed to make cookie-authenticated changes, for a
+    /// UI served from another origin. Same-origin requests are always allowed.
+    #[arg(long, env = "BERTH_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            session_cookie: "berth_session".into(),
+            cookie_secure: true,
+            session_idle_timeout: Duration::from_secs(30 * 60),
+            session_absolute_timeout: Duration::from_secs(12 * 3600),
+            login_max_failures: 10,
+            login_window: Duration::from_secs(15 * 60),
+            hash_concurrency: None,
+            allowed_origins: vec![],
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! All SQL. One file per aggregate; tenant-owned queries take the [`Ctx`](crate::domain::Ctx)
+//! first and filter by its organization in the query itself.
+
+pub mod login_failures;
+pub mod orgs;
+pub mod sessions;
+pub mod users;

@@ -1,0 +1,166 @@
+use sqlx::{PgExecutor, Postgres, Transaction};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::domain::{Ctx, Role};
+
+pub struct OrgRow {
+    pub id: Uuid,
+    pub name: String,
+    pub role: String,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+pub struct MemberRow {
+    pub user_id: Uuid,
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub role: String,
+    pub must_change_password: bool,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+pub async fn list_for_user(ex: impl PgExecutor<'_>, user_id: Uuid) -> sqlx::Result<Vec<OrgRow>> {
+    sqlx::query_as!(
+        OrgRow,
+        "select o.id, o.name, m.role, o.created_at, o.updated_at
+         from organizations o join memberships m on m.org_id = o.id
+         where m.user_id = $1 order by o.name, o.id",
+        user_id
+    )
+    .fetch_all(ex)
+    .await
+}
+
+/// Creates an organization with `owner` as its first owner.
+pub async fn create(
+    tx: &mut Transaction<'_, Postgres>,
+    id: Uuid,
+    name: &str,
+    owner: Uuid,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "insert into organizations (id, name) values ($1, $2)",
+        id,
+        name
+    )
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query!(
+        "insert into memberships (org_id, user_id, role) values ($1, $2, 'owner')",
+        id,
+        owner
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn get(ex: impl PgExecutor<'_>, ctx: &Ctx) -> sqlx::Result<Option<OrgRow>> {
+    sqlx::query_as!(
+        OrgRow,
+        "select o.id, o.name, m.role, o.created_at, o.updated_at
+         from organizations o join memberships m on m.org_id = o.id
+         where o.id = $1 and m.user_id = $2",
+        ctx.org_id,
+        ctx.user_id
+    )
+    .fetch_optional(ex)
+    .await
+}
+
+pub async fn list_members(ex: impl PgExecutor<'_>, ctx: &Ctx) -> sqlx::Result<Vec<MemberRow>> {
+    sqlx::query_as!(
+        MemberRow,
+        "select u.id as user_id, u.email, u.first_name, u.last_name, m.role, u.must_change_password,
+                m.created_at, m.updated_at
+         from memberships m join users u on u.id = m.user_id
+         where m.org_id = $1 order by u.email",
+        ctx.org_id
+    )
+    .fetch_all(ex)
+    .await
+}
+
+pub async fn get_member(
+    ex: impl PgExecutor<'_>,
+    ctx: &Ctx,
+    user_id: Uuid,
+) -> sqlx::Result<Option<MemberRow>> {
+    sqlx::query_as!(
+        MemberRow,
+        "select u.id as user_id, u.email, u.first_name, u.last_name, m.role, u.must_change_password,
+                m.created_at, m.updated_at
+         from memberships m join users u on u.id = m.user_id
+         where m.org_id = $1 and m.user_id = $2",
+        ctx.org_id,
+        user_id
+    )
+    .fetch_optional(ex)
+    .await
+}
+
+pub async fn add_member(
+    ex: impl PgExecutor<'_>,
+    ctx: &Ctx,
+    user_id: Uuid,
+    role: Role,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "insert into memberships (org_id, user_id, role) values ($1, $2, $3)",
+        ctx.org_id,
+        user_id,
+        role.as_str()
+    )
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+/// Locks the organization's memberships for the rest of the transaction and returns the owners,
+/// so that two concurrent changes cannot both remove "the other" owner.
+pub async fn lock_owners(tx: &mut Transaction<'_, Postgres>, ctx: &Ctx) -> sqlx::Result<Vec<Uuid>> {
+    sqlx::query_scalar!(
+        "select user_id from memberships where org_id = $1 and role = 'owner' for update",
+        ctx.org_id
+    )
+    .fetch_all(&mut **tx)
+    .await
+}
+
+pub async fn set_role(
+    ex: impl PgExecutor<'_>,
+    ctx: &Ctx,
+    user_id: Uuid,
+    role: Role,
+    now: OffsetDateTime,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query!(
+        "update memberships set role = $3, updated_at = $4 where org_id = $1 and user_id = $2",
+        ctx.org_id,
+        user_id,
+        role.as_str(),
+        now
+    )
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn remove_member(
+    ex: impl PgExecutor<'_>,
+    ctx: &Ctx,
+    user_id: Uuid,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query!(
+        "delete from memberships where org_id = $1 and user_id = $2",
+        ctx.org_id,
+        user_id
+    )
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}

@@ -1,0 +1,138 @@
+use sqlx::PgExecutor;
+use sqlx::types::Json;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::domain::{Principal, PrincipalOrg};
+
+pub struct LoadedSession {
+    pub data: serde_json::Value,
+    pub principal: Principal,
+}
+
+/// Inserts a new session; `false` if the id is taken.
+pub async fn insert(
+    ex: impl PgExecutor<'_>,
+    id_hash: &[u8],
+    user_id: Uuid,
+    data: &serde_json::Value,
+    now: OffsetDateTime,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query!(
+        "insert into sessions (id_hash, user_id, data, created_at, last_seen_at)
+         values ($1, $2, $3, $4, $4)
+         on conflict (id_hash) do nothing",
+        id_hash,
+        user_id,
+        data,
+        now
+    )
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn update_data(
+    ex: impl PgExecutor<'_>,
+    id_hash: &[u8],
+    data: &serde_json::Value,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "update sessions set data = $2 where id_hash = $1",
+        id_hash,
+        data
+    )
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+/// The session and its user in one round trip, if neither timeout has passed; touches
+/// `last_seen_at` when it is older than `touch_before`.
+pub async fn load_active(
+    ex: impl PgExecutor<'_>,
+    id_hash: &[u8],
+    now: OffsetDateTime,
+    idle_cutoff: OffsetDateTime,
+    absolute_cutoff: OffsetDateTime,
+    touch_before: OffsetDateTime,
+) -> sqlx::Result<Option<LoadedSession>> {
+    let row = sqlx::query!(
+        r#"with s as (
+               select id_hash, user_id, data, last_seen_at from sessions
+               where id_hash = $1 and last_seen_at > $3 and created_at > $4
+           ), touched as (
+               update sessions set last_seen_at = $2
+               from s where sessions.id_hash = s.id_hash and s.last_seen_at < $5
+           )
+           select s.data as "data!", u.id as "id!", u.email as "email!",
+                  u.first_name as "first_name!", u.last_name as "last_name!", u.origin as "origin!",
+                  u.must_change_password as "must_change_password!",
+                  u.created_at as "created_at!", u.updated_at as "updated_at!",
+                  coalesce((select json_agg(json_build_object('id', o.id, 'name', o.name, 'role', m.role)
+                                            order by o.name, o.id)
+                            from memberships m join organizations o on o.id = m.org_id
+                            where m.user_id = u.id), '[]') as "orgs!: Json<Vec<PrincipalOrg>>"
+           from s join users u on u.id = s.user_id"#,
+        id_hash,
+        now,
+        idle_cutoff,
+        absolute_cutoff,
+        touch_before
+    )
+    .fetch_optional(ex)
+    .await?;
+    Ok(row.map(|r| LoadedSession {
+        data: r.data,
+        principal: Principal {
+            user_id: r.id,
+            email: r.email,
+            first_name: r.first_name,
+            last_name: r.last_name,
+            origin: r.origin,
+            must_change_password: r.must_change_password,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            orgs: r.orgs.0,
+        },
+    }))
+}
+
+pub async fn delete(ex: impl PgExecutor<'_>, id_hash: &[u8]) -> sqlx::Result<()> {
+    sqlx::query!("delete from sessions where id_hash = $1", id_hash)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+/// Ends every session of a user but the one given (a password change keeps the caller's).
+pub async fn delete_others(
+    ex: impl PgExecutor<'_>,
+    user_id: Uuid,
+    keep: Option<&[u8]>,
+) -> sqlx::Result<u64> {
+    let done = sqlx::query!(
+        "delete from sessions where user_id = $1 and id_hash is distinct from $2",
+        user_id,
+        keep
+    )
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Removes sessions past either timeout; they are refused anyway, this only reclaims space.
+pub async fn purge_expired(
+    ex: impl PgExecutor<'_>,
+    idle_cutoff: OffsetDateTime,
+    absolute_cutoff: OffsetDateTime,
+) -> sqlx::Result<u64> {
+    let done = sqlx::query!(
+        "delete from sessions where last_seen_at <= $1 or created_at <= $2",
+        idle_cutoff,
+        absolute_cutoff
+    )
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected())
+}

@@ -1,0 +1,110 @@
+use sqlx::PgExecutor;
+use sqlx::types::Json;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::domain::{Email, Principal, PrincipalOrg};
+
+pub struct LoginRow {
+    pub id: Uuid,
+    pub password_hash: String,
+}
+
+pub async fn find_for_login(
+    ex: impl PgExecutor<'_>,
+    email: &str,
+) -> sqlx::Result<Option<LoginRow>> {
+    sqlx::query_as!(
+        LoginRow,
+        "select id, password_hash from users where email = $1",
+        email
+    )
+    .fetch_optional(ex)
+    .await
+}
+
+pub async fn password_hash(ex: impl PgExecutor<'_>, user_id: Uuid) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar!("select password_hash from users where id = $1", user_id)
+        .fetch_optional(ex)
+        .await
+}
+
+pub async fn find_id_by_email(
+    ex: impl PgExecutor<'_>,
+    email: &Email,
+) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar!("select id from users where email = $1", email.as_str())
+        .fetch_optional(ex)
+        .await
+}
+
+pub async fn any_exists(ex: impl PgExecutor<'_>) -> sqlx::Result<bool> {
+    let exists = sqlx::query_scalar!(r#"select exists(select 1 from users) as "exists!""#)
+        .fetch_one(ex)
+        .await?;
+    Ok(exists)
+}
+
+pub struct NewUser<'a> {
+    pub id: Uuid,
+    pub email: &'a Email,
+    pub password_hash: &'a str,
+    pub must_change_password: bool,
+}
+
+pub async fn insert(ex: impl PgExecutor<'_>, u: NewUser<'_>) -> sqlx::Result<()> {
+    sqlx::query!(
+        "insert into users (id, email, password_hash, must_change_password) values ($1, $2, $3, $4)",
+        u.id,
+        u.email.as_str(),
+        u.password_hash,
+        u.must_change_password
+    )
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+pub async fn set_password(
+    ex: impl PgExecutor<'_>,
+    user_id: Uuid,
+    password_hash: &str,
+    now: OffsetDateTime,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "update users set password_hash = $2, must_change_password = false, updated_at = $3 where id = $1",
+        user_id,
+        password_hash,
+        now
+    )
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+/// The user with their organizations and roles.
+pub async fn principal(ex: impl PgExecutor<'_>, user_id: Uuid) -> sqlx::Result<Option<Principal>> {
+    let row = sqlx::query!(
+        r#"select u.id, u.email, u.first_name, u.last_name, u.origin, u.must_change_password,
+                  u.created_at, u.updated_at,
+                  coalesce((select json_agg(json_build_object('id', o.id, 'name', o.name, 'role', m.role)
+                                            order by o.name, o.id)
+                            from memberships m join organizations o on o.id = m.org_id
+                            where m.user_id = u.id), '[]') as "orgs!: Json<Vec<PrincipalOrg>>"
+           from users u where u.id = $1"#,
+        user_id
+    )
+    .fetch_optional(ex)
+    .await?;
+    Ok(row.map(|r| Principal {
+        user_id: r.id,
+        email: r.email,
+        first_name: r.first_name,
+        last_name: r.last_name,
+        origin: r.origin,
+        must_change_password: r.must_change_password,
+        created_at: r.created_at,
+        updated_at: r.updated_at,
+        orgs: r.orgs.0,
+    }))
+}

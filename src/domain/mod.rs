@@ -1,0 +1,11 @@
+//! Validated values of the domain: a value of these types has passed its rules.
+
+mod ctx;
+mod email;
+pub mod password;
+mod role;
+
+pub use ctx::{AuthMethod, Ctx, Principal, PrincipalOrg};
+pub use email::Email;
+pub use password::NewPassword;
+pub use role::{Role, Scope};

@@ -1,0 +1,43 @@
+use secrecy::{ExposeSecret, SecretString};
+
+pub const MIN_LEN: usize = 12;
+pub const MAX_LEN: usize = 1024;
+
+/// A password that meets the rules for a new one: 12 to 1024 characters, used whole (never
+/// truncated, unlike bcrypt's 72 bytes).
+#[derive(Debug)]
+pub struct NewPassword(SecretString);
+
+impl NewPassword {
+    pub fn parse(raw: SecretString) -> Result<Self, String> {
+        let n = raw.expose_secret().chars().count();
+        if n < MIN_LEN {
+            return Err(format!("must be at least {MIN_LEN} characters"));
+        }
+        if n > MAX_LEN {
+            return Err(format!("must be at most {MAX_LEN} characters"));
+        }
+        Ok(Self(raw))
+    }
+
+    pub fn into_secret(self) -> SecretString {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn length_rules_count_characters() {
+        assert!(NewPassword::parse("short".into()).is_err());
+        assert!(
+            NewPassword::parse("ééééééééééé".into()).is_err(),
+            "11 characters, 22 bytes"
+        );
+        assert!(NewPassword::parse("twelve chars".into()).is_ok());
+        assert!(NewPassword::parse("x".repeat(1024).into()).is_ok());
+        assert!(NewPassword::parse("x".repeat(1025).into()).is_err());
+    }
+}

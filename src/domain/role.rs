@@ -1,0 +1,106 @@
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// A member's role in an organization. Each role includes everything the ones below it may do.
+///
+/// | role   | may |
+/// |--------|-----|
+/// | viewer | read the organization, its stores and backups |
+/// | member | as viewer, and create, change and delete stores and backups |
+/// | admin  | as member, and manage members (not owners) and credentials |
+/// | owner  | as admin, and manage owners; an organization always keeps one |
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Viewer,
+    Member,
+    Admin,
+    Owner,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Viewer => "viewer",
+            Self::Member => "member",
+            Self::Admin => "admin",
+            Self::Owner => "owner",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "viewer" => Self::Viewer,
+            "member" => Self::Member,
+            "admin" => Self::Admin,
+            "owner" => Self::Owner,
+            _ => return None,
+        })
+    }
+
+    /// The permission table: what each role may do, as scopes.
+    pub fn allows(self, scope: Scope) -> bool {
+        let least = match scope {
+            Scope::OrgRead | Scope::StoresRead | Scope::BackupsRead => Self::Viewer,
+            Scope::StoresWrite | Scope::BackupsWrite => Self::Member,
+            Scope::OrgAdmin => Self::Admin,
+        };
+        self >= least
+    }
+}
+
+/// What a request may do inside an organization. A session has every scope its role allows;
+/// a bearer token has at most the scopes of its credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+pub enum Scope {
+    #[serde(rename = "org:read")]
+    OrgRead,
+    #[serde(rename = "org:admin")]
+    OrgAdmin,
+    #[serde(rename = "stores:read")]
+    StoresRead,
+    #[serde(rename = "stores:write")]
+    StoresWrite,
+    #[serde(rename = "backups:read")]
+    BackupsRead,
+    #[serde(rename = "backups:write")]
+    BackupsWrite,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OrgRead => "org:read",
+            Self::OrgAdmin => "org:admin",
+            Self::StoresRead => "stores:read",
+            Self::StoresWrite => "stores:write",
+            Self::BackupsRead => "backups:read",
+            Self::BackupsWrite => "backups:write",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_are_ordered_by_power() {
+        assert!(Role::Viewer.allows(Scope::StoresRead));
+        assert!(!Role::Viewer.allows(Scope::StoresWrite));
+        assert!(Role::Member.allows(Scope::StoresWrite));
+        assert!(!Role::Member.allows(Scope::OrgAdmin));
+        assert!(Role::Admin.allows(Scope::OrgAdmin));
+        assert!(Role::Owner.allows(Scope::OrgAdmin));
+    }
+
+    #[test]
+    fn role_names_round_trip() {
+        for r in [Role::Viewer, Role::Member, Role::Admin, Role::Owner] {
+            assert_eq!(Role::parse(r.as_str()), Some(r));
+        }
+        assert_eq!(Role::parse("root"), None);
+    }
+}

@@ -1,0 +1,164 @@
+use std::sync::Arc;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderMap, Method, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use tracing::Span;
+
+use crate::config::AuthConfig;
+use crate::error::ApiError;
+
+/// Refuses a cross-site request that would act with the session cookie (or log in).
+///
+/// A browser says where a request comes from in `Sec-Fetch-Site` and `Origin`; a request with
+/// neither is not from a browser, and cannot carry a victim's cookie by accident. Requests with
+/// a bearer token carry their credential explicitly and are not affected.
+pub async fn csrf_guard(State(cfg): State<Arc<AuthConfig>>, req: Request, next: Next) -> Response {
+    if is_safe(req.method())
+        || has_bearer(req.headers())
+        || req.uri().path().starts_with("/api/auth/oauth2/")
+    {
+        return next.run(req).await;
+    }
+    let uses_cookie = carries_cookie(req.headers(), &cfg.session_cookie);
+    let is_login = req.uri().path() == "/api/auth/login";
+    if (uses_cookie || is_login) && !same_origin(req.headers(), &cfg.allowed_origins) {
+        return ApiError::Forbidden {
+            code: "cross_site_request",
+            detail: "a cookie-authenticated change must come from the same origin".into(),
+        }
+        .into_response();
+    }
+    next.run(req).await
+}
+
+fn is_safe(m: &Method) -> bool {
+    matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+fn has_bearer(h: &HeaderMap) -> bool {
+    h.get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.get(..7))
+        .is_some_and(|s| s.eq_ignore_ascii_case("bearer "))
+}
+
+fn carries_cookie(h: &HeaderMap, name: &str) -> bool {
+    h.get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .any(|c| {
+            c.trim_start()
+                .split_once('=')
+                .is_some_and(|(k, _)| k == name)
+        })
+}
+
+fn same_origin(h: &HeaderMap, allowed: &[String]) -> bool {
+    let origin = h.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+    if let Some(o) = origin {
+        if allowed.iter().any(|a| a.trim_end_matches('/') == o) {
+            return true;
+        }
+    }
+    if let Some(site) = h.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        return matches!(site, "same-origin" | "none");
+    }
+    match origin {
+        None => true,
+        Some(o) => {
+            let host = h.get(header::HOST).and_then(|v| v.to_str().ok());
+            origin_authority(o).is_some_and(|a| Some(a) == host)
+        }
+    }
+}
+
+/// `https://host:port` → `host:port` (default ports are left out by browsers, and by `Host`).
+fn origin_authority(origin: &str) -> Option<&str> {
+    let (_, rest) = origin.split_once("://")?;
+    (!rest.is_empty() && !rest.contains('/')).then_some(rest)
+}
+
+/// The span every request's logs belong to: method, route template and request id, never the
+/// raw URI's query, headers or cookies.
+pub fn request_span(req: &Request) -> Span {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    tracing::info_span!("request", method = %req.method(), route, request_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn origin_rules() {
+        let none: &[String] = &[];
+        assert!(
+            same_origin(&headers(&[]), none),
+            "no browser headers: not a browser"
+        );
+        assert!(same_origin(
+            &headers(&[("origin", "http://a:1"), ("host", "a:1")]),
+            none
+        ));
+        assert!(!same_origin(
+            &headers(&[("origin", "http://b:1"), ("host", "a:1")]),
+            none
+        ));
+        assert!(!same_origin(
+            &headers(&[("origin", "null"), ("host", "a:1")]),
+            none
+        ));
+        assert!(!same_origin(
+            &headers(&[("sec-fetch-site", "cross-site")]),
+            none
+        ));
+        assert!(!same_origin(
+            &headers(&[("sec-fetch-site", "same-site")]),
+            none
+        ));
+        assert!(same_origin(
+            &headers(&[("sec-fetch-site", "same-origin")]),
+            none
+        ));
+        let ui = ["https://ui.example.com".to_owned()];
+        assert!(same_origin(
+            &headers(&[
+                ("origin", "https://ui.example.com"),
+                ("sec-fetch-site", "same-site")
+            ]),
+            &ui
+        ));
+    }
+
+    #[test]
+    fn finds_the_session_cookie_only() {
+        assert!(carries_cookie(
+            &headers(&[("cookie", "a=1; berth_session=x")]),
+            "berth_session"
+        ));
+        assert!(!carries_cookie(
+            &headers(&[("cookie", "xberth_session=x")]),
+            "berth_session"
+        ));
+    }
+}

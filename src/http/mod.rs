@@ -1,0 +1,24 @@
+//! The HTTP API: one router per resource, all of it described in the OpenAPI document.
+
+pub mod extract;
+pub mod middleware;
+pub mod openapi;
+pub mod routes;
+
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::app::AppState;
+
+pub fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .merge(routes::system::router())
+        .merge(routes::auth::router())
+        .merge(routes::users::router())
+        .merge(routes::orgs::router())
+}
+
+/// The OpenAPI document as served at `/api/openapi.json` and committed in `openapi/openapi.json`.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    api_router().into_openapi()
+}

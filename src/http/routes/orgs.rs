@@ -1,0 +1,484 @@
+use axum::extract::State;
+use axum::http::StatusCode;
+use rand::Rng;
+use rand::distributions::Alphanumeric;
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::db;
+use crate::db::orgs::{MemberRow, OrgRow};
+use crate::domain::{Ctx, Email, NewPassword, Role, Scope};
+use crate::error::{ApiError, ApiResult, Problem, on_constraint};
+use crate::http::extract::{ActiveUser, AppJson, AppPath};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_orgs, create_org))
+        .routes(routes!(get_org))
+        .routes(routes!(list_members, add_member))
+        .routes(routes!(update_member, remove_member))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrgView {
+    pub id: Uuid,
+    pub name: String,
+    /// The caller's role in this organization.
+    pub role: Role,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+impl TryFrom<OrgRow> for OrgView {
+    type Error = ApiError;
+    fn try_from(r: OrgRow) -> ApiResult<Self> {
+        Ok(Self {
+            id: r.id,
+            name: r.name,
+            role: parse_role(&r.role)?,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+fn parse_role(s: &str) -> ApiResult<Role> {
+    Role::parse(s).ok_or_else(|| anyhow::anyhow!("unknown role {s:?} in the database").into())
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrgList {
+    pub items: Vec<OrgView>,
+}
+
+/// The organizations the caller belongs to.
+#[utoipa::path(
+    get, path = "/api/v1/orgs", tag = "orgs",
+    security(("session" = [])),
+    responses(
+        (status = 200, body = OrgList),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The initial password must be changed first", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn list_orgs(State(state): State<AppState>, user: ActiveUser) -> ApiResult<AppJson<OrgList>> {
+    let rows = db::orgs::list_for_user(&state.db, user.principal.user_id).await?;
+    let items = rows
+        .into_iter()
+        .map(OrgView::try_from)
+        .collect::<ApiResult<_>>()?;
+    Ok(AppJson(OrgList { items }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateOrg {
+    /// 1 to 100 characters.
+    #[schema(example = "Acme")]
+    pub name: String,
+}
+
+fn org_name(raw: &str) -> ApiResult<String> {
+    let name = raw.trim();
+    let n = name.chars().count();
+    if n == 0 || n > 100 {
+        return Err(ApiError::field("name", "must be 1 to 100 characters"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(ApiError::field(
+            "name",
+            "must not contain control characters",
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+/// Creates an organization; the caller becomes its owner.
+#[utoipa::path(
+    post, path = "/api/v1/orgs", tag = "orgs",
+    security(("session" = [])),
+    request_body = CreateOrg,
+    responses(
+        (status = 201, body = OrgView),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Cross-site request, or the initial password must be changed first", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid name", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn create_org(
+    State(state): State<AppState>,
+    user: ActiveUser,
+    AppJson(body): AppJson<CreateOrg>,
+) -> ApiResult<(StatusCode, AppJson<OrgView>)> {
+    let name = org_name(&body.name)?;
+    let id = Uuid::now_v7();
+    let mut tx = state.db.begin().await?;
+    db::orgs::create(&mut tx, id, &name, user.principal.user_id).await?;
+    tx.commit().await?;
+    let ctx = Ctx {
+        user_id: user.principal.user_id,
+        org_id: id,
+        role: Role::Owner,
+        method: user.method,
+    };
+    let row = db::orgs::get(&state.db, &ctx)
+        .await?
+        .ok_or(ApiError::NotFound("organization"))?;
+    Ok((StatusCode::CREATED, AppJson(row.try_into()?)))
+}
+
+/// One organization the caller belongs to. Any other id, existing or not, is 404.
+#[utoipa::path(
+    get, path = "/api/v1/orgs/{org_id}", tag = "orgs",
+    security(("session" = [])),
+    params(("org_id" = Uuid, Path)),
+    responses(
+        (status = 200, body = OrgView),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such organization for the caller", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn get_org(
+    State(state): State<AppState>,
+    user: ActiveUser,
+    AppPath(org_id): AppPath<Uuid>,
+) -> ApiResult<AppJson<OrgView>> {
+    let ctx = user.in_org(org_id)?;
+    ctx.require(Scope::OrgRead)?;
+    let row = db::orgs::get(&state.db, &ctx)
+        .await?
+        .ok_or(ApiError::NotFound("organization"))?;
+    Ok(AppJson(row.try_into()?))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MemberView {
+    pub user_id: Uuid,
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub role: Role,
+    /// The member has not yet replaced the initial password.
+    pub must_change_password: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+impl TryFrom<MemberRow> for MemberView {
+    type Error = ApiError;
+    fn try_from(r: MemberRow) -> ApiResult<Self> {
+        Ok(Self {
+            user_id: r.user_id,
+            email: r.email,
+            first_name: r.first_name,
+            last_name: r.last_name,
+            role: parse_role(&r.role)?,
+            must_change_password: r.must_change_password,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MemberList {
+    pub items: Vec<MemberView>,
+}
+
+/// The organization's members and their roles.
+#[utoipa::path(
+    get, path = "/api/v1/orgs/{org_id}/members", tag = "orgs",
+    security(("session" = [])),
+    params(("org_id" = Uuid, Path)),
+    responses(
+        (status = 200, body = MemberList),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such organization for the caller", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn list_members(
+    State(state): State<AppState>,
+    user: ActiveUser,
+    AppPath(org_id): AppPath<Uuid>,
+) -> ApiResult<AppJson<MemberList>> {
+    let ctx = user.in_org(org_id)?;
+    ctx.require(Scope::OrgRead)?;
+    let rows = db::orgs::list_members(&state.db, &ctx).await?;
+    let items = rows
+        .into_iter()
+        .map(MemberView::try_from)
+        .collect::<ApiResult<_>>()?;
+    Ok(AppJson(MemberList { items }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddMember {
+    #[schema(example = "dev@example.com")]
+    pub email: String,
+    pub role: Role,
+    /// Initial password for a new account (12 to 1024 characters). Left out: one is generated
+    /// and returned once. Not allowed when the account exists already.
+    #[schema(value_type = Option<String>, format = Password)]
+    pub password: Option<SecretString>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AddedMember {
+    pub member: MemberView,
+    /// Whether a new account was created for the address.
+    pub account_created: bool,
+    /// The generated initial password, shown this once; the user must change it at first login.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub initial_password: Option<String>,
+}
+
+fn generate_password() -> String {
+    // 24 characters of 62 symbols: about 143 bits.
+    rand::thread_rng()
+        .sample_iter(&Alphanumeric)
+        .take(24)
+        .map(char::from)
+        .collect()
+}
+
+/// Adds a member by e-mail: an existing user is added as is; otherwise an account is created
+/// with an initial password (given, or generated and returned once) that must be changed at
+/// first login. Admins may add any role but owner; owners may add owners.
+#[utoipa::path(
+    post, path = "/api/v1/orgs/{org_id}/members", tag = "orgs",
+    security(("session" = [])),
+    params(("org_id" = Uuid, Path)),
+    request_body = AddMember,
+    responses(
+        (status = 201, body = AddedMember),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed, or a cross-site request", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such organization for the caller", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Already a member", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid e-mail, role or password", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn add_member(
+    State(state): State<AppState>,
+    user: ActiveUser,
+    AppPath(org_id): AppPath<Uuid>,
+    AppJson(body): AppJson<AddMember>,
+) -> ApiResult<(StatusCode, AppJson<AddedMember>)> {
+    let ctx = user.in_org(org_id)?;
+    ctx.require(Scope::OrgAdmin)?;
+    if body.role == Role::Owner && ctx.role != Role::Owner {
+        return Err(ApiError::Forbidden {
+            code: "owner_only",
+            detail: "only an owner can add an owner".into(),
+        });
+    }
+    let email = Email::parse(&body.email).map_err(|m| ApiError::field("email", m))?;
+    let given = body
+        .password
+        .map(|p| NewPassword::parse(p).map_err(|m| ApiError::field("password", m)))
+        .transpose()?;
+
+    let existing = db::users::find_id_by_email(&state.db, &email).await?;
+    if existing.is_some() && given.is_some() {
+        return Err(ApiError::field(
+            "password",
+            "this address has an account already; leave the password out",
+        ));
+    }
+    let mut generated = None;
+    let new_hash = match (existing, given) {
+        (Some(_), _) => None,
+        (None, Some(p)) => Some(state.hasher.hash(p.into_secret()).await?),
+        (None, None) => {
+            let p = generate_password();
+            let hash = state.hasher.hash(SecretString::from(p.clone())).await?;
+            generated = Some(p);
+            Some(hash)
+        }
+    };
+
+    let mut tx = state.db.begin().await?;
+    let user_id = match (existing, &new_hash) {
+        (Some(id), _) => id,
+        (None, Some(hash)) => {
+            let id = Uuid::now_v7();
+            db::users::insert(
+                &mut *tx,
+                db::users::NewUser {
+                    id,
+                    email: &email,
+                    password_hash: hash,
+                    must_change_password: true,
+                },
+            )
+            .await
+            .map_err(|e| {
+                on_constraint(e, |c| {
+                    (c == "users_email_key").then(|| {
+                        ApiError::conflict("conflict", "the account was created meanwhile; retry")
+                    })
+                })
+            })?;
+            id
+        }
+        (None, None) => unreachable!("a hash is computed for every new account"),
+    };
+    db::orgs::add_member(&mut *tx, &ctx, user_id, body.role)
+        .await
+        .map_err(|e| {
+            on_constraint(e, |c| {
+                (c == "memberships_pkey").then(|| {
+                    ApiError::conflict("already_member", format!("{email} is a member already"))
+                })
+            })
+        })?;
+    let member = db::orgs::get_member(&mut *tx, &ctx, user_id)
+        .await?
+        .ok_or(ApiError::NotFound("member"))?;
+    tx.commit().await?;
+    Ok((
+        StatusCode::CREATED,
+        AppJson(AddedMember {
+            member: member.try_into()?,
+            account_created: existing.is_none(),
+            initial_password: generated,
+        }),
+    ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateMember {
+    pub role: Role,
+}
+
+/// Changes a member's role. Only owners may make or unmake owners; the last owner stays one.
+#[utoipa::path(
+    patch, path = "/api/v1/orgs/{org_id}/members/{user_id}", tag = "orgs",
+    security(("session" = [])),
+    params(("org_id" = Uuid, Path), ("user_id" = Uuid, Path)),
+    request_body = UpdateMember,
+    responses(
+        (status = 200, body = MemberView),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed, or a cross-site request", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such organization or member", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The last owner cannot be demoted", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid role", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn update_member(
+    State(state): State<AppState>,
+    user: ActiveUser,
+    AppPath((org_id, user_id)): AppPath<(Uuid, Uuid)>,
+    AppJson(body): AppJson<UpdateMember>,
+) -> ApiResult<AppJson<MemberView>> {
+    let ctx = user.in_org(org_id)?;
+    ctx.require(Scope::OrgAdmin)?;
+    let mut tx = state.db.begin().await?;
+    let owners = db::orgs::lock_owners(&mut tx, &ctx).await?;
+    let target = db::orgs::get_member(&mut *tx, &ctx, user_id)
+        .await?
+        .ok_or(ApiError::NotFound("member"))?;
+    let current = parse_role(&target.role)?;
+    if (current == Role::Owner || body.role == Role::Owner) && ctx.role != Role::Owner {
+        return Err(ApiError::Forbidden {
+            code: "owner_only",
+            detail: "only an owner can make or unmake an owner".into(),
+        });
+    }
+    if current == Role::Owner && body.role != Role::Owner && owners.len() <= 1 {
+        return Err(last_owner());
+    }
+    db::orgs::set_role(&mut *tx, &ctx, user_id, body.role, state.clock.now()).await?;
+    let member = db::orgs::get_member(&mut *tx, &ctx, user_id)
+        .await?
+        .ok_or(ApiError::NotFound("member"))?;
+    tx.commit().await?;
+    Ok(AppJson(member.try_into()?))
+}
+
+fn last_owner() -> ApiError {
+    ApiError::conflict(
+        "last_owner",
+        "an organization must keep at least one owner; make another owner first",
+    )
+}
+
+/// Removes a member. Anyone may leave; removing others needs admin, and an owner needs an
+/// owner. The last owner cannot be removed.
+#[utoipa::path(
+    delete, path = "/api/v1/orgs/{org_id}/members/{user_id}", tag = "orgs",
+    security(("session" = [])),
+    params(("org_id" = Uuid, Path), ("user_id" = Uuid, Path)),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed, or a cross-site request", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such organization or member", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The last owner cannot be removed", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn remove_member(
+    State(state): State<AppState>,
+    user: ActiveUser,
+    AppPath((org_id, user_id)): AppPath<(Uuid, Uuid)>,
+) -> ApiResult<StatusCode> {
+    let ctx = user.in_org(org_id)?;
+    if user_id != ctx.user_id {
+        ctx.require(Scope::OrgAdmin)?;
+    }
+    let mut tx = state.db.begin().await?;
+    let owners = db::orgs::lock_owners(&mut tx, &ctx).await?;
+    let target = db::orgs::get_member(&mut *tx, &ctx, user_id)
+        .await?
+        .ok_or(ApiError::NotFound("member"))?;
+    if parse_role(&target.role)? == Role::Owner {
+        if ctx.role != Role::Owner {
+            return Err(ApiError::Forbidden {
+                code: "owner_only",
+                detail: "only an owner can remove an owner".into(),
+            });
+        }
+        if owners.len() <= 1 {
+            return Err(last_owner());
+        }
+    }
+    db::orgs::remove_member(&mut *tx, &ctx, user_id).await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_passwords_are_long_and_distinct() {
+        let (a, b) = (generate_password(), generate_password());
+        assert_eq!(a.len(), 24);
+        assert_ne!(a, b);
+        assert!(NewPassword::parse(a.into()).is_ok());
+    }
+
+    #[test]
+    fn org_names() {
+        assert_eq!(org_name("  Acme ").unwrap(), "Acme");
+        assert!(org_name("").is_err());
+        assert!(org_name(&"x".repeat(101)).is_err());
+        assert!(org_name("a\u{0}b").is_err());
+    }
+}

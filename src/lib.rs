@@ -1,0 +1,20 @@
+//! Berth: a self-hostable, multi-tenant DBaaS control plane.
+
+pub mod app;
+pub mod auth;
+pub mod bootstrap;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod pg;
+pub mod serve;
+pub mod telemetry;
+
+pub use app::{AppState, build_router};
+
+/// The control database's migrations, applied at start-up.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();

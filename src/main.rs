@@ -1,0 +1,24 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use berth::cli::{Cli, Command};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    berth::telemetry::init();
+    let result = match cli.command {
+        None => berth::serve::serve(cli.serve).await,
+        Some(Command::Serve(config)) => berth::serve::serve(config).await,
+        Some(Command::Migrate(db)) => berth::serve::migrate_only(db).await,
+        Some(Command::Openapi) => berth::serve::print_openapi(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

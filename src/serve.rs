@@ -1,0 +1,188 @@
+//! `berth serve`: the control database (embedded or given), migrations, first run, HTTP(S).
+
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use secrecy::ExposeSecret;
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+use crate::app::{AppState, build_router};
+use crate::bootstrap::{FirstRun, ensure_first_owner};
+use crate::clock::SystemClock;
+use crate::config::{DbConfig, ServeConfig};
+use crate::pg::{EmbeddedOptions, EmbeddedPg, PgBinaries, RunAs};
+use crate::{MIGRATOR, db};
+
+/// The control database, and the embedded server behind it when Berth runs its own.
+pub struct ControlDb {
+    pub pool: PgPool,
+    pub embedded: Option<EmbeddedPg>,
+}
+
+impl ControlDb {
+    pub async fn open(cfg: &DbConfig) -> anyhow::Result<Self> {
+        let (options, embedded) = match &cfg.database_url {
+            Some(url) => (
+                PgConnectOptions::from_str(url.expose_secret())
+                    .context("DATABASE_URL is not a PostgreSQL URL")?,
+                None,
+            ),
+            None => {
+                let binaries = PgBinaries::locate(cfg.pg_bindir.as_deref())?;
+                let run_as = RunAs::when_root(&cfg.pg_user)?;
+                let pg = EmbeddedPg::start(EmbeddedOptions {
+                    root: cfg.data_dir.clone(),
+                    binaries,
+                    run_as,
+                    settings: vec![],
+                    ephemeral: false,
+                })
+                .await
+                .context("starting the embedded PostgreSQL")?;
+                (pg.connect_options("berth"), Some(pg))
+            }
+        };
+        let pool = PgPoolOptions::new()
+            .max_connections(cfg.db_max_connections)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options)
+            .await
+            .context("connecting to the control database")?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .context("applying the control database's migrations")?;
+        Ok(Self { pool, embedded })
+    }
+
+    pub async fn close(self) {
+        self.pool.close().await;
+        if let Some(pg) = self.embedded {
+            match pg.stop().await {
+                Ok(()) => tracing::info!("stopped embedded PostgreSQL"),
+                Err(e) => tracing::error!(error = %e, "stopping embedded PostgreSQL"),
+            }
+        }
+    }
+}
+
+pub async fn migrate_only(cfg: DbConfig) -> anyhow::Result<()> {
+    let db = ControlDb::open(&cfg).await?;
+    println!("migrations applied");
+    db.close().await;
+    Ok(())
+}
+
+pub fn print_openapi() -> anyhow::Result<()> {
+    println!("{}", crate::http::openapi_document().to_pretty_json()?);
+    Ok(())
+}
+
+pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let control = ControlDb::open(&cfg.db).await?;
+    let result = run(&cfg, control.pool.clone()).await;
+    control.close().await;
+    result
+}
+
+async fn run(cfg: &ServeConfig, pool: PgPool) -> anyhow::Result<()> {
+    let state = AppState::new(pool, cfg.auth.clone(), Arc::new(SystemClock));
+    match ensure_first_owner(
+        &state,
+        &cfg.admin_email,
+        cfg.admin_password.clone(),
+        &cfg.admin_org,
+    )
+    .await?
+    {
+        FirstRun::AlreadySetUp => {}
+        FirstRun::Created {
+            email,
+            generated_password,
+        } => {
+            tracing::info!(%email, org = %cfg.admin_org, "created the first owner");
+            // Printed on stdout, once, and never logged: this is the only copy.
+            if let Some(p) = generated_password {
+                println!(
+                    "\nFirst owner: {email}\nPassword:    {}\n(shown this once; sign in and change it with POST /api/v1/users/me/password)\n",
+                    p.expose_secret()
+                );
+            }
+        }
+    }
+    state.hasher.warm_up().await;
+    tokio::spawn(purge_loop(state.clone()));
+
+    let handle = axum_server::Handle::new();
+    tokio::spawn(shutdown_on_signal(handle.clone()));
+    let scheme = if cfg.tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let listening = handle.clone();
+    tokio::spawn(async move {
+        if let Some(addr) = listening.listening().await {
+            println!(
+                "Berth is listening on {scheme}://{addr}; Swagger UI: {scheme}://{addr}/api/swagger/"
+            );
+        }
+    });
+
+    let app = build_router(state).into_make_service_with_connect_info::<SocketAddr>();
+    match (&cfg.tls_cert, &cfg.tls_key) {
+        (Some(cert), Some(key)) => {
+            let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+                .await
+                .context("loading BERTH_TLS_CERT / BERTH_TLS_KEY")?;
+            axum_server::bind_rustls(cfg.listen, tls)
+                .handle(handle)
+                .serve(app)
+                .await
+        }
+        _ => {
+            axum_server::bind(cfg.listen)
+                .handle(handle)
+                .serve(app)
+                .await
+        }
+    }
+    .with_context(|| format!("serving on {}", cfg.listen))
+}
+
+async fn shutdown_on_signal(handle: axum_server::Handle) {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down");
+    handle.graceful_shutdown(Some(Duration::from_secs(10)));
+}
+
+/// Reclaims expired sessions and old login failures; both are refused anyway.
+async fn purge_loop(state: AppState) {
+    let mut tick = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        tick.tick().await;
+        let now = state.clock.now();
+        let idle = time::Duration::try_from(state.auth.session_idle_timeout)
+            .unwrap_or(time::Duration::DAY);
+        let absolute = time::Duration::try_from(state.auth.session_absolute_timeout)
+            .unwrap_or(time::Duration::DAY);
+        let window =
+            time::Duration::try_from(state.auth.login_window).unwrap_or(time::Duration::DAY);
+        if let Err(e) = db::sessions::purge_expired(&state.db, now - idle, now - absolute).await {
+            tracing::warn!(error = %e, "purging expired sessions");
+        }
+        if let Err(e) = db::login_failures::purge_before(&state.db, now - window).await {
+            tracing::warn!(error = %e, "purging old login failures");
+        }
+    }
+}

@@ -16,7 +16,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the API (the default).
-    Serve(ServeConfig),
+    Serve(Box<ServeConfig>),
     /// Apply the control database's migrations and exit.
     Migrate(DbConfig),
     /// Print the OpenAPI document (what `openapi/openapi.json` must hold).

@@ -10,7 +10,7 @@ async fn main() -> ExitCode {
     berth::telemetry::init();
     let result = match cli.command {
         None => berth::serve::serve(cli.serve).await,
-        Some(Command::Serve(config)) => berth::serve::serve(config).await,
+        Some(Command::Serve(config)) => berth::serve::serve(*config).await,
         Some(Command::Migrate(db)) => berth::serve::migrate_only(db).await,
         Some(Command::Openapi) => berth::serve::print_openapi(),
     };

@@ -107,7 +107,7 @@ fn candidates() -> Vec<PathBuf> {
                 Some((num, e.path().join("bin")))
             })
             .collect();
-        versioned.sort_by(|a, b| b.0.cmp(&a.0));
+        versioned.sort_by_key(|v| std::cmp::Reverse(v.0));
         out.extend(versioned.into_iter().map(|(_, p)| p));
     }
     out

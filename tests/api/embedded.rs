@@ -1,0 +1,171 @@
+//! The binary as a new user runs it: no configuration, its own PostgreSQL, a generated owner
+//! password printed once, and the same data on the next start.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Berth {
+    child: Child,
+    stdout: Vec<String>,
+}
+
+/// A failed assertion must not leave Berth (and its PostgreSQL) running.
+impl Drop for Berth {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM);
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Starts the binary and reads its stdout until it says it is listening.
+fn start(data_dir: &std::path::Path, port: u16) -> Berth {
+    let child = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .env_remove("DATABASE_URL")
+        .env_remove("BERTH_ADMIN_PASSWORD")
+        .env_remove("BERTH_ADMIN_EMAIL")
+        .env("BERTH_DATA_DIR", data_dir)
+        .env("BERTH_LISTEN", format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("starting berth");
+    let mut berth = Berth { child, stdout: vec![] };
+    let mut lines = BufReader::new(berth.child.stdout.take().unwrap()).lines();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        let Some(Ok(line)) = lines.next() else {
+            panic!("berth exited before listening: {:?}", berth.stdout)
+        };
+        let done = line.contains("listening on");
+        berth.stdout.push(line);
+        if done {
+            return berth;
+        }
+    }
+    panic!("berth did not start: {:?}", berth.stdout);
+}
+
+fn stop(mut b: Berth) {
+    kill(Pid::from_raw(b.child.id() as i32), Signal::SIGTERM).unwrap();
+    let status = b.child.wait().unwrap();
+    assert!(status.success(), "berth exited with {status}");
+}
+
+async fn login(client: &reqwest::Client, port: u16, password: &str) -> reqwest::StatusCode {
+    client
+        .post(format!("http://127.0.0.1:{port}/api/auth/login"))
+        .json(&serde_json::json!({"login": "admin@localhost", "password": password}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+#[tokio::test]
+async fn the_embedded_default_starts_prints_the_password_once_and_reuses_its_data() {
+    let dir = tempfile::Builder::new()
+        .prefix("berth-embedded-")
+        .tempdir()
+        .unwrap();
+    let port = free_port();
+    let first = tokio::task::spawn_blocking({
+        let p = dir.path().to_owned();
+        move || start(&p, port)
+    })
+    .await
+    .unwrap();
+    let password = first
+        .stdout
+        .iter()
+        .find_map(|l| l.strip_prefix("Password:"))
+        .map(|p| p.trim().to_owned())
+        .unwrap_or_else(|| panic!("no generated password in {:?}", first.stdout));
+    assert!(password.len() >= 20);
+    assert!(first.stdout.iter().any(|l| l.contains("/api/swagger")));
+
+    let client = reqwest::Client::new();
+    let status: serde_json::Value = client
+        .get(format!("http://127.0.0.1:{port}/api/status"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status, serde_json::json!({"alive": true}));
+    assert_eq!(
+        login(&client, port, &password).await,
+        reqwest::StatusCode::OK
+    );
+    let pid_file = dir.path().join("pg/postmaster.pid");
+    assert!(
+        pid_file.exists(),
+        "the embedded server runs in the data folder"
+    );
+
+    tokio::task::spawn_blocking(move || stop(first))
+        .await
+        .unwrap();
+    assert!(
+        !pid_file.exists(),
+        "stopping Berth stops its PostgreSQL cleanly"
+    );
+
+    let second = tokio::task::spawn_blocking({
+        let p = dir.path().to_owned();
+        move || start(&p, port)
+    })
+    .await
+    .unwrap();
+    assert!(
+        !second
+            .stdout
+            .iter()
+            .any(|l| l.contains(&password) || l.starts_with("Password:")),
+        "the password is printed on the first run only: {:?}",
+        second.stdout
+    );
+    assert_eq!(
+        login(&client, port, &password).await,
+        reqwest::StatusCode::OK,
+        "same data, same owner"
+    );
+    tokio::task::spawn_blocking(move || stop(second))
+        .await
+        .unwrap();
+}
+
+#[test]
+fn without_binaries_or_database_it_says_what_to_install() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .env_remove("DATABASE_URL")
+        .env("PATH", "/nonexistent")
+        .env("BERTH_DATA_DIR", dir.path())
+        .env("BERTH_PG_BINDIR", dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("BERTH_PG_BINDIR") && err.contains("does not hold initdb"),
+        "{err}"
+    );
+
+    assert_eq!(err.trim().lines().count(), 1, "one clear line: {err}");
+}

@@ -1,0 +1,351 @@
+//! The test harness: one private PostgreSQL per test process (or `DATABASE_URL`), a migrated
+//! template database, and a fresh database cloned from it for every test.
+
+use std::os::unix::process::CommandExt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use berth::app::{AppState, build_router};
+use berth::bootstrap::ensure_first_owner;
+use berth::clock::ManualClock;
+use berth::config::AuthConfig;
+use berth::pg::{EmbeddedOptions, EmbeddedPg, PgBinaries, RunAs};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, PgConnection, PgPool};
+use tokio::sync::OnceCell;
+use tower::ServiceExt;
+
+pub const OWNER_EMAIL: &str = "owner@example.com";
+pub const OWNER_PASSWORD: &str = "correct-horse-battery-staple";
+
+struct Cluster {
+    admin: PgConnectOptions,
+    template: String,
+}
+
+static CLUSTER: OnceCell<Cluster> = OnceCell::const_new();
+
+/// Starts this process's private server in the temp folder (reachable by the `postgres` user
+/// when the tests run as root), removed by a watchdog when the process ends.
+#[allow(clippy::zombie_processes)]
+async fn start_private() -> PgConnectOptions {
+    let root = std::env::temp_dir().join(format!("berth-test-{}", std::process::id()));
+    let binaries = PgBinaries::locate(
+        std::env::var_os("BERTH_PG_BINDIR")
+            .map(std::path::PathBuf::from)
+            .as_deref(),
+    )
+    .expect("PostgreSQL binaries for the tests (or set DATABASE_URL)");
+    let user = std::env::var("BERTH_PG_USER").unwrap_or_else(|_| "postgres".into());
+    let run_as = RunAs::when_root(&user).expect("an unprivileged user for PostgreSQL");
+    let pg = EmbeddedPg::start(EmbeddedOptions {
+        root: root.clone(),
+        binaries,
+        run_as,
+        settings: vec![("max_connections".into(), "500".into())],
+        ephemeral: true,
+    })
+    .await
+    .expect("starting the test PostgreSQL");
+    // When this process exits, however it exits, stop the server and remove its folder. The
+    // watchdog outlives this process by design, so it is never waited for.
+    let script = r#"while kill -0 "$1" 2>/dev/null; do sleep 1; done
+pid=$(head -n 1 "$2/pg/postmaster.pid" 2>/dev/null) && kill -QUIT "$pid" 2>/dev/null
+while [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; do sleep 0.2; done
+rm -rf "$2""#;
+    std::process::Command::new("sh")
+        .args(["-c", script, "watchdog"])
+        .arg(std::process::id().to_string())
+        .arg(&root)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn()
+        .expect("spawning the test PostgreSQL watchdog");
+    pg.connect_options("postgres")
+}
+
+async fn cluster() -> &'static Cluster {
+    CLUSTER
+        .get_or_init(|| async {
+            let admin = match std::env::var("DATABASE_URL") {
+                Ok(url) => PgConnectOptions::from_str(&url).expect("DATABASE_URL"),
+                Err(_) => start_private().await,
+            };
+            let template = format!("berth_tpl_{}", uuid::Uuid::new_v4().simple());
+            create_database(&admin, &template, None).await;
+            let pool = PgPoolOptions::new()
+                .max_connections(1)
+                .connect_with(admin.clone().database(&template))
+                .await
+                .expect("connecting to the template");
+            berth::MIGRATOR
+                .run(&pool)
+                .await
+                .expect("migrating the template");
+            pool.close().await;
+            Cluster { admin, template }
+        })
+        .await
+}
+
+async fn create_database(admin: &PgConnectOptions, name: &str, template: Option<&str>) {
+    let mut conn = PgConnection::connect_with(admin)
+        .await
+        .expect("admin connection");
+    let sql = match template {
+        Some(t) => format!("create database \"{name}\" template \"{t}\""),
+        None => format!("create database \"{name}\""),
+    };
+    sqlx::query(&sql)
+        .execute(&mut conn)
+        .await
+        .expect("create database");
+    conn.close().await.ok();
+}
+
+/// A fresh, migrated database of its own.
+pub async fn fresh_database() -> PgConnectOptions {
+    let c = cluster().await;
+    let name = format!("berth_t_{}", uuid::Uuid::new_v4().simple());
+    create_database(&c.admin, &name, Some(&c.template)).await;
+    c.admin.clone().database(&name)
+}
+
+pub async fn pool(options: &PgConnectOptions) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(8)
+        .connect_with(options.clone())
+        .await
+        .expect("test pool")
+}
+
+pub struct TestApp {
+    pub router: Router,
+    pub state: AppState,
+    pub clock: ManualClock,
+    pub db: PgPool,
+    pub db_options: PgConnectOptions,
+    pub owner_org: uuid::Uuid,
+}
+
+pub fn test_auth_config() -> AuthConfig {
+    AuthConfig {
+        hash_concurrency: Some(2),
+        ..AuthConfig::default()
+    }
+}
+
+impl TestApp {
+    /// A new Berth on a new database, with the first owner created.
+    pub async fn spawn() -> Self {
+        let options = fresh_database().await;
+        let app = Self::on(&options, ManualClock::new(time::OffsetDateTime::now_utc())).await;
+        ensure_first_owner(&app.state, OWNER_EMAIL, Some(OWNER_PASSWORD.into()), "Acme")
+            .await
+            .unwrap();
+        let org = sqlx::query_scalar("select id from organizations")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+        Self {
+            owner_org: org,
+            ..app
+        }
+    }
+
+    /// Another Berth instance on an existing database (as a second process would be).
+    pub async fn on(options: &PgConnectOptions, clock: ManualClock) -> Self {
+        let db = pool(options).await;
+        let state = AppState::new(db.clone(), test_auth_config(), Arc::new(clock.clone()));
+        Self {
+            router: build_router(state.clone()),
+            state,
+            clock,
+            db,
+            db_options: options.clone(),
+            owner_org: uuid::Uuid::nil(),
+        }
+    }
+
+    pub fn get(&self, path: &str) -> Call<'_> {
+        Call::new(self, Method::GET, path)
+    }
+    pub fn post(&self, path: &str) -> Call<'_> {
+        Call::new(self, Method::POST, path)
+    }
+    pub fn patch(&self, path: &str) -> Call<'_> {
+        Call::new(self, Method::PATCH, path)
+    }
+    pub fn delete(&self, path: &str) -> Call<'_> {
+        Call::new(self, Method::DELETE, path)
+    }
+
+    /// Logs in and returns the session cookie (`name=value`), panicking on failure.
+    pub async fn login(&self, email: &str, password: &str) -> String {
+        let r = self
+            .post("/api/auth/login")
+            .json(serde_json::json!({"login": email, "password": password}))
+            .send()
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "login as {email}: {}", r.text());
+        r.session_cookie().expect("login sets the session cookie")
+    }
+
+    pub async fn login_owner(&self) -> String {
+        self.login(OWNER_EMAIL, OWNER_PASSWORD).await
+    }
+
+    /// Adds a member with a known password and has them replace the initial one, so that they
+    /// are a fully active user; returns (user_id, cookie).
+    pub async fn active_member(
+        &self,
+        owner: &str,
+        org: uuid::Uuid,
+        email: &str,
+        role: &str,
+    ) -> (String, String) {
+        let initial = "initial-password-0001";
+        let r = self
+            .post(&format!("/api/v1/orgs/{org}/members"))
+            .cookie(owner)
+            .json(serde_json::json!({"email": email, "role": role, "password": initial}))
+            .send()
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        let user_id = r.json()["member"]["user_id"].as_str().unwrap().to_owned();
+        let cookie = self.login(email, initial).await;
+        let r = self
+            .post("/api/v1/users/me/password")
+            .cookie(&cookie)
+            .json(serde_json::json!({"current_password": initial, "new_password": member_password(email)}))
+            .send()
+            .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text());
+        (
+            user_id,
+            r.session_cookie()
+                .expect("the session continues under a new id"),
+        )
+    }
+}
+
+pub fn member_password(email: &str) -> String {
+    format!("{email}-long-password")
+}
+
+pub struct Call<'a> {
+    app: &'a TestApp,
+    method: Method,
+    path: String,
+    headers: Vec<(String, String)>,
+    body: Option<Body>,
+}
+
+impl<'a> Call<'a> {
+    fn new(app: &'a TestApp, method: Method, path: &str) -> Self {
+        Self {
+            app,
+            method,
+            path: path.to_owned(),
+            headers: vec![],
+            body: None,
+        }
+    }
+
+    pub fn header(mut self, k: &str, v: &str) -> Self {
+        self.headers.push((k.to_owned(), v.to_owned()));
+        self
+    }
+
+    pub fn cookie(self, cookie: &str) -> Self {
+        self.header("cookie", cookie)
+    }
+
+    pub fn json(mut self, v: Value) -> Self {
+        self.body = Some(Body::from(v.to_string()));
+        self.header("content-type", "application/json")
+    }
+
+    pub fn raw(mut self, content_type: &str, body: &'static str) -> Self {
+        self.body = Some(Body::from(body));
+        self.header("content-type", content_type)
+    }
+
+    pub async fn send(self) -> TestResponse {
+        let mut req = Request::builder()
+            .method(self.method)
+            .uri(&self.path)
+            .header(header::HOST, "berth.test");
+        for (k, v) in &self.headers {
+            req = req.header(k, v);
+        }
+        let req = req.body(self.body.unwrap_or_else(Body::empty)).unwrap();
+        let res = self.app.router.clone().oneshot(req).await.unwrap();
+        let status = res.status();
+        let headers = res.headers().clone();
+        let body = res.into_body().collect().await.unwrap().to_bytes().to_vec();
+        TestResponse {
+            status,
+            headers,
+            body,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct TestResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl TestResponse {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|_| panic!("not JSON: {}", self.text()))
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn set_cookies(&self) -> Vec<&str> {
+        self.headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect()
+    }
+
+    /// `berth_session=value` from a `Set-Cookie` that sets (not removes) the session.
+    pub fn session_cookie(&self) -> Option<String> {
+        self.set_cookies()
+            .into_iter()
+            .filter_map(|c| c.split(';').next())
+            .find(|kv| kv.starts_with("berth_session=") && kv.len() > "berth_session=".len())
+            .map(str::to_owned)
+    }
+
+    /// Asserts a problem document with this status and code.
+    #[track_caller]
+    pub fn assert_problem(&self, status: StatusCode, code: &str) {
+        assert_eq!(self.status, status, "{}", self.text());
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json"),
+            "{}",
+            self.text()
+        );
+        assert_eq!(self.json()["code"], code, "{}", self.text());
+    }
+}

@@ -1,0 +1,59 @@
+use axum::http::StatusCode;
+use serde_json::Value;
+
+use crate::helpers::TestApp;
+
+const COMMITTED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/openapi.json");
+
+/// The committed document is what the code generates and what the server serves. To update it
+/// after an API change: `cargo run -- openapi > openapi/openapi.json`.
+#[tokio::test]
+async fn the_committed_openapi_document_matches_the_served_one() {
+    let app = TestApp::spawn().await;
+    let served = app.get("/api/openapi.json").send().await;
+    assert_eq!(served.status, StatusCode::OK);
+    let committed: Value =
+        serde_json::from_str(&std::fs::read_to_string(COMMITTED).expect("openapi/openapi.json"))
+            .expect("openapi/openapi.json is JSON");
+    let generated = serde_json::to_value(berth::http::openapi_document()).unwrap();
+    assert_eq!(served.json(), generated);
+    assert!(
+        committed == generated,
+        "openapi/openapi.json is stale: run `cargo run -- openapi > openapi/openapi.json`"
+    );
+}
+
+#[test]
+fn every_operation_documents_its_errors_and_security() {
+    let doc = serde_json::to_value(berth::http::openapi_document()).unwrap();
+    let public = ["/api/status", "/api/health", "/api/auth/login"];
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let codes: Vec<&String> = op["responses"].as_object().unwrap().keys().collect();
+            if !public.contains(&path.as_str()) {
+                assert!(
+                    op.get("security").is_some(),
+                    "{method} {path} names no security"
+                );
+                assert!(
+                    codes.iter().any(|c| c.starts_with('4')),
+                    "{method} {path} documents no 4xx"
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn swagger_ui_is_served() {
+    let app = TestApp::spawn().await;
+    let r = app.get("/api/swagger/index.html").send().await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.text().to_lowercase().contains("swagger"));
+    let root = app.get("/api/swagger").send().await;
+    assert!(
+        root.status.is_success() || root.status.is_redirection(),
+        "{}",
+        root.status
+    );
+}

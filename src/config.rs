@@ -101,6 +101,15 @@ pub struct AuthConfig {
     /// UI served from another origin. Same-origin requests are always allowed.
     #[arg(long, env = "BERTH_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
+
+    /// The URL clients reach Berth at (`https://berth.example.com`): the OAuth2 issuer. Unset: the
+    /// scheme and `Host` of each request.
+    #[arg(long, env = "BERTH_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// The longest a client credential may live; every credential must name its expiry.
+    #[arg(long, env = "BERTH_CREDENTIAL_MAX_LIFETIME", default_value = "365d", value_parser = humantime::parse_duration)]
+    pub credential_max_lifetime: Duration,
 }
 
 impl Default for AuthConfig {
@@ -114,6 +123,8 @@ impl Default for AuthConfig {
             login_window: Duration::from_secs(15 * 60),
             hash_concurrency: None,
             allowed_origins: vec![],
+            public_url: None,
+            credential_max_lifetime: Duration::from_secs(365 * 86400),
         }
     }
 }

@@ -56,6 +56,10 @@ pub enum ApiError {
     Unauthenticated,
     #[error("wrong login or password")]
     InvalidCredentials,
+    #[error("the access token is invalid, expired or revoked")]
+    InvalidToken,
+    #[error("the access token lacks the scope {}", .0.as_str())]
+    InsufficientScope(crate::domain::Scope),
     #[error("{detail}")]
     Forbidden { code: &'static str, detail: String },
     #[error("{0} not found")]
@@ -102,8 +106,8 @@ impl ApiError {
         match self {
             Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::Unauthenticated | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
-            Self::Forbidden { .. } => StatusCode::FORBIDDEN,
+            Self::Unauthenticated | Self::InvalidCredentials | Self::InvalidToken => StatusCode::UNAUTHORIZED,
+            Self::Forbidden { .. } | Self::InsufficientScope(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -119,6 +123,8 @@ impl ApiError {
             Self::BadRequest(_) => "bad_request",
             Self::Unauthenticated => "unauthenticated",
             Self::InvalidCredentials => "invalid_credentials",
+            Self::InvalidToken => "invalid_token",
+            Self::InsufficientScope(_) => "insufficient_scope",
             Self::Forbidden { code, .. } | Self::Conflict { code, .. } => code,
             Self::NotFound(_) => "not_found",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
@@ -203,6 +209,20 @@ impl IntoResponse for ApiError {
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static(r#"Bearer realm="berth""#),
                 );
+            }
+            Self::InvalidToken => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(
+                        r#"Bearer realm="berth", error="invalid_token", error_description="the access token is invalid, expired or revoked""#,
+                    ),
+                );
+            }
+            Self::InsufficientScope(scope) => {
+                let v = format!(r#"Bearer realm="berth", error="insufficient_scope", scope="{}""#, scope.as_str());
+                if let Ok(v) = HeaderValue::from_str(&v) {
+                    headers.insert(header::WWW_AUTHENTICATE, v);
+                }
             }
             Self::TooManyRequests { retry_after_secs } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));

@@ -1,6 +1,7 @@
 //! Berth: a self-hostable, multi-tenant DBaaS control plane.
 
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod bootstrap;
 pub mod cli;

@@ -181,7 +181,10 @@ async fn purge_loop(state: AppState) {
         if let Err(e) = db::sessions::purge_expired(&state.db, now - idle, now - absolute).await {
             tracing::warn!(error = %e, "purging expired sessions");
         }
-        if let Err(e) = db::login_failures::purge_before(&state.db, now - window).await {
+        if let Err(e) = db::tokens::purge_expired(&state.db, now).await {
+            tracing::warn!(error = %e, "purging expired tokens");
+        }
+        if let Err(e) = db::auth_failures::purge_before(&state.db, now - window).await {
             tracing::warn!(error = %e, "purging old login failures");
         }
     }

@@ -2,6 +2,7 @@
 
 pub mod password;
 pub mod session;
+pub mod token;
 
 pub use password::PasswordHasher;
 pub use session::{PRINCIPAL_KEY, PgSessionStore, USER_ID_KEY, session_hash};

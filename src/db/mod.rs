@@ -1,7 +1,10 @@
 //! All SQL. One file per aggregate; tenant-owned queries take the [`Ctx`](crate::domain::Ctx)
 //! first and filter by its organization in the query itself.
 
-pub mod login_failures;
+pub mod audit;
+pub mod auth_failures;
+pub mod credentials;
 pub mod orgs;
 pub mod sessions;
+pub mod tokens;
 pub mod users;

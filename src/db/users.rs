@@ -108,3 +108,10 @@ pub async fn principal(ex: impl PgExecutor<'_>, user_id: Uuid) -> sqlx::Result<O
         orgs: r.orgs.0,
     }))
 }
+
+/// The organizations a user belongs to: where their logins are audited.
+pub async fn org_ids(ex: impl PgExecutor<'_>, user_id: Uuid) -> sqlx::Result<Vec<Uuid>> {
+    sqlx::query_scalar!("select org_id from memberships where user_id = $1", user_id)
+        .fetch_all(ex)
+        .await
+}

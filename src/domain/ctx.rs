@@ -9,6 +9,25 @@ use crate::error::{ApiError, ApiResult};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthMethod {
     Session,
+    /// An OAuth2 access token of a client credential, limited to its scopes.
+    Bearer { credential_id: Uuid, scopes: Vec<Scope> },
+}
+
+impl AuthMethod {
+    pub fn credential_id(&self) -> Option<Uuid> {
+        match self {
+            Self::Session => None,
+            Self::Bearer { credential_id, .. } => Some(*credential_id),
+        }
+    }
+
+    /// For a bearer token: refuses a scope the token lacks.
+    pub fn require_scope(&self, scope: Scope) -> ApiResult<()> {
+        match self {
+            Self::Bearer { scopes, .. } if !scopes.contains(&scope) => Err(ApiError::InsufficientScope(scope)),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// An organization the principal belongs to, with the role held there.
@@ -65,9 +84,14 @@ pub struct Ctx {
 
 impl Ctx {
     /// Authorization as one explicit call at the top of a handler.
+    /// A bearer token needs the scope in its credential *and* in its creator's current role, so
+    /// that demoting the creator narrows the credential at the next request.
     pub fn require(&self, scope: Scope) -> ApiResult<()> {
+        self.method.require_scope(scope)?;
         if self.role.allows(scope) {
             Ok(())
+        } else if matches!(self.method, AuthMethod::Bearer { .. }) {
+            Err(ApiError::InsufficientScope(scope))
         } else {
             Err(ApiError::Forbidden {
                 code: "insufficient_role",

@@ -70,6 +70,30 @@ pub enum Scope {
 }
 
 impl Scope {
+    pub const ALL: [Scope; 6] = [
+        Self::OrgRead,
+        Self::OrgAdmin,
+        Self::StoresRead,
+        Self::StoresWrite,
+        Self::BackupsRead,
+        Self::BackupsWrite,
+    ];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::OrgRead => "Read the organization and its members",
+            Self::OrgAdmin => "Manage members and read the audit trail",
+            Self::StoresRead => "Read stores, their nodes, jobs and settings",
+            Self::StoresWrite => "Create, change and delete stores",
+            Self::BackupsRead => "Read backups and schedules",
+            Self::BackupsWrite => "Take, restore and delete backups; change schedules",
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::OrgRead => "org:read",

@@ -16,6 +16,9 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(routes::auth::router())
         .merge(routes::users::router())
         .merge(routes::orgs::router())
+        .merge(routes::oauth2::router())
+        .merge(routes::credentials::router())
+        .merge(routes::audit::router())
 }
 
 /// The OpenAPI document as served at `/api/openapi.json` and committed in `openapi/openapi.json`.

@@ -1,9 +1,11 @@
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::{FieldError, Problem};
 
 pub const SESSION_SCHEME: &str = "session";
+pub const BEARER_SCHEME: &str = "bearer";
+pub const CLIENT_BASIC_SCHEME: &str = "client_basic";
 
 #[derive(OpenApi)]
 #[openapi(
@@ -11,8 +13,11 @@ pub const SESSION_SCHEME: &str = "session";
         title = "Berth",
         description = "A self-hostable, multi-tenant DBaaS control plane.\n\n\
             Sign in with `POST /api/auth/login`: the browser keeps the session cookie and sends it \
-            with every request made from this page. Errors are RFC 9457 problem documents with a \
-            stable `code`.\n\n\
+            with every request made from this page. Automation uses OAuth2 client credentials: \
+            create one (`POST /api/v1/orgs/{org_id}/credentials`), exchange it at \
+            `POST /api/auth/oauth2/token` for a bearer token, and paste the token into Authorize → \
+            bearer. Errors are RFC 9457 problem documents with a stable `code` (the token endpoint \
+            answers RFC 6749 errors).\n\n\
             Roles, and what each may do in its organization:\n\n\
             | role | may |\n|---|---|\n\
             | viewer | read the organization, its members, stores and backups |\n\
@@ -28,6 +33,9 @@ pub const SESSION_SCHEME: &str = "session";
         (name = "system", description = "Liveness and health"),
         (name = "orgs", description = "Organizations and their members"),
         (name = "users", description = "The signed-in user's account"),
+        (name = "oauth2", description = "OAuth2 token endpoint, revocation and metadata for automation"),
+        (name = "credentials", description = "OAuth2 client credentials"),
+        (name = "audit", description = "The tamper-evident audit trail"),
     )
 )]
 pub struct ApiDoc;
@@ -44,5 +52,15 @@ impl Modify for SecuritySchemes {
                 "The session cookie set by POST /api/auth/login (HttpOnly: the browser sends it by itself).",
             ))),
         );
+        let mut bearer = Http::new(HttpAuthScheme::Bearer);
+        bearer.description = Some(
+            "An access token from POST /api/auth/oauth2/token. The scopes an operation needs are listed beside it; \
+             the token's credential must hold them and its creator's role must allow them."
+                .into(),
+        );
+        components.add_security_scheme(BEARER_SCHEME, SecurityScheme::Http(bearer));
+        let mut basic = Http::new(HttpAuthScheme::Basic);
+        basic.description = Some("client_id and client_secret of a client credential (client_secret_basic).".into());
+        components.add_security_scheme(CLIENT_BASIC_SCHEME, SecurityScheme::Http(basic));
     }
 }

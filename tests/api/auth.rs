@@ -316,7 +316,7 @@ async fn malformed_logins_are_problem_documents() {
         .send()
         .await;
     huge.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
-    let failures: i64 = sqlx::query_scalar("select count(*) from login_failures")
+    let failures: i64 = sqlx::query_scalar("select count(*) from auth_failures")
         .fetch_one(&app.db)
         .await
         .unwrap();

@@ -1,22 +1,51 @@
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRef, FromRequestParts};
+use axum::http::header;
 use axum::http::request::Parts;
+use time::Duration;
 use tower_sessions::Session;
 
-use crate::auth::PRINCIPAL_KEY;
-use crate::domain::{AuthMethod, Principal};
+use crate::app::AppState;
+use crate::audit::{Event, Outcome, RequestMeta};
+use crate::auth::{PRINCIPAL_KEY, token};
+use crate::db;
+use crate::domain::{AuthMethod, Ctx, Principal, Scope};
 use crate::error::ApiError;
 
-/// Any authenticated principal, including one who must still change their password.
+/// Any authenticated principal, including one who must still change their password: by session
+/// cookie, or by `Authorization: Bearer` (the scheme name in any case).
 #[derive(Debug, Clone)]
 pub struct Authenticated {
     pub principal: Principal,
     pub method: AuthMethod,
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
+impl<S> FromRequestParts<S> for Authenticated
+where
+    AppState: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if parts
+            .uri
+            .query()
+            .is_some_and(|q| q.split('&').any(|kv| kv.starts_with("access_token=")))
+        {
+            return Err(ApiError::BadRequest(
+                "access tokens are not accepted in the query string; send Authorization: Bearer".into(),
+            ));
+        }
+        if let Some(value) = parts.headers.get(header::AUTHORIZATION) {
+            let state = AppState::from_ref(state);
+            let value = value.to_str().map_err(|_| ApiError::InvalidToken)?.to_owned();
+            return match value.split_once(' ') {
+                Some((scheme, tok)) if scheme.eq_ignore_ascii_case("bearer") => {
+                    bearer(&state, tok.trim(), parts).await
+                }
+                _ => Err(ApiError::Unauthenticated),
+            };
+        }
         let session = parts
             .extensions
             .get::<Session>()
@@ -27,11 +56,25 @@ impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
             .await
             .map_err(|e| anyhow::anyhow!("loading session: {e}"))?
             .ok_or(ApiError::Unauthenticated)?;
-        Ok(Self {
-            principal,
-            method: AuthMethod::Session,
-        })
+        Ok(Self { principal, method: AuthMethod::Session })
     }
+}
+
+async fn bearer(state: &AppState, tok: &str, parts: &mut Parts) -> Result<Authenticated, ApiError> {
+    let now = state.clock.now();
+    let found = db::tokens::bearer_principal(&state.db, &token::hash(tok), now, now - Duration::MINUTE).await?;
+    let Some(row) = found else {
+        let meta = RequestMeta::from_request_parts(parts, &()).await.unwrap_or_default();
+        Event::new("token.refused", &meta)
+            .outcome(Outcome::Denied)
+            .detail("reason", "invalid, expired or revoked access token")
+            .detail("route", parts.uri.path())
+            .record(&state.db, now)
+            .await?;
+        return Err(ApiError::InvalidToken);
+    };
+    let scopes = row.scopes.iter().filter_map(|s| Scope::parse(s)).collect();
+    Ok(Authenticated { principal: row.principal, method: AuthMethod::Bearer { credential_id: row.credential_id, scopes } })
 }
 
 /// An authenticated principal allowed to use the API: one whose initial password has been
@@ -43,17 +86,31 @@ pub struct ActiveUser {
 }
 
 impl ActiveUser {
-    pub fn in_org(&self, org_id: uuid::Uuid) -> Result<crate::domain::Ctx, ApiError> {
+    pub fn in_org(&self, org_id: uuid::Uuid) -> Result<Ctx, ApiError> {
         self.principal.in_org(org_id, self.method.clone())
+    }
+
+    /// For what a credential must never do by itself, like minting more credentials.
+    pub fn require_session(&self) -> Result<(), ApiError> {
+        match self.method {
+            AuthMethod::Session => Ok(()),
+            AuthMethod::Bearer { .. } => Err(ApiError::Forbidden {
+                code: "session_required",
+                detail: "this needs a signed-in user; an OAuth2 credential cannot do it".into(),
+            }),
+        }
     }
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for ActiveUser {
+impl<S> FromRequestParts<S> for ActiveUser
+where
+    AppState: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let Authenticated { principal, method } =
-            Authenticated::from_request_parts(parts, state).await?;
+        let Authenticated { principal, method } = Authenticated::from_request_parts(parts, state).await?;
         if principal.must_change_password {
             return Err(ApiError::Forbidden {
                 code: "password_change_required",

@@ -51,3 +51,14 @@ impl From<PathRejection> for ApiError {
         ApiError::BadRequest(format!("invalid path: {}", rejection.body_text()))
     }
 }
+
+/// `axum::extract::Query` with a problem document when the query string does not parse.
+#[derive(Debug, Clone, Copy, FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct AppQuery<T>(pub T);
+
+impl From<axum::extract::rejection::QueryRejection> for ApiError {
+    fn from(rejection: axum::extract::rejection::QueryRejection) -> Self {
+        ApiError::field("query", rejection.body_text())
+    }
+}

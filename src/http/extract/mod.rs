@@ -1,7 +1,9 @@
-//! Request extractors: bodies and paths with problem+json rejections, and authentication.
+//! Request extractors: bodies, paths and queries with problem+json rejections, authentication,
+//! and the request's origin for the audit trail.
 
 mod auth;
 mod json;
+mod meta;
 
 pub use auth::{ActiveUser, Authenticated};
-pub use json::{AppJson, AppPath};
+pub use json::{AppJson, AppPath, AppQuery};

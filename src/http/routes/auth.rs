@@ -8,9 +8,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::AppState;
-use crate::auth::USER_ID_KEY;
+use crate::audit::{Event, Outcome, RequestMeta};
+use crate::auth::{PRINCIPAL_KEY, USER_ID_KEY};
 use crate::db;
-use crate::domain::{AuthMethod, password};
+use crate::domain::{AuthMethod, Principal, Scope, password};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::http::extract::{AppJson, Authenticated};
 use crate::http::routes::users::UserView;
@@ -50,6 +51,7 @@ pub struct LoginRequest {
 )]
 async fn login(
     State(state): State<AppState>,
+    meta: RequestMeta,
     session: Session,
     AppJson(body): AppJson<LoginRequest>,
 ) -> ApiResult<AppJson<UserView>> {
@@ -71,7 +73,14 @@ async fn login(
         Some(u) => (Some(u.id), Some(u.password_hash)),
         None => (None, None),
     };
-    if !check_password(&state, &login, body.password, stored).await? {
+    let verdict = check_password(&state, &login, body.password, stored).await;
+    let outcome = match &verdict {
+        Ok(true) => Outcome::Success,
+        Ok(false) => Outcome::Failure,
+        Err(_) => Outcome::Denied,
+    };
+    audit_login(&state, &meta, &login, user_id, outcome).await?;
+    if !verdict? {
         return Err(ApiError::InvalidCredentials);
     }
     let user_id = user_id.ok_or_else(|| anyhow::anyhow!("verified a password without a user"))?;
@@ -93,6 +102,36 @@ async fn login(
     Ok(AppJson(principal.into()))
 }
 
+/// Records a login attempt in the chain of every organization of the user it names (the system
+/// chain for a login that names nobody).
+async fn audit_login(
+    state: &AppState,
+    meta: &RequestMeta,
+    login: &str,
+    user_id: Option<uuid::Uuid>,
+    outcome: Outcome,
+) -> ApiResult<()> {
+    let orgs = match user_id {
+        Some(id) => db::users::org_ids(&state.db, id).await?,
+        None => vec![],
+    };
+    let mut ev = Event::new("login", meta).claimed_actor(login).outcome(outcome);
+    if let Some(id) = user_id {
+        ev = ev.actor_user(id).target(format!("user:{id}"));
+    }
+    if outcome == Outcome::Denied {
+        ev = ev.detail("reason", "throttled");
+    }
+    let now = state.clock.now();
+    if orgs.is_empty() {
+        return Ok(ev.record(&state.db, now).await?);
+    }
+    for org in orgs {
+        ev.clone().org(org).record(&state.db, now).await?;
+    }
+    Ok(())
+}
+
 /// Checks a password against the stored hash (or a dummy when `stored` is `None`), under the
 /// per-login throttle: `Ok(false)` is a recorded failure, 429 a refusal without checking.
 pub async fn check_password(
@@ -104,17 +143,16 @@ pub async fn check_password(
     let now = state.clock.now();
     let window = time::Duration::try_from(state.auth.login_window)
         .map_err(|e| anyhow::anyhow!("login window: {e}"))?;
-    let recent = db::login_failures::in_window(&state.db, login, now - window).await?;
-    if recent.failures >= i64::from(state.auth.login_max_failures) {
-        let frees_at = recent.oldest.unwrap_or(now) + window;
-        let retry_after_secs = (frees_at - now).whole_seconds().max(1) as u64;
+    let subject = format!("login:{login}");
+    let recent = db::auth_failures::in_window(&state.db, &subject, now - window).await?;
+    if let Some(retry_after_secs) = recent.retry_after(state.auth.login_max_failures, window, now) {
         return Err(ApiError::TooManyRequests { retry_after_secs });
     }
     if state.hasher.verify(password, stored).await? {
-        db::login_failures::clear(&state.db, login).await?;
+        db::auth_failures::clear(&state.db, &subject).await?;
         Ok(true)
     } else {
-        db::login_failures::record(&state.db, login, now).await?;
+        db::auth_failures::record(&state.db, &subject, now).await?;
         Ok(false)
     }
 }
@@ -128,11 +166,21 @@ pub async fn check_password(
         (status = 403, description = "Cross-site request", body = Problem, content_type = "application/problem+json"),
     )
 )]
-async fn logout(session: Session) -> ApiResult<StatusCode> {
-    session
-        .flush()
+async fn logout(State(state): State<AppState>, meta: RequestMeta, session: Session) -> ApiResult<StatusCode> {
+    let principal = session
+        .get::<Principal>(PRINCIPAL_KEY)
         .await
-        .map_err(|e| anyhow::anyhow!("ending session: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("loading session: {e}"))?;
+    session.flush().await.map_err(|e| anyhow::anyhow!("ending session: {e}"))?;
+    if let Some(p) = principal {
+        for org in &p.orgs {
+            Event::new("logout", &meta)
+                .org(org.id)
+                .by(&p, &AuthMethod::Session)
+                .record(&state.db, state.clock.now())
+                .await?;
+        }
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -141,25 +189,27 @@ async fn logout(session: Session) -> ApiResult<StatusCode> {
 pub struct CheckResponse {
     #[serde(flatten)]
     pub user: UserView,
-    /// How this request was authenticated: `session`.
+    /// How this request was authenticated: `session` or `bearer`.
     pub auth_method: String,
+    /// For a bearer token: its scopes (its organization is the only one in `organizations`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<Scope>>,
 }
 
 /// Who the request is authenticated as.
 #[utoipa::path(
     get, path = "/api/auth/check", tag = "auth",
-    security(("session" = [])),
+    security(("session" = []), ("bearer" = [])),
     responses(
         (status = 200, body = CheckResponse),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "A token in the query string", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not authenticated, or an invalid token (`WWW-Authenticate: Bearer error=\"invalid_token\"`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn check(user: Authenticated) -> AppJson<CheckResponse> {
-    let auth_method = match user.method {
-        AuthMethod::Session => "session",
+    let (auth_method, scopes) = match user.method {
+        AuthMethod::Session => ("session", None),
+        AuthMethod::Bearer { scopes, .. } => ("bearer", Some(scopes)),
     };
-    AppJson(CheckResponse {
-        user: user.principal.into(),
-        auth_method: auth_method.into(),
-    })
+    AppJson(CheckResponse { user: user.principal.into(), auth_method: auth_method.into(), scopes })
 }

@@ -13,7 +13,8 @@ use uuid::Uuid;
 use crate::app::AppState;
 use crate::db;
 use crate::db::orgs::{MemberRow, OrgRow};
-use crate::domain::{Ctx, Email, NewPassword, Role, Scope};
+use crate::audit::{Event, RequestMeta};
+use crate::domain::{AuthMethod, Ctx, Email, NewPassword, Role, Scope};
 use crate::error::{ApiError, ApiResult, Problem, on_constraint};
 use crate::http::extract::{ActiveUser, AppJson, AppPath};
 
@@ -62,7 +63,7 @@ pub struct OrgList {
 /// The organizations the caller belongs to.
 #[utoipa::path(
     get, path = "/api/v1/orgs", tag = "orgs",
-    security(("session" = [])),
+    security(("session" = []), ("bearer" = ["org:read"])),
     responses(
         (status = 200, body = OrgList),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
@@ -70,6 +71,7 @@ pub struct OrgList {
     )
 )]
 async fn list_orgs(State(state): State<AppState>, user: ActiveUser) -> ApiResult<AppJson<OrgList>> {
+    user.method.require_scope(Scope::OrgRead)?;
     let rows = db::orgs::list_for_user(&state.db, user.principal.user_id).await?;
     let items = rows
         .into_iter()
@@ -109,36 +111,37 @@ fn org_name(raw: &str) -> ApiResult<String> {
     responses(
         (status = 201, body = OrgView),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Cross-site request, or the initial password must be changed first", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A bearer token, a cross-site request, or the initial password must be changed first", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid name", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn create_org(
     State(state): State<AppState>,
+    meta: RequestMeta,
     user: ActiveUser,
     AppJson(body): AppJson<CreateOrg>,
 ) -> ApiResult<(StatusCode, AppJson<OrgView>)> {
+    user.require_session()?;
     let name = org_name(&body.name)?;
     let id = Uuid::now_v7();
+    let ctx = Ctx { user_id: user.principal.user_id, org_id: id, role: Role::Owner, method: user.method };
     let mut tx = state.db.begin().await?;
-    db::orgs::create(&mut tx, id, &name, user.principal.user_id).await?;
+    db::orgs::create(&mut tx, id, &name, ctx.user_id).await?;
+    Event::new("org.created", &meta)
+        .in_ctx(&ctx, &user.principal.email)
+        .target(format!("org:{id}"))
+        .detail("name", &name)
+        .record_in(&mut tx, state.clock.now())
+        .await?;
+    let row = db::orgs::get(&mut *tx, &ctx).await?.ok_or(ApiError::NotFound("organization"))?;
     tx.commit().await?;
-    let ctx = Ctx {
-        user_id: user.principal.user_id,
-        org_id: id,
-        role: Role::Owner,
-        method: user.method,
-    };
-    let row = db::orgs::get(&state.db, &ctx)
-        .await?
-        .ok_or(ApiError::NotFound("organization"))?;
     Ok((StatusCode::CREATED, AppJson(row.try_into()?)))
 }
 
 /// One organization the caller belongs to. Any other id, existing or not, is 404.
 #[utoipa::path(
     get, path = "/api/v1/orgs/{org_id}", tag = "orgs",
-    security(("session" = [])),
+    security(("session" = []), ("bearer" = ["org:read"])),
     params(("org_id" = Uuid, Path)),
     responses(
         (status = 200, body = OrgView),
@@ -199,7 +202,7 @@ pub struct MemberList {
 /// The organization's members and their roles.
 #[utoipa::path(
     get, path = "/api/v1/orgs/{org_id}/members", tag = "orgs",
-    security(("session" = [])),
+    security(("session" = []), ("bearer" = ["org:read"])),
     params(("org_id" = Uuid, Path)),
     responses(
         (status = 200, body = MemberList),
@@ -259,7 +262,7 @@ fn generate_password() -> String {
 /// first login. Admins may add any role but owner; owners may add owners.
 #[utoipa::path(
     post, path = "/api/v1/orgs/{org_id}/members", tag = "orgs",
-    security(("session" = [])),
+    security(("session" = []), ("bearer" = ["org:admin"])),
     params(("org_id" = Uuid, Path)),
     request_body = AddMember,
     responses(
@@ -273,6 +276,7 @@ fn generate_password() -> String {
 )]
 async fn add_member(
     State(state): State<AppState>,
+    meta: RequestMeta,
     user: ActiveUser,
     AppPath(org_id): AppPath<Uuid>,
     AppJson(body): AppJson<AddMember>,
@@ -348,6 +352,14 @@ async fn add_member(
     let member = db::orgs::get_member(&mut *tx, &ctx, user_id)
         .await?
         .ok_or(ApiError::NotFound("member"))?;
+    Event::new("member.added", &meta)
+        .in_ctx(&ctx, &user.principal.email)
+        .target(format!("user:{user_id}"))
+        .detail("email", email.as_str())
+        .detail("role", body.role)
+        .detail("account_created", existing.is_none())
+        .record_in(&mut tx, state.clock.now())
+        .await?;
     tx.commit().await?;
     Ok((
         StatusCode::CREATED,
@@ -368,7 +380,7 @@ pub struct UpdateMember {
 /// Changes a member's role. Only owners may make or unmake owners; the last owner stays one.
 #[utoipa::path(
     patch, path = "/api/v1/orgs/{org_id}/members/{user_id}", tag = "orgs",
-    security(("session" = [])),
+    security(("session" = []), ("bearer" = ["org:admin"])),
     params(("org_id" = Uuid, Path), ("user_id" = Uuid, Path)),
     request_body = UpdateMember,
     responses(
@@ -382,6 +394,7 @@ pub struct UpdateMember {
 )]
 async fn update_member(
     State(state): State<AppState>,
+    meta: RequestMeta,
     user: ActiveUser,
     AppPath((org_id, user_id)): AppPath<(Uuid, Uuid)>,
     AppJson(body): AppJson<UpdateMember>,
@@ -407,6 +420,13 @@ async fn update_member(
     let member = db::orgs::get_member(&mut *tx, &ctx, user_id)
         .await?
         .ok_or(ApiError::NotFound("member"))?;
+    Event::new("member.role_changed", &meta)
+        .in_ctx(&ctx, &user.principal.email)
+        .target(format!("user:{user_id}"))
+        .detail("from", current)
+        .detail("to", body.role)
+        .record_in(&mut tx, state.clock.now())
+        .await?;
     tx.commit().await?;
     Ok(AppJson(member.try_into()?))
 }
@@ -422,7 +442,7 @@ fn last_owner() -> ApiError {
 /// owner. The last owner cannot be removed.
 #[utoipa::path(
     delete, path = "/api/v1/orgs/{org_id}/members/{user_id}", tag = "orgs",
-    security(("session" = [])),
+    security(("session" = []), ("bearer" = ["org:admin"])),
     params(("org_id" = Uuid, Path), ("user_id" = Uuid, Path)),
     responses(
         (status = 204, description = "Removed"),
@@ -434,11 +454,12 @@ fn last_owner() -> ApiError {
 )]
 async fn remove_member(
     State(state): State<AppState>,
+    meta: RequestMeta,
     user: ActiveUser,
     AppPath((org_id, user_id)): AppPath<(Uuid, Uuid)>,
 ) -> ApiResult<StatusCode> {
     let ctx = user.in_org(org_id)?;
-    if user_id != ctx.user_id {
+    if user_id != ctx.user_id || matches!(ctx.method, AuthMethod::Bearer { .. }) {
         ctx.require(Scope::OrgAdmin)?;
     }
     let mut tx = state.db.begin().await?;
@@ -458,6 +479,13 @@ async fn remove_member(
         }
     }
     db::orgs::remove_member(&mut *tx, &ctx, user_id).await?;
+    Event::new("member.removed", &meta)
+        .in_ctx(&ctx, &user.principal.email)
+        .target(format!("user:{user_id}"))
+        .detail("email", &target.email)
+        .detail("role", &target.role)
+        .record_in(&mut tx, state.clock.now())
+        .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -11,7 +11,9 @@ use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::db;
-use crate::domain::{NewPassword, Principal, Role};
+use crate::audit::RequestMeta;
+use crate::audit::Event;
+use crate::domain::{AuthMethod, NewPassword, Principal, Role};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::http::extract::{AppJson, Authenticated};
 use crate::http::routes::auth::check_password;
@@ -93,7 +95,7 @@ impl From<Principal> for UserView {
 /// The signed-in user.
 #[utoipa::path(
     get, path = "/api/v1/users/me", tag = "users",
-    security(("session" = [])),
+    security(("session" = []), ("bearer" = [])),
     responses(
         (status = 200, body = UserView),
         (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
@@ -122,17 +124,24 @@ pub struct ChangePassword {
     responses(
         (status = 204, description = "Changed; the user's other sessions have ended"),
         (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Wrong current password, or a cross-site request", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Wrong current password, a bearer token, or a cross-site request", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The new password breaks the rules", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many wrong passwords", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn change_password(
     State(state): State<AppState>,
+    meta: RequestMeta,
     session: Session,
     user: Authenticated,
     AppJson(body): AppJson<ChangePassword>,
 ) -> ApiResult<StatusCode> {
+    if user.method != AuthMethod::Session {
+        return Err(ApiError::Forbidden {
+            code: "session_required",
+            detail: "a password is changed by its signed-in user, not by a credential".into(),
+        });
+    }
     let new =
         NewPassword::parse(body.new_password).map_err(|m| ApiError::field("new_password", m))?;
     let user_id = user.principal.user_id;
@@ -153,7 +162,16 @@ async fn change_password(
         .map_err(|e| anyhow::anyhow!("cycling session: {e}"))?;
     let mut tx = state.db.begin().await?;
     db::users::set_password(&mut *tx, user_id, &hash, state.clock.now()).await?;
-    db::sessions::delete_others(&mut *tx, user_id, None).await?;
+    let ended = db::sessions::delete_others(&mut *tx, user_id, None).await?;
+    for org in &user.principal.orgs {
+        Event::new("user.password_changed", &meta)
+            .org(org.id)
+            .by(&user.principal, &user.method)
+            .target(format!("user:{user_id}"))
+            .detail("sessions_ended", ended)
+            .record_in(&mut tx, state.clock.now())
+            .await?;
+    }
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,0 +1,186 @@
+use sqlx::{PgExecutor, Postgres, Transaction};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::domain::{Principal, PrincipalOrg};
+
+pub const ACCESS: &str = "access";
+pub const REFRESH: &str = "refresh";
+
+pub struct NewToken<'a> {
+    pub hash: &'a [u8],
+    pub kind: &'static str,
+    pub credential_id: Uuid,
+    pub family_id: Uuid,
+    pub scopes: &'a [String],
+    pub now: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+}
+
+pub async fn insert(ex: impl PgExecutor<'_>, t: NewToken<'_>) -> sqlx::Result<()> {
+    sqlx::query!(
+        "insert into oauth_tokens (token_hash, kind, credential_id, family_id, scopes, created_at, expires_at)
+         values ($1, $2, $3, $4, $5, $6, $7)",
+        t.hash,
+        t.kind,
+        t.credential_id,
+        t.family_id,
+        t.scopes,
+        t.now,
+        t.expires_at
+    )
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+pub struct BearerRow {
+    pub credential_id: Uuid,
+    pub scopes: Vec<String>,
+    pub principal: Principal,
+}
+
+/// The principal behind an access token, in one round trip: the token, its credential (neither
+/// expired nor revoked), the creator's current membership in the credential's organization (a
+/// creator who left kills the token), and the user. Touches `last_used_at` at most once a minute.
+pub async fn bearer_principal(
+    ex: impl PgExecutor<'_>,
+    hash: &[u8],
+    now: OffsetDateTime,
+    touch_before: OffsetDateTime,
+) -> sqlx::Result<Option<BearerRow>> {
+    let row = sqlx::query!(
+        r#"with t as (
+               select t.credential_id, t.scopes from oauth_tokens t
+               join credentials c on c.id = t.credential_id
+               where t.token_hash = $1 and t.kind = 'access' and t.revoked_at is null
+                 and t.expires_at > $2 and c.revoked_at is null and c.expires_at > $2
+           ), touched as (
+               update credentials set last_used_at = $2 from t
+               where credentials.id = t.credential_id
+                 and (credentials.last_used_at is null or credentials.last_used_at < $3)
+           )
+           select t.credential_id as "credential_id!", t.scopes as "scopes!",
+                  c.org_id as "org_id!", o.name as "org_name!", m.role as "role!",
+                  u.id as "id!", u.email as "email!", u.first_name as "first_name!",
+                  u.last_name as "last_name!", u.origin as "origin!",
+                  u.must_change_password as "must_change_password!",
+                  u.created_at as "created_at!", u.updated_at as "updated_at!"
+           from t
+           join credentials c on c.id = t.credential_id
+           join memberships m on m.org_id = c.org_id and m.user_id = c.created_by
+           join organizations o on o.id = c.org_id
+           join users u on u.id = c.created_by"#,
+        hash,
+        now,
+        touch_before
+    )
+    .fetch_optional(ex)
+    .await?;
+    let Some(r) = row else { return Ok(None) };
+    let org: PrincipalOrg = serde_json::from_value(serde_json::json!({"id": r.org_id, "name": r.org_name, "role": r.role}))
+        .map_err(|e| sqlx::Error::Decode(e.into()))?;
+    Ok(Some(BearerRow {
+        credential_id: r.credential_id,
+        scopes: r.scopes,
+        principal: Principal {
+            user_id: r.id,
+            email: r.email,
+            first_name: r.first_name,
+            last_name: r.last_name,
+            origin: r.origin,
+            must_change_password: r.must_change_password,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            orgs: vec![org],
+        },
+    }))
+}
+
+pub enum Refresh {
+    /// The token was valid and is now used: issue the next pair in `family_id`.
+    Rotated { family_id: Uuid, scopes: Vec<String> },
+    /// Presented again after use: someone holds a copy. The family must be revoked.
+    Reused { family_id: Uuid },
+    /// Unknown, expired, revoked, or another client's.
+    Invalid,
+}
+
+/// Uses a refresh token of `credential_id` exactly once, also under concurrent presentation.
+pub async fn use_refresh(
+    tx: &mut Transaction<'_, Postgres>,
+    hash: &[u8],
+    credential_id: Uuid,
+    now: OffsetDateTime,
+) -> sqlx::Result<Refresh> {
+    let used = sqlx::query!(
+        "update oauth_tokens set used_at = $3
+         where token_hash = $1 and kind = 'refresh' and credential_id = $2
+           and used_at is null and revoked_at is null and expires_at > $3
+         returning family_id, scopes",
+        hash,
+        credential_id,
+        now
+    )
+    .fetch_optional(&mut **tx)
+    .await?;
+    if let Some(u) = used {
+        return Ok(Refresh::Rotated { family_id: u.family_id, scopes: u.scopes });
+    }
+    let seen = sqlx::query!(
+        "select family_id, used_at from oauth_tokens
+         where token_hash = $1 and kind = 'refresh' and credential_id = $2",
+        hash,
+        credential_id
+    )
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(match seen {
+        Some(s) if s.used_at.is_some() => Refresh::Reused { family_id: s.family_id },
+        _ => Refresh::Invalid,
+    })
+}
+
+pub async fn revoke_family(ex: impl PgExecutor<'_>, family_id: Uuid, now: OffsetDateTime) -> sqlx::Result<u64> {
+    let done = sqlx::query!(
+        "update oauth_tokens set revoked_at = $2 where family_id = $1 and revoked_at is null",
+        family_id,
+        now
+    )
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// RFC 7009: revokes a token of `credential_id` (a refresh token takes its family with it).
+/// Another client's token, or an unknown one, is left alone.
+pub async fn revoke_token(
+    tx: &mut Transaction<'_, Postgres>,
+    hash: &[u8],
+    credential_id: Uuid,
+    now: OffsetDateTime,
+) -> sqlx::Result<bool> {
+    let found = sqlx::query!(
+        "update oauth_tokens set revoked_at = coalesce(revoked_at, $3)
+         where token_hash = $1 and credential_id = $2 returning kind, family_id",
+        hash,
+        credential_id,
+        now
+    )
+    .fetch_optional(&mut **tx)
+    .await?;
+    match found {
+        Some(t) if t.kind == REFRESH => {
+            revoke_family(&mut **tx, t.family_id, now).await?;
+            Ok(true)
+        }
+        Some(_) => Ok(true),
+        None => Ok(false),
+    }
+}
+
+/// Tokens past expiry are refused anyway; this reclaims their rows.
+pub async fn purge_expired(ex: impl PgExecutor<'_>, now: OffsetDateTime) -> sqlx::Result<u64> {
+    let done = sqlx::query!("delete from oauth_tokens where expires_at <= $1", now).execute(ex).await?;
+    Ok(done.rows_affected())
+}

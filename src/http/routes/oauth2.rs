@@ -1,0 +1,503 @@
+//! The OAuth2 authorization server for automation: the token endpoint (RFC 6749:
+//! `client_credentials` and `refresh_token`), revocation (RFC 7009) and metadata (RFC 8414).
+//!
+//! Errors here are RFC 6749 §5.2 bodies, not problem documents: OAuth2 client libraries parse
+//! them. The endpoints ignore cookies.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use oauth2::basic::BasicErrorResponseType;
+use serde::Serialize;
+use sqlx::PgConnection;
+use std::collections::HashMap;
+use time::{Duration, OffsetDateTime};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::audit::{Event, Outcome, RequestMeta};
+use crate::auth::token;
+use crate::db;
+use crate::db::credentials::ClientAuth;
+use crate::db::tokens::{NewToken, Refresh};
+use crate::domain::Scope;
+use crate::http::extract::AppJson;
+
+pub const ACCESS_TTL: Duration = Duration::HOUR;
+pub const REFRESH_TTL: Duration = Duration::days(30);
+/// At most `MAX_CLIENT_FAILURES` wrong secrets per client id in this window.
+pub const CLIENT_FAILURE_WINDOW: Duration = Duration::HOUR;
+pub const MAX_CLIENT_FAILURES: u32 = 100;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(token_endpoint))
+        .routes(routes!(revoke))
+        .routes(routes!(metadata))
+        .routes(routes!(scopes))
+}
+
+/// An RFC 6749 §5.2 error.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OAuthErrorBody {
+    /// `invalid_request`, `invalid_client`, `invalid_grant`, `unauthorized_client`,
+    /// `unsupported_grant_type`, `invalid_scope`, or `temporarily_unavailable` (throttled).
+    pub error: String,
+    pub error_description: String,
+}
+
+#[derive(Debug)]
+pub struct OAuthError {
+    status: StatusCode,
+    error: BasicErrorResponseType,
+    description: String,
+    retry_after: Option<u64>,
+}
+
+impl OAuthError {
+    fn new(error: BasicErrorResponseType, description: impl Into<String>) -> Self {
+        let status = match error {
+            BasicErrorResponseType::InvalidClient => StatusCode::UNAUTHORIZED,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        Self { status, error, description: description.into(), retry_after: None }
+    }
+    fn invalid_request(d: impl Into<String>) -> Self {
+        Self::new(BasicErrorResponseType::InvalidRequest, d)
+    }
+    fn invalid_client(d: impl Into<String>) -> Self {
+        Self::new(BasicErrorResponseType::InvalidClient, d)
+    }
+    fn invalid_grant(d: impl Into<String>) -> Self {
+        Self::new(BasicErrorResponseType::InvalidGrant, d)
+    }
+    fn invalid_scope(d: impl Into<String>) -> Self {
+        Self::new(BasicErrorResponseType::InvalidScope, d)
+    }
+}
+
+impl From<sqlx::Error> for OAuthError {
+    fn from(e: sqlx::Error) -> Self {
+        let id = Uuid::now_v7();
+        tracing::error!(error_id = %id, error = ?e, "token endpoint");
+        Self {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            error: BasicErrorResponseType::Extension("temporarily_unavailable".into()),
+            description: format!("internal error; quote {id} to the operator"),
+            retry_after: Some(1),
+        }
+    }
+}
+
+fn no_store(headers: &mut HeaderMap) {
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let body = OAuthErrorBody { error: self.error.as_ref().to_owned(), error_description: self.description };
+        let mut res = (self.status, axum::Json(body)).into_response();
+        let headers = res.headers_mut();
+        no_store(headers);
+        if self.status == StatusCode::UNAUTHORIZED {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(r#"Basic realm="berth""#));
+        }
+        if let Some(secs) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        res
+    }
+}
+
+/// The form of a token request (`application/x-www-form-urlencoded`).
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct TokenRequest {
+    /// `client_credentials` or `refresh_token`.
+    grant_type: String,
+    /// Space-separated scopes, at most those of the credential (or of the refreshed grant).
+    scope: Option<String>,
+    /// With `grant_type=refresh_token`.
+    refresh_token: Option<String>,
+    /// With `client_secret_post`; otherwise authenticate with HTTP Basic.
+    client_id: Option<String>,
+    client_secret: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenResponse {
+    /// Opaque bearer token, `brt_…`.
+    pub access_token: String,
+    #[schema(example = "Bearer")]
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    #[schema(example = 3600)]
+    pub expires_in: i64,
+    /// Single-use: each refresh returns a new one, and presenting a used one revokes the family.
+    pub refresh_token: String,
+    /// The granted scopes, space-separated.
+    pub scope: String,
+}
+
+type Form = HashMap<String, String>;
+
+/// Parses the form body; a parameter given twice is an `invalid_request` (RFC 6749 §3.2).
+fn parse_form(headers: &HeaderMap, body: &Bytes) -> Result<Form, OAuthError> {
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !ct.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded") {
+        return Err(OAuthError::invalid_request("the body must be application/x-www-form-urlencoded"));
+    }
+    let mut form = Form::new();
+    for (k, v) in form_urlencoded::parse(body) {
+        if form.insert(k.clone().into_owned(), v.into_owned()).is_some() {
+            return Err(OAuthError::invalid_request(format!("parameter {k} is given more than once")));
+        }
+    }
+    Ok(form)
+}
+
+/// The client id and secret from HTTP Basic (form-URL-decoded after base64, RFC 6749 §2.3.1) or
+/// from the body (`client_secret_post`); not both.
+fn client_credentials(headers: &HeaderMap, form: &Form) -> Result<(String, String), OAuthError> {
+    let basic = match headers.get(header::AUTHORIZATION) {
+        None => None,
+        Some(v) => {
+            let v = v.to_str().map_err(|_| OAuthError::invalid_client("malformed Authorization header"))?;
+            let (scheme, b64) = v.split_once(' ').ok_or_else(|| OAuthError::invalid_client("malformed Authorization header"))?;
+            if !scheme.eq_ignore_ascii_case("basic") {
+                return Err(OAuthError::invalid_client("authenticate the client with HTTP Basic or in the body"));
+            }
+            let raw = STANDARD
+                .decode(b64.trim())
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(|| OAuthError::invalid_client("malformed Basic credentials"))?;
+            let (id, secret) = raw.split_once(':').ok_or_else(|| OAuthError::invalid_client("malformed Basic credentials"))?;
+            Some((form_decode(id)?, form_decode(secret)?))
+        }
+    };
+    match (basic, form.get("client_id"), form.get("client_secret")) {
+        (Some(_), _, Some(_)) => Err(OAuthError::invalid_request("use one client authentication method, not two")),
+        (Some((id, _)), Some(body_id), None) if *body_id != id => {
+            Err(OAuthError::invalid_request("client_id differs from the authenticated client"))
+        }
+        (Some(pair), _, None) => Ok(pair),
+        (None, Some(id), Some(secret)) => Ok((id.clone(), secret.clone())),
+        (None, _, _) => Err(OAuthError::invalid_client("client authentication is required")),
+    }
+}
+
+fn form_decode(s: &str) -> Result<String, OAuthError> {
+    percent_encoding::percent_decode_str(&s.replace('+', " "))
+        .decode_utf8()
+        .map(|c| c.into_owned())
+        .map_err(|_| OAuthError::invalid_client("malformed Basic credentials"))
+}
+
+/// Authenticates the client under the per-client throttle.
+async fn authenticate(state: &AppState, meta: &RequestMeta, headers: &HeaderMap, form: &Form) -> Result<ClientAuth, OAuthError> {
+    let (client_id, secret) = client_credentials(headers, form)?;
+    let now = state.clock.now();
+    let subject = format!("client:{client_id}");
+    let recent = db::auth_failures::in_window(&state.db, &subject, now - CLIENT_FAILURE_WINDOW).await?;
+    if let Some(secs) = recent.retry_after(MAX_CLIENT_FAILURES, CLIENT_FAILURE_WINDOW, now) {
+        let mut e = OAuthError::new(
+            BasicErrorResponseType::Extension("temporarily_unavailable".into()),
+            "too many failed authentications for this client; retry later",
+        );
+        e.status = StatusCode::TOO_MANY_REQUESTS;
+        e.retry_after = Some(secs);
+        return Err(e);
+    }
+    let found = db::credentials::for_client_auth(&state.db, &client_id).await?;
+    // Hash the presented secret even for an unknown client, so both take the same time.
+    let stored = found.as_ref().map_or(&[0u8; 32][..], |c| &c.secret_hash[..]);
+    let secret_ok = token::matches(&secret, stored) && found.is_some();
+    let refuse = |reason: &str, org: Option<Uuid>, credential: Option<Uuid>| {
+        let mut ev = Event::new("token.refused", meta)
+            .claimed_actor(&client_id)
+            .outcome(Outcome::Denied)
+            .detail("reason", reason);
+        if let Some(org) = org {
+            ev = ev.org(org);
+        }
+        if let Some(c) = credential {
+            ev = ev.credential(c);
+        }
+        ev
+    };
+    let Some(client) = found.filter(|_| secret_ok) else {
+        db::auth_failures::record(&state.db, &subject, now).await?;
+        let known = db::credentials::for_client_auth(&state.db, &client_id).await?;
+        refuse("wrong client secret or unknown client", known.as_ref().map(|c| c.org_id), known.map(|c| c.id))
+            .record(&state.db, now)
+            .await?;
+        return Err(OAuthError::invalid_client("unknown client or wrong secret"));
+    };
+    let dead = if client.revoked_at.is_some() {
+        Some("the credential is revoked")
+    } else if client.expires_at <= now {
+        Some("the credential has expired")
+    } else {
+        None
+    };
+    if let Some(reason) = dead {
+        refuse(reason, Some(client.org_id), Some(client.id)).record(&state.db, now).await?;
+        return Err(OAuthError::invalid_client(reason));
+    }
+    if client.creator_role.is_none() {
+        refuse("the credential's creator left the organization", Some(client.org_id), Some(client.id))
+            .record(&state.db, now)
+            .await?;
+        return Err(OAuthError::new(
+            BasicErrorResponseType::UnauthorizedClient,
+            "the credential's creator is no longer a member of its organization",
+        ));
+    }
+    Ok(client)
+}
+
+/// The requested scopes, which must all be in `allowed`; none requested: all of `allowed`.
+fn granted_scopes(requested: Option<&String>, allowed: &[String]) -> Result<Vec<String>, OAuthError> {
+    let Some(requested) = requested else { return Ok(allowed.to_vec()) };
+    let mut out: Vec<String> = vec![];
+    for s in requested.split(' ').filter(|s| !s.is_empty()) {
+        if Scope::parse(s).is_none() {
+            return Err(OAuthError::invalid_scope(format!("unknown scope {s}")));
+        }
+        if !allowed.iter().any(|a| a == s) {
+            return Err(OAuthError::invalid_scope(format!("scope {s} is not granted to this client")));
+        }
+        if !out.iter().any(|o| o == s) {
+            out.push(s.to_owned());
+        }
+    }
+    if out.is_empty() {
+        return Err(OAuthError::invalid_scope("scope is empty"));
+    }
+    Ok(out)
+}
+
+/// Issues an access token and a refresh token in `family_id`, neither outliving the credential.
+async fn issue(
+    conn: &mut PgConnection,
+    client: &ClientAuth,
+    family_id: Uuid,
+    scopes: Vec<String>,
+    now: OffsetDateTime,
+) -> Result<TokenResponse, OAuthError> {
+    let access = token::generate(token::ACCESS, 32);
+    let refresh = token::generate(token::REFRESH, 32);
+    let access_expires = (now + ACCESS_TTL).min(client.expires_at);
+    let refresh_expires = (now + REFRESH_TTL).min(client.expires_at);
+    for (tok, kind, expires_at) in
+        [(&access, db::tokens::ACCESS, access_expires), (&refresh, db::tokens::REFRESH, refresh_expires)]
+    {
+        db::tokens::insert(
+            &mut *conn,
+            NewToken { hash: &token::hash(tok), kind, credential_id: client.id, family_id, scopes: &scopes, now, expires_at },
+        )
+        .await?;
+    }
+    Ok(TokenResponse {
+        access_token: access,
+        token_type: "Bearer",
+        expires_in: (access_expires - now).whole_seconds(),
+        refresh_token: refresh,
+        scope: scopes.join(" "),
+    })
+}
+
+/// The token endpoint. Authenticate the client with HTTP Basic (`client_secret_basic`) or with
+/// `client_id` and `client_secret` in the body (`client_secret_post`).
+///
+/// - `grant_type=client_credentials`, optional `scope`: a new grant.
+/// - `grant_type=refresh_token`, `refresh_token`, optional `scope`: the next pair of the grant;
+///   the refresh token is single-use, and presenting a used one revokes every token of the grant.
+#[utoipa::path(
+    post, path = "/api/auth/oauth2/token", tag = "oauth2",
+    request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
+    security((), ("client_basic" = [])),
+    responses(
+        (status = 200, body = TokenResponse, headers(("Cache-Control" = String), ("Pragma" = String))),
+        (status = 400, description = "invalid_request, invalid_grant, unauthorized_client, unsupported_grant_type or invalid_scope", body = OAuthErrorBody),
+        (status = 401, description = "invalid_client, with `WWW-Authenticate: Basic`", body = OAuthErrorBody),
+        (status = 429, description = "Too many failed authentications for this client id", body = OAuthErrorBody),
+    )
+)]
+async fn token_endpoint(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, OAuthError> {
+    let form = parse_form(&headers, &body)?;
+    let grant = form.get("grant_type").ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?.clone();
+    let client = authenticate(&state, &meta, &headers, &form).await?;
+    let now = state.clock.now();
+    let response = match grant.as_str() {
+        "client_credentials" => {
+            let scopes = granted_scopes(form.get("scope"), &client.scopes)?;
+            let mut tx = state.db.begin().await?;
+            let r = issue(&mut tx, &client, Uuid::now_v7(), scopes, now).await?;
+            tx.commit().await?;
+            r
+        }
+        "refresh_token" => {
+            let presented = form.get("refresh_token").ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
+            let mut tx = state.db.begin().await?;
+            match db::tokens::use_refresh(&mut tx, &token::hash(presented), client.id, now).await? {
+                Refresh::Rotated { family_id, scopes } => {
+                    let scopes = granted_scopes(form.get("scope"), &scopes)?;
+                    let r = issue(&mut tx, &client, family_id, scopes, now).await?;
+                    tx.commit().await?;
+                    r
+                }
+                Refresh::Reused { family_id } => {
+                    let revoked = db::tokens::revoke_family(&mut *tx, family_id, now).await?;
+                    Event::new("token.family_revoked", &meta)
+                        .org(client.org_id)
+                        .credential(client.id)
+                        .actor_user(client.created_by)
+                        .outcome(Outcome::Denied)
+                        .detail("reason", "a used refresh token was presented again")
+                        .detail("tokens_revoked", revoked)
+                        .record_in(&mut tx, now)
+                        .await?;
+                    tx.commit().await?;
+                    return Err(OAuthError::invalid_grant("the refresh token was already used; the grant is revoked"));
+                }
+                Refresh::Invalid => {
+                    drop(tx);
+                    Event::new("token.refused", &meta)
+                        .org(client.org_id)
+                        .credential(client.id)
+                        .outcome(Outcome::Denied)
+                        .detail("reason", "invalid, expired or revoked refresh token")
+                        .record(&state.db, now)
+                        .await?;
+                    return Err(OAuthError::invalid_grant("the refresh token is invalid, expired or revoked"));
+                }
+            }
+        }
+        other => {
+            return Err(OAuthError::new(
+                BasicErrorResponseType::UnsupportedGrantType,
+                format!("grant_type {other} is not supported; use client_credentials or refresh_token"),
+            ));
+        }
+    };
+    let mut res = axum::Json(response).into_response();
+    no_store(res.headers_mut());
+    Ok(res)
+}
+
+/// RFC 7009 token revocation: `token` (access or refresh; a refresh token takes its whole grant
+/// with it), authenticated as the client that holds it. Always 200 for an authenticated client,
+/// also for a token that is unknown or not its own.
+#[utoipa::path(
+    post, path = "/api/auth/oauth2/revoke", tag = "oauth2",
+    request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "`token`, optional `token_type_hint`, and client authentication as at the token endpoint"),
+    security((), ("client_basic" = [])),
+    responses(
+        (status = 200, description = "Revoked, or nothing to revoke"),
+        (status = 400, description = "invalid_request", body = OAuthErrorBody),
+        (status = 401, description = "invalid_client", body = OAuthErrorBody),
+        (status = 429, description = "Too many failed authentications for this client id", body = OAuthErrorBody),
+    )
+)]
+async fn revoke(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, OAuthError> {
+    let form = parse_form(&headers, &body)?;
+    let presented = form.get("token").ok_or_else(|| OAuthError::invalid_request("token is required"))?.clone();
+    let client = authenticate(&state, &meta, &headers, &form).await?;
+    let now = state.clock.now();
+    let mut tx = state.db.begin().await?;
+    if db::tokens::revoke_token(&mut tx, &token::hash(&presented), client.id, now).await? {
+        Event::new("token.revoked", &meta)
+            .org(client.org_id)
+            .credential(client.id)
+            .actor_user(client.created_by)
+            .record_in(&mut tx, now)
+            .await?;
+    }
+    tx.commit().await?;
+    let mut res = StatusCode::OK.into_response();
+    no_store(res.headers_mut());
+    Ok(res)
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ServerMetadata {
+    pub issuer: String,
+    pub token_endpoint: String,
+    pub revocation_endpoint: String,
+    pub grant_types_supported: Vec<&'static str>,
+    pub token_endpoint_auth_methods_supported: Vec<&'static str>,
+    pub revocation_endpoint_auth_methods_supported: Vec<&'static str>,
+    pub scopes_supported: Vec<&'static str>,
+    pub response_types_supported: Vec<&'static str>,
+}
+
+/// RFC 8414 authorization server metadata.
+#[utoipa::path(
+    get, path = "/.well-known/oauth-authorization-server", tag = "oauth2",
+    responses((status = 200, body = ServerMetadata))
+)]
+async fn metadata(State(state): State<AppState>, headers: HeaderMap) -> AppJson<ServerMetadata> {
+    let issuer = state.auth.public_url.clone().unwrap_or_else(|| {
+        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+        format!("http://{host}")
+    });
+    let issuer = issuer.trim_end_matches('/').to_owned();
+    let auth_methods = vec!["client_secret_basic", "client_secret_post"];
+    AppJson(ServerMetadata {
+        token_endpoint: format!("{issuer}/api/auth/oauth2/token"),
+        revocation_endpoint: format!("{issuer}/api/auth/oauth2/revoke"),
+        issuer,
+        grant_types_supported: vec!["client_credentials", "refresh_token"],
+        token_endpoint_auth_methods_supported: auth_methods.clone(),
+        revocation_endpoint_auth_methods_supported: auth_methods,
+        scopes_supported: Scope::ALL.iter().map(|s| s.as_str()).collect(),
+        response_types_supported: vec![],
+    })
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ScopeInfo {
+    pub name: &'static str,
+    pub description: &'static str,
+    /// The least role whose members may hold it.
+    pub least_role: crate::domain::Role,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ScopeList {
+    pub items: Vec<ScopeInfo>,
+}
+
+/// The scopes a client credential can be given.
+#[utoipa::path(get, path = "/api/v1/scopes", tag = "oauth2", responses((status = 200, body = ScopeList)))]
+async fn scopes() -> AppJson<ScopeList> {
+    use crate::domain::Role;
+    let least = |s: Scope| {
+        [Role::Viewer, Role::Member, Role::Admin, Role::Owner].into_iter().find(|r| r.allows(s)).unwrap_or(Role::Owner)
+    };
+    AppJson(ScopeList {
+        items: Scope::ALL
+            .iter()
+            .map(|&s| ScopeInfo { name: s.as_str(), description: s.describe(), least_role: least(s) })
+            .collect(),
+    })
+}

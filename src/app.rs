@@ -34,12 +34,7 @@ impl AppState {
         let concurrency = auth
             .hash_concurrency
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-        Self {
-            db,
-            auth: Arc::new(auth),
-            clock,
-            hasher: PasswordHasher::new(concurrency),
-        }
+        Self { db, auth: Arc::new(auth), clock, hasher: PasswordHasher::new(concurrency) }
     }
 }
 
@@ -68,10 +63,7 @@ pub fn build_router(state: AppState) -> Router {
 
     let api = api
         .layer(sessions)
-        .layer(axum::middleware::from_fn_with_state(
-            state.auth.clone(),
-            middleware::csrf_guard,
-        ))
+        .layer(axum::middleware::from_fn_with_state(state.auth.clone(), middleware::csrf_guard))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),

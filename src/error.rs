@@ -46,10 +46,7 @@ pub struct Problem {
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{detail}")]
-    Validation {
-        detail: String,
-        errors: Vec<FieldError>,
-    },
+    Validation { detail: String, errors: Vec<FieldError> },
     #[error("{0}")]
     BadRequest(String),
     #[error("authentication required")]
@@ -81,25 +78,16 @@ impl ApiError {
         let message = message.into();
         Self::Validation {
             detail: format!("{field}: {message}"),
-            errors: vec![FieldError {
-                field: field.to_owned(),
-                message,
-            }],
+            errors: vec![FieldError { field: field.to_owned(), message }],
         }
     }
 
     pub fn forbidden(detail: impl Into<String>) -> Self {
-        Self::Forbidden {
-            code: "forbidden",
-            detail: detail.into(),
-        }
+        Self::Forbidden { code: "forbidden", detail: detail.into() }
     }
 
     pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
-        Self::Conflict {
-            code,
-            detail: detail.into(),
-        }
+        Self::Conflict { code, detail: detail.into() }
     }
 
     pub fn status(&self) -> StatusCode {
@@ -160,10 +148,7 @@ impl From<sqlx::Error> for ApiError {
 
 pub fn problem_response(status: StatusCode, problem: &Problem) -> Response {
     let mut res = (status, axum::Json(problem)).into_response();
-    res.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/problem+json"),
-    );
+    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
     res
 }
 
@@ -177,18 +162,12 @@ impl IntoResponse for ApiError {
                 let id = uuid::Uuid::now_v7();
                 tracing::error!(error_id = %id, error = ?err, "internal error");
                 instance = Some(format!("urn:uuid:{id}"));
-                (
-                    Some(format!("internal error; quote {id} to the operator")),
-                    vec![],
-                )
+                (Some(format!("internal error; quote {id} to the operator")), vec![])
             }
             Self::Unauthenticated => (Some("sign in or present a bearer token".into()), vec![]),
-            Self::TooManyRequests { retry_after_secs } => (
-                Some(format!(
-                    "too many failed attempts; retry in {retry_after_secs} s"
-                )),
-                vec![],
-            ),
+            Self::TooManyRequests { retry_after_secs } => {
+                (Some(format!("too many failed attempts; retry in {retry_after_secs} s")), vec![])
+            }
             other => (Some(other.to_string()), vec![]),
         };
         let code = self.code();
@@ -205,10 +184,7 @@ impl IntoResponse for ApiError {
         let headers = res.headers_mut();
         match self {
             Self::Unauthenticated | Self::InvalidCredentials => {
-                headers.insert(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static(r#"Bearer realm="berth""#),
-                );
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(r#"Bearer realm="berth""#));
             }
             Self::InvalidToken => {
                 headers.insert(
@@ -219,7 +195,10 @@ impl IntoResponse for ApiError {
                 );
             }
             Self::InsufficientScope(scope) => {
-                let v = format!(r#"Bearer realm="berth", error="insufficient_scope", scope="{}""#, scope.as_str());
+                let v = format!(
+                    r#"Bearer realm="berth", error="insufficient_scope", scope="{}""#,
+                    scope.as_str()
+                );
                 if let Ok(v) = HeaderValue::from_str(&v) {
                     headers.insert(header::WWW_AUTHENTICATE, v);
                 }

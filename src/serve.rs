@@ -52,10 +52,7 @@ impl ControlDb {
             .connect_with(options)
             .await
             .context("connecting to the control database")?;
-        MIGRATOR
-            .run(&pool)
-            .await
-            .context("applying the control database's migrations")?;
+        MIGRATOR.run(&pool).await.context("applying the control database's migrations")?;
         Ok(Self { pool, embedded })
     }
 
@@ -92,19 +89,9 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
 
 async fn run(cfg: &ServeConfig, pool: PgPool) -> anyhow::Result<()> {
     let state = AppState::new(pool, cfg.auth.clone(), Arc::new(SystemClock));
-    match ensure_first_owner(
-        &state,
-        &cfg.admin_email,
-        cfg.admin_password.clone(),
-        &cfg.admin_org,
-    )
-    .await?
-    {
+    match ensure_first_owner(&state, &cfg.admin_email, cfg.admin_password.clone(), &cfg.admin_org).await? {
         FirstRun::AlreadySetUp => {}
-        FirstRun::Created {
-            email,
-            generated_password,
-        } => {
+        FirstRun::Created { email, generated_password } => {
             tracing::info!(%email, org = %cfg.admin_org, "created the first owner");
             // Printed on stdout, once, and never logged: this is the only copy.
             if let Some(p) = generated_password {
@@ -120,17 +107,11 @@ async fn run(cfg: &ServeConfig, pool: PgPool) -> anyhow::Result<()> {
 
     let handle = axum_server::Handle::new();
     tokio::spawn(shutdown_on_signal(handle.clone()));
-    let scheme = if cfg.tls_cert.is_some() {
-        "https"
-    } else {
-        "http"
-    };
+    let scheme = if cfg.tls_cert.is_some() { "https" } else { "http" };
     let listening = handle.clone();
     tokio::spawn(async move {
         if let Some(addr) = listening.listening().await {
-            println!(
-                "Berth is listening on {scheme}://{addr}; Swagger UI: {scheme}://{addr}/api/swagger/"
-            );
+            println!("Berth is listening on {scheme}://{addr}; Swagger UI: {scheme}://{addr}/api/swagger/");
         }
     });
 
@@ -140,17 +121,9 @@ async fn run(cfg: &ServeConfig, pool: PgPool) -> anyhow::Result<()> {
             let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
                 .await
                 .context("loading BERTH_TLS_CERT / BERTH_TLS_KEY")?;
-            axum_server::bind_rustls(cfg.listen, tls)
-                .handle(handle)
-                .serve(app)
-                .await
+            axum_server::bind_rustls(cfg.listen, tls).handle(handle).serve(app).await
         }
-        _ => {
-            axum_server::bind(cfg.listen)
-                .handle(handle)
-                .serve(app)
-                .await
-        }
+        _ => axum_server::bind(cfg.listen).handle(handle).serve(app).await,
     }
     .with_context(|| format!("serving on {}", cfg.listen))
 }
@@ -172,12 +145,10 @@ async fn purge_loop(state: AppState) {
     loop {
         tick.tick().await;
         let now = state.clock.now();
-        let idle = time::Duration::try_from(state.auth.session_idle_timeout)
-            .unwrap_or(time::Duration::DAY);
-        let absolute = time::Duration::try_from(state.auth.session_absolute_timeout)
-            .unwrap_or(time::Duration::DAY);
-        let window =
-            time::Duration::try_from(state.auth.login_window).unwrap_or(time::Duration::DAY);
+        let idle = time::Duration::try_from(state.auth.session_idle_timeout).unwrap_or(time::Duration::DAY);
+        let absolute =
+            time::Duration::try_from(state.auth.session_absolute_timeout).unwrap_or(time::Duration::DAY);
+        let window = time::Duration::try_from(state.auth.login_window).unwrap_or(time::Duration::DAY);
         if let Err(e) = db::sessions::purge_expired(&state.db, now - idle, now - absolute).await {
             tracing::warn!(error = %e, "purging expired sessions");
         }

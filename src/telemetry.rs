@@ -6,9 +6,8 @@ use tracing_subscriber::EnvFilter;
 /// (`LOG_FORMAT=json`), filtered by `RUST_LOG`. Stdout is kept for what the operator must read
 /// once, like a generated password.
 pub fn init() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new("info,sqlx=warn,tower_sessions=warn,tower_sessions_core=warn")
-    });
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_sessions=warn,tower_sessions_core=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

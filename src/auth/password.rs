@@ -38,9 +38,7 @@ pub struct PasswordHasher {
 
 impl PasswordHasher {
     pub fn new(concurrency: usize) -> Self {
-        Self {
-            permits: Arc::new(Semaphore::new(concurrency.max(1))),
-        }
+        Self { permits: Arc::new(Semaphore::new(concurrency.max(1))) }
     }
 
     pub async fn hash(&self, password: SecretString) -> anyhow::Result<String> {
@@ -55,19 +53,12 @@ impl PasswordHasher {
     }
 
     /// `phc` is `None` when the login matched no user: a dummy hash is checked instead.
-    pub async fn verify(
-        &self,
-        password: SecretString,
-        phc: Option<String>,
-    ) -> anyhow::Result<bool> {
+    pub async fn verify(&self, password: SecretString, phc: Option<String>) -> anyhow::Result<bool> {
         self.blocking(move || {
             let known = phc.is_some();
             let phc = phc.unwrap_or_else(|| DUMMY_HASH.clone());
-            let parsed =
-                PasswordHash::new(&phc).map_err(|e| anyhow::anyhow!("stored hash: {e}"))?;
-            let ok = argon2()
-                .verify_password(password.expose_secret().as_bytes(), &parsed)
-                .is_ok();
+            let parsed = PasswordHash::new(&phc).map_err(|e| anyhow::anyhow!("stored hash: {e}"))?;
+            let ok = argon2().verify_password(password.expose_secret().as_bytes(), &parsed).is_ok();
             Ok(known && ok)
         })
         .await
@@ -83,9 +74,7 @@ impl PasswordHasher {
         f: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
     ) -> anyhow::Result<T> {
         let _permit = self.permits.acquire().await.context("hasher closed")?;
-        tokio::task::spawn_blocking(f)
-            .await
-            .context("hashing task")?
+        tokio::task::spawn_blocking(f).await.context("hashing task")?
     }
 }
 
@@ -98,16 +87,8 @@ mod tests {
         let h = PasswordHasher::new(1);
         let phc = h.hash("correct horse battery".into()).await.unwrap();
         assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
-        assert!(
-            h.verify("correct horse battery".into(), Some(phc.clone()))
-                .await
-                .unwrap()
-        );
-        assert!(
-            !h.verify("correct horse batterY".into(), Some(phc))
-                .await
-                .unwrap()
-        );
+        assert!(h.verify("correct horse battery".into(), Some(phc.clone())).await.unwrap());
+        assert!(!h.verify("correct horse batterY".into(), Some(phc)).await.unwrap());
         assert!(!h.verify("anything at all".into(), None).await.unwrap());
     }
 }

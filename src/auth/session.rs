@@ -40,12 +40,7 @@ pub struct PgSessionStore {
 
 impl PgSessionStore {
     pub fn new(pool: PgPool, clock: Arc<dyn Clock>, idle: Duration, absolute: Duration) -> Self {
-        Self {
-            pool,
-            clock,
-            idle,
-            absolute,
-        }
+        Self { pool, clock, idle, absolute }
     }
 }
 
@@ -62,8 +57,7 @@ fn stored(record: &Record) -> session_store::Result<(Uuid, serde_json::Value)> {
         .and_then(|v| v.as_str())
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| session_store::Error::Encode("a session needs a user".into()))?;
-    let json =
-        serde_json::to_value(data).map_err(|e| session_store::Error::Encode(e.to_string()))?;
+    let json = serde_json::to_value(data).map_err(|e| session_store::Error::Encode(e.to_string()))?;
     Ok((user_id, json))
 }
 
@@ -84,9 +78,7 @@ impl SessionStore for PgSessionStore {
 
     async fn save(&self, record: &Record) -> session_store::Result<()> {
         let (_, data) = stored(record)?;
-        db::sessions::update_data(&self.pool, &session_hash(&record.id), &data)
-            .await
-            .map_err(backend)
+        db::sessions::update_data(&self.pool, &session_hash(&record.id), &data).await.map_err(backend)
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
@@ -104,23 +96,16 @@ impl SessionStore for PgSessionStore {
         else {
             return Ok(None);
         };
-        let mut data: HashMap<String, serde_json::Value> = serde_json::from_value(found.data)
-            .map_err(|e| session_store::Error::Decode(e.to_string()))?;
+        let mut data: HashMap<String, serde_json::Value> =
+            serde_json::from_value(found.data).map_err(|e| session_store::Error::Decode(e.to_string()))?;
         data.insert(
             PRINCIPAL_KEY.into(),
-            serde_json::to_value(found.principal)
-                .map_err(|e| session_store::Error::Decode(e.to_string()))?,
+            serde_json::to_value(found.principal).map_err(|e| session_store::Error::Decode(e.to_string()))?,
         );
-        Ok(Some(Record {
-            id: *id,
-            data,
-            expiry_date: now + self.idle,
-        }))
+        Ok(Some(Record { id: *id, data, expiry_date: now + self.idle }))
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
-        db::sessions::delete(&self.pool, &session_hash(id))
-            .await
-            .map_err(backend)
+        db::sessions::delete(&self.pool, &session_hash(id)).await.map_err(backend)
     }
 }

@@ -39,9 +39,7 @@ pub async fn clear(ex: impl PgExecutor<'_>, subject: &str) -> sqlx::Result<()> {
 }
 
 pub async fn purge_before(ex: impl PgExecutor<'_>, before: OffsetDateTime) -> sqlx::Result<u64> {
-    let done = sqlx::query!("delete from auth_failures where failed_at <= $1", before)
-        .execute(ex)
-        .await?;
+    let done = sqlx::query!("delete from auth_failures where failed_at <= $1", before).execute(ex).await?;
     Ok(done.rows_affected())
 }
 

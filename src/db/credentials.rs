@@ -48,7 +48,11 @@ pub async fn insert(ex: impl PgExecutor<'_>, ctx: &Ctx, c: NewCredential<'_>) ->
 }
 
 /// The organization's credentials; only `creator`'s when given.
-pub async fn list(ex: impl PgExecutor<'_>, ctx: &Ctx, creator: Option<Uuid>) -> sqlx::Result<Vec<CredentialRow>> {
+pub async fn list(
+    ex: impl PgExecutor<'_>,
+    ctx: &Ctx,
+    creator: Option<Uuid>,
+) -> sqlx::Result<Vec<CredentialRow>> {
     sqlx::query_as!(
         CredentialRow,
         "select c.id, c.client_id, c.description, c.scopes, c.created_by, u.email as created_by_email,

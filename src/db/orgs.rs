@@ -42,20 +42,10 @@ pub async fn create(
     name: &str,
     owner: Uuid,
 ) -> sqlx::Result<()> {
-    sqlx::query!(
-        "insert into organizations (id, name) values ($1, $2)",
-        id,
-        name
-    )
-    .execute(&mut **tx)
-    .await?;
-    sqlx::query!(
-        "insert into memberships (org_id, user_id, role) values ($1, $2, 'owner')",
-        id,
-        owner
-    )
-    .execute(&mut **tx)
-    .await?;
+    sqlx::query!("insert into organizations (id, name) values ($1, $2)", id, name).execute(&mut **tx).await?;
+    sqlx::query!("insert into memberships (org_id, user_id, role) values ($1, $2, 'owner')", id, owner)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 
@@ -103,12 +93,7 @@ pub async fn get_member(
     .await
 }
 
-pub async fn add_member(
-    ex: impl PgExecutor<'_>,
-    ctx: &Ctx,
-    user_id: Uuid,
-    role: Role,
-) -> sqlx::Result<()> {
+pub async fn add_member(ex: impl PgExecutor<'_>, ctx: &Ctx, user_id: Uuid, role: Role) -> sqlx::Result<()> {
     sqlx::query!(
         "insert into memberships (org_id, user_id, role) values ($1, $2, $3)",
         ctx.org_id,
@@ -150,17 +135,10 @@ pub async fn set_role(
     Ok(done.rows_affected() == 1)
 }
 
-pub async fn remove_member(
-    ex: impl PgExecutor<'_>,
-    ctx: &Ctx,
-    user_id: Uuid,
-) -> sqlx::Result<bool> {
-    let done = sqlx::query!(
-        "delete from memberships where org_id = $1 and user_id = $2",
-        ctx.org_id,
-        user_id
-    )
-    .execute(ex)
-    .await?;
+pub async fn remove_member(ex: impl PgExecutor<'_>, ctx: &Ctx, user_id: Uuid) -> sqlx::Result<bool> {
+    let done =
+        sqlx::query!("delete from memberships where org_id = $1 and user_id = $2", ctx.org_id, user_id)
+            .execute(ex)
+            .await?;
     Ok(done.rows_affected() == 1)
 }

@@ -37,13 +37,7 @@ pub async fn update_data(
     id_hash: &[u8],
     data: &serde_json::Value,
 ) -> sqlx::Result<()> {
-    sqlx::query!(
-        "update sessions set data = $2 where id_hash = $1",
-        id_hash,
-        data
-    )
-    .execute(ex)
-    .await?;
+    sqlx::query!("update sessions set data = $2 where id_hash = $1", id_hash, data).execute(ex).await?;
     Ok(())
 }
 
@@ -99,18 +93,12 @@ pub async fn load_active(
 }
 
 pub async fn delete(ex: impl PgExecutor<'_>, id_hash: &[u8]) -> sqlx::Result<()> {
-    sqlx::query!("delete from sessions where id_hash = $1", id_hash)
-        .execute(ex)
-        .await?;
+    sqlx::query!("delete from sessions where id_hash = $1", id_hash).execute(ex).await?;
     Ok(())
 }
 
 /// Ends every session of a user but the one given (a password change keeps the caller's).
-pub async fn delete_others(
-    ex: impl PgExecutor<'_>,
-    user_id: Uuid,
-    keep: Option<&[u8]>,
-) -> sqlx::Result<u64> {
+pub async fn delete_others(ex: impl PgExecutor<'_>, user_id: Uuid, keep: Option<&[u8]>) -> sqlx::Result<u64> {
     let done = sqlx::query!(
         "delete from sessions where user_id = $1 and id_hash is distinct from $2",
         user_id,

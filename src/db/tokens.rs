@@ -78,8 +78,9 @@ pub async fn bearer_principal(
     .fetch_optional(ex)
     .await?;
     let Some(r) = row else { return Ok(None) };
-    let org: PrincipalOrg = serde_json::from_value(serde_json::json!({"id": r.org_id, "name": r.org_name, "role": r.role}))
-        .map_err(|e| sqlx::Error::Decode(e.into()))?;
+    let org: PrincipalOrg =
+        serde_json::from_value(serde_json::json!({"id": r.org_id, "name": r.org_name, "role": r.role}))
+            .map_err(|e| sqlx::Error::Decode(e.into()))?;
     Ok(Some(BearerRow {
         credential_id: r.credential_id,
         scopes: r.scopes,
@@ -141,7 +142,11 @@ pub async fn use_refresh(
     })
 }
 
-pub async fn revoke_family(ex: impl PgExecutor<'_>, family_id: Uuid, now: OffsetDateTime) -> sqlx::Result<u64> {
+pub async fn revoke_family(
+    ex: impl PgExecutor<'_>,
+    family_id: Uuid,
+    now: OffsetDateTime,
+) -> sqlx::Result<u64> {
     let done = sqlx::query!(
         "update oauth_tokens set revoked_at = $2 where family_id = $1 and revoked_at is null",
         family_id,

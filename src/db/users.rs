@@ -10,38 +10,23 @@ pub struct LoginRow {
     pub password_hash: String,
 }
 
-pub async fn find_for_login(
-    ex: impl PgExecutor<'_>,
-    email: &str,
-) -> sqlx::Result<Option<LoginRow>> {
-    sqlx::query_as!(
-        LoginRow,
-        "select id, password_hash from users where email = $1",
-        email
-    )
-    .fetch_optional(ex)
-    .await
+pub async fn find_for_login(ex: impl PgExecutor<'_>, email: &str) -> sqlx::Result<Option<LoginRow>> {
+    sqlx::query_as!(LoginRow, "select id, password_hash from users where email = $1", email)
+        .fetch_optional(ex)
+        .await
 }
 
 pub async fn password_hash(ex: impl PgExecutor<'_>, user_id: Uuid) -> sqlx::Result<Option<String>> {
-    sqlx::query_scalar!("select password_hash from users where id = $1", user_id)
-        .fetch_optional(ex)
-        .await
+    sqlx::query_scalar!("select password_hash from users where id = $1", user_id).fetch_optional(ex).await
 }
 
-pub async fn find_id_by_email(
-    ex: impl PgExecutor<'_>,
-    email: &Email,
-) -> sqlx::Result<Option<Uuid>> {
-    sqlx::query_scalar!("select id from users where email = $1", email.as_str())
-        .fetch_optional(ex)
-        .await
+pub async fn find_id_by_email(ex: impl PgExecutor<'_>, email: &Email) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar!("select id from users where email = $1", email.as_str()).fetch_optional(ex).await
 }
 
 pub async fn any_exists(ex: impl PgExecutor<'_>) -> sqlx::Result<bool> {
-    let exists = sqlx::query_scalar!(r#"select exists(select 1 from users) as "exists!""#)
-        .fetch_one(ex)
-        .await?;
+    let exists =
+        sqlx::query_scalar!(r#"select exists(select 1 from users) as "exists!""#).fetch_one(ex).await?;
     Ok(exists)
 }
 
@@ -111,7 +96,5 @@ pub async fn principal(ex: impl PgExecutor<'_>, user_id: Uuid) -> sqlx::Result<O
 
 /// The organizations a user belongs to: where their logins are audited.
 pub async fn org_ids(ex: impl PgExecutor<'_>, user_id: Uuid) -> sqlx::Result<Vec<Uuid>> {
-    sqlx::query_scalar!("select org_id from memberships where user_id = $1", user_id)
-        .fetch_all(ex)
-        .await
+    sqlx::query_scalar!("select org_id from memberships where user_id = $1", user_id).fetch_all(ex).await
 }

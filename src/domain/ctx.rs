@@ -10,7 +10,10 @@ use crate::error::{ApiError, ApiResult};
 pub enum AuthMethod {
     Session,
     /// An OAuth2 access token of a client credential, limited to its scopes.
-    Bearer { credential_id: Uuid, scopes: Vec<Scope> },
+    Bearer {
+        credential_id: Uuid,
+        scopes: Vec<Scope>,
+    },
 }
 
 impl AuthMethod {
@@ -24,7 +27,9 @@ impl AuthMethod {
     /// For a bearer token: refuses a scope the token lacks.
     pub fn require_scope(&self, scope: Scope) -> ApiResult<()> {
         match self {
-            Self::Bearer { scopes, .. } if !scopes.contains(&scope) => Err(ApiError::InsufficientScope(scope)),
+            Self::Bearer { scopes, .. } if !scopes.contains(&scope) => {
+                Err(ApiError::InsufficientScope(scope))
+            }
             _ => Ok(()),
         }
     }
@@ -59,17 +64,8 @@ impl Principal {
     /// The principal acting inside one organization. Not a member: 404, exactly as for an
     /// organization that does not exist, so that nobody learns of another tenant's ids.
     pub fn in_org(&self, org_id: Uuid, method: AuthMethod) -> ApiResult<Ctx> {
-        let org = self
-            .orgs
-            .iter()
-            .find(|o| o.id == org_id)
-            .ok_or(ApiError::NotFound("organization"))?;
-        Ok(Ctx {
-            user_id: self.user_id,
-            org_id,
-            role: org.role,
-            method,
-        })
+        let org = self.orgs.iter().find(|o| o.id == org_id).ok_or(ApiError::NotFound("organization"))?;
+        Ok(Ctx { user_id: self.user_id, org_id, role: org.role, method })
     }
 }
 
@@ -95,11 +91,7 @@ impl Ctx {
         } else {
             Err(ApiError::Forbidden {
                 code: "insufficient_role",
-                detail: format!(
-                    "the role {} does not allow {}",
-                    self.role.as_str(),
-                    scope.as_str()
-                ),
+                detail: format!("the role {} does not allow {}", self.role.as_str(), scope.as_str()),
             })
         }
     }

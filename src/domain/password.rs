@@ -32,10 +32,7 @@ mod tests {
     #[test]
     fn length_rules_count_characters() {
         assert!(NewPassword::parse("short".into()).is_err());
-        assert!(
-            NewPassword::parse("ééééééééééé".into()).is_err(),
-            "11 characters, 22 bytes"
-        );
+        assert!(NewPassword::parse("ééééééééééé".into()).is_err(), "11 characters, 22 bytes");
         assert!(NewPassword::parse("twelve chars".into()).is_ok());
         assert!(NewPassword::parse("x".repeat(1024).into()).is_ok());
         assert!(NewPassword::parse("x".repeat(1025).into()).is_err());

@@ -9,9 +9,7 @@ use utoipa::ToSchema;
 /// | member | as viewer, and create, change and delete stores and backups |
 /// | admin  | as member, and manage members (not owners) and credentials |
 /// | owner  | as admin, and manage owners; an organization always keeps one |
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Viewer,

@@ -15,9 +15,7 @@ use crate::error::ApiError;
 /// neither is not from a browser, and cannot carry a victim's cookie by accident. Requests with
 /// a bearer token carry their credential explicitly and are not affected.
 pub async fn csrf_guard(State(cfg): State<Arc<AuthConfig>>, req: Request, next: Next) -> Response {
-    if is_safe(req.method())
-        || has_bearer(req.headers())
-        || req.uri().path().starts_with("/api/auth/oauth2/")
+    if is_safe(req.method()) || has_bearer(req.headers()) || req.uri().path().starts_with("/api/auth/oauth2/")
     {
         return next.run(req).await;
     }
@@ -49,11 +47,7 @@ fn carries_cookie(h: &HeaderMap, name: &str) -> bool {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
-        .any(|c| {
-            c.trim_start()
-                .split_once('=')
-                .is_some_and(|(k, _)| k == name)
-        })
+        .any(|c| c.trim_start().split_once('=').is_some_and(|(k, _)| k == name))
 }
 
 fn same_origin(h: &HeaderMap, allowed: &[String]) -> bool {
@@ -89,11 +83,7 @@ pub fn request_span(req: &Request) -> Span {
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".into());
-    let request_id = req
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-");
+    let request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
     tracing::info_span!("request", method = %req.method(), route, request_id)
 }
 
@@ -112,53 +102,23 @@ mod tests {
     #[test]
     fn origin_rules() {
         let none: &[String] = &[];
-        assert!(
-            same_origin(&headers(&[]), none),
-            "no browser headers: not a browser"
-        );
-        assert!(same_origin(
-            &headers(&[("origin", "http://a:1"), ("host", "a:1")]),
-            none
-        ));
-        assert!(!same_origin(
-            &headers(&[("origin", "http://b:1"), ("host", "a:1")]),
-            none
-        ));
-        assert!(!same_origin(
-            &headers(&[("origin", "null"), ("host", "a:1")]),
-            none
-        ));
-        assert!(!same_origin(
-            &headers(&[("sec-fetch-site", "cross-site")]),
-            none
-        ));
-        assert!(!same_origin(
-            &headers(&[("sec-fetch-site", "same-site")]),
-            none
-        ));
-        assert!(same_origin(
-            &headers(&[("sec-fetch-site", "same-origin")]),
-            none
-        ));
+        assert!(same_origin(&headers(&[]), none), "no browser headers: not a browser");
+        assert!(same_origin(&headers(&[("origin", "http://a:1"), ("host", "a:1")]), none));
+        assert!(!same_origin(&headers(&[("origin", "http://b:1"), ("host", "a:1")]), none));
+        assert!(!same_origin(&headers(&[("origin", "null"), ("host", "a:1")]), none));
+        assert!(!same_origin(&headers(&[("sec-fetch-site", "cross-site")]), none));
+        assert!(!same_origin(&headers(&[("sec-fetch-site", "same-site")]), none));
+        assert!(same_origin(&headers(&[("sec-fetch-site", "same-origin")]), none));
         let ui = ["https://ui.example.com".to_owned()];
         assert!(same_origin(
-            &headers(&[
-                ("origin", "https://ui.example.com"),
-                ("sec-fetch-site", "same-site")
-            ]),
+            &headers(&[("origin", "https://ui.example.com"), ("sec-fetch-site", "same-site")]),
             &ui
         ));
     }
 
     #[test]
     fn finds_the_session_cookie_only() {
-        assert!(carries_cookie(
-            &headers(&[("cookie", "a=1; berth_session=x")]),
-            "berth_session"
-        ));
-        assert!(!carries_cookie(
-            &headers(&[("cookie", "xberth_session=x")]),
-            "berth_session"
-        ));
+        assert!(carries_cookie(&headers(&[("cookie", "a=1; berth_session=x")]), "berth_session"));
+        assert!(!carries_cookie(&headers(&[("cookie", "xberth_session=x")]), "berth_session"));
     }
 }

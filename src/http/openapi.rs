@@ -60,7 +60,8 @@ impl Modify for SecuritySchemes {
         );
         components.add_security_scheme(BEARER_SCHEME, SecurityScheme::Http(bearer));
         let mut basic = Http::new(HttpAuthScheme::Basic);
-        basic.description = Some("client_id and client_secret of a client credential (client_secret_basic).".into());
+        basic.description =
+            Some("client_id and client_secret of a client credential (client_secret_basic).".into());
         components.add_security_scheme(CLIENT_BASIC_SCHEME, SecurityScheme::Http(basic));
     }
 }

@@ -25,10 +25,7 @@ impl PgBinaries {
     pub fn locate(explicit: Option<&Path>) -> anyhow::Result<Self> {
         if let Some(dir) = explicit {
             if !complete(dir) {
-                bail!(
-                    "BERTH_PG_BINDIR={} does not hold initdb, pg_ctl and postgres",
-                    dir.display()
-                );
+                bail!("BERTH_PG_BINDIR={} does not hold initdb, pg_ctl and postgres", dir.display());
             }
             return Self::at(dir);
         }
@@ -46,21 +43,14 @@ impl PgBinaries {
             .with_context(|| format!("running {}/postgres --version", dir.display()))?;
         let text = String::from_utf8_lossy(&out.stdout);
         // "postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"
-        let version = text
-            .split_whitespace()
-            .nth(2)
-            .context("unexpected `postgres --version` output")?
-            .to_owned();
+        let version =
+            text.split_whitespace().nth(2).context("unexpected `postgres --version` output")?.to_owned();
         let major = version
             .split(['.', 'b', 'r'])
             .next()
             .and_then(|m| m.parse().ok())
             .context("unexpected PostgreSQL version")?;
-        Ok(Self {
-            bindir: dir.to_owned(),
-            version,
-            major,
-        })
+        Ok(Self { bindir: dir.to_owned(), version, major })
     }
 
     pub fn tool(&self, name: &str) -> PathBuf {

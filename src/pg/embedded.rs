@@ -64,11 +64,7 @@ impl EmbeddedPg {
         if pg.connect("postgres").await.is_ok() {
             tracing::info!(pgdata = %pg.pgdata.display(), "adopted the running embedded PostgreSQL");
         } else {
-            pg.pg_ctl(
-                &["start", "-w", "-t", "120", "-s", "-l"],
-                Some(&pg.pgdata.join("server.log")),
-            )
-            .await?;
+            pg.pg_ctl(&["start", "-w", "-t", "120", "-s", "-l"], Some(&pg.pgdata.join("server.log"))).await?;
             tracing::info!(pgdata = %pg.pgdata.display(), version = %pg.binaries.version, "started embedded PostgreSQL");
         }
         pg.create_database("berth").await?;
@@ -77,8 +73,7 @@ impl EmbeddedPg {
 
     /// Fast shutdown: open transactions are rolled back, the data is consistent.
     pub async fn stop(&self) -> anyhow::Result<()> {
-        self.pg_ctl(&["stop", "-w", "-t", "60", "-s", "-m", "fast"], None)
-            .await
+        self.pg_ctl(&["stop", "-w", "-t", "60", "-s", "-m", "fast"], None).await
     }
 
     pub fn pgdata(&self) -> &Path {
@@ -100,19 +95,15 @@ impl EmbeddedPg {
 
     pub async fn create_database(&self, name: &str) -> anyhow::Result<()> {
         let mut conn = self.connect("postgres").await?;
-        let exists: bool =
-            sqlx::query_scalar("select exists(select 1 from pg_database where datname = $1)")
-                .bind(name)
-                .fetch_one(&mut conn)
-                .await?;
+        let exists: bool = sqlx::query_scalar("select exists(select 1 from pg_database where datname = $1)")
+            .bind(name)
+            .fetch_one(&mut conn)
+            .await?;
         if !exists {
             // Identifiers cannot be bound; the name is quoted as an identifier.
-            sqlx::query(&format!(
-                "create database \"{}\"",
-                name.replace('"', "\"\"")
-            ))
-            .execute(&mut conn)
-            .await?;
+            sqlx::query(&format!("create database \"{}\"", name.replace('"', "\"\"")))
+                .execute(&mut conn)
+                .await?;
         }
         Ok(())
     }
@@ -134,7 +125,9 @@ impl EmbeddedPg {
         run(cmd, "initdb").await?;
         let conf = staging.join("postgresql.conf");
         let mut text = std::fs::read_to_string(&conf)?;
-        text.push_str("\n# Settings managed by Berth, rewritten at every start.\ninclude_if_exists = 'berth.conf'\n");
+        text.push_str(
+            "\n# Settings managed by Berth, rewritten at every start.\ninclude_if_exists = 'berth.conf'\n",
+        );
         std::fs::write(&conf, text)?;
         // Only a complete cluster gets the real name: an interrupted initdb is redone next time.
         std::fs::rename(&staging, &self.pgdata)?;
@@ -160,10 +153,7 @@ impl EmbeddedPg {
         let quote = |v: &str| format!("'{}'", v.replace('\\', "\\\\").replace('\'', "''"));
         let mut text = String::from("# Written by Berth at every start; edits are overwritten.\n");
         text += "listen_addresses = ''\n";
-        text += &format!(
-            "unix_socket_directories = {}\n",
-            quote(&self.socket_dir.to_string_lossy())
-        );
+        text += &format!("unix_socket_directories = {}\n", quote(&self.socket_dir.to_string_lossy()));
         text += &format!("port = {PORT}\n");
         if opts.ephemeral {
             text += "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n";
@@ -201,14 +191,7 @@ impl EmbeddedPg {
 
     fn command(&self, tool: &str) -> tokio::process::Command {
         let mut cmd = tokio::process::Command::new(self.binaries.tool(tool));
-        for var in [
-            "PGDATA",
-            "PGHOST",
-            "PGPORT",
-            "PGUSER",
-            "PGDATABASE",
-            "PGOPTIONS",
-        ] {
+        for var in ["PGDATA", "PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGOPTIONS"] {
             cmd.env_remove(var);
         }
         cmd.stdin(Stdio::null());

@@ -29,11 +29,7 @@ impl RunAs {
         if u.uid.is_root() {
             bail!("BERTH_PG_USER={user:?} is root; name an unprivileged user");
         }
-        Ok(Some(Self {
-            name: u.name,
-            uid: u.uid.as_raw(),
-            gid: u.gid.as_raw(),
-        }))
+        Ok(Some(Self { name: u.name, uid: u.uid.as_raw(), gid: u.gid.as_raw() }))
     }
 
     pub fn apply(&self, cmd: &mut tokio::process::Command) {
@@ -41,12 +37,8 @@ impl RunAs {
     }
 
     pub fn give(&self, path: &Path) -> anyhow::Result<()> {
-        chown(
-            path,
-            Some(Uid::from_raw(self.uid)),
-            Some(Gid::from_raw(self.gid)),
-        )
-        .with_context(|| format!("chown {} to {}", path.display(), self.name))
+        chown(path, Some(Uid::from_raw(self.uid)), Some(Gid::from_raw(self.gid)))
+            .with_context(|| format!("chown {} to {}", path.display(), self.name))
     }
 
     /// Makes sure this user can reach `dir`: the folder itself (Berth's own) is made traversable

@@ -9,11 +9,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 struct Berth {
@@ -78,10 +74,7 @@ async fn login(client: &reqwest::Client, port: u16, password: &str) -> reqwest::
 
 #[tokio::test]
 async fn the_embedded_default_starts_prints_the_password_once_and_reuses_its_data() {
-    let dir = tempfile::Builder::new()
-        .prefix("berth-embedded-")
-        .tempdir()
-        .unwrap();
+    let dir = tempfile::Builder::new().prefix("berth-embedded-").tempdir().unwrap();
     let port = free_port();
     let first = tokio::task::spawn_blocking({
         let p = dir.path().to_owned();
@@ -99,32 +92,15 @@ async fn the_embedded_default_starts_prints_the_password_once_and_reuses_its_dat
     assert!(first.stdout.iter().any(|l| l.contains("/api/swagger")));
 
     let client = reqwest::Client::new();
-    let status: serde_json::Value = client
-        .get(format!("http://127.0.0.1:{port}/api/status"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status: serde_json::Value =
+        client.get(format!("http://127.0.0.1:{port}/api/status")).send().await.unwrap().json().await.unwrap();
     assert_eq!(status, serde_json::json!({"alive": true}));
-    assert_eq!(
-        login(&client, port, &password).await,
-        reqwest::StatusCode::OK
-    );
+    assert_eq!(login(&client, port, &password).await, reqwest::StatusCode::OK);
     let pid_file = dir.path().join("pg/postmaster.pid");
-    assert!(
-        pid_file.exists(),
-        "the embedded server runs in the data folder"
-    );
+    assert!(pid_file.exists(), "the embedded server runs in the data folder");
 
-    tokio::task::spawn_blocking(move || stop(first))
-        .await
-        .unwrap();
-    assert!(
-        !pid_file.exists(),
-        "stopping Berth stops its PostgreSQL cleanly"
-    );
+    tokio::task::spawn_blocking(move || stop(first)).await.unwrap();
+    assert!(!pid_file.exists(), "stopping Berth stops its PostgreSQL cleanly");
 
     let second = tokio::task::spawn_blocking({
         let p = dir.path().to_owned();
@@ -133,21 +109,12 @@ async fn the_embedded_default_starts_prints_the_password_once_and_reuses_its_dat
     .await
     .unwrap();
     assert!(
-        !second
-            .stdout
-            .iter()
-            .any(|l| l.contains(&password) || l.starts_with("Password:")),
+        !second.stdout.iter().any(|l| l.contains(&password) || l.starts_with("Password:")),
         "the password is printed on the first run only: {:?}",
         second.stdout
     );
-    assert_eq!(
-        login(&client, port, &password).await,
-        reqwest::StatusCode::OK,
-        "same data, same owner"
-    );
-    tokio::task::spawn_blocking(move || stop(second))
-        .await
-        .unwrap();
+    assert_eq!(login(&client, port, &password).await, reqwest::StatusCode::OK, "same data, same owner");
+    tokio::task::spawn_blocking(move || stop(second)).await.unwrap();
 }
 
 #[test]
@@ -162,10 +129,7 @@ fn without_binaries_or_database_it_says_what_to_install() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("BERTH_PG_BINDIR") && err.contains("does not hold initdb"),
-        "{err}"
-    );
+    assert!(err.contains("BERTH_PG_BINDIR") && err.contains("does not hold initdb"), "{err}");
 
     assert_eq!(err.trim().lines().count(), 1, "one clear line: {err}");
 }

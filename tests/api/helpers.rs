@@ -35,12 +35,9 @@ static CLUSTER: OnceCell<Cluster> = OnceCell::const_new();
 #[allow(clippy::zombie_processes)]
 async fn start_private() -> PgConnectOptions {
     let root = std::env::temp_dir().join(format!("berth-test-{}", std::process::id()));
-    let binaries = PgBinaries::locate(
-        std::env::var_os("BERTH_PG_BINDIR")
-            .map(std::path::PathBuf::from)
-            .as_deref(),
-    )
-    .expect("PostgreSQL binaries for the tests (or set DATABASE_URL)");
+    let binaries =
+        PgBinaries::locate(std::env::var_os("BERTH_PG_BINDIR").map(std::path::PathBuf::from).as_deref())
+            .expect("PostgreSQL binaries for the tests (or set DATABASE_URL)");
     let user = std::env::var("BERTH_PG_USER").unwrap_or_else(|_| "postgres".into());
     let run_as = RunAs::when_root(&user).expect("an unprivileged user for PostgreSQL");
     let pg = EmbeddedPg::start(EmbeddedOptions {
@@ -85,10 +82,7 @@ async fn cluster() -> &'static Cluster {
                 .connect_with(admin.clone().database(&template))
                 .await
                 .expect("connecting to the template");
-            berth::MIGRATOR
-                .run(&pool)
-                .await
-                .expect("migrating the template");
+            berth::MIGRATOR.run(&pool).await.expect("migrating the template");
             pool.close().await;
             Cluster { admin, template }
         })
@@ -96,17 +90,12 @@ async fn cluster() -> &'static Cluster {
 }
 
 async fn create_database(admin: &PgConnectOptions, name: &str, template: Option<&str>) {
-    let mut conn = PgConnection::connect_with(admin)
-        .await
-        .expect("admin connection");
+    let mut conn = PgConnection::connect_with(admin).await.expect("admin connection");
     let sql = match template {
         Some(t) => format!("create database \"{name}\" template \"{t}\""),
         None => format!("create database \"{name}\""),
     };
-    sqlx::query(&sql)
-        .execute(&mut conn)
-        .await
-        .expect("create database");
+    sqlx::query(&sql).execute(&mut conn).await.expect("create database");
     conn.close().await.ok();
 }
 
@@ -119,11 +108,7 @@ pub async fn fresh_database() -> PgConnectOptions {
 }
 
 pub async fn pool(options: &PgConnectOptions) -> PgPool {
-    PgPoolOptions::new()
-        .max_connections(8)
-        .connect_with(options.clone())
-        .await
-        .expect("test pool")
+    PgPoolOptions::new().max_connections(8).connect_with(options.clone()).await.expect("test pool")
 }
 
 pub struct TestApp {
@@ -136,10 +121,7 @@ pub struct TestApp {
 }
 
 pub fn test_auth_config() -> AuthConfig {
-    AuthConfig {
-        hash_concurrency: Some(2),
-        ..AuthConfig::default()
-    }
+    AuthConfig { hash_concurrency: Some(2), ..AuthConfig::default() }
 }
 
 impl TestApp {
@@ -147,17 +129,9 @@ impl TestApp {
     pub async fn spawn() -> Self {
         let options = fresh_database().await;
         let app = Self::on(&options, ManualClock::new(time::OffsetDateTime::now_utc())).await;
-        ensure_first_owner(&app.state, OWNER_EMAIL, Some(OWNER_PASSWORD.into()), "Acme")
-            .await
-            .unwrap();
-        let org = sqlx::query_scalar("select id from organizations")
-            .fetch_one(&app.db)
-            .await
-            .unwrap();
-        Self {
-            owner_org: org,
-            ..app
-        }
+        ensure_first_owner(&app.state, OWNER_EMAIL, Some(OWNER_PASSWORD.into()), "Acme").await.unwrap();
+        let org = sqlx::query_scalar("select id from organizations").fetch_one(&app.db).await.unwrap();
+        Self { owner_org: org, ..app }
     }
 
     /// Another Berth instance on an existing database (as a second process would be).
@@ -228,11 +202,7 @@ impl TestApp {
             .send()
             .await;
         assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text());
-        (
-            user_id,
-            r.session_cookie()
-                .expect("the session continues under a new id"),
-        )
+        (user_id, r.session_cookie().expect("the session continues under a new id"))
     }
 }
 
@@ -250,13 +220,7 @@ pub struct Call<'a> {
 
 impl<'a> Call<'a> {
     fn new(app: &'a TestApp, method: Method, path: &str) -> Self {
-        Self {
-            app,
-            method,
-            path: path.to_owned(),
-            headers: vec![],
-            body: None,
-        }
+        Self { app, method, path: path.to_owned(), headers: vec![], body: None }
     }
 
     pub fn header(mut self, k: &str, v: &str) -> Self {
@@ -268,21 +232,29 @@ impl<'a> Call<'a> {
         self.header("cookie", cookie)
     }
 
+    pub fn bearer(self, token: &str) -> Self {
+        self.header("authorization", &format!("Bearer {token}"))
+    }
+
+    /// An `application/x-www-form-urlencoded` body.
+    pub fn form(self, pairs: &[(&str, &str)]) -> Self {
+        let body: String = form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish();
+        self.raw("application/x-www-form-urlencoded", body)
+    }
+
     pub fn json(mut self, v: Value) -> Self {
         self.body = Some(Body::from(v.to_string()));
         self.header("content-type", "application/json")
     }
 
-    pub fn raw(mut self, content_type: &str, body: &'static str) -> Self {
-        self.body = Some(Body::from(body));
+    pub fn raw(mut self, content_type: &str, body: impl Into<String>) -> Self {
+        self.body = Some(Body::from(body.into()));
         self.header("content-type", content_type)
     }
 
     pub async fn send(self) -> TestResponse {
-        let mut req = Request::builder()
-            .method(self.method)
-            .uri(&self.path)
-            .header(header::HOST, "berth.test");
+        let mut req =
+            Request::builder().method(self.method).uri(&self.path).header(header::HOST, "berth.test");
         for (k, v) in &self.headers {
             req = req.header(k, v);
         }
@@ -291,11 +263,7 @@ impl<'a> Call<'a> {
         let status = res.status();
         let headers = res.headers().clone();
         let body = res.into_body().collect().await.unwrap().to_bytes().to_vec();
-        TestResponse {
-            status,
-            headers,
-            body,
-        }
+        TestResponse { status, headers, body }
     }
 }
 
@@ -320,11 +288,7 @@ impl TestResponse {
     }
 
     pub fn set_cookies(&self) -> Vec<&str> {
-        self.headers
-            .get_all(header::SET_COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect()
+        self.headers.get_all(header::SET_COOKIE).iter().filter_map(|v| v.to_str().ok()).collect()
     }
 
     /// `berth_session=value` from a `Set-Cookie` that sets (not removes) the session.
@@ -340,12 +304,81 @@ impl TestResponse {
     #[track_caller]
     pub fn assert_problem(&self, status: StatusCode, code: &str) {
         assert_eq!(self.status, status, "{}", self.text());
-        assert_eq!(
-            self.header("content-type"),
-            Some("application/problem+json"),
-            "{}",
-            self.text()
-        );
+        assert_eq!(self.header("content-type"), Some("application/problem+json"), "{}", self.text());
         assert_eq!(self.json()["code"], code, "{}", self.text());
+    }
+}
+
+/// Creates a client credential with `scopes`, expiring in 30 days; returns (client_id, secret).
+pub async fn create_credential(
+    app: &TestApp,
+    cookie: &str,
+    org: uuid::Uuid,
+    scopes: &[&str],
+) -> (String, String) {
+    let expires = app.clock_now() + time::Duration::days(30);
+    let r = app
+        .post(&format!("/api/v1/orgs/{org}/credentials"))
+        .cookie(cookie)
+        .json(serde_json::json!({
+            "description": "automation",
+            "expires_at": expires.format(&time::format_description::well_known::Rfc3339).unwrap(),
+            "scopes": scopes,
+        }))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let j = r.json();
+    (j["client_id"].as_str().unwrap().to_owned(), j["client_secret"].as_str().unwrap().to_owned())
+}
+
+pub fn basic(id: &str, secret: &str) -> String {
+    use base64::Engine;
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}")))
+}
+
+impl TestApp {
+    pub fn clock_now(&self) -> time::OffsetDateTime {
+        use berth::clock::Clock;
+        self.clock.now()
+    }
+
+    /// client_credentials with HTTP Basic; returns the token response, asserting 200.
+    pub async fn token(&self, id: &str, secret: &str) -> Value {
+        let r = self
+            .post("/api/auth/oauth2/token")
+            .header("authorization", &basic(id, secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        r.json()
+    }
+}
+
+impl TestApp {
+    /// The status of `GET /api/auth/check` with a bearer token.
+    pub async fn bearer_status(&self, token: &str) -> StatusCode {
+        self.get("/api/auth/check").bearer(token).send().await.status
+    }
+
+    /// A refresh_token grant, authenticated with `basic_auth`.
+    pub async fn refresh(&self, basic_auth: &str, refresh_token: &str, scope: Option<&str>) -> TestResponse {
+        let mut form = vec![("grant_type", "refresh_token"), ("refresh_token", refresh_token)];
+        form.extend(scope.map(|s| ("scope", s)));
+        self.post("/api/auth/oauth2/token").header("authorization", basic_auth).form(&form).send().await
+    }
+
+    /// Adds `n` viewers named `{prefix}{i}@example.com`, each an audited change.
+    pub async fn add_viewers(&self, cookie: &str, prefix: &str, n: usize) {
+        for i in 0..n {
+            let r = self
+                .post(&format!("/api/v1/orgs/{}/members", self.owner_org))
+                .cookie(cookie)
+                .json(serde_json::json!({"email": format!("{prefix}{i}@example.com"), "role": "viewer"}))
+                .send()
+                .await;
+            assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        }
     }
 }

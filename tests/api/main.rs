@@ -1,8 +1,10 @@
 //! Integration tests: the real router against a real PostgreSQL, one database per test.
 
+mod audit;
 mod auth;
 mod embedded;
 mod helpers;
+mod oauth2;
 mod openapi;
 mod orgs;
 mod sessions;

@@ -37,14 +37,8 @@ fn every_operation_documents_its_errors_and_security() {
         for (method, op) in item.as_object().unwrap() {
             let codes: Vec<&String> = op["responses"].as_object().unwrap().keys().collect();
             if !public.contains(&path.as_str()) {
-                assert!(
-                    op.get("security").is_some(),
-                    "{method} {path} names no security"
-                );
-                assert!(
-                    codes.iter().any(|c| c.starts_with('4')),
-                    "{method} {path} documents no 4xx"
-                );
+                assert!(op.get("security").is_some(), "{method} {path} names no security");
+                assert!(codes.iter().any(|c| c.starts_with('4')), "{method} {path} documents no 4xx");
             }
         }
     }
@@ -57,9 +51,5 @@ async fn swagger_ui_is_served() {
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.text().to_lowercase().contains("swagger"));
     let root = app.get("/api/swagger").send().await;
-    assert!(
-        root.status.is_success() || root.status.is_redirection(),
-        "{}",
-        root.status
-    );
+    assert!(root.status.is_success() || root.status.is_redirection(), "{}", root.status);
 }

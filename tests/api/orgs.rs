@@ -7,22 +7,13 @@ use crate::helpers::{TestApp, member_password};
 async fn creating_an_org_makes_the_caller_its_owner() {
     let app = TestApp::spawn().await;
     let owner = app.login_owner().await;
-    let r = app
-        .post("/api/v1/orgs")
-        .cookie(&owner)
-        .json(json!({"name": "  Second "}))
-        .send()
-        .await;
+    let r = app.post("/api/v1/orgs").cookie(&owner).json(json!({"name": "  Second "})).send().await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     assert_eq!(r.json()["name"], "Second");
     assert_eq!(r.json()["role"], "owner");
     let list = app.get("/api/v1/orgs").cookie(&owner).send().await.json();
-    let names: Vec<&str> = list["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| o["name"].as_str().unwrap())
-        .collect();
+    let names: Vec<&str> =
+        list["items"].as_array().unwrap().iter().map(|o| o["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["Acme", "Second"]);
     for bad in [
         json!({"name": ""}),
@@ -30,18 +21,11 @@ async fn creating_an_org_makes_the_caller_its_owner() {
         json!({"name": 5}),
         json!({"name": "a", "x": 1}),
     ] {
-        let r = app
-            .post("/api/v1/orgs")
-            .cookie(&owner)
-            .json(bad.clone())
-            .send()
-            .await;
+        let r = app.post("/api/v1/orgs").cookie(&owner).json(bad.clone()).send().await;
         r.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
     }
-    let count: i64 = sqlx::query_scalar("select count(*) from organizations")
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
+    let count: i64 =
+        sqlx::query_scalar("select count(*) from organizations").fetch_one(&app.db).await.unwrap();
     assert_eq!(count, 2, "rejected requests created nothing");
 }
 
@@ -50,52 +34,25 @@ async fn another_orgs_ids_answer_404_on_every_route() {
     let app = TestApp::spawn().await;
     let owner = app.login_owner().await;
     let a = app.owner_org;
-    let (a_member, _) = app
-        .active_member(&owner, a, "a-member@example.com", "member")
-        .await;
+    let (a_member, _) = app.active_member(&owner, a, "a-member@example.com", "member").await;
     // Mallory owns org B and is not in A.
-    let (_, mallory) = app
-        .active_member(&owner, a, "mallory@example.com", "viewer")
-        .await;
-    let b = app
-        .post("/api/v1/orgs")
-        .cookie(&mallory)
-        .json(json!({"name": "B"}))
-        .send()
-        .await
-        .json()["id"]
+    let (_, mallory) = app.active_member(&owner, a, "mallory@example.com", "viewer").await;
+    let b = app.post("/api/v1/orgs").cookie(&mallory).json(json!({"name": "B"})).send().await.json()["id"]
         .as_str()
         .unwrap()
         .to_owned();
-    let mallory_id = app
-        .get("/api/v1/users/me")
-        .cookie(&mallory)
-        .send()
-        .await
-        .json()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let mallory_id =
+        app.get("/api/v1/users/me").cookie(&mallory).send().await.json()["id"].as_str().unwrap().to_owned();
     assert_eq!(
-        app.delete(&format!("/api/v1/orgs/{a}/members/{mallory_id}"))
-            .cookie(&owner)
-            .send()
-            .await
-            .status,
+        app.delete(&format!("/api/v1/orgs/{a}/members/{mallory_id}")).cookie(&owner).send().await.status,
         StatusCode::NO_CONTENT
     );
 
     let nobody = uuid::Uuid::new_v4();
     for org in [a.to_string(), nobody.to_string()] {
         let calls = [
-            app.get(&format!("/api/v1/orgs/{org}"))
-                .cookie(&mallory)
-                .send()
-                .await,
-            app.get(&format!("/api/v1/orgs/{org}/members"))
-                .cookie(&mallory)
-                .send()
-                .await,
+            app.get(&format!("/api/v1/orgs/{org}")).cookie(&mallory).send().await,
+            app.get(&format!("/api/v1/orgs/{org}/members")).cookie(&mallory).send().await,
             app.post(&format!("/api/v1/orgs/{org}/members"))
                 .cookie(&mallory)
                 .json(json!({"email": "m2@example.com", "role": "owner"}))
@@ -106,26 +63,15 @@ async fn another_orgs_ids_answer_404_on_every_route() {
                 .json(json!({"role": "owner"}))
                 .send()
                 .await,
-            app.delete(&format!("/api/v1/orgs/{org}/members/{a_member}"))
-                .cookie(&mallory)
-                .send()
-                .await,
+            app.delete(&format!("/api/v1/orgs/{org}/members/{a_member}")).cookie(&mallory).send().await,
         ];
         for r in calls {
             r.assert_problem(StatusCode::NOT_FOUND, "not_found");
         }
     }
     // The same answer for an org that exists and one that does not.
-    let exists = app
-        .get(&format!("/api/v1/orgs/{a}"))
-        .cookie(&mallory)
-        .send()
-        .await;
-    let missing = app
-        .get(&format!("/api/v1/orgs/{nobody}"))
-        .cookie(&mallory)
-        .send()
-        .await;
+    let exists = app.get(&format!("/api/v1/orgs/{a}")).cookie(&mallory).send().await;
+    let missing = app.get(&format!("/api/v1/orgs/{nobody}")).cookie(&mallory).send().await;
     assert_eq!(exists.body, missing.body);
     // Org B's owner cannot reach A's member through B's id either.
     let via_b = app
@@ -135,18 +81,13 @@ async fn another_orgs_ids_answer_404_on_every_route() {
         .send()
         .await;
     via_b.assert_problem(StatusCode::NOT_FOUND, "not_found");
-    let role: String =
-        sqlx::query_scalar("select role from memberships where user_id = $1::text::uuid")
-            .bind(&a_member)
-            .fetch_one(&app.db)
-            .await
-            .unwrap();
+    let role: String = sqlx::query_scalar("select role from memberships where user_id = $1::text::uuid")
+        .bind(&a_member)
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
     assert_eq!(role, "member", "nothing changed");
-    let bad_id = app
-        .get("/api/v1/orgs/not-a-uuid")
-        .cookie(&owner)
-        .send()
-        .await;
+    let bad_id = app.get("/api/v1/orgs/not-a-uuid").cookie(&owner).send().await;
     bad_id.assert_problem(StatusCode::BAD_REQUEST, "bad_request");
 }
 
@@ -156,25 +97,11 @@ async fn roles_limit_what_members_may_do() {
     let owner = app.login_owner().await;
     let org = app.owner_org;
     let members = format!("/api/v1/orgs/{org}/members");
-    let (_, viewer) = app
-        .active_member(&owner, org, "viewer@example.com", "viewer")
-        .await;
-    let (admin_id, admin) = app
-        .active_member(&owner, org, "admin@example.com", "admin")
-        .await;
+    let (_, viewer) = app.active_member(&owner, org, "viewer@example.com", "viewer").await;
+    let (admin_id, admin) = app.active_member(&owner, org, "admin@example.com", "admin").await;
 
-    assert_eq!(
-        app.get(&format!("/api/v1/orgs/{org}"))
-            .cookie(&viewer)
-            .send()
-            .await
-            .status,
-        StatusCode::OK
-    );
-    assert_eq!(
-        app.get(&members).cookie(&viewer).send().await.status,
-        StatusCode::OK
-    );
+    assert_eq!(app.get(&format!("/api/v1/orgs/{org}")).cookie(&viewer).send().await.status, StatusCode::OK);
+    assert_eq!(app.get(&members).cookie(&viewer).send().await.status, StatusCode::OK);
     let r = app
         .post(&members)
         .cookie(&viewer)
@@ -198,15 +125,8 @@ async fn roles_limit_what_members_may_do() {
         .send()
         .await;
     r.assert_problem(StatusCode::FORBIDDEN, "owner_only");
-    let owner_id = app
-        .get("/api/v1/users/me")
-        .cookie(&owner)
-        .send()
-        .await
-        .json()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let owner_id =
+        app.get("/api/v1/users/me").cookie(&owner).send().await.json()["id"].as_str().unwrap().to_owned();
     let r = app
         .patch(&format!("{members}/{owner_id}"))
         .cookie(&admin)
@@ -214,11 +134,7 @@ async fn roles_limit_what_members_may_do() {
         .send()
         .await;
     r.assert_problem(StatusCode::FORBIDDEN, "owner_only");
-    let r = app
-        .delete(&format!("{members}/{owner_id}"))
-        .cookie(&admin)
-        .send()
-        .await;
+    let r = app.delete(&format!("{members}/{owner_id}")).cookie(&admin).send().await;
     r.assert_problem(StatusCode::FORBIDDEN, "owner_only");
     let r = app
         .patch(&format!("{members}/{admin_id}"))
@@ -244,12 +160,8 @@ async fn roles_limit_what_members_may_do() {
         .send()
         .await;
     r.assert_problem(StatusCode::FORBIDDEN, "insufficient_role");
-    let r = app
-        .patch(&format!("{members}/{admin_id}"))
-        .cookie(&owner)
-        .json(json!({"role": "root"}))
-        .send()
-        .await;
+    let r =
+        app.patch(&format!("{members}/{admin_id}")).cookie(&owner).json(json!({"role": "root"})).send().await;
     r.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
 }
 
@@ -259,15 +171,8 @@ async fn the_last_owner_can_be_neither_removed_nor_demoted() {
     let owner = app.login_owner().await;
     let org = app.owner_org;
     let members = format!("/api/v1/orgs/{org}/members");
-    let owner_id = app
-        .get("/api/v1/users/me")
-        .cookie(&owner)
-        .send()
-        .await
-        .json()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let owner_id =
+        app.get("/api/v1/users/me").cookie(&owner).send().await.json()["id"].as_str().unwrap().to_owned();
 
     app.delete(&format!("{members}/{owner_id}"))
         .cookie(&owner)
@@ -281,20 +186,14 @@ async fn the_last_owner_can_be_neither_removed_nor_demoted() {
         .await
         .assert_problem(StatusCode::CONFLICT, "last_owner");
 
-    let (second_id, second) = app
-        .active_member(&owner, org, "second@example.com", "owner")
-        .await;
+    let (second_id, second) = app.active_member(&owner, org, "second@example.com", "owner").await;
     let r = app
         .patch(&format!("{members}/{owner_id}"))
         .cookie(&owner)
         .json(json!({"role": "admin"}))
         .send()
         .await;
-    assert_eq!(
-        r.status,
-        StatusCode::OK,
-        "with two owners one may step down"
-    );
+    assert_eq!(r.status, StatusCode::OK, "with two owners one may step down");
     app.delete(&format!("{members}/{second_id}"))
         .cookie(&second)
         .send()
@@ -325,15 +224,8 @@ async fn a_new_member_with_a_generated_password_must_change_it_first() {
     assert_eq!(added["member"]["must_change_password"], true);
     let initial = added["initial_password"].as_str().unwrap().to_owned();
     assert!(initial.len() >= 20);
-    let listed = app
-        .get(&format!("/api/v1/orgs/{org}/members"))
-        .cookie(&owner)
-        .send()
-        .await;
-    assert!(
-        !listed.text().contains(&initial),
-        "the password is shown once only"
-    );
+    let listed = app.get(&format!("/api/v1/orgs/{org}/members")).cookie(&owner).send().await;
+    assert!(!listed.text().contains(&initial), "the password is shown once only");
 
     let r = app
         .post("/api/auth/login")
@@ -347,14 +239,7 @@ async fn a_new_member_with_a_generated_password_must_change_it_first() {
         .send()
         .await
         .assert_problem(StatusCode::FORBIDDEN, "password_change_required");
-    assert_eq!(
-        app.get("/api/auth/check")
-            .cookie(&cookie)
-            .send()
-            .await
-            .status,
-        StatusCode::OK
-    );
+    assert_eq!(app.get("/api/auth/check").cookie(&cookie).send().await.status, StatusCode::OK);
     let r = app
         .post("/api/v1/users/me/password")
         .cookie(&cookie)
@@ -363,10 +248,7 @@ async fn a_new_member_with_a_generated_password_must_change_it_first() {
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     let cookie = r.session_cookie().unwrap();
-    assert_eq!(
-        app.get("/api/v1/orgs").cookie(&cookie).send().await.status,
-        StatusCode::OK
-    );
+    assert_eq!(app.get("/api/v1/orgs").cookie(&cookie).send().await.status, StatusCode::OK);
 
     // Adding an existing account adds it as is; a password for it is refused; twice is 409.
     let again = app
@@ -376,16 +258,11 @@ async fn a_new_member_with_a_generated_password_must_change_it_first() {
         .send()
         .await;
     again.assert_problem(StatusCode::CONFLICT, "already_member");
-    let other = app
-        .post("/api/v1/orgs")
-        .cookie(&owner)
-        .json(json!({"name": "Other"}))
-        .send()
-        .await
-        .json()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let other =
+        app.post("/api/v1/orgs").cookie(&owner).json(json!({"name": "Other"})).send().await.json()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
     let with_pw = app
         .post(&format!("/api/v1/orgs/{other}/members"))
         .cookie(&owner)
@@ -417,17 +294,9 @@ async fn bad_member_input_is_422_and_changes_nothing() {
         json!({"email": "a@example.com"}),
         json!({"email": "'; drop table users; --@x", "role": "viewer"}),
     ] {
-        let r = app
-            .post(&path)
-            .cookie(&owner)
-            .json(bad.clone())
-            .send()
-            .await;
+        let r = app.post(&path).cookie(&owner).json(bad.clone()).send().await;
         r.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
     }
-    let users: i64 = sqlx::query_scalar("select count(*) from users")
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
+    let users: i64 = sqlx::query_scalar("select count(*) from users").fetch_one(&app.db).await.unwrap();
     assert_eq!(users, 1);
 }

@@ -10,14 +10,7 @@ async fn an_idle_session_ends_after_the_idle_timeout_an_active_one_does_not() {
     let cookie = app.login_owner().await;
     for _ in 0..4 {
         app.clock.advance(Duration::minutes(29));
-        assert_eq!(
-            app.get("/api/auth/check")
-                .cookie(&cookie)
-                .send()
-                .await
-                .status,
-            StatusCode::OK
-        );
+        assert_eq!(app.get("/api/auth/check").cookie(&cookie).send().await.status, StatusCode::OK);
     }
     app.clock.advance(Duration::minutes(31));
     let r = app.get("/api/auth/check").cookie(&cookie).send().await;
@@ -31,25 +24,10 @@ async fn a_session_ends_after_the_absolute_timeout_however_active() {
     // Active every 20 minutes for 11 h 40 min: still signed in.
     for _ in 0..35 {
         app.clock.advance(Duration::minutes(20));
-        assert_eq!(
-            app.get("/api/auth/check")
-                .cookie(&cookie)
-                .send()
-                .await
-                .status,
-            StatusCode::OK
-        );
+        assert_eq!(app.get("/api/auth/check").cookie(&cookie).send().await.status, StatusCode::OK);
     }
-    app.clock
-        .advance(Duration::minutes(20) + Duration::seconds(1));
-    assert_eq!(
-        app.get("/api/auth/check")
-            .cookie(&cookie)
-            .send()
-            .await
-            .status,
-        StatusCode::UNAUTHORIZED
-    );
+    app.clock.advance(Duration::minutes(20) + Duration::seconds(1));
+    assert_eq!(app.get("/api/auth/check").cookie(&cookie).send().await.status, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
@@ -57,22 +35,9 @@ async fn two_instances_share_sessions_and_logout_on_one_kills_it_on_the_other() 
     let a = TestApp::spawn().await;
     let b = TestApp::on(&a.db_options, a.clock.clone()).await;
     let cookie = a.login_owner().await;
-    assert_eq!(
-        b.get("/api/auth/check").cookie(&cookie).send().await.status,
-        StatusCode::OK
-    );
-    assert_eq!(
-        a.post("/api/auth/logout")
-            .cookie(&cookie)
-            .send()
-            .await
-            .status,
-        StatusCode::NO_CONTENT
-    );
-    assert_eq!(
-        b.get("/api/auth/check").cookie(&cookie).send().await.status,
-        StatusCode::UNAUTHORIZED
-    );
+    assert_eq!(b.get("/api/auth/check").cookie(&cookie).send().await.status, StatusCode::OK);
+    assert_eq!(a.post("/api/auth/logout").cookie(&cookie).send().await.status, StatusCode::NO_CONTENT);
+    assert_eq!(b.get("/api/auth/check").cookie(&cookie).send().await.status, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
@@ -106,29 +71,12 @@ async fn changing_the_password_ends_the_other_sessions_and_keeps_this_one() {
         .send()
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text());
-    let renewed = r
-        .session_cookie()
-        .expect("this session continues under a new id");
+    let renewed = r.session_cookie().expect("this session continues under a new id");
     assert_ne!(renewed, here);
+    assert_eq!(app.get("/api/auth/check").cookie(&renewed).send().await.status, StatusCode::OK);
+    assert_eq!(app.get("/api/auth/check").cookie(&here).send().await.status, StatusCode::UNAUTHORIZED);
     assert_eq!(
-        app.get("/api/auth/check")
-            .cookie(&renewed)
-            .send()
-            .await
-            .status,
-        StatusCode::OK
-    );
-    assert_eq!(
-        app.get("/api/auth/check").cookie(&here).send().await.status,
-        StatusCode::UNAUTHORIZED
-    );
-    assert_eq!(
-        other_instance
-            .get("/api/auth/check")
-            .cookie(&elsewhere)
-            .send()
-            .await
-            .status,
+        other_instance.get("/api/auth/check").cookie(&elsewhere).send().await.status,
         StatusCode::UNAUTHORIZED
     );
     let old = app

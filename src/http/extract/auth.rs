@@ -27,11 +27,7 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        if parts
-            .uri
-            .query()
-            .is_some_and(|q| q.split('&').any(|kv| kv.starts_with("access_token=")))
-        {
+        if parts.uri.query().is_some_and(|q| q.split('&').any(|kv| kv.starts_with("access_token="))) {
             return Err(ApiError::BadRequest(
                 "access tokens are not accepted in the query string; send Authorization: Bearer".into(),
             ));
@@ -62,7 +58,8 @@ where
 
 async fn bearer(state: &AppState, tok: &str, parts: &mut Parts) -> Result<Authenticated, ApiError> {
     let now = state.clock.now();
-    let found = db::tokens::bearer_principal(&state.db, &token::hash(tok), now, now - Duration::MINUTE).await?;
+    let found =
+        db::tokens::bearer_principal(&state.db, &token::hash(tok), now, now - Duration::MINUTE).await?;
     let Some(row) = found else {
         let meta = RequestMeta::from_request_parts(parts, &()).await.unwrap_or_default();
         Event::new("token.refused", &meta)
@@ -74,7 +71,10 @@ async fn bearer(state: &AppState, tok: &str, parts: &mut Parts) -> Result<Authen
         return Err(ApiError::InvalidToken);
     };
     let scopes = row.scopes.iter().filter_map(|s| Scope::parse(s)).collect();
-    Ok(Authenticated { principal: row.principal, method: AuthMethod::Bearer { credential_id: row.credential_id, scopes } })
+    Ok(Authenticated {
+        principal: row.principal,
+        method: AuthMethod::Bearer { credential_id: row.credential_id, scopes },
+    })
 }
 
 /// An authenticated principal allowed to use the API: one whose initial password has been

@@ -134,7 +134,10 @@ async fn list_events(
         rows.truncate(limit as usize);
         rows.last().map(|r| r.id.to_string())
     });
-    Ok(AppJson(AuditPage { items: rows.into_iter().map(Into::into).collect(), next_cursor: next_cursor.flatten() }))
+    Ok(AppJson(AuditPage {
+        items: rows.into_iter().map(Into::into).collect(),
+        next_cursor: next_cursor.flatten(),
+    }))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -177,5 +180,9 @@ async fn verify_chain(
         }
         prev = Some(ev.hash.clone());
     }
-    Ok(AppJson(ChainVerification { valid: broken.is_none(), events_checked: chain.len(), first_invalid_event_id: broken }))
+    Ok(AppJson(ChainVerification {
+        valid: broken.is_none(),
+        events_checked: chain.len(),
+        first_invalid_event_id: broken,
+    }))
 }

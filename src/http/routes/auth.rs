@@ -17,10 +17,7 @@ use crate::http::extract::{AppJson, Authenticated};
 use crate::http::routes::users::UserView;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(login))
-        .routes(routes!(logout))
-        .routes(routes!(check))
+    OpenApiRouter::new().routes(routes!(login)).routes(routes!(logout)).routes(routes!(check))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -57,16 +54,10 @@ async fn login(
 ) -> ApiResult<AppJson<UserView>> {
     let login = body.login.trim().to_lowercase();
     if login.is_empty() || login.len() > 254 {
-        return Err(ApiError::field(
-            "login",
-            "must be an e-mail address of 1 to 254 characters",
-        ));
+        return Err(ApiError::field("login", "must be an e-mail address of 1 to 254 characters"));
     }
     if body.password.expose_secret().chars().count() > password::MAX_LEN {
-        return Err(ApiError::field(
-            "password",
-            "is longer than any password can be",
-        ));
+        return Err(ApiError::field("password", "is longer than any password can be"));
     }
     let user = db::users::find_for_login(&state.db, &login).await?;
     let (user_id, stored) = match user {
@@ -86,19 +77,11 @@ async fn login(
     let user_id = user_id.ok_or_else(|| anyhow::anyhow!("verified a password without a user"))?;
 
     // A new id at every login: a session id planted before login is worth nothing after it.
-    session
-        .cycle_id()
-        .await
-        .map_err(|e| anyhow::anyhow!("cycling session: {e}"))?;
+    session.cycle_id().await.map_err(|e| anyhow::anyhow!("cycling session: {e}"))?;
     session.clear().await;
-    session
-        .insert(USER_ID_KEY, user_id)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    session.insert(USER_ID_KEY, user_id).await.map_err(|e| anyhow::anyhow!("{e}"))?;
 
-    let principal = db::users::principal(&state.db, user_id)
-        .await?
-        .ok_or(ApiError::InvalidCredentials)?;
+    let principal = db::users::principal(&state.db, user_id).await?.ok_or(ApiError::InvalidCredentials)?;
     Ok(AppJson(principal.into()))
 }
 
@@ -167,10 +150,8 @@ pub async fn check_password(
     )
 )]
 async fn logout(State(state): State<AppState>, meta: RequestMeta, session: Session) -> ApiResult<StatusCode> {
-    let principal = session
-        .get::<Principal>(PRINCIPAL_KEY)
-        .await
-        .map_err(|e| anyhow::anyhow!("loading session: {e}"))?;
+    let principal =
+        session.get::<Principal>(PRINCIPAL_KEY).await.map_err(|e| anyhow::anyhow!("loading session: {e}"))?;
     session.flush().await.map_err(|e| anyhow::anyhow!("ending session: {e}"))?;
     if let Some(p) = principal {
         for org in &p.orgs {

@@ -15,7 +15,7 @@ use crate::audit::{Event, RequestMeta};
 use crate::auth::token;
 use crate::db;
 use crate::db::credentials::{CredentialRow, NewCredential};
-use crate::domain::{Scope, Role};
+use crate::domain::{Role, Scope};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::http::extract::{ActiveUser, AppJson, AppPath};
 
@@ -114,7 +114,10 @@ async fn create_credential(
     let ctx = user.in_org(org_id)?;
     user.require_session()?;
     let description = body.description.trim();
-    if description.is_empty() || description.chars().count() > 200 || description.chars().any(char::is_control) {
+    if description.is_empty()
+        || description.chars().count() > 200
+        || description.chars().any(char::is_control)
+    {
         return Err(ApiError::field("description", "must be 1 to 200 characters without control characters"));
     }
     let now = state.clock.now();
@@ -137,7 +140,8 @@ async fn create_credential(
             detail: format!("the role {} cannot grant {}", ctx.role.as_str(), s.as_str()),
         });
     }
-    let mut scopes: Vec<String> = Scope::ALL.iter().filter(|s| body.scopes.contains(s)).map(|s| s.as_str().to_owned()).collect();
+    let mut scopes: Vec<String> =
+        Scope::ALL.iter().filter(|s| body.scopes.contains(s)).map(|s| s.as_str().to_owned()).collect();
     scopes.dedup();
 
     let client_id = token::generate(token::CLIENT_ID, 16);

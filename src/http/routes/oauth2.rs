@@ -102,7 +102,8 @@ fn no_store(headers: &mut HeaderMap) {
 
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
-        let body = OAuthErrorBody { error: self.error.as_ref().to_owned(), error_description: self.description };
+        let body =
+            OAuthErrorBody { error: self.error.as_ref().to_owned(), error_description: self.description };
         let mut res = (self.status, axum::Json(body)).into_response();
         let headers = res.headers_mut();
         no_store(headers);
@@ -170,21 +171,29 @@ fn client_credentials(headers: &HeaderMap, form: &Form) -> Result<(String, Strin
         None => None,
         Some(v) => {
             let v = v.to_str().map_err(|_| OAuthError::invalid_client("malformed Authorization header"))?;
-            let (scheme, b64) = v.split_once(' ').ok_or_else(|| OAuthError::invalid_client("malformed Authorization header"))?;
+            let (scheme, b64) = v
+                .split_once(' ')
+                .ok_or_else(|| OAuthError::invalid_client("malformed Authorization header"))?;
             if !scheme.eq_ignore_ascii_case("basic") {
-                return Err(OAuthError::invalid_client("authenticate the client with HTTP Basic or in the body"));
+                return Err(OAuthError::invalid_client(
+                    "authenticate the client with HTTP Basic or in the body",
+                ));
             }
             let raw = STANDARD
                 .decode(b64.trim())
                 .ok()
                 .and_then(|b| String::from_utf8(b).ok())
                 .ok_or_else(|| OAuthError::invalid_client("malformed Basic credentials"))?;
-            let (id, secret) = raw.split_once(':').ok_or_else(|| OAuthError::invalid_client("malformed Basic credentials"))?;
+            let (id, secret) = raw
+                .split_once(':')
+                .ok_or_else(|| OAuthError::invalid_client("malformed Basic credentials"))?;
             Some((form_decode(id)?, form_decode(secret)?))
         }
     };
     match (basic, form.get("client_id"), form.get("client_secret")) {
-        (Some(_), _, Some(_)) => Err(OAuthError::invalid_request("use one client authentication method, not two")),
+        (Some(_), _, Some(_)) => {
+            Err(OAuthError::invalid_request("use one client authentication method, not two"))
+        }
         (Some((id, _)), Some(body_id), None) if *body_id != id => {
             Err(OAuthError::invalid_request("client_id differs from the authenticated client"))
         }
@@ -202,7 +211,12 @@ fn form_decode(s: &str) -> Result<String, OAuthError> {
 }
 
 /// Authenticates the client under the per-client throttle.
-async fn authenticate(state: &AppState, meta: &RequestMeta, headers: &HeaderMap, form: &Form) -> Result<ClientAuth, OAuthError> {
+async fn authenticate(
+    state: &AppState,
+    meta: &RequestMeta,
+    headers: &HeaderMap,
+    form: &Form,
+) -> Result<ClientAuth, OAuthError> {
     let (client_id, secret) = client_credentials(headers, form)?;
     let now = state.clock.now();
     let subject = format!("client:{client_id}");
@@ -236,9 +250,13 @@ async fn authenticate(state: &AppState, meta: &RequestMeta, headers: &HeaderMap,
     let Some(client) = found.filter(|_| secret_ok) else {
         db::auth_failures::record(&state.db, &subject, now).await?;
         let known = db::credentials::for_client_auth(&state.db, &client_id).await?;
-        refuse("wrong client secret or unknown client", known.as_ref().map(|c| c.org_id), known.map(|c| c.id))
-            .record(&state.db, now)
-            .await?;
+        refuse(
+            "wrong client secret or unknown client",
+            known.as_ref().map(|c| c.org_id),
+            known.map(|c| c.id),
+        )
+        .record(&state.db, now)
+        .await?;
         return Err(OAuthError::invalid_client("unknown client or wrong secret"));
     };
     let dead = if client.revoked_at.is_some() {
@@ -266,7 +284,9 @@ async fn authenticate(state: &AppState, meta: &RequestMeta, headers: &HeaderMap,
 
 /// The requested scopes, which must all be in `allowed`; none requested: all of `allowed`.
 fn granted_scopes(requested: Option<&String>, allowed: &[String]) -> Result<Vec<String>, OAuthError> {
-    let Some(requested) = requested else { return Ok(allowed.to_vec()) };
+    let Some(requested) = requested else {
+        return Ok(allowed.to_vec());
+    };
     let mut out: Vec<String> = vec![];
     for s in requested.split(' ').filter(|s| !s.is_empty()) {
         if Scope::parse(s).is_none() {
@@ -302,7 +322,15 @@ async fn issue(
     {
         db::tokens::insert(
             &mut *conn,
-            NewToken { hash: &token::hash(tok), kind, credential_id: client.id, family_id, scopes: &scopes, now, expires_at },
+            NewToken {
+                hash: &token::hash(tok),
+                kind,
+                credential_id: client.id,
+                family_id,
+                scopes: &scopes,
+                now,
+                expires_at,
+            },
         )
         .await?;
     }
@@ -339,7 +367,8 @@ async fn token_endpoint(
     body: Bytes,
 ) -> Result<Response, OAuthError> {
     let form = parse_form(&headers, &body)?;
-    let grant = form.get("grant_type").ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?.clone();
+    let grant =
+        form.get("grant_type").ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?.clone();
     let client = authenticate(&state, &meta, &headers, &form).await?;
     let now = state.clock.now();
     let response = match grant.as_str() {
@@ -351,7 +380,9 @@ async fn token_endpoint(
             r
         }
         "refresh_token" => {
-            let presented = form.get("refresh_token").ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
+            let presented = form
+                .get("refresh_token")
+                .ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
             let mut tx = state.db.begin().await?;
             match db::tokens::use_refresh(&mut tx, &token::hash(presented), client.id, now).await? {
                 Refresh::Rotated { family_id, scopes } => {
@@ -372,7 +403,9 @@ async fn token_endpoint(
                         .record_in(&mut tx, now)
                         .await?;
                     tx.commit().await?;
-                    return Err(OAuthError::invalid_grant("the refresh token was already used; the grant is revoked"));
+                    return Err(OAuthError::invalid_grant(
+                        "the refresh token was already used; the grant is revoked",
+                    ));
                 }
                 Refresh::Invalid => {
                     drop(tx);
@@ -383,7 +416,9 @@ async fn token_endpoint(
                         .detail("reason", "invalid, expired or revoked refresh token")
                         .record(&state.db, now)
                         .await?;
-                    return Err(OAuthError::invalid_grant("the refresh token is invalid, expired or revoked"));
+                    return Err(OAuthError::invalid_grant(
+                        "the refresh token is invalid, expired or revoked",
+                    ));
                 }
             }
         }
@@ -420,7 +455,8 @@ async fn revoke(
     body: Bytes,
 ) -> Result<Response, OAuthError> {
     let form = parse_form(&headers, &body)?;
-    let presented = form.get("token").ok_or_else(|| OAuthError::invalid_request("token is required"))?.clone();
+    let presented =
+        form.get("token").ok_or_else(|| OAuthError::invalid_request("token is required"))?.clone();
     let client = authenticate(&state, &meta, &headers, &form).await?;
     let now = state.clock.now();
     let mut tx = state.db.begin().await?;
@@ -492,7 +528,10 @@ pub struct ScopeList {
 async fn scopes() -> AppJson<ScopeList> {
     use crate::domain::Role;
     let least = |s: Scope| {
-        [Role::Viewer, Role::Member, Role::Admin, Role::Owner].into_iter().find(|r| r.allows(s)).unwrap_or(Role::Owner)
+        [Role::Viewer, Role::Member, Role::Admin, Role::Owner]
+            .into_iter()
+            .find(|r| r.allows(s))
+            .unwrap_or(Role::Owner)
     };
     AppJson(ScopeList {
         items: Scope::ALL

@@ -11,9 +11,9 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::app::AppState;
+use crate::audit::{Event, RequestMeta};
 use crate::db;
 use crate::db::orgs::{MemberRow, OrgRow};
-use crate::audit::{Event, RequestMeta};
 use crate::domain::{AuthMethod, Ctx, Email, NewPassword, Role, Scope};
 use crate::error::{ApiError, ApiResult, Problem, on_constraint};
 use crate::http::extract::{ActiveUser, AppJson, AppPath};
@@ -60,7 +60,7 @@ pub struct OrgList {
     pub items: Vec<OrgView>,
 }
 
-/// The organizations the caller belongs to.
+/// The organizations the caller belongs to (for a bearer token: its credential's one).
 #[utoipa::path(
     get, path = "/api/v1/orgs", tag = "orgs",
     security(("session" = []), ("bearer" = ["org:read"])),
@@ -73,8 +73,10 @@ pub struct OrgList {
 async fn list_orgs(State(state): State<AppState>, user: ActiveUser) -> ApiResult<AppJson<OrgList>> {
     user.method.require_scope(Scope::OrgRead)?;
     let rows = db::orgs::list_for_user(&state.db, user.principal.user_id).await?;
+    // A credential acts in its own organization only: it sees none of its creator's others.
     let items = rows
         .into_iter()
+        .filter(|r| user.principal.orgs.iter().any(|o| o.id == r.id))
         .map(OrgView::try_from)
         .collect::<ApiResult<_>>()?;
     Ok(AppJson(OrgList { items }))
@@ -95,10 +97,7 @@ fn org_name(raw: &str) -> ApiResult<String> {
         return Err(ApiError::field("name", "must be 1 to 100 characters"));
     }
     if name.chars().any(char::is_control) {
-        return Err(ApiError::field(
-            "name",
-            "must not contain control characters",
-        ));
+        return Err(ApiError::field("name", "must not contain control characters"));
     }
     Ok(name.to_owned())
 }
@@ -157,9 +156,7 @@ async fn get_org(
 ) -> ApiResult<AppJson<OrgView>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::OrgRead)?;
-    let row = db::orgs::get(&state.db, &ctx)
-        .await?
-        .ok_or(ApiError::NotFound("organization"))?;
+    let row = db::orgs::get(&state.db, &ctx).await?.ok_or(ApiError::NotFound("organization"))?;
     Ok(AppJson(row.try_into()?))
 }
 
@@ -219,10 +216,7 @@ async fn list_members(
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::OrgRead)?;
     let rows = db::orgs::list_members(&state.db, &ctx).await?;
-    let items = rows
-        .into_iter()
-        .map(MemberView::try_from)
-        .collect::<ApiResult<_>>()?;
+    let items = rows.into_iter().map(MemberView::try_from).collect::<ApiResult<_>>()?;
     Ok(AppJson(MemberList { items }))
 }
 
@@ -250,11 +244,7 @@ pub struct AddedMember {
 
 fn generate_password() -> String {
     // 24 characters of 62 symbols: about 143 bits.
-    rand::thread_rng()
-        .sample_iter(&Alphanumeric)
-        .take(24)
-        .map(char::from)
-        .collect()
+    rand::thread_rng().sample_iter(&Alphanumeric).take(24).map(char::from).collect()
 }
 
 /// Adds a member by e-mail: an existing user is added as is; otherwise an account is created
@@ -321,37 +311,26 @@ async fn add_member(
             let id = Uuid::now_v7();
             db::users::insert(
                 &mut *tx,
-                db::users::NewUser {
-                    id,
-                    email: &email,
-                    password_hash: hash,
-                    must_change_password: true,
-                },
+                db::users::NewUser { id, email: &email, password_hash: hash, must_change_password: true },
             )
             .await
             .map_err(|e| {
                 on_constraint(e, |c| {
-                    (c == "users_email_key").then(|| {
-                        ApiError::conflict("conflict", "the account was created meanwhile; retry")
-                    })
+                    (c == "users_email_key")
+                        .then(|| ApiError::conflict("conflict", "the account was created meanwhile; retry"))
                 })
             })?;
             id
         }
         (None, None) => unreachable!("a hash is computed for every new account"),
     };
-    db::orgs::add_member(&mut *tx, &ctx, user_id, body.role)
-        .await
-        .map_err(|e| {
-            on_constraint(e, |c| {
-                (c == "memberships_pkey").then(|| {
-                    ApiError::conflict("already_member", format!("{email} is a member already"))
-                })
-            })
-        })?;
-    let member = db::orgs::get_member(&mut *tx, &ctx, user_id)
-        .await?
-        .ok_or(ApiError::NotFound("member"))?;
+    db::orgs::add_member(&mut *tx, &ctx, user_id, body.role).await.map_err(|e| {
+        on_constraint(e, |c| {
+            (c == "memberships_pkey")
+                .then(|| ApiError::conflict("already_member", format!("{email} is a member already")))
+        })
+    })?;
+    let member = db::orgs::get_member(&mut *tx, &ctx, user_id).await?.ok_or(ApiError::NotFound("member"))?;
     Event::new("member.added", &meta)
         .in_ctx(&ctx, &user.principal.email)
         .target(format!("user:{user_id}"))
@@ -403,9 +382,7 @@ async fn update_member(
     ctx.require(Scope::OrgAdmin)?;
     let mut tx = state.db.begin().await?;
     let owners = db::orgs::lock_owners(&mut tx, &ctx).await?;
-    let target = db::orgs::get_member(&mut *tx, &ctx, user_id)
-        .await?
-        .ok_or(ApiError::NotFound("member"))?;
+    let target = db::orgs::get_member(&mut *tx, &ctx, user_id).await?.ok_or(ApiError::NotFound("member"))?;
     let current = parse_role(&target.role)?;
     if (current == Role::Owner || body.role == Role::Owner) && ctx.role != Role::Owner {
         return Err(ApiError::Forbidden {
@@ -417,9 +394,7 @@ async fn update_member(
         return Err(last_owner());
     }
     db::orgs::set_role(&mut *tx, &ctx, user_id, body.role, state.clock.now()).await?;
-    let member = db::orgs::get_member(&mut *tx, &ctx, user_id)
-        .await?
-        .ok_or(ApiError::NotFound("member"))?;
+    let member = db::orgs::get_member(&mut *tx, &ctx, user_id).await?.ok_or(ApiError::NotFound("member"))?;
     Event::new("member.role_changed", &meta)
         .in_ctx(&ctx, &user.principal.email)
         .target(format!("user:{user_id}"))
@@ -432,10 +407,7 @@ async fn update_member(
 }
 
 fn last_owner() -> ApiError {
-    ApiError::conflict(
-        "last_owner",
-        "an organization must keep at least one owner; make another owner first",
-    )
+    ApiError::conflict("last_owner", "an organization must keep at least one owner; make another owner first")
 }
 
 /// Removes a member. Anyone may leave; removing others needs admin, and an owner needs an
@@ -464,9 +436,7 @@ async fn remove_member(
     }
     let mut tx = state.db.begin().await?;
     let owners = db::orgs::lock_owners(&mut tx, &ctx).await?;
-    let target = db::orgs::get_member(&mut *tx, &ctx, user_id)
-        .await?
-        .ok_or(ApiError::NotFound("member"))?;
+    let target = db::orgs::get_member(&mut *tx, &ctx, user_id).await?.ok_or(ApiError::NotFound("member"))?;
     if parse_role(&target.role)? == Role::Owner {
         if ctx.role != Role::Owner {
             return Err(ApiError::Forbidden {

@@ -10,9 +10,7 @@ use crate::app::AppState;
 use crate::http::extract::AppJson;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(status))
-        .routes(routes!(health))
+    OpenApiRouter::new().routes(routes!(status)).routes(routes!(health))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -59,47 +57,34 @@ pub struct Health {
 )]
 async fn health(State(state): State<AppState>) -> (StatusCode, AppJson<Health>) {
     let probe = async {
-        let version: String = sqlx::query_scalar("show server_version")
+        let version: String = sqlx::query_scalar("show server_version").fetch_one(&state.db).await?;
+        let applied: i64 = sqlx::query_scalar("select count(*) from _sqlx_migrations where success")
             .fetch_one(&state.db)
             .await?;
-        let applied: i64 =
-            sqlx::query_scalar("select count(*) from _sqlx_migrations where success")
-                .fetch_one(&state.db)
-                .await?;
         Ok::<_, sqlx::Error>((version, applied))
     };
     let known = MIGRATOR.iter().count();
-    let (status, database) =
-        match tokio::time::timeout(std::time::Duration::from_secs(3), probe).await {
-            Ok(Ok((version, applied))) => {
-                let ready = applied as usize >= known;
-                (
-                    if ready {
-                        StatusCode::OK
-                    } else {
-                        StatusCode::SERVICE_UNAVAILABLE
-                    },
-                    DatabaseHealth {
-                        reachable: true,
-                        server_version: Some(version),
-                        migrations_applied: Some(applied),
-                        migrations_known: known,
-                    },
-                )
-            }
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "health probe failed");
-                (StatusCode::SERVICE_UNAVAILABLE, unreachable(known))
-            }
-            Err(_) => (StatusCode::SERVICE_UNAVAILABLE, unreachable(known)),
-        };
-    let health = Health {
-        status: if status == StatusCode::OK {
-            "ok"
-        } else {
-            "unavailable"
+    let (status, database) = match tokio::time::timeout(std::time::Duration::from_secs(3), probe).await {
+        Ok(Ok((version, applied))) => {
+            let ready = applied as usize >= known;
+            (
+                if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE },
+                DatabaseHealth {
+                    reachable: true,
+                    server_version: Some(version),
+                    migrations_applied: Some(applied),
+                    migrations_known: known,
+                },
+            )
         }
-        .into(),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "health probe failed");
+            (StatusCode::SERVICE_UNAVAILABLE, unreachable(known))
+        }
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, unreachable(known)),
+    };
+    let health = Health {
+        status: if status == StatusCode::OK { "ok" } else { "unavailable" }.into(),
         version: env!("CARGO_PKG_VERSION").into(),
         database,
     };

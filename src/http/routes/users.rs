@@ -10,18 +10,16 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::app::AppState;
-use crate::db;
-use crate::audit::RequestMeta;
 use crate::audit::Event;
+use crate::audit::RequestMeta;
+use crate::db;
 use crate::domain::{AuthMethod, NewPassword, Principal, Role};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::http::extract::{AppJson, Authenticated};
 use crate::http::routes::auth::check_password;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(me))
-        .routes(routes!(change_password))
+    OpenApiRouter::new().routes(routes!(me)).routes(routes!(change_password))
 }
 
 /// A point in time as CCX writes it: seconds and nanoseconds since the Unix epoch.
@@ -33,10 +31,7 @@ pub struct Timestamp {
 
 impl From<OffsetDateTime> for Timestamp {
     fn from(t: OffsetDateTime) -> Self {
-        Self {
-            seconds: t.unix_timestamp(),
-            nanos: t.nanosecond() as i32,
-        }
+        Self { seconds: t.unix_timestamp(), nanos: t.nanosecond() as i32 }
     }
 }
 
@@ -81,11 +76,7 @@ impl From<Principal> for UserView {
             organizations: p
                 .orgs
                 .into_iter()
-                .map(|o| UserOrg {
-                    id: o.id,
-                    name: o.name,
-                    role: o.role,
-                })
+                .map(|o| UserOrg { id: o.id, name: o.name, role: o.role })
                 .collect(),
             additional_fields: Default::default(),
         }
@@ -142,8 +133,7 @@ async fn change_password(
             detail: "a password is changed by its signed-in user, not by a credential".into(),
         });
     }
-    let new =
-        NewPassword::parse(body.new_password).map_err(|m| ApiError::field("new_password", m))?;
+    let new = NewPassword::parse(body.new_password).map_err(|m| ApiError::field("new_password", m))?;
     let user_id = user.principal.user_id;
     let stored = db::users::password_hash(&state.db, user_id).await?;
     if !check_password(&state, &user.principal.email, body.current_password, stored).await? {
@@ -156,10 +146,7 @@ async fn change_password(
 
     // The current session continues under a fresh id, which the session layer stores after this
     // handler returns; every session stored before, on any instance, ends here.
-    session
-        .cycle_id()
-        .await
-        .map_err(|e| anyhow::anyhow!("cycling session: {e}"))?;
+    session.cycle_id().await.map_err(|e| anyhow::anyhow!("cycling session: {e}"))?;
     let mut tx = state.db.begin().await?;
     db::users::set_password(&mut *tx, user_id, &hash, state.clock.now()).await?;
     let ended = db::sessions::delete_others(&mut *tx, user_id, None).await?;

@@ -40,6 +40,10 @@ fn start(data_dir: &std::path::Path, port: u16) -> Berth {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("starting berth");
+    wait_listening(child)
+}
+
+fn wait_listening(child: Child) -> Berth {
     let mut berth = Berth { child, stdout: vec![] };
     let mut lines = BufReader::new(berth.child.stdout.take().unwrap()).lines();
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -132,4 +136,49 @@ fn without_binaries_or_database_it_says_what_to_install() {
     assert!(err.contains("BERTH_PG_BINDIR") && err.contains("does not hold initdb"), "{err}");
 
     assert_eq!(err.trim().lines().count(), 1, "one clear line: {err}");
+}
+
+#[tokio::test]
+async fn it_serves_https_with_the_given_certificate() {
+    let dir = tempfile::Builder::new().prefix("berth-tls-").tempdir().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let cert_path = dir.path().join("cert.pem");
+    let key_path = dir.path().join("key.pem");
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.key_pair.serialize_pem()).unwrap();
+    let port = free_port();
+    let data = dir.path().join("data");
+    let child = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .env_remove("DATABASE_URL")
+        .env("BERTH_DATA_DIR", &data)
+        .env("BERTH_LISTEN", format!("127.0.0.1:{port}"))
+        .env("BERTH_TLS_CERT", &cert_path)
+        .env("BERTH_TLS_KEY", &key_path)
+        .env_remove("BERTH_ADMIN_EMAIL")
+        .env("BERTH_ADMIN_PASSWORD", "a-long-enough-password")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let berth = tokio::task::spawn_blocking(move || wait_listening(child)).await.unwrap();
+    assert!(berth.stdout.iter().any(|l| l.contains("https://")), "{:?}", berth.stdout);
+
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap())
+        .resolve("localhost", format!("127.0.0.1:{port}").parse().unwrap())
+        .build()
+        .unwrap();
+    let r = client.get(format!("https://localhost:{port}/api/status")).send().await.unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::OK);
+    let login = client
+        .post(format!("https://localhost:{port}/api/auth/login"))
+        .json(&serde_json::json!({"login": "admin@localhost", "password": "a-long-enough-password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), reqwest::StatusCode::OK);
+    let plain = reqwest::get(format!("http://127.0.0.1:{port}/api/status")).await;
+    assert!(plain.is_err() || !plain.unwrap().status().is_success(), "no plain HTTP on the TLS port");
+    tokio::task::spawn_blocking(move || stop(berth)).await.unwrap();
 }

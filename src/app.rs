@@ -7,6 +7,7 @@ use axum::Router;
 use axum::extract::FromRef;
 use axum::http::{HeaderName, HeaderValue, header};
 use sqlx::PgPool;
+use tokio::sync::Notify;
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -20,6 +21,7 @@ use crate::clock::Clock;
 use crate::config::AuthConfig;
 use crate::error::ApiError;
 use crate::http::{self, middleware};
+use crate::jobs::{DataPlane, JobEnv};
 
 #[derive(Clone, FromRef)]
 pub struct AppState {
@@ -27,14 +29,29 @@ pub struct AppState {
     pub auth: Arc<AuthConfig>,
     pub clock: Arc<dyn Clock>,
     pub hasher: PasswordHasher,
+    pub plane: DataPlane,
+    /// Wakes this process's idle workers when a job is enqueued here.
+    pub wake: Arc<Notify>,
 }
 
 impl AppState {
-    pub fn new(db: PgPool, auth: AuthConfig, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(db: PgPool, auth: AuthConfig, clock: Arc<dyn Clock>, plane: DataPlane) -> Self {
         let concurrency = auth
             .hash_concurrency
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-        Self { db, auth: Arc::new(auth), clock, hasher: PasswordHasher::new(concurrency) }
+        Self {
+            db,
+            auth: Arc::new(auth),
+            clock,
+            hasher: PasswordHasher::new(concurrency),
+            plane,
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// What the workers of this process run with.
+    pub fn job_env(&self) -> JobEnv {
+        JobEnv { db: self.db.clone(), plane: self.plane.clone(), clock: self.clock.clone() }
     }
 }
 

@@ -1,6 +1,6 @@
 use clap::{Parser, Subcommand};
 
-use crate::config::{DbConfig, ServeConfig};
+use crate::config::{DbConfig, ServeConfig, WorkerConfig};
 
 /// Berth: a self-hostable, multi-tenant DBaaS control plane. With no subcommand, `serve`.
 #[derive(Debug, Parser)]
@@ -17,6 +17,8 @@ pub struct Cli {
 pub enum Command {
     /// Serve the API (the default).
     Serve(Box<ServeConfig>),
+    /// Run job workers only, without the HTTP API.
+    Worker(Box<WorkerConfig>),
     /// Apply the control database's migrations and exit.
     Migrate(DbConfig),
     /// Print the OpenAPI document (what `openapi/openapi.json` must hold).

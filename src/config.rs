@@ -63,6 +63,50 @@ pub struct ServeConfig {
 
     #[command(flatten)]
     pub auth: AuthConfig,
+
+    #[command(flatten)]
+    pub plane: PlaneConfig,
+}
+
+/// `berth worker`: the job workers alone, without the HTTP API.
+#[derive(Debug, Clone, clap::Args)]
+pub struct WorkerConfig {
+    #[command(flatten)]
+    pub db: DbConfig,
+
+    #[command(flatten)]
+    pub plane: PlaneConfig,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct PlaneConfig {
+    /// 32 random bytes in base64 (`openssl rand -base64 32`): encrypts the secrets Berth must
+    /// read back, such as stores' database passwords. Required with DATABASE_URL; with the
+    /// embedded default one is generated in `BERTH_DATA_DIR/master.key`.
+    #[arg(long, env = "BERTH_MASTER_KEY", hide_env_values = true)]
+    pub master_key: Option<SecretString>,
+
+    /// A TOML file of deployment options to offer instead of the built-in catalog.
+    #[arg(long, env = "BERTH_CATALOG")]
+    pub catalog: Option<PathBuf>,
+
+    /// Job workers in this process; 0 runs the API only (run `berth worker` elsewhere).
+    #[arg(long, env = "BERTH_WORKERS", default_value_t = 2)]
+    pub workers: usize,
+
+    /// Loopback ports handed to store nodes, `first-last`.
+    #[arg(long, env = "BERTH_NODE_PORTS", default_value = "15432-16431", value_parser = parse_ports)]
+    pub node_ports: std::ops::RangeInclusive<u16>,
+}
+
+fn parse_ports(s: &str) -> Result<std::ops::RangeInclusive<u16>, String> {
+    let (a, b) = s.split_once('-').ok_or("expected first-last, e.g. 15432-16431")?;
+    let (a, b): (u16, u16) =
+        (a.trim().parse().map_err(|e| format!("{e}"))?, b.trim().parse().map_err(|e| format!("{e}"))?);
+    if a == 0 || a > b {
+        return Err("expected 0 < first <= last".into());
+    }
+    Ok(a..=b)
 }
 
 #[derive(Debug, Clone, clap::Args)]

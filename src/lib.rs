@@ -7,11 +7,14 @@ pub mod bootstrap;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod crypto;
 pub mod db;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod jobs;
 pub mod pg;
+pub mod provision;
 pub mod serve;
 pub mod telemetry;
 

@@ -11,6 +11,7 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         None => berth::serve::serve(cli.serve).await,
         Some(Command::Serve(config)) => berth::serve::serve(*config).await,
+        Some(Command::Worker(config)) => berth::serve::worker(*config).await,
         Some(Command::Migrate(db)) => berth::serve::migrate_only(db).await,
         Some(Command::Openapi) => berth::serve::print_openapi(),
     };

@@ -5,16 +5,23 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use secrecy::ExposeSecret;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use tokio::sync::Notify;
 
 use crate::app::{AppState, build_router};
 use crate::bootstrap::{FirstRun, ensure_first_owner};
 use crate::clock::SystemClock;
-use crate::config::{DbConfig, ServeConfig};
+use crate::config::{DbConfig, PlaneConfig, ServeConfig, WorkerConfig};
+use crate::crypto::MasterKey;
+use crate::jobs::worker::Workers;
+use crate::jobs::{DataPlane, JobEnv, reconcile};
 use crate::pg::{EmbeddedOptions, EmbeddedPg, PgBinaries, RunAs};
+use crate::provision::Provisioner;
+use crate::provision::catalog::Catalog;
+use crate::provision::local::LocalDriver;
 use crate::{MIGRATOR, db};
 
 /// The control database, and the embedded server behind it when Berth runs its own.
@@ -79,16 +86,81 @@ pub fn print_openapi() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The data plane: the local driver, the catalog, and the master key.
+pub fn data_plane(db: &DbConfig, plane: &PlaneConfig) -> anyhow::Result<DataPlane> {
+    std::fs::create_dir_all(&db.data_dir).with_context(|| format!("creating {}", db.data_dir.display()))?;
+    let master_key = match (&plane.master_key, &db.database_url) {
+        (Some(k), _) => MasterKey::from_base64(k.expose_secret())?,
+        (None, None) => MasterKey::load_or_create(&db.data_dir.join("master.key"))?,
+        (None, Some(_)) => bail!(
+            "BERTH_MASTER_KEY is required with DATABASE_URL (32 random bytes in base64: `openssl rand -base64 32`); \
+             keep it safe: the store passwords cannot be read without it"
+        ),
+    };
+    let run_as = RunAs::when_root(&db.pg_user)?;
+    let driver = LocalDriver::discover(db.data_dir.clone(), run_as, db.pg_bindir.as_deref())?;
+    let catalog = Catalog::load(plane.catalog.as_deref(), driver.postgres_versions())?;
+    Ok(DataPlane {
+        driver: Arc::new(driver),
+        catalog: Arc::new(catalog),
+        master_key,
+        ports: plane.node_ports.clone(),
+    })
+}
+
+/// Starts this process's workers after bringing the host and the tables into agreement.
+async fn start_workers(env: JobEnv, count: usize, wake: Arc<Notify>) -> anyhow::Result<Option<Workers>> {
+    if count == 0 {
+        return Ok(None);
+    }
+    if let Err(e) = reconcile::at_start(&env).await {
+        tracing::error!(error = %e, "reconciling store nodes at start");
+    }
+    tokio::spawn(reconcile::health_loop(env.clone(), Duration::from_secs(10)));
+    Ok(Some(Workers::start(env, count, wake).await?))
+}
+
+async fn stop_workers(workers: Option<Workers>) {
+    if let Some(w) = workers {
+        // A step in progress finishes, up to a point; an unfinished job is resumed by the next
+        // worker once its lease runs out.
+        if tokio::time::timeout(Duration::from_secs(20), w.shutdown()).await.is_err() {
+            tracing::warn!("a job step is still running; it will be resumed after its lease expires");
+        }
+    }
+}
+
 pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
+    let plane = data_plane(&cfg.db, &cfg.plane)?;
     let control = ControlDb::open(&cfg.db).await?;
-    let result = run(&cfg, control.pool.clone()).await;
+    let result = run(&cfg, control.pool.clone(), plane).await;
     control.close().await;
     result
 }
 
-async fn run(cfg: &ServeConfig, pool: PgPool) -> anyhow::Result<()> {
-    let state = AppState::new(pool, cfg.auth.clone(), Arc::new(SystemClock));
+pub async fn worker(cfg: WorkerConfig) -> anyhow::Result<()> {
+    let plane = data_plane(&cfg.db, &cfg.plane)?;
+    let control = ControlDb::open(&cfg.db).await?;
+    let env = JobEnv { db: control.pool.clone(), plane, clock: Arc::new(SystemClock) };
+    let workers = start_workers(env, cfg.plane.workers.max(1), Arc::new(Notify::new())).await;
+    match workers {
+        Ok(workers) => {
+            println!("Berth worker running; stop with Ctrl-C or SIGTERM");
+            wait_for_signal().await;
+            stop_workers(workers).await;
+            control.close().await;
+            Ok(())
+        }
+        Err(e) => {
+            control.close().await;
+            Err(e)
+        }
+    }
+}
+
+async fn run(cfg: &ServeConfig, pool: PgPool, plane: DataPlane) -> anyhow::Result<()> {
+    let state = AppState::new(pool, cfg.auth.clone(), Arc::new(SystemClock), plane);
     match ensure_first_owner(&state, &cfg.admin_email, cfg.admin_password.clone(), &cfg.admin_org).await? {
         FirstRun::AlreadySetUp => {}
         FirstRun::Created { email, generated_password } => {
@@ -104,6 +176,7 @@ async fn run(cfg: &ServeConfig, pool: PgPool) -> anyhow::Result<()> {
     }
     state.hasher.warm_up().await;
     tokio::spawn(purge_loop(state.clone()));
+    let workers = start_workers(state.job_env(), cfg.plane.workers, state.wake.clone()).await?;
 
     let handle = axum_server::Handle::new();
     tokio::spawn(shutdown_on_signal(handle.clone()));
@@ -116,7 +189,7 @@ async fn run(cfg: &ServeConfig, pool: PgPool) -> anyhow::Result<()> {
     });
 
     let app = build_router(state).into_make_service_with_connect_info::<SocketAddr>();
-    match (&cfg.tls_cert, &cfg.tls_key) {
+    let served = match (&cfg.tls_cert, &cfg.tls_key) {
         (Some(cert), Some(key)) => {
             let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
                 .await
@@ -125,16 +198,22 @@ async fn run(cfg: &ServeConfig, pool: PgPool) -> anyhow::Result<()> {
         }
         _ => axum_server::bind(cfg.listen).handle(handle).serve(app).await,
     }
-    .with_context(|| format!("serving on {}", cfg.listen))
+    .with_context(|| format!("serving on {}", cfg.listen));
+    stop_workers(workers).await;
+    served
 }
 
-async fn shutdown_on_signal(handle: axum_server::Handle) {
+async fn wait_for_signal() {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .expect("installing the SIGTERM handler");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
+}
+
+async fn shutdown_on_signal(handle: axum_server::Handle) {
+    wait_for_signal().await;
     tracing::info!("shutting down");
     handle.graceful_shutdown(Some(Duration::from_secs(10)));
 }
@@ -157,6 +236,9 @@ async fn purge_loop(state: AppState) {
         }
         if let Err(e) = db::auth_failures::purge_before(&state.db, now - window).await {
             tracing::warn!(error = %e, "purging old login failures");
+        }
+        if let Err(e) = db::idempotency::purge_before(&state.db, now - time::Duration::DAY).await {
+            tracing::warn!(error = %e, "purging old idempotency keys");
         }
     }
 }

@@ -4,7 +4,10 @@
 pub mod audit;
 pub mod auth_failures;
 pub mod credentials;
+pub mod idempotency;
+pub mod jobs;
 pub mod orgs;
 pub mod sessions;
+pub mod stores;
 pub mod tokens;
 pub mod users;

@@ -19,6 +19,9 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(routes::oauth2::router())
         .merge(routes::credentials::router())
         .merge(routes::audit::router())
+        .merge(routes::content::router())
+        .merge(routes::stores::router())
+        .merge(routes::jobs::router())
 }
 
 /// The OpenAPI document as served at `/api/openapi.json` and committed in `openapi/openapi.json`.

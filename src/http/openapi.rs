@@ -36,6 +36,9 @@ pub const CLIENT_BASIC_SCHEME: &str = "client_basic";
         (name = "oauth2", description = "OAuth2 token endpoint, revocation and metadata for automation"),
         (name = "credentials", description = "OAuth2 client credentials"),
         (name = "audit", description = "The tamper-evident audit trail"),
+        (name = "content", description = "Deployment options"),
+        (name = "stores", description = "Managed PostgreSQL stores and their nodes"),
+        (name = "jobs", description = "The durable jobs that change stores"),
     )
 )]
 pub struct ApiDoc;

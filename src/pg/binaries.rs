@@ -36,6 +36,23 @@ impl PgBinaries {
             .unwrap_or_else(|| bail!(INSTALL_HINT))
     }
 
+    /// Every major version installed here, ascending: each `/usr/lib/postgresql/*/bin` and
+    /// `/usr/pgsql-*/bin`, the folders on PATH, and `explicit` (which must be complete). When
+    /// two folders hold the same major, the one [`PgBinaries::locate`] would pick wins.
+    pub fn installed(explicit: Option<&Path>) -> anyhow::Result<Vec<Self>> {
+        let mut found = vec![Self::locate(explicit)?];
+        for dir in candidates() {
+            if complete(&dir) && found.iter().all(|b| b.bindir != dir) {
+                let b = Self::at(&dir)?;
+                if found.iter().all(|f| f.major != b.major) {
+                    found.push(b);
+                }
+            }
+        }
+        found.sort_by_key(|b| b.major);
+        Ok(found)
+    }
+
     fn at(dir: &Path) -> anyhow::Result<Self> {
         let out = Command::new(dir.join("postgres"))
             .arg("--version")

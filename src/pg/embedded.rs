@@ -1,22 +1,15 @@
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use sha2::{Digest, Sha256};
+use sqlx::PgConnection;
 use sqlx::postgres::PgConnectOptions;
-use sqlx::{Connection, PgConnection};
 
+use super::server::{EPHEMERAL, Server, socket_dir_for};
 use super::{PgBinaries, RunAs};
 
-/// The superuser the embedded server is initialised with; it is reachable only through a Unix
-/// socket in a folder that only the server's OS user (and root) can enter.
-const SUPERUSER: &str = "berth";
 /// With Unix sockets only, the port just names the socket file: every instance has its own folder.
 const PORT: u16 = 5432;
-/// A socket path longer than this does not fit `sockaddr_un` once `.s.PGSQL.5432` is added.
-const MAX_SOCKET_DIR: usize = 90;
 
 #[derive(Debug, Clone)]
 pub struct EmbeddedOptions {
@@ -33,10 +26,7 @@ pub struct EmbeddedOptions {
 /// A PostgreSQL server in Berth's data folder, listening only on a private Unix socket.
 #[derive(Debug, Clone)]
 pub struct EmbeddedPg {
-    pgdata: PathBuf,
-    socket_dir: PathBuf,
-    binaries: PgBinaries,
-    run_as: Option<RunAs>,
+    server: Server,
 }
 
 impl EmbeddedPg {
@@ -49,48 +39,47 @@ impl EmbeddedPg {
         if let Some(run_as) = &opts.run_as {
             run_as.ensure_reachable(&root)?;
         }
-        let pg = Self {
+        let server = Server {
             pgdata: root.join("pg"),
             socket_dir: socket_dir_for(&root),
+            port: PORT,
             binaries: opts.binaries.clone(),
             run_as: opts.run_as.clone(),
         };
-        if !pg.pgdata.join("PG_VERSION").exists() {
-            pg.initdb(&root, opts.ephemeral).await?;
+        if !server.exists() {
+            server.initdb(&["--auth=trust"], opts.ephemeral).await?;
         }
+        let pg = Self { server };
         pg.check_version()?;
-        pg.private_dir(&pg.socket_dir)?;
+        pg.server.private_dir(&pg.server.socket_dir)?;
         pg.write_settings(&opts)?;
-        if pg.connect("postgres").await.is_ok() {
-            tracing::info!(pgdata = %pg.pgdata.display(), "adopted the running embedded PostgreSQL");
+        let pgdata = pg.server.pgdata.display();
+        if pg.server.start(&pg.server.pgdata.join("server.log")).await? {
+            tracing::info!(%pgdata, version = %pg.server.binaries.version, "started embedded PostgreSQL");
         } else {
-            pg.pg_ctl(&["start", "-w", "-t", "120", "-s", "-l"], Some(&pg.pgdata.join("server.log"))).await?;
-            tracing::info!(pgdata = %pg.pgdata.display(), version = %pg.binaries.version, "started embedded PostgreSQL");
+            tracing::info!(%pgdata, "adopted the running embedded PostgreSQL");
         }
+        // An adopted server may still be recovering from the crash that stopped Berth.
+        drop(pg.server.connect_when_ready("postgres", Duration::from_secs(120)).await?);
         pg.create_database("berth").await?;
         Ok(pg)
     }
 
     /// Fast shutdown: open transactions are rolled back, the data is consistent.
     pub async fn stop(&self) -> anyhow::Result<()> {
-        self.pg_ctl(&["stop", "-w", "-t", "60", "-s", "-m", "fast"], None).await
+        self.server.stop("fast").await
     }
 
     pub fn pgdata(&self) -> &Path {
-        &self.pgdata
+        &self.server.pgdata
     }
 
     pub fn connect_options(&self, database: &str) -> PgConnectOptions {
-        PgConnectOptions::new_without_pgpass()
-            .host(&self.socket_dir.to_string_lossy())
-            .port(PORT)
-            .username(SUPERUSER)
-            .database(database)
-            .application_name("berth")
+        self.server.connect_options(database)
     }
 
     pub async fn connect(&self, database: &str) -> sqlx::Result<PgConnection> {
-        PgConnection::connect_with(&self.connect_options(database)).await
+        self.server.connect(database).await
     }
 
     pub async fn create_database(&self, name: &str) -> anyhow::Result<()> {
@@ -108,121 +97,27 @@ impl EmbeddedPg {
         Ok(())
     }
 
-    async fn initdb(&self, root: &Path, ephemeral: bool) -> anyhow::Result<()> {
-        let staging = root.join("pg.init");
-        if staging.exists() {
-            std::fs::remove_dir_all(&staging)?;
-        }
-        self.private_dir(&staging)?;
-        let mut cmd = self.command("initdb");
-        cmd.arg("-D")
-            .arg(&staging)
-            .args(["-U", SUPERUSER, "--auth=trust", "-E", "UTF8", "--no-locale"])
-            .current_dir(root);
-        if ephemeral {
-            cmd.arg("--no-sync");
-        }
-        run(cmd, "initdb").await?;
-        let conf = staging.join("postgresql.conf");
-        let mut text = std::fs::read_to_string(&conf)?;
-        text.push_str(
-            "\n# Settings managed by Berth, rewritten at every start.\ninclude_if_exists = 'berth.conf'\n",
-        );
-        std::fs::write(&conf, text)?;
-        // Only a complete cluster gets the real name: an interrupted initdb is redone next time.
-        std::fs::rename(&staging, &self.pgdata)?;
-        Ok(())
-    }
-
     fn check_version(&self) -> anyhow::Result<()> {
-        let on_disk = std::fs::read_to_string(self.pgdata.join("PG_VERSION"))?;
-        let on_disk = on_disk.trim();
-        if on_disk != self.binaries.major.to_string() {
+        let on_disk = self.server.major_on_disk().unwrap_or_default();
+        let binaries = &self.server.binaries;
+        if on_disk != binaries.major.to_string() {
             bail!(
                 "{} was created by PostgreSQL {on_disk} but the binaries in {} are {}: \
                  point BERTH_PG_BINDIR at PostgreSQL {on_disk}, or upgrade the folder with pg_upgrade",
-                self.pgdata.display(),
-                self.binaries.bindir.display(),
-                self.binaries.version
+                self.server.pgdata.display(),
+                binaries.bindir.display(),
+                binaries.version
             );
         }
         Ok(())
     }
 
     fn write_settings(&self, opts: &EmbeddedOptions) -> anyhow::Result<()> {
-        let quote = |v: &str| format!("'{}'", v.replace('\\', "\\\\").replace('\'', "''"));
-        let mut text = String::from("# Written by Berth at every start; edits are overwritten.\n");
-        text += "listen_addresses = ''\n";
-        text += &format!("unix_socket_directories = {}\n", quote(&self.socket_dir.to_string_lossy()));
-        text += &format!("port = {PORT}\n");
+        let mut settings = vec![("listen_addresses", String::new())];
         if opts.ephemeral {
-            text += "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n";
+            settings.extend(EPHEMERAL.map(|(k, v)| (k, v.to_owned())));
         }
-        for (k, v) in &opts.settings {
-            text += &format!("{k} = {}\n", quote(v));
-        }
-        let path = self.pgdata.join("berth.conf");
-        std::fs::write(&path, text)?;
-        if let Some(run_as) = &self.run_as {
-            run_as.give(&path)?;
-        }
-        Ok(())
+        settings.extend(opts.settings.iter().map(|(k, v)| (k.as_str(), v.clone())));
+        self.server.write_config(&settings)
     }
-
-    /// A folder only the server's user can enter.
-    fn private_dir(&self, dir: &Path) -> anyhow::Result<()> {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
-        if let Some(run_as) = &self.run_as {
-            run_as.give(dir)?;
-        }
-        Ok(())
-    }
-
-    async fn pg_ctl(&self, args: &[&str], log: Option<&Path>) -> anyhow::Result<()> {
-        let mut cmd = self.command("pg_ctl");
-        cmd.args(args);
-        if let Some(log) = log {
-            cmd.arg(log);
-        }
-        cmd.arg("-D").arg(&self.pgdata).current_dir(&self.pgdata);
-        run(cmd, "pg_ctl").await
-    }
-
-    fn command(&self, tool: &str) -> tokio::process::Command {
-        let mut cmd = tokio::process::Command::new(self.binaries.tool(tool));
-        for var in ["PGDATA", "PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGOPTIONS"] {
-            cmd.env_remove(var);
-        }
-        cmd.stdin(Stdio::null());
-        if let Some(run_as) = &self.run_as {
-            run_as.apply(&mut cmd);
-        }
-        cmd
-    }
-}
-
-async fn run(mut cmd: tokio::process::Command, what: &str) -> anyhow::Result<()> {
-    let out = tokio::time::timeout(Duration::from_secs(180), cmd.output())
-        .await
-        .with_context(|| format!("{what} did not finish within 180 s"))?
-        .with_context(|| format!("running {what}"))?;
-    if !out.status.success() {
-        bail!(
-            "{what} failed ({}): {}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim(),
-            String::from_utf8_lossy(&out.stdout).trim()
-        );
-    }
-    Ok(())
-}
-
-fn socket_dir_for(root: &Path) -> PathBuf {
-    let near = root.join("run");
-    if near.as_os_str().len() <= MAX_SOCKET_DIR {
-        return near;
-    }
-    let digest = Sha256::digest(root.as_os_str().as_encoded_bytes());
-    std::env::temp_dir().join(format!("berth-{}", &hex::encode(digest)[..16]))
 }

@@ -245,7 +245,12 @@ async fn status_health_and_unknown_routes() {
     let s = app.get("/api/status").send().await;
     assert_eq!(s.json(), json!({"alive": true}));
     let h = app.get("/api/health").send().await;
+    assert_eq!(h.status, StatusCode::SERVICE_UNAVAILABLE, "no worker is alive yet");
+    assert_eq!(h.json()["live_workers"], 0);
+    let app = app.with_workers(1).await;
+    let h = app.get("/api/health").send().await;
     assert_eq!(h.status, StatusCode::OK, "{}", h.text());
+    assert_eq!(h.json()["live_workers"], 1);
     assert_eq!(h.json()["database"]["reachable"], true);
     assert_eq!(h.json()["database"]["migrations_applied"], h.json()["database"]["migrations_known"]);
     app.get("/api/nope").send().await.assert_problem(StatusCode::NOT_FOUND, "not_found");

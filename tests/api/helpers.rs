@@ -12,7 +12,13 @@ use berth::app::{AppState, build_router};
 use berth::bootstrap::ensure_first_owner;
 use berth::clock::ManualClock;
 use berth::config::AuthConfig;
+use berth::crypto::MasterKey;
+use berth::jobs::DataPlane;
+use berth::jobs::worker::Workers;
 use berth::pg::{EmbeddedOptions, EmbeddedPg, PgBinaries, RunAs};
+use berth::provision::Provisioner;
+use berth::provision::catalog::Catalog;
+use berth::provision::local::LocalDriver;
 use http_body_util::BodyExt;
 use serde_json::Value;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -26,6 +32,34 @@ pub const OWNER_PASSWORD: &str = "correct-horse-battery-staple";
 struct Cluster {
     admin: PgConnectOptions,
     template: String,
+}
+
+/// This test process's folder for store nodes; the watchdog removes it with the servers in it.
+pub fn nodes_root() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("berth-test-{}", std::process::id())).join("nodes")
+}
+
+/// Ports for store nodes: each app gets its own slice, so tests in parallel never collide.
+fn next_ports() -> std::ops::RangeInclusive<u16> {
+    static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let base = 20_000 + (std::process::id() % 50) as u16 * 400 + (n % 40) * 10;
+    base..=base + 9
+}
+
+pub fn test_plane() -> DataPlane {
+    let user = std::env::var("BERTH_PG_USER").unwrap_or_else(|_| "postgres".into());
+    let run_as = RunAs::when_root(&user).expect("an unprivileged user for PostgreSQL");
+    let root = nodes_root();
+    std::fs::create_dir_all(&root).unwrap();
+    let driver = LocalDriver::discover(root, run_as, None).expect("the local driver").ephemeral(true);
+    let catalog = Catalog::load(None, driver.postgres_versions()).unwrap();
+    DataPlane {
+        driver: Arc::new(driver),
+        catalog: Arc::new(catalog),
+        master_key: MasterKey::generate().0,
+        ports: next_ports(),
+    }
 }
 
 static CLUSTER: OnceCell<Cluster> = OnceCell::const_new();
@@ -52,8 +86,10 @@ async fn start_private() -> PgConnectOptions {
     // When this process exits, however it exits, stop the server and remove its folder. The
     // watchdog outlives this process by design, so it is never waited for.
     let script = r#"while kill -0 "$1" 2>/dev/null; do sleep 1; done
-pid=$(head -n 1 "$2/pg/postmaster.pid" 2>/dev/null) && kill -QUIT "$pid" 2>/dev/null
-while [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; do sleep 0.2; done
+for f in $(find "$2" -name postmaster.pid 2>/dev/null); do
+  pid=$(head -n 1 "$f") && kill -QUIT "$pid" 2>/dev/null
+  while [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; do sleep 0.2; done
+done
 rm -rf "$2""#;
     std::process::Command::new("sh")
         .args(["-c", script, "watchdog"])
@@ -118,6 +154,7 @@ pub struct TestApp {
     pub db: PgPool,
     pub db_options: PgConnectOptions,
     pub owner_org: uuid::Uuid,
+    pub workers: Option<Workers>,
 }
 
 pub fn test_auth_config() -> AuthConfig {
@@ -137,7 +174,7 @@ impl TestApp {
     /// Another Berth instance on an existing database (as a second process would be).
     pub async fn on(options: &PgConnectOptions, clock: ManualClock) -> Self {
         let db = pool(options).await;
-        let state = AppState::new(db.clone(), test_auth_config(), Arc::new(clock.clone()));
+        let state = AppState::new(db.clone(), test_auth_config(), Arc::new(clock.clone()), test_plane());
         Self {
             router: build_router(state.clone()),
             state,
@@ -145,7 +182,15 @@ impl TestApp {
             db,
             db_options: options.clone(),
             owner_org: uuid::Uuid::nil(),
+            workers: None,
         }
+    }
+
+    /// Starts this app's job workers (tests of the data plane need them; others do not).
+    pub async fn with_workers(mut self, count: usize) -> Self {
+        self.workers =
+            Some(Workers::start(self.state.job_env(), count, self.state.wake.clone()).await.unwrap());
+        self
     }
 
     pub fn get(&self, path: &str) -> Call<'_> {

@@ -2,8 +2,11 @@
 
 pub mod audit;
 pub mod auth;
+pub mod content;
 pub mod credentials;
+pub mod jobs;
 pub mod oauth2;
 pub mod orgs;
+pub mod stores;
 pub mod system;
 pub mod users;

@@ -1,0 +1,338 @@
+use sqlx::PgExecutor;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::domain::Ctx;
+
+#[derive(Debug, Clone)]
+pub struct JobRow {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub store_id: Option<Uuid>,
+    pub kind: String,
+    pub status: String,
+    pub params: serde_json::Value,
+    pub steps: Vec<String>,
+    pub step: i32,
+    pub attempts: i32,
+    pub max_attempts: i32,
+    pub run_after: OffsetDateTime,
+    pub locked_by: Option<String>,
+    pub locked_until: Option<OffsetDateTime>,
+    pub cancel_requested: bool,
+    pub error: Option<String>,
+    pub created_by: Option<Uuid>,
+    pub created_at: OffsetDateTime,
+    pub started_at: Option<OffsetDateTime>,
+    pub finished_at: Option<OffsetDateTime>,
+    pub updated_at: OffsetDateTime,
+}
+
+pub struct NewJob<'a> {
+    pub id: Uuid,
+    pub store_id: Option<Uuid>,
+    pub kind: &'a str,
+    pub params: serde_json::Value,
+    pub steps: &'a [String],
+    pub created_by: Option<Uuid>,
+    pub now: OffsetDateTime,
+}
+
+/// Enqueues a job in the caller's transaction, beside the change it serves. Fails on the
+/// `jobs_one_active_per_store` constraint while another job of the store is queued or running.
+pub async fn insert(ex: impl PgExecutor<'_>, ctx: &Ctx, j: NewJob<'_>) -> sqlx::Result<()> {
+    sqlx::query!(
+        "insert into jobs (id, org_id, store_id, kind, status, params, steps, run_after, created_by, created_at, updated_at)
+         values ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $7, $7)",
+        j.id,
+        ctx.org_id,
+        j.store_id,
+        j.kind,
+        j.params,
+        j.steps,
+        j.now,
+        j.created_by
+    )
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+/// The queued or running job of a store, if any.
+pub async fn active_for_store(
+    ex: impl PgExecutor<'_>,
+    org_id: Uuid,
+    store_id: Uuid,
+) -> sqlx::Result<Option<JobRow>> {
+    sqlx::query_as!(
+        JobRow,
+        "select * from jobs where org_id = $1 and store_id = $2 and status in ('queued', 'running')",
+        org_id,
+        store_id
+    )
+    .fetch_optional(ex)
+    .await
+}
+
+/// Takes the oldest runnable job: queued and due, or running under a lease that has run out
+/// (its worker died). `for update skip locked` lets many workers claim side by side.
+pub async fn claim(
+    ex: impl PgExecutor<'_>,
+    worker: &str,
+    now: OffsetDateTime,
+    lease_until: OffsetDateTime,
+) -> sqlx::Result<Option<JobRow>> {
+    sqlx::query_as!(
+        JobRow,
+        "update jobs set status = 'running', locked_by = $1, locked_until = $3, attempts = attempts + 1,
+                started_at = coalesce(started_at, $2), updated_at = $2
+         where id = (
+             select id from jobs
+             where (status = 'queued' and run_after <= $2)
+                or (status = 'running' and locked_until < $2)
+             order by run_after, created_at
+             for update skip locked
+             limit 1
+         )
+         returning *",
+        worker,
+        now,
+        lease_until
+    )
+    .fetch_optional(ex)
+    .await
+}
+
+/// Extends the lease; `false` when the job is no longer this worker's.
+pub async fn heartbeat(
+    ex: impl PgExecutor<'_>,
+    id: Uuid,
+    worker: &str,
+    until: OffsetDateTime,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query!(
+        "update jobs set locked_until = $3 where id = $1 and locked_by = $2 and status = 'running'",
+        id,
+        worker,
+        until
+    )
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Records that steps before `step` are done; `false` when the job is no longer this worker's.
+pub async fn advance(
+    ex: impl PgExecutor<'_>,
+    id: Uuid,
+    worker: &str,
+    step: i32,
+    now: OffsetDateTime,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query!(
+        "update jobs set step = $3, updated_at = $4 where id = $1 and locked_by = $2 and status = 'running'",
+        id,
+        worker,
+        step,
+        now
+    )
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn finish(
+    ex: impl PgExecutor<'_>,
+    id: Uuid,
+    worker: &str,
+    status: &str,
+    error: Option<&str>,
+    now: OffsetDateTime,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query!(
+        "update jobs set status = $3, error = $4, finished_at = $5, updated_at = $5, locked_by = null, locked_until = null
+         where id = $1 and locked_by = $2 and status = 'running'",
+        id,
+        worker,
+        status,
+        error,
+        now
+    )
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Puts the job back in the queue to try again after `run_after`.
+pub async fn retry_later(
+    ex: impl PgExecutor<'_>,
+    id: Uuid,
+    worker: &str,
+    run_after: OffsetDateTime,
+    error: &str,
+    now: OffsetDateTime,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query!(
+        "update jobs set status = 'queued', run_after = $3, error = $4, updated_at = $5, locked_by = null, locked_until = null
+         where id = $1 and locked_by = $2 and status = 'running'",
+        id,
+        worker,
+        run_after,
+        error,
+        now
+    )
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn log(
+    ex: impl PgExecutor<'_>,
+    id: Uuid,
+    level: &str,
+    message: &str,
+    now: OffsetDateTime,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "insert into job_logs (job_id, at, level, message) values ($1, $2, $3, $4)",
+        id,
+        now,
+        level,
+        message
+    )
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+pub async fn get(ex: impl PgExecutor<'_>, ctx: &Ctx, id: Uuid) -> sqlx::Result<Option<JobRow>> {
+    sqlx::query_as!(JobRow, "select * from jobs where org_id = $1 and id = $2", ctx.org_id, id)
+        .fetch_optional(ex)
+        .await
+}
+
+pub struct LogRow {
+    pub at: OffsetDateTime,
+    pub level: String,
+    pub message: String,
+}
+
+pub async fn logs(ex: impl PgExecutor<'_>, ctx: &Ctx, id: Uuid) -> sqlx::Result<Vec<LogRow>> {
+    sqlx::query_as!(
+        LogRow,
+        "select l.at, l.level, l.message from job_logs l join jobs j on j.id = l.job_id
+         where j.org_id = $1 and l.job_id = $2 order by l.id",
+        ctx.org_id,
+        id
+    )
+    .fetch_all(ex)
+    .await
+}
+
+/// The organization's jobs (of one store, if given), newest first, before the cursor.
+pub async fn list(
+    ex: impl PgExecutor<'_>,
+    ctx: &Ctx,
+    store_id: Option<Uuid>,
+    before: Option<(OffsetDateTime, Uuid)>,
+    limit: i64,
+) -> sqlx::Result<Vec<JobRow>> {
+    let (before_at, before_id) = before.map_or((None, None), |(a, i)| (Some(a), Some(i)));
+    sqlx::query_as!(
+        JobRow,
+        "select * from jobs
+         where org_id = $1 and ($2::uuid is null or store_id = $2)
+           and ($3::timestamptz is null or (created_at, id) < ($3, $4::uuid))
+         order by created_at desc, id desc
+         limit $5",
+        ctx.org_id,
+        store_id,
+        before_at,
+        before_id,
+        limit
+    )
+    .fetch_all(ex)
+    .await
+}
+
+/// Cancels a job that has not started any step; `None` when there is no such job.
+pub async fn cancel_queued(
+    ex: impl PgExecutor<'_>,
+    ctx: &Ctx,
+    id: Uuid,
+    now: OffsetDateTime,
+) -> sqlx::Result<Option<JobRow>> {
+    sqlx::query_as!(
+        JobRow,
+        "update jobs set status = 'cancelled', finished_at = $3, updated_at = $3, error = 'cancelled by request'
+         where org_id = $1 and id = $2 and status = 'queued' and step = 0
+         returning *",
+        ctx.org_id,
+        id,
+        now
+    )
+    .fetch_optional(ex)
+    .await
+}
+
+pub struct QueueStats {
+    pub queued: i64,
+    pub running: i64,
+    pub oldest_queued: Option<OffsetDateTime>,
+}
+
+pub async fn queue_stats(ex: impl PgExecutor<'_>) -> sqlx::Result<QueueStats> {
+    sqlx::query_as!(
+        QueueStats,
+        r#"select count(*) filter (where status = 'queued') as "queued!",
+                  count(*) filter (where status = 'running') as "running!",
+                  min(created_at) filter (where status = 'queued') as oldest_queued
+           from jobs where status in ('queued', 'running')"#
+    )
+    .fetch_one(ex)
+    .await
+}
+
+pub async fn register_worker(
+    ex: impl PgExecutor<'_>,
+    id: &str,
+    hostname: &str,
+    pid: i32,
+    now: OffsetDateTime,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "insert into workers (id, hostname, pid, started_at, heartbeat_at) values ($1, $2, $3, $4, $4)
+         on conflict (id) do update set heartbeat_at = $4",
+        id,
+        hostname,
+        pid,
+        now
+    )
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+pub async fn remove_worker(ex: impl PgExecutor<'_>, id: &str) -> sqlx::Result<()> {
+    sqlx::query!("delete from workers where id = $1", id).execute(ex).await?;
+    Ok(())
+}
+
+pub struct WorkerRow {
+    pub id: String,
+    pub hostname: String,
+    pub pid: i32,
+    pub started_at: OffsetDateTime,
+    pub heartbeat_at: OffsetDateTime,
+}
+
+/// Workers heard from since `since`.
+pub async fn live_workers(ex: impl PgExecutor<'_>, since: OffsetDateTime) -> sqlx::Result<Vec<WorkerRow>> {
+    sqlx::query_as!(
+        WorkerRow,
+        "select id, hostname, pid, started_at, heartbeat_at from workers where heartbeat_at > $1 order by started_at",
+        since
+    )
+    .fetch_all(ex)
+    .await
+}

@@ -1,0 +1,409 @@
+use sqlx::{PgExecutor, Postgres, Transaction};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::domain::Ctx;
+
+#[derive(Debug, Clone)]
+pub struct StoreRow {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub name: String,
+    pub vendor: String,
+    pub version: String,
+    pub instance_size: String,
+    pub volume_size_gb: i32,
+    pub cloud: String,
+    pub region: String,
+    pub node_count: i32,
+    pub tags: Vec<String>,
+    pub deletion_protection: bool,
+    pub status: String,
+    pub admin_user: String,
+    pub database_name: String,
+    pub revision: i32,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone)]
+pub struct NodeRow {
+    pub id: Uuid,
+    pub store_id: Uuid,
+    pub role: String,
+    pub host: String,
+    pub port: i32,
+    pub state: String,
+    pub replication_lag_bytes: Option<i64>,
+    pub checked_at: Option<OffsetDateTime>,
+    pub created_at: OffsetDateTime,
+}
+
+pub struct NewStore<'a> {
+    pub id: Uuid,
+    pub name: &'a str,
+    pub vendor: &'a str,
+    pub version: &'a str,
+    pub instance_size: &'a str,
+    pub volume_size_gb: i32,
+    pub cloud: &'a str,
+    pub region: &'a str,
+    pub node_count: i32,
+    pub tags: &'a [String],
+    pub deletion_protection: bool,
+    pub admin_user: &'a str,
+    pub database_name: &'a str,
+    pub admin_password_enc: &'a [u8],
+    pub replication_password_enc: &'a [u8],
+    pub now: OffsetDateTime,
+}
+
+pub async fn insert(ex: impl PgExecutor<'_>, ctx: &Ctx, s: NewStore<'_>) -> sqlx::Result<()> {
+    sqlx::query!(
+        "insert into stores (id, org_id, name, vendor, version, instance_size, volume_size_gb, cloud, region,
+                             node_count, tags, deletion_protection, status, admin_user, database_name,
+                             admin_password_enc, replication_password_enc, created_at, updated_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'deploying', $13, $14, $15, $16, $17, $17)",
+        s.id,
+        ctx.org_id,
+        s.name,
+        s.vendor,
+        s.version,
+        s.instance_size,
+        s.volume_size_gb,
+        s.cloud,
+        s.region,
+        s.node_count,
+        s.tags,
+        s.deletion_protection,
+        s.admin_user,
+        s.database_name,
+        s.admin_password_enc,
+        s.replication_password_enc,
+        s.now
+    )
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+/// A store of the context's organization that is not deleted.
+pub async fn get(ex: impl PgExecutor<'_>, ctx: &Ctx, id: Uuid) -> sqlx::Result<Option<StoreRow>> {
+    sqlx::query_as!(
+        StoreRow,
+        "select id, org_id, name, vendor, version, instance_size, volume_size_gb, cloud, region, node_count, tags,
+                deletion_protection, status, admin_user, database_name, revision, created_at, updated_at
+         from stores where org_id = $1 and id = $2 and status <> 'deleted'",
+        ctx.org_id,
+        id
+    )
+    .fetch_optional(ex)
+    .await
+}
+
+/// The same, locked for the rest of the transaction.
+pub async fn get_for_update(
+    tx: &mut Transaction<'_, Postgres>,
+    ctx: &Ctx,
+    id: Uuid,
+) -> sqlx::Result<Option<StoreRow>> {
+    sqlx::query_as!(
+        StoreRow,
+        "select id, org_id, name, vendor, version, instance_size, volume_size_gb, cloud, region, node_count, tags,
+                deletion_protection, status, admin_user, database_name, revision, created_at, updated_at
+         from stores where org_id = $1 and id = $2 and status <> 'deleted' for update",
+        ctx.org_id,
+        id
+    )
+    .fetch_optional(&mut **tx)
+    .await
+}
+
+/// For the jobs, which act for an organization they read from the job row.
+pub async fn get_by_id(ex: impl PgExecutor<'_>, org_id: Uuid, id: Uuid) -> sqlx::Result<Option<StoreRow>> {
+    sqlx::query_as!(
+        StoreRow,
+        "select id, org_id, name, vendor, version, instance_size, volume_size_gb, cloud, region, node_count, tags,
+                deletion_protection, status, admin_user, database_name, revision, created_at, updated_at
+         from stores where org_id = $1 and id = $2",
+        org_id,
+        id
+    )
+    .fetch_optional(ex)
+    .await
+}
+
+pub struct ListFilter<'a> {
+    pub status: Option<&'a str>,
+    pub tag: Option<&'a str>,
+    /// `(created_at, id)` of the last store of the previous page.
+    pub after: Option<(OffsetDateTime, Uuid)>,
+    pub limit: i64,
+}
+
+pub async fn list(ex: impl PgExecutor<'_>, ctx: &Ctx, f: &ListFilter<'_>) -> sqlx::Result<Vec<StoreRow>> {
+    let (after_at, after_id) = f.after.map_or((None, None), |(a, i)| (Some(a), Some(i)));
+    sqlx::query_as!(
+        StoreRow,
+        "select id, org_id, name, vendor, version, instance_size, volume_size_gb, cloud, region, node_count, tags,
+                deletion_protection, status, admin_user, database_name, revision, created_at, updated_at
+         from stores
+         where org_id = $1 and status <> 'deleted'
+           and ($2::text is null or status = $2)
+           and ($3::text is null or $3 = any(tags))
+           and ($4::timestamptz is null or (created_at, id) > ($4, $5::uuid))
+         order by created_at, id
+         limit $6",
+        ctx.org_id,
+        f.status,
+        f.tag,
+        after_at,
+        after_id,
+        f.limit
+    )
+    .fetch_all(ex)
+    .await
+}
+
+pub struct Secrets {
+    pub admin_password_enc: Vec<u8>,
+    pub replication_password_enc: Vec<u8>,
+}
+
+pub async fn secrets(ex: impl PgExecutor<'_>, org_id: Uuid, id: Uuid) -> sqlx::Result<Option<Secrets>> {
+    sqlx::query_as!(
+        Secrets,
+        "select admin_password_enc, replication_password_enc from stores where org_id = $1 and id = $2",
+        org_id,
+        id
+    )
+    .fetch_optional(ex)
+    .await
+}
+
+pub async fn set_status(
+    ex: impl PgExecutor<'_>,
+    org_id: Uuid,
+    id: Uuid,
+    status: &str,
+    now: OffsetDateTime,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "update stores set status = $3, updated_at = $4, revision = revision + 1,
+                deleted_at = case when $3 = 'deleted' then $4 else deleted_at end
+         where org_id = $1 and id = $2",
+        org_id,
+        id,
+        status,
+        now
+    )
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+pub struct Patch<'a> {
+    pub name: Option<&'a str>,
+    pub tags: Option<&'a [String]>,
+    pub deletion_protection: Option<bool>,
+    pub instance_size: Option<&'a str>,
+    pub volume_size_gb: Option<i32>,
+    pub node_count: Option<i32>,
+    pub status: Option<&'a str>,
+}
+
+/// Applies a change if the store is still at `revision` (its ETag); `None` when it has moved on.
+pub async fn update(
+    ex: impl PgExecutor<'_>,
+    ctx: &Ctx,
+    id: Uuid,
+    revision: i32,
+    p: Patch<'_>,
+    now: OffsetDateTime,
+) -> sqlx::Result<Option<i32>> {
+    sqlx::query_scalar!(
+        "update stores set
+             name = coalesce($4, name),
+             tags = coalesce($5, tags),
+             deletion_protection = coalesce($6, deletion_protection),
+             instance_size = coalesce($7, instance_size),
+             volume_size_gb = coalesce($8, volume_size_gb),
+             node_count = coalesce($9, node_count),
+             status = coalesce($10, status),
+             revision = revision + 1,
+             updated_at = $11
+         where org_id = $1 and id = $2 and revision = $3 and status <> 'deleted'
+         returning revision",
+        ctx.org_id,
+        id,
+        revision,
+        p.name,
+        p.tags,
+        p.deletion_protection,
+        p.instance_size,
+        p.volume_size_gb,
+        p.node_count,
+        p.status,
+        now
+    )
+    .fetch_optional(ex)
+    .await
+}
+
+pub async fn nodes(ex: impl PgExecutor<'_>, org_id: Uuid, store_ids: &[Uuid]) -> sqlx::Result<Vec<NodeRow>> {
+    sqlx::query_as!(
+        NodeRow,
+        "select id, store_id, role, host, port, state, replication_lag_bytes, checked_at, created_at
+         from store_nodes where org_id = $1 and store_id = any($2)
+         order by store_id, role, created_at, id",
+        org_id,
+        store_ids
+    )
+    .fetch_all(ex)
+    .await
+}
+
+pub async fn insert_node(
+    ex: impl PgExecutor<'_>,
+    org_id: Uuid,
+    store_id: Uuid,
+    node_id: Uuid,
+    role: &str,
+    port: i32,
+    now: OffsetDateTime,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "insert into store_nodes (id, store_id, org_id, role, host, port, state, created_at, updated_at)
+         values ($1, $2, $3, $4, '127.0.0.1', $5, 'creating', $6, $6)",
+        node_id,
+        store_id,
+        org_id,
+        role,
+        port,
+        now
+    )
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+/// Every port held by a node row on this host.
+pub async fn used_ports(ex: impl PgExecutor<'_>) -> sqlx::Result<Vec<i32>> {
+    sqlx::query_scalar!("select port from store_nodes where host = '127.0.0.1'").fetch_all(ex).await
+}
+
+pub async fn set_node_state(
+    ex: impl PgExecutor<'_>,
+    node_id: Uuid,
+    state: &str,
+    now: OffsetDateTime,
+) -> sqlx::Result<()> {
+    sqlx::query!("update store_nodes set state = $2, updated_at = $3 where id = $1", node_id, state, now)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+pub async fn set_node_health(
+    ex: impl PgExecutor<'_>,
+    node_id: Uuid,
+    state: &str,
+    lag: Option<i64>,
+    now: OffsetDateTime,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "update store_nodes set state = $2, replication_lag_bytes = $3, checked_at = $4,
+                updated_at = case when state = $2 then updated_at else $4 end
+         where id = $1 and state in ('running', 'stopped', 'failed')",
+        node_id,
+        state,
+        lag,
+        now
+    )
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+pub async fn delete_node(ex: impl PgExecutor<'_>, node_id: Uuid) -> sqlx::Result<()> {
+    sqlx::query!("delete from store_nodes where id = $1", node_id).execute(ex).await?;
+    Ok(())
+}
+
+/// Every node of every store that is not deleted: what should exist on the host.
+pub async fn all_live_nodes(ex: impl PgExecutor<'_>) -> sqlx::Result<Vec<(Uuid, NodeRow)>> {
+    let rows = sqlx::query!(
+        "select n.id, n.store_id, n.role, n.host, n.port, n.state, n.replication_lag_bytes, n.checked_at,
+                n.created_at, n.org_id
+         from store_nodes n join stores s on s.id = n.store_id
+         where s.status <> 'deleted'"
+    )
+    .fetch_all(ex)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            (
+                r.org_id,
+                NodeRow {
+                    id: r.id,
+                    store_id: r.store_id,
+                    role: r.role,
+                    host: r.host,
+                    port: r.port,
+                    state: r.state,
+                    replication_lag_bytes: r.replication_lag_bytes,
+                    checked_at: r.checked_at,
+                    created_at: r.created_at,
+                },
+            )
+        })
+        .collect())
+}
+
+/// Stores by status, per organization, for the system status.
+pub async fn count_by_status(
+    ex: impl PgExecutor<'_>,
+    org_ids: &[Uuid],
+) -> sqlx::Result<Vec<(Uuid, String, i64)>> {
+    let rows = sqlx::query!(
+        r#"select org_id, status, count(*) as "n!" from stores
+           where org_id = any($1) and status <> 'deleted' group by org_id, status order by org_id, status"#,
+        org_ids
+    )
+    .fetch_all(ex)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.org_id, r.status, r.n)).collect())
+}
+
+/// Makes the store's row agree with its nodes: the count, and `available` when every node
+/// runs, `degraded` otherwise.
+pub async fn settle(
+    ex: impl PgExecutor<'_>,
+    org_id: Uuid,
+    id: Uuid,
+    now: OffsetDateTime,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "update stores s set
+             node_count = (select count(*) from store_nodes n where n.store_id = s.id),
+             status = case when exists (select 1 from store_nodes n where n.store_id = s.id and n.state <> 'running')
+                           then 'degraded' else 'available' end,
+             revision = revision + 1,
+             updated_at = $3
+         where org_id = $1 and id = $2",
+        org_id,
+        id,
+        now
+    )
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+pub async fn delete_nodes_of(ex: impl PgExecutor<'_>, org_id: Uuid, store_id: Uuid) -> sqlx::Result<()> {
+    sqlx::query!("delete from store_nodes where org_id = $1 and store_id = $2", org_id, store_id)
+        .execute(ex)
+        .await?;
+    Ok(())
+}

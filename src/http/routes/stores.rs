@@ -1,0 +1,1039 @@
+//! Stores: managed PostgreSQL clusters. Every change that touches the data plane is a job,
+//! returned by the call that started it.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use rand::Rng;
+use rand::distributions::Alphanumeric;
+use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use sqlx::{Postgres, Transaction};
+use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::audit::{Event, RequestMeta};
+use crate::db;
+use crate::db::stores::{NodeRow, StoreRow};
+use crate::domain::{Ctx, Scope};
+use crate::error::{ApiError, ApiResult, Problem, on_constraint};
+use crate::http::extract::{ActiveUser, AppJson, AppPath, AppQuery};
+use crate::http::routes::jobs::JobView;
+use crate::jobs::{self, step};
+use crate::provision::catalog::Choice;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_stores, create_store))
+        .routes(routes!(get_store, update_store, delete_store))
+        .routes(routes!(add_node))
+        .routes(routes!(remove_node))
+        .routes(routes!(restart_node))
+        .routes(routes!(repair_store))
+        .routes(routes!(reveal_credentials))
+}
+
+const ADMIN_USER: &str = "dbadmin";
+const DATABASE: &str = "defaultdb";
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NodeView {
+    pub id: Uuid,
+    /// `primary` or `replica`.
+    pub role: String,
+    pub host: String,
+    pub port: i32,
+    /// `creating`, `running`, `stopped`, `failed` or `removing`.
+    pub state: String,
+    /// For a replica: WAL bytes received but not yet replayed, at the last health check.
+    pub replication_lag_bytes: Option<i64>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub checked_at: Option<OffsetDateTime>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Endpoint {
+    pub host: String,
+    pub port: i32,
+    /// A libpq URI without the password.
+    pub uri: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Connection {
+    pub username: String,
+    pub database: String,
+    /// Reads and writes.
+    pub primary: Option<Endpoint>,
+    /// Reads only: the replicas.
+    pub read_only: Vec<Endpoint>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StoreView {
+    pub id: Uuid,
+    pub name: String,
+    pub vendor: String,
+    pub version: String,
+    pub instance_size: String,
+    /// GB.
+    pub volume_size: i32,
+    pub cloud: String,
+    pub region: String,
+    /// The number of nodes the store is meant to have.
+    pub nodes_wanted: i32,
+    pub tags: Vec<String>,
+    pub deletion_protection: bool,
+    /// `deploying`, `available`, `modifying`, `degraded`, `failed`, `deleting`.
+    pub status: String,
+    pub nodes: Vec<NodeView>,
+    pub connection: Connection,
+    /// The job in progress, if any.
+    pub current_job: Option<JobView>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+fn endpoint(n: &NodeRow, user: &str, db: &str) -> Endpoint {
+    Endpoint {
+        host: n.host.clone(),
+        port: n.port,
+        uri: format!("postgres://{user}@{}:{}/{db}", n.host, n.port),
+    }
+}
+
+fn view(s: StoreRow, nodes: Vec<NodeRow>, current_job: Option<JobView>) -> StoreView {
+    let live = |n: &&NodeRow| n.state != "removing";
+    let connection = Connection {
+        primary: nodes
+            .iter()
+            .filter(live)
+            .find(|n| n.role == "primary")
+            .map(|n| endpoint(n, &s.admin_user, &s.database_name)),
+        read_only: nodes
+            .iter()
+            .filter(live)
+            .filter(|n| n.role == "replica")
+            .map(|n| endpoint(n, &s.admin_user, &s.database_name))
+            .collect(),
+        username: s.admin_user.clone(),
+        database: s.database_name.clone(),
+    };
+    StoreView {
+        id: s.id,
+        name: s.name,
+        vendor: s.vendor,
+        version: s.version,
+        instance_size: s.instance_size,
+        volume_size: s.volume_size_gb,
+        cloud: s.cloud,
+        region: s.region,
+        nodes_wanted: s.node_count,
+        tags: s.tags,
+        deletion_protection: s.deletion_protection,
+        status: s.status,
+        nodes: nodes
+            .into_iter()
+            .map(|n| NodeView {
+                id: n.id,
+                role: n.role,
+                host: n.host,
+                port: n.port,
+                state: n.state,
+                replication_lag_bytes: n.replication_lag_bytes,
+                checked_at: n.checked_at,
+            })
+            .collect(),
+        connection,
+        current_job,
+        created_at: s.created_at,
+        updated_at: s.updated_at,
+    }
+}
+
+async fn load_view(state: &AppState, ctx: &Ctx, id: Uuid) -> ApiResult<(StoreView, i32)> {
+    let store = db::stores::get(&state.db, ctx, id).await?.ok_or(ApiError::NotFound("store"))?;
+    let nodes = db::stores::nodes(&state.db, ctx.org_id, &[id]).await?;
+    let job = db::jobs::active_for_store(&state.db, ctx.org_id, id).await?.map(JobView::from);
+    let revision = store.revision;
+    Ok((view(store, nodes, job), revision))
+}
+
+fn etag(revision: i32) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{revision}\"")).expect("ascii")
+}
+
+/// Store names: 1 to 63 lower-case letters, digits and hyphens, starting with a letter (they
+/// become host-name labels in other drivers).
+fn store_name(raw: &str) -> ApiResult<String> {
+    let ok = !raw.is_empty()
+        && raw.len() <= 63
+        && raw.starts_with(|c: char| c.is_ascii_lowercase())
+        && !raw.ends_with('-')
+        && raw.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        Ok(raw.to_owned())
+    } else {
+        Err(ApiError::field(
+            "name",
+            "must be 1 to 63 lower-case letters, digits and hyphens, starting with a letter and not ending with a hyphen",
+        ))
+    }
+}
+
+fn tags(raw: &[String]) -> ApiResult<Vec<String>> {
+    if raw.len() > 20 {
+        return Err(ApiError::field("tags", "at most 20 tags"));
+    }
+    for t in raw {
+        let ok = !t.is_empty()
+            && t.len() <= 64
+            && t.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '=' | '/'));
+        if !ok {
+            return Err(ApiError::field("tags", format!("{t:?}: 1 to 64 of A-Z a-z 0-9 - _ . : = /")));
+        }
+    }
+    let mut out = raw.to_vec();
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+fn password() -> String {
+    rand::thread_rng().sample_iter(&Alphanumeric).take(32).map(char::from).collect()
+}
+
+/// Enqueues a job for a store in the caller's transaction; a job already in progress is 409.
+async fn enqueue(
+    tx: &mut Transaction<'_, Postgres>,
+    state: &AppState,
+    ctx: &Ctx,
+    store_id: Uuid,
+    kind: &str,
+    steps: Vec<String>,
+) -> ApiResult<db::jobs::JobRow> {
+    let id = Uuid::now_v7();
+    let insert = db::jobs::insert(
+        &mut **tx,
+        ctx,
+        db::jobs::NewJob {
+            id,
+            store_id: Some(store_id),
+            kind,
+            params: serde_json::json!({}),
+            steps: &steps,
+            created_by: Some(ctx.user_id),
+            now: state.clock.now(),
+        },
+    )
+    .await;
+    if let Err(e) = insert {
+        let busy =
+            matches!(&e, sqlx::Error::Database(d) if d.constraint() == Some("jobs_one_active_per_store"));
+        if busy {
+            let active = db::jobs::active_for_store(&state.db, ctx.org_id, store_id).await?;
+            return Err(busy_error(active));
+        }
+        return Err(e.into());
+    }
+    db::jobs::get(&mut **tx, ctx, id).await?.ok_or_else(|| anyhow::anyhow!("job vanished").into())
+}
+
+/// 409 naming the job in progress.
+fn busy_error(active: Option<db::jobs::JobRow>) -> ApiError {
+    let what =
+        active.map(|j| format!("job {} ({}, {})", j.id, j.kind, j.status)).unwrap_or_else(|| "a job".into());
+    ApiError::conflict(
+        "job_in_progress",
+        format!("{what} is in progress on this store; wait for it to finish"),
+    )
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StoreCredentials {
+    pub username: String,
+    /// Returned when the store is created and by `credentials/reveal`, nowhere else.
+    pub password: String,
+    pub database: String,
+    /// A libpq URI of the primary, without the password.
+    pub uri: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StoreAccepted {
+    pub store: StoreView,
+    pub job: JobView,
+    /// Only in the response that creates the store.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<StoreCredentials>,
+}
+
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateStore {
+    #[schema(example = "orders-db")]
+    pub name: String,
+    #[schema(example = "postgres")]
+    pub vendor: String,
+    #[schema(example = "15")]
+    pub version: String,
+    #[schema(example = "small")]
+    pub instance_size: String,
+    /// GB.
+    #[schema(example = 10)]
+    pub volume_size: i64,
+    /// Number of nodes: one primary and the rest streaming replicas.
+    #[schema(example = 1)]
+    pub nodes: i64,
+    #[schema(example = "local")]
+    pub cloud: String,
+    #[schema(example = "local-1")]
+    pub region: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub deletion_protection: bool,
+}
+
+/// The `Idempotency-Key` of a request, 1 to 255 visible ASCII characters.
+fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
+    let Some(v) = headers.get("idempotency-key") else { return Ok(None) };
+    let k = v.to_str().map_err(|_| ApiError::field("Idempotency-Key", "must be visible ASCII"))?;
+    if k.is_empty() || k.len() > 255 || !k.chars().all(|c| c.is_ascii_graphic()) {
+        return Err(ApiError::field("Idempotency-Key", "must be 1 to 255 visible ASCII characters"));
+    }
+    Ok(Some(k.to_owned()))
+}
+
+/// Creates a store: 202 with the store (`deploying`), the job that builds it, and the database
+/// credentials — the password appears here and in `credentials/reveal` only. With an
+/// `Idempotency-Key`, a retry with the same key and body replays this response and starts
+/// nothing; the same key with another body is 422.
+#[utoipa::path(
+    post, path = "/api/v1/orgs/{org_id}/stores", tag = "stores",
+    security(("session" = []), ("bearer" = ["stores:write"])),
+    params(("org_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
+    request_body = CreateStore,
+    responses(
+        (status = 202, body = StoreAccepted, headers(("Location" = String))),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such organization for the caller", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The name is taken", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field outside the catalog, or an Idempotency-Key reused with another body", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn create_store(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    user: ActiveUser,
+    headers: HeaderMap,
+    AppPath(org_id): AppPath<Uuid>,
+    AppJson(body): AppJson<CreateStore>,
+) -> ApiResult<Response> {
+    let ctx = user.in_org(org_id)?;
+    ctx.require(Scope::StoresWrite)?;
+    let key = idempotency_key(&headers)?;
+    let name = store_name(&body.name)?;
+    let tags = tags(&body.tags)?;
+    state.plane.catalog.validate(&Choice {
+        vendor: &body.vendor,
+        version: &body.version,
+        instance_size: &body.instance_size,
+        volume_size: body.volume_size,
+        nodes: body.nodes,
+        cloud: &body.cloud,
+        region: &body.region,
+    })?;
+    let request_hash = Sha256::digest(serde_json::to_vec(&body).map_err(anyhow::Error::from)?).to_vec();
+    let now = state.clock.now();
+    let mut tx = state.db.begin().await?;
+    if let Some(key) = &key {
+        if let Some(stored) = db::idempotency::claim(&mut tx, &ctx, key, &request_hash, now).await? {
+            return replay(&state, &ctx, key, stored, &request_hash);
+        }
+    }
+
+    let id = Uuid::now_v7();
+    let admin_password = password();
+    let bound = id.as_bytes();
+    db::stores::insert(
+        &mut *tx,
+        &ctx,
+        db::stores::NewStore {
+            id,
+            name: &name,
+            vendor: &body.vendor,
+            version: &body.version,
+            instance_size: &body.instance_size,
+            volume_size_gb: body.volume_size as i32,
+            cloud: &body.cloud,
+            region: &body.region,
+            node_count: body.nodes as i32,
+            tags: &tags,
+            deletion_protection: body.deletion_protection,
+            admin_user: ADMIN_USER,
+            database_name: DATABASE,
+            admin_password_enc: &state.plane.master_key.encrypt(admin_password.as_bytes(), bound),
+            replication_password_enc: &state.plane.master_key.encrypt(password().as_bytes(), bound),
+            now,
+        },
+    )
+    .await
+    .map_err(|e| {
+        on_constraint(e, |c| {
+            (c == "stores_org_name_key")
+                .then(|| ApiError::conflict("name_taken", format!("a store named {name} exists")))
+        })
+    })?;
+    let ports = jobs::allocate_ports(&mut tx, state.plane.ports.clone(), body.nodes as usize).await?;
+    let mut steps = vec![];
+    for (i, port) in ports.iter().enumerate() {
+        let node = Uuid::now_v7();
+        let role = if i == 0 { "primary" } else { "replica" };
+        db::stores::insert_node(&mut *tx, ctx.org_id, id, node, role, i32::from(*port), now).await?;
+        steps.push(step::on(if i == 0 { step::CREATE_PRIMARY } else { step::CREATE_REPLICA }, node));
+    }
+    steps.push(step::FINISH_AVAILABLE.into());
+    let job = enqueue(&mut tx, &state, &ctx, id, jobs::CREATE_STORE, steps).await?;
+    Event::new("store.created", &meta)
+        .in_ctx(&ctx, &user.principal.email)
+        .target(format!("store:{id}"))
+        .detail("name", &name)
+        .detail("nodes", body.nodes)
+        .detail("job", job.id)
+        .record_in(&mut tx, now)
+        .await?;
+
+    let store = db::stores::get(&mut *tx, &ctx, id).await?.ok_or(ApiError::NotFound("store"))?;
+    let nodes = db::stores::nodes(&mut *tx, ctx.org_id, &[id]).await?;
+    let revision = store.revision;
+    let view = view(store, nodes, Some(JobView::from(job.clone())));
+    let credentials = StoreCredentials {
+        username: ADMIN_USER.into(),
+        password: admin_password,
+        database: DATABASE.into(),
+        uri: view.connection.primary.as_ref().map(|p| p.uri.clone()),
+    };
+    let body = StoreAccepted { store: view, job: JobView::from(job), credentials: Some(credentials) };
+    let json = serde_json::to_value(&body).map_err(anyhow::Error::from)?;
+    if let Some(key) = &key {
+        // Stored encrypted: the first response holds the database password.
+        let sealed = state.plane.master_key.encrypt(json.to_string().as_bytes(), &idempotency_aad(&ctx, key));
+        let sealed = serde_json::Value::String(hex::encode(sealed));
+        db::idempotency::complete(&mut tx, &ctx, key, 202, &sealed).await?;
+    }
+    tx.commit().await?;
+    state.wake.notify_waiters();
+    Ok(accepted(org_id, id, revision, json))
+}
+
+fn idempotency_aad(ctx: &Ctx, key: &str) -> Vec<u8> {
+    [ctx.org_id.as_bytes().as_slice(), ctx.user_id.as_bytes(), key.as_bytes()].concat()
+}
+
+fn accepted(org_id: Uuid, id: Uuid, revision: i32, json: serde_json::Value) -> Response {
+    let mut res = (StatusCode::ACCEPTED, axum::Json(json)).into_response();
+    let location = format!("/api/v1/orgs/{org_id}/stores/{id}");
+    res.headers_mut().insert(header::LOCATION, HeaderValue::from_str(&location).expect("ascii"));
+    res.headers_mut().insert(header::ETAG, etag(revision));
+    res
+}
+
+fn replay(
+    state: &AppState,
+    ctx: &Ctx,
+    key: &str,
+    stored: db::idempotency::Stored,
+    request_hash: &[u8],
+) -> ApiResult<Response> {
+    if stored.request_hash != request_hash {
+        return Err(ApiError::field("Idempotency-Key", "was used with another request body; use a new key"));
+    }
+    let sealed = stored
+        .response
+        .as_str()
+        .and_then(|h| hex::decode(h).ok())
+        .ok_or_else(|| anyhow::anyhow!("stored response"))?;
+    let plain = state.plane.master_key.decrypt(&sealed, &idempotency_aad(ctx, key))?;
+    let json: serde_json::Value = serde_json::from_slice(&plain).map_err(anyhow::Error::from)?;
+    let status = StatusCode::from_u16(stored.status as u16).unwrap_or(StatusCode::ACCEPTED);
+    let mut res = (status, axum::Json(json)).into_response();
+    res.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+    Ok(res)
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct StoreQuery {
+    /// Only stores in this status.
+    status: Option<String>,
+    /// Only stores with this tag.
+    tag: Option<String>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+    /// Page size, 1 to 100 (default 50).
+    limit: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StoreList {
+    pub items: Vec<StoreView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+fn encode_cursor(at: OffsetDateTime, id: Uuid) -> String {
+    format!("{}_{id}", at.unix_timestamp_nanos())
+}
+
+pub fn decode_cursor(c: &str) -> ApiResult<(OffsetDateTime, Uuid)> {
+    let bad = || ApiError::field("cursor", "is not a cursor from this API");
+    let (at, id) = c.split_once('_').ok_or_else(bad)?;
+    let at = at
+        .parse::<i128>()
+        .ok()
+        .and_then(|n| OffsetDateTime::from_unix_timestamp_nanos(n).ok())
+        .ok_or_else(bad)?;
+    Ok((at, id.parse().map_err(|_| bad())?))
+}
+
+/// The organization's stores, oldest first.
+#[utoipa::path(
+    get, path = "/api/v1/orgs/{org_id}/stores", tag = "stores",
+    security(("session" = []), ("bearer" = ["stores:read"])),
+    params(("org_id" = Uuid, Path), StoreQuery),
+    responses(
+        (status = 200, body = StoreList),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such organization for the caller", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid filter", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn list_stores(
+    State(state): State<AppState>,
+    user: ActiveUser,
+    AppPath(org_id): AppPath<Uuid>,
+    AppQuery(q): AppQuery<StoreQuery>,
+) -> ApiResult<AppJson<StoreList>> {
+    let ctx = user.in_org(org_id)?;
+    ctx.require(Scope::StoresRead)?;
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::field("limit", "must be 1 to 100"));
+    }
+    let after = q.cursor.as_deref().map(decode_cursor).transpose()?;
+    let filter = db::stores::ListFilter {
+        status: q.status.as_deref(),
+        tag: q.tag.as_deref(),
+        after,
+        limit: limit + 1,
+    };
+    let mut rows = db::stores::list(&state.db, &ctx, &filter).await?;
+    let next_cursor = if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        rows.last().map(|s| encode_cursor(s.created_at, s.id))
+    } else {
+        None
+    };
+    let ids: Vec<Uuid> = rows.iter().map(|s| s.id).collect();
+    let mut nodes = db::stores::nodes(&state.db, ctx.org_id, &ids).await?;
+    let mut items = Vec::with_capacity(rows.len());
+    for s in rows {
+        let (mine, rest): (Vec<_>, Vec<_>) = nodes.into_iter().partition(|n| n.store_id == s.id);
+        nodes = rest;
+        let job = db::jobs::active_for_store(&state.db, ctx.org_id, s.id).await?.map(JobView::from);
+        items.push(view(s, mine, job));
+    }
+    Ok(AppJson(StoreList { items, next_cursor }))
+}
+
+/// One store, with its nodes, endpoints and the job in progress. `ETag` is its revision.
+#[utoipa::path(
+    get, path = "/api/v1/orgs/{org_id}/stores/{store_id}", tag = "stores",
+    security(("session" = []), ("bearer" = ["stores:read"])),
+    params(("org_id" = Uuid, Path), ("store_id" = Uuid, Path)),
+    responses(
+        (status = 200, body = StoreView, headers(("ETag" = String))),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such store for the caller", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn get_store(
+    State(state): State<AppState>,
+    user: ActiveUser,
+    AppPath((org_id, store_id)): AppPath<(Uuid, Uuid)>,
+) -> ApiResult<Response> {
+    let ctx = user.in_org(org_id)?;
+    ctx.require(Scope::StoresRead)?;
+    let (view, revision) = load_view(&state, &ctx, store_id).await?;
+    let mut res = axum::Json(view).into_response();
+    res.headers_mut().insert(header::ETAG, etag(revision));
+    Ok(res)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateStore {
+    pub name: Option<String>,
+    pub tags: Option<Vec<String>>,
+    pub deletion_protection: Option<bool>,
+    /// A new size is applied by a job that restarts the nodes, replicas first.
+    pub instance_size: Option<String>,
+    /// GB.
+    pub volume_size: Option<i64>,
+}
+
+/// Changes a store. With `If-Match`, only if the store is still at that revision (412 if not).
+/// Name, tags and deletion protection change at once; a size change starts a job (202).
+#[utoipa::path(
+    patch, path = "/api/v1/orgs/{org_id}/stores/{store_id}", tag = "stores",
+    security(("session" = []), ("bearer" = ["stores:write"])),
+    params(("org_id" = Uuid, Path), ("store_id" = Uuid, Path), ("If-Match" = Option<String>, Header, description = "The ETag of the store as read")),
+    request_body = UpdateStore,
+    responses(
+        (status = 200, description = "Changed", body = StoreView, headers(("ETag" = String))),
+        (status = 202, description = "A size change is under way", body = StoreAccepted, headers(("ETag" = String))),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such store for the caller", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A job is in progress, or the name is taken", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "The store changed since it was read", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn update_store(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    user: ActiveUser,
+    headers: HeaderMap,
+    AppPath((org_id, store_id)): AppPath<(Uuid, Uuid)>,
+    AppJson(body): AppJson<UpdateStore>,
+) -> ApiResult<Response> {
+    let ctx = user.in_org(org_id)?;
+    ctx.require(Scope::StoresWrite)?;
+    let name = body.name.as_deref().map(store_name).transpose()?;
+    let tags = body.tags.as_deref().map(tags).transpose()?;
+    let mut tx = state.db.begin().await?;
+    let store =
+        db::stores::get_for_update(&mut tx, &ctx, store_id).await?.ok_or(ApiError::NotFound("store"))?;
+    if let Some(want) = headers.get(header::IF_MATCH) {
+        if want != etag(store.revision) && want != "*" {
+            return Err(ApiError::PreconditionFailed);
+        }
+    }
+    let size = body.instance_size.as_deref().filter(|s| *s != store.instance_size);
+    let volume = body.volume_size.filter(|v| *v != i64::from(store.volume_size_gb));
+    if size.is_some() || volume.is_some() {
+        state.plane.catalog.validate(&Choice {
+            vendor: &store.vendor,
+            version: &store.version,
+            instance_size: size.unwrap_or(&store.instance_size),
+            volume_size: volume.unwrap_or(i64::from(store.volume_size_gb)),
+            nodes: i64::from(store.node_count),
+            cloud: &store.cloud,
+            region: &store.region,
+        })?;
+    }
+    let resizing = size.is_some() || volume.is_some();
+    if resizing && store.status != "available" && store.status != "degraded" {
+        return Err(ApiError::conflict(
+            "store_busy",
+            format!("the store is {}; resize it when it is available", store.status),
+        ));
+    }
+    let now = state.clock.now();
+    let patch = db::stores::Patch {
+        name: name.as_deref(),
+        tags: tags.as_deref(),
+        deletion_protection: body.deletion_protection,
+        instance_size: size,
+        volume_size_gb: volume.map(|v| v as i32),
+        node_count: None,
+        status: resizing.then_some("modifying"),
+    };
+    let revision = db::stores::update(&mut *tx, &ctx, store_id, store.revision, patch, now)
+        .await
+        .map_err(|e| {
+            on_constraint(e, |c| {
+                (c == "stores_org_name_key")
+                    .then(|| ApiError::conflict("name_taken", "a store of that name exists"))
+            })
+        })?
+        .ok_or(ApiError::PreconditionFailed)?;
+    let mut job = None;
+    if resizing {
+        let mut steps: Vec<String> = vec![];
+        if size.is_some() {
+            let mut nodes = db::stores::nodes(&mut *tx, ctx.org_id, &[store_id]).await?;
+            // Replicas first, so the primary restarts last and once.
+            nodes.sort_by_key(|n| n.role == "primary");
+            steps.extend(nodes.iter().map(|n| step::on(step::RECONFIGURE_NODE, n.id)));
+        }
+        steps.push(step::FINISH_AVAILABLE.into());
+        job = Some(enqueue(&mut tx, &state, &ctx, store_id, jobs::RESIZE_STORE, steps).await?);
+    }
+    Event::new("store.updated", &meta)
+        .in_ctx(&ctx, &user.principal.email)
+        .target(format!("store:{store_id}"))
+        .detail("name", &name)
+        .detail("tags", &tags)
+        .detail("deletion_protection", body.deletion_protection)
+        .detail("instance_size", size)
+        .detail("volume_size", volume)
+        .record_in(&mut tx, now)
+        .await?;
+    tx.commit().await?;
+    let (view, _) = load_view(&state, &ctx, store_id).await?;
+    let mut res = match job {
+        Some(job) => {
+            state.wake.notify_waiters();
+            (
+                StatusCode::ACCEPTED,
+                axum::Json(StoreAccepted { store: view, job: job.into(), credentials: None }),
+            )
+                .into_response()
+        }
+        None => axum::Json(view).into_response(),
+    };
+    res.headers_mut().insert(header::ETAG, etag(revision));
+    Ok(res)
+}
+
+/// Starts a store's deletion: its servers are stopped and their data removed. 409 while
+/// deletion protection is on.
+#[utoipa::path(
+    delete, path = "/api/v1/orgs/{org_id}/stores/{store_id}", tag = "stores",
+    security(("session" = []), ("bearer" = ["stores:write"])),
+    params(("org_id" = Uuid, Path), ("store_id" = Uuid, Path)),
+    responses(
+        (status = 202, body = JobView),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such store for the caller", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Deletion protection is on, or a job is in progress", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn delete_store(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    user: ActiveUser,
+    AppPath((org_id, store_id)): AppPath<(Uuid, Uuid)>,
+) -> ApiResult<(StatusCode, AppJson<JobView>)> {
+    let ctx = user.in_org(org_id)?;
+    ctx.require(Scope::StoresWrite)?;
+    let mut tx = state.db.begin().await?;
+    let store =
+        db::stores::get_for_update(&mut tx, &ctx, store_id).await?.ok_or(ApiError::NotFound("store"))?;
+    if store.deletion_protection {
+        return Err(ApiError::conflict("deletion_protected", "deletion protection is on; turn it off first"));
+    }
+    let mut nodes = db::stores::nodes(&mut *tx, ctx.org_id, &[store_id]).await?;
+    nodes.sort_by_key(|n| n.role == "primary");
+    let mut steps: Vec<String> = nodes.iter().map(|n| step::on(step::REMOVE_NODE, n.id)).collect();
+    steps.push(step::FINISH_DELETED.into());
+    let job = enqueue(&mut tx, &state, &ctx, store_id, jobs::DELETE_STORE, steps).await?;
+    db::stores::set_status(&mut *tx, ctx.org_id, store_id, "deleting", state.clock.now()).await?;
+    Event::new("store.deleted", &meta)
+        .in_ctx(&ctx, &user.principal.email)
+        .target(format!("store:{store_id}"))
+        .detail("job", job.id)
+        .record_in(&mut tx, state.clock.now())
+        .await?;
+    tx.commit().await?;
+    state.wake.notify_waiters();
+    Ok((StatusCode::ACCEPTED, AppJson(job.into())))
+}
+
+/// Locks a store that can take a node operation, or says why not.
+async fn store_for_node_op(
+    tx: &mut Transaction<'_, Postgres>,
+    ctx: &Ctx,
+    store_id: Uuid,
+) -> ApiResult<StoreRow> {
+    let store = db::stores::get_for_update(tx, ctx, store_id).await?.ok_or(ApiError::NotFound("store"))?;
+    if matches!(store.status.as_str(), "deleting" | "deploying") {
+        return Err(ApiError::conflict("store_busy", format!("the store is {}", store.status)));
+    }
+    Ok(store)
+}
+
+/// Adds a streaming replica.
+#[utoipa::path(
+    post, path = "/api/v1/orgs/{org_id}/stores/{store_id}/nodes", tag = "stores",
+    security(("session" = []), ("bearer" = ["stores:write"])),
+    params(("org_id" = Uuid, Path), ("store_id" = Uuid, Path)),
+    responses(
+        (status = 202, body = StoreAccepted),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such store for the caller", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A job is in progress, or the store has the most nodes allowed", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn add_node(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    user: ActiveUser,
+    AppPath((org_id, store_id)): AppPath<(Uuid, Uuid)>,
+) -> ApiResult<Response> {
+    let ctx = user.in_org(org_id)?;
+    ctx.require(Scope::StoresWrite)?;
+    let mut tx = state.db.begin().await?;
+    let store = store_for_node_op(&mut tx, &ctx, store_id).await?;
+    let nodes = db::stores::nodes(&mut *tx, ctx.org_id, &[store_id]).await?;
+    let (_, max) = state.plane.catalog.node_range();
+    if nodes.len() as u32 >= max {
+        return Err(ApiError::conflict("too_many_nodes", format!("a store has at most {max} nodes")));
+    }
+    // Checked before taking a port, for a clear answer; the unique index decides races.
+    if let Some(active) = db::jobs::active_for_store(&mut *tx, ctx.org_id, store_id).await? {
+        return Err(busy_error(Some(active)));
+    }
+    let port = jobs::allocate_ports(&mut tx, state.plane.ports.clone(), 1).await?[0];
+    let node = Uuid::now_v7();
+    let now = state.clock.now();
+    db::stores::insert_node(&mut *tx, ctx.org_id, store_id, node, "replica", i32::from(port), now).await?;
+    let steps = vec![step::on(step::CREATE_REPLICA, node), step::FINISH_AVAILABLE.into()];
+    let job = enqueue(&mut tx, &state, &ctx, store_id, jobs::ADD_NODE, steps).await?;
+    let patch = db::stores::Patch {
+        name: None,
+        tags: None,
+        deletion_protection: None,
+        instance_size: None,
+        volume_size_gb: None,
+        node_count: Some(nodes.len() as i32 + 1),
+        status: Some("modifying"),
+    };
+    db::stores::update(&mut *tx, &ctx, store_id, store.revision, patch, now).await?;
+    Event::new("store.node_added", &meta)
+        .in_ctx(&ctx, &user.principal.email)
+        .target(format!("store:{store_id}"))
+        .detail("node", node)
+        .detail("job", job.id)
+        .record_in(&mut tx, now)
+        .await?;
+    tx.commit().await?;
+    state.wake.notify_waiters();
+    let (view, revision) = load_view(&state, &ctx, store_id).await?;
+    let json = serde_json::to_value(StoreAccepted { store: view, job: job.into(), credentials: None })
+        .map_err(anyhow::Error::from)?;
+    Ok(accepted(org_id, store_id, revision, json))
+}
+
+/// Removes a node. The primary cannot be removed while replicas exist (remove them first, or
+/// delete the store).
+#[utoipa::path(
+    delete, path = "/api/v1/orgs/{org_id}/stores/{store_id}/nodes/{node_id}", tag = "stores",
+    security(("session" = []), ("bearer" = ["stores:write"])),
+    params(("org_id" = Uuid, Path), ("store_id" = Uuid, Path), ("node_id" = Uuid, Path)),
+    responses(
+        (status = 202, body = StoreAccepted),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such store or node for the caller", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The primary, or a job is in progress", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn remove_node(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    user: ActiveUser,
+    AppPath((org_id, store_id, node_id)): AppPath<(Uuid, Uuid, Uuid)>,
+) -> ApiResult<Response> {
+    let ctx = user.in_org(org_id)?;
+    ctx.require(Scope::StoresWrite)?;
+    let mut tx = state.db.begin().await?;
+    let store = store_for_node_op(&mut tx, &ctx, store_id).await?;
+    let nodes = db::stores::nodes(&mut *tx, ctx.org_id, &[store_id]).await?;
+    let node = nodes.iter().find(|n| n.id == node_id).ok_or(ApiError::NotFound("node"))?;
+    if node.role == "primary" {
+        let detail = if nodes.len() > 1 {
+            "the primary cannot be removed while the store has replicas; remove the replicas first"
+        } else {
+            "the primary is the store's last node; delete the store instead"
+        };
+        return Err(ApiError::conflict("primary_node", detail));
+    }
+    let now = state.clock.now();
+    let steps = vec![step::on(step::REMOVE_NODE, node_id), step::FINISH_AVAILABLE.into()];
+    let job = enqueue(&mut tx, &state, &ctx, store_id, jobs::REMOVE_NODE, steps).await?;
+    let patch = db::stores::Patch {
+        name: None,
+        tags: None,
+        deletion_protection: None,
+        instance_size: None,
+        volume_size_gb: None,
+        node_count: Some(nodes.len() as i32 - 1),
+        status: Some("modifying"),
+    };
+    db::stores::update(&mut *tx, &ctx, store_id, store.revision, patch, now).await?;
+    Event::new("store.node_removed", &meta)
+        .in_ctx(&ctx, &user.principal.email)
+        .target(format!("store:{store_id}"))
+        .detail("node", node_id)
+        .detail("job", job.id)
+        .record_in(&mut tx, now)
+        .await?;
+    tx.commit().await?;
+    state.wake.notify_waiters();
+    let (view, revision) = load_view(&state, &ctx, store_id).await?;
+    let json = serde_json::to_value(StoreAccepted { store: view, job: job.into(), credentials: None })
+        .map_err(anyhow::Error::from)?;
+    Ok(accepted(org_id, store_id, revision, json))
+}
+
+/// Restarts one node.
+#[utoipa::path(
+    post, path = "/api/v1/orgs/{org_id}/stores/{store_id}/nodes/{node_id}/restart", tag = "stores",
+    security(("session" = []), ("bearer" = ["stores:write"])),
+    params(("org_id" = Uuid, Path), ("store_id" = Uuid, Path), ("node_id" = Uuid, Path)),
+    responses(
+        (status = 202, body = JobView),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such store or node for the caller", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A job is in progress", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn restart_node(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    user: ActiveUser,
+    AppPath((org_id, store_id, node_id)): AppPath<(Uuid, Uuid, Uuid)>,
+) -> ApiResult<(StatusCode, AppJson<JobView>)> {
+    let ctx = user.in_org(org_id)?;
+    ctx.require(Scope::StoresWrite)?;
+    let mut tx = state.db.begin().await?;
+    store_for_node_op(&mut tx, &ctx, store_id).await?;
+    let nodes = db::stores::nodes(&mut *tx, ctx.org_id, &[store_id]).await?;
+    nodes.iter().find(|n| n.id == node_id).ok_or(ApiError::NotFound("node"))?;
+    let steps = vec![step::on(step::RESTART_NODE, node_id), step::FINISH_AVAILABLE.into()];
+    let job = enqueue(&mut tx, &state, &ctx, store_id, jobs::RESTART_NODE, steps).await?;
+    Event::new("store.node_restarted", &meta)
+        .in_ctx(&ctx, &user.principal.email)
+        .target(format!("store:{store_id}"))
+        .detail("node", node_id)
+        .record_in(&mut tx, state.clock.now())
+        .await?;
+    tx.commit().await?;
+    state.wake.notify_waiters();
+    Ok((StatusCode::ACCEPTED, AppJson(job.into())))
+}
+
+/// Rebuilds the nodes that are not running: replicas are copied afresh from the primary; a
+/// primary is started again.
+#[utoipa::path(
+    post, path = "/api/v1/orgs/{org_id}/stores/{store_id}/repair", tag = "stores",
+    security(("session" = []), ("bearer" = ["stores:write"])),
+    params(("org_id" = Uuid, Path), ("store_id" = Uuid, Path)),
+    responses(
+        (status = 202, body = JobView),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such store for the caller", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A job is in progress", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn repair_store(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    user: ActiveUser,
+    AppPath((org_id, store_id)): AppPath<(Uuid, Uuid)>,
+) -> ApiResult<(StatusCode, AppJson<JobView>)> {
+    let ctx = user.in_org(org_id)?;
+    ctx.require(Scope::StoresWrite)?;
+    let mut tx = state.db.begin().await?;
+    let store =
+        db::stores::get_for_update(&mut tx, &ctx, store_id).await?.ok_or(ApiError::NotFound("store"))?;
+    if store.status == "deleting" {
+        return Err(ApiError::conflict("store_busy", "the store is being deleted"));
+    }
+    let mut nodes = db::stores::nodes(&mut *tx, ctx.org_id, &[store_id]).await?;
+    // The primary first: replicas are rebuilt from it.
+    nodes.sort_by_key(|n| n.role != "primary");
+    let mut steps: Vec<String> =
+        nodes.iter().filter(|n| n.state != "running").map(|n| step::on(step::REBUILD_NODE, n.id)).collect();
+    steps.push(step::FINISH_AVAILABLE.into());
+    let job = enqueue(&mut tx, &state, &ctx, store_id, jobs::REPAIR_STORE, steps).await?;
+    Event::new("store.repaired", &meta)
+        .in_ctx(&ctx, &user.principal.email)
+        .target(format!("store:{store_id}"))
+        .detail("job", job.id)
+        .record_in(&mut tx, state.clock.now())
+        .await?;
+    tx.commit().await?;
+    state.wake.notify_waiters();
+    Ok((StatusCode::ACCEPTED, AppJson(job.into())))
+}
+
+/// The store's database credentials, password included. Audited.
+#[utoipa::path(
+    post, path = "/api/v1/orgs/{org_id}/stores/{store_id}/credentials/reveal", tag = "stores",
+    security(("session" = []), ("bearer" = ["stores:write"])),
+    params(("org_id" = Uuid, Path), ("store_id" = Uuid, Path)),
+    responses(
+        (status = 200, body = StoreCredentials),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such store for the caller", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn reveal_credentials(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    user: ActiveUser,
+    AppPath((org_id, store_id)): AppPath<(Uuid, Uuid)>,
+) -> ApiResult<AppJson<StoreCredentials>> {
+    let ctx = user.in_org(org_id)?;
+    ctx.require(Scope::StoresWrite)?;
+    let (view, _) = load_view(&state, &ctx, store_id).await?;
+    let secrets =
+        db::stores::secrets(&state.db, ctx.org_id, store_id).await?.ok_or(ApiError::NotFound("store"))?;
+    let password = state.plane.master_key.decrypt(&secrets.admin_password_enc, store_id.as_bytes())?;
+    let password = secrecy::SecretString::from(String::from_utf8(password).map_err(anyhow::Error::from)?);
+    Event::new("store.credentials_revealed", &meta)
+        .in_ctx(&ctx, &user.principal.email)
+        .target(format!("store:{store_id}"))
+        .record(&state.db, state.clock.now())
+        .await?;
+    Ok(AppJson(StoreCredentials {
+        username: view.connection.username,
+        password: password.expose_secret().to_owned(),
+        database: view.connection.database,
+        uri: view.connection.primary.map(|p| p.uri),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_names() {
+        for good in ["a", "orders-db", "x1", &"a".repeat(63)] {
+            assert!(store_name(good).is_ok(), "{good}");
+        }
+        for bad in ["", "1db", "Orders", "a_b", "a-", "x'; drop table stores; --", &"a".repeat(64)] {
+            assert!(store_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn cursors_round_trip() {
+        let at = OffsetDateTime::now_utc();
+        let id = Uuid::now_v7();
+        assert_eq!(decode_cursor(&encode_cursor(at, id)).unwrap(), (at, id));
+        assert!(decode_cursor("garbage").is_err());
+    }
+}

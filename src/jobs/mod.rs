@@ -1,0 +1,155 @@
+//! Durable jobs: rows in `jobs`, written in the same transaction as the change they serve,
+//! claimed by workers with `for update skip locked` under a lease, heartbeated, retried with
+//! backoff, and made of idempotent steps, so that a crash anywhere only repeats a step.
+
+pub mod reconcile;
+mod steps;
+pub mod worker;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use secrecy::SecretString;
+use uuid::Uuid;
+
+use crate::clock::Clock;
+use crate::crypto::MasterKey;
+use crate::db;
+use crate::provision::catalog::Catalog;
+use crate::provision::{NodeSpec, Provisioner};
+
+pub const CREATE_STORE: &str = "create_store";
+pub const DELETE_STORE: &str = "delete_store";
+pub const ADD_NODE: &str = "add_node";
+pub const REMOVE_NODE: &str = "remove_node";
+pub const RESTART_NODE: &str = "restart_node";
+pub const REPAIR_STORE: &str = "repair_store";
+pub const RESIZE_STORE: &str = "resize_store";
+/// Does nothing: for measuring the queue itself.
+pub const NOOP: &str = "noop";
+
+/// Steps, as stored in `jobs.steps`: `name` or `name:<node id>`.
+pub mod step {
+    pub const CREATE_PRIMARY: &str = "create_primary";
+    pub const CREATE_REPLICA: &str = "create_replica";
+    pub const REMOVE_NODE: &str = "remove_node";
+    pub const RESTART_NODE: &str = "restart_node";
+    pub const REBUILD_NODE: &str = "rebuild_node";
+    pub const RECONFIGURE_NODE: &str = "reconfigure_node";
+    pub const FINISH_AVAILABLE: &str = "finish_available";
+    pub const FINISH_DELETED: &str = "finish_deleted";
+    pub const NOOP: &str = "noop";
+
+    pub fn on(name: &str, node: uuid::Uuid) -> String {
+        format!("{name}:{node}")
+    }
+}
+
+/// What jobs act with: the data plane and the secrets to drive it.
+#[derive(Debug, Clone)]
+pub struct DataPlane {
+    pub driver: Arc<dyn Provisioner>,
+    pub catalog: Arc<Catalog>,
+    pub master_key: MasterKey,
+    /// Loopback ports handed to nodes.
+    pub ports: std::ops::RangeInclusive<u16>,
+}
+
+impl DataPlane {
+    /// The driver's spec of a node, with the store's secrets decrypted.
+    pub async fn node_spec(
+        &self,
+        db: &sqlx::PgPool,
+        org_id: Uuid,
+        store_id: Uuid,
+        node_id: Uuid,
+    ) -> anyhow::Result<Option<NodeSpec>> {
+        let Some(store) = db::stores::get_by_id(db, org_id, store_id).await? else { return Ok(None) };
+        let nodes = db::stores::nodes(db, org_id, &[store_id]).await?;
+        let Some(node) = nodes.iter().find(|n| n.id == node_id) else { return Ok(None) };
+        let secrets = db::stores::secrets(db, org_id, store_id).await?.context("store secrets")?;
+        let settings = self
+            .catalog
+            .settings(&store.instance_size)
+            .with_context(|| format!("instance size {} is no longer in the catalog", store.instance_size))?;
+        let reveal = |blob: &[u8]| -> anyhow::Result<SecretString> {
+            let plain = self.master_key.decrypt(blob, store_id.as_bytes())?;
+            Ok(SecretString::from(String::from_utf8(plain).context("password is not UTF-8")?))
+        };
+        Ok(Some(NodeSpec {
+            store_id,
+            node_id,
+            version: store.version.clone(),
+            port: u16::try_from(node.port).context("port out of range")?,
+            settings,
+            admin_user: store.admin_user.clone(),
+            admin_password: reveal(&secrets.admin_password_enc)?,
+            database: store.database_name.clone(),
+            replication_password: reveal(&secrets.replication_password_enc)?,
+        }))
+    }
+}
+
+/// Picks `n` ports of the plane's range that no node row holds and nothing listens on. Call it
+/// under the transaction-scoped lock `lock_ports` so that two requests cannot pick the same.
+pub async fn allocate_ports(
+    tx: &mut sqlx::PgConnection,
+    range: std::ops::RangeInclusive<u16>,
+    n: usize,
+) -> anyhow::Result<Vec<u16>> {
+    sqlx::query("select pg_advisory_xact_lock(hashtext('berth.ports'))").execute(&mut *tx).await?;
+    let used: std::collections::HashSet<i32> = db::stores::used_ports(&mut *tx).await?.into_iter().collect();
+    let mut out = Vec::with_capacity(n);
+    for port in range {
+        if out.len() == n {
+            break;
+        }
+        if used.contains(&i32::from(port)) {
+            continue;
+        }
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            out.push(port);
+        }
+    }
+    anyhow::ensure!(out.len() == n, "no free port left for store nodes; widen BERTH_NODE_PORTS");
+    Ok(out)
+}
+
+/// Everything a worker needs.
+#[derive(Debug, Clone)]
+pub struct JobEnv {
+    pub db: sqlx::PgPool,
+    pub plane: DataPlane,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// Undoes what the request that enqueued a job did beside it, for a job cancelled before its
+/// first step: nothing had reached the host yet.
+pub async fn undo_cancelled(
+    tx: &mut sqlx::PgConnection,
+    job: &db::jobs::JobRow,
+    now: time::OffsetDateTime,
+) -> anyhow::Result<()> {
+    let Some(store_id) = job.store_id else { return Ok(()) };
+    match job.kind.as_str() {
+        CREATE_STORE => {
+            db::stores::delete_nodes_of(&mut *tx, job.org_id, store_id).await?;
+            db::stores::set_status(&mut *tx, job.org_id, store_id, "deleted", now).await?;
+        }
+        ADD_NODE => {
+            for s in &job.steps {
+                if let Some(id) = s.strip_prefix(&format!("{}:", step::CREATE_REPLICA)) {
+                    db::stores::delete_node(&mut *tx, id.parse()?).await?;
+                }
+            }
+            db::stores::settle(&mut *tx, job.org_id, store_id, now).await?;
+        }
+        _ => db::stores::settle(&mut *tx, job.org_id, store_id, now).await?,
+    }
+    Ok(())
+}
+
+/// Kinds whose request changed nothing that cancelling could not undo.
+pub fn cancellable(kind: &str) -> bool {
+    kind != RESIZE_STORE
+}

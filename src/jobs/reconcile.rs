@@ -1,0 +1,81 @@
+//! Bringing the host and the tables into agreement: at start-up (after a crash or a reboot)
+//! and then periodically as a health check.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use super::JobEnv;
+use crate::db;
+
+/// Starts the nodes that should run but do not, and removes the servers no table knows.
+pub async fn at_start(env: &JobEnv) -> anyhow::Result<()> {
+    let known = db::stores::all_live_nodes(&env.db).await?;
+    let known_ids: HashSet<_> = known.iter().map(|(_, n)| n.id).collect();
+    for (store_id, node_id) in env.plane.driver.present_nodes().await? {
+        if !known_ids.contains(&node_id) {
+            tracing::warn!(%store_id, %node_id, "removing a node no store knows");
+            let spec = crate::provision::NodeSpec {
+                store_id,
+                node_id,
+                version: String::new(),
+                port: 0,
+                settings: crate::provision::InstanceSettings {
+                    shared_buffers_mb: 0,
+                    max_connections: 0,
+                    work_mem_mb: 0,
+                },
+                admin_user: String::new(),
+                admin_password: String::new().into(),
+                database: String::new(),
+                replication_password: String::new().into(),
+            };
+            if let Err(e) = env.plane.driver.remove(&spec).await {
+                tracing::error!(%node_id, error = %e, "removing a stray node");
+            }
+        }
+    }
+    for (org_id, node) in known {
+        // Nodes being created or removed belong to their job, which will finish them.
+        if node.state != "running" && node.state != "failed" {
+            continue;
+        }
+        match env.plane.node_spec(&env.db, org_id, node.store_id, node.id).await {
+            Ok(Some(spec)) => {
+                if let Err(e) = env.plane.driver.start(&spec).await {
+                    tracing::error!(node = %node.id, error = %e, "starting a node");
+                    db::stores::set_node_state(&env.db, node.id, "failed", env.clock.now()).await?;
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::error!(node = %node.id, error = %e, "reading a node's spec"),
+        }
+    }
+    Ok(())
+}
+
+/// Every `every`, asks each node how it is and records it.
+pub async fn health_loop(env: JobEnv, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        if let Err(e) = check_all(&env).await {
+            tracing::warn!(error = %e, "node health check");
+        }
+    }
+}
+
+pub async fn check_all(env: &JobEnv) -> anyhow::Result<()> {
+    for (org_id, node) in db::stores::all_live_nodes(&env.db).await? {
+        if !matches!(node.state.as_str(), "running" | "failed" | "stopped") {
+            continue;
+        }
+        let Some(spec) = env.plane.node_spec(&env.db, org_id, node.store_id, node.id).await? else {
+            continue;
+        };
+        let status = env.plane.driver.status(&spec).await?;
+        let state = if status.running { "running" } else { "failed" };
+        db::stores::set_node_health(&env.db, node.id, state, status.replay_lag_bytes, env.clock.now())
+            .await?;
+    }
+    Ok(())
+}

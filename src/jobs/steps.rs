@@ -1,0 +1,102 @@
+//! What each step does. Every step is idempotent: the worker may run it again after a crash.
+
+use anyhow::{Context, bail};
+use uuid::Uuid;
+
+use super::{JobEnv, step};
+use crate::db;
+use crate::db::jobs::JobRow;
+
+fn parse(s: &str) -> anyhow::Result<(&str, Option<Uuid>)> {
+    match s.split_once(':') {
+        Some((name, id)) => Ok((name, Some(id.parse().with_context(|| format!("step {s}"))?))),
+        None => Ok((s, None)),
+    }
+}
+
+pub async fn run(env: &JobEnv, job: &JobRow, step_text: &str) -> anyhow::Result<()> {
+    let (name, node) = parse(step_text)?;
+    let now = || env.clock.now();
+    let store_id = job.store_id;
+    let need = |n: Option<Uuid>| n.with_context(|| format!("step {step_text} names no node"));
+    let spec_of = |node_id: Uuid| async move {
+        let store_id = store_id.context("job has no store")?;
+        env.plane.node_spec(&env.db, job.org_id, store_id, node_id).await
+    };
+    match name {
+        step::NOOP => Ok(()),
+        step::CREATE_PRIMARY => {
+            let node = need(node)?;
+            let spec = spec_of(node).await?.context("the node is gone")?;
+            env.plane.driver.create_primary(&spec).await?;
+            db::stores::set_node_state(&env.db, node, "running", now()).await?;
+            Ok(())
+        }
+        step::CREATE_REPLICA | step::REBUILD_NODE => {
+            let node = need(node)?;
+            let spec = spec_of(node).await?.context("the node is gone")?;
+            let primary = primary_of(env, job).await?;
+            if node == primary {
+                // A primary is restarted in place; promoting a replica is a later feature.
+                env.plane.driver.start(&spec).await?;
+            } else {
+                if name == step::REBUILD_NODE {
+                    env.plane.driver.remove(&spec).await?;
+                }
+                let primary_spec = spec_of(primary).await?.context("the primary is gone")?;
+                env.plane.driver.create_replica(&spec, &primary_spec).await?;
+            }
+            db::stores::set_node_state(&env.db, node, "running", now()).await?;
+            Ok(())
+        }
+        step::REMOVE_NODE => {
+            let node = need(node)?;
+            // Already removed by an earlier run of this step: nothing left to do.
+            let Some(spec) = spec_of(node).await? else { return Ok(()) };
+            db::stores::set_node_state(&env.db, node, "removing", now()).await?;
+            env.plane.driver.remove(&spec).await?;
+            db::stores::delete_node(&env.db, node).await?;
+            Ok(())
+        }
+        step::RESTART_NODE | step::RECONFIGURE_NODE => {
+            let node = need(node)?;
+            let spec = spec_of(node).await?.context("the node is gone")?;
+            env.plane.driver.stop(&spec).await?;
+            env.plane.driver.start(&spec).await?;
+            db::stores::set_node_state(&env.db, node, "running", now()).await?;
+            Ok(())
+        }
+        step::FINISH_AVAILABLE => {
+            let store_id = store_id.context("job has no store")?;
+            let nodes = db::stores::nodes(&env.db, job.org_id, &[store_id]).await?;
+            let healthy = nodes.iter().all(|n| n.state == "running");
+            let status = if healthy { "available" } else { "degraded" };
+            db::stores::set_status(&env.db, job.org_id, store_id, status, now()).await?;
+            Ok(())
+        }
+        step::FINISH_DELETED => {
+            let store_id = store_id.context("job has no store")?;
+            db::stores::set_status(&env.db, job.org_id, store_id, "deleted", now()).await?;
+            Ok(())
+        }
+        other => bail!("unknown step {other}"),
+    }
+}
+
+async fn primary_of(env: &JobEnv, job: &JobRow) -> anyhow::Result<Uuid> {
+    let store_id = job.store_id.context("job has no store")?;
+    let nodes = db::stores::nodes(&env.db, job.org_id, &[store_id]).await?;
+    nodes.iter().find(|n| n.role == "primary").map(|n| n.id).context("the store has no primary")
+}
+
+/// What a job that has failed for good leaves behind: never a store stuck in a transitional
+/// state.
+pub async fn on_final_failure(env: &JobEnv, job: &JobRow) -> anyhow::Result<()> {
+    let Some(store_id) = job.store_id else { return Ok(()) };
+    let status = match job.kind.as_str() {
+        super::CREATE_STORE | super::DELETE_STORE => "failed",
+        _ => "degraded",
+    };
+    db::stores::set_status(&env.db, job.org_id, store_id, status, env.clock.now()).await?;
+    Ok(())
+}

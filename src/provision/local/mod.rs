@@ -1,0 +1,425 @@
+//! The `local` driver: every store node is a real PostgreSQL server on this host, its files in
+//! `BERTH_DATA_DIR/stores/<store_id>/<node_id>`, listening on 127.0.0.1 for clients and on a
+//! private Unix socket for Berth's own superuser `berth`, which no client rule can lock out.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use async_trait::async_trait;
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{Connection, Executor, PgConnection};
+use uuid::Uuid;
+
+use super::{NodeSpec, NodeStatus, Provisioner};
+use crate::pg::{EPHEMERAL, PgBinaries, RunAs, Server, socket_dir_for};
+
+/// The role replicas stream with.
+const REPLICATOR: &str = "replicator";
+/// A node that does not answer within this is reported as not running.
+const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a started (or adopted, still recovering) node may take to accept Berth's connection.
+const READY_TIMEOUT: Duration = Duration::from_secs(120);
+/// A base backup copies the whole primary; the job's lease, not this, bounds a stuck one.
+const BASEBACKUP_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
+#[derive(Debug, Clone)]
+pub struct LocalDriver {
+    root: PathBuf,
+    run_as: Option<RunAs>,
+    /// By major version.
+    binaries: BTreeMap<u32, PgBinaries>,
+    ephemeral: bool,
+}
+
+impl LocalDriver {
+    /// A driver keeping nodes under `root` (BERTH_DATA_DIR), running each with the binaries of
+    /// its major version (the first given wins for a major), as `run_as` when Berth is root.
+    pub fn new(root: PathBuf, run_as: Option<RunAs>, binaries: Vec<PgBinaries>) -> anyhow::Result<Self> {
+        if binaries.is_empty() {
+            bail!("the local driver needs PostgreSQL server binaries and none were given");
+        }
+        let mut by_major = BTreeMap::new();
+        for b in binaries {
+            by_major.entry(b.major).or_insert(b);
+        }
+        std::fs::create_dir_all(root.join("stores"))
+            .with_context(|| format!("creating {}", root.join("stores").display()))?;
+        let root = std::fs::canonicalize(&root)?;
+        if let Some(run_as) = &run_as {
+            run_as.ensure_reachable(&root)?;
+            run_as.ensure_reachable(&root.join("stores"))?;
+        }
+        Ok(Self { root, run_as, binaries: by_major, ephemeral: false })
+    }
+
+    /// [`LocalDriver::new`] with every major version installed on this host (see
+    /// [`PgBinaries::installed`]).
+    pub fn discover(
+        root: PathBuf,
+        run_as: Option<RunAs>,
+        explicit_bindir: Option<&Path>,
+    ) -> anyhow::Result<Self> {
+        Self::new(root, run_as, PgBinaries::installed(explicit_bindir)?)
+    }
+
+    /// Trades durability for speed (no fsync at `initdb` or base backup, `fsync = off`): for
+    /// throw-away nodes in tests only. Off by default.
+    pub fn ephemeral(mut self, on: bool) -> Self {
+        self.ephemeral = on;
+        self
+    }
+
+    /// Everything of one node: `data/`, `server.log`, and `run/` (its socket) when short enough.
+    pub fn node_dir(&self, store_id: Uuid, node_id: Uuid) -> PathBuf {
+        self.root.join("stores").join(store_id.to_string()).join(node_id.to_string())
+    }
+
+    /// The private folder of the node's Unix socket.
+    pub fn socket_dir(&self, store_id: Uuid, node_id: Uuid) -> PathBuf {
+        socket_dir_for(&self.node_dir(store_id, node_id))
+    }
+
+    /// Berth's superuser on the node, over its Unix socket.
+    pub fn superuser_options(&self, spec: &NodeSpec, database: &str) -> PgConnectOptions {
+        self.existing_server(spec).connect_options(database)
+    }
+
+    fn binaries_for(&self, version: &str) -> anyhow::Result<&PgBinaries> {
+        let major = version.split('.').next().and_then(|m| m.trim().parse::<u32>().ok());
+        major.and_then(|m| self.binaries.get(&m)).with_context(|| {
+            format!(
+                "PostgreSQL {version} is not installed on this host (installed: {})",
+                self.versions().join(", ")
+            )
+        })
+    }
+
+    fn versions(&self) -> Vec<String> {
+        self.binaries.keys().map(u32::to_string).collect()
+    }
+
+    fn server_with(&self, spec: &NodeSpec, binaries: PgBinaries) -> Server {
+        let dir = self.node_dir(spec.store_id, spec.node_id);
+        Server {
+            pgdata: dir.join("data"),
+            socket_dir: socket_dir_for(&dir),
+            port: spec.port,
+            binaries,
+            run_as: self.run_as.clone(),
+        }
+    }
+
+    /// The node as the spec's version runs it; data made by another version is refused.
+    fn server(&self, spec: &NodeSpec) -> anyhow::Result<Server> {
+        let server = self.server_with(spec, self.binaries_for(&spec.version)?.clone());
+        if let Some(on_disk) = server.major_on_disk() {
+            if on_disk != server.binaries.major.to_string() {
+                bail!(
+                    "{} was made by PostgreSQL {on_disk}, but the node is to run PostgreSQL {}",
+                    server.pgdata.display(),
+                    spec.version
+                );
+            }
+        }
+        Ok(server)
+    }
+
+    /// The node as it is on disk, to stop, remove or probe it whatever version the spec says.
+    fn existing_server(&self, spec: &NodeSpec) -> Server {
+        // `new` refuses an empty set of binaries.
+        let any = self.binaries.values().next().cloned().expect("at least one PostgreSQL version");
+        let probe = self.server_with(spec, any);
+        let binaries = probe
+            .major_on_disk()
+            .and_then(|v| self.binaries_for(&v).ok())
+            .or_else(|| self.binaries_for(&spec.version).ok())
+            .cloned()
+            .unwrap_or(probe.binaries);
+        self.server_with(spec, binaries)
+    }
+
+    /// `stores/` and `stores/<store>` traversable by the server's user; the node's own folder
+    /// and its socket folder private to it.
+    fn prepare_dirs(&self, server: &Server) -> anyhow::Result<()> {
+        let node_dir = server.pgdata.parent().context("data folder without a parent")?;
+        let store_dir = node_dir.parent().context("node folder without a parent")?;
+        std::fs::create_dir_all(store_dir).with_context(|| format!("creating {}", store_dir.display()))?;
+        if let Some(run_as) = &self.run_as {
+            run_as.ensure_reachable(&self.root.join("stores"))?;
+            run_as.ensure_reachable(store_dir)?;
+        }
+        server.private_dir(node_dir)?;
+        server.private_dir(&server.socket_dir)
+    }
+
+    /// Rewrites the node's configuration and starts it unless it runs.
+    async fn run_node(&self, server: &Server, spec: &NodeSpec) -> anyhow::Result<()> {
+        self.configure(server, spec)?;
+        server.private_dir(&server.socket_dir)?;
+        let log = server.pgdata.with_file_name("server.log");
+        if server.start(&log).await? {
+            tracing::info!(store_id = %spec.store_id, node_id = %spec.node_id, port = spec.port,
+                version = %server.binaries.version, "started PostgreSQL node");
+        }
+        Ok(())
+    }
+
+    fn configure(&self, server: &Server, spec: &NodeSpec) -> anyhow::Result<()> {
+        let s = &spec.settings;
+        let mut settings = vec![
+            ("listen_addresses", "127.0.0.1".to_owned()),
+            ("shared_buffers", format!("{}MB", s.shared_buffers_mb)),
+            ("max_connections", s.max_connections.to_string()),
+            ("work_mem", format!("{}MB", s.work_mem_mb)),
+            ("password_encryption", "scram-sha-256".to_owned()),
+            ("wal_level", "replica".to_owned()),
+            ("max_wal_senders", "10".to_owned()),
+            ("max_replication_slots", "10".to_owned()),
+            ("hot_standby", "on".to_owned()),
+            ("ssl", "off".to_owned()),
+        ];
+        if self.ephemeral {
+            settings.extend(EPHEMERAL.map(|(k, v)| (k, v.to_owned())));
+        }
+        server.write_config(&settings)?;
+        server.write_file("pg_hba.conf", &hba_rules())
+    }
+}
+
+/// Who may connect, and how. The one place client access is decided.
+fn hba_rules() -> String {
+    let mut text = String::from("# Written by Berth at every start; edits are overwritten.\n");
+    text += "# TYPE  DATABASE     USER        ADDRESS        METHOD\n";
+    text += &format!("local   all          {su}                       trust\n", su = crate::pg::SUPERUSER);
+    // The superuser has no password, but say it outright: never over TCP.
+    text += &format!("host    all          {su}       all            reject\n", su = crate::pg::SUPERUSER);
+    text += "host    all          all         127.0.0.1/32   scram-sha-256\n";
+    text += &format!("host    replication  {REPLICATOR}  127.0.0.1/32   scram-sha-256\n");
+    text
+}
+
+/// Creates the role, or brings an existing one to these attributes and password (so a retry
+/// after a crash, or a changed password, converges).
+async fn ensure_role(
+    conn: &mut PgConnection,
+    name: &str,
+    attributes: &str,
+    password: &SecretString,
+) -> anyhow::Result<()> {
+    let exists: bool = sqlx::query_scalar("select exists(select 1 from pg_roles where rolname = $1)")
+        .bind(name)
+        .fetch_one(&mut *conn)
+        .await?;
+    let verb = if exists { "alter" } else { "create" };
+    let template = format!("{verb} role %I with {attributes} password %L");
+    execute_formatted(conn, &template, &[name, password.expose_secret()])
+        .await
+        .with_context(|| format!("{verb} role {name:?}"))
+}
+
+/// Identifiers and literals cannot be bound as parameters in DDL: the server quotes them itself
+/// with `format` (`%I`, `%L`), and the statement it returns is run without being prepared, cached
+/// or logged, since it may carry a password.
+async fn execute_formatted(conn: &mut PgConnection, template: &str, args: &[&str]) -> anyhow::Result<()> {
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    let sql: String = sqlx::query_scalar("select format($1, variadic $2::text[])")
+        .bind(template)
+        .bind(args)
+        .fetch_one(&mut *conn)
+        .await?;
+    conn.execute(sql.as_str()).await?;
+    Ok(())
+}
+
+async fn ensure_roles_and_database(conn: &mut PgConnection, spec: &NodeSpec) -> anyhow::Result<()> {
+    // Statements carrying passwords must not reach the server log, even when they fail or are slow.
+    conn.execute(
+        "set log_statement = 'none'; set log_min_duration_statement = -1; \
+         set log_min_error_statement = 'panic'",
+    )
+    .await?;
+    ensure_role(
+        conn,
+        &spec.admin_user,
+        "login createdb createrole nosuperuser noreplication",
+        &spec.admin_password,
+    )
+    .await?;
+    ensure_role(conn, REPLICATOR, "login replication nosuperuser", &spec.replication_password).await?;
+    let exists: bool = sqlx::query_scalar("select exists(select 1 from pg_database where datname = $1)")
+        .bind(&spec.database)
+        .fetch_one(&mut *conn)
+        .await?;
+    let template = if exists { "alter database %I owner to %I" } else { "create database %I owner %I" };
+    execute_formatted(conn, template, &[&spec.database, &spec.admin_user])
+        .await
+        .with_context(|| format!("creating database {:?}", spec.database))
+}
+
+fn ignore_not_found(r: std::io::Result<()>) -> std::io::Result<()> {
+    match r {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
+fn parse_uuid(entry: &std::fs::DirEntry) -> Option<Uuid> {
+    entry.file_type().ok()?.is_dir().then_some(())?;
+    entry.file_name().to_str()?.parse().ok()
+}
+
+#[async_trait]
+impl Provisioner for LocalDriver {
+    fn name(&self) -> &'static str {
+        "local"
+    }
+
+    fn postgres_versions(&self) -> Vec<String> {
+        self.versions()
+    }
+
+    async fn create_primary(&self, spec: &NodeSpec) -> anyhow::Result<()> {
+        let server = self.server(spec)?;
+        self.prepare_dirs(&server)?;
+        if !server.exists() {
+            server
+                .initdb(&["--auth-local=trust", "--auth-host=scram-sha-256"], self.ephemeral)
+                .await
+                .with_context(|| format!("initialising node {} of store {}", spec.node_id, spec.store_id))?;
+        }
+        self.run_node(&server, spec).await?;
+        let mut conn = server.connect_when_ready("postgres", READY_TIMEOUT).await?;
+        ensure_roles_and_database(&mut conn, spec).await.with_context(|| {
+            format!("setting up roles on node {} of store {}", spec.node_id, spec.store_id)
+        })?;
+        conn.close().await?;
+        Ok(())
+    }
+
+    async fn create_replica(&self, spec: &NodeSpec, primary: &NodeSpec) -> anyhow::Result<()> {
+        let server = self.server(spec)?;
+        let primary_major = self.binaries_for(&primary.version)?.major;
+        if primary_major != server.binaries.major {
+            bail!(
+                "a PostgreSQL {} replica cannot stream from a PostgreSQL {} primary",
+                spec.version,
+                primary.version
+            );
+        }
+        self.prepare_dirs(&server)?;
+        if !server.exists() {
+            let staging = server.fresh_staging()?;
+            let mut cmd = server.command("pg_basebackup");
+            cmd.args(["-h", "127.0.0.1", "-p", &primary.port.to_string(), "-U", REPLICATOR, "-D"])
+                .arg(&staging)
+                .args(["-R", "-X", "stream", "-c", "fast"])
+                .env("PGPASSWORD", spec.replication_password.expose_secret())
+                .current_dir(server.pgdata.parent().context("data folder without a parent")?);
+            if self.ephemeral {
+                cmd.arg("--no-sync");
+            }
+            crate::pg::run_for(cmd, "pg_basebackup", BASEBACKUP_TIMEOUT).await.with_context(|| {
+                format!(
+                    "copying node {} of store {} from the primary on port {}",
+                    spec.node_id, spec.store_id, primary.port
+                )
+            })?;
+            // The copy carries the primary's berth.conf and pg_hba.conf; `run_node` rewrites both.
+            self.configure(&Server { pgdata: staging.clone(), ..server.clone() }, spec)?;
+            server.put_in_place(&staging)?;
+        }
+        self.run_node(&server, spec).await
+    }
+
+    async fn start(&self, spec: &NodeSpec) -> anyhow::Result<()> {
+        let server = self.server(spec)?;
+        if !server.exists() {
+            bail!(
+                "node {} of store {} has no data in {}: create it first",
+                spec.node_id,
+                spec.store_id,
+                server.pgdata.display()
+            );
+        }
+        self.prepare_dirs(&server)?;
+        self.run_node(&server, spec).await
+    }
+
+    async fn stop(&self, spec: &NodeSpec) -> anyhow::Result<()> {
+        self.existing_server(spec).stop("fast").await
+    }
+
+    async fn remove(&self, spec: &NodeSpec) -> anyhow::Result<()> {
+        let server = self.existing_server(spec);
+        if let Err(e) = server.stop("fast").await {
+            tracing::warn!(store_id = %spec.store_id, node_id = %spec.node_id, error = %format!("{e:#}"),
+                "fast shutdown failed before removal; shutting down immediately");
+            server.stop("immediate").await?;
+        }
+        let node_dir = self.node_dir(spec.store_id, spec.node_id);
+        let socket_dir = server.socket_dir.clone();
+        let store_dir = node_dir.parent().map(Path::to_owned);
+        tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+            ignore_not_found(std::fs::remove_dir_all(&node_dir))
+                .with_context(|| format!("removing {}", node_dir.display()))?;
+            ignore_not_found(std::fs::remove_dir_all(&socket_dir))
+                .with_context(|| format!("removing {}", socket_dir.display()))?;
+            if let Some(store_dir) = store_dir {
+                // Only when no other node of the store is left in it.
+                match std::fs::remove_dir(&store_dir) {
+                    Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty => {}
+                    other => ignore_not_found(other)
+                        .with_context(|| format!("removing {}", store_dir.display()))?,
+                }
+            }
+            Ok(())
+        })
+        .await??;
+        tracing::info!(store_id = %spec.store_id, node_id = %spec.node_id, "removed PostgreSQL node");
+        Ok(())
+    }
+
+    async fn status(&self, spec: &NodeSpec) -> anyhow::Result<NodeStatus> {
+        let server = self.existing_server(spec);
+        let probe = async {
+            let mut conn = server.connect("postgres").await?;
+            let row: (bool, Option<i64>) = sqlx::query_as(
+                "select pg_is_in_recovery(), case when pg_is_in_recovery() then \
+                 pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::bigint end",
+            )
+            .fetch_one(&mut conn)
+            .await?;
+            conn.close().await?;
+            Ok::<_, sqlx::Error>(row)
+        };
+        Ok(match tokio::time::timeout(STATUS_TIMEOUT, probe).await {
+            Ok(Ok((in_recovery, replay_lag_bytes))) => {
+                NodeStatus { running: true, in_recovery, replay_lag_bytes }
+            }
+            _ => NodeStatus { running: false, in_recovery: false, replay_lag_bytes: None },
+        })
+    }
+
+    async fn present_nodes(&self) -> anyhow::Result<Vec<(Uuid, Uuid)>> {
+        let stores = self.root.join("stores");
+        let mut out = Vec::new();
+        let entries = match std::fs::read_dir(&stores) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            other => other.with_context(|| format!("listing {}", stores.display()))?,
+        };
+        for store in entries {
+            let store = store?;
+            let Some(store_id) = parse_uuid(&store) else { continue };
+            for node in std::fs::read_dir(store.path())? {
+                if let Some(node_id) = parse_uuid(&node?) {
+                    out.push((store_id, node_id));
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+}

@@ -1,0 +1,82 @@
+//! The data plane behind stores. Jobs act only through a [`Provisioner`], so another driver
+//! (Kubernetes, cloud VMs) can be added without touching the API or the jobs.
+
+pub mod catalog;
+pub mod local;
+
+use std::fmt::Debug;
+
+use async_trait::async_trait;
+use secrecy::SecretString;
+use uuid::Uuid;
+
+/// Server settings derived from an instance size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceSettings {
+    pub shared_buffers_mb: u32,
+    pub max_connections: u32,
+    pub work_mem_mb: u32,
+}
+
+/// Everything a driver needs to create, run or remove one node. Every operation taking a spec
+/// is idempotent: repeating it after a crash anywhere finishes the work, never duplicates it.
+#[derive(Debug, Clone)]
+pub struct NodeSpec {
+    pub store_id: Uuid,
+    pub node_id: Uuid,
+    /// Major version, e.g. `15`.
+    pub version: String,
+    /// The loopback port the node listens on (clients connect to 127.0.0.1:port).
+    pub port: u16,
+    pub settings: InstanceSettings,
+    /// The customer's administrative role (LOGIN CREATEDB CREATEROLE, not superuser) and the
+    /// database it owns.
+    pub admin_user: String,
+    pub admin_password: SecretString,
+    pub database: String,
+    /// Password of the `replicator` role that replicas stream with.
+    pub replication_password: SecretString,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeStatus {
+    /// The server accepts connections.
+    pub running: bool,
+    /// A replica (in recovery) rather than a primary.
+    pub in_recovery: bool,
+    /// For a replica: bytes of WAL received but not yet replayed; for a primary: None.
+    pub replay_lag_bytes: Option<i64>,
+}
+
+#[async_trait]
+pub trait Provisioner: Send + Sync + Debug + 'static {
+    /// `local`, `kubernetes`, …
+    fn name(&self) -> &'static str;
+
+    /// The major versions of PostgreSQL this driver can run here, ascending (`["15", "16"]`).
+    fn postgres_versions(&self) -> Vec<String>;
+
+    /// Creates the node if it does not exist, configures it, starts it, and makes sure the
+    /// admin role, its database and the replication role exist. Idempotent.
+    async fn create_primary(&self, spec: &NodeSpec) -> anyhow::Result<()>;
+
+    /// Creates the node as a streaming replica of `primary` if it does not exist, and starts it.
+    /// Idempotent; a half-made copy left by a crash is discarded and made again.
+    async fn create_replica(&self, spec: &NodeSpec, primary: &NodeSpec) -> anyhow::Result<()>;
+
+    /// Starts the node if it is not running (after a host reboot, say). Idempotent.
+    async fn start(&self, spec: &NodeSpec) -> anyhow::Result<()>;
+
+    /// Stops the node (fast shutdown) if it runs. Idempotent.
+    async fn stop(&self, spec: &NodeSpec) -> anyhow::Result<()>;
+
+    /// Stops the node and deletes its data. Idempotent: an absent node is already removed.
+    async fn remove(&self, spec: &NodeSpec) -> anyhow::Result<()>;
+
+    /// What the node reports about itself; `running: false` when it does not answer.
+    async fn status(&self, spec: &NodeSpec) -> anyhow::Result<NodeStatus>;
+
+    /// `(store_id, node_id)` of every node present on this host, running or not, so that the
+    /// caller can remove the ones its tables do not know.
+    async fn present_nodes(&self) -> anyhow::Result<Vec<(Uuid, Uuid)>>;
+}

@@ -1,0 +1,341 @@
+//! The local driver with real PostgreSQL servers: each test has its own folder in the temp
+//! folder, and a guard that stops every server it made and removes the folder, pass or fail.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use berth::pg::{PgBinaries, RunAs};
+use berth::provision::local::LocalDriver;
+use berth::provision::{InstanceSettings, NodeSpec, Provisioner};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use secrecy::SecretString;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{Connection, PgConnection};
+use uuid::Uuid;
+
+/// Quotes and backslashes, to show that passwords reach the server as literals, not as SQL.
+const PASSWORD: &str = r#"it's "quoted" \ ; drop role x; --"#;
+const REPLICATION_PASSWORD: &str = "repl-secret-1";
+/// Names that only work when quoted as identifiers.
+const ADMIN: &str = "Shop-Admin";
+const DATABASE: &str = "shop db";
+
+struct Fixture {
+    root: PathBuf,
+    driver: LocalDriver,
+}
+
+fn fixture() -> Fixture {
+    static SEQ: AtomicUsize = AtomicUsize::new(0);
+    let root = std::env::temp_dir().join(format!(
+        "berth-local-{}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&root);
+    let bindir = std::env::var_os("BERTH_PG_BINDIR").map(PathBuf::from);
+    let user = std::env::var("BERTH_PG_USER").unwrap_or_else(|_| "postgres".into());
+    let run_as = RunAs::when_root(&user).expect("an unprivileged user for PostgreSQL");
+    let driver = LocalDriver::discover(root.clone(), run_as, bindir.as_deref())
+        .expect("PostgreSQL binaries for the local driver")
+        .ephemeral(true);
+    Fixture { root, driver }
+}
+
+/// Whatever happened in the test: every server left under the root is shut down immediately and
+/// every folder removed, socket folders in the temp folder included.
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        for (store, node) in nodes_on_disk(&self.root) {
+            let dir = self.driver.node_dir(store, node);
+            if let Some(pid) = postmaster_of(&dir.join("data")) {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGQUIT);
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while kill(Pid::from_raw(pid), None).is_ok() && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+            let _ = std::fs::remove_dir_all(self.driver.socket_dir(store, node));
+        }
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+fn nodes_on_disk(root: &Path) -> Vec<(Uuid, Uuid)> {
+    let mut out = vec![];
+    for store in std::fs::read_dir(root.join("stores")).into_iter().flatten().flatten() {
+        for node in std::fs::read_dir(store.path()).into_iter().flatten().flatten() {
+            let parse = |n: std::ffi::OsString| n.to_str().and_then(|s| s.parse::<Uuid>().ok());
+            if let (Some(s), Some(n)) = (parse(store.file_name()), parse(node.file_name())) {
+                out.push((s, n));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The postmaster running in `pgdata`, if any (a pid file naming another process does not count).
+fn postmaster_of(pgdata: &Path) -> Option<i32> {
+    let text = std::fs::read_to_string(pgdata.join("postmaster.pid")).ok()?;
+    let pid: i32 = text.lines().next()?.trim().parse().ok()?;
+    let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).ok()?;
+    (cwd == std::fs::canonicalize(pgdata).ok()?).then_some(pid)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl Fixture {
+    fn spec(&self, store_id: Uuid) -> NodeSpec {
+        NodeSpec {
+            store_id,
+            node_id: Uuid::now_v7(),
+            version: self.driver.postgres_versions().pop().expect("a PostgreSQL version"),
+            port: free_port(),
+            settings: InstanceSettings { shared_buffers_mb: 16, max_connections: 20, work_mem_mb: 4 },
+            admin_user: ADMIN.into(),
+            admin_password: SecretString::from(PASSWORD),
+            database: DATABASE.into(),
+            replication_password: SecretString::from(REPLICATION_PASSWORD),
+        }
+    }
+
+    /// A replica of `primary`: same store, version, size and credentials; its own node and port.
+    fn replica_spec(&self, primary: &NodeSpec) -> NodeSpec {
+        NodeSpec { node_id: Uuid::now_v7(), port: free_port(), ..primary.clone() }
+    }
+}
+
+fn client(spec: &NodeSpec, user: &str, password: &str) -> PgConnectOptions {
+    PgConnectOptions::new_without_pgpass()
+        .host("127.0.0.1")
+        .port(spec.port)
+        .username(user)
+        .password(password)
+        .database(&spec.database)
+}
+
+async fn admin(spec: &NodeSpec) -> PgConnection {
+    PgConnection::connect_with(&client(spec, ADMIN, PASSWORD)).await.expect("connecting as the admin role")
+}
+
+fn sqlstate(e: &sqlx::Error) -> String {
+    e.as_database_error().and_then(|d| d.code()).map(|c| c.into_owned()).unwrap_or_else(|| format!("{e}"))
+}
+
+/// Polls `f` every 100 ms until it gives a value; fails after 20 s.
+async fn eventually<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The session id of a process, from /proc/<pid>/stat (after the parenthesised name: state,
+/// ppid, pgrp, session).
+fn session_of(pid: &str) -> i64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    after.split(' ').nth(3).unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn a_primary_serves_its_admin_role_with_the_password_only() {
+    let f = fixture();
+    let spec = f.spec(Uuid::now_v7());
+    f.driver.create_primary(&spec).await.unwrap();
+
+    let mut conn = admin(&spec).await;
+    let one: i32 = sqlx::query_scalar("select 1").fetch_one(&mut conn).await.unwrap();
+    assert_eq!(one, 1);
+    sqlx::query("create table items (id int primary key, name text)").execute(&mut conn).await.unwrap();
+    sqlx::query("insert into items values (1, 'one')").execute(&mut conn).await.unwrap();
+    let (sup, createdb, createrole, db): (bool, bool, bool, String) = sqlx::query_as(
+        "select rolsuper, rolcreatedb, rolcreaterole, current_database() from pg_roles where rolname = current_user",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!((sup, createdb, createrole, db.as_str()), (false, true, true, DATABASE));
+    let owner: String = sqlx::query_scalar(
+        "select pg_get_userbyid(datdba)::text from pg_database where datname = current_database()",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(owner, ADMIN);
+    conn.close().await.unwrap();
+
+    let wrong = PgConnection::connect_with(&client(&spec, ADMIN, "not-the-password")).await.unwrap_err();
+    assert_eq!(sqlstate(&wrong), "28P01", "wrong password refused: {wrong}");
+    let su = PgConnection::connect_with(&client(&spec, "berth", "")).await.unwrap_err();
+    assert_eq!(sqlstate(&su), "28000", "the superuser is refused over TCP: {su}");
+
+    let status = f.driver.status(&spec).await.unwrap();
+    assert_eq!(
+        status,
+        berth::provision::NodeStatus { running: true, in_recovery: false, replay_lag_bytes: None }
+    );
+
+    // pg_ctl detaches the postmaster into a session of its own: signals to Berth's process group
+    // or session (Ctrl-C, a closed terminal, Berth being killed) never reach it.
+    let pid_file = f.driver.node_dir(spec.store_id, spec.node_id).join("data/postmaster.pid");
+    let pid = std::fs::read_to_string(pid_file).unwrap().lines().next().unwrap().to_owned();
+    assert_eq!(session_of(&pid).to_string(), pid, "the postmaster leads its own session");
+    assert_ne!(session_of(&pid), session_of("self"));
+
+    f.driver.remove(&spec).await.unwrap();
+}
+
+#[tokio::test]
+async fn replicas_stream_what_the_primary_writes() {
+    let f = fixture();
+    let primary = f.spec(Uuid::now_v7());
+    f.driver.create_primary(&primary).await.unwrap();
+    let mut conn = admin(&primary).await;
+    sqlx::query("create table items (id int primary key, name text)").execute(&mut conn).await.unwrap();
+
+    let replicas = [f.replica_spec(&primary), f.replica_spec(&primary)];
+    for r in &replicas {
+        f.driver.create_replica(r, &primary).await.unwrap();
+    }
+    sqlx::query("insert into items values (1, 'after the copies')").execute(&mut conn).await.unwrap();
+
+    for r in &replicas {
+        let mut rc = admin(r).await;
+        let name: String = eventually("the row on a replica", async || {
+            sqlx::query_scalar("select name from items where id = 1").fetch_optional(&mut rc).await.unwrap()
+        })
+        .await;
+        assert_eq!(name, "after the copies");
+        let err = sqlx::query("insert into items values (2, 'no')").execute(&mut rc).await.unwrap_err();
+        assert_eq!(sqlstate(&err), "25006", "a replica is read-only: {err}");
+
+        let status = eventually("the replica's replay lag", async || {
+            let s = f.driver.status(r).await.unwrap();
+            s.replay_lag_bytes.is_some().then_some(s)
+        })
+        .await;
+        assert!(status.running && status.in_recovery, "{status:?}");
+    }
+    let status = f.driver.status(&primary).await.unwrap();
+    assert!(status.running && !status.in_recovery && status.replay_lag_bytes.is_none(), "{status:?}");
+
+    for node in replicas.iter().chain([&primary]) {
+        f.driver.remove(node).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn creating_again_after_a_crash_finishes_the_work() {
+    let f = fixture();
+    let mut primary = f.spec(Uuid::now_v7());
+    f.driver.create_primary(&primary).await.unwrap();
+    // A retry converges, and brings the admin role to the password it is given now.
+    primary.admin_password = SecretString::from("a-new-password");
+    f.driver.create_primary(&primary).await.unwrap();
+    let new = client(&primary, ADMIN, "a-new-password");
+    PgConnection::connect_with(&new).await.expect("the new password works").close().await.unwrap();
+    let old = PgConnection::connect_with(&client(&primary, ADMIN, PASSWORD)).await.unwrap_err();
+    assert_eq!(sqlstate(&old), "28P01");
+
+    // A base backup interrupted by a crash left a half-made copy behind.
+    let replica = f.replica_spec(&primary);
+    let staging = f.driver.node_dir(replica.store_id, replica.node_id).join("data.init");
+    std::fs::create_dir_all(staging.join("base")).unwrap();
+    std::fs::write(staging.join("PG_VERSION"), "15\n").unwrap();
+    f.driver.create_replica(&replica, &primary).await.unwrap();
+    f.driver.create_replica(&replica, &primary).await.unwrap();
+    assert!(!staging.exists());
+    assert!(f.driver.status(&replica).await.unwrap().in_recovery);
+
+    // A killed server leaves its postmaster.pid; after a reboot its pid may belong to another
+    // node's server. Starting must neither trust that pid nor stop the other server.
+    f.driver.stop(&primary).await.unwrap();
+    let replica_data = f.driver.node_dir(replica.store_id, replica.node_id).join("data");
+    let other = postmaster_of(&replica_data).expect("the replica runs");
+    let primary_data = f.driver.node_dir(primary.store_id, primary.node_id).join("data");
+    std::fs::write(primary_data.join("postmaster.pid"), format!("{other}\n{}\n", primary_data.display()))
+        .unwrap();
+    f.driver.stop(&primary).await.unwrap();
+    assert_eq!(postmaster_of(&replica_data), Some(other), "stopping a stopped node signalled nobody");
+    f.driver.start(&primary).await.unwrap();
+    f.driver.start(&primary).await.unwrap();
+    PgConnection::connect_with(&new).await.expect("the primary is back").close().await.unwrap();
+    assert!(f.driver.status(&replica).await.unwrap().running);
+
+    let log = std::fs::read_to_string(primary_data.with_file_name("server.log")).unwrap();
+    assert!(!log.contains("a-new-password") && !log.contains(PASSWORD), "no password in the server log");
+
+    f.driver.remove(&replica).await.unwrap();
+    f.driver.remove(&primary).await.unwrap();
+}
+
+#[tokio::test]
+async fn stop_start_and_remove() {
+    let f = fixture();
+    let spec = f.spec(Uuid::now_v7());
+    f.driver.create_primary(&spec).await.unwrap();
+    admin(&spec).await.close().await.unwrap();
+
+    f.driver.stop(&spec).await.unwrap();
+    f.driver.stop(&spec).await.unwrap();
+    assert!(!f.driver.status(&spec).await.unwrap().running);
+    assert!(PgConnection::connect_with(&client(&spec, ADMIN, PASSWORD)).await.is_err());
+
+    f.driver.start(&spec).await.unwrap();
+    f.driver.start(&spec).await.unwrap();
+    admin(&spec).await.close().await.unwrap();
+    assert!(f.driver.status(&spec).await.unwrap().running);
+
+    let node_dir = f.driver.node_dir(spec.store_id, spec.node_id);
+    let socket_dir = f.driver.socket_dir(spec.store_id, spec.node_id);
+    f.driver.remove(&spec).await.unwrap();
+    f.driver.remove(&spec).await.unwrap();
+    let refused = tokio::net::TcpStream::connect(("127.0.0.1", spec.port)).await;
+    assert!(refused.is_err(), "nothing listens on the port after removal");
+    assert!(!node_dir.exists() && !socket_dir.exists());
+    assert!(!node_dir.parent().unwrap().exists(), "the store's folder went with its last node");
+    assert!(!f.driver.status(&spec).await.unwrap().running);
+    assert!(f.driver.start(&spec).await.is_err(), "a removed node cannot be started");
+}
+
+#[tokio::test]
+async fn present_nodes_lists_exactly_the_nodes_on_this_host() {
+    let f = fixture();
+    assert_eq!(f.driver.present_nodes().await.unwrap(), vec![]);
+    let a = f.spec(Uuid::now_v7());
+    let b = f.spec(Uuid::now_v7());
+    f.driver.create_primary(&a).await.unwrap();
+    f.driver.create_primary(&b).await.unwrap();
+    // Not a node: ignored.
+    std::fs::create_dir_all(f.root.join("stores/not-a-store")).unwrap();
+    std::fs::write(f.root.join("stores").join(a.store_id.to_string()).join("stray.txt"), "").unwrap();
+
+    let mut expected = vec![(a.store_id, a.node_id), (b.store_id, b.node_id)];
+    expected.sort();
+    assert_eq!(f.driver.present_nodes().await.unwrap(), expected);
+
+    f.driver.stop(&a).await.unwrap();
+    assert_eq!(f.driver.present_nodes().await.unwrap(), expected, "a stopped node is still present");
+    f.driver.remove(&b).await.unwrap();
+    assert_eq!(f.driver.present_nodes().await.unwrap(), vec![(a.store_id, a.node_id)]);
+    f.driver.remove(&a).await.unwrap();
+    assert_eq!(f.driver.present_nodes().await.unwrap(), vec![]);
+}
+
+#[test]
+fn binaries_of_every_installed_version_are_found() {
+    let all =
+        PgBinaries::installed(std::env::var_os("BERTH_PG_BINDIR").map(PathBuf::from).as_deref()).unwrap();
+    assert!(!all.is_empty());
+    assert!(all.windows(2).all(|w| w[0].major < w[1].major), "one per major, ascending");
+}

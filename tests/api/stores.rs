@@ -1,0 +1,449 @@
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{Connection, PgConnection};
+
+use crate::helpers::{TestApp, create_credential};
+
+fn body(name: &str, nodes: i64) -> Value {
+    json!({"name": name, "vendor": "postgres", "version": version(), "instance_size": "tiny",
+           "volume_size": 10, "nodes": nodes, "cloud": "local", "region": "local-1"})
+}
+
+/// The newest PostgreSQL installed here.
+fn version() -> String {
+    let v = berth::pg::PgBinaries::locate(None).unwrap();
+    v.major.to_string()
+}
+
+/// Polls the store until it reaches `want` (or fails the test on `failed`).
+async fn wait_for(app: &TestApp, cookie: &str, org: uuid::Uuid, id: &str, want: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let r = app.get(&format!("/api/v1/orgs/{org}/stores/{id}")).cookie(cookie).send().await;
+        if want == "gone" && r.status == StatusCode::NOT_FOUND {
+            return Value::Null;
+        }
+        let s = r.json();
+        if s["status"] == want {
+            return s;
+        }
+        assert_ne!(s["status"], "failed", "store failed: {s}");
+        assert!(Instant::now() < deadline, "store still {} after 180 s: {s}", s["status"]);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+async fn wait_job(app: &TestApp, cookie: &str, org: uuid::Uuid, job: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let j = app.get(&format!("/api/v1/orgs/{org}/jobs/{job}")).cookie(cookie).send().await.json();
+        if matches!(j["status"].as_str(), Some("succeeded" | "failed" | "cancelled")) {
+            return j;
+        }
+        assert!(Instant::now() < deadline, "job still {} after 180 s", j["status"]);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+async fn connect(port: i64, user: &str, password: &str, db: &str) -> sqlx::Result<PgConnection> {
+    let opts = PgConnectOptions::new_without_pgpass()
+        .host("127.0.0.1")
+        .port(port as u16)
+        .username(user)
+        .password(password)
+        .database(db);
+    PgConnection::connect_with(&opts).await
+}
+
+async fn create(app: &TestApp, cookie: &str, name: &str, nodes: i64) -> Value {
+    let r = app
+        .post(&format!("/api/v1/orgs/{}/stores", app.owner_org))
+        .cookie(cookie)
+        .json(body(name, nodes))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
+    assert_eq!(
+        r.header("location"),
+        Some(
+            format!("/api/v1/orgs/{}/stores/{}", app.owner_org, r.json()["store"]["id"].as_str().unwrap())
+                .as_str()
+        )
+    );
+    r.json()
+}
+
+#[tokio::test]
+async fn deploy_options_offer_the_installed_versions() {
+    let app = TestApp::spawn().await;
+    let owner = app.login_owner().await;
+    let o = app.get("/api/v1/content/deploy-options").cookie(&owner).send().await;
+    assert_eq!(o.status, StatusCode::OK);
+    let o = o.json();
+    assert_eq!(o["vendors"][0]["code"], "postgres");
+    assert!(o["vendors"][0]["versions"].as_array().unwrap().contains(&json!(version())));
+    assert_eq!(o["clouds"][0]["code"], "local");
+    assert_eq!(o["clouds"][0]["regions"][0]["code"], "local-1");
+    assert!(
+        o["instance_sizes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["code"] == "tiny" && s["max_connections"].is_number())
+    );
+    assert_eq!(app.get("/api/v1/content/deploy-options").send().await.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_one_node_store_is_a_real_database_and_deleting_it_removes_it() {
+    let app = TestApp::spawn().await.with_workers(2).await;
+    let owner = app.login_owner().await;
+    let org = app.owner_org;
+    let created = create(&app, &owner, "one", 1).await;
+    assert_eq!(created["store"]["status"], "deploying");
+    assert_eq!(created["job"]["kind"], "create_store");
+    let id = created["store"]["id"].as_str().unwrap().to_owned();
+    let creds = &created["credentials"];
+    let password = creds["password"].as_str().unwrap().to_owned();
+    assert!(password.len() >= 24);
+
+    let store = wait_for(&app, &owner, org, &id, "available").await;
+    assert!(!store.to_string().contains(&password), "the password is never in a store");
+    let node = &store["nodes"][0];
+    assert_eq!(node["role"], "primary");
+    assert_eq!(node["state"], "running");
+    let port = node["port"].as_i64().unwrap();
+    assert_eq!(store["connection"]["primary"]["port"], port);
+    assert!(
+        store["connection"]["primary"]["uri"].as_str().unwrap().starts_with("postgres://dbadmin@127.0.0.1:")
+    );
+
+    let user = creds["username"].as_str().unwrap();
+    let db = creds["database"].as_str().unwrap();
+    let mut conn =
+        connect(port, user, &password, db).await.expect("connecting with the returned credentials");
+    let one: i32 = sqlx::query_scalar("select 1").fetch_one(&mut conn).await.unwrap();
+    assert_eq!(one, 1);
+    sqlx::query("create table t (x int)").execute(&mut conn).await.expect("the admin may create tables");
+    let superuser: bool = sqlx::query_scalar("select rolsuper from pg_roles where rolname = current_user")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert!(!superuser, "the customer's admin is not a superuser");
+    conn.close().await.unwrap();
+    assert!(connect(port, user, "wrong-password", db).await.is_err());
+
+    let revealed =
+        app.post(&format!("/api/v1/orgs/{org}/stores/{id}/credentials/reveal")).cookie(&owner).send().await;
+    assert_eq!(revealed.status, StatusCode::OK);
+    assert_eq!(revealed.json()["password"], password.as_str());
+
+    let job = app
+        .get(&format!("/api/v1/orgs/{org}/jobs/{}", created["job"]["id"].as_str().unwrap()))
+        .cookie(&owner)
+        .send()
+        .await
+        .json();
+    assert_eq!(job["status"], "succeeded");
+    assert_eq!(job["progress"], 100);
+    assert!(job["log"].as_array().unwrap().len() >= 2);
+
+    let d = app.delete(&format!("/api/v1/orgs/{org}/stores/{id}")).cookie(&owner).send().await;
+    assert_eq!(d.status, StatusCode::ACCEPTED, "{}", d.text());
+    wait_for(&app, &owner, org, &id, "gone").await;
+    assert!(connect(port, user, &password, db).await.is_err(), "the server is stopped");
+    let dir = crate::helpers::nodes_root().join("stores").join(&id);
+    assert!(!dir.exists(), "the data is removed: {}", dir.display());
+}
+
+#[tokio::test]
+async fn a_three_node_store_replicates_and_nodes_come_and_go() {
+    let app = TestApp::spawn().await.with_workers(2).await;
+    let owner = app.login_owner().await;
+    let org = app.owner_org;
+    let created = create(&app, &owner, "three", 3).await;
+    let id = created["store"]["id"].as_str().unwrap().to_owned();
+    let password = created["credentials"]["password"].as_str().unwrap().to_owned();
+    let store = wait_for(&app, &owner, org, &id, "available").await;
+    let nodes = store["nodes"].as_array().unwrap().clone();
+    assert_eq!(nodes.len(), 3);
+    assert_eq!(nodes.iter().filter(|n| n["role"] == "primary").count(), 1);
+    let port_of = |n: &Value| n["port"].as_i64().unwrap();
+    let primary = nodes.iter().find(|n| n["role"] == "primary").unwrap();
+    let mut p = connect(port_of(primary), "dbadmin", &password, "defaultdb").await.unwrap();
+    sqlx::raw_sql("create table t (x int); insert into t values (42)").execute(&mut p).await.unwrap();
+    for replica in nodes.iter().filter(|n| n["role"] == "replica") {
+        let mut r = connect(port_of(replica), "dbadmin", &password, "defaultdb").await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let got: Option<i32> =
+                sqlx::query_scalar("select x from t").fetch_optional(&mut r).await.ok().flatten();
+            if got == Some(42) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the row never reached replica {}", replica["id"]);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let write = sqlx::query("insert into t values (1)").execute(&mut r).await;
+        assert!(write.is_err(), "a replica is read-only");
+    }
+    assert_eq!(store["connection"]["read_only"].as_array().unwrap().len(), 2);
+
+    // The primary cannot be removed while replicas exist.
+    let r = app
+        .delete(&format!("/api/v1/orgs/{org}/stores/{id}/nodes/{}", primary["id"].as_str().unwrap()))
+        .cookie(&owner)
+        .send()
+        .await;
+    r.assert_problem(StatusCode::CONFLICT, "primary_node");
+
+    // Remove a replica: its server goes away.
+    let replica = nodes.iter().find(|n| n["role"] == "replica").unwrap();
+    let r = app
+        .delete(&format!("/api/v1/orgs/{org}/stores/{id}/nodes/{}", replica["id"].as_str().unwrap()))
+        .cookie(&owner)
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
+    // While that job runs, another change is refused, naming it.
+    let busy = app.post(&format!("/api/v1/orgs/{org}/stores/{id}/nodes")).cookie(&owner).send().await;
+    if busy.status == StatusCode::CONFLICT {
+        busy.assert_problem(StatusCode::CONFLICT, "job_in_progress");
+        assert!(busy.json()["detail"].as_str().unwrap().contains("remove_node"));
+    }
+    wait_job(&app, &owner, org, r.json()["job"]["id"].as_str().unwrap()).await;
+    let store = wait_for(&app, &owner, org, &id, "available").await;
+    assert_eq!(store["nodes"].as_array().unwrap().len(), 2);
+    assert!(connect(port_of(replica), "dbadmin", &password, "defaultdb").await.is_err());
+
+    // Add one back; it catches up with the primary.
+    let r = app.post(&format!("/api/v1/orgs/{org}/stores/{id}/nodes")).cookie(&owner).send().await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
+    let job = wait_job(&app, &owner, org, r.json()["job"]["id"].as_str().unwrap()).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let store = wait_for(&app, &owner, org, &id, "available").await;
+    assert_eq!(store["nodes"].as_array().unwrap().len(), 3);
+    let newest = store["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| !nodes.iter().any(|o| o["id"] == n["id"]))
+        .unwrap()
+        .clone();
+    let mut n = connect(port_of(&newest), "dbadmin", &password, "defaultdb").await.unwrap();
+    let x: i32 = sqlx::query_scalar("select x from t").fetch_one(&mut n).await.unwrap();
+    assert_eq!(x, 42);
+
+    // Restart a node: it comes back.
+    let r = app
+        .post(&format!("/api/v1/orgs/{org}/stores/{id}/nodes/{}/restart", newest["id"].as_str().unwrap()))
+        .cookie(&owner)
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    let job = wait_job(&app, &owner, org, r.json()["id"].as_str().unwrap()).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let mut n = connect(port_of(&newest), "dbadmin", &password, "defaultdb").await.unwrap();
+    let x: i32 = sqlx::query_scalar("select x from t").fetch_one(&mut n).await.unwrap();
+    assert_eq!(x, 42);
+
+    let d = app.delete(&format!("/api/v1/orgs/{org}/stores/{id}")).cookie(&owner).send().await;
+    assert_eq!(d.status, StatusCode::ACCEPTED);
+    wait_for(&app, &owner, org, &id, "gone").await;
+}
+
+#[tokio::test]
+async fn concurrent_retries_with_one_idempotency_key_create_one_store() {
+    let app = TestApp::spawn().await;
+    let owner = app.login_owner().await;
+    let org = app.owner_org;
+    let path = format!("/api/v1/orgs/{org}/stores");
+    let key = uuid::Uuid::new_v4().to_string();
+    let calls = (0..20)
+        .map(|_| app.post(&path).cookie(&owner).header("idempotency-key", &key).json(body("idem", 1)).send());
+    let answers = futures::future::join_all(calls).await;
+    let ids: std::collections::HashSet<String> = answers
+        .iter()
+        .map(|r| {
+            assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
+            r.json()["store"]["id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(ids.len(), 1, "one store for one key");
+    let stores: i64 = sqlx::query_scalar("select count(*) from stores").fetch_one(&app.db).await.unwrap();
+    let jobs: i64 = sqlx::query_scalar("select count(*) from jobs").fetch_one(&app.db).await.unwrap();
+    assert_eq!((stores, jobs), (1, 1));
+    let stored: Value =
+        sqlx::query_scalar("select response from idempotency_keys").fetch_one(&app.db).await.unwrap();
+    let password = answers[0].json()["credentials"]["password"].as_str().unwrap().to_owned();
+    assert!(!stored.to_string().contains(&password), "the stored response is encrypted");
+
+    let other =
+        app.post(&path).cookie(&owner).header("idempotency-key", &key).json(body("idem-2", 1)).send().await;
+    other.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    let stores: i64 = sqlx::query_scalar("select count(*) from stores").fetch_one(&app.db).await.unwrap();
+    assert_eq!(stores, 1);
+}
+
+#[tokio::test]
+async fn a_stale_etag_is_412_and_a_fresh_one_applies() {
+    let app = TestApp::spawn().await;
+    let owner = app.login_owner().await;
+    let org = app.owner_org;
+    let created = create(&app, &owner, "tagged", 1).await;
+    let id = created["store"]["id"].as_str().unwrap();
+    let path = format!("/api/v1/orgs/{org}/stores/{id}");
+    let etag = app.get(&path).cookie(&owner).send().await.header("etag").unwrap().to_owned();
+    let r = app
+        .patch(&path)
+        .cookie(&owner)
+        .header("if-match", &etag)
+        .json(json!({"tags": ["env:prod"]}))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.json()["tags"], json!(["env:prod"]));
+    let newer = r.header("etag").unwrap().to_owned();
+    assert_ne!(newer, etag);
+    let stale = app
+        .patch(&path)
+        .cookie(&owner)
+        .header("if-match", &etag)
+        .json(json!({"deletion_protection": true}))
+        .send()
+        .await;
+    stale.assert_problem(StatusCode::PRECONDITION_FAILED, "precondition_failed");
+    let now = app.get(&path).cookie(&owner).send().await.json();
+    assert_eq!(now["deletion_protection"], false, "a refused change changes nothing");
+    let r = app
+        .patch(&path)
+        .cookie(&owner)
+        .header("if-match", &newer)
+        .json(json!({"deletion_protection": true}))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    // Deletion protection holds.
+    app.delete(&path).cookie(&owner).send().await.assert_problem(StatusCode::CONFLICT, "deletion_protected");
+    let listed =
+        app.get(&format!("/api/v1/orgs/{org}/stores?tag=env:prod")).cookie(&owner).send().await.json();
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1);
+    let none = app.get(&format!("/api/v1/orgs/{org}/stores?tag=env:dev")).cookie(&owner).send().await.json();
+    assert_eq!(none["items"].as_array().unwrap().len(), 0);
+}
+
+#[tokio::test]
+async fn bad_store_input_is_422_naming_the_field_and_creates_nothing() {
+    let app = TestApp::spawn().await;
+    let owner = app.login_owner().await;
+    let path = format!("/api/v1/orgs/{}/stores", app.owner_org);
+    let with = |k: &str, v: Value| {
+        let mut b = body("ok-name", 1);
+        b[k] = v;
+        b
+    };
+    for (b, field) in [
+        (with("vendor", json!("mysql")), "vendor"),
+        (with("version", json!("9.6")), "version"),
+        (with("instance_size", json!("gigantic")), "instance_size"),
+        (with("volume_size", json!(0)), "volume_size"),
+        (with("volume_size", json!(100000)), "volume_size"),
+        (with("nodes", json!(0)), "nodes"),
+        (with("nodes", json!(99)), "nodes"),
+        (with("cloud", json!("aws")), "cloud"),
+        (with("region", json!("mars-1")), "region"),
+        (with("name", json!("x".repeat(300))), "name"),
+        (with("name", json!("x'; drop table stores; --")), "name"),
+        (with("name", json!("")), "name"),
+        (with("tags", json!(["a b"])), "tags"),
+        (with("nodes", json!("three")), "nodes"),
+        (with("extra", json!(1)), "extra"),
+    ] {
+        let r = app.post(&path).cookie(&owner).json(b.clone()).send().await;
+        r.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+        let errors = r.json();
+        let fields: Vec<&str> =
+            errors["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+        assert!(fields.contains(&field), "{b}: {}", r.text());
+    }
+    let n: i64 = sqlx::query_scalar("select count(*) from stores").fetch_one(&app.db).await.unwrap();
+    let j: i64 = sqlx::query_scalar("select count(*) from jobs").fetch_one(&app.db).await.unwrap();
+    assert_eq!((n, j), (0, 0));
+    create(&app, &owner, "taken", 1).await;
+    let r = app.post(&path).cookie(&owner).json(body("taken", 1)).send().await;
+    r.assert_problem(StatusCode::CONFLICT, "name_taken");
+}
+
+#[tokio::test]
+async fn another_orgs_stores_and_jobs_answer_404_everywhere() {
+    let app = TestApp::spawn().await;
+    let owner = app.login_owner().await;
+    let a = app.owner_org;
+    let created = create(&app, &owner, "secret-store", 1).await;
+    let id = created["store"]["id"].as_str().unwrap().to_owned();
+    let node = created["store"]["nodes"][0]["id"].as_str().unwrap().to_owned();
+    let job = created["job"]["id"].as_str().unwrap().to_owned();
+
+    let (_, mallory) = app.active_member(&owner, a, "mallory@example.com", "viewer").await;
+    let b = app.post("/api/v1/orgs").cookie(&mallory).json(json!({"name": "B"})).send().await.json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (cid, secret) =
+        create_credential(&app, &mallory, b.parse().unwrap(), &["stores:read", "stores:write"]).await;
+    let tok = app.token(&cid, &secret).await["access_token"].as_str().unwrap().to_owned();
+    let mallory_id =
+        app.get("/api/v1/users/me").cookie(&mallory).send().await.json()["id"].as_str().unwrap().to_owned();
+    app.delete(&format!("/api/v1/orgs/{a}/members/{mallory_id}")).cookie(&owner).send().await;
+
+    for org in [a.to_string(), b.clone()] {
+        let s = format!("/api/v1/orgs/{org}/stores/{id}");
+        let calls = vec![
+            app.get(&s).bearer(&tok).send().await,
+            app.patch(&s).bearer(&tok).json(json!({"tags": ["x"]})).send().await,
+            app.delete(&s).bearer(&tok).send().await,
+            app.post(&format!("{s}/nodes")).bearer(&tok).send().await,
+            app.delete(&format!("{s}/nodes/{node}")).bearer(&tok).send().await,
+            app.post(&format!("{s}/nodes/{node}/restart")).bearer(&tok).send().await,
+            app.post(&format!("{s}/repair")).bearer(&tok).send().await,
+            app.post(&format!("{s}/credentials/reveal")).bearer(&tok).send().await,
+            app.get(&format!("{s}/jobs")).bearer(&tok).send().await,
+            app.get(&format!("/api/v1/orgs/{org}/jobs/{job}")).bearer(&tok).send().await,
+            app.post(&format!("/api/v1/orgs/{org}/jobs/{job}/cancel")).bearer(&tok).send().await,
+        ];
+        for r in calls {
+            r.assert_problem(StatusCode::NOT_FOUND, "not_found");
+        }
+    }
+    let listed = app.get(&format!("/api/v1/orgs/{b}/stores")).bearer(&tok).send().await.json();
+    assert_eq!(listed["items"].as_array().unwrap().len(), 0);
+    let jobs = app.get(&format!("/api/v1/orgs/{b}/jobs")).bearer(&tok).send().await.json();
+    assert_eq!(jobs["items"].as_array().unwrap().len(), 0);
+    // Nothing was touched.
+    let store = app.get(&format!("/api/v1/orgs/{a}/stores/{id}")).cookie(&owner).send().await.json();
+    assert_eq!(store["tags"], json!([]));
+}
+
+#[tokio::test]
+async fn a_queued_job_can_be_cancelled_a_running_one_cannot() {
+    let app = TestApp::spawn().await;
+    let owner = app.login_owner().await;
+    let org = app.owner_org;
+    let created = create(&app, &owner, "never", 1).await;
+    let job = created["job"]["id"].as_str().unwrap();
+    let r = app.post(&format!("/api/v1/orgs/{org}/jobs/{job}/cancel")).cookie(&owner).send().await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.json()["status"], "cancelled");
+    let id = created["store"]["id"].as_str().unwrap();
+    assert_eq!(
+        app.get(&format!("/api/v1/orgs/{org}/stores/{id}")).cookie(&owner).send().await.status,
+        StatusCode::NOT_FOUND
+    );
+    let again = app.post(&format!("/api/v1/orgs/{org}/jobs/{job}/cancel")).cookie(&owner).send().await;
+    again.assert_problem(StatusCode::CONFLICT, "not_cancellable");
+    // The name is free again.
+    create(&app, &owner, "never", 1).await;
+}

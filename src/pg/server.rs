@@ -17,7 +17,7 @@ use super::{PgBinaries, RunAs};
 /// Unix socket, in a folder that only the server's OS user (and root) can enter.
 pub const SUPERUSER: &str = "berth";
 /// A socket path longer than this does not fit `sockaddr_un` once `/.s.PGSQL.65535` is added.
-const MAX_SOCKET_DIR: usize = 90;
+pub const MAX_SOCKET_DIR: usize = 90;
 /// How long `pg_ctl start` may wait for the server to accept connections (crash recovery included).
 const START_TIMEOUT_SECS: u64 = 120;
 /// Durability traded for speed, for throw-away clusters (tests) only.

@@ -14,7 +14,7 @@ use sqlx::{Connection, Executor, PgConnection};
 use uuid::Uuid;
 
 use super::{NodeSpec, NodeStatus, Provisioner};
-use crate::pg::{EPHEMERAL, PgBinaries, RunAs, Server, socket_dir_for};
+use crate::pg::{EPHEMERAL, MAX_SOCKET_DIR, PgBinaries, RunAs, Server, socket_dir_for};
 
 /// The role replicas stream with.
 const REPLICATOR: &str = "replicator";
@@ -45,12 +45,15 @@ impl LocalDriver {
         for b in binaries {
             by_major.entry(b.major).or_insert(b);
         }
-        std::fs::create_dir_all(root.join("stores"))
-            .with_context(|| format!("creating {}", root.join("stores").display()))?;
+        for dir in ["stores", "run"] {
+            std::fs::create_dir_all(root.join(dir))
+                .with_context(|| format!("creating {}", root.join(dir).display()))?;
+        }
         let root = std::fs::canonicalize(&root)?;
         if let Some(run_as) = &run_as {
             run_as.ensure_reachable(&root)?;
             run_as.ensure_reachable(&root.join("stores"))?;
+            run_as.ensure_reachable(&root.join("run"))?;
         }
         Ok(Self { root, run_as, binaries: by_major, ephemeral: false })
     }
@@ -78,7 +81,13 @@ impl LocalDriver {
     }
 
     /// The private folder of the node's Unix socket.
+    /// `root/run/<node>` when it fits a socket path (so that removing the data folder removes
+    /// everything), else a hashed folder in the temp folder.
     pub fn socket_dir(&self, store_id: Uuid, node_id: Uuid) -> PathBuf {
+        let near = self.root.join("run").join(&node_id.simple().to_string()[..16]);
+        if near.as_os_str().len() <= MAX_SOCKET_DIR {
+            return near;
+        }
         socket_dir_for(&self.node_dir(store_id, node_id))
     }
 
@@ -105,7 +114,7 @@ impl LocalDriver {
         let dir = self.node_dir(spec.store_id, spec.node_id);
         Server {
             pgdata: dir.join("data"),
-            socket_dir: socket_dir_for(&dir),
+            socket_dir: self.socket_dir(spec.store_id, spec.node_id),
             port: spec.port,
             binaries,
             run_as: self.run_as.clone(),

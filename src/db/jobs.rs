@@ -336,3 +336,27 @@ pub async fn live_workers(ex: impl PgExecutor<'_>, since: OffsetDateTime) -> sql
     .fetch_all(ex)
     .await
 }
+
+/// Running jobs and who holds them, for releasing those of workers known to be dead.
+pub async fn running_holders(ex: impl PgExecutor<'_>) -> sqlx::Result<Vec<(Uuid, Option<String>)>> {
+    let rows = sqlx::query!("select id, locked_by from jobs where status = 'running'").fetch_all(ex).await?;
+    Ok(rows.into_iter().map(|r| (r.id, r.locked_by)).collect())
+}
+
+/// Makes a running job claimable now instead of when its lease runs out.
+pub async fn expire_lease(
+    ex: impl PgExecutor<'_>,
+    id: Uuid,
+    holder: &str,
+    now: OffsetDateTime,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "update jobs set locked_until = $3 where id = $1 and locked_by = $2 and status = 'running'",
+        id,
+        holder,
+        now
+    )
+    .execute(ex)
+    .await?;
+    Ok(())
+}

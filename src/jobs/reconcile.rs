@@ -7,8 +7,30 @@ use std::time::Duration;
 use super::JobEnv;
 use crate::db;
 
-/// Starts the nodes that should run but do not, and removes the servers no table knows.
+/// Releases at once the jobs held by workers of this host whose process is gone (Berth was
+/// killed): their leases would otherwise keep the jobs waiting until they run out.
+async fn release_dead_holders(env: &JobEnv) -> anyhow::Result<()> {
+    let hostname = nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default();
+    for (id, holder) in db::jobs::running_holders(&env.db).await? {
+        let Some(holder) = holder else { continue };
+        // `hostname:pid:nonce/worker`
+        let mut parts = holder.split(':');
+        let (Some(host), Some(pid)) = (parts.next(), parts.next().and_then(|p| p.parse::<i32>().ok())) else {
+            continue;
+        };
+        let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok();
+        if host == hostname && !alive {
+            tracing::info!(job = %id, %holder, "releasing a job whose worker died");
+            db::jobs::expire_lease(&env.db, id, &holder, env.clock.now()).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Starts the nodes that should run but do not, removes the servers no table knows, and frees
+/// the jobs of workers that died on this host.
 pub async fn at_start(env: &JobEnv) -> anyhow::Result<()> {
+    release_dead_holders(env).await?;
     let known = db::stores::all_live_nodes(&env.db).await?;
     let known_ids: HashSet<_> = known.iter().map(|(_, n)| n.id).collect();
     for (store_id, node_id) in env.plane.driver.present_nodes().await? {

@@ -182,3 +182,164 @@ async fn it_serves_https_with_the_given_certificate() {
     assert!(plain.is_err() || !plain.unwrap().status().is_success(), "no plain HTTP on the TLS port");
     tokio::task::spawn_blocking(move || stop(berth)).await.unwrap();
 }
+
+fn start_with(data_dir: &std::path::Path, port: u16, env: &[(&str, &str)]) -> Berth {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_berth"));
+    cmd.env_remove("DATABASE_URL")
+        .env_remove("BERTH_ADMIN_EMAIL")
+        .env("BERTH_DATA_DIR", data_dir)
+        .env("BERTH_LISTEN", format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    wait_listening(cmd.spawn().unwrap())
+}
+
+fn postmasters(dir: &std::path::Path) -> usize {
+    walk(dir).into_iter().filter(|p| p.ends_with("postmaster.pid")).count()
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = vec![];
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// SIGKILL in the middle of creating a three-node store: after a restart the job finishes, the
+/// store is available with exactly three nodes, and no server runs that the tables do not know.
+#[tokio::test]
+async fn a_store_survives_berth_being_killed_mid_creation() {
+    let dir = tempfile::Builder::new().prefix("berth-crash-").tempdir().unwrap();
+    let data = dir.path().to_owned();
+    let port = free_port();
+    let env = [("BERTH_ADMIN_PASSWORD", "crash-test-password"), ("BERTH_NODE_PORTS", "24100-24199")];
+    let berth = tokio::task::spawn_blocking({
+        let data = data.clone();
+        move || start_with(&data, port, &env)
+    })
+    .await
+    .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let login = http
+        .post(format!("{base}/api/auth/login"))
+        .json(&serde_json::json!({"login": "admin@localhost", "password": "crash-test-password"}))
+        .send()
+        .await
+        .unwrap();
+    let cookie = login.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let me: serde_json::Value = login.json().await.unwrap();
+    let org = me["organizations"][0]["id"].as_str().unwrap().to_owned();
+    let version = berth::pg::PgBinaries::locate(None).unwrap().major.to_string();
+    let created: serde_json::Value = http
+        .post(format!("{base}/api/v1/orgs/{org}/stores"))
+        .header("cookie", &cookie)
+        .json(&serde_json::json!({"name": "crashy", "vendor": "postgres", "version": version, "instance_size": "tiny",
+                                  "volume_size": 10, "nodes": 3, "cloud": "local", "region": "local-1"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let store = created["store"]["id"].as_str().unwrap().to_owned();
+    let job = created["job"]["id"].as_str().unwrap().to_owned();
+    let password = created["credentials"]["password"].as_str().unwrap().to_owned();
+
+    // Kill it once the primary exists and before the replicas are done.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let j: serde_json::Value = http
+            .get(format!("{base}/api/v1/orgs/{org}/jobs/{job}"))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if j["steps"][0]["state"] == "done" {
+            assert_ne!(j["status"], "succeeded", "the job finished before the kill; nothing was tested");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the primary was never created: {j}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut killed = berth;
+    kill(Pid::from_raw(killed.child.id() as i32), Signal::SIGKILL).unwrap();
+    killed.child.wait().unwrap();
+
+    let berth = tokio::task::spawn_blocking({
+        let data = data.clone();
+        move || start_with(&data, port, &env)
+    })
+    .await
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let s = loop {
+        let s: serde_json::Value = http
+            .get(format!("{base}/api/v1/orgs/{org}/stores/{store}"))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if s["status"] == "available" {
+            break s;
+        }
+        assert_ne!(s["status"], "failed", "{s}");
+        assert!(Instant::now() < deadline, "store still {} after the restart", s["status"]);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let nodes = s["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 3, "{s}");
+    assert!(nodes.iter().all(|n| n["state"] == "running"), "{s}");
+    assert_eq!(postmasters(&data.join("stores")), 3, "exactly the three nodes run");
+    for n in nodes {
+        let opts = sqlx::postgres::PgConnectOptions::new_without_pgpass()
+            .host("127.0.0.1")
+            .port(n["port"].as_u64().unwrap() as u16)
+            .username("dbadmin")
+            .password(&password)
+            .database("defaultdb");
+        use sqlx::Connection;
+        sqlx::PgConnection::connect_with(&opts).await.expect("every node answers");
+    }
+
+    let d = http
+        .delete(format!("{base}/api/v1/orgs/{org}/stores/{store}"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(d.status(), reqwest::StatusCode::ACCEPTED);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while http
+        .get(format!("{base}/api/v1/orgs/{org}/stores/{store}"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        != reqwest::StatusCode::NOT_FOUND
+    {
+        assert!(Instant::now() < deadline, "the store was not deleted");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    tokio::task::spawn_blocking(move || stop(berth)).await.unwrap();
+    assert_eq!(postmasters(&data), 0, "no server is left running");
+}

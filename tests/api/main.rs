@@ -4,6 +4,7 @@ mod audit;
 mod auth;
 mod embedded;
 mod helpers;
+mod jobs;
 mod local_driver;
 mod oauth2;
 mod openapi;

@@ -66,6 +66,11 @@ impl ControlDb {
     pub async fn close(self) {
         self.pool.close().await;
         if let Some(pg) = self.embedded {
+            // Another Berth process on the same data folder still needs it.
+            if let Ok(n @ 1..) = pg.other_clients().await {
+                tracing::info!(connections = n, "leaving the embedded PostgreSQL to the other Berth process");
+                return;
+            }
             match pg.stop().await {
                 Ok(()) => tracing::info!("stopped embedded PostgreSQL"),
                 Err(e) => tracing::error!(error = %e, "stopping embedded PostgreSQL"),

@@ -65,6 +65,18 @@ impl EmbeddedPg {
         Ok(pg)
     }
 
+    /// Connections of other Berth processes (`berth serve` and `berth worker` share one server).
+    pub async fn other_clients(&self) -> anyhow::Result<i64> {
+        let mut conn = self.connect("postgres").await?;
+        let n: i64 = sqlx::query_scalar(
+            "select count(*) from pg_stat_activity
+             where application_name = 'berth' and backend_type = 'client backend' and pid <> pg_backend_pid()",
+        )
+        .fetch_one(&mut conn)
+        .await?;
+        Ok(n)
+    }
+
     /// Fast shutdown: open transactions are rolled back, the data is consistent.
     pub async fn stop(&self) -> anyhow::Result<()> {
         self.server.stop("fast").await

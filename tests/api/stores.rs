@@ -152,7 +152,12 @@ async fn a_one_node_store_is_a_real_database_and_deleting_it_removes_it() {
     assert!(job["log"].as_array().unwrap().len() >= 2);
 
     // A new size is applied to the server by a job.
-    let r = app.patch(&format!("/api/v1/orgs/{org}/stores/{id}")).cookie(&owner).json(json!({"instance_size": "small"})).send().await;
+    let r = app
+        .patch(&format!("/api/v1/orgs/{org}/stores/{id}"))
+        .cookie(&owner)
+        .json(json!({"instance_size": "small"}))
+        .send()
+        .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
     assert_eq!(r.json()["store"]["status"], "modifying");
     let job = wait_job(&app, &owner, org, r.json()["job"]["id"].as_str().unwrap()).await;
@@ -161,7 +166,12 @@ async fn a_one_node_store_is_a_real_database_and_deleting_it_removes_it() {
     let buffers: String = sqlx::query_scalar("show shared_buffers").fetch_one(&mut conn).await.unwrap();
     assert_eq!(buffers, "256MB");
     conn.close().await.unwrap();
-    let r = app.patch(&format!("/api/v1/orgs/{org}/stores/{id}")).cookie(&owner).json(json!({"instance_size": "huge"})).send().await;
+    let r = app
+        .patch(&format!("/api/v1/orgs/{org}/stores/{id}"))
+        .cookie(&owner)
+        .json(json!({"instance_size": "huge"}))
+        .send()
+        .await;
     r.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
 
     let d = app.delete(&format!("/api/v1/orgs/{org}/stores/{id}")).cookie(&owner).send().await;

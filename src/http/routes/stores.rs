@@ -806,29 +806,8 @@ async fn add_node(
     db::stores::insert_node(&mut *tx, ctx.org_id, store_id, node, "replica", i32::from(port), now).await?;
     let steps = vec![step::on(step::CREATE_REPLICA, node), step::FINISH_AVAILABLE.into()];
     let job = enqueue(&mut tx, &state, &ctx, store_id, jobs::ADD_NODE, steps).await?;
-    let patch = db::stores::Patch {
-        name: None,
-        tags: None,
-        deletion_protection: None,
-        instance_size: None,
-        volume_size_gb: None,
-        node_count: Some(nodes.len() as i32 + 1),
-        status: Some("modifying"),
-    };
-    db::stores::update(&mut *tx, &ctx, store_id, store.revision, patch, now).await?;
-    Event::new("store.node_added", &meta)
-        .in_ctx(&ctx, &user.principal.email)
-        .target(format!("store:{store_id}"))
-        .detail("node", node)
-        .detail("job", job.id)
-        .record_in(&mut tx, now)
-        .await?;
-    tx.commit().await?;
-    state.wake.notify_waiters();
-    let (view, revision) = load_view(&state, &ctx, store_id).await?;
-    let json = serde_json::to_value(StoreAccepted { store: view, job: job.into(), credentials: None })
-        .map_err(anyhow::Error::from)?;
-    Ok(accepted(org_id, store_id, revision, json))
+    let change = NodeChange { action: "store.node_added", node, node_count: nodes.len() as i32 + 1 };
+    finish_node_change(&state, &meta, &user, &ctx, tx, &store, job, change).await
 }
 
 /// Removes a node. The primary cannot be removed while replicas exist (remove them first, or
@@ -865,32 +844,56 @@ async fn remove_node(
         };
         return Err(ApiError::conflict("primary_node", detail));
     }
-    let now = state.clock.now();
     let steps = vec![step::on(step::REMOVE_NODE, node_id), step::FINISH_AVAILABLE.into()];
     let job = enqueue(&mut tx, &state, &ctx, store_id, jobs::REMOVE_NODE, steps).await?;
+    let change =
+        NodeChange { action: "store.node_removed", node: node_id, node_count: nodes.len() as i32 - 1 };
+    finish_node_change(&state, &meta, &user, &ctx, tx, &store, job, change).await
+}
+
+struct NodeChange {
+    action: &'static str,
+    node: Uuid,
+    node_count: i32,
+}
+
+/// The common end of adding or removing a node: the store is `modifying` with its new node
+/// count, the change is audited, and the answer is 202 with the store and the job.
+#[allow(clippy::too_many_arguments)]
+async fn finish_node_change(
+    state: &AppState,
+    meta: &RequestMeta,
+    user: &ActiveUser,
+    ctx: &Ctx,
+    mut tx: Transaction<'_, Postgres>,
+    store: &StoreRow,
+    job: db::jobs::JobRow,
+    change: NodeChange,
+) -> ApiResult<Response> {
+    let now = state.clock.now();
     let patch = db::stores::Patch {
         name: None,
         tags: None,
         deletion_protection: None,
         instance_size: None,
         volume_size_gb: None,
-        node_count: Some(nodes.len() as i32 - 1),
+        node_count: Some(change.node_count),
         status: Some("modifying"),
     };
-    db::stores::update(&mut *tx, &ctx, store_id, store.revision, patch, now).await?;
-    Event::new("store.node_removed", &meta)
-        .in_ctx(&ctx, &user.principal.email)
-        .target(format!("store:{store_id}"))
-        .detail("node", node_id)
+    db::stores::update(&mut *tx, ctx, store.id, store.revision, patch, now).await?;
+    Event::new(change.action, meta)
+        .in_ctx(ctx, &user.principal.email)
+        .target(format!("store:{}", store.id))
+        .detail("node", change.node)
         .detail("job", job.id)
         .record_in(&mut tx, now)
         .await?;
     tx.commit().await?;
     state.wake.notify_waiters();
-    let (view, revision) = load_view(&state, &ctx, store_id).await?;
+    let (view, revision) = load_view(state, ctx, store.id).await?;
     let json = serde_json::to_value(StoreAccepted { store: view, job: job.into(), credentials: None })
         .map_err(anyhow::Error::from)?;
-    Ok(accepted(org_id, store_id, revision, json))
+    Ok(accepted(ctx.org_id, store.id, revision, json))
 }
 
 /// Restarts one node.

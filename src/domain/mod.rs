@@ -1,10 +1,12 @@
 //! Validated values of the domain: a value of these types has passed its rules.
 
+mod cidr;
 mod ctx;
 mod email;
 pub mod password;
 mod role;
 
+pub use cidr::Cidr;
 pub use ctx::{AuthMethod, Ctx, Principal, PrincipalOrg};
 pub use email::Email;
 pub use password::NewPassword;

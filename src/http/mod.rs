@@ -22,6 +22,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(routes::content::router())
         .merge(routes::stores::router())
         .merge(routes::jobs::router())
+        .merge(routes::firewall::router())
 }
 
 /// The OpenAPI document as served at `/api/openapi.json` and committed in `openapi/openapi.json`.

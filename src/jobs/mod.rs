@@ -56,13 +56,15 @@ pub struct DataPlane {
 }
 
 impl DataPlane {
-    /// The driver's spec of a node, with the store's secrets decrypted.
+    /// The driver's spec of a node at `now`, with the store's secrets decrypted and the firewall
+    /// rules in force.
     pub async fn node_spec(
         &self,
         db: &sqlx::PgPool,
         org_id: Uuid,
         store_id: Uuid,
         node_id: Uuid,
+        now: time::OffsetDateTime,
     ) -> anyhow::Result<Option<NodeSpec>> {
         let Some(store) = db::stores::get_by_id(db, org_id, store_id).await? else { return Ok(None) };
         let nodes = db::stores::nodes(db, org_id, &[store_id]).await?;
@@ -86,6 +88,7 @@ impl DataPlane {
             admin_password: reveal(&secrets.admin_password_enc)?,
             database: store.database_name.clone(),
             replication_password: reveal(&secrets.replication_password_enc)?,
+            access: db::firewall::sources(db, org_id, store_id, now).await?,
         }))
     }
 }

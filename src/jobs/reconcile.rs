@@ -36,21 +36,7 @@ pub async fn at_start(env: &JobEnv) -> anyhow::Result<()> {
     for (store_id, node_id) in env.plane.driver.present_nodes().await? {
         if !known_ids.contains(&node_id) {
             tracing::warn!(%store_id, %node_id, "removing a node no store knows");
-            let spec = crate::provision::NodeSpec {
-                store_id,
-                node_id,
-                version: String::new(),
-                port: 0,
-                settings: crate::provision::InstanceSettings {
-                    shared_buffers_mb: 0,
-                    max_connections: 0,
-                    work_mem_mb: 0,
-                },
-                admin_user: String::new(),
-                admin_password: String::new().into(),
-                database: String::new(),
-                replication_password: String::new().into(),
-            };
+            let spec = crate::provision::NodeSpec::bare(store_id, node_id);
             if let Err(e) = env.plane.driver.remove(&spec).await {
                 tracing::error!(%node_id, error = %e, "removing a stray node");
             }
@@ -61,7 +47,7 @@ pub async fn at_start(env: &JobEnv) -> anyhow::Result<()> {
         if node.state != "running" && node.state != "failed" {
             continue;
         }
-        match env.plane.node_spec(&env.db, org_id, node.store_id, node.id).await {
+        match env.plane.node_spec(&env.db, org_id, node.store_id, node.id, env.clock.now()).await {
             Ok(Some(spec)) => {
                 if let Err(e) = env.plane.driver.start(&spec).await {
                     tracing::error!(node = %node.id, error = %e, "starting a node");
@@ -87,11 +73,23 @@ pub async fn health_loop(env: JobEnv, every: Duration) {
 }
 
 pub async fn check_all(env: &JobEnv) -> anyhow::Result<()> {
+    // Expired firewall rules leave the table and then the nodes.
+    for (org_id, store_id) in db::firewall::delete_expired(&env.db, env.clock.now()).await? {
+        for node in db::stores::nodes(&env.db, org_id, &[store_id]).await? {
+            if let Some(spec) =
+                env.plane.node_spec(&env.db, org_id, store_id, node.id, env.clock.now()).await?
+            {
+                env.plane.driver.apply_access(&spec).await?;
+            }
+        }
+    }
     for (org_id, node) in db::stores::all_live_nodes(&env.db).await? {
         if !matches!(node.state.as_str(), "running" | "failed" | "stopped") {
             continue;
         }
-        let Some(spec) = env.plane.node_spec(&env.db, org_id, node.store_id, node.id).await? else {
+        let Some(spec) =
+            env.plane.node_spec(&env.db, org_id, node.store_id, node.id, env.clock.now()).await?
+        else {
             continue;
         };
         let status = env.plane.driver.status(&spec).await?;

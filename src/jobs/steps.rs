@@ -21,7 +21,7 @@ pub async fn run(env: &JobEnv, job: &JobRow, step_text: &str) -> anyhow::Result<
     let need = |n: Option<Uuid>| n.with_context(|| format!("step {step_text} names no node"));
     let spec_of = |node_id: Uuid| async move {
         let store_id = store_id.context("job has no store")?;
-        env.plane.node_spec(&env.db, job.org_id, store_id, node_id).await
+        env.plane.node_spec(&env.db, job.org_id, store_id, node_id, env.clock.now()).await
     };
     match name {
         step::NOOP => Ok(()),

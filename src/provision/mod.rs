@@ -36,6 +36,27 @@ pub struct NodeSpec {
     pub database: String,
     /// Password of the `replicator` role that replicas stream with.
     pub replication_password: SecretString,
+    /// The source networks allowed to connect (the store's firewall). Anything else is refused
+    /// by the node itself.
+    pub access: Vec<ipnet::IpNet>,
+}
+
+impl NodeSpec {
+    /// Enough of a spec to find and remove a node whose store is gone.
+    pub fn bare(store_id: Uuid, node_id: Uuid) -> Self {
+        Self {
+            store_id,
+            node_id,
+            version: String::new(),
+            port: 0,
+            settings: InstanceSettings { shared_buffers_mb: 0, max_connections: 0, work_mem_mb: 0 },
+            admin_user: String::new(),
+            admin_password: SecretString::from(String::new()),
+            database: String::new(),
+            replication_password: SecretString::from(String::new()),
+            access: vec![],
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +93,10 @@ pub trait Provisioner: Send + Sync + Debug + 'static {
 
     /// Stops the node and deletes its data. Idempotent: an absent node is already removed.
     async fn remove(&self, spec: &NodeSpec) -> anyhow::Result<()>;
+
+    /// Makes the node admit exactly `spec.access` (rewriting its rules and reloading them if it
+    /// runs). Idempotent.
+    async fn apply_access(&self, spec: &NodeSpec) -> anyhow::Result<()>;
 
     /// What the node reports about itself; `running: false` when it does not answer.
     async fn status(&self, spec: &NodeSpec) -> anyhow::Result<NodeStatus>;

@@ -202,6 +202,9 @@ impl TestApp {
     pub fn patch(&self, path: &str) -> Call<'_> {
         Call::new(self, Method::PATCH, path)
     }
+    pub fn put(&self, path: &str) -> Call<'_> {
+        Call::new(self, Method::PUT, path)
+    }
     pub fn delete(&self, path: &str) -> Call<'_> {
         Call::new(self, Method::DELETE, path)
     }

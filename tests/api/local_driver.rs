@@ -101,6 +101,7 @@ impl Fixture {
             admin_password: SecretString::from(PASSWORD),
             database: DATABASE.into(),
             replication_password: SecretString::from(REPLICATION_PASSWORD),
+            access: vec!["127.0.0.1/32".parse().unwrap()],
         }
     }
 

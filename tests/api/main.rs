@@ -3,6 +3,7 @@
 mod audit;
 mod auth;
 mod embedded;
+mod firewall;
 mod helpers;
 mod jobs;
 mod local_driver;

@@ -19,7 +19,7 @@ fn version() -> String {
 }
 
 /// Polls the store until it reaches `want` (or fails the test on `failed`).
-async fn wait_for(app: &TestApp, cookie: &str, org: uuid::Uuid, id: &str, want: &str) -> Value {
+pub async fn wait_for(app: &TestApp, cookie: &str, org: uuid::Uuid, id: &str, want: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(180);
     loop {
         let r = app.get(&format!("/api/v1/orgs/{org}/stores/{id}")).cookie(cookie).send().await;
@@ -58,7 +58,7 @@ async fn connect(port: i64, user: &str, password: &str, db: &str) -> sqlx::Resul
     PgConnection::connect_with(&opts).await
 }
 
-async fn create(app: &TestApp, cookie: &str, name: &str, nodes: i64) -> Value {
+pub async fn create(app: &TestApp, cookie: &str, name: &str, nodes: i64) -> Value {
     let r = app
         .post(&format!("/api/v1/orgs/{}/stores", app.owner_org))
         .cookie(cookie)
@@ -434,6 +434,14 @@ async fn another_orgs_stores_and_jobs_answer_404_everywhere() {
             app.post(&format!("{s}/repair")).bearer(&tok).send().await,
             app.post(&format!("{s}/credentials/reveal")).bearer(&tok).send().await,
             app.get(&format!("{s}/jobs")).bearer(&tok).send().await,
+            app.get(&format!("{s}/firewall-rules")).bearer(&tok).send().await,
+            app.post(&format!("{s}/firewall-rules"))
+                .bearer(&tok)
+                .json(json!({"source": "0.0.0.0/0"}))
+                .send()
+                .await,
+            app.put(&format!("{s}/firewall-rules")).bearer(&tok).json(json!({"rules": []})).send().await,
+            app.delete(&format!("{s}/firewall-rules/{node}")).bearer(&tok).send().await,
             app.get(&format!("/api/v1/orgs/{org}/jobs/{job}")).bearer(&tok).send().await,
             app.post(&format!("/api/v1/orgs/{org}/jobs/{job}/cancel")).bearer(&tok).send().await,
         ];

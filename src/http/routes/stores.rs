@@ -393,6 +393,15 @@ async fn create_store(
                 .then(|| ApiError::conflict("name_taken", format!("a store named {name} exists")))
         })
     })?;
+    // Default deny, but a new store admits this host, as a rule the user sees and can remove.
+    let this_host = db::firewall::NewRule {
+        id: Uuid::now_v7(),
+        source: "127.0.0.1/32".parse().expect("a network"),
+        description: "this host (added when the store was created)",
+        expires_at: None,
+        now,
+    };
+    db::firewall::insert(&mut *tx, &ctx, id, this_host).await?;
     let ports = jobs::allocate_ports(&mut tx, state.plane.ports.clone(), body.nodes as usize).await?;
     let mut steps = vec![];
     for (i, port) in ports.iter().enumerate() {

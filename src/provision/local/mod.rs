@@ -194,19 +194,26 @@ impl LocalDriver {
             settings.extend(EPHEMERAL.map(|(k, v)| (k, v.to_owned())));
         }
         server.write_config(&settings)?;
-        server.write_file("pg_hba.conf", &hba_rules())
+        server.write_file("pg_hba.conf", &hba_rules(&spec.access))
     }
 }
 
-/// Who may connect, and how. The one place client access is decided.
-fn hba_rules() -> String {
-    let mut text = String::from("# Written by Berth at every start; edits are overwritten.\n");
+/// Who may connect, and how. The one place client access is decided: Berth's superuser over
+/// the private socket only, replication between the nodes, and clients from the store's firewall
+/// rules. Anything else matches no line and is refused.
+fn hba_rules(access: &[ipnet::IpNet]) -> String {
+    let mut text = String::from(
+        "# Written by Berth; edits are overwritten. Client lines: the store's firewall rules.\n",
+    );
     text += "# TYPE  DATABASE     USER        ADDRESS        METHOD\n";
     text += &format!("local   all          {su}                       trust\n", su = crate::pg::SUPERUSER);
     // The superuser has no password, but say it outright: never over TCP.
     text += &format!("host    all          {su}       all            reject\n", su = crate::pg::SUPERUSER);
-    text += "host    all          all         127.0.0.1/32   scram-sha-256\n";
     text += &format!("host    replication  {REPLICATOR}  127.0.0.1/32   scram-sha-256\n");
+    for net in access {
+        // An IpNet prints only digits, dots, colons and a prefix length: nothing can be injected.
+        text += &format!("host    all          all         {net}   scram-sha-256\n");
+    }
     text
 }
 
@@ -388,6 +395,25 @@ impl Provisioner for LocalDriver {
         })
         .await??;
         tracing::info!(store_id = %spec.store_id, node_id = %spec.node_id, "removed PostgreSQL node");
+        Ok(())
+    }
+
+    async fn apply_access(&self, spec: &NodeSpec) -> anyhow::Result<()> {
+        let server = self.server(spec)?;
+        if !server.exists() {
+            return Ok(());
+        }
+        server.write_file("pg_hba.conf", &hba_rules(&spec.access))?;
+        // A stopped node reads the file when it starts.
+        if let Ok(mut conn) = PgConnection::connect_with(&server.connect_options("postgres")).await {
+            let ok: bool = sqlx::query_scalar("select pg_reload_conf()").fetch_one(&mut conn).await?;
+            anyhow::ensure!(ok, "pg_reload_conf() refused");
+            let errors: i64 =
+                sqlx::query_scalar("select count(*) from pg_hba_file_rules where error is not null")
+                    .fetch_one(&mut conn)
+                    .await?;
+            anyhow::ensure!(errors == 0, "the node rejected its new pg_hba.conf");
+        }
         Ok(())
     }
 

@@ -1,0 +1,113 @@
+use ipnet::IpNet;
+use sqlx::PgExecutor;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::domain::Ctx;
+
+#[derive(Debug, Clone)]
+pub struct RuleRow {
+    pub id: Uuid,
+    pub store_id: Uuid,
+    pub source: IpNet,
+    pub description: String,
+    pub expires_at: Option<OffsetDateTime>,
+    pub created_at: OffsetDateTime,
+}
+
+pub struct NewRule<'a> {
+    pub id: Uuid,
+    pub source: IpNet,
+    pub description: &'a str,
+    pub expires_at: Option<OffsetDateTime>,
+    pub now: OffsetDateTime,
+}
+
+/// The store's rules in force at `now` (expired ones no longer count, even before the sweeper
+/// removes them).
+pub async fn list(
+    ex: impl PgExecutor<'_>,
+    ctx: &Ctx,
+    store_id: Uuid,
+    now: OffsetDateTime,
+) -> sqlx::Result<Vec<RuleRow>> {
+    sqlx::query_as!(
+        RuleRow,
+        r#"select id, store_id, source as "source: IpNet", description, expires_at, created_at
+           from firewall_rules
+           where org_id = $1 and store_id = $2 and (expires_at is null or expires_at > $3)
+           order by source"#,
+        ctx.org_id,
+        store_id,
+        now
+    )
+    .fetch_all(ex)
+    .await
+}
+
+/// The sources allowed on a store's nodes, for the data plane.
+pub async fn sources(
+    ex: impl PgExecutor<'_>,
+    org_id: Uuid,
+    store_id: Uuid,
+    now: OffsetDateTime,
+) -> sqlx::Result<Vec<IpNet>> {
+    sqlx::query_scalar!(
+        r#"select source as "source!: IpNet" from firewall_rules
+           where org_id = $1 and store_id = $2 and (expires_at is null or expires_at > $3)
+           order by source"#,
+        org_id,
+        store_id,
+        now
+    )
+    .fetch_all(ex)
+    .await
+}
+
+pub async fn insert(ex: impl PgExecutor<'_>, ctx: &Ctx, store_id: Uuid, r: NewRule<'_>) -> sqlx::Result<()> {
+    sqlx::query!(
+        "insert into firewall_rules (id, org_id, store_id, source, description, expires_at, created_at)
+         values ($1, $2, $3, $4, $5, $6, $7)",
+        r.id,
+        ctx.org_id,
+        store_id,
+        r.source as IpNet,
+        r.description,
+        r.expires_at,
+        r.now
+    )
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+pub async fn delete(ex: impl PgExecutor<'_>, ctx: &Ctx, store_id: Uuid, id: Uuid) -> sqlx::Result<bool> {
+    let done = sqlx::query!(
+        "delete from firewall_rules where org_id = $1 and store_id = $2 and id = $3",
+        ctx.org_id,
+        store_id,
+        id
+    )
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn delete_all(ex: impl PgExecutor<'_>, ctx: &Ctx, store_id: Uuid) -> sqlx::Result<()> {
+    sqlx::query!("delete from firewall_rules where org_id = $1 and store_id = $2", ctx.org_id, store_id)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+/// Removes expired rules; returns the stores whose rules changed, to re-apply.
+pub async fn delete_expired(ex: impl PgExecutor<'_>, now: OffsetDateTime) -> sqlx::Result<Vec<(Uuid, Uuid)>> {
+    let rows =
+        sqlx::query!("delete from firewall_rules where expires_at <= $1 returning org_id, store_id", now)
+            .fetch_all(ex)
+            .await?;
+    let mut out: Vec<(Uuid, Uuid)> = rows.into_iter().map(|r| (r.org_id, r.store_id)).collect();
+    out.sort();
+    out.dedup();
+    Ok(out)
+}

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod auth_failures;
 pub mod credentials;
+pub mod db_users;
 pub mod firewall;
 pub mod idempotency;
 pub mod jobs;

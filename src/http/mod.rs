@@ -23,6 +23,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(routes::stores::router())
         .merge(routes::jobs::router())
         .merge(routes::firewall::router())
+        .merge(routes::dbs::router())
 }
 
 /// The OpenAPI document as served at `/api/openapi.json` and committed in `openapi/openapi.json`.

@@ -40,6 +40,7 @@ pub const CLIENT_BASIC_SCHEME: &str = "client_basic";
         (name = "stores", description = "Managed PostgreSQL stores and their nodes"),
         (name = "jobs", description = "The durable jobs that change stores"),
         (name = "firewall", description = "The networks allowed to connect to a store"),
+        (name = "databases", description = "Databases and database users inside a store"),
     )
 )]
 pub struct ApiDoc;

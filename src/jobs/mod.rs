@@ -89,6 +89,7 @@ impl DataPlane {
             database: store.database_name.clone(),
             replication_password: reveal(&secrets.replication_password_enc)?,
             access: db::firewall::sources(db, org_id, store_id, now).await?,
+            user_hosts: db::db_users::host_restrictions(db, org_id, store_id).await?,
         }))
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod local;
+pub mod sql;
 
 use std::fmt::Debug;
 
@@ -39,6 +40,9 @@ pub struct NodeSpec {
     /// The source networks allowed to connect (the store's firewall). Anything else is refused
     /// by the node itself.
     pub access: Vec<ipnet::IpNet>,
+    /// Database users restricted to a host network: they connect only from where both that
+    /// network and the firewall allow.
+    pub user_hosts: Vec<(String, ipnet::IpNet)>,
 }
 
 impl NodeSpec {
@@ -55,6 +59,7 @@ impl NodeSpec {
             database: String::new(),
             replication_password: SecretString::from(String::new()),
             access: vec![],
+            user_hosts: vec![],
         }
     }
 }
@@ -97,6 +102,11 @@ pub trait Provisioner: Send + Sync + Debug + 'static {
     /// Makes the node admit exactly `spec.access` (rewriting its rules and reloading them if it
     /// runs). Idempotent.
     async fn apply_access(&self, spec: &NodeSpec) -> anyhow::Result<()>;
+
+    /// A connection to the node as its superuser, over the driver's private administrative
+    /// path (which no firewall rule can close), with statement logging off: what is sent may
+    /// carry passwords.
+    async fn superuser(&self, spec: &NodeSpec, database: &str) -> anyhow::Result<sqlx::PgConnection>;
 
     /// What the node reports about itself; `running: false` when it does not answer.
     async fn status(&self, spec: &NodeSpec) -> anyhow::Result<NodeStatus>;

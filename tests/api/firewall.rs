@@ -6,12 +6,22 @@ use crate::stores::{create, wait_for};
 
 /// Connects to the node from a chosen loopback source address, as dbadmin, and runs a query.
 async fn connect_from(source: &str, port: i64, password: &str) -> Result<(), String> {
+    connect_as_from(source, port, "dbadmin", password, "defaultdb").await
+}
+
+pub async fn connect_as_from(
+    source: &str,
+    port: i64,
+    user: &str,
+    password: &str,
+    db: &str,
+) -> Result<(), String> {
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
     let stream =
         socket.connect(format!("127.0.0.1:{port}").parse().unwrap()).await.map_err(|e| e.to_string())?;
     let mut cfg = tokio_postgres::Config::new();
-    cfg.user("dbadmin").password(password).dbname("defaultdb");
+    cfg.user(user).password(password).dbname(db);
     let (client, conn) =
         cfg.connect_raw(stream, tokio_postgres::NoTls).await.map_err(|e| format!("{e:?}"))?;
     tokio::spawn(conn);

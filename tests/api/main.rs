@@ -2,6 +2,7 @@
 
 mod audit;
 mod auth;
+mod dbs;
 mod embedded;
 mod firewall;
 mod helpers;

@@ -4,6 +4,7 @@ pub mod audit;
 pub mod auth;
 pub mod content;
 pub mod credentials;
+pub mod dbs;
 pub mod firewall;
 pub mod jobs;
 pub mod oauth2;

@@ -10,9 +10,10 @@ use anyhow::{Context, bail};
 use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::postgres::PgConnectOptions;
-use sqlx::{Connection, Executor, PgConnection};
+use sqlx::{ConnectOptions, Connection, Executor, PgConnection};
 use uuid::Uuid;
 
+use super::sql::execute_formatted;
 use super::{NodeSpec, NodeStatus, Provisioner};
 use crate::pg::{EPHEMERAL, MAX_SOCKET_DIR, PgBinaries, RunAs, Server, socket_dir_for};
 
@@ -194,14 +195,14 @@ impl LocalDriver {
             settings.extend(EPHEMERAL.map(|(k, v)| (k, v.to_owned())));
         }
         server.write_config(&settings)?;
-        server.write_file("pg_hba.conf", &hba_rules(&spec.access))
+        server.write_file("pg_hba.conf", &hba_rules(&spec.access, &spec.user_hosts))
     }
 }
 
 /// Who may connect, and how. The one place client access is decided: Berth's superuser over
 /// the private socket only, replication between the nodes, and clients from the store's firewall
 /// rules. Anything else matches no line and is refused.
-fn hba_rules(access: &[ipnet::IpNet]) -> String {
+fn hba_rules(access: &[ipnet::IpNet], user_hosts: &[(String, ipnet::IpNet)]) -> String {
     let mut text = String::from(
         "# Written by Berth; edits are overwritten. Client lines: the store's firewall rules.\n",
     );
@@ -210,6 +211,23 @@ fn hba_rules(access: &[ipnet::IpNet]) -> String {
     // The superuser has no password, but say it outright: never over TCP.
     text += &format!("host    all          {su}       all            reject\n", su = crate::pg::SUPERUSER);
     text += &format!("host    replication  {REPLICATOR}  127.0.0.1/32   scram-sha-256\n");
+    // A user restricted to a host network connects where it and a firewall rule overlap, and
+    // nowhere else. User names are validated identifiers: nothing can be injected.
+    for (user, host) in user_hosts {
+        for net in access {
+            let overlap = if net.contains(host) {
+                Some(*host)
+            } else if host.contains(net) {
+                Some(*net)
+            } else {
+                None
+            };
+            if let Some(o) = overlap {
+                text += &format!("host    all          {user}   {o}   scram-sha-256\n");
+            }
+        }
+        text += &format!("host    all          {user}   all   reject\n");
+    }
     for net in access {
         // An IpNet prints only digits, dots, colons and a prefix length: nothing can be injected.
         text += &format!("host    all          all         {net}   scram-sha-256\n");
@@ -234,20 +252,6 @@ async fn ensure_role(
     execute_formatted(conn, &template, &[name, password.expose_secret()])
         .await
         .with_context(|| format!("{verb} role {name:?}"))
-}
-
-/// Identifiers and literals cannot be bound as parameters in DDL: the server quotes them itself
-/// with `format` (`%I`, `%L`), and the statement it returns is run without being prepared, cached
-/// or logged, since it may carry a password.
-async fn execute_formatted(conn: &mut PgConnection, template: &str, args: &[&str]) -> anyhow::Result<()> {
-    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-    let sql: String = sqlx::query_scalar("select format($1, variadic $2::text[])")
-        .bind(template)
-        .bind(args)
-        .fetch_one(&mut *conn)
-        .await?;
-    conn.execute(sql.as_str()).await?;
-    Ok(())
 }
 
 async fn ensure_roles_and_database(conn: &mut PgConnection, spec: &NodeSpec) -> anyhow::Result<()> {
@@ -398,12 +402,22 @@ impl Provisioner for LocalDriver {
         Ok(())
     }
 
+    async fn superuser(&self, spec: &NodeSpec, database: &str) -> anyhow::Result<PgConnection> {
+        let opts = self.superuser_options(spec, database).disable_statement_logging();
+        let mut conn = PgConnection::connect_with(&opts)
+            .await
+            .with_context(|| format!("connecting to node {} as its superuser", spec.node_id))?;
+        conn.execute("set log_statement = 'none'; set log_min_duration_statement = -1; set log_min_error_statement = 'panic'")
+            .await?;
+        Ok(conn)
+    }
+
     async fn apply_access(&self, spec: &NodeSpec) -> anyhow::Result<()> {
         let server = self.server(spec)?;
         if !server.exists() {
             return Ok(());
         }
-        server.write_file("pg_hba.conf", &hba_rules(&spec.access))?;
+        server.write_file("pg_hba.conf", &hba_rules(&spec.access, &spec.user_hosts))?;
         // A stopped node reads the file when it starts.
         if let Ok(mut conn) = PgConnection::connect_with(&server.connect_options("postgres")).await {
             let ok: bool = sqlx::query_scalar("select pg_reload_conf()").fetch_one(&mut conn).await?;

@@ -1,0 +1,466 @@
+//! Databases and database users inside a store, made on its primary (replicas follow by
+//! replication). Berth never keeps a database user's password: it is returned once.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use rand::Rng;
+use rand::distributions::Alphanumeric;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::audit::{Event, RequestMeta};
+use crate::db;
+use crate::db::db_users::DbUserRow;
+use crate::domain::{Cidr, Ctx, NewPassword, Scope};
+use crate::error::{ApiError, ApiResult, FieldError, Problem};
+use crate::http::extract::{ActiveUser, AppJson, AppPath};
+use crate::provision::NodeSpec;
+use crate::provision::sql::{self, DatabaseInfo, Privilege};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_databases, create_database))
+        .routes(routes!(drop_database))
+        .routes(routes!(list_users, create_user))
+        .routes(routes!(drop_user))
+        .routes(routes!(rotate_password))
+}
+
+/// Role and database names: lower-case identifiers, 1 to 63 characters, not PostgreSQL's or
+/// Berth's own.
+fn identifier(field: &str, raw: &str, reserved: &[&str]) -> ApiResult<String> {
+    let ok = !raw.is_empty()
+        && raw.len() <= 63
+        && raw.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && raw.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && !raw.starts_with("pg_");
+    if !ok {
+        return Err(ApiError::field(
+            field,
+            "must be 1 to 63 of a-z, 0-9 and _, starting with a letter or _, and not starting with pg_",
+        ));
+    }
+    if reserved.contains(&raw) {
+        return Err(ApiError::field(field, format!("{raw} is reserved")));
+    }
+    Ok(raw.to_owned())
+}
+
+/// The spec of the store's primary, if the store can take the change now.
+async fn primary(state: &AppState, ctx: &Ctx, store_id: Uuid) -> ApiResult<NodeSpec> {
+    let store = db::stores::get(&state.db, ctx, store_id).await?.ok_or(ApiError::NotFound("store"))?;
+    if !matches!(store.status.as_str(), "available" | "modifying" | "degraded") {
+        return Err(ApiError::conflict("store_busy", format!("the store is {}", store.status)));
+    }
+    let nodes = db::stores::nodes(&state.db, ctx.org_id, &[store_id]).await?;
+    let p = nodes.iter().find(|n| n.role == "primary" && n.state == "running").ok_or_else(|| {
+        ApiError::conflict("no_primary", "the store's primary is not running; repair the store")
+    })?;
+    state
+        .plane
+        .node_spec(&state.db, ctx.org_id, store_id, p.id, state.clock.now())
+        .await?
+        .ok_or(ApiError::NotFound("store"))
+}
+
+fn reserved_roles(spec: &NodeSpec) -> Vec<&str> {
+    vec![spec.admin_user.as_str(), crate::pg::SUPERUSER, "replicator", "postgres", "public"]
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DatabaseList {
+    pub items: Vec<DatabaseInfo>,
+}
+
+/// The store's databases, read from its primary: owner, size and number of tables.
+#[utoipa::path(
+    get, path = "/api/v1/orgs/{org_id}/stores/{store_id}/databases", tag = "databases",
+    security(("session" = []), ("bearer" = ["stores:read"])),
+    params(("org_id" = Uuid, Path), ("store_id" = Uuid, Path)),
+    responses(
+        (status = 200, body = DatabaseList),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such store for the caller", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The store is not running", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn list_databases(
+    State(state): State<AppState>,
+    user: ActiveUser,
+    AppPath((org_id, store_id)): AppPath<(Uuid, Uuid)>,
+) -> ApiResult<AppJson<DatabaseList>> {
+    let ctx = user.in_org(org_id)?;
+    ctx.require(Scope::StoresRead)?;
+    let spec = primary(&state, &ctx, store_id).await?;
+    Ok(AppJson(DatabaseList { items: sql::databases(state.plane.driver.as_ref(), &spec).await? }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateDatabase {
+    #[schema(example = "orders")]
+    pub name: String,
+}
+
+/// Creates a database owned by the store's admin user.
+#[utoipa::path(
+    post, path = "/api/v1/orgs/{org_id}/stores/{store_id}/databases", tag = "databases",
+    security(("session" = []), ("bearer" = ["stores:write"])),
+    params(("org_id" = Uuid, Path), ("store_id" = Uuid, Path)),
+    request_body = CreateDatabase,
+    responses(
+        (status = 201, body = DatabaseInfo),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such store for the caller", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "It exists, or the store is not running", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid name", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn create_database(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    user: ActiveUser,
+    AppPath((org_id, store_id)): AppPath<(Uuid, Uuid)>,
+    AppJson(body): AppJson<CreateDatabase>,
+) -> ApiResult<(StatusCode, AppJson<DatabaseInfo>)> {
+    let ctx = user.in_org(org_id)?;
+    ctx.require(Scope::StoresWrite)?;
+    let name = identifier("name", &body.name, &["postgres", "template0", "template1"])?;
+    let spec = primary(&state, &ctx, store_id).await?;
+    let driver = state.plane.driver.as_ref();
+    if sql::database_exists(driver, &spec, &name).await? {
+        return Err(ApiError::conflict("database_exists", format!("database {name} exists")));
+    }
+    sql::create_database(driver, &spec, &name).await?;
+    for u in db::db_users::list(&state.db, &ctx, store_id).await? {
+        if u.database.is_none() && u.privilege != "admin" {
+            sql::grant_connect(driver, &spec, &name, &u.name).await?;
+        }
+    }
+    Event::new("database.created", &meta)
+        .in_ctx(&ctx, &user.principal.email)
+        .target(format!("store:{store_id}"))
+        .detail("database", &name)
+        .record(&state.db, state.clock.now())
+        .await?;
+    let info = sql::databases(driver, &spec).await?.into_iter().find(|d| d.name == name);
+    Ok((StatusCode::CREATED, AppJson(info.ok_or_else(|| anyhow::anyhow!("database {name} vanished"))?)))
+}
+
+/// Drops a database and everything in it, ending its sessions.
+#[utoipa::path(
+    delete, path = "/api/v1/orgs/{org_id}/stores/{store_id}/databases/{name}", tag = "databases",
+    security(("session" = []), ("bearer" = ["stores:write"])),
+    params(("org_id" = Uuid, Path), ("store_id" = Uuid, Path), ("name" = String, Path)),
+    responses(
+        (status = 204, description = "Dropped"),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such store or database", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The store is not running, or users are granted only this database", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn drop_database(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    user: ActiveUser,
+    AppPath((org_id, store_id, name)): AppPath<(Uuid, Uuid, String)>,
+) -> ApiResult<StatusCode> {
+    let ctx = user.in_org(org_id)?;
+    ctx.require(Scope::StoresWrite)?;
+    let spec = primary(&state, &ctx, store_id).await?;
+    let driver = state.plane.driver.as_ref();
+    if !sql::database_exists(driver, &spec, &name).await? || name == "postgres" {
+        return Err(ApiError::NotFound("database"));
+    }
+    let holders: Vec<String> = db::db_users::list(&state.db, &ctx, store_id)
+        .await?
+        .into_iter()
+        .filter(|u| u.database.as_deref() == Some(name.as_str()))
+        .map(|u| u.name)
+        .collect();
+    if !holders.is_empty() {
+        return Err(ApiError::conflict(
+            "database_in_use",
+            format!("users {} are granted this database only; drop them first", holders.join(", ")),
+        ));
+    }
+    sql::drop_database(driver, &spec, &name).await?;
+    Event::new("database.dropped", &meta)
+        .in_ctx(&ctx, &user.principal.email)
+        .target(format!("store:{store_id}"))
+        .detail("database", &name)
+        .record(&state.db, state.clock.now())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DbUserView {
+    pub name: String,
+    pub privilege: Privilege,
+    /// The database the privilege applies to; absent: every database.
+    pub database: Option<String>,
+    /// The network the user may connect from (within the store's firewall); absent: anywhere
+    /// the firewall allows.
+    pub host: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+impl TryFrom<DbUserRow> for DbUserView {
+    type Error = ApiError;
+    fn try_from(u: DbUserRow) -> ApiResult<Self> {
+        Ok(Self {
+            privilege: Privilege::parse(&u.privilege)
+                .ok_or_else(|| anyhow::anyhow!("privilege {}", u.privilege))?,
+            name: u.name,
+            database: u.database,
+            host: u.host.map(|h| h.to_string()),
+            created_at: u.created_at,
+        })
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DbUserList {
+    pub items: Vec<DbUserView>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateDbUser {
+    #[schema(example = "app_reader")]
+    pub name: String,
+    /// 12 to 1024 characters. Left out: one is generated. Either way it is returned once and
+    /// Berth does not keep it.
+    #[schema(value_type = Option<String>, format = Password)]
+    pub password: Option<SecretString>,
+    pub privilege: Privilege,
+    /// One database; left out: all of them.
+    pub database: Option<String>,
+    /// A network (CIDR or address) the user may connect from, within the firewall.
+    pub host: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedDbUser {
+    pub user: DbUserView,
+    /// Shown this once.
+    pub password: String,
+}
+
+fn generated_password() -> String {
+    rand::thread_rng().sample_iter(&Alphanumeric).take(32).map(char::from).collect()
+}
+
+/// The store's database users and what they may do.
+#[utoipa::path(
+    get, path = "/api/v1/orgs/{org_id}/stores/{store_id}/db-users", tag = "databases",
+    security(("session" = []), ("bearer" = ["stores:read"])),
+    params(("org_id" = Uuid, Path), ("store_id" = Uuid, Path)),
+    responses(
+        (status = 200, body = DbUserList),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such store for the caller", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn list_users(
+    State(state): State<AppState>,
+    user: ActiveUser,
+    AppPath((org_id, store_id)): AppPath<(Uuid, Uuid)>,
+) -> ApiResult<AppJson<DbUserList>> {
+    let ctx = user.in_org(org_id)?;
+    ctx.require(Scope::StoresRead)?;
+    db::stores::get(&state.db, &ctx, store_id).await?.ok_or(ApiError::NotFound("store"))?;
+    let rows = db::db_users::list(&state.db, &ctx, store_id).await?;
+    Ok(AppJson(DbUserList { items: rows.into_iter().map(TryInto::try_into).collect::<ApiResult<_>>()? }))
+}
+
+/// Creates a database user with a privilege on one database or all, and optionally a host
+/// network it must connect from. The password is in this response only.
+#[utoipa::path(
+    post, path = "/api/v1/orgs/{org_id}/stores/{store_id}/db-users", tag = "databases",
+    security(("session" = []), ("bearer" = ["stores:write"])),
+    params(("org_id" = Uuid, Path), ("store_id" = Uuid, Path)),
+    request_body = CreateDbUser,
+    responses(
+        (status = 201, body = CreatedDbUser),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such store for the caller", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The user exists, or the store is not running", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid name, password, privilege, database or host", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn create_user(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    user: ActiveUser,
+    AppPath((org_id, store_id)): AppPath<(Uuid, Uuid)>,
+    AppJson(body): AppJson<CreateDbUser>,
+) -> ApiResult<(StatusCode, AppJson<CreatedDbUser>)> {
+    let ctx = user.in_org(org_id)?;
+    ctx.require(Scope::StoresWrite)?;
+    let spec = primary(&state, &ctx, store_id).await?;
+    let name = identifier("name", &body.name, &reserved_roles(&spec))?;
+    let password = match body.password {
+        Some(p) => NewPassword::parse(p).map_err(|m| ApiError::field("password", m))?.into_secret(),
+        None => SecretString::from(generated_password()),
+    };
+    let host = body.host.as_deref().map(Cidr::parse).transpose().map_err(|m| ApiError::field("host", m))?;
+    let driver = state.plane.driver.as_ref();
+    if let Some(d) = &body.database {
+        if !sql::database_exists(driver, &spec, d).await? || d == "postgres" {
+            return Err(ApiError::Validation {
+                detail: format!("database: {d} does not exist in this store"),
+                errors: vec![FieldError { field: "database".into(), message: format!("{d} does not exist") }],
+            });
+        }
+    }
+    if db::db_users::get(&state.db, &ctx, store_id, &name).await?.is_some() {
+        return Err(ApiError::conflict("db_user_exists", format!("user {name} exists")));
+    }
+    let row = DbUserRow {
+        id: Uuid::now_v7(),
+        name: name.clone(),
+        privilege: body.privilege.as_str().into(),
+        database: body.database.clone(),
+        host: host.map(|h| h.net()),
+        created_at: state.clock.now(),
+    };
+    // The record first, in a transaction that commits only once the role exists on the node.
+    let mut tx = state.db.begin().await?;
+    db::db_users::insert(&mut *tx, &ctx, store_id, &row).await?;
+    Event::new("db_user.created", &meta)
+        .in_ctx(&ctx, &user.principal.email)
+        .target(format!("store:{store_id}"))
+        .detail("user", &name)
+        .detail("privilege", body.privilege)
+        .detail("database", &body.database)
+        .detail("host", host.map(|h| h.to_string()))
+        .record_in(&mut tx, state.clock.now())
+        .await?;
+    sql::create_user(driver, &spec, &name, &password, body.privilege, body.database.as_deref()).await?;
+    tx.commit().await?;
+    if host.is_some() {
+        apply_access(&state, &ctx, store_id).await?;
+    }
+    Ok((
+        StatusCode::CREATED,
+        AppJson(CreatedDbUser { user: row.try_into()?, password: password.expose_secret().to_owned() }),
+    ))
+}
+
+async fn apply_access(state: &AppState, ctx: &Ctx, store_id: Uuid) -> ApiResult<()> {
+    for n in db::stores::nodes(&state.db, ctx.org_id, &[store_id]).await? {
+        if let Some(spec) =
+            state.plane.node_spec(&state.db, ctx.org_id, store_id, n.id, state.clock.now()).await?
+        {
+            state.plane.driver.apply_access(&spec).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Drops a database user; what it owned passes to the store's admin user.
+#[utoipa::path(
+    delete, path = "/api/v1/orgs/{org_id}/stores/{store_id}/db-users/{name}", tag = "databases",
+    security(("session" = []), ("bearer" = ["stores:write"])),
+    params(("org_id" = Uuid, Path), ("store_id" = Uuid, Path), ("name" = String, Path)),
+    responses(
+        (status = 204, description = "Dropped"),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such store or user", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The store is not running", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn drop_user(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    user: ActiveUser,
+    AppPath((org_id, store_id, name)): AppPath<(Uuid, Uuid, String)>,
+) -> ApiResult<StatusCode> {
+    let ctx = user.in_org(org_id)?;
+    ctx.require(Scope::StoresWrite)?;
+    let spec = primary(&state, &ctx, store_id).await?;
+    let mut tx = state.db.begin().await?;
+    if !db::db_users::delete(&mut *tx, &ctx, store_id, &name).await? {
+        return Err(ApiError::NotFound("database user"));
+    }
+    Event::new("db_user.dropped", &meta)
+        .in_ctx(&ctx, &user.principal.email)
+        .target(format!("store:{store_id}"))
+        .detail("user", &name)
+        .record_in(&mut tx, state.clock.now())
+        .await?;
+    sql::drop_user(state.plane.driver.as_ref(), &spec, &name).await?;
+    tx.commit().await?;
+    apply_access(&state, &ctx, store_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RotatePassword {
+    /// The new password (12 to 1024 characters); left out: one is generated.
+    #[schema(value_type = Option<String>, format = Password)]
+    pub password: Option<SecretString>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RotatedPassword {
+    pub name: String,
+    /// Shown this once.
+    pub password: String,
+}
+
+/// Gives a database user a new password; the old one stops working at once.
+#[utoipa::path(
+    post, path = "/api/v1/orgs/{org_id}/stores/{store_id}/db-users/{name}/rotate-password", tag = "databases",
+    security(("session" = []), ("bearer" = ["stores:write"])),
+    params(("org_id" = Uuid, Path), ("store_id" = Uuid, Path), ("name" = String, Path)),
+    request_body = RotatePassword,
+    responses(
+        (status = 200, body = RotatedPassword),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such store or user", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The store is not running", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid password", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn rotate_password(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    user: ActiveUser,
+    AppPath((org_id, store_id, name)): AppPath<(Uuid, Uuid, String)>,
+    AppJson(body): AppJson<RotatePassword>,
+) -> ApiResult<AppJson<RotatedPassword>> {
+    let ctx = user.in_org(org_id)?;
+    ctx.require(Scope::StoresWrite)?;
+    let spec = primary(&state, &ctx, store_id).await?;
+    db::db_users::get(&state.db, &ctx, store_id, &name).await?.ok_or(ApiError::NotFound("database user"))?;
+    let password = match body.password {
+        Some(p) => NewPassword::parse(p).map_err(|m| ApiError::field("password", m))?.into_secret(),
+        None => SecretString::from(generated_password()),
+    };
+    sql::set_password(state.plane.driver.as_ref(), &spec, &name, &password).await?;
+    Event::new("db_user.password_rotated", &meta)
+        .in_ctx(&ctx, &user.principal.email)
+        .target(format!("store:{store_id}"))
+        .detail("user", &name)
+        .record(&state.db, state.clock.now())
+        .await?;
+    Ok(AppJson(RotatedPassword { name, password: password.expose_secret().to_owned() }))
+}

@@ -1,0 +1,243 @@
+//! What Berth does inside a store's PostgreSQL, the same for every driver: databases, users and
+//! their privileges, over the driver's superuser connection.
+
+use anyhow::Context;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use sqlx::{Executor, PgConnection};
+use utoipa::ToSchema;
+
+use super::{NodeSpec, Provisioner};
+
+/// Identifiers and literals cannot be bound as parameters in DDL: the server quotes them itself
+/// with `format` (`%I`, `%L`), and the statement it returns is run without being prepared, cached
+/// or logged, since it may carry a password.
+pub async fn execute_formatted(conn: &mut PgConnection, template: &str, args: &[&str]) -> anyhow::Result<()> {
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    let sql: String = sqlx::query_scalar("select format($1, variadic $2::text[])")
+        .bind(template)
+        .bind(args)
+        .fetch_one(&mut *conn)
+        .await?;
+    conn.execute(sql.as_str()).await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DatabaseInfo {
+    pub name: String,
+    pub owner: String,
+    pub size_bytes: i64,
+    /// Tables outside the system schemas.
+    pub tables: i64,
+}
+
+/// The customer's databases (not `postgres` or the templates).
+pub async fn databases(driver: &dyn Provisioner, spec: &NodeSpec) -> anyhow::Result<Vec<DatabaseInfo>> {
+    let mut conn = driver.superuser(spec, "postgres").await?;
+    let rows: Vec<(String, String, i64)> = sqlx::query_as(
+        "select datname, pg_get_userbyid(datdba), pg_database_size(oid) from pg_database
+         where not datistemplate and datname <> 'postgres' order by datname",
+    )
+    .fetch_all(&mut conn)
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for (name, owner, size_bytes) in rows {
+        let mut db = driver.superuser(spec, &name).await?;
+        let tables: i64 = sqlx::query_scalar(
+            "select count(*) from pg_tables where schemaname not in ('pg_catalog', 'information_schema')",
+        )
+        .fetch_one(&mut db)
+        .await?;
+        out.push(DatabaseInfo { name, owner, size_bytes, tables });
+    }
+    Ok(out)
+}
+
+pub async fn database_exists(driver: &dyn Provisioner, spec: &NodeSpec, name: &str) -> anyhow::Result<bool> {
+    let mut conn = driver.superuser(spec, "postgres").await?;
+    Ok(sqlx::query_scalar("select exists(select 1 from pg_database where datname = $1)")
+        .bind(name)
+        .fetch_one(&mut conn)
+        .await?)
+}
+
+/// A database owned by the store's admin role, closed to everyone else until granted.
+pub async fn create_database(driver: &dyn Provisioner, spec: &NodeSpec, name: &str) -> anyhow::Result<()> {
+    let mut conn = driver.superuser(spec, "postgres").await?;
+    execute_formatted(&mut conn, "create database %I owner %I", &[name, &spec.admin_user]).await?;
+    execute_formatted(&mut conn, "revoke connect, temporary on database %I from public", &[name]).await
+}
+
+pub async fn drop_database(driver: &dyn Provisioner, spec: &NodeSpec, name: &str) -> anyhow::Result<()> {
+    let mut conn = driver.superuser(spec, "postgres").await?;
+    execute_formatted(&mut conn, "drop database if exists %I with (force)", &[name]).await
+}
+
+/// What a user may do: `read`, `readwrite` or `admin`, on one database or (`None`) all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Privilege {
+    Read,
+    Readwrite,
+    Admin,
+}
+
+impl Privilege {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Read => "read",
+            Self::Readwrite => "readwrite",
+            Self::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "read" => Self::Read,
+            "readwrite" => Self::Readwrite,
+            "admin" => Self::Admin,
+            _ => return None,
+        })
+    }
+}
+
+async fn customer_databases(driver: &dyn Provisioner, spec: &NodeSpec) -> anyhow::Result<Vec<String>> {
+    let mut conn = driver.superuser(spec, "postgres").await?;
+    Ok(sqlx::query_scalar(
+        "select datname from pg_database where not datistemplate and datname <> 'postgres'",
+    )
+    .fetch_all(&mut conn)
+    .await?)
+}
+
+/// Creates a login role with a password and grants it `privilege`.
+pub async fn create_user(
+    driver: &dyn Provisioner,
+    spec: &NodeSpec,
+    name: &str,
+    password: &SecretString,
+    privilege: Privilege,
+    database: Option<&str>,
+) -> anyhow::Result<()> {
+    let mut conn = driver.superuser(spec, "postgres").await?;
+    // A role left by an attempt that crashed before Berth recorded it is taken over.
+    let exists: bool = sqlx::query_scalar("select exists(select 1 from pg_roles where rolname = $1)")
+        .bind(name)
+        .fetch_one(&mut conn)
+        .await?;
+    let verb = if exists { "alter" } else { "create" };
+    execute_formatted(
+        &mut conn,
+        &format!("{verb} role %I login nosuperuser nocreatedb nocreaterole noreplication password %L"),
+        &[name, password.expose_secret()],
+    )
+    .await
+    .with_context(|| format!("{verb} role {name}"))?;
+    grant(driver, spec, name, privilege, database).await
+}
+
+pub async fn grant(
+    driver: &dyn Provisioner,
+    spec: &NodeSpec,
+    name: &str,
+    privilege: Privilege,
+    database: Option<&str>,
+) -> anyhow::Result<()> {
+    let admin = spec.admin_user.as_str();
+    let mut postgres = driver.superuser(spec, "postgres").await?;
+    match (privilege, database) {
+        (Privilege::Admin, None) => {
+            // A member of the store's admin role, with what it owns: every database.
+            execute_formatted(&mut postgres, "grant %I to %I", &[admin, name]).await?;
+        }
+        (p, None) => {
+            execute_formatted(&mut postgres, "grant pg_read_all_data to %I", &[name]).await?;
+            if p == Privilege::Readwrite {
+                execute_formatted(&mut postgres, "grant pg_write_all_data to %I", &[name]).await?;
+            }
+            for db in customer_databases(driver, spec).await? {
+                execute_formatted(&mut postgres, "grant connect on database %I to %I", &[&db, name]).await?;
+            }
+        }
+        (p, Some(db)) => {
+            let all = if p == Privilege::Admin { "all" } else { "connect" };
+            execute_formatted(&mut postgres, &format!("grant {all} on database %I to %I"), &[db, name])
+                .await?;
+            let mut conn = driver.superuser(spec, db).await?;
+            let (schema, tables, sequences) = match p {
+                Privilege::Read => ("usage", "select", "select"),
+                Privilege::Readwrite => {
+                    ("usage", "select, insert, update, delete, truncate", "usage, select, update")
+                }
+                Privilege::Admin => ("all", "all", "all"),
+            };
+            for (template, args) in [
+                (format!("grant {schema} on schema public to %I"), vec![name]),
+                (format!("grant {tables} on all tables in schema public to %I"), vec![name]),
+                (format!("grant {sequences} on all sequences in schema public to %I"), vec![name]),
+                (
+                    format!(
+                        "alter default privileges for role %I in schema public grant {tables} on tables to %I"
+                    ),
+                    vec![admin, name],
+                ),
+                (
+                    format!(
+                        "alter default privileges for role %I in schema public grant {sequences} on sequences to %I"
+                    ),
+                    vec![admin, name],
+                ),
+            ] {
+                execute_formatted(&mut conn, &template, &args).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Gives a database created later to the users granted "all databases" to read or write.
+pub async fn grant_connect(
+    driver: &dyn Provisioner,
+    spec: &NodeSpec,
+    database: &str,
+    user: &str,
+) -> anyhow::Result<()> {
+    let mut conn = driver.superuser(spec, "postgres").await?;
+    execute_formatted(&mut conn, "grant connect on database %I to %I", &[database, user]).await
+}
+
+pub async fn set_password(
+    driver: &dyn Provisioner,
+    spec: &NodeSpec,
+    name: &str,
+    password: &SecretString,
+) -> anyhow::Result<()> {
+    let mut conn = driver.superuser(spec, "postgres").await?;
+    execute_formatted(&mut conn, "alter role %I password %L", &[name, password.expose_secret()]).await
+}
+
+/// Drops a role: what it owns goes to the store's admin role, its privileges are revoked in every
+/// database, and its sessions end.
+pub async fn drop_user(driver: &dyn Provisioner, spec: &NodeSpec, name: &str) -> anyhow::Result<()> {
+    let mut postgres = driver.superuser(spec, "postgres").await?;
+    let exists: bool = sqlx::query_scalar("select exists(select 1 from pg_roles where rolname = $1)")
+        .bind(name)
+        .fetch_one(&mut postgres)
+        .await?;
+    if !exists {
+        return Ok(());
+    }
+    let mut dbs = customer_databases(driver, spec).await?;
+    dbs.push("postgres".into());
+    for db in dbs {
+        let mut conn = driver.superuser(spec, &db).await?;
+        execute_formatted(&mut conn, "reassign owned by %I to %I", &[name, &spec.admin_user]).await?;
+        execute_formatted(&mut conn, "drop owned by %I", &[name]).await?;
+    }
+    sqlx::query("select pg_terminate_backend(pid) from pg_stat_activity where usename = $1")
+        .bind(name)
+        .execute(&mut postgres)
+        .await?;
+    execute_formatted(&mut postgres, "drop role %I", &[name]).await
+}

@@ -1,0 +1,191 @@
+use axum::http::StatusCode;
+use serde_json::json;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{Connection, PgConnection};
+
+use crate::helpers::TestApp;
+use crate::stores::{create, wait_for};
+
+async fn connect(port: i64, user: &str, password: &str, db: &str) -> Result<PgConnection, String> {
+    let opts = PgConnectOptions::new_without_pgpass()
+        .host("127.0.0.1")
+        .port(port as u16)
+        .username(user)
+        .password(password)
+        .database(db);
+    PgConnection::connect_with(&opts).await.map_err(|e| e.to_string())
+}
+
+async fn run(conn: &mut PgConnection, sql: &str) -> Result<(), String> {
+    sqlx::raw_sql(sql).execute(conn).await.map(drop).map_err(|e| e.to_string())
+}
+
+#[tokio::test]
+async fn databases_and_users_are_real_and_can_do_exactly_what_they_were_granted() {
+    let app = TestApp::spawn().await.with_workers(2).await;
+    let owner = app.login_owner().await;
+    let org = app.owner_org;
+    let created = create(&app, &owner, "dbs", 1).await;
+    let id = created["store"]["id"].as_str().unwrap().to_owned();
+    let admin_pw = created["credentials"]["password"].as_str().unwrap().to_owned();
+    let store = wait_for(&app, &owner, org, &id, "available").await;
+    let port = store["nodes"][0]["port"].as_i64().unwrap();
+    let base = format!("/api/v1/orgs/{org}/stores/{id}");
+
+    let r = app.post(&format!("{base}/databases")).cookie(&owner).json(json!({"name": "app"})).send().await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    assert_eq!(r.json()["owner"], "dbadmin");
+    app.post(&format!("{base}/databases"))
+        .cookie(&owner)
+        .json(json!({"name": "app"}))
+        .send()
+        .await
+        .assert_problem(StatusCode::CONFLICT, "database_exists");
+    let mut admin = connect(port, "dbadmin", &admin_pw, "app").await.unwrap();
+    run(&mut admin, "create table items (x int); insert into items values (1)").await.unwrap();
+    let dbs = app.get(&format!("{base}/databases")).cookie(&owner).send().await.json();
+    let app_db = dbs["items"].as_array().unwrap().iter().find(|d| d["name"] == "app").unwrap().clone();
+    assert_eq!(app_db["tables"], 1);
+    assert!(app_db["size_bytes"].as_i64().unwrap() > 0);
+
+    let mk = |name: &str, privilege: &str, database: Option<&str>| {
+        let mut b = json!({"name": name, "privilege": privilege});
+        if let Some(d) = database {
+            b["database"] = json!(d);
+        }
+        b
+    };
+    let mut passwords = std::collections::HashMap::new();
+    for (name, privilege, database) in
+        [("reader", "read", Some("app")), ("writer", "readwrite", Some("app")), ("boss", "admin", None)]
+    {
+        let r = app
+            .post(&format!("{base}/db-users"))
+            .cookie(&owner)
+            .json(mk(name, privilege, database))
+            .send()
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        passwords.insert(name, r.json()["password"].as_str().unwrap().to_owned());
+    }
+    let listed = app.get(&format!("{base}/db-users")).cookie(&owner).send().await;
+    for p in passwords.values() {
+        assert!(!listed.text().contains(p.as_str()), "passwords are shown once");
+    }
+    let stored: i64 = sqlx::query_scalar("select count(*) from db_users").fetch_one(&app.db).await.unwrap();
+    assert_eq!(stored, 3);
+
+    let mut reader = connect(port, "reader", &passwords["reader"], "app").await.unwrap();
+    run(&mut reader, "select * from items").await.expect("reader reads");
+    let e = run(&mut reader, "insert into items values (2)").await.unwrap_err();
+    assert!(e.contains("permission denied"), "{e}");
+    run(&mut admin, "create table later (y int)").await.unwrap();
+    run(&mut reader, "select * from later").await.expect("tables the admin makes later are readable too");
+
+    let mut writer = connect(port, "writer", &passwords["writer"], "app").await.unwrap();
+    run(
+        &mut writer,
+        "insert into items values (2); update items set x = 3 where x = 2; delete from items where x = 3",
+    )
+    .await
+    .expect("writer writes");
+    let e = run(&mut writer, "create table mine (z int)").await.unwrap_err();
+    assert!(e.contains("permission denied"), "readwrite is not DDL: {e}");
+
+    let mut boss = connect(port, "boss", &passwords["boss"], "defaultdb").await.unwrap();
+    run(&mut boss, "create table boss_table (z int)").await.expect("admin on all databases creates tables");
+    let mut boss_app = connect(port, "boss", &passwords["boss"], "app").await.unwrap();
+    run(&mut boss_app, "select * from items").await.unwrap();
+
+    // Rotation: the old password stops working at once.
+    let r = app
+        .post(&format!("{base}/db-users/reader/rotate-password"))
+        .cookie(&owner)
+        .json(json!({}))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let fresh = r.json()["password"].as_str().unwrap().to_owned();
+    assert!(connect(port, "reader", &passwords["reader"], "app").await.is_err());
+    connect(port, "reader", &fresh, "app").await.unwrap();
+
+    // A host restriction joins the firewall.
+    app.post(&format!("{base}/firewall-rules"))
+        .cookie(&owner)
+        .json(json!({"source": "127.0.0.2"}))
+        .send()
+        .await;
+    let r = app.post(&format!("{base}/db-users")).cookie(&owner).json(json!({"name": "hosted", "privilege": "read", "database": "app", "host": "127.0.0.2/32", "password": "hosted-password-1"})).send().await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let e = connect(port, "hosted", "hosted-password-1", "app").await.unwrap_err();
+    assert!(e.contains("pg_hba.conf"), "from 127.0.0.1 the restricted user is refused: {e}");
+    assert!(
+        crate::firewall::connect_as_from("127.0.0.2", port, "hosted", "hosted-password-1", "app")
+            .await
+            .is_ok()
+    );
+
+    // Dropping a database its users are bound to is refused; dropping users, then it, works.
+    app.delete(&format!("{base}/databases/app"))
+        .cookie(&owner)
+        .send()
+        .await
+        .assert_problem(StatusCode::CONFLICT, "database_in_use");
+    for u in ["reader", "writer", "hosted"] {
+        assert_eq!(
+            app.delete(&format!("{base}/db-users/{u}")).cookie(&owner).send().await.status,
+            StatusCode::NO_CONTENT
+        );
+    }
+    assert!(
+        connect(port, "writer", &passwords["writer"], "app").await.is_err(),
+        "a dropped user cannot connect"
+    );
+    drop((reader, writer, admin, boss_app));
+    assert_eq!(
+        app.delete(&format!("{base}/databases/app")).cookie(&owner).send().await.status,
+        StatusCode::NO_CONTENT
+    );
+    app.delete(&format!("{base}/databases/app"))
+        .cookie(&owner)
+        .send()
+        .await
+        .assert_problem(StatusCode::NOT_FOUND, "not_found");
+
+    // Names cannot carry SQL, nor take Berth's or PostgreSQL's.
+    for bad in [
+        "Robert'); drop table items;--",
+        "pg_evil",
+        "dbadmin",
+        "berth",
+        "replicator",
+        "a b",
+        "",
+        &"x".repeat(64),
+    ] {
+        let r = app.post(&format!("{base}/db-users")).cookie(&owner).json(mk(bad, "read", None)).send().await;
+        r.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    }
+    for bad in
+        ["Robert'); drop table items;--", "pg_evil", "postgres", "template1", "a b", "", &"x".repeat(64)]
+    {
+        let r = app.post(&format!("{base}/databases")).cookie(&owner).json(json!({"name": bad})).send().await;
+        r.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    }
+    let r = app.post(&format!("{base}/db-users")).cookie(&owner).json(mk("boss", "read", None)).send().await;
+    r.assert_problem(StatusCode::CONFLICT, "db_user_exists");
+    let r = app
+        .post(&format!("{base}/db-users"))
+        .cookie(&owner)
+        .json(mk("nobody", "read", Some("nope")))
+        .send()
+        .await;
+    r.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    let r = app
+        .post(&format!("{base}/db-users"))
+        .cookie(&owner)
+        .json(json!({"name": "x", "privilege": "superuser"}))
+        .send()
+        .await;
+    r.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+}

@@ -17,6 +17,7 @@ pub mod pg;
 pub mod provision;
 pub mod serve;
 pub mod telemetry;
+pub mod tls;
 
 pub use app::{AppState, build_router};
 

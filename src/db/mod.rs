@@ -8,6 +8,7 @@ pub mod db_users;
 pub mod firewall;
 pub mod idempotency;
 pub mod jobs;
+pub mod org_cas;
 pub mod orgs;
 pub mod sessions;
 pub mod stores;

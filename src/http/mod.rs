@@ -24,6 +24,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(routes::jobs::router())
         .merge(routes::firewall::router())
         .merge(routes::dbs::router())
+        .merge(routes::ca::router())
 }
 
 /// The OpenAPI document as served at `/api/openapi.json` and committed in `openapi/openapi.json`.

@@ -41,6 +41,7 @@ pub const CLIENT_BASIC_SCHEME: &str = "client_basic";
         (name = "jobs", description = "The durable jobs that change stores"),
         (name = "firewall", description = "The networks allowed to connect to a store"),
         (name = "databases", description = "Databases and database users inside a store"),
+        (name = "security", description = "The organization's certificate authority"),
     )
 )]
 pub struct ApiDoc;

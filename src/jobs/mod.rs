@@ -9,7 +9,7 @@ pub mod worker;
 use std::sync::Arc;
 
 use anyhow::Context;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
 use crate::clock::Clock;
@@ -90,7 +90,38 @@ impl DataPlane {
             replication_password: reveal(&secrets.replication_password_enc)?,
             access: db::firewall::sources(db, org_id, store_id, now).await?,
             user_hosts: db::db_users::host_restrictions(db, org_id, store_id).await?,
+            tls: Some(self.node_tls(db, org_id, &node.host, now).await?),
         }))
+    }
+
+    /// The organization's CA (certificate PEM and key), made on first use.
+    pub async fn org_ca(
+        &self,
+        db: &sqlx::PgPool,
+        org_id: Uuid,
+        now: time::OffsetDateTime,
+    ) -> anyhow::Result<(String, SecretString)> {
+        if db::org_cas::get(db, org_id).await?.is_none() {
+            let (cert, key) = crate::tls::new_ca(org_id, now)?;
+            let sealed = self.master_key.encrypt(key.expose_secret().as_bytes(), org_id.as_bytes());
+            db::org_cas::insert_if_absent(db, org_id, &cert, &sealed, now).await?;
+        }
+        let ca = db::org_cas::get(db, org_id).await?.context("the CA vanished")?;
+        let key = self.master_key.decrypt(&ca.key_enc, org_id.as_bytes())?;
+        Ok((ca.cert_pem, SecretString::from(String::from_utf8(key).context("CA key is not UTF-8")?)))
+    }
+
+    async fn node_tls(
+        &self,
+        db: &sqlx::PgPool,
+        org_id: Uuid,
+        host: &str,
+        now: time::OffsetDateTime,
+    ) -> anyhow::Result<crate::provision::NodeTls> {
+        let (_, ca_key) = self.org_ca(db, org_id, now).await?;
+        let hosts: Vec<&str> = if host == "127.0.0.1" { vec!["localhost", host] } else { vec![host] };
+        let (cert_pem, key_pem) = crate::tls::issue_server_cert(org_id, &ca_key, &hosts, now)?;
+        Ok(crate::provision::NodeTls { cert_pem, key_pem })
     }
 }
 

@@ -133,6 +133,25 @@ impl Server {
         Ok(())
     }
 
+    /// A file only the server's user can read (a private key: PostgreSQL insists).
+    pub fn write_private_file(&self, name: &str, text: &str) -> anyhow::Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = self.pgdata.join(name);
+        let _ = std::fs::remove_file(&path);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .with_context(|| format!("writing {}", path.display()))?;
+        f.write_all(text.as_bytes())?;
+        if let Some(run_as) = &self.run_as {
+            run_as.give(&path)?;
+        }
+        Ok(())
+    }
+
     /// A folder only the server's user can enter.
     pub fn private_dir(&self, dir: &Path) -> anyhow::Result<()> {
         if let Ok(meta) = std::fs::symlink_metadata(dir) {

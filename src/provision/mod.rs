@@ -43,6 +43,14 @@ pub struct NodeSpec {
     /// Database users restricted to a host network: they connect only from where both that
     /// network and the firewall allow.
     pub user_hosts: Vec<(String, ipnet::IpNet)>,
+    /// The certificate the node serves TLS with, signed by its organization's CA.
+    pub tls: Option<NodeTls>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NodeTls {
+    pub cert_pem: String,
+    pub key_pem: SecretString,
 }
 
 impl NodeSpec {
@@ -60,6 +68,7 @@ impl NodeSpec {
             replication_password: SecretString::from(String::new()),
             access: vec![],
             user_hosts: vec![],
+            tls: None,
         }
     }
 }

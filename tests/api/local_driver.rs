@@ -103,6 +103,7 @@ impl Fixture {
             replication_password: SecretString::from(REPLICATION_PASSWORD),
             access: vec!["127.0.0.1/32".parse().unwrap()],
             user_hosts: vec![],
+            tls: None,
         }
     }
 

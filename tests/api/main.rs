@@ -13,3 +13,4 @@ mod openapi;
 mod orgs;
 mod sessions;
 mod stores;
+mod tls;

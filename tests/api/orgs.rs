@@ -64,6 +64,7 @@ async fn another_orgs_ids_answer_404_on_every_route() {
                 .send()
                 .await,
             app.delete(&format!("/api/v1/orgs/{org}/members/{a_member}")).cookie(&mallory).send().await,
+            app.get(&format!("/api/v1/orgs/{org}/ca.pem")).cookie(&mallory).send().await,
         ];
         for r in calls {
             r.assert_problem(StatusCode::NOT_FOUND, "not_found");

@@ -189,8 +189,20 @@ impl LocalDriver {
             ("max_wal_senders", "10".to_owned()),
             ("max_replication_slots", "10".to_owned()),
             ("hot_standby", "on".to_owned()),
-            ("ssl", "off".to_owned()),
         ];
+        match &spec.tls {
+            Some(tls) => {
+                server.write_file("server.crt", &tls.cert_pem)?;
+                server.write_private_file("server.key", tls.key_pem.expose_secret())?;
+                settings.extend([
+                    ("ssl", "on".to_owned()),
+                    ("ssl_cert_file", "server.crt".to_owned()),
+                    ("ssl_key_file", "server.key".to_owned()),
+                    ("ssl_min_protocol_version", "TLSv1.2".to_owned()),
+                ]);
+            }
+            None => settings.push(("ssl", "off".to_owned())),
+        }
         if self.ephemeral {
             settings.extend(EPHEMERAL.map(|(k, v)| (k, v.to_owned())));
         }

@@ -10,6 +10,7 @@ pub mod idempotency;
 pub mod jobs;
 pub mod org_cas;
 pub mod orgs;
+pub mod parameter_groups;
 pub mod sessions;
 pub mod stores;
 pub mod tokens;

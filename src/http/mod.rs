@@ -25,6 +25,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(routes::firewall::router())
         .merge(routes::dbs::router())
         .merge(routes::ca::router())
+        .merge(routes::parameters::router())
 }
 
 /// The OpenAPI document as served at `/api/openapi.json` and committed in `openapi/openapi.json`.

@@ -42,6 +42,7 @@ pub const CLIENT_BASIC_SCHEME: &str = "client_basic";
         (name = "firewall", description = "The networks allowed to connect to a store"),
         (name = "databases", description = "Databases and database users inside a store"),
         (name = "security", description = "The organization's certificate authority"),
+        (name = "parameters", description = "Database parameters and parameter groups"),
     )
 )]
 pub struct ApiDoc;

@@ -25,6 +25,7 @@ pub const REMOVE_NODE: &str = "remove_node";
 pub const RESTART_NODE: &str = "restart_node";
 pub const REPAIR_STORE: &str = "repair_store";
 pub const RESIZE_STORE: &str = "resize_store";
+pub const APPLY_PARAMETERS: &str = "apply_parameters";
 /// Does nothing: for measuring the queue itself.
 pub const NOOP: &str = "noop";
 
@@ -36,6 +37,7 @@ pub mod step {
     pub const RESTART_NODE: &str = "restart_node";
     pub const REBUILD_NODE: &str = "rebuild_node";
     pub const RECONFIGURE_NODE: &str = "reconfigure_node";
+    pub const APPLY_PARAMETERS: &str = "apply_parameters";
     pub const FINISH_AVAILABLE: &str = "finish_available";
     pub const FINISH_DELETED: &str = "finish_deleted";
     pub const NOOP: &str = "noop";
@@ -186,5 +188,5 @@ pub async fn undo_cancelled(
 
 /// Kinds whose request changed nothing that cancelling could not undo.
 pub fn cancellable(kind: &str) -> bool {
-    kind != RESIZE_STORE
+    kind != RESIZE_STORE && kind != APPLY_PARAMETERS
 }

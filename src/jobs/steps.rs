@@ -66,6 +66,21 @@ pub async fn run(env: &JobEnv, job: &JobRow, step_text: &str) -> anyhow::Result<
             db::stores::set_node_state(&env.db, node, "running", now()).await?;
             Ok(())
         }
+        step::APPLY_PARAMETERS => {
+            let node = need(node)?;
+            let spec = spec_of(node).await?.context("the node is gone")?;
+            let store_id = store_id.context("job has no store")?;
+            let group =
+                db::parameter_groups::of_store(&env.db, job.org_id, store_id).await?.unwrap_or_default();
+            let restarted = apply_parameters(env, &spec, &group).await?;
+            let message = if restarted.is_empty() {
+                format!("node {node}: parameters applied by reload")
+            } else {
+                format!("node {node}: restarted for {}", restarted.join(", "))
+            };
+            db::jobs::log(&env.db, job.id, "info", &message, now()).await?;
+            Ok(())
+        }
         step::FINISH_AVAILABLE => {
             let store_id = store_id.context("job has no store")?;
             let nodes = db::stores::nodes(&env.db, job.org_id, &[store_id]).await?;
@@ -99,4 +114,47 @@ pub async fn on_final_failure(env: &JobEnv, job: &JobRow) -> anyhow::Result<()> 
     };
     db::stores::set_status(&env.db, job.org_id, store_id, status, env.clock.now()).await?;
     Ok(())
+}
+
+/// Sets the group's parameters on a node (and resets those Berth manages that the group leaves
+/// out), reloads, and restarts the node if a changed parameter needs it. Returns those.
+async fn apply_parameters(
+    env: &JobEnv,
+    spec: &crate::provision::NodeSpec,
+    group: &serde_json::Value,
+) -> anyhow::Result<Vec<String>> {
+    let driver = env.plane.driver.as_ref();
+    let mut conn = driver.superuser(spec, "postgres").await?;
+    let defs = crate::provision::parameters::catalog().for_vendor("postgres").unwrap_or_default();
+    for def in defs {
+        match group.get(&def.name).and_then(|v| v.as_str()) {
+            Some(value) => {
+                crate::provision::sql::execute_formatted(
+                    &mut conn,
+                    "alter system set %I = %L",
+                    &[&def.name, value],
+                )
+                .await?
+            }
+            None => {
+                crate::provision::sql::execute_formatted(&mut conn, "alter system reset %I", &[&def.name])
+                    .await?
+            }
+        }
+    }
+    sqlx::query("select pg_reload_conf()").execute(&mut conn).await?;
+    // pg_file_settings reads the files as this query runs, so it does not race the reload: a
+    // value that differs from the running one and cannot change without a restart is an error
+    // line there.
+    let pending: Vec<String> = sqlx::query_scalar(
+        "select distinct name from pg_file_settings where error is not null and name is not null order by name",
+    )
+    .fetch_all(&mut conn)
+    .await?;
+    drop(conn);
+    if !pending.is_empty() {
+        driver.stop(spec).await?;
+        driver.start(spec).await?;
+    }
+    Ok(pending)
 }

@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod local;
+pub mod parameters;
 pub mod sql;
 
 use std::fmt::Debug;

@@ -11,6 +11,7 @@ mod local_driver;
 mod oauth2;
 mod openapi;
 mod orgs;
+mod parameters;
 mod sessions;
 mod stores;
 mod tls;

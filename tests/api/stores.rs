@@ -13,7 +13,7 @@ fn body(name: &str, nodes: i64) -> Value {
 }
 
 /// The newest PostgreSQL installed here.
-fn version() -> String {
+pub fn version() -> String {
     let v = berth::pg::PgBinaries::locate(None).unwrap();
     v.major.to_string()
 }

@@ -10,6 +10,7 @@ pub mod firewall;
 pub mod jobs;
 pub mod oauth2;
 pub mod orgs;
+pub mod parameters;
 pub mod stores;
 pub mod system;
 pub mod users;

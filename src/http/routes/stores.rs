@@ -211,7 +211,7 @@ fn password() -> String {
 }
 
 /// Enqueues a job for a store in the caller's transaction; a job already in progress is 409.
-async fn enqueue(
+pub(crate) async fn enqueue(
     tx: &mut Transaction<'_, Postgres>,
     state: &AppState,
     ctx: &Ctx,

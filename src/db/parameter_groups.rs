@@ -1,0 +1,122 @@
+use sqlx::PgExecutor;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::domain::Ctx;
+
+#[derive(Debug, Clone)]
+pub struct GroupRow {
+    pub id: Uuid,
+    pub name: String,
+    pub vendor: String,
+    pub version: String,
+    pub description: String,
+    pub parameters: serde_json::Value,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+pub async fn list(ex: impl PgExecutor<'_>, ctx: &Ctx) -> sqlx::Result<Vec<GroupRow>> {
+    sqlx::query_as!(
+        GroupRow,
+        "select id, name, vendor, version, description, parameters, created_at, updated_at
+         from parameter_groups where org_id = $1 order by name",
+        ctx.org_id
+    )
+    .fetch_all(ex)
+    .await
+}
+
+pub async fn get(ex: impl PgExecutor<'_>, ctx: &Ctx, id: Uuid) -> sqlx::Result<Option<GroupRow>> {
+    sqlx::query_as!(
+        GroupRow,
+        "select id, name, vendor, version, description, parameters, created_at, updated_at
+         from parameter_groups where org_id = $1 and id = $2",
+        ctx.org_id,
+        id
+    )
+    .fetch_optional(ex)
+    .await
+}
+
+/// The group applied to a store, for the data plane.
+pub async fn of_store(
+    ex: impl PgExecutor<'_>,
+    org_id: Uuid,
+    store_id: Uuid,
+) -> sqlx::Result<Option<serde_json::Value>> {
+    sqlx::query_scalar!(
+        "select g.parameters from parameter_groups g join stores s on s.parameter_group_id = g.id
+         where s.org_id = $1 and s.id = $2",
+        org_id,
+        store_id
+    )
+    .fetch_optional(ex)
+    .await
+}
+
+pub async fn insert(ex: impl PgExecutor<'_>, ctx: &Ctx, g: &GroupRow) -> sqlx::Result<()> {
+    sqlx::query!(
+        "insert into parameter_groups (id, org_id, name, vendor, version, description, parameters, created_at, updated_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+        g.id,
+        ctx.org_id,
+        g.name,
+        g.vendor,
+        g.version,
+        g.description,
+        g.parameters,
+        g.created_at
+    )
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+pub async fn update(
+    ex: impl PgExecutor<'_>,
+    ctx: &Ctx,
+    id: Uuid,
+    description: &str,
+    parameters: &serde_json::Value,
+    now: OffsetDateTime,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query!(
+        "update parameter_groups set description = $3, parameters = $4, updated_at = $5 where org_id = $1 and id = $2",
+        ctx.org_id,
+        id,
+        description,
+        parameters,
+        now
+    )
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn delete(ex: impl PgExecutor<'_>, ctx: &Ctx, id: Uuid) -> sqlx::Result<bool> {
+    let done = sqlx::query!("delete from parameter_groups where org_id = $1 and id = $2", ctx.org_id, id)
+        .execute(ex)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn assign(
+    ex: impl PgExecutor<'_>,
+    ctx: &Ctx,
+    store_id: Uuid,
+    group: Uuid,
+    now: OffsetDateTime,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "update stores set parameter_group_id = $3, status = 'modifying', revision = revision + 1, updated_at = $4
+         where org_id = $1 and id = $2",
+        ctx.org_id,
+        store_id,
+        group,
+        now
+    )
+    .execute(ex)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,152 @@
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{Connection, PgConnection};
+
+use crate::helpers::TestApp;
+use crate::stores::{create, version, wait_for};
+
+async fn show(port: i64, password: &str, name: &str) -> String {
+    let opts = PgConnectOptions::new_without_pgpass()
+        .host("127.0.0.1")
+        .port(port as u16)
+        .username("dbadmin")
+        .password(password)
+        .database("defaultdb");
+    let mut c = PgConnection::connect_with(&opts).await.unwrap();
+    sqlx::query_scalar(&format!("show {name}")).fetch_one(&mut c).await.unwrap()
+}
+
+async fn wait_job(app: &TestApp, cookie: &str, org: uuid::Uuid, job: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let j = app.get(&format!("/api/v1/orgs/{org}/jobs/{job}")).cookie(cookie).send().await.json();
+        if matches!(j["status"].as_str(), Some("succeeded" | "failed")) {
+            return j;
+        }
+        assert!(Instant::now() < deadline, "job still {}", j["status"]);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_group_is_validated_applied_to_every_node_and_drift_is_read_from_the_nodes() {
+    let app = TestApp::spawn().await.with_workers(2).await;
+    let owner = app.login_owner().await;
+    let org = app.owner_org;
+    let cat = app
+        .get(&format!("/api/v1/content/parameters?vendor=postgres&version={}", version()))
+        .cookie(&owner)
+        .send()
+        .await;
+    assert_eq!(cat.status, StatusCode::OK, "{}", cat.text());
+    let work_mem =
+        cat.json()["items"].as_array().unwrap().iter().find(|p| p["name"] == "work_mem").unwrap().clone();
+    assert_eq!(work_mem["unit"], "kB");
+    assert_eq!(work_mem["restart"], false);
+
+    let groups = format!("/api/v1/orgs/{org}/parameter-groups");
+    let bad = app
+        .post(&groups)
+        .cookie(&owner)
+        .json(json!({"name": "bad", "vendor": "postgres", "version": version(), "parameters": {"max_connections": "5", "fsync": "off", "work_mem": "lots"}}))
+        .send()
+        .await;
+    bad.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    let fields: Vec<String> = bad.json()["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(fields, ["parameters.fsync", "parameters.max_connections", "parameters.work_mem"]);
+    assert!(bad.text().contains("10 to 5000"), "names the range: {}", bad.text());
+
+    let g = app
+        .post(&groups)
+        .cookie(&owner)
+        .json(json!({"name": "oltp", "vendor": "postgres", "version": version(),
+                     "parameters": {"work_mem": "16MB", "statement_timeout": "5s", "max_connections": "60", "jit": "false"}}))
+        .send()
+        .await;
+    assert_eq!(g.status, StatusCode::CREATED, "{}", g.text());
+    let g = g.json();
+    assert_eq!(g["parameters"]["work_mem"], "16384");
+    assert_eq!(g["parameters"]["jit"], "off");
+    let group_id = g["id"].as_str().unwrap().to_owned();
+
+    let created = create(&app, &owner, "tuned", 2).await;
+    let id = created["store"]["id"].as_str().unwrap().to_owned();
+    let password = created["credentials"]["password"].as_str().unwrap().to_owned();
+    let store = wait_for(&app, &owner, org, &id, "available").await;
+    let ports: Vec<i64> =
+        store["nodes"].as_array().unwrap().iter().map(|n| n["port"].as_i64().unwrap()).collect();
+
+    let r = app
+        .post(&format!("/api/v1/orgs/{org}/stores/{id}/parameter-group"))
+        .cookie(&owner)
+        .json(json!({"group_id": group_id}))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
+    let job = wait_job(&app, &owner, org, r.json()["id"].as_str().unwrap()).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let log: Vec<&str> =
+        job["log"].as_array().unwrap().iter().map(|l| l["message"].as_str().unwrap()).collect();
+    assert_eq!(log.iter().filter(|l| l.contains("restarted for max_connections")).count(), 2, "{log:?}");
+    for port in &ports {
+        assert_eq!(show(*port, &password, "work_mem").await, "16MB");
+        assert_eq!(show(*port, &password, "statement_timeout").await, "5s");
+        assert_eq!(show(*port, &password, "max_connections").await, "60");
+        assert_eq!(show(*port, &password, "jit").await, "off");
+    }
+    wait_for(&app, &owner, org, &id, "available").await;
+
+    let p = app.get(&format!("/api/v1/orgs/{org}/stores/{id}/parameters")).cookie(&owner).send().await.json();
+    assert_eq!(p["group_id"], group_id.as_str());
+    let wm = p["items"].as_array().unwrap().iter().find(|i| i["name"] == "work_mem").unwrap().clone();
+    assert_eq!(wm["group_setting"], "16384");
+    assert_eq!(wm["drift"], false);
+    assert!(wm["nodes"].as_array().unwrap().iter().all(|n| n["setting"] == "16384"));
+
+    // Someone changes a node behind Berth's back: the drift shows.
+    let primary = store["nodes"].as_array().unwrap().iter().find(|n| n["role"] == "primary").unwrap();
+    let spec = app
+        .state
+        .plane
+        .node_spec(
+            &app.db,
+            org,
+            id.parse().unwrap(),
+            primary["id"].as_str().unwrap().parse().unwrap(),
+            app.clock_now(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let mut su = app.state.plane.driver.superuser(&spec, "postgres").await.unwrap();
+    sqlx::raw_sql("alter system set work_mem = '1MB'").execute(&mut su).await.unwrap();
+    sqlx::raw_sql("select pg_reload_conf()").execute(&mut su).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let p =
+            app.get(&format!("/api/v1/orgs/{org}/stores/{id}/parameters")).cookie(&owner).send().await.json();
+        let wm = p["items"].as_array().unwrap().iter().find(|i| i["name"] == "work_mem").unwrap().clone();
+        if wm["drift"] == true {
+            break;
+        }
+        assert!(Instant::now() < deadline, "drift never showed: {wm}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    app.delete(&format!("{groups}/{group_id}"))
+        .cookie(&owner)
+        .send()
+        .await
+        .assert_problem(StatusCode::CONFLICT, "group_in_use");
+    let d = app.delete(&format!("/api/v1/orgs/{org}/stores/{id}")).cookie(&owner).send().await;
+    assert_eq!(d.status, StatusCode::ACCEPTED);
+    wait_for(&app, &owner, org, &id, "gone").await;
+}

@@ -478,7 +478,7 @@ async fn store_parameters(
             .await?;
     let defs = catalog().for_vendor("postgres").unwrap_or_default();
     let names: Vec<String> = defs.iter().map(|d| d.name.clone()).collect();
-    let mut per_node: Vec<(Uuid, BTreeMap<String, (String, bool)>)> = vec![];
+    let mut per_node: Vec<(Uuid, NodeSettings)> = vec![];
     for n in db::stores::nodes(&state.db, ctx.org_id, &[store_id]).await? {
         let Some(spec) =
             state.plane.node_spec(&state.db, ctx.org_id, store_id, n.id, state.clock.now()).await?
@@ -518,6 +518,9 @@ async fn store_parameters(
         .collect();
     Ok(AppJson(StoreParameters { group_id, items }))
 }
+
+/// A node's settings: name → (setting, pending restart).
+type NodeSettings = BTreeMap<String, (String, bool)>;
 
 /// Settings compare as numbers when both are numbers (`1.10` is `1.1`).
 fn same(have: Option<&str>, want: &str) -> bool {

@@ -94,6 +94,14 @@ pub struct PlaneConfig {
     #[arg(long, env = "BERTH_WORKERS", default_value_t = 2)]
     pub workers: usize,
 
+    /// How often the statistics collector samples every node.
+    #[arg(long, env = "BERTH_STATS_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub stats_interval: Duration,
+
+    /// How long statistics samples are kept.
+    #[arg(long, env = "BERTH_STATS_RETENTION", default_value = "7d", value_parser = humantime::parse_duration)]
+    pub stats_retention: Duration,
+
     /// Loopback ports handed to store nodes, `first-last`.
     #[arg(long, env = "BERTH_NODE_PORTS", default_value = "15432-16431", value_parser = parse_ports)]
     pub node_ports: std::ops::RangeInclusive<u16>,

@@ -114,10 +114,17 @@ pub fn data_plane(db: &DbConfig, plane: &PlaneConfig) -> anyhow::Result<DataPlan
 }
 
 /// Starts this process's workers after bringing the host and the tables into agreement.
-async fn start_workers(env: JobEnv, count: usize, wake: Arc<Notify>) -> anyhow::Result<Option<Workers>> {
+async fn start_workers(
+    env: JobEnv,
+    plane: &PlaneConfig,
+    count: usize,
+    wake: Arc<Notify>,
+) -> anyhow::Result<Option<Workers>> {
     if count == 0 {
         return Ok(None);
     }
+    let retention = time::Duration::try_from(plane.stats_retention).unwrap_or(time::Duration::days(7));
+    tokio::spawn(crate::jobs::stats::collector_loop(env.clone(), plane.stats_interval, retention));
     if let Err(e) = reconcile::at_start(&env).await {
         tracing::error!(error = %e, "reconciling store nodes at start");
     }
@@ -148,7 +155,7 @@ pub async fn worker(cfg: WorkerConfig) -> anyhow::Result<()> {
     let plane = data_plane(&cfg.db, &cfg.plane)?;
     let control = ControlDb::open(&cfg.db).await?;
     let env = JobEnv { db: control.pool.clone(), plane, clock: Arc::new(SystemClock) };
-    let workers = start_workers(env, cfg.plane.workers.max(1), Arc::new(Notify::new())).await;
+    let workers = start_workers(env, &cfg.plane, cfg.plane.workers.max(1), Arc::new(Notify::new())).await;
     match workers {
         Ok(workers) => {
             println!("Berth worker running; stop with Ctrl-C or SIGTERM");
@@ -181,7 +188,7 @@ async fn run(cfg: &ServeConfig, pool: PgPool, plane: DataPlane) -> anyhow::Resul
     }
     state.hasher.warm_up().await;
     tokio::spawn(purge_loop(state.clone()));
-    let workers = start_workers(state.job_env(), cfg.plane.workers, state.wake.clone()).await?;
+    let workers = start_workers(state.job_env(), &cfg.plane, cfg.plane.workers, state.wake.clone()).await?;
 
     let handle = axum_server::Handle::new();
     tokio::spawn(shutdown_on_signal(handle.clone()));

@@ -12,6 +12,7 @@ pub mod org_cas;
 pub mod orgs;
 pub mod parameter_groups;
 pub mod sessions;
+pub mod stats;
 pub mod stores;
 pub mod tokens;
 pub mod users;

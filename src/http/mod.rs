@@ -26,6 +26,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(routes::dbs::router())
         .merge(routes::ca::router())
         .merge(routes::parameters::router())
+        .merge(routes::stats::router())
 }
 
 /// The OpenAPI document as served at `/api/openapi.json` and committed in `openapi/openapi.json`.

@@ -43,6 +43,7 @@ pub const CLIENT_BASIC_SCHEME: &str = "client_basic";
         (name = "databases", description = "Databases and database users inside a store"),
         (name = "security", description = "The organization's certificate authority"),
         (name = "parameters", description = "Database parameters and parameter groups"),
+        (name = "stats", description = "Store statistics sampled from the nodes"),
     )
 )]
 pub struct ApiDoc;

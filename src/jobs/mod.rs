@@ -3,6 +3,7 @@
 //! backoff, and made of idempotent steps, so that a crash anywhere only repeats a step.
 
 pub mod reconcile;
+pub mod stats;
 mod steps;
 pub mod worker;
 

@@ -13,5 +13,6 @@ mod openapi;
 mod orgs;
 mod parameters;
 mod sessions;
+mod stats;
 mod stores;
 mod tls;

@@ -11,6 +11,7 @@ pub mod jobs;
 pub mod oauth2;
 pub mod orgs;
 pub mod parameters;
+pub mod stats;
 pub mod stores;
 pub mod system;
 pub mod users;

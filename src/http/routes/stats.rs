@@ -1,0 +1,181 @@
+//! A store's statistics, as sampled from its nodes by the collector.
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::db;
+use crate::domain::Scope;
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::http::extract::{ActiveUser, AppJson, AppPath, AppQuery};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(series)).routes(routes!(summary))
+}
+
+pub const METRICS: [&str; 10] = [
+    "connections",
+    "xact_commit",
+    "xact_rollback",
+    "tup_fetched",
+    "tup_inserted",
+    "tup_updated",
+    "tup_deleted",
+    "db_size_bytes",
+    "cache_hit_ratio",
+    "replication_lag_bytes",
+];
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct SeriesQuery {
+    /// One of: connections, xact_commit, xact_rollback, tup_fetched, tup_inserted, tup_updated,
+    /// tup_deleted, db_size_bytes, cache_hit_ratio, replication_lag_bytes. Counters are
+    /// cumulative since the node started.
+    metric: String,
+    /// Start (RFC 3339); default an hour before `to`.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[param(value_type = Option<String>, format = DateTime)]
+    from: Option<OffsetDateTime>,
+    /// End (RFC 3339); default now.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[param(value_type = Option<String>, format = DateTime)]
+    to: Option<OffsetDateTime>,
+    /// Bucket width in seconds (default 60; at most 1,000 buckets).
+    step: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SeriesPoint {
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    pub avg: Option<f64>,
+    pub max: Option<f64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NodeSeries {
+    pub node_id: Uuid,
+    pub points: Vec<SeriesPoint>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Series {
+    pub metric: String,
+    pub step: i64,
+    pub items: Vec<NodeSeries>,
+}
+
+/// One metric per node, aggregated to `step`-second buckets (average and maximum).
+#[utoipa::path(
+    get, path = "/api/v1/orgs/{org_id}/stores/{store_id}/stats", tag = "stats",
+    security(("session" = []), ("bearer" = ["stores:read"])),
+    params(("org_id" = Uuid, Path), ("store_id" = Uuid, Path), SeriesQuery),
+    responses(
+        (status = 200, body = Series),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such store for the caller", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Unknown metric, or a bad range or step", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn series(
+    State(state): State<AppState>,
+    user: ActiveUser,
+    AppPath((org_id, store_id)): AppPath<(Uuid, Uuid)>,
+    AppQuery(q): AppQuery<SeriesQuery>,
+) -> ApiResult<AppJson<Series>> {
+    let ctx = user.in_org(org_id)?;
+    ctx.require(Scope::StoresRead)?;
+    if !METRICS.contains(&q.metric.as_str()) {
+        return Err(ApiError::field("metric", format!("must be one of: {}", METRICS.join(", "))));
+    }
+    let to = q.to.unwrap_or_else(|| state.clock.now());
+    let from = q.from.unwrap_or(to - time::Duration::HOUR);
+    let step = q.step.unwrap_or(60);
+    if from >= to {
+        return Err(ApiError::field("from", "must be before to"));
+    }
+    if step < 1 || (to - from).whole_seconds() / step > 1000 {
+        return Err(ApiError::field("step", "must be at least 1 second and give at most 1,000 buckets"));
+    }
+    db::stores::get(&state.db, &ctx, store_id).await?.ok_or(ApiError::NotFound("store"))?;
+    let points = db::stats::series(&state.db, &ctx, store_id, &q.metric, from, to, step).await?;
+    let mut by_node: BTreeMap<Uuid, Vec<SeriesPoint>> = BTreeMap::new();
+    for p in points {
+        by_node.entry(p.node_id).or_default().push(SeriesPoint { at: p.bucket, avg: p.avg, max: p.max });
+    }
+    let items = by_node.into_iter().map(|(node_id, points)| NodeSeries { node_id, points }).collect();
+    Ok(AppJson(Series { metric: q.metric, step, items }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NodeSummary {
+    pub node_id: Uuid,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    pub connections: i64,
+    pub xact_commit: i64,
+    pub xact_rollback: i64,
+    pub tup_fetched: i64,
+    pub tup_inserted: i64,
+    pub tup_updated: i64,
+    pub tup_deleted: i64,
+    pub db_size_bytes: i64,
+    pub cache_hit_ratio: Option<f64>,
+    pub replication_lag_bytes: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Summary {
+    pub items: Vec<NodeSummary>,
+}
+
+/// The latest sample of every node.
+#[utoipa::path(
+    get, path = "/api/v1/orgs/{org_id}/stores/{store_id}/stats/summary", tag = "stats",
+    security(("session" = []), ("bearer" = ["stores:read"])),
+    params(("org_id" = Uuid, Path), ("store_id" = Uuid, Path)),
+    responses(
+        (status = 200, body = Summary),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such store for the caller", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn summary(
+    State(state): State<AppState>,
+    user: ActiveUser,
+    AppPath((org_id, store_id)): AppPath<(Uuid, Uuid)>,
+) -> ApiResult<AppJson<Summary>> {
+    let ctx = user.in_org(org_id)?;
+    ctx.require(Scope::StoresRead)?;
+    db::stores::get(&state.db, &ctx, store_id).await?.ok_or(ApiError::NotFound("store"))?;
+    let items = db::stats::latest(&state.db, &ctx, store_id)
+        .await?
+        .into_iter()
+        .map(|l| NodeSummary {
+            node_id: l.node_id,
+            at: l.at,
+            connections: l.connections,
+            xact_commit: l.xact_commit,
+            xact_rollback: l.xact_rollback,
+            tup_fetched: l.tup_fetched,
+            tup_inserted: l.tup_inserted,
+            tup_updated: l.tup_updated,
+            tup_deleted: l.tup_deleted,
+            db_size_bytes: l.db_size_bytes,
+            cache_hit_ratio: l.cache_hit_ratio,
+            replication_lag_bytes: l.replication_lag_bytes,
+        })
+        .collect();
+    Ok(AppJson(Summary { items }))
+}

@@ -442,12 +442,38 @@ async fn another_orgs_stores_and_jobs_answer_404_everywhere() {
                 .await,
             app.put(&format!("{s}/firewall-rules")).bearer(&tok).json(json!({"rules": []})).send().await,
             app.delete(&format!("{s}/firewall-rules/{node}")).bearer(&tok).send().await,
+            app.get(&format!("{s}/databases")).bearer(&tok).send().await,
+            app.post(&format!("{s}/databases")).bearer(&tok).json(json!({"name": "x"})).send().await,
+            app.delete(&format!("{s}/databases/defaultdb")).bearer(&tok).send().await,
+            app.get(&format!("{s}/db-users")).bearer(&tok).send().await,
+            app.post(&format!("{s}/db-users"))
+                .bearer(&tok)
+                .json(json!({"name": "x", "privilege": "read"}))
+                .send()
+                .await,
+            app.delete(&format!("{s}/db-users/x")).bearer(&tok).send().await,
+            app.post(&format!("{s}/db-users/x/rotate-password")).bearer(&tok).json(json!({})).send().await,
+            app.get(&format!("{s}/parameters")).bearer(&tok).send().await,
+            app.post(&format!("{s}/parameter-group"))
+                .bearer(&tok)
+                .json(json!({"group_id": node}))
+                .send()
+                .await,
+            app.get(&format!("{s}/stats?metric=connections")).bearer(&tok).send().await,
+            app.get(&format!("{s}/stats/summary")).bearer(&tok).send().await,
             app.get(&format!("/api/v1/orgs/{org}/jobs/{job}")).bearer(&tok).send().await,
             app.post(&format!("/api/v1/orgs/{org}/jobs/{job}/cancel")).bearer(&tok).send().await,
         ];
         for r in calls {
             r.assert_problem(StatusCode::NOT_FOUND, "not_found");
         }
+    }
+    for path in ["parameter-groups", "ca.pem", "stores", "jobs"] {
+        app.get(&format!("/api/v1/orgs/{a}/{path}"))
+            .bearer(&tok)
+            .send()
+            .await
+            .assert_problem(StatusCode::NOT_FOUND, "not_found");
     }
     let listed = app.get(&format!("/api/v1/orgs/{b}/stores")).bearer(&tok).send().await.json();
     assert_eq!(listed["items"].as_array().unwrap().len(), 0);

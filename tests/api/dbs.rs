@@ -49,7 +49,7 @@ async fn databases_and_users_are_real_and_can_do_exactly_what_they_were_granted(
     assert!(app_db["size_bytes"].as_i64().unwrap() > 0);
 
     let mk = |name: &str, privilege: &str, database: Option<&str>| {
-        let mut b = json!({"name": name, "privilege": privilege});
+        let mut b = json!({"username": name, "privileges": privilege});
         if let Some(d) = database {
             b["database"] = json!(d);
         }
@@ -115,7 +115,7 @@ async fn databases_and_users_are_real_and_can_do_exactly_what_they_were_granted(
         .json(json!({"source": "127.0.0.2"}))
         .send()
         .await;
-    let r = app.post(&format!("{base}/db-users")).cookie(&owner).json(json!({"name": "hosted", "privilege": "read", "database": "app", "host": "127.0.0.2/32", "password": "hosted-password-1"})).send().await;
+    let r = app.post(&format!("{base}/db-users")).cookie(&owner).json(json!({"username": "hosted", "privileges": "read", "database": "app", "host": "127.0.0.2/32", "password": "hosted-password-1"})).send().await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     let e = connect(port, "hosted", "hosted-password-1", "app").await.unwrap_err();
     assert!(e.contains("pg_hba.conf"), "from 127.0.0.1 the restricted user is refused: {e}");
@@ -184,7 +184,7 @@ async fn databases_and_users_are_real_and_can_do_exactly_what_they_were_granted(
     let r = app
         .post(&format!("{base}/db-users"))
         .cookie(&owner)
-        .json(json!({"name": "x", "privilege": "superuser"}))
+        .json(json!({"username": "x", "privileges": "superuser"}))
         .send()
         .await;
     r.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");

@@ -78,7 +78,7 @@ async fn rules_are_enforced_by_the_node_itself() {
     let r = app
         .put(&rules)
         .cookie(&owner)
-        .json(json!({"rules": [{"source": "127.0.0.0/30"}, {"source": "::1", "description": "v6 loopback"}]}))
+        .json(json!([{"source": "127.0.0.0/30"}, {"source": "::1", "description": "v6 loopback"}]))
         .send()
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
@@ -147,11 +147,11 @@ async fn bad_rules_are_422_or_409_and_change_nothing() {
     let r = app
         .put(&rules)
         .cookie(&owner)
-        .json(json!({"rules": [{"source": "10.0.0.0/8"}, {"source": "10.0.0.0/8"}]}))
+        .json(json!([{"source": "10.0.0.0/8"}, {"source": "10.0.0.0/8"}]))
         .send()
         .await;
     r.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
-    assert_eq!(r.json()["errors"][0]["field"], "rules[1].source");
+    assert_eq!(r.json()["errors"][0]["field"], "[1].source");
     let listed = app.get(&rules).cookie(&owner).send().await.json();
     assert_eq!(listed["items"].as_array().unwrap().len(), 1, "nothing changed");
 }

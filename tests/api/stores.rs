@@ -440,7 +440,7 @@ async fn another_orgs_stores_and_jobs_answer_404_everywhere() {
                 .json(json!({"source": "0.0.0.0/0"}))
                 .send()
                 .await,
-            app.put(&format!("{s}/firewall-rules")).bearer(&tok).json(json!({"rules": []})).send().await,
+            app.put(&format!("{s}/firewall-rules")).bearer(&tok).json(json!([])).send().await,
             app.delete(&format!("{s}/firewall-rules/{node}")).bearer(&tok).send().await,
             app.get(&format!("{s}/databases")).bearer(&tok).send().await,
             app.post(&format!("{s}/databases")).bearer(&tok).json(json!({"name": "x"})).send().await,
@@ -448,7 +448,7 @@ async fn another_orgs_stores_and_jobs_answer_404_everywhere() {
             app.get(&format!("{s}/db-users")).bearer(&tok).send().await,
             app.post(&format!("{s}/db-users"))
                 .bearer(&tok)
-                .json(json!({"name": "x", "privilege": "read"}))
+                .json(json!({"username": "x", "privileges": "read"}))
                 .send()
                 .await,
             app.delete(&format!("{s}/db-users/x")).bearer(&tok).send().await,

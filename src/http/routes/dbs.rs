@@ -205,8 +205,8 @@ async fn drop_database(
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DbUserView {
-    pub name: String,
-    pub privilege: Privilege,
+    pub username: String,
+    pub privileges: Privilege,
     /// The database the privilege applies to; absent: every database.
     pub database: Option<String>,
     /// The network the user may connect from (within the store's firewall); absent: anywhere
@@ -220,9 +220,9 @@ impl TryFrom<DbUserRow> for DbUserView {
     type Error = ApiError;
     fn try_from(u: DbUserRow) -> ApiResult<Self> {
         Ok(Self {
-            privilege: Privilege::parse(&u.privilege)
+            privileges: Privilege::parse(&u.privilege)
                 .ok_or_else(|| anyhow::anyhow!("privilege {}", u.privilege))?,
-            name: u.name,
+            username: u.name,
             database: u.database,
             host: u.host.map(|h| h.to_string()),
             created_at: u.created_at,
@@ -239,12 +239,13 @@ pub struct DbUserList {
 #[serde(deny_unknown_fields)]
 pub struct CreateDbUser {
     #[schema(example = "app_reader")]
-    pub name: String,
+    pub username: String,
     /// 12 to 1024 characters. Left out: one is generated. Either way it is returned once and
     /// Berth does not keep it.
     #[schema(value_type = Option<String>, format = Password)]
     pub password: Option<SecretString>,
-    pub privilege: Privilege,
+    /// `read`, `readwrite` or `admin`.
+    pub privileges: Privilege,
     /// One database; left out: all of them.
     pub database: Option<String>,
     /// A network (CIDR or address) the user may connect from, within the firewall.
@@ -312,7 +313,7 @@ async fn create_user(
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::StoresWrite)?;
     let spec = primary(&state, &ctx, store_id).await?;
-    let name = identifier("name", &body.name, &reserved_roles(&spec))?;
+    let name = identifier("username", &body.username, &reserved_roles(&spec))?;
     let password = match body.password {
         Some(p) => NewPassword::parse(p).map_err(|m| ApiError::field("password", m))?.into_secret(),
         None => SecretString::from(generated_password()),
@@ -333,7 +334,7 @@ async fn create_user(
     let row = DbUserRow {
         id: Uuid::now_v7(),
         name: name.clone(),
-        privilege: body.privilege.as_str().into(),
+        privilege: body.privileges.as_str().into(),
         database: body.database.clone(),
         host: host.map(|h| h.net()),
         created_at: state.clock.now(),
@@ -345,12 +346,12 @@ async fn create_user(
         .in_ctx(&ctx, &user.principal.email)
         .target(format!("store:{store_id}"))
         .detail("user", &name)
-        .detail("privilege", body.privilege)
+        .detail("privilege", body.privileges)
         .detail("database", &body.database)
         .detail("host", host.map(|h| h.to_string()))
         .record_in(&mut tx, state.clock.now())
         .await?;
-    sql::create_user(driver, &spec, &name, &password, body.privilege, body.database.as_deref()).await?;
+    sql::create_user(driver, &spec, &name, &password, body.privileges, body.database.as_deref()).await?;
     tx.commit().await?;
     if host.is_some() {
         apply_access(&state, &ctx, store_id).await?;
@@ -420,7 +421,7 @@ pub struct RotatePassword {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RotatedPassword {
-    pub name: String,
+    pub username: String,
     /// Shown this once.
     pub password: String,
 }
@@ -462,5 +463,5 @@ async fn rotate_password(
         .detail("user", &name)
         .record(&state.db, state.clock.now())
         .await?;
-    Ok(AppJson(RotatedPassword { name, password: password.expose_secret().to_owned() }))
+    Ok(AppJson(RotatedPassword { username: name, password: password.expose_secret().to_owned() }))
 }

@@ -67,12 +67,6 @@ pub struct NewRuleBody {
     pub expires_at: Option<OffsetDateTime>,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ReplaceRules {
-    pub rules: Vec<NewRuleBody>,
-}
-
 struct Valid {
     source: Cidr,
     description: String,
@@ -212,7 +206,7 @@ async fn add_rule(
     put, path = "/api/v1/orgs/{org_id}/stores/{store_id}/firewall-rules", tag = "firewall",
     security(("session" = []), ("bearer" = ["stores:write"])),
     params(("org_id" = Uuid, Path), ("store_id" = Uuid, Path)),
-    request_body = ReplaceRules,
+    request_body(content = Vec<NewRuleBody>, description = "The whole new set of rules"),
     responses(
         (status = 200, body = RuleList),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
@@ -227,17 +221,17 @@ async fn replace_rules(
     meta: RequestMeta,
     user: ActiveUser,
     AppPath((org_id, store_id)): AppPath<(Uuid, Uuid)>,
-    AppJson(body): AppJson<ReplaceRules>,
+    AppJson(body): AppJson<Vec<NewRuleBody>>,
 ) -> ApiResult<AppJson<RuleList>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::StoresWrite)?;
     let now = state.clock.now();
     let mut rules = vec![];
     let mut errors = vec![];
-    for (i, r) in body.rules.into_iter().enumerate() {
-        match validate(&format!("rules[{i}]."), r, now) {
+    for (i, r) in body.into_iter().enumerate() {
+        match validate(&format!("[{i}]."), r, now) {
             Ok(v) if rules.iter().any(|x: &Valid| x.source == v.source) => errors.push(FieldError {
-                field: format!("rules[{i}].source"),
+                field: format!("[{i}].source"),
                 message: format!("{} is listed twice", v.source),
             }),
             Ok(v) => rules.push(v),

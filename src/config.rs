@@ -94,6 +94,10 @@ pub struct PlaneConfig {
     #[arg(long, env = "BERTH_WORKERS", default_value_t = 2)]
     pub workers: usize,
 
+    /// Where backups and archived WAL are kept. Unset: `BERTH_DATA_DIR/backups`.
+    #[arg(long, env = "BERTH_BACKUP_DIR")]
+    pub backup_dir: Option<PathBuf>,
+
     /// How often the statistics collector samples every node.
     #[arg(long, env = "BERTH_STATS_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration)]
     pub stats_interval: Duration,

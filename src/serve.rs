@@ -103,6 +103,8 @@ pub fn data_plane(db: &DbConfig, plane: &PlaneConfig) -> anyhow::Result<DataPlan
         ),
     };
     let run_as = RunAs::when_root(&db.pg_user)?;
+    let backup_dir = plane.backup_dir.clone().unwrap_or_else(|| db.data_dir.join("backups"));
+    let backups = crate::backup::LocalBackupStore::new(backup_dir, run_as.as_ref())?;
     let driver = LocalDriver::discover(db.data_dir.clone(), run_as, db.pg_bindir.as_deref())?;
     let catalog = Catalog::load(plane.catalog.as_deref(), driver.postgres_versions())?;
     Ok(DataPlane {
@@ -110,6 +112,7 @@ pub fn data_plane(db: &DbConfig, plane: &PlaneConfig) -> anyhow::Result<DataPlan
         catalog: Arc::new(catalog),
         master_key,
         ports: plane.node_ports.clone(),
+        backups,
     })
 }
 

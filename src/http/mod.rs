@@ -27,6 +27,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(routes::ca::router())
         .merge(routes::parameters::router())
         .merge(routes::stats::router())
+        .merge(routes::backups::router())
 }
 
 /// The OpenAPI document as served at `/api/openapi.json` and committed in `openapi/openapi.json`.

@@ -44,6 +44,7 @@ pub const CLIENT_BASIC_SCHEME: &str = "client_basic";
         (name = "security", description = "The organization's certificate authority"),
         (name = "parameters", description = "Database parameters and parameter groups"),
         (name = "stats", description = "Store statistics sampled from the nodes"),
+        (name = "backups", description = "Backups, restores and point-in-time recovery"),
     )
 )]
 pub struct ApiDoc;

@@ -27,6 +27,8 @@ pub const RESTART_NODE: &str = "restart_node";
 pub const REPAIR_STORE: &str = "repair_store";
 pub const RESIZE_STORE: &str = "resize_store";
 pub const APPLY_PARAMETERS: &str = "apply_parameters";
+pub const BACKUP: &str = "backup";
+pub const RESTORE: &str = "restore";
 /// Does nothing: for measuring the queue itself.
 pub const NOOP: &str = "noop";
 
@@ -39,6 +41,8 @@ pub mod step {
     pub const REBUILD_NODE: &str = "rebuild_node";
     pub const RECONFIGURE_NODE: &str = "reconfigure_node";
     pub const APPLY_PARAMETERS: &str = "apply_parameters";
+    pub const TAKE_BACKUP: &str = "take_backup";
+    pub const RESTORE_NODE: &str = "restore_node";
     pub const FINISH_AVAILABLE: &str = "finish_available";
     pub const FINISH_DELETED: &str = "finish_deleted";
     pub const NOOP: &str = "noop";
@@ -56,6 +60,8 @@ pub struct DataPlane {
     pub master_key: MasterKey,
     /// Loopback ports handed to nodes.
     pub ports: std::ops::RangeInclusive<u16>,
+    /// Where backups and archived WAL are kept.
+    pub backups: crate::backup::LocalBackupStore,
 }
 
 impl DataPlane {
@@ -94,6 +100,7 @@ impl DataPlane {
             access: db::firewall::sources(db, org_id, store_id, now).await?,
             user_hosts: db::db_users::host_restrictions(db, org_id, store_id).await?,
             tls: Some(self.node_tls(db, org_id, &node.host, now).await?),
+            wal_archive: Some(self.backups.wal_dir(store_id)),
         }))
     }
 
@@ -189,5 +196,5 @@ pub async fn undo_cancelled(
 
 /// Kinds whose request changed nothing that cancelling could not undo.
 pub fn cancellable(kind: &str) -> bool {
-    kind != RESIZE_STORE && kind != APPLY_PARAMETERS
+    !matches!(kind, RESIZE_STORE | APPLY_PARAMETERS | BACKUP | RESTORE)
 }

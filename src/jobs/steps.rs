@@ -81,6 +81,58 @@ pub async fn run(env: &JobEnv, job: &JobRow, step_text: &str) -> anyhow::Result<
             db::jobs::log(&env.db, job.id, "info", &message, now()).await?;
             Ok(())
         }
+        step::TAKE_BACKUP => {
+            let backup_id = need(node)?;
+            let store_id = store_id.context("job has no store")?;
+            let nodes = db::stores::nodes(&env.db, job.org_id, &[store_id]).await?;
+            // A replica when one runs, to spare the primary; else the primary.
+            let source = nodes
+                .iter()
+                .filter(|n| n.state == "running")
+                .min_by_key(|n| n.role == "primary")
+                .context("no running node to back up")?;
+            let spec = spec_of(source.id).await?.context("the node is gone")?;
+            let key = env.plane.backups.key(store_id, backup_id);
+            let path = env.plane.backups.path(&key)?;
+            let taken = env.plane.driver.base_backup(&spec, &path).await?;
+            let (size, sha256) = crate::backup::checksum(&path).await?;
+            let finished = db::backups::Finished {
+                node_id: source.id,
+                size_bytes: size as i64,
+                sha256: &sha256,
+                location: &key,
+                start_lsn: &taken.start_lsn,
+                end_lsn: &taken.end_lsn,
+                now: now(),
+            };
+            db::backups::succeed(&env.db, job.org_id, backup_id, finished).await?;
+            Ok(())
+        }
+        step::RESTORE_NODE => {
+            let node = need(node)?;
+            let spec = spec_of(node).await?.context("the node is gone")?;
+            let backup_id: Uuid = job.params["backup_id"].as_str().context("job names no backup")?.parse()?;
+            let backup = db::backups::get_by_id(&env.db, job.org_id, backup_id)
+                .await?
+                .context("the backup is gone")?;
+            let path =
+                env.plane.backups.path(backup.location.as_deref().context("the backup has no archive")?)?;
+            let (_, sha256) = crate::backup::checksum(&path).await?;
+            anyhow::ensure!(
+                Some(&sha256) == backup.sha256.as_ref(),
+                "the archive of backup {backup_id} does not match its checksum: it is corrupt; restore another"
+            );
+            let target = match job.params["point_in_time"].as_str() {
+                Some(t) => crate::provision::RestoreTarget::Time(time::OffsetDateTime::parse(
+                    t,
+                    &time::format_description::well_known::Rfc3339,
+                )?),
+                None => crate::provision::RestoreTarget::EndOfBackup,
+            };
+            env.plane.driver.restore(&spec, &path, target).await?;
+            db::stores::set_node_state(&env.db, node, "running", now()).await?;
+            Ok(())
+        }
         step::FINISH_AVAILABLE => {
             let store_id = store_id.context("job has no store")?;
             let nodes = db::stores::nodes(&env.db, job.org_id, &[store_id]).await?;
@@ -107,6 +159,18 @@ async fn primary_of(env: &JobEnv, job: &JobRow) -> anyhow::Result<Uuid> {
 /// What a job that has failed for good leaves behind: never a store stuck in a transitional
 /// state.
 pub async fn on_final_failure(env: &JobEnv, job: &JobRow) -> anyhow::Result<()> {
+    if job.kind == super::BACKUP {
+        for s in &job.steps {
+            if let Ok((step::TAKE_BACKUP, Some(id))) = parse(s) {
+                let reason = job.error.as_deref().unwrap_or("the backup failed");
+                db::backups::fail(&env.db, job.org_id, id, reason, env.clock.now()).await?;
+                let key = env.plane.backups.key(job.store_id.unwrap_or_default(), id);
+                env.plane.backups.delete(&key).await?;
+            }
+        }
+        // A failed backup leaves the store as it was.
+        return Ok(());
+    }
     let Some(store_id) = job.store_id else { return Ok(()) };
     let status = match job.kind.as_str() {
         super::CREATE_STORE | super::DELETE_STORE => "failed",

@@ -210,7 +210,15 @@ impl Server {
             .arg(&self.pgdata)
             .current_dir(&self.pgdata);
         run(cmd, "pg_ctl start").await.with_context(|| {
-            format!("starting PostgreSQL in {} (its log: {})", self.pgdata.display(), log.display())
+            // The server says why in its log: the last lines are the useful ones.
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(6).collect::<Vec<_>>().into_iter().rev().collect();
+            format!(
+                "starting PostgreSQL in {} (its log, {}, ends: {})",
+                self.pgdata.display(),
+                log.display(),
+                tail.join(" | ")
+            )
         })?;
         Ok(true)
     }

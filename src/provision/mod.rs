@@ -46,6 +46,24 @@ pub struct NodeSpec {
     pub user_hosts: Vec<(String, ipnet::IpNet)>,
     /// The certificate the node serves TLS with, signed by its organization's CA.
     pub tls: Option<NodeTls>,
+    /// Where the node archives its WAL (continuous archiving, for point-in-time recovery).
+    pub wal_archive: Option<std::path::PathBuf>,
+}
+
+/// How far a restore replays the archived WAL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestoreTarget {
+    /// To the end of the base backup: the moment it finished.
+    EndOfBackup,
+    /// To this moment.
+    Time(time::OffsetDateTime),
+}
+
+/// What a base backup covers.
+#[derive(Debug, Clone)]
+pub struct BaseBackup {
+    pub start_lsn: String,
+    pub end_lsn: String,
 }
 
 #[derive(Debug, Clone)]
@@ -70,6 +88,7 @@ impl NodeSpec {
             access: vec![],
             user_hosts: vec![],
             tls: None,
+            wal_archive: None,
         }
     }
 }
@@ -112,6 +131,19 @@ pub trait Provisioner: Send + Sync + Debug + 'static {
     /// Makes the node admit exactly `spec.access` (rewriting its rules and reloading them if it
     /// runs). Idempotent.
     async fn apply_access(&self, spec: &NodeSpec) -> anyhow::Result<()>;
+
+    /// Takes a physical base backup of the node (tar, compressed, with the WAL it needs) into the
+    /// file `dest`, written whole or not at all.
+    async fn base_backup(&self, spec: &NodeSpec, dest: &std::path::Path) -> anyhow::Result<BaseBackup>;
+
+    /// Replaces the node's data with the base backup in `archive`, replays the archived WAL to
+    /// `target`, and brings the node back as a primary. The old data is kept until this succeeds.
+    async fn restore(
+        &self,
+        spec: &NodeSpec,
+        archive: &std::path::Path,
+        target: RestoreTarget,
+    ) -> anyhow::Result<()>;
 
     /// A connection to the node as its superuser, over the driver's private administrative
     /// path (which no firewall rule can close), with statement logging off: what is sent may

@@ -52,6 +52,8 @@ pub fn test_plane() -> DataPlane {
     let run_as = RunAs::when_root(&user).expect("an unprivileged user for PostgreSQL");
     let root = nodes_root();
     std::fs::create_dir_all(&root).unwrap();
+    let backups =
+        berth::backup::LocalBackupStore::new(root.with_file_name("backups"), run_as.as_ref()).unwrap();
     let driver = LocalDriver::discover(root, run_as, None).expect("the local driver").ephemeral(true);
     let catalog = Catalog::load(None, driver.postgres_versions()).unwrap();
     DataPlane {
@@ -59,6 +61,7 @@ pub fn test_plane() -> DataPlane {
         catalog: Arc::new(catalog),
         master_key: MasterKey::generate().0,
         ports: next_ports(),
+        backups,
     }
 }
 

@@ -104,6 +104,7 @@ impl Fixture {
             access: vec!["127.0.0.1/32".parse().unwrap()],
             user_hosts: vec![],
             tls: None,
+            wal_archive: None,
         }
     }
 

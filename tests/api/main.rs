@@ -2,6 +2,7 @@
 
 mod audit;
 mod auth;
+mod backups;
 mod dbs;
 mod embedded;
 mod firewall;

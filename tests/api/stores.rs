@@ -415,8 +415,13 @@ async fn another_orgs_stores_and_jobs_answer_404_everywhere() {
         .as_str()
         .unwrap()
         .to_owned();
-    let (cid, secret) =
-        create_credential(&app, &mallory, b.parse().unwrap(), &["stores:read", "stores:write"]).await;
+    let (cid, secret) = create_credential(
+        &app,
+        &mallory,
+        b.parse().unwrap(),
+        &["stores:read", "stores:write", "backups:read", "backups:write"],
+    )
+    .await;
     let tok = app.token(&cid, &secret).await["access_token"].as_str().unwrap().to_owned();
     let mallory_id =
         app.get("/api/v1/users/me").cookie(&mallory).send().await.json()["id"].as_str().unwrap().to_owned();
@@ -461,6 +466,17 @@ async fn another_orgs_stores_and_jobs_answer_404_everywhere() {
                 .await,
             app.get(&format!("{s}/stats?metric=connections")).bearer(&tok).send().await,
             app.get(&format!("{s}/stats/summary")).bearer(&tok).send().await,
+            app.get(&format!("{s}/backups")).bearer(&tok).send().await,
+            app.post(&format!("{s}/backups")).bearer(&tok).json(json!({"kind": "full"})).send().await,
+            app.get(&format!("{s}/backups/{node}")).bearer(&tok).send().await,
+            app.delete(&format!("{s}/backups/{node}")).bearer(&tok).send().await,
+            app.get(&format!("{s}/backups/{node}/download")).bearer(&tok).send().await,
+            app.post(&format!("{s}/backups/{node}/verify")).bearer(&tok).send().await,
+            app.post(&format!("{s}/restore"))
+                .bearer(&tok)
+                .json(json!({"backup_id": node, "confirm": "x"}))
+                .send()
+                .await,
             app.get(&format!("/api/v1/orgs/{org}/jobs/{job}")).bearer(&tok).send().await,
             app.post(&format!("/api/v1/orgs/{org}/jobs/{job}/cancel")).bearer(&tok).send().await,
         ];

@@ -178,6 +178,16 @@ impl LocalDriver {
     }
 
     fn configure(&self, server: &Server, spec: &NodeSpec) -> anyhow::Result<()> {
+        self.configure_with(server, spec, &[])
+    }
+
+    /// The node's configuration, plus `extra` settings last (they win), such as recovery targets.
+    fn configure_with(
+        &self,
+        server: &Server,
+        spec: &NodeSpec,
+        extra: &[(&str, String)],
+    ) -> anyhow::Result<()> {
         let s = &spec.settings;
         let mut settings = vec![
             ("listen_addresses", "127.0.0.1".to_owned()),
@@ -203,9 +213,23 @@ impl LocalDriver {
             }
             None => settings.push(("ssl", "off".to_owned())),
         }
+        if let Some(dir) = &spec.wal_archive {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            if let Some(run_as) = &self.run_as {
+                run_as.give(dir)?;
+            }
+            // Never overwrite an archived segment: a second writer is an error, not a silent loss.
+            let d = dir.to_string_lossy().replace('\'', "");
+            settings.extend([
+                ("archive_mode", "on".to_owned()),
+                ("archive_command", format!("test ! -f '{d}/%f' && cp '%p' '{d}/%f'")),
+                ("archive_timeout", "60".to_owned()),
+            ]);
+        }
         if self.ephemeral {
             settings.extend(EPHEMERAL.map(|(k, v)| (k, v.to_owned())));
         }
+        settings.extend(extra.iter().map(|(k, v)| (*k, v.clone())));
         server.write_config(&settings)?;
         server.write_file("pg_hba.conf", &hba_rules(&spec.access, &spec.user_hosts))
     }
@@ -220,6 +244,7 @@ fn hba_rules(access: &[ipnet::IpNet], user_hosts: &[(String, ipnet::IpNet)]) -> 
     );
     text += "# TYPE  DATABASE     USER        ADDRESS        METHOD\n";
     text += &format!("local   all          {su}                       trust\n", su = crate::pg::SUPERUSER);
+    text += &format!("local   replication  {su}                       trust\n", su = crate::pg::SUPERUSER);
     // The superuser has no password, but say it outright: never over TCP.
     text += &format!("host    all          {su}       all            reject\n", su = crate::pg::SUPERUSER);
     text += &format!("host    replication  {REPLICATOR}  127.0.0.1/32   scram-sha-256\n");
@@ -411,6 +436,151 @@ impl Provisioner for LocalDriver {
         })
         .await??;
         tracing::info!(store_id = %spec.store_id, node_id = %spec.node_id, "removed PostgreSQL node");
+        Ok(())
+    }
+
+    async fn base_backup(
+        &self,
+        spec: &NodeSpec,
+        dest: &Path,
+    ) -> anyhow::Result<crate::provision::BaseBackup> {
+        let server = self.existing_server(spec);
+        let parent = dest.parent().context("backup file without a folder")?;
+        std::fs::create_dir_all(parent)?;
+        if let Some(run_as) = &self.run_as {
+            run_as.ensure_reachable(parent)?;
+        }
+        // Assembled in a private folder next to the destination, moved there only when complete.
+        let work =
+            parent.join(format!(".{}.partial", dest.file_name().unwrap_or_default().to_string_lossy()));
+        let _ = std::fs::remove_dir_all(&work);
+        server.private_dir(&work)?;
+        let mut conn = PgConnection::connect_with(&server.connect_options("postgres")).await?;
+        const LSN: &str = "select (case when pg_is_in_recovery() then pg_last_wal_replay_lsn() else pg_current_wal_lsn() end)::text";
+        let start_lsn: String = sqlx::query_scalar(LSN).fetch_one(&mut conn).await?;
+        let mut cmd = server.command("pg_basebackup");
+        cmd.arg("-h")
+            .arg(&server.socket_dir)
+            .args(["-p", &server.port.to_string(), "-U", crate::pg::SUPERUSER, "-D"])
+            .arg(&work)
+            .args(["-F", "tar", "-z", "-X", "fetch", "-c", "fast"])
+            .current_dir(&work);
+        crate::pg::run_for(cmd, "pg_basebackup", BASEBACKUP_TIMEOUT)
+            .await
+            .with_context(|| format!("backing up node {} of store {}", spec.node_id, spec.store_id))?;
+        let end_lsn: String = sqlx::query_scalar(LSN).fetch_one(&mut conn).await?;
+        std::fs::rename(work.join("base.tar.gz"), dest)
+            .with_context(|| format!("moving the backup to {}", dest.display()))?;
+        let _ = std::fs::remove_dir_all(&work);
+        Ok(crate::provision::BaseBackup { start_lsn, end_lsn })
+    }
+
+    async fn restore(
+        &self,
+        spec: &NodeSpec,
+        archive: &Path,
+        target: crate::provision::RestoreTarget,
+    ) -> anyhow::Result<()> {
+        let server = self.server(spec)?;
+        let wal = spec.wal_archive.as_ref().context("the store has no WAL archive")?;
+        self.prepare_dirs(&server)?;
+        let staging = server.fresh_staging()?;
+        let mut tar = tokio::process::Command::new("tar");
+        tar.arg("-xzf").arg(archive).arg("-C").arg(&staging).stdin(std::process::Stdio::null());
+        if let Some(run_as) = &self.run_as {
+            run_as.apply(&mut tar);
+        }
+        crate::pg::run_for(tar, "tar", BASEBACKUP_TIMEOUT).await.context("unpacking the backup")?;
+        let w = wal.to_string_lossy().replace('\'', "");
+        let mut recovery = vec![("restore_command", format!("cp '{w}/%f' '%p'"))];
+        match target {
+            crate::provision::RestoreTarget::EndOfBackup => {
+                recovery.push(("recovery_target", "immediate".to_owned()))
+            }
+            crate::provision::RestoreTarget::Time(t) => {
+                // PostgreSQL's own timestamp syntax, in UTC, to the microsecond.
+                let fmt = time::macros::format_description!(
+                    "[year]-[month]-[day] [hour]:[minute]:[second].[subsecond digits:6]+00"
+                );
+                let utc = t.to_offset(time::UtcOffset::UTC);
+                recovery.push(("recovery_target_time", utc.format(&fmt).context("formatting the target")?));
+            }
+        }
+        recovery.push(("recovery_target_action", "promote".to_owned()));
+        // While the node still runs, close its current WAL segment and wait until it is archived:
+        // everything written up to now can then be replayed.
+        if let Ok(mut conn) = PgConnection::connect_with(&server.connect_options("postgres")).await {
+            let recovering: bool =
+                sqlx::query_scalar("select pg_is_in_recovery()").fetch_one(&mut conn).await?;
+            if !recovering {
+                let segment: String = sqlx::query_scalar("select pg_walfile_name(pg_switch_wal())")
+                    .fetch_one(&mut conn)
+                    .await?;
+                let deadline = std::time::Instant::now() + Duration::from_secs(60);
+                loop {
+                    let archived: Option<String> =
+                        sqlx::query_scalar("select last_archived_wal from pg_stat_archiver")
+                            .fetch_one(&mut conn)
+                            .await?;
+                    // Segment names sort in WAL order (a later timeline's sort after).
+                    if archived.as_deref().is_some_and(|a| a.get(8..) >= segment.get(8..)) {
+                        break;
+                    }
+                    anyhow::ensure!(
+                        std::time::Instant::now() < deadline,
+                        "WAL segment {segment} was not archived within 60 s"
+                    );
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+        let staged = Server { pgdata: staging.clone(), ..server.clone() };
+        self.configure_with(&staged, spec, &recovery)?;
+        staged.write_file("recovery.signal", "")?;
+        // A backup taken from a replica carries standby.signal: the restored node is a primary.
+        let _ = std::fs::remove_file(staging.join("standby.signal"));
+        // The current data steps aside (kept until the restore succeeds) and the backup takes its place.
+        server.stop("fast").await?;
+        let aside = server.pgdata.with_file_name("data.before-restore");
+        if server.exists() {
+            let _ = std::fs::remove_dir_all(&aside);
+            std::fs::rename(&server.pgdata, &aside).context("setting the old data aside")?;
+        }
+        server.put_in_place(&staging)?;
+        let log = server.pgdata.with_file_name("server.log");
+        let started = async {
+            server.start(&log).await?;
+            let mut conn = server.connect_when_ready("postgres", Duration::from_secs(300)).await?;
+            let deadline = std::time::Instant::now() + Duration::from_secs(300);
+            loop {
+                let recovering: bool =
+                    sqlx::query_scalar("select pg_is_in_recovery()").fetch_one(&mut conn).await?;
+                if !recovering {
+                    break;
+                }
+                anyhow::ensure!(std::time::Instant::now() < deadline, "recovery did not finish within 300 s");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            anyhow::Ok(())
+        }
+        .await;
+        if let Err(e) = started {
+            // Put the old data back: a failed restore loses nothing.
+            let _ = server.stop("immediate").await;
+            let failed = server.pgdata.with_file_name("data.failed-restore");
+            let _ = std::fs::remove_dir_all(&failed);
+            let _ = std::fs::rename(&server.pgdata, &failed);
+            if aside.exists() {
+                std::fs::rename(&aside, &server.pgdata)?;
+                self.run_node(&server, spec).await?;
+            }
+            return Err(e.context("the restored node did not come up; the previous data is back in place"));
+        }
+        // Recovered: the normal configuration again, without the recovery settings.
+        self.configure(&server, spec)?;
+        let mut conn = server.connect_when_ready("postgres", Duration::from_secs(30)).await?;
+        sqlx::query("select pg_reload_conf()").execute(&mut conn).await?;
+        let _ = std::fs::remove_dir_all(&aside);
         Ok(())
     }
 

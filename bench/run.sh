@@ -1,0 +1,254 @@
+#!/usr/bin/env bash
+# Load benchmark of Berth's hot paths against a floor and a ceiling on the same machine.
+# Run from the repository root: `bash bench/run.sh`. See bench/README.md for what it measures.
+#
+# Environment:
+#   DURATION     seconds per measurement (default 10)
+#   WARMUP       seconds of unrecorded load before each HTTP measurement (default 2)
+#   CONNECTIONS  wrk connections for the measured runs (default 64)
+#   STORM        wrk connections of the login storm in the last run (default 32)
+set -euo pipefail
+trap 'echo "bench/run.sh: line $LINENO failed" >&2' ERR
+
+DURATION=${DURATION:-10}
+WARMUP=${WARMUP:-2}
+CONNECTIONS=${CONNECTIONS:-64}
+STORM=${STORM:-32}
+THREADS=2
+
+cd "$(dirname "$0")/.."
+
+if ! command -v wrk >/dev/null; then
+    echo "== installing wrk"
+    apt-get update -qq && apt-get install -y -qq wrk
+fi
+
+echo "== building (release)"
+cargo build --release --bins --examples
+
+WORK=$(mktemp -d /tmp/berth-bench.XXXXXX)
+# PostgreSQL runs as its own user when we are root and must traverse this folder.
+chmod 711 "$WORK"
+BERTH_PID=""
+FLOOR_PID=""
+STORM_PID=""
+
+cleanup() {
+    local status=$?
+    set +e
+    if ((status != 0)); then
+        for log in "$WORK"/berth.log.err "$WORK"/floor.log.err; do
+            [[ -s $log ]] && { echo "-- last lines of $(basename "$log"):" >&2; tail -n 20 "$log" >&2; }
+        done
+    fi
+    [[ -n $STORM_PID ]] && kill "$STORM_PID" 2>/dev/null
+    [[ -n $FLOOR_PID ]] && kill "$FLOOR_PID" 2>/dev/null
+    if [[ -n $BERTH_PID ]] && kill -0 "$BERTH_PID" 2>/dev/null; then
+        # SIGTERM: Berth drains its requests and stops its PostgreSQL before it exits.
+        kill -TERM "$BERTH_PID"
+        for _ in $(seq 60); do
+            kill -0 "$BERTH_PID" 2>/dev/null || break
+            sleep 0.5
+        done
+        if kill -0 "$BERTH_PID" 2>/dev/null; then
+            echo "berth did not stop within 30 s; its PostgreSQL may still run on $WORK" >&2
+            return
+        fi
+    fi
+    wait 2>/dev/null
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# Waits for "<prefix> http://host:port" on stdout of process $2, logged to $3; prints host:port.
+wait_for_address() {
+    local prefix=$1 pid=$2 log=$3 addr=""
+    for _ in $(seq 240); do
+        addr=$(sed -n "s|^$prefix http://\([0-9.:]*\).*|\1|p" "$log" | head -n1)
+        [[ -n $addr ]] && { echo "$addr"; return 0; }
+        if ! kill -0 "$pid" 2>/dev/null; then
+            echo "process exited before listening; its output:" >&2
+            cat "$log" "$log.err" >&2
+            return 1
+        fi
+        sleep 0.5
+    done
+    echo "timed out waiting for $log" >&2
+    return 1
+}
+
+echo "== starting berth (data in $WORK)"
+PASSWORD=bench-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
+EMAIL=admin@localhost
+env -u DATABASE_URL \
+    BERTH_DATA_DIR="$WORK/data" BERTH_LISTEN=127.0.0.1:0 \
+    BERTH_ADMIN_EMAIL="$EMAIL" BERTH_ADMIN_PASSWORD="$PASSWORD" \
+    target/release/berth >"$WORK/berth.log" 2>"$WORK/berth.log.err" &
+BERTH_PID=$!
+BERTH=http://$(wait_for_address "Berth is listening on" "$BERTH_PID" "$WORK/berth.log")
+echo "   $BERTH"
+
+LOGIN_BODY="{\"login\":\"$EMAIL\",\"password\":\"$PASSWORD\"}"
+COOKIE=$(curl -sS -o /dev/null -D - -H 'Content-Type: application/json' \
+    --data "$LOGIN_BODY" "$BERTH/api/auth/login" |
+    sed -n 's/^[Ss]et-[Cc]ookie: berth_session=\([^;]*\).*/\1/p' | tr -d '\r')
+[[ -n $COOKIE ]] || { echo "login did not set a session cookie" >&2; exit 1; }
+code=$(curl -sS -o /dev/null -w '%{http_code}' -H "Cookie: berth_session=$COOKIE" \
+    "$BERTH/api/auth/check")
+[[ $code == 200 ]] || { echo "GET /api/auth/check answered $code" >&2; exit 1; }
+
+echo "== starting the floor on berth's PostgreSQL"
+FLOOR_DATABASE_URL="postgres://berth@localhost/berth?host=$WORK/data/run" \
+    FLOOR_LISTEN=127.0.0.1:0 \
+    target/release/examples/floor >"$WORK/floor.log" 2>"$WORK/floor.log.err" &
+FLOOR_PID=$!
+FLOOR=http://$(wait_for_address "floor listening on" "$FLOOR_PID" "$WORK/floor.log")
+echo "   $FLOOR"
+
+cat >"$WORK/floor.lua" <<'EOF'
+local n = 0
+function setup(thread) n = n + 1; thread:set("seed", n) end
+function init(args) math.randomseed(os.time() + seed * 7919) end
+function request() return wrk.format(nil, "/floor/" .. math.random(1, 10000)) end
+EOF
+cat >"$WORK/login.lua" <<EOF
+wrk.method = "POST"
+wrk.body = '$LOGIN_BODY'
+wrk.headers["Content-Type"] = "application/json"
+EOF
+
+# wrk's defaults, but a login waits its turn behind argon2 for longer than the 2 s timeout.
+run_wrk() {
+    local name=$1 conns=$2 secs=$3
+    shift 3
+    wrk -t"$THREADS" -c"$conns" -d"${secs}s" --timeout 30s --latency "$@" >"$WORK/$name.txt"
+}
+
+# A measured run: unrecorded warm-up, then the run; refuses non-2xx answers and errors.
+measure() {
+    local name=$1
+    shift
+    echo "== $name"
+    run_wrk "$name.warmup" "$CONNECTIONS" "$WARMUP" "$@"
+    local before
+    before=$(ticks)
+    run_wrk "$name" "$CONNECTIONS" "$DURATION" "$@"
+    others_pct "$before" "$(ticks)" >"$WORK/$name.others"
+    sed 's/^/   /' "$WORK/$name.txt"
+    if grep -qE 'Non-2xx|Socket errors' "$WORK/$name.txt"; then
+        echo "$name: errors or non-2xx answers; see above" >&2
+        kill -0 "$BERTH_PID" 2>/dev/null || echo "berth is no longer running" >&2
+        exit 1
+    fi
+}
+
+# CPU ticks: "<machine busy> <machine total> <ours>". Ours is every process under this script,
+# Berth and its PostgreSQL (running, or exited and reaped by them), and the kernel's threads
+# (loopback traffic is partly handled there), so busy minus ours is what something else on the
+# machine took from the run.
+ticks() {
+    local pgmaster
+    pgmaster=$(head -n1 "$WORK/data/pg/postmaster.pid" 2>/dev/null || echo 0)
+    awk 'NR == 1 { busy = $2 + $3 + $4; total = 0; for (i = 2; i <= NF; i++) total += $i }
+         END { printf "%d %d ", busy, total }' /proc/stat
+    # Processes come and go while cat reads them; a vanished one is not an error.
+    { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v roots="$$ $BERTH_PID $pgmaster 2" '
+        { pid = $1; sub(/^.*\) /, ""); ppid[pid] = $2; cpu[pid] = $12 + $13 + $14 + $15 }
+        END {
+            n = split(roots, r, " "); for (i = 1; i <= n; i++) ours[r[i]] = 1
+            do { grew = 0
+                 for (p in ppid) if (!(p in ours) && (ppid[p] in ours)) { ours[p] = 1; grew = 1 }
+            } while (grew)
+            for (p in ours) if (p in cpu) sum += cpu[p]
+            print sum
+        }'
+}
+# Share of the machine (%) that other processes used between two `ticks`.
+others_pct() {
+    awk -v a="$1" -v b="$2" 'BEGIN { split(a, x, " "); split(b, y, " ")
+        o = (y[1] - x[1]) - (y[3] - x[3]); if (o < 0) o = 0
+        printf "%.0f\n", 100 * o / (y[2] - x[2]) }'
+}
+
+rps() { awk '/^Requests\/sec:/ { print $2 }' "$WORK/$1.txt"; }
+# A latency percentile from wrk's distribution, in milliseconds.
+pct_ms() {
+    awk -v p="$2%" '$1 == p {
+        v = $2
+        if (v ~ /us$/) { sub(/us$/, "", v); v /= 1000 }
+        else if (v ~ /ms$/) { sub(/ms$/, "", v) }
+        else if (v ~ /m$/) { sub(/m$/, "", v); v *= 60000 }
+        else if (v ~ /s$/) { sub(/s$/, "", v); v *= 1000 }
+        printf "%.2f", v
+    }' "$WORK/$1.txt"
+}
+
+measure status "$BERTH/api/status"
+measure floor -s "$WORK/floor.lua" "$FLOOR"
+measure check -H "Cookie: berth_session=$COOKIE" "$BERTH/api/auth/check"
+measure login -s "$WORK/login.lua" "$BERTH/api/auth/login"
+
+echo "== argon2 raw hash rate (Berth's parameters, one thread per core)"
+before=$(ticks)
+target/release/examples/argon2_rate --seconds "$DURATION" | tee "$WORK/argon2.txt"
+others_pct "$before" "$(ticks)" >"$WORK/argon2.others"
+ARGON2=$(sed -n 's/.* rate=\([0-9.]*\).*/\1/p' "$WORK/argon2.txt")
+
+echo "== check under a login storm ($STORM connections on login)"
+wrk -t1 -c"$STORM" -d"$((DURATION + WARMUP + 2))s" --timeout 30s --latency -s "$WORK/login.lua" \
+    "$BERTH/api/auth/login" >"$WORK/storm.txt" &
+STORM_PID=$!
+sleep "$WARMUP"
+before=$(ticks)
+run_wrk check_storm "$CONNECTIONS" "$DURATION" -H "Cookie: berth_session=$COOKIE" \
+    "$BERTH/api/auth/check"
+others_pct "$before" "$(ticks)" >"$WORK/check_storm.others"
+cp "$WORK/check_storm.others" "$WORK/storm.others"
+wait "$STORM_PID"
+STORM_PID=""
+sed 's/^/   /' "$WORK/check_storm.txt"
+echo "   -- the storm beside it:"
+sed 's/^/   /' "$WORK/storm.txt"
+if grep -qE 'Non-2xx|Socket errors' "$WORK/check_storm.txt" "$WORK/storm.txt"; then
+    echo "check_storm: errors or non-2xx answers; see above" >&2
+    exit 1
+fi
+
+STATUS=$(rps status)
+FLOOR_RPS=$(rps floor)
+CHECK=$(rps check)
+LOGIN=$(rps login)
+P99_STORM=$(pct_ms check_storm 99)
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+verdict() { awk -v v="$1" -v t="$3" -v op="$2" 'BEGIN {
+    ok = (op == ">=") ? (v >= t) : (v < t); print ok ? "met" : "MISSED" }'; }
+R_CHECK=$(ratio "$CHECK" "$FLOOR_RPS")
+R_LOGIN=$(ratio "$LOGIN" "$ARGON2")
+others() { cat "$WORK/$1.others"; }
+row() { printf '| %-44s | %10s | %9s | %6s |\n' "$1" "$2" "$3" "$4"; }
+
+echo
+echo "== results: $(date -u +%Y-%m-%d), $(nproc) cores, $CONNECTIONS connections, ${DURATION} s per run"
+echo
+row "run" "per second" "p99 (ms)" "other %"
+row "---" "---:" "---:" "---:"
+row "GET /api/status (ceiling, no database)" "$STATUS" "$(pct_ms status 99)" "$(others status)"
+row "GET /floor/{id} (floor: axum + one select)" "$FLOOR_RPS" "$(pct_ms floor 99)" "$(others floor)"
+row "GET /api/auth/check (session cookie)" "$CHECK" "$(pct_ms check 99)" "$(others check)"
+row "POST /api/auth/login" "$LOGIN" "$(pct_ms login 99)" "$(others login)"
+row "argon2id raw hashes, $(nproc) threads" "$ARGON2" "" "$(others argon2)"
+row "GET /api/auth/check beside a login storm" "$(rps check_storm)" "$P99_STORM" "$(others check_storm)"
+row "POST /api/auth/login: the storm, $STORM conns" "$(rps storm)" "$(pct_ms storm 99)" "$(others storm)"
+echo
+row "ratio" "measured" "target" "verdict"
+row "---" "---:" "---:" "---"
+row "check / floor" "$R_CHECK" ">= 0.50" "$(verdict "$R_CHECK" ">=" 0.50)"
+row "login / argon2 raw" "$R_LOGIN" ">= 0.80" "$(verdict "$R_LOGIN" ">=" 0.80)"
+row "p99 of check under a login storm (ms)" "$P99_STORM" "< 20" "$(verdict "$P99_STORM" "<" 20)"
+row "status / floor (information)" "$(ratio "$STATUS" "$FLOOR_RPS")" "" ""
+echo
+echo "other %: share of the machine that processes outside the benchmark used during the run."
+if cat "$WORK"/*.others | awk '$1 > 5 { bad = 1 } END { exit !bad }'; then
+    echo "warning: something else used over 5 % of the machine during a run; those figures are" \
+        "low, rerun on a quiet machine" >&2
+fi

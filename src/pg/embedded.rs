@@ -66,12 +66,14 @@ impl EmbeddedPg {
     }
 
     /// Connections of other Berth processes (`berth serve` and `berth worker` share one server).
+    /// This process's own, even those still closing, do not count.
     pub async fn other_clients(&self) -> anyhow::Result<i64> {
         let mut conn = self.connect("postgres").await?;
         let n: i64 = sqlx::query_scalar(
             "select count(*) from pg_stat_activity
-             where application_name = 'berth' and backend_type = 'client backend' and pid <> pg_backend_pid()",
+             where application_name like 'berth:%' and application_name <> $1 and backend_type = 'client backend'",
         )
+        .bind(super::server::application_name())
         .fetch_one(&mut conn)
         .await?;
         Ok(n)

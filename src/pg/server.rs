@@ -243,7 +243,8 @@ impl Server {
         }
     }
 
-    /// The superuser over the Unix socket. Statement logging is off: administrative statements
+    /// The superuser over the Unix socket, named `berth:<pid>` so that each Berth process can tell
+    /// its own connections from another's. Statement logging is off: administrative statements
     /// may carry passwords.
     pub fn connect_options(&self, database: &str) -> PgConnectOptions {
         PgConnectOptions::new_without_pgpass()
@@ -251,7 +252,7 @@ impl Server {
             .port(self.port)
             .username(SUPERUSER)
             .database(database)
-            .application_name("berth")
+            .application_name(&application_name())
             .disable_statement_logging()
     }
 
@@ -329,4 +330,9 @@ pub fn socket_dir_for(dir: &Path) -> PathBuf {
 /// A `postgresql.conf` string value.
 fn conf_quote(v: &str) -> String {
     format!("'{}'", v.replace('\\', "\\\\").replace('\'', "''"))
+}
+
+/// How this process names its connections: `berth:<pid>`.
+pub fn application_name() -> String {
+    format!("berth:{}", std::process::id())
 }

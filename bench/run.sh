@@ -97,6 +97,26 @@ code=$(curl -sS -o /dev/null -w '%{http_code}' -H "Cookie: berth_session=$COOKIE
     "$BERTH/api/auth/check")
 [[ $code == 200 ]] || { echo "GET /api/auth/check answered $code" >&2; exit 1; }
 
+echo "== a client credential and a bearer token (issue 3's paths)"
+ORG=$(curl -sS -H 'Content-Type: application/json' --data "$LOGIN_BODY" "$BERTH/api/auth/login" |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["organizations"][0]["id"])')
+EXPIRES=$(date -u -d '+30 days' +%Y-%m-%dT%H:%M:%SZ)
+CRED=$(curl -sS -H "Cookie: berth_session=$COOKIE" -H "Origin: $BERTH" -H 'Content-Type: application/json' \
+    --data "{\"description\":\"bench\",\"expires_at\":\"$EXPIRES\",\"scopes\":[\"org:read\"]}" \
+    "$BERTH/api/v1/orgs/$ORG/credentials")
+CLIENT_ID=$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["client_id"])' "$CRED")
+CLIENT_SECRET=$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["client_secret"])' "$CRED")
+BASIC=$(printf '%s:%s' "$CLIENT_ID" "$CLIENT_SECRET" | base64 -w0)
+TOKEN=$(curl -sS -H "Authorization: Basic $BASIC" --data 'grant_type=client_credentials' \
+    "$BERTH/api/auth/oauth2/token" | python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])')
+[[ $TOKEN == brt_* ]] || { echo "no access token" >&2; exit 1; }
+cat >"$WORK/token.lua" <<EOF
+wrk.method = "POST"
+wrk.body = "grant_type=client_credentials"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+wrk.headers["Authorization"] = "Basic $BASIC"
+EOF
+
 echo "== starting the floor on berth's PostgreSQL"
 FLOOR_DATABASE_URL="postgres://berth@localhost/berth?host=$WORK/data/run" \
     FLOOR_LISTEN=127.0.0.1:0 \
@@ -187,6 +207,8 @@ measure status "$BERTH/api/status"
 measure floor -s "$WORK/floor.lua" "$FLOOR"
 measure check -H "Cookie: berth_session=$COOKIE" "$BERTH/api/auth/check"
 measure login -s "$WORK/login.lua" "$BERTH/api/auth/login"
+measure token -s "$WORK/token.lua" "$BERTH/api/auth/oauth2/token"
+measure bearer_org -H "Authorization: Bearer $TOKEN" "$BERTH/api/v1/orgs/$ORG"
 
 echo "== argon2 raw hash rate (Berth's parameters, one thread per core)"
 before=$(ticks)
@@ -224,6 +246,8 @@ verdict() { awk -v v="$1" -v t="$3" -v op="$2" 'BEGIN {
     ok = (op == ">=") ? (v >= t) : (v < t); print ok ? "met" : "MISSED" }'; }
 R_CHECK=$(ratio "$CHECK" "$FLOOR_RPS")
 R_LOGIN=$(ratio "$LOGIN" "$ARGON2")
+R_TOKEN=$(ratio "$(rps token)" "$FLOOR_RPS")
+R_BEARER=$(ratio "$(rps bearer_org)" "$FLOOR_RPS")
 others() { cat "$WORK/$1.others"; }
 row() { printf '| %-44s | %10s | %9s | %6s |\n' "$1" "$2" "$3" "$4"; }
 
@@ -236,6 +260,8 @@ row "GET /api/status (ceiling, no database)" "$STATUS" "$(pct_ms status 99)" "$(
 row "GET /floor/{id} (floor: axum + one select)" "$FLOOR_RPS" "$(pct_ms floor 99)" "$(others floor)"
 row "GET /api/auth/check (session cookie)" "$CHECK" "$(pct_ms check 99)" "$(others check)"
 row "POST /api/auth/login" "$LOGIN" "$(pct_ms login 99)" "$(others login)"
+row "POST /api/auth/oauth2/token (client_credentials)" "$(rps token)" "$(pct_ms token 99)" "$(others token)"
+row "GET /api/v1/orgs/{id} (bearer token)" "$(rps bearer_org)" "$(pct_ms bearer_org 99)" "$(others bearer_org)"
 row "argon2id raw hashes, $(nproc) threads" "$ARGON2" "" "$(others argon2)"
 row "GET /api/auth/check beside a login storm" "$(rps check_storm)" "$P99_STORM" "$(others check_storm)"
 row "POST /api/auth/login: the storm, $STORM conns" "$(rps storm)" "$(pct_ms storm 99)" "$(others storm)"
@@ -245,6 +271,8 @@ row "---" "---:" "---:" "---"
 row "check / floor" "$R_CHECK" ">= 0.50" "$(verdict "$R_CHECK" ">=" 0.50)"
 row "login / argon2 raw" "$R_LOGIN" ">= 0.80" "$(verdict "$R_LOGIN" ">=" 0.80)"
 row "p99 of check under a login storm (ms)" "$P99_STORM" "< 20" "$(verdict "$P99_STORM" "<" 20)"
+row "bearer GET org / floor (issue 3)" "$R_BEARER" ">= 0.50" "$(verdict "$R_BEARER" ">=" 0.50)"
+row "token issuance / floor (issue 3)" "$R_TOKEN" ">= 0.15" "$(verdict "$R_TOKEN" ">=" 0.15)"
 row "status / floor (information)" "$(ratio "$STATUS" "$FLOOR_RPS")" "" ""
 echo
 echo "other %: share of the machine that processes outside the benchmark used during the run."

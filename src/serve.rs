@@ -53,8 +53,11 @@ impl ControlDb {
                 (pg.connect_options("berth"), Some(pg))
             }
         };
+        // No ping before every checkout: a broken connection fails its query and is replaced, and
+        // every request saves a round trip.
         let pool = PgPoolOptions::new()
             .max_connections(cfg.db_max_connections)
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(5))
             .connect_with(options)
             .await

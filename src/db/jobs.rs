@@ -150,7 +150,8 @@ pub async fn finish(
     now: OffsetDateTime,
 ) -> sqlx::Result<bool> {
     let done = sqlx::query!(
-        "update jobs set status = $3, error = $4, finished_at = $5, updated_at = $5, locked_by = null, locked_until = null
+        "update jobs set status = $3, error = $4, finished_at = $5, updated_at = $5, locked_by = null, locked_until = null,
+                step = case when $3 = 'succeeded' then cardinality(steps) else step end
          where id = $1 and locked_by = $2 and status = 'running'",
         id,
         worker,

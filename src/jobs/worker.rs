@@ -201,6 +201,10 @@ async fn run_steps(env: &JobEnv, worker: &str, job: &JobRow, stopped: &watch::Re
             Ok(Err(e)) => return Outcome::Failed(e.context(format!("step {step}"))),
             Err(_) => return Outcome::Failed(anyhow::anyhow!("step {step} timed out")),
         }
+        // The last step's progress is recorded by `finish`, in the same statement.
+        if i + 1 == job.steps.len() {
+            break;
+        }
         match db::jobs::advance(&env.db, job.id, worker, (i + 1) as i32, env.clock.now()).await {
             Ok(true) => {}
             Ok(false) => return Outcome::LostLease,

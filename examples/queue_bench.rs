@@ -112,7 +112,7 @@ const BERTH: usize = 0;
 const BARE_PREPARED: usize = 1;
 const BARE_SIMPLE: usize = 2;
 const SIDES: [(&str, Side); 6] = [
-    ("berth: workers, pool as `berth serve` builds it", Side::Berth { ping: true }),
+    ("berth: workers, pool as `berth serve` builds it", Side::Berth { ping: false }),
     (
         "bare: pgbench, claim + finish, -M prepared",
         Side::Bare { script: Script::ClaimFinish, protocol: "prepared" },
@@ -121,7 +121,7 @@ const SIDES: [(&str, Side); 6] = [
         "bare: pgbench, claim + finish, -M simple",
         Side::Bare { script: Script::ClaimFinish, protocol: "simple" },
     ),
-    ("info: berth, pool without test_before_acquire", Side::Berth { ping: false }),
+    ("info: berth, pool with sqlx's default ping", Side::Berth { ping: true }),
     (
         "info: pgbench, a worker's 3 statements, -M prepared",
         Side::Bare { script: Script::Worker, protocol: "prepared" },

@@ -231,12 +231,6 @@ async fn a_three_node_store_replicates_and_nodes_come_and_go() {
         .send()
         .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
-    // While that job runs, another change is refused, naming it.
-    let busy = app.post(&format!("/api/v1/orgs/{org}/stores/{id}/nodes")).cookie(&owner).send().await;
-    if busy.status == StatusCode::CONFLICT {
-        busy.assert_problem(StatusCode::CONFLICT, "job_in_progress");
-        assert!(busy.json()["detail"].as_str().unwrap().contains("remove_node"));
-    }
     wait_job(&app, &owner, org, r.json()["job"]["id"].as_str().unwrap()).await;
     let store = wait_for(&app, &owner, org, &id, "available").await;
     assert_eq!(store["nodes"].as_array().unwrap().len(), 2);
@@ -519,4 +513,80 @@ async fn a_queued_job_can_be_cancelled_a_running_one_cannot() {
     again.assert_problem(StatusCode::CONFLICT, "not_cancellable");
     // The name is free again.
     create(&app, &owner, "never", 1).await;
+}
+
+#[tokio::test]
+async fn a_second_change_while_a_job_runs_is_409_naming_that_job() {
+    // No workers: the create job stays queued, deterministically in the way.
+    let app = TestApp::spawn().await;
+    let owner = app.login_owner().await;
+    let org = app.owner_org;
+    let created = create(&app, &owner, "busy", 1).await;
+    let id = created["store"]["id"].as_str().unwrap();
+    let job = created["job"]["id"].as_str().unwrap();
+    let r = app.delete(&format!("/api/v1/orgs/{org}/stores/{id}")).cookie(&owner).send().await;
+    r.assert_problem(StatusCode::CONFLICT, "job_in_progress");
+    let detail = r.json()["detail"].as_str().unwrap().to_owned();
+    assert!(detail.contains(job) && detail.contains("create_store"), "{detail}");
+    let r = app.post(&format!("/api/v1/orgs/{org}/stores/{id}/repair")).cookie(&owner).send().await;
+    r.assert_problem(StatusCode::CONFLICT, "job_in_progress");
+    let jobs: i64 = sqlx::query_scalar("select count(*) from jobs").fetch_one(&app.db).await.unwrap();
+    assert_eq!(jobs, 1, "nothing else was enqueued");
+}
+
+#[tokio::test]
+async fn repair_and_restart_bring_back_stopped_nodes_and_strays_are_removed() {
+    let app = TestApp::spawn().await.with_workers(2).await;
+    let owner = app.login_owner().await;
+    let org = app.owner_org;
+    let created = create(&app, &owner, "mend", 2).await;
+    let id = created["store"]["id"].as_str().unwrap().to_owned();
+    let password = created["credentials"]["password"].as_str().unwrap().to_owned();
+    let store = wait_for(&app, &owner, org, &id, "available").await;
+    let replica = store["nodes"].as_array().unwrap().iter().find(|n| n["role"] == "replica").unwrap().clone();
+    let (store_id, node_id): (uuid::Uuid, uuid::Uuid) =
+        (id.parse().unwrap(), replica["id"].as_str().unwrap().parse().unwrap());
+    let driver = app.state.plane.driver.clone();
+    let spec =
+        app.state.plane.node_spec(&app.db, org, store_id, node_id, app.clock_now()).await.unwrap().unwrap();
+    let port = replica["port"].as_i64().unwrap();
+
+    // The replica's server dies (as after a host reboot): the health check sees it.
+    driver.stop(&spec).await.unwrap();
+    assert!(connect(port, "dbadmin", &password, "defaultdb").await.is_err());
+    berth::jobs::reconcile::check_all(&app.state.job_env()).await.unwrap();
+    let s = app.get(&format!("/api/v1/orgs/{org}/stores/{id}")).cookie(&owner).send().await.json();
+    let state =
+        s["nodes"].as_array().unwrap().iter().find(|n| n["id"] == replica["id"]).unwrap()["state"].clone();
+    assert_eq!(state, "failed");
+
+    // Repair rebuilds it from the primary.
+    let r = app.post(&format!("/api/v1/orgs/{org}/stores/{id}/repair")).cookie(&owner).send().await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
+    let job = wait_job(&app, &owner, org, r.json()["id"].as_str().unwrap()).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert!(job["steps"].as_array().unwrap().iter().any(|s| s["name"] == format!("rebuild_node:{node_id}")));
+    connect(port, "dbadmin", &password, "defaultdb").await.expect("the rebuilt replica serves");
+    wait_for(&app, &owner, org, &id, "available").await;
+
+    // At start, Berth starts nodes that should run and removes servers no store knows.
+    driver.stop(&spec).await.unwrap();
+    let stray = berth::provision::NodeSpec {
+        store_id: uuid::Uuid::now_v7(),
+        node_id: uuid::Uuid::now_v7(),
+        port: 20_398,
+        ..spec.clone()
+    };
+    driver.create_primary(&stray).await.unwrap();
+    assert!(driver.present_nodes().await.unwrap().contains(&(stray.store_id, stray.node_id)));
+    berth::jobs::reconcile::at_start(&app.state.job_env()).await.unwrap();
+    connect(port, "dbadmin", &password, "defaultdb").await.expect("the stopped node was started");
+    assert!(
+        !driver.present_nodes().await.unwrap().contains(&(stray.store_id, stray.node_id)),
+        "the stray is gone"
+    );
+
+    let d = app.delete(&format!("/api/v1/orgs/{org}/stores/{id}")).cookie(&owner).send().await;
+    assert_eq!(d.status, StatusCode::ACCEPTED);
+    wait_for(&app, &owner, org, &id, "gone").await;
 }

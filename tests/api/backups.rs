@@ -1,11 +1,11 @@
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::http::StatusCode;
-use serde_json::{Value, json};
+use serde_json::json;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
 
-use crate::helpers::TestApp;
+use crate::helpers::{TestApp, wait_job};
 use crate::stores::{create, wait_for};
 
 async fn conn(port: i64, password: &str) -> PgConnection {
@@ -20,20 +20,6 @@ async fn conn(port: i64, password: &str) -> PgConnection {
 
 async fn count(port: i64, password: &str) -> i64 {
     sqlx::query_scalar("select count(*) from t").fetch_one(&mut conn(port, password).await).await.unwrap()
-}
-
-async fn wait_job(app: &TestApp, cookie: &str, org: uuid::Uuid, job: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        let j = app.get(&format!("/api/v1/orgs/{org}/jobs/{job}")).cookie(cookie).send().await.json();
-        if matches!(j["status"].as_str(), Some("succeeded" | "failed")) {
-            return j;
-        }
-        // The test's clock stands still: a retry after backoff would never come.
-        assert!(j["error"].is_null(), "an attempt failed: {j}");
-        assert!(Instant::now() < deadline, "job still {}", j["status"]);
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 #[tokio::test]

@@ -433,3 +433,18 @@ impl TestApp {
         }
     }
 }
+
+/// Polls a job until it ends. The tests' clock stands still, so a job waiting out a retry's
+/// backoff would wait forever: an attempt that failed fails the test at once, with the job.
+pub async fn wait_job(app: &TestApp, cookie: &str, org: uuid::Uuid, job: &str) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    loop {
+        let j = app.get(&format!("/api/v1/orgs/{org}/jobs/{job}")).cookie(cookie).send().await.json();
+        if matches!(j["status"].as_str(), Some("succeeded" | "failed" | "cancelled")) {
+            return j;
+        }
+        assert!(!(j["status"] == "queued" && j["error"].is_string()), "an attempt failed: {j}");
+        assert!(std::time::Instant::now() < deadline, "job still {} after 180 s", j["status"]);
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}

@@ -1,11 +1,11 @@
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
-use serde_json::{Value, json};
+use serde_json::json;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
 
-use crate::helpers::TestApp;
+use crate::helpers::{TestApp, wait_job};
 use crate::stores::{create, version, wait_for};
 
 async fn show(port: i64, password: &str, name: &str) -> String {
@@ -17,18 +17,6 @@ async fn show(port: i64, password: &str, name: &str) -> String {
         .database("defaultdb");
     let mut c = PgConnection::connect_with(&opts).await.unwrap();
     sqlx::query_scalar(&format!("show {name}")).fetch_one(&mut c).await.unwrap()
-}
-
-async fn wait_job(app: &TestApp, cookie: &str, org: uuid::Uuid, job: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let j = app.get(&format!("/api/v1/orgs/{org}/jobs/{job}")).cookie(cookie).send().await.json();
-        if matches!(j["status"].as_str(), Some("succeeded" | "failed")) {
-            return j;
-        }
-        assert!(Instant::now() < deadline, "job still {}", j["status"]);
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 #[tokio::test]

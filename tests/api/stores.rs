@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
 
-use crate::helpers::{TestApp, create_credential};
+use crate::helpers::{TestApp, create_credential, wait_job};
 
 fn body(name: &str, nodes: i64) -> Value {
     json!({"name": name, "vendor": "postgres", "version": version(), "instance_size": "tiny",
@@ -32,18 +32,6 @@ pub async fn wait_for(app: &TestApp, cookie: &str, org: uuid::Uuid, id: &str, wa
         }
         assert_ne!(s["status"], "failed", "store failed: {s}");
         assert!(Instant::now() < deadline, "store still {} after 180 s: {s}", s["status"]);
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-}
-
-async fn wait_job(app: &TestApp, cookie: &str, org: uuid::Uuid, job: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        let j = app.get(&format!("/api/v1/orgs/{org}/jobs/{job}")).cookie(cookie).send().await.json();
-        if matches!(j["status"].as_str(), Some("succeeded" | "failed" | "cancelled")) {
-            return j;
-        }
-        assert!(Instant::now() < deadline, "job still {} after 180 s", j["status"]);
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }

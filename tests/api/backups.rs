@@ -2,20 +2,13 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use serde_json::json;
-use sqlx::postgres::PgConnectOptions;
-use sqlx::{Connection, PgConnection};
+use sqlx::PgConnection;
 
 use crate::helpers::{TestApp, wait_job};
 use crate::stores::{create, wait_for};
 
 async fn conn(port: i64, password: &str) -> PgConnection {
-    let opts = PgConnectOptions::new_without_pgpass()
-        .host("127.0.0.1")
-        .port(port as u16)
-        .username("dbadmin")
-        .password(password)
-        .database("defaultdb");
-    PgConnection::connect_with(&opts).await.unwrap()
+    crate::helpers::node_connect(port, "dbadmin", password, "defaultdb").await.unwrap()
 }
 
 async fn count(port: i64, password: &str) -> i64 {

@@ -1,19 +1,12 @@
 use axum::http::StatusCode;
 use serde_json::json;
-use sqlx::postgres::PgConnectOptions;
-use sqlx::{Connection, PgConnection};
+use sqlx::PgConnection;
 
 use crate::helpers::TestApp;
 use crate::stores::{create, wait_for};
 
 async fn connect(port: i64, user: &str, password: &str, db: &str) -> Result<PgConnection, String> {
-    let opts = PgConnectOptions::new_without_pgpass()
-        .host("127.0.0.1")
-        .port(port as u16)
-        .username(user)
-        .password(password)
-        .database(db);
-    PgConnection::connect_with(&opts).await.map_err(|e| e.to_string())
+    crate::helpers::node_connect(port, user, password, db).await.map_err(|e| e.to_string())
 }
 
 async fn run(conn: &mut PgConnection, sql: &str) -> Result<(), String> {

@@ -448,3 +448,18 @@ pub async fn wait_job(app: &TestApp, cookie: &str, org: uuid::Uuid, job: &str) -
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
+
+/// How a client reaches a store node on this host.
+pub fn node_options(port: i64, user: &str, password: &str, db: &str) -> PgConnectOptions {
+    PgConnectOptions::new_without_pgpass()
+        .host("127.0.0.1")
+        .port(port as u16)
+        .username(user)
+        .password(password)
+        .database(db)
+}
+
+/// A client connection to a store node.
+pub async fn node_connect(port: i64, user: &str, password: &str, db: &str) -> sqlx::Result<PgConnection> {
+    PgConnection::connect_with(&node_options(port, user, password, db)).await
+}

@@ -2,20 +2,12 @@ use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use serde_json::json;
-use sqlx::postgres::PgConnectOptions;
-use sqlx::{Connection, PgConnection};
 
 use crate::helpers::{TestApp, wait_job};
 use crate::stores::{create, version, wait_for};
 
 async fn show(port: i64, password: &str, name: &str) -> String {
-    let opts = PgConnectOptions::new_without_pgpass()
-        .host("127.0.0.1")
-        .port(port as u16)
-        .username("dbadmin")
-        .password(password)
-        .database("defaultdb");
-    let mut c = PgConnection::connect_with(&opts).await.unwrap();
+    let mut c = crate::helpers::node_connect(port, "dbadmin", password, "defaultdb").await.unwrap();
     sqlx::query_scalar(&format!("show {name}")).fetch_one(&mut c).await.unwrap()
 }
 

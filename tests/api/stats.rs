@@ -1,5 +1,4 @@
 use axum::http::StatusCode;
-use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
 
 use crate::helpers::TestApp;
@@ -23,12 +22,7 @@ async fn a_real_workload_moves_the_counters() {
         app.get(&format!("/api/v1/orgs/{org}/stores/{id}/stats/summary")).cookie(&owner).send().await.json();
     let before = before["items"][0].clone();
 
-    let opts = PgConnectOptions::new_without_pgpass()
-        .host("127.0.0.1")
-        .port(port as u16)
-        .username("dbadmin")
-        .password(&password)
-        .database("defaultdb");
+    let opts = crate::helpers::node_options(port, "dbadmin", &password, "defaultdb");
     let mut c = PgConnection::connect_with(&opts).await.unwrap();
     sqlx::raw_sql("create table w (x int)").execute(&mut c).await.unwrap();
     for i in 0..50 {

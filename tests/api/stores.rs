@@ -2,8 +2,7 @@ use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use serde_json::{Value, json};
-use sqlx::postgres::PgConnectOptions;
-use sqlx::{Connection, PgConnection};
+use sqlx::Connection;
 
 use crate::helpers::{TestApp, create_credential, wait_job};
 
@@ -36,15 +35,7 @@ pub async fn wait_for(app: &TestApp, cookie: &str, org: uuid::Uuid, id: &str, wa
     }
 }
 
-async fn connect(port: i64, user: &str, password: &str, db: &str) -> sqlx::Result<PgConnection> {
-    let opts = PgConnectOptions::new_without_pgpass()
-        .host("127.0.0.1")
-        .port(port as u16)
-        .username(user)
-        .password(password)
-        .database(db);
-    PgConnection::connect_with(&opts).await
-}
+use crate::helpers::node_connect as connect;
 
 pub async fn create(app: &TestApp, cookie: &str, name: &str, nodes: i64) -> Value {
     let r = app

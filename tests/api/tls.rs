@@ -1,18 +1,14 @@
 use axum::http::StatusCode;
 use serde_json::json;
-use sqlx::postgres::{PgConnectOptions, PgSslMode};
+use sqlx::postgres::PgSslMode;
 use sqlx::{Connection, PgConnection};
 
 use crate::helpers::TestApp;
 use crate::stores::{create, wait_for};
 
 async fn connect_verified(host: &str, port: i64, password: &str, ca: &std::path::Path) -> Result<(), String> {
-    let opts = PgConnectOptions::new_without_pgpass()
+    let opts = crate::helpers::node_options(port, "dbadmin", password, "defaultdb")
         .host(host)
-        .port(port as u16)
-        .username("dbadmin")
-        .password(password)
-        .database("defaultdb")
         .ssl_mode(PgSslMode::VerifyFull)
         .ssl_root_cert(ca);
     let mut c = PgConnection::connect_with(&opts).await.map_err(|e| e.to_string())?;

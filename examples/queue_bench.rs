@@ -217,7 +217,8 @@ async fn bench(
         .execute(&db)
         .await?;
 
-    let backups = berth::backup::LocalBackupStore::new(dir.join("backups"), run_as.as_ref())?;
+    let backups =
+        std::sync::Arc::new(berth::backup::LocalBackupStore::new(dir.join("backups"), run_as.as_ref())?);
     let driver = LocalDriver::discover(dir.join("nodes"), run_as, None)?;
     let catalog = Catalog::load(None, driver.postgres_versions())?;
     let plane = DataPlane {

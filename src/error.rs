@@ -76,11 +76,11 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    pub fn field(field: &str, message: impl Into<String>) -> Self {
-        let message = message.into();
+    pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        let (field, message) = (field.into(), message.into());
         Self::Validation {
             detail: format!("{field}: {message}"),
-            errors: vec![FieldError { field: field.to_owned(), message }],
+            errors: vec![FieldError { field, message }],
         }
     }
 

@@ -107,7 +107,7 @@ pub fn data_plane(db: &DbConfig, plane: &PlaneConfig) -> anyhow::Result<DataPlan
     };
     let run_as = RunAs::when_root(&db.pg_user)?;
     let backup_dir = plane.backup_dir.clone().unwrap_or_else(|| db.data_dir.join("backups"));
-    let backups = crate::backup::LocalBackupStore::new(backup_dir, run_as.as_ref())?;
+    let backups = Arc::new(crate::backup::LocalBackupStore::new(backup_dir, run_as.as_ref())?);
     let driver = LocalDriver::discover(db.data_dir.clone(), run_as, db.pg_bindir.as_deref())?;
     let catalog = Catalog::load(plane.catalog.as_deref(), driver.postgres_versions())?;
     Ok(DataPlane {
@@ -135,6 +135,8 @@ async fn start_workers(
         tracing::error!(error = %e, "reconciling store nodes at start");
     }
     tokio::spawn(reconcile::health_loop(env.clone(), Duration::from_secs(10)));
+    // Cron has minute resolution: a tick every 15 s starts a due backup within that of its time.
+    tokio::spawn(crate::jobs::schedule::scheduler_loop(env.clone(), Duration::from_secs(15)));
     Ok(Some(Workers::start(env, count, wake).await?))
 }
 

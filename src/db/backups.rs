@@ -20,22 +20,27 @@ pub struct BackupRow {
     pub error: Option<String>,
     pub created_at: OffsetDateTime,
     pub finished_at: Option<OffsetDateTime>,
+    /// `manual` or `schedule`.
+    pub trigger: String,
 }
 
 pub async fn insert(
     ex: impl PgExecutor<'_>,
-    ctx: &Ctx,
+    org_id: Uuid,
     id: Uuid,
     store_id: Uuid,
     kind: &str,
+    trigger: &str,
     now: OffsetDateTime,
 ) -> sqlx::Result<()> {
     sqlx::query!(
-        "insert into backups (id, org_id, store_id, kind, status, created_at) values ($1, $2, $3, $4, 'running', $5)",
+        "insert into backups (id, org_id, store_id, kind, status, trigger, created_at)
+         values ($1, $2, $3, $4, 'running', $5, $6)",
         id,
-        ctx.org_id,
+        org_id,
         store_id,
         kind,
+        trigger,
         now
     )
     .execute(ex)
@@ -95,8 +100,9 @@ pub struct Finished<'a> {
     pub size_bytes: i64,
     pub sha256: &'a str,
     pub location: &'a str,
-    pub start_lsn: &'a str,
-    pub end_lsn: &'a str,
+    /// The WAL a physical backup covers; none for a logical one.
+    pub start_lsn: Option<&'a str>,
+    pub end_lsn: Option<&'a str>,
     pub now: OffsetDateTime,
 }
 
@@ -163,11 +169,116 @@ pub async fn latest_full_before(
         BackupRow,
         "select * from backups where org_id = $1 and store_id = $2 and kind = 'full' and status = 'succeeded'
            and finished_at <= $3
-         order by finished_at desc limit 1",
+         order by finished_at desc, id desc limit 1",
         ctx.org_id,
         store_id,
         at
     )
     .fetch_optional(ex)
     .await
+}
+
+/// Backups that the retention of their store lets go, oldest first: failed ones and those with
+/// `keep` newer good backups of their kind, or older than `before`. The newest good full backup
+/// of a store that still exists is never among them: point-in-time recovery starts there.
+pub async fn expired(
+    ex: impl PgExecutor<'_>,
+    org_id: Uuid,
+    store_id: Uuid,
+    keep: Option<i32>,
+    before: Option<OffsetDateTime>,
+) -> sqlx::Result<Vec<BackupRow>> {
+    sqlx::query_as!(
+        BackupRow,
+        r#"with ranked as (
+             select b.*, row_number() over (partition by kind, status order by created_at desc, id desc) as rank
+             from backups b where org_id = $1 and store_id = $2 and status <> 'running'
+           ), newest_full as (
+             select b.id from backups b join stores s on s.id = b.store_id and s.status <> 'deleted'
+             where b.org_id = $1 and b.store_id = $2 and b.kind = 'full' and b.status = 'succeeded'
+             order by b.finished_at desc, b.id desc limit 1
+           )
+           select id as "id!", org_id as "org_id!", store_id as "store_id!", kind as "kind!",
+                  status as "status!", node_id, size_bytes, sha256, location, start_lsn, end_lsn, error,
+                  created_at as "created_at!", finished_at, trigger as "trigger!"
+           from ranked
+           where (($3::int is not null and rank > $3) or ($4::timestamptz is not null and created_at < $4))
+             and id not in (select id from newest_full)
+           order by created_at, id"#,
+        org_id,
+        store_id,
+        keep,
+        before
+    )
+    .fetch_all(ex)
+    .await
+}
+
+/// Where the oldest good full backup of a store starts: no restore needs WAL before it.
+pub async fn oldest_full_start(
+    ex: impl PgExecutor<'_>,
+    org_id: Uuid,
+    store_id: Uuid,
+) -> sqlx::Result<Option<String>> {
+    let row = sqlx::query_scalar!(
+        "select start_lsn from backups
+         where org_id = $1 and store_id = $2 and kind = 'full' and status = 'succeeded' and start_lsn is not null
+         order by finished_at, id limit 1",
+        org_id,
+        store_id
+    )
+    .fetch_optional(ex)
+    .await?;
+    Ok(row.flatten())
+}
+
+/// The good full backups of a store, oldest first: where restores can start.
+pub async fn succeeded_full(
+    ex: impl PgExecutor<'_>,
+    ctx: &Ctx,
+    store_id: Uuid,
+) -> sqlx::Result<Vec<BackupRow>> {
+    sqlx::query_as!(
+        BackupRow,
+        "select * from backups where org_id = $1 and store_id = $2 and kind = 'full' and status = 'succeeded'
+         order by finished_at, id",
+        ctx.org_id,
+        store_id
+    )
+    .fetch_all(ex)
+    .await
+}
+
+/// Removes every backup row of a store; returns the archives to remove.
+pub async fn delete_all_of_store(
+    ex: impl PgExecutor<'_>,
+    org_id: Uuid,
+    store_id: Uuid,
+) -> sqlx::Result<Vec<String>> {
+    let rows = sqlx::query_scalar!(
+        "delete from backups where org_id = $1 and store_id = $2 returning location",
+        org_id,
+        store_id
+    )
+    .fetch_all(ex)
+    .await?;
+    Ok(rows.into_iter().flatten().collect())
+}
+
+/// Removes one backup row, for the jobs.
+pub async fn delete_by_id(ex: impl PgExecutor<'_>, org_id: Uuid, id: Uuid) -> sqlx::Result<bool> {
+    let done =
+        sqlx::query!("delete from backups where org_id = $1 and id = $2", org_id, id).execute(ex).await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn count_of_store(ex: impl PgExecutor<'_>, org_id: Uuid, store_id: Uuid) -> sqlx::Result<i64> {
+    let n = sqlx::query_scalar!(
+        r#"select count(*) as "n!" from backups where org_id = $1 and store_id = $2"#,
+        org_id,
+        store_id
+    )
+    .fetch_one(ex)
+    .await?;
+    Ok(n)
 }

@@ -40,12 +40,12 @@ pub struct NewJob<'a> {
 
 /// Enqueues a job in the caller's transaction, beside the change it serves. Fails on the
 /// `jobs_one_active_per_store` constraint while another job of the store is queued or running.
-pub async fn insert(ex: impl PgExecutor<'_>, ctx: &Ctx, j: NewJob<'_>) -> sqlx::Result<()> {
+pub async fn insert(ex: impl PgExecutor<'_>, org_id: Uuid, j: NewJob<'_>) -> sqlx::Result<()> {
     sqlx::query!(
         "insert into jobs (id, org_id, store_id, kind, status, params, steps, run_after, created_by, created_at, updated_at)
          values ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $7, $7)",
         j.id,
-        ctx.org_id,
+        org_id,
         j.store_id,
         j.kind,
         j.params,

@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod auth_failures;
+pub mod backup_schedules;
 pub mod backups;
 pub mod credentials;
 pub mod db_users;

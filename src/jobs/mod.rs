@@ -3,6 +3,7 @@
 //! backoff, and made of idempotent steps, so that a crash anywhere only repeats a step.
 
 pub mod reconcile;
+pub mod schedule;
 pub mod stats;
 mod steps;
 pub mod worker;
@@ -43,6 +44,10 @@ pub mod step {
     pub const APPLY_PARAMETERS: &str = "apply_parameters";
     pub const TAKE_BACKUP: &str = "take_backup";
     pub const RESTORE_NODE: &str = "restore_node";
+    /// The first node of a store made from another store's backup.
+    pub const FORK_PRIMARY: &str = "fork_primary";
+    /// Removes a deleted store's backups, when its deletion asked for that.
+    pub const DELETE_BACKUPS: &str = "delete_backups";
     pub const FINISH_AVAILABLE: &str = "finish_available";
     pub const FINISH_DELETED: &str = "finish_deleted";
     pub const NOOP: &str = "noop";
@@ -61,7 +66,7 @@ pub struct DataPlane {
     /// Loopback ports handed to nodes.
     pub ports: std::ops::RangeInclusive<u16>,
     /// Where backups and archived WAL are kept.
-    pub backups: crate::backup::LocalBackupStore,
+    pub backups: Arc<dyn crate::backup::BackupStore>,
 }
 
 impl DataPlane {

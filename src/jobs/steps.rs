@@ -84,25 +84,37 @@ pub async fn run(env: &JobEnv, job: &JobRow, step_text: &str) -> anyhow::Result<
         step::TAKE_BACKUP => {
             let backup_id = need(node)?;
             let store_id = store_id.context("job has no store")?;
+            let backup = db::backups::get_by_id(&env.db, job.org_id, backup_id)
+                .await?
+                .context("the backup is gone")?;
             let nodes = db::stores::nodes(&env.db, job.org_id, &[store_id]).await?;
-            // A replica when one runs, to spare the primary; else the primary.
+            // A replica when one runs, to spare the primary, unless the primary is asked for.
+            let primary_only = job.params["source"].as_str() == Some("primary");
             let source = nodes
                 .iter()
-                .filter(|n| n.state == "running")
+                .filter(|n| n.state == "running" && (!primary_only || n.role == "primary"))
                 .min_by_key(|n| n.role == "primary")
                 .context("no running node to back up")?;
             let spec = spec_of(source.id).await?.context("the node is gone")?;
-            let key = env.plane.backups.key(store_id, backup_id);
-            let path = env.plane.backups.path(&key)?;
-            let taken = env.plane.driver.base_backup(&spec, &path).await?;
-            let (size, sha256) = crate::backup::checksum(&path).await?;
+            let backups = &env.plane.backups;
+            let key = backups.key(store_id, backup_id);
+            let path = backups.writable(&key).await?;
+            let taken = match backup.kind.as_str() {
+                "logical" => {
+                    env.plane.driver.logical_backup(&spec, &path).await?;
+                    None
+                }
+                _ => Some(env.plane.driver.base_backup(&spec, &path).await?),
+            };
+            backups.commit(&key).await?;
+            let (size, sha256) = crate::backup::checksum(&backups.readable(&key).await?).await?;
             let finished = db::backups::Finished {
                 node_id: source.id,
                 size_bytes: size as i64,
                 sha256: &sha256,
                 location: &key,
-                start_lsn: &taken.start_lsn,
-                end_lsn: &taken.end_lsn,
+                start_lsn: taken.as_ref().map(|t| t.start_lsn.as_str()),
+                end_lsn: taken.as_ref().map(|t| t.end_lsn.as_str()),
                 now: now(),
             };
             db::backups::succeed(&env.db, job.org_id, backup_id, finished).await?;
@@ -111,26 +123,55 @@ pub async fn run(env: &JobEnv, job: &JobRow, step_text: &str) -> anyhow::Result<
         step::RESTORE_NODE => {
             let node = need(node)?;
             let spec = spec_of(node).await?.context("the node is gone")?;
-            let backup_id: Uuid = job.params["backup_id"].as_str().context("job names no backup")?.parse()?;
-            let backup = db::backups::get_by_id(&env.db, job.org_id, backup_id)
-                .await?
-                .context("the backup is gone")?;
-            let path =
-                env.plane.backups.path(backup.location.as_deref().context("the backup has no archive")?)?;
-            let (_, sha256) = crate::backup::checksum(&path).await?;
-            anyhow::ensure!(
-                Some(&sha256) == backup.sha256.as_ref(),
-                "the archive of backup {backup_id} does not match its checksum: it is corrupt; restore another"
-            );
-            let target = match job.params["point_in_time"].as_str() {
-                Some(t) => crate::provision::RestoreTarget::Time(time::OffsetDateTime::parse(
-                    t,
-                    &time::format_description::well_known::Rfc3339,
-                )?),
-                None => crate::provision::RestoreTarget::EndOfBackup,
-            };
-            env.plane.driver.restore(&spec, &path, target).await?;
+            let (backup, path) = verified_archive(env, job, &job.params).await?;
+            if backup.kind == "logical" {
+                env.plane.driver.logical_restore(&spec, &path).await?;
+            } else {
+                let wal = env.plane.backups.wal_dir(store_id.context("job has no store")?);
+                env.plane.driver.restore(&spec, &path, &wal, restore_target(&job.params)?).await?;
+            }
             db::stores::set_node_state(&env.db, node, "running", now()).await?;
+            Ok(())
+        }
+        step::FORK_PRIMARY => {
+            let node = need(node)?;
+            let spec = spec_of(node).await?.context("the node is gone")?;
+            let from = &job.params["restore_from"];
+            let (backup, path) = verified_archive(env, job, from).await?;
+            let driver = env.plane.driver.as_ref();
+            if backup.kind == "logical" {
+                driver.create_primary(&spec).await?;
+                driver.logical_restore(&spec, &path).await?;
+            } else {
+                let target = restore_target(from)?;
+                if target != crate::provision::RestoreTarget::EndOfBackup {
+                    // The source still running: what it wrote until now is archived to replay.
+                    let source = db::stores::nodes(&env.db, job.org_id, &[backup.store_id]).await?;
+                    if let Some(p) = source.iter().find(|n| n.role == "primary" && n.state == "running") {
+                        let at = env.clock.now();
+                        if let Some(s) =
+                            env.plane.node_spec(&env.db, job.org_id, backup.store_id, p.id, at).await?
+                        {
+                            driver.archive_current_wal(&s).await?;
+                        }
+                    }
+                }
+                let wal = env.plane.backups.wal_dir(backup.store_id);
+                driver.restore(&spec, &path, &wal, target).await?;
+                // The copy carries the source's roles: this store's own passwords replace them.
+                driver.create_primary(&spec).await?;
+            }
+            db::stores::set_node_state(&env.db, node, "running", now()).await?;
+            Ok(())
+        }
+        step::DELETE_BACKUPS => {
+            let store_id = store_id.context("job has no store")?;
+            let keys = db::backups::delete_all_of_store(&env.db, job.org_id, store_id).await?;
+            for key in keys {
+                env.plane.backups.delete(&key).await?;
+            }
+            env.plane.backups.remove_store(store_id).await?;
+            db::backup_schedules::delete(&env.db, job.org_id, store_id).await?;
             Ok(())
         }
         step::FINISH_AVAILABLE => {
@@ -148,6 +189,36 @@ pub async fn run(env: &JobEnv, job: &JobRow, step_text: &str) -> anyhow::Result<
         }
         other => bail!("unknown step {other}"),
     }
+}
+
+/// The archive of the backup `params` names (`backup_id`), checked against its checksum.
+async fn verified_archive(
+    env: &JobEnv,
+    job: &JobRow,
+    params: &serde_json::Value,
+) -> anyhow::Result<(db::backups::BackupRow, std::path::PathBuf)> {
+    let backup_id: Uuid = params["backup_id"].as_str().context("job names no backup")?.parse()?;
+    let backup =
+        db::backups::get_by_id(&env.db, job.org_id, backup_id).await?.context("the backup is gone")?;
+    let key = backup.location.as_deref().context("the backup has no archive")?;
+    let path = env.plane.backups.readable(key).await?;
+    let (_, sha256) = crate::backup::checksum(&path).await?;
+    anyhow::ensure!(
+        Some(&sha256) == backup.sha256.as_ref(),
+        "the archive of backup {backup_id} does not match its checksum: it is corrupt; restore another"
+    );
+    Ok((backup, path))
+}
+
+/// `point_in_time` of the params, or the end of the backup.
+fn restore_target(params: &serde_json::Value) -> anyhow::Result<crate::provision::RestoreTarget> {
+    Ok(match params["point_in_time"].as_str() {
+        Some(t) => crate::provision::RestoreTarget::Time(time::OffsetDateTime::parse(
+            t,
+            &time::format_description::well_known::Rfc3339,
+        )?),
+        None => crate::provision::RestoreTarget::EndOfBackup,
+    })
 }
 
 async fn primary_of(env: &JobEnv, job: &JobRow) -> anyhow::Result<Uuid> {

@@ -136,14 +136,28 @@ pub trait Provisioner: Send + Sync + Debug + 'static {
     /// file `dest`, written whole or not at all.
     async fn base_backup(&self, spec: &NodeSpec, dest: &std::path::Path) -> anyhow::Result<BaseBackup>;
 
-    /// Replaces the node's data with the base backup in `archive`, replays the archived WAL to
-    /// `target`, and brings the node back as a primary. The old data is kept until this succeeds.
+    /// Replaces the node's data (if any) with the base backup in `archive`, replays the WAL
+    /// archived in `wal` to `target`, and brings the node up as a primary. The old data is kept
+    /// until this succeeds. Restoring into a node that does not exist yet makes it (a fork).
     async fn restore(
         &self,
         spec: &NodeSpec,
         archive: &std::path::Path,
+        wal: &std::path::Path,
         target: RestoreTarget,
     ) -> anyhow::Result<()>;
+
+    /// If the node runs as a primary: closes its current WAL segment and waits until it is
+    /// archived, so that everything written until now can be replayed by a restore.
+    async fn archive_current_wal(&self, spec: &NodeSpec) -> anyhow::Result<()>;
+
+    /// Dumps every database of the node (`pg_dump`, one archive for all of them) into the file
+    /// `dest`, written whole or not at all.
+    async fn logical_backup(&self, spec: &NodeSpec, dest: &std::path::Path) -> anyhow::Result<()>;
+
+    /// Loads a logical backup into the running node: each database in it is made afresh (an
+    /// existing one of that name is replaced) and owned by the store's admin role. Idempotent.
+    async fn logical_restore(&self, spec: &NodeSpec, archive: &std::path::Path) -> anyhow::Result<()>;
 
     /// A connection to the node as its superuser, over the driver's private administrative
     /// path (which no firewall rule can close), with statement logging off: what is sent may

@@ -15,21 +15,35 @@ async fn count(port: i64, password: &str) -> i64 {
     sqlx::query_scalar("select count(*) from t").fetch_one(&mut conn(port, password).await).await.unwrap()
 }
 
+/// A running one-node store whose table `t` holds 1..=`rows`.
+struct Source {
+    id: String,
+    password: String,
+    port: i64,
+    /// `/api/v1/orgs/{org}/stores/{id}`.
+    base: String,
+}
+
+async fn store_with_rows(app: &TestApp, owner: &str, name: &str, rows: i64) -> Source {
+    let org = app.owner_org;
+    let created = create(app, owner, name, 1).await;
+    let id = created["store"]["id"].as_str().unwrap().to_owned();
+    let password = created["credentials"]["password"].as_str().unwrap().to_owned();
+    let store = wait_for(app, owner, org, &id, "available").await;
+    let port = store["nodes"][0]["port"].as_i64().unwrap();
+    sqlx::raw_sql(&format!("create table t (x int); insert into t select generate_series(1, {rows})"))
+        .execute(&mut conn(port, &password).await)
+        .await
+        .unwrap();
+    Source { base: format!("/api/v1/orgs/{org}/stores/{id}"), id, password, port }
+}
+
 #[tokio::test]
 async fn backups_restore_exactly_and_to_a_point_in_time() {
     let app = TestApp::spawn().await.with_workers(2).await;
     let owner = app.login_owner().await;
     let org = app.owner_org;
-    let created = create(&app, &owner, "safe", 1).await;
-    let id = created["store"]["id"].as_str().unwrap().to_owned();
-    let password = created["credentials"]["password"].as_str().unwrap().to_owned();
-    let store = wait_for(&app, &owner, org, &id, "available").await;
-    let port = store["nodes"][0]["port"].as_i64().unwrap();
-    let base = format!("/api/v1/orgs/{org}/stores/{id}");
-    sqlx::raw_sql("create table t (x int); insert into t select generate_series(1, 1000)")
-        .execute(&mut conn(port, &password).await)
-        .await
-        .unwrap();
+    let Source { id, password, port, base } = store_with_rows(&app, &owner, "safe", 1000).await;
 
     let b = app.post(&format!("{base}/backups")).cookie(&owner).json(json!({"kind": "full"})).send().await;
     assert_eq!(b.status, StatusCode::ACCEPTED, "{}", b.text());
@@ -93,7 +107,7 @@ async fn backups_restore_exactly_and_to_a_point_in_time() {
     );
 
     // Corrupt the archive on disk: verify says so, restore refuses.
-    let path = app.state.plane.backups.path(&format!("{id}/{backup_id}.tar.gz")).unwrap();
+    let path = app.state.plane.backups.readable(&format!("{id}/{backup_id}.tar.gz")).await.unwrap();
     let mut bytes = std::fs::read(&path).unwrap();
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0xff;
@@ -120,4 +134,235 @@ async fn backups_restore_exactly_and_to_a_point_in_time() {
     let d = app.delete(&format!("/api/v1/orgs/{org}/stores/{id}")).cookie(&owner).send().await;
     assert_eq!(d.status, StatusCode::ACCEPTED);
     wait_for(&app, &owner, org, &id, "gone").await;
+}
+
+/// Takes a backup of `kind` and waits for it to succeed; returns it.
+async fn backup(app: &TestApp, owner: &str, base: &str, kind: &str) -> serde_json::Value {
+    let b = app.post(&format!("{base}/backups")).cookie(owner).json(json!({"kind": kind})).send().await;
+    assert_eq!(b.status, StatusCode::ACCEPTED, "{}", b.text());
+    let job = wait_job(app, owner, app.owner_org, b.json()["job"]["id"].as_str().unwrap()).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let id = b.json()["backup"]["id"].as_str().unwrap().to_owned();
+    app.get(&format!("{base}/backups/{id}")).cookie(owner).send().await.json()
+}
+
+/// Creates a store made from a backup and waits until it is available; returns (store, password).
+async fn fork(
+    app: &TestApp,
+    owner: &str,
+    name: &str,
+    from: serde_json::Value,
+) -> (serde_json::Value, String) {
+    let mut body = crate::stores::body(name, 1);
+    body["restore_from"] = from;
+    let r = app.post(&format!("/api/v1/orgs/{}/stores", app.owner_org)).cookie(owner).json(body).send().await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
+    let job = wait_job(app, owner, app.owner_org, r.json()["job"]["id"].as_str().unwrap()).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let id = r.json()["store"]["id"].as_str().unwrap().to_owned();
+    let store = wait_for(app, owner, app.owner_org, &id, "available").await;
+    (store, r.json()["credentials"]["password"].as_str().unwrap().to_owned())
+}
+
+#[tokio::test]
+async fn a_deleted_store_comes_back_from_its_backups_full_or_logical() {
+    let app = TestApp::spawn().await.with_workers(2).await;
+    let owner = app.login_owner().await;
+    let org = app.owner_org;
+    let Source { id, password, port, base } = store_with_rows(&app, &owner, "doomed", 500).await;
+    let full = backup(&app, &owner, &base, "full").await;
+    sqlx::raw_sql("insert into t values (-1)").execute(&mut conn(port, &password).await).await.unwrap();
+    let logical = backup(&app, &owner, &base, "logical").await;
+    assert_eq!(logical["kind"], "logical");
+    assert_eq!(logical["trigger"], "manual");
+    assert_eq!(logical["start_lsn"], serde_json::Value::Null, "a dump covers no WAL range");
+    assert_eq!(logical["sha256"].as_str().unwrap().len(), 64);
+
+    // A mistaken delete: the backups stay, listed under the deleted store.
+    let d = app.delete(&base).cookie(&owner).send().await;
+    assert_eq!(d.status, StatusCode::ACCEPTED);
+    wait_for(&app, &owner, org, &id, "gone").await;
+    let listed = app.get(&format!("{base}/backups")).cookie(&owner).send().await.json();
+    assert_eq!(listed["items"].as_array().unwrap().len(), 2, "{listed}");
+
+    // Another version cannot take a physical copy.
+    let mut wrong = crate::stores::body("wrong-version", 1);
+    wrong["version"] = json!("9");
+    wrong["restore_from"] = json!({"store_id": id, "backup_id": full["id"]});
+    let r = app.post(&format!("/api/v1/orgs/{org}/stores")).cookie(&owner).json(wrong).send().await;
+    r.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+
+    let (copy, copy_password) =
+        fork(&app, &owner, "from-full", json!({"store_id": id, "backup_id": full["id"]})).await;
+    let copy_port = copy["nodes"][0]["port"].as_i64().unwrap();
+    assert_ne!(copy_password, password, "a fork has its own password");
+    assert_eq!(count(copy_port, &copy_password).await, 500, "the rows of the full backup only");
+
+    let (copy, copy_password) =
+        fork(&app, &owner, "from-dump", json!({"store_id": id, "backup_id": logical["id"]})).await;
+    let copy_port = copy["nodes"][0]["port"].as_i64().unwrap();
+    assert_eq!(count(copy_port, &copy_password).await, 501, "the rows of the dump");
+    let owner_of_t: String =
+        sqlx::query_scalar("select tableowner::text from pg_tables where tablename = 't'")
+            .fetch_one(&mut conn(copy_port, &copy_password).await)
+            .await
+            .unwrap();
+    assert_eq!(owner_of_t, "dbadmin", "restored objects belong to the new store's admin");
+
+    // Asked to, a deletion takes the backups with it.
+    let copy_id = copy["id"].as_str().unwrap();
+    let copy_base = format!("/api/v1/orgs/{org}/stores/{copy_id}");
+    let b = backup(&app, &owner, &copy_base, "full").await;
+    let key = format!("{copy_id}/{}.tar.gz", b["id"].as_str().unwrap());
+    let archive = app.state.plane.backups.readable(&key).await.unwrap();
+    assert!(archive.exists());
+    let d = app.delete(&format!("{copy_base}?delete_backups=true")).cookie(&owner).send().await;
+    assert_eq!(d.status, StatusCode::ACCEPTED);
+    let job = wait_job(&app, &owner, org, d.json()["id"].as_str().unwrap()).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let listed = app.get(&format!("{copy_base}/backups")).cookie(&owner).send().await.json();
+    assert_eq!(listed["items"].as_array().unwrap().len(), 0, "{listed}");
+    assert!(!archive.exists(), "the archive went with the store");
+    assert!(!app.state.plane.backups.wal_dir(copy_id.parse().unwrap()).exists(), "and its WAL");
+}
+
+#[tokio::test]
+async fn a_point_in_time_fork_and_an_in_place_logical_restore() {
+    let app = TestApp::spawn().await.with_workers(2).await;
+    let owner = app.login_owner().await;
+    let org = app.owner_org;
+    let Source { id, password, port, base } = store_with_rows(&app, &owner, "source", 10).await;
+    let logical = backup(&app, &owner, &base, "logical").await;
+    backup(&app, &owner, &base, "full").await;
+    sqlx::raw_sql("insert into t values (-1)").execute(&mut conn(port, &password).await).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let moment = time::OffsetDateTime::now_utc();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    sqlx::raw_sql("insert into t values (-2)").execute(&mut conn(port, &password).await).await.unwrap();
+    app.clock.advance(time::OffsetDateTime::now_utc() - app.clock_now());
+
+    let window = app.get(&format!("{base}/restore-window")).cookie(&owner).send().await.json();
+    let earliest = time::OffsetDateTime::parse(
+        window["earliest"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    assert!(earliest <= moment, "{window}");
+    assert_eq!(
+        window["latest"].as_str(),
+        Some(app.clock_now().format(&time::format_description::well_known::Rfc3339).unwrap().as_str()),
+        "a running store restores to now"
+    );
+    assert_eq!(window["gaps"], json!([]));
+
+    let pitr = moment.format(&time::format_description::well_known::Rfc3339).unwrap();
+    let (copy, copy_password) =
+        fork(&app, &owner, "then", json!({"store_id": id, "point_in_time": pitr})).await;
+    let copy_port = copy["nodes"][0]["port"].as_i64().unwrap();
+    assert_eq!(count(copy_port, &copy_password).await, 11, "A (-1) without B (-2)");
+    assert_eq!(count(port, &password).await, 12, "the source is untouched");
+
+    // The dump, in place: the table as it was when the dump was taken.
+    let r = app
+        .post(&format!("{base}/restore"))
+        .cookie(&owner)
+        .json(json!({"backup_id": logical["id"], "confirm": "source"}))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
+    let job = wait_job(&app, &owner, org, r.json()["id"].as_str().unwrap()).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    wait_for(&app, &owner, org, &id, "available").await;
+    assert_eq!(count(port, &password).await, 10);
+}
+
+#[tokio::test]
+async fn schedules_validate_start_backups_once_across_instances_and_retention_prunes() {
+    let app = TestApp::spawn().await.with_workers(1).await;
+    let owner = app.login_owner().await;
+    let org = app.owner_org;
+    let created = create(&app, &owner, "scheduled", 1).await;
+    let id = created["store"]["id"].as_str().unwrap().to_owned();
+    wait_for(&app, &owner, org, &id, "available").await;
+    let base = format!("/api/v1/orgs/{org}/stores/{id}");
+    let path = format!("{base}/backup-schedule");
+
+    let s = app.get(&path).cookie(&owner).send().await.json();
+    assert_eq!(s["full_cron"], "0 3 * * *", "every store starts with a daily backup: {s}");
+    assert_eq!(s["retention"], json!({"count": 7, "days": 7}));
+
+    for (bad, field) in [
+        (json!({"full_cron": "61 * * * *", "retention": {"count": 2}}), "full_cron"),
+        (json!({"full_cron": "* * * * *", "logical_cron": "every day", "retention": {}}), "logical_cron"),
+        (json!({"full_cron": "0 0 30 2 *", "retention": {}}), "full_cron"),
+        (json!({"full_cron": "* * * * *", "retention": {"count": 0}}), "retention.count"),
+        (json!({"full_cron": "* * * * *", "retention": {}, "source": "somewhere"}), "source"),
+    ] {
+        let r = app.put(&path).cookie(&owner).json(bad.clone()).send().await;
+        r.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+        assert_eq!(r.json()["errors"][0]["field"], field, "{bad}: {}", r.text());
+    }
+    let r =
+        app.put(&path).cookie(&owner).json(json!({"full_cron": "61 * * * *", "retention": {}})).send().await;
+    assert!(r.json()["detail"].as_str().unwrap().contains("61"), "the reason names the value: {}", r.text());
+    assert_eq!(
+        app.get(&path).cookie(&owner).send().await.json()["full_cron"],
+        "0 3 * * *",
+        "nothing changed"
+    );
+
+    let r = app
+        .put(&path)
+        .cookie(&owner)
+        .json(json!({"full_cron": "* * * * *", "retention": {"count": 2}, "source": "primary"}))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let next = r.json()["next_full_at"].as_str().unwrap().to_owned();
+
+    // Two Berth instances on one database, their schedulers ticking at the same moment.
+    let other = crate::helpers::pool(&app.db_options).await;
+    let env_a = app.state.job_env();
+    let env_b = berth::jobs::JobEnv { db: other, ..app.state.job_env() };
+    let tick = |e: berth::jobs::JobEnv| async move { berth::jobs::schedule::tick(&e).await.unwrap() };
+    let (a, b) = tokio::join!(tick(env_a.clone()), tick(env_b.clone()));
+    assert_eq!(a.started + b.started, 0, "nothing is due before {next}");
+    app.clock.advance(time::Duration::minutes(1));
+    let (a, b) = tokio::join!(tick(env_a.clone()), tick(env_b.clone()));
+    assert_eq!(a.started + b.started, 1, "the due backup starts once");
+    let listed = app.get(&format!("{base}/backups")).cookie(&owner).send().await.json();
+    let items = listed["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{listed}");
+    assert_eq!(items[0]["trigger"], "schedule");
+    let (a, b) = tokio::join!(tick(env_a.clone()), tick(env_b.clone()));
+    assert_eq!(a.started + b.started, 0, "and not again within the minute");
+    let first = items[0]["id"].as_str().unwrap().to_owned();
+    let job = app.get(&format!("{base}/jobs")).cookie(&owner).send().await.json()["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(wait_job(&app, &owner, org, &job).await["status"], "succeeded");
+    let taken = app.get(&format!("{base}/backups/{first}")).cookie(&owner).send().await.json();
+    assert_eq!(taken["status"], "succeeded", "{taken}");
+
+    // Two more by hand: retention (2) lets the oldest go, with the WAL before the oldest kept.
+    backup(&app, &owner, &base, "full").await;
+    let newest = backup(&app, &owner, &base, "full").await;
+    let store_id: uuid::Uuid = id.parse().unwrap();
+    let wal_before = app.state.plane.backups.wal_segments(store_id).await.unwrap().len();
+    let (a, b) = tokio::join!(tick(env_a.clone()), tick(env_b.clone()));
+    assert_eq!(a.pruned + b.pruned, 1);
+    let listed = app.get(&format!("{base}/backups")).cookie(&owner).send().await.json();
+    let ids: Vec<&str> =
+        listed["items"].as_array().unwrap().iter().map(|b| b["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 2);
+    assert!(!ids.contains(&first.as_str()), "the oldest is pruned");
+    assert_eq!(ids[0], newest["id"].as_str().unwrap());
+    let archive = app.state.plane.backups.readable(&format!("{id}/{first}.tar.gz")).await.unwrap();
+    assert!(!archive.exists(), "with its archive");
+    let oldest_start = listed["items"][1]["start_lsn"].as_str().unwrap();
+    let keep_from = berth::backup::lsn_segment(oldest_start).unwrap();
+    let segments = app.state.plane.backups.wal_segments(store_id).await.unwrap();
+    assert!(!segments.is_empty() && segments.len() < wal_before, "{wal_before} → {}", segments.len());
+    assert!(segments.iter().all(|s| s.number().unwrap() >= keep_from), "no WAL older than the oldest backup");
 }

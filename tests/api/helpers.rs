@@ -52,8 +52,9 @@ pub fn test_plane() -> DataPlane {
     let run_as = RunAs::when_root(&user).expect("an unprivileged user for PostgreSQL");
     let root = nodes_root();
     std::fs::create_dir_all(&root).unwrap();
-    let backups =
-        berth::backup::LocalBackupStore::new(root.with_file_name("backups"), run_as.as_ref()).unwrap();
+    let backups = Arc::new(
+        berth::backup::LocalBackupStore::new(root.with_file_name("backups"), run_as.as_ref()).unwrap(),
+    );
     let driver = LocalDriver::discover(root, run_as, None).expect("the local driver").ephemeral(true);
     let catalog = Catalog::load(None, driver.postgres_versions()).unwrap();
     DataPlane {

@@ -6,7 +6,7 @@ use sqlx::Connection;
 
 use crate::helpers::{TestApp, create_credential, wait_job};
 
-fn body(name: &str, nodes: i64) -> Value {
+pub fn body(name: &str, nodes: i64) -> Value {
     json!({"name": name, "vendor": "postgres", "version": version(), "instance_size": "tiny",
            "volume_size": 10, "nodes": nodes, "cloud": "local", "region": "local-1"})
 }
@@ -450,6 +450,13 @@ async fn another_orgs_stores_and_jobs_answer_404_everywhere() {
                 .json(json!({"backup_id": node, "confirm": "x"}))
                 .send()
                 .await,
+            app.get(&format!("{s}/backup-schedule")).bearer(&tok).send().await,
+            app.put(&format!("{s}/backup-schedule"))
+                .bearer(&tok)
+                .json(json!({"full_cron": "* * * * *", "retention": {"count": 1}}))
+                .send()
+                .await,
+            app.get(&format!("{s}/restore-window")).bearer(&tok).send().await,
             app.get(&format!("/api/v1/orgs/{org}/jobs/{job}")).bearer(&tok).send().await,
             app.post(&format!("/api/v1/orgs/{org}/jobs/{job}/cancel")).bearer(&tok).send().await,
         ];
@@ -464,6 +471,16 @@ async fn another_orgs_stores_and_jobs_answer_404_everywhere() {
             .await
             .assert_problem(StatusCode::NOT_FOUND, "not_found");
     }
+    // A fork in B from A's store is refused exactly as from a store that never existed.
+    let mut refusals = vec![];
+    for source in [id.clone(), uuid::Uuid::now_v7().to_string()] {
+        let mut fork = body("fork", 1);
+        fork["restore_from"] = json!({"store_id": source, "point_in_time": "2026-01-01T00:00:00Z"});
+        let r = app.post(&format!("/api/v1/orgs/{b}/stores")).bearer(&tok).json(fork).send().await;
+        r.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+        refusals.push(r.json()["detail"].clone());
+    }
+    assert_eq!(refusals[0], refusals[1]);
     let listed = app.get(&format!("/api/v1/orgs/{b}/stores")).bearer(&tok).send().await.json();
     assert_eq!(listed["items"].as_array().unwrap().len(), 0);
     let jobs = app.get(&format!("/api/v1/orgs/{b}/jobs")).bearer(&tok).send().await.json();

@@ -20,7 +20,7 @@ use crate::domain::{Ctx, Scope};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::http::extract::{ActiveUser, AppJson, AppPath, AppQuery};
 use crate::http::routes::jobs::JobView;
-use crate::http::routes::stores::{decode_cursor, enqueue};
+use crate::http::routes::stores::{busy_error, decode_cursor};
 use crate::jobs::{self, step};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -30,14 +30,18 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(download_backup))
         .routes(routes!(verify_backup))
         .routes(routes!(restore_store))
+        .routes(routes!(get_schedule, put_schedule))
+        .routes(routes!(restore_window))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BackupView {
     pub id: Uuid,
     pub store_id: Uuid,
-    /// `full`: a physical base backup (tar, gzip).
+    /// `full`: a physical base backup (tar, gzip); `logical`: a `pg_dump` of every database.
     pub kind: String,
+    /// `manual`, or `schedule` when the scheduler started it.
+    pub trigger: String,
     /// `running`, `succeeded` or `failed`.
     pub status: String,
     /// The node it was read from.
@@ -61,6 +65,7 @@ impl From<BackupRow> for BackupView {
             id: b.id,
             store_id: b.store_id,
             kind: b.kind,
+            trigger: b.trigger,
             status: b.status,
             node_id: b.node_id,
             size_bytes: b.size_bytes,
@@ -77,9 +82,14 @@ impl From<BackupRow> for BackupView {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateBackup {
-    /// `full` (a physical base backup). Logical dumps are not offered yet.
+    /// `full`: a physical base backup, restorable in place, to a point in time, or into a new
+    /// store; `logical`: a `pg_dump` of every database, restorable in place or into a new store
+    /// of any version.
     #[schema(example = "full")]
     pub kind: String,
+    /// `replica` (a replica when one runs, else the primary) or `primary`. Default: the
+    /// schedule's `source`.
+    pub source: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -112,8 +122,11 @@ async fn create_backup(
 ) -> ApiResult<(StatusCode, AppJson<BackupAccepted>)> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::BackupsWrite)?;
-    if body.kind != "full" {
-        return Err(ApiError::field("kind", "must be full (logical backups are not offered yet)"));
+    if !matches!(body.kind.as_str(), "full" | "logical") {
+        return Err(ApiError::field("kind", "must be full or logical"));
+    }
+    if let Some(s) = &body.source {
+        source(s)?;
     }
     let mut tx = state.db.begin().await?;
     let store =
@@ -121,15 +134,33 @@ async fn create_backup(
     if !matches!(store.status.as_str(), "available" | "degraded" | "modifying") {
         return Err(ApiError::conflict("store_busy", format!("the store is {}", store.status)));
     }
-    let id = Uuid::now_v7();
+    let source = match body.source {
+        Some(s) => s,
+        None => db::backup_schedules::get(&mut *tx, &ctx, store_id)
+            .await?
+            .map_or_else(|| "replica".to_owned(), |s| s.source),
+    };
     let now = state.clock.now();
-    db::backups::insert(&mut *tx, &ctx, id, store_id, "full", now).await?;
-    let job =
-        enqueue(&mut tx, &state, &ctx, store_id, jobs::BACKUP, vec![step::on(step::TAKE_BACKUP, id)]).await?;
+    let backup = jobs::schedule::NewBackup {
+        org_id: ctx.org_id,
+        store_id,
+        kind: &body.kind,
+        trigger: "manual",
+        source: &source,
+        created_by: Some(ctx.user_id),
+        now,
+    };
+    let started = jobs::schedule::start_backup(&mut tx, backup).await?;
+    let Some((id, job_id)) = started else {
+        let active = db::jobs::active_for_store(&mut *tx, ctx.org_id, store_id).await?;
+        return Err(busy_error(active));
+    };
+    let job = db::jobs::get(&mut *tx, &ctx, job_id).await?.ok_or(ApiError::NotFound("job"))?;
     Event::new("backup.started", &meta)
         .in_ctx(&ctx, &user.principal.email)
         .target(format!("store:{store_id}"))
         .detail("backup", id)
+        .detail("kind", &body.kind)
         .record_in(&mut tx, now)
         .await?;
     let backup = db::backups::get(&mut *tx, &ctx, store_id, id).await?.ok_or(ApiError::NotFound("backup"))?;
@@ -159,6 +190,19 @@ async fn store_of(state: &AppState, ctx: &Ctx, store_id: Uuid) -> ApiResult<db::
     db::stores::get(&state.db, ctx, store_id).await?.ok_or(ApiError::NotFound("store"))
 }
 
+/// A store of the caller's organization, deleted or not: backups outlive their store, so that a
+/// mistaken delete can be undone.
+async fn store_even_deleted(state: &AppState, ctx: &Ctx, store_id: Uuid) -> ApiResult<db::stores::StoreRow> {
+    db::stores::get_by_id(&state.db, ctx.org_id, store_id).await?.ok_or(ApiError::NotFound("store"))
+}
+
+fn source(s: &str) -> ApiResult<&str> {
+    match s {
+        "primary" | "replica" => Ok(s),
+        _ => Err(ApiError::field("source", "must be primary or replica")),
+    }
+}
+
 /// The store's backups, newest first.
 #[utoipa::path(
     get, path = "/api/v1/orgs/{org_id}/stores/{store_id}/backups", tag = "backups",
@@ -179,7 +223,7 @@ async fn list_backups(
 ) -> ApiResult<AppJson<BackupList>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::BackupsRead)?;
-    store_of(&state, &ctx, store_id).await?;
+    store_even_deleted(&state, &ctx, store_id).await?;
     let limit = q.limit.unwrap_or(50);
     if !(1..=100).contains(&limit) {
         return Err(ApiError::field("limit", "must be 1 to 100"));
@@ -272,7 +316,8 @@ async fn archive_of(
         return Err(ApiError::conflict("backup_not_ready", format!("the backup is {}", b.status)));
     }
     let key = b.location.clone().ok_or_else(|| anyhow::anyhow!("a succeeded backup without an archive"))?;
-    Ok((b, state.plane.backups.path(&key)?))
+    let path = state.plane.backups.readable(&key).await?;
+    Ok((b, path))
 }
 
 /// Streams the archive (`application/gzip`), with its SHA-256 in `X-Checksum-SHA256`.
@@ -373,9 +418,62 @@ pub struct RestoreRequest {
     pub confirm: String,
 }
 
-/// Restores the store in place: the primary gets the backup's data and replays archived WAL to
-/// the chosen moment, then the replicas are rebuilt from it. The store is `restoring`, then
-/// `available`. The data replaced is kept until the restore succeeds.
+/// The backup a restore of `store_id` starts from: the one named, or the newest full backup
+/// before `point_in_time`; refused when its archive does not match its checksum. `field` prefixes
+/// the names of the fields in errors (`restore_from.`).
+pub(crate) async fn resolve_backup(
+    state: &AppState,
+    ctx: &Ctx,
+    store_id: Uuid,
+    backup_id: Option<Uuid>,
+    point_in_time: Option<OffsetDateTime>,
+    field: &str,
+) -> ApiResult<BackupRow> {
+    let backup = match (backup_id, point_in_time) {
+        (Some(id), None) => db::backups::get(&state.db, ctx, store_id, id)
+            .await?
+            .filter(|b| b.status == "succeeded")
+            .ok_or_else(|| {
+                ApiError::field(format!("{field}backup_id"), "no succeeded backup of this store has that id")
+            })?,
+        (None, Some(t)) => {
+            if t > state.clock.now() {
+                return Err(ApiError::field(format!("{field}point_in_time"), "is in the future"));
+            }
+            db::backups::latest_full_before(&state.db, ctx, store_id, t).await?.ok_or_else(|| {
+                ApiError::field(
+                    format!("{field}point_in_time"),
+                    "no full backup of this store finished before that time",
+                )
+            })?
+        }
+        _ => {
+            return Err(ApiError::field(
+                format!("{field}backup_id"),
+                "give backup_id or point_in_time, one of them",
+            ));
+        }
+    };
+    let (_, path) = archive_of(state, ctx, store_id, backup.id).await?;
+    let (_, actual) = crate::backup::checksum(&path)
+        .await
+        .map_err(|e| ApiError::conflict("backup_corrupt", format!("{e:#}")))?;
+    if Some(&actual) != backup.sha256.as_ref() {
+        return Err(ApiError::conflict(
+            "backup_corrupt",
+            format!(
+                "the archive of backup {} does not match its checksum; restore another backup",
+                backup.id
+            ),
+        ));
+    }
+    Ok(backup)
+}
+
+/// Restores the store in place. From a full backup or to a point in time, the primary gets the
+/// backup's data and replays archived WAL to the chosen moment, then the replicas are rebuilt
+/// from it; the data replaced is kept until the restore succeeds. From a logical backup, each
+/// database in it is made afresh from its dump. The store is `restoring`, then `available`.
 #[utoipa::path(
     post, path = "/api/v1/orgs/{org_id}/stores/{store_id}/restore", tag = "backups",
     security(("session" = []), ("bearer" = ["backups:write"])),
@@ -404,34 +502,7 @@ async fn restore_store(
         return Err(ApiError::field("confirm", "must be the store's name: a restore replaces its data"));
     }
     let now = state.clock.now();
-    let backup = match (body.backup_id, body.point_in_time) {
-        (Some(id), None) => db::backups::get(&state.db, &ctx, store_id, id)
-            .await?
-            .filter(|b| b.status == "succeeded")
-            .ok_or_else(|| ApiError::field("backup_id", "no succeeded backup of this store has that id"))?,
-        (None, Some(t)) => {
-            if t > now {
-                return Err(ApiError::field("point_in_time", "is in the future"));
-            }
-            db::backups::latest_full_before(&state.db, &ctx, store_id, t).await?.ok_or_else(|| {
-                ApiError::field("point_in_time", "no backup of this store finished before that time")
-            })?
-        }
-        _ => return Err(ApiError::field("backup_id", "give backup_id or point_in_time, one of them")),
-    };
-    let (_, path) = archive_of(&state, &ctx, store_id, backup.id).await?;
-    let (_, actual) = crate::backup::checksum(&path)
-        .await
-        .map_err(|e| ApiError::conflict("backup_corrupt", format!("{e:#}")))?;
-    if Some(&actual) != backup.sha256.as_ref() {
-        return Err(ApiError::conflict(
-            "backup_corrupt",
-            format!(
-                "the archive of backup {} does not match its checksum; restore another backup",
-                backup.id
-            ),
-        ));
-    }
+    let backup = resolve_backup(&state, &ctx, store_id, body.backup_id, body.point_in_time, "").await?;
     let mut tx = state.db.begin().await?;
     let store =
         db::stores::get_for_update(&mut tx, &ctx, store_id).await?.ok_or(ApiError::NotFound("store"))?;
@@ -439,8 +510,13 @@ async fn restore_store(
     nodes.sort_by_key(|n| n.role != "primary");
     let mut steps = vec![];
     for n in &nodes {
-        let name = if n.role == "primary" { step::RESTORE_NODE } else { step::REBUILD_NODE };
-        steps.push(step::on(name, n.id));
+        match (n.role.as_str(), backup.kind.as_str()) {
+            ("primary", _) => steps.push(step::on(step::RESTORE_NODE, n.id)),
+            // Replicas stream what a logical restore writes; a physical one replaces the
+            // primary's history, so they are made again from it.
+            (_, "logical") => {}
+            _ => steps.push(step::on(step::REBUILD_NODE, n.id)),
+        }
     }
     steps.push(step::FINISH_AVAILABLE.into());
     let job_id = Uuid::now_v7();
@@ -450,7 +526,7 @@ async fn restore_store(
     });
     db::jobs::insert(
         &mut *tx,
-        &ctx,
+        ctx.org_id,
         db::jobs::NewJob {
             id: job_id,
             store_id: Some(store_id),
@@ -484,4 +560,308 @@ async fn restore_store(
     tx.commit().await?;
     state.wake.notify_waiters();
     Ok((StatusCode::ACCEPTED, AppJson(job.into())))
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Retention {
+    /// Keep this many newest backups of each kind (1 to 1000); none: no limit by count.
+    pub count: Option<i32>,
+    /// Keep backups this many days (1 to 3650); none: no limit by age.
+    pub days: Option<i32>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ScheduleView {
+    /// Full backups: a five-field cron expression (minute hour day-of-month month day-of-week),
+    /// in UTC.
+    #[schema(example = "0 3 * * *")]
+    pub full_cron: String,
+    /// Logical backups, likewise; none when absent.
+    pub logical_cron: Option<String>,
+    /// A backup goes when `count` newer backups of its kind exist or when it is older than
+    /// `days`; the newest good full backup of a store stays while the store exists. Expired
+    /// backups are pruned with the archived WAL no remaining backup needs.
+    pub retention: Retention,
+    /// Where backups are read from: `replica` (a replica when one runs) or `primary`.
+    pub source: String,
+    pub paused: bool,
+    /// When the scheduler starts the next ones (none while it works the time out).
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub next_full_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub next_logical_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+impl From<db::backup_schedules::ScheduleRow> for ScheduleView {
+    fn from(s: db::backup_schedules::ScheduleRow) -> Self {
+        Self {
+            full_cron: s.full_cron,
+            logical_cron: s.logical_cron,
+            retention: Retention { count: s.retention_count, days: s.retention_days },
+            source: s.source,
+            paused: s.paused,
+            next_full_at: s.next_full_at,
+            next_logical_at: s.next_logical_at,
+            updated_at: s.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PutSchedule {
+    #[schema(example = "0 3 * * *")]
+    pub full_cron: String,
+    #[serde(default)]
+    pub logical_cron: Option<String>,
+    pub retention: Retention,
+    /// `replica` (default) or `primary`.
+    #[serde(default)]
+    pub source: Option<String>,
+    #[serde(default)]
+    pub paused: bool,
+}
+
+/// The store's backup schedule and retention.
+#[utoipa::path(
+    get, path = "/api/v1/orgs/{org_id}/stores/{store_id}/backup-schedule", tag = "backups",
+    security(("session" = []), ("bearer" = ["backups:read"])),
+    params(("org_id" = Uuid, Path), ("store_id" = Uuid, Path)),
+    responses(
+        (status = 200, body = ScheduleView),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such store for the caller", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn get_schedule(
+    State(state): State<AppState>,
+    user: ActiveUser,
+    AppPath((org_id, store_id)): AppPath<(Uuid, Uuid)>,
+) -> ApiResult<AppJson<ScheduleView>> {
+    let ctx = user.in_org(org_id)?;
+    ctx.require(Scope::BackupsRead)?;
+    let s = db::backup_schedules::get(&state.db, &ctx, store_id).await?.ok_or(ApiError::NotFound("store"))?;
+    Ok(AppJson(s.into()))
+}
+
+/// Replaces the store's backup schedule. The scheduler inside the workers starts due backups
+/// (once, however many Berth instances run) and prunes those retention lets go.
+#[utoipa::path(
+    put, path = "/api/v1/orgs/{org_id}/stores/{store_id}/backup-schedule", tag = "backups",
+    security(("session" = []), ("bearer" = ["backups:write"])),
+    params(("org_id" = Uuid, Path), ("store_id" = Uuid, Path)),
+    request_body = PutSchedule,
+    responses(
+        (status = 200, body = ScheduleView),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such store for the caller", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A cron expression that is not one (the detail says why), a retention out of range, or an unknown source", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn put_schedule(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    user: ActiveUser,
+    AppPath((org_id, store_id)): AppPath<(Uuid, Uuid)>,
+    AppJson(body): AppJson<PutSchedule>,
+) -> ApiResult<AppJson<ScheduleView>> {
+    let ctx = user.in_org(org_id)?;
+    ctx.require(Scope::BackupsWrite)?;
+    store_of(&state, &ctx, store_id).await?;
+    jobs::schedule::parse_cron(&body.full_cron).map_err(|e| ApiError::field("full_cron", e))?;
+    if let Some(c) = &body.logical_cron {
+        jobs::schedule::parse_cron(c).map_err(|e| ApiError::field("logical_cron", e))?;
+    }
+    if body.retention.count.is_some_and(|c| !(1..=1000).contains(&c)) {
+        return Err(ApiError::field("retention.count", "must be 1 to 1000"));
+    }
+    if body.retention.days.is_some_and(|d| !(1..=3650).contains(&d)) {
+        return Err(ApiError::field("retention.days", "must be 1 to 3650"));
+    }
+    let source = source(body.source.as_deref().unwrap_or("replica"))?;
+    let now = state.clock.now();
+    let (next_full_at, next_logical_at) =
+        jobs::schedule::next_times(&body.full_cron, body.logical_cron.as_deref(), now);
+    let settings = db::backup_schedules::Settings {
+        full_cron: &body.full_cron,
+        logical_cron: body.logical_cron.as_deref(),
+        retention_count: body.retention.count,
+        retention_days: body.retention.days,
+        source,
+        paused: body.paused,
+        next_full_at,
+        next_logical_at,
+    };
+    let mut tx = state.db.begin().await?;
+    let s = db::backup_schedules::update(&mut *tx, &ctx, store_id, &settings, now)
+        .await?
+        .ok_or(ApiError::NotFound("store"))?;
+    Event::new("backup_schedule.updated", &meta)
+        .in_ctx(&ctx, &user.principal.email)
+        .target(format!("store:{store_id}"))
+        .detail("full_cron", &body.full_cron)
+        .detail("logical_cron", &body.logical_cron)
+        .detail("paused", body.paused)
+        .record_in(&mut tx, now)
+        .await?;
+    tx.commit().await?;
+    Ok(AppJson(s.into()))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Gap {
+    #[serde(with = "time::serde::rfc3339")]
+    pub from: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub to: OffsetDateTime,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RestoreWindow {
+    /// The earliest moment a point-in-time restore can reach: when the oldest full backup
+    /// finished. None without a full backup.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub earliest: Option<OffsetDateTime>,
+    /// The latest: now while the store runs (a restore first archives what it has written),
+    /// else the last archived WAL.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub latest: Option<OffsetDateTime>,
+    /// Spans inside the window that cannot be reached: WAL is missing there and no backup
+    /// starts inside them.
+    pub gaps: Vec<Gap>,
+    /// Archived WAL segments kept for the store.
+    pub wal_segments: usize,
+}
+
+/// The moments the store can be restored to, from its backups and its archived WAL.
+#[utoipa::path(
+    get, path = "/api/v1/orgs/{org_id}/stores/{store_id}/restore-window", tag = "backups",
+    security(("session" = []), ("bearer" = ["backups:read"])),
+    params(("org_id" = Uuid, Path), ("store_id" = Uuid, Path)),
+    responses(
+        (status = 200, body = RestoreWindow),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such store for the caller", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn restore_window(
+    State(state): State<AppState>,
+    user: ActiveUser,
+    AppPath((org_id, store_id)): AppPath<(Uuid, Uuid)>,
+) -> ApiResult<AppJson<RestoreWindow>> {
+    let ctx = user.in_org(org_id)?;
+    ctx.require(Scope::BackupsRead)?;
+    let store = store_even_deleted(&state, &ctx, store_id).await?;
+    let fulls = db::backups::succeeded_full(&state.db, &ctx, store_id).await?;
+    let segments = state.plane.backups.wal_segments(store_id).await?;
+    let nodes = db::stores::nodes(&state.db, ctx.org_id, &[store_id]).await?;
+    let running =
+        store.status != "deleted" && nodes.iter().any(|n| n.role == "primary" && n.state == "running");
+    Ok(AppJson(window(&fulls, &segments, running.then(|| state.clock.now()))))
+}
+
+/// The restore window of a store with these full backups (oldest first) and archived WAL; `now`
+/// when its primary runs.
+fn window(
+    fulls: &[BackupRow],
+    segments: &[crate::backup::WalSegment],
+    now: Option<OffsetDateTime>,
+) -> RestoreWindow {
+    let wal_segments = segments.len();
+    let Some(first) = fulls.first() else {
+        return RestoreWindow { earliest: None, latest: None, gaps: vec![], wal_segments };
+    };
+    let starts: Vec<(u64, OffsetDateTime)> = fulls
+        .iter()
+        .filter_map(|b| Some((b.start_lsn.as_deref().and_then(crate::backup::lsn_segment)?, b.finished_at?)))
+        .collect();
+    let archived: Vec<(u64, OffsetDateTime)> =
+        segments.iter().filter_map(|s| Some((s.number()?, OffsetDateTime::from(s.archived_at)))).collect();
+    let mut gaps = vec![];
+    // Where replay stops for good: a hole in the WAL with no backup after it.
+    let mut cut = None;
+    for pair in archived.windows(2) {
+        let ((a, at_a), (b, _)) = (pair[0], pair[1]);
+        if b <= a + 1 || a < starts.first().map_or(0, |s| s.0) {
+            continue;
+        }
+        // Segments a+1 .. b-1 are missing: replay stops at `at_a` until a backup that starts
+        // after the hole.
+        match starts.iter().find(|(s, _)| *s >= b) {
+            Some((_, resumed)) => gaps.push(Gap { from: at_a, to: *resumed }),
+            None => {
+                cut = Some(at_a);
+                break;
+            }
+        }
+    }
+    let newest_backup = fulls.last().and_then(|b| b.finished_at);
+    let latest = match (cut, now, archived.last()) {
+        (Some(cut), _, _) => Some(cut),
+        (None, Some(now), _) => Some(now),
+        (None, None, Some((_, t))) => newest_backup.map_or(Some(*t), |b| Some(b.max(*t))),
+        (None, None, None) => newest_backup,
+    };
+    RestoreWindow { earliest: first.finished_at, latest, gaps, wal_segments }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use time::macros::datetime;
+    use uuid::Uuid;
+
+    use super::{BackupRow, window};
+    use crate::backup::WalSegment;
+
+    fn full(start_lsn: &str, finished: time::OffsetDateTime) -> BackupRow {
+        BackupRow {
+            id: Uuid::now_v7(),
+            org_id: Uuid::nil(),
+            store_id: Uuid::nil(),
+            kind: "full".into(),
+            status: "succeeded".into(),
+            node_id: None,
+            size_bytes: None,
+            sha256: None,
+            location: None,
+            start_lsn: Some(start_lsn.into()),
+            end_lsn: None,
+            error: None,
+            created_at: finished,
+            finished_at: Some(finished),
+            trigger: "manual".into(),
+        }
+    }
+
+    fn segment(n: u64, at: time::OffsetDateTime) -> WalSegment {
+        let archived_at = SystemTime::UNIX_EPOCH + Duration::from_secs(at.unix_timestamp() as u64);
+        WalSegment { name: format!("00000001{:08X}{:08X}", n >> 8, n & 0xff), archived_at }
+    }
+
+    #[test]
+    fn a_hole_in_the_wal_is_a_gap_until_the_next_backup_and_the_end_without_one() {
+        let t = |m: i64| datetime!(2026-11-25 10:00 UTC) + time::Duration::minutes(m);
+        let fulls = [full("0/2000028", t(1)), full("0/6000028", t(10))];
+        let wal: Vec<_> = [(2, 2), (3, 3), (6, 9), (7, 12)].iter().map(|&(n, m)| segment(n, t(m))).collect();
+        let w = window(&fulls, &wal, None);
+        assert_eq!(w.earliest, Some(t(1)));
+        assert_eq!(w.gaps.len(), 1);
+        assert_eq!((w.gaps[0].from, w.gaps[0].to), (t(3), t(10)));
+        assert_eq!(w.latest, Some(t(12)), "the last archived segment");
+        assert_eq!(window(&fulls, &wal, Some(t(20))).latest, Some(t(20)), "a running store: now");
+
+        // No backup after the hole: the window ends where the WAL breaks.
+        let w = window(&fulls[..1], &wal, Some(t(20)));
+        assert!(w.gaps.is_empty());
+        assert_eq!(w.latest, Some(t(3)));
+        assert_eq!(window(&[], &wal, None).earliest, None);
+    }
 }

@@ -219,15 +219,28 @@ pub(crate) async fn enqueue(
     kind: &str,
     steps: Vec<String>,
 ) -> ApiResult<db::jobs::JobRow> {
+    enqueue_with(tx, state, ctx, store_id, kind, steps, serde_json::json!({})).await
+}
+
+/// [`enqueue`] with parameters for the steps.
+async fn enqueue_with(
+    tx: &mut Transaction<'_, Postgres>,
+    state: &AppState,
+    ctx: &Ctx,
+    store_id: Uuid,
+    kind: &str,
+    steps: Vec<String>,
+    params: serde_json::Value,
+) -> ApiResult<db::jobs::JobRow> {
     let id = Uuid::now_v7();
     let insert = db::jobs::insert(
         &mut **tx,
-        ctx,
+        ctx.org_id,
         db::jobs::NewJob {
             id,
             store_id: Some(store_id),
             kind,
-            params: serde_json::json!({}),
+            params,
             steps: &steps,
             created_by: Some(ctx.user_id),
             now: state.clock.now(),
@@ -247,7 +260,7 @@ pub(crate) async fn enqueue(
 }
 
 /// 409 naming the job in progress.
-fn busy_error(active: Option<db::jobs::JobRow>) -> ApiError {
+pub(crate) fn busy_error(active: Option<db::jobs::JobRow>) -> ApiError {
     let what =
         active.map(|j| format!("job {} ({}, {})", j.id, j.kind, j.status)).unwrap_or_else(|| "a job".into());
     ApiError::conflict(
@@ -300,6 +313,22 @@ pub struct CreateStore {
     pub tags: Vec<String>,
     #[serde(default)]
     pub deletion_protection: bool,
+    /// Makes the store from a backup of another store of the organization (a fork), which may
+    /// have been deleted since. A full backup or a point in time needs the source's version; a
+    /// logical backup loads into any version.
+    #[serde(default)]
+    pub restore_from: Option<RestoreFrom>,
+}
+
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreFrom {
+    pub store_id: Uuid,
+    /// This backup, to the moment it finished.
+    pub backup_id: Option<Uuid>,
+    /// This moment (RFC 3339): the newest full backup before it, and the archived WAL.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub point_in_time: Option<OffsetDateTime>,
 }
 
 /// The `Idempotency-Key` of a request, 1 to 255 visible ASCII characters.
@@ -352,6 +381,10 @@ async fn create_store(
         cloud: &body.cloud,
         region: &body.region,
     })?;
+    let fork = match &body.restore_from {
+        Some(from) => Some(fork_source(&state, &ctx, from, &body.version).await?),
+        None => None,
+    };
     let request_hash = Sha256::digest(serde_json::to_vec(&body).map_err(anyhow::Error::from)?).to_vec();
     let now = state.clock.now();
     let mut tx = state.db.begin().await?;
@@ -402,21 +435,43 @@ async fn create_store(
         now,
     };
     db::firewall::insert(&mut *tx, &ctx, id, this_host).await?;
+    let (next_full_at, _) = jobs::schedule::next_times(jobs::schedule::DEFAULT_FULL_CRON, None, now);
+    let schedule = db::backup_schedules::Settings {
+        full_cron: jobs::schedule::DEFAULT_FULL_CRON,
+        logical_cron: None,
+        retention_count: Some(jobs::schedule::DEFAULT_RETENTION_COUNT),
+        retention_days: Some(jobs::schedule::DEFAULT_RETENTION_DAYS),
+        source: "replica",
+        paused: false,
+        next_full_at,
+        next_logical_at: None,
+    };
+    db::backup_schedules::insert(&mut *tx, ctx.org_id, id, &schedule, now).await?;
     let ports = jobs::allocate_ports(&mut tx, state.plane.ports.clone(), body.nodes as usize).await?;
     let mut steps = vec![];
     for (i, port) in ports.iter().enumerate() {
         let node = Uuid::now_v7();
         let role = if i == 0 { "primary" } else { "replica" };
         db::stores::insert_node(&mut *tx, ctx.org_id, id, node, role, i32::from(*port), now).await?;
-        steps.push(step::on(if i == 0 { step::CREATE_PRIMARY } else { step::CREATE_REPLICA }, node));
+        let first = if fork.is_some() { step::FORK_PRIMARY } else { step::CREATE_PRIMARY };
+        steps.push(step::on(if i == 0 { first } else { step::CREATE_REPLICA }, node));
     }
     steps.push(step::FINISH_AVAILABLE.into());
-    let job = enqueue(&mut tx, &state, &ctx, id, jobs::CREATE_STORE, steps).await?;
+    let params = match (&fork, &body.restore_from) {
+        (Some(backup), Some(from)) => serde_json::json!({ "restore_from": {
+            "store_id": from.store_id,
+            "backup_id": backup.id,
+            "point_in_time": from.point_in_time.map(|t| t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()),
+        }}),
+        _ => serde_json::json!({}),
+    };
+    let job = enqueue_with(&mut tx, &state, &ctx, id, jobs::CREATE_STORE, steps, params).await?;
     Event::new("store.created", &meta)
         .in_ctx(&ctx, &user.principal.email)
         .target(format!("store:{id}"))
         .detail("name", &name)
         .detail("nodes", body.nodes)
+        .detail("restored_from_backup", fork.as_ref().map(|b| b.id))
         .detail("job", job.id)
         .record_in(&mut tx, now)
         .await?;
@@ -442,6 +497,39 @@ async fn create_store(
     tx.commit().await?;
     state.wake.notify_waiters();
     Ok(accepted(org_id, id, revision, json))
+}
+
+/// The backup a fork starts from, checked: a store of the organization (deleted or not), a good
+/// backup, and a version the backup can run on.
+async fn fork_source(
+    state: &AppState,
+    ctx: &Ctx,
+    from: &RestoreFrom,
+    version: &str,
+) -> ApiResult<db::backups::BackupRow> {
+    let source = db::stores::get_by_id(&state.db, ctx.org_id, from.store_id).await?.ok_or_else(|| {
+        ApiError::field("restore_from.store_id", "no store of this organization has that id")
+    })?;
+    let backup = crate::http::routes::backups::resolve_backup(
+        state,
+        ctx,
+        source.id,
+        from.backup_id,
+        from.point_in_time,
+        "restore_from.",
+    )
+    .await?;
+    let major = |v: &str| v.split('.').next().unwrap_or_default().to_owned();
+    if backup.kind == "full" && major(version) != major(&source.version) {
+        return Err(ApiError::field(
+            "version",
+            format!(
+                "a full backup of PostgreSQL {} restores into that version only; a logical backup loads into any",
+                source.version
+            ),
+        ));
+    }
+    Ok(backup)
 }
 
 fn idempotency_aad(ctx: &Ctx, key: &str) -> Vec<u8> {
@@ -719,12 +807,22 @@ async fn update_store(
     Ok(res)
 }
 
-/// Starts a store's deletion: its servers are stopped and their data removed. 409 while
-/// deletion protection is on.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DeleteQuery {
+    /// Also delete the store's backups and archived WAL. By default they are kept until their
+    /// retention runs out, so that the store can be made again from them (`restore_from`).
+    #[serde(default)]
+    delete_backups: bool,
+}
+
+/// Starts a store's deletion: its servers are stopped and their data removed; its backups are
+/// kept unless `delete_backups=true`. 409 while deletion protection is on.
 #[utoipa::path(
     delete, path = "/api/v1/orgs/{org_id}/stores/{store_id}", tag = "stores",
     security(("session" = []), ("bearer" = ["stores:write"])),
-    params(("org_id" = Uuid, Path), ("store_id" = Uuid, Path)),
+    params(("org_id" = Uuid, Path), ("store_id" = Uuid, Path), DeleteQuery),
     responses(
         (status = 202, body = JobView),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
@@ -738,9 +836,13 @@ async fn delete_store(
     meta: RequestMeta,
     user: ActiveUser,
     AppPath((org_id, store_id)): AppPath<(Uuid, Uuid)>,
+    AppQuery(q): AppQuery<DeleteQuery>,
 ) -> ApiResult<(StatusCode, AppJson<JobView>)> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::StoresWrite)?;
+    if q.delete_backups {
+        ctx.require(Scope::BackupsWrite)?;
+    }
     let mut tx = state.db.begin().await?;
     let store =
         db::stores::get_for_update(&mut tx, &ctx, store_id).await?.ok_or(ApiError::NotFound("store"))?;
@@ -750,6 +852,9 @@ async fn delete_store(
     let mut nodes = db::stores::nodes(&mut *tx, ctx.org_id, &[store_id]).await?;
     nodes.sort_by_key(|n| n.role == "primary");
     let mut steps: Vec<String> = nodes.iter().map(|n| step::on(step::REMOVE_NODE, n.id)).collect();
+    if q.delete_backups {
+        steps.push(step::DELETE_BACKUPS.into());
+    }
     steps.push(step::FINISH_DELETED.into());
     let job = enqueue(&mut tx, &state, &ctx, store_id, jobs::DELETE_STORE, steps).await?;
     db::stores::set_status(&mut *tx, ctx.org_id, store_id, "deleting", state.clock.now()).await?;
@@ -757,6 +862,7 @@ async fn delete_store(
         .in_ctx(&ctx, &user.principal.email)
         .target(format!("store:{store_id}"))
         .detail("job", job.id)
+        .detail("delete_backups", q.delete_backups)
         .record_in(&mut tx, state.clock.now())
         .await?;
     tx.commit().await?;

@@ -177,6 +177,16 @@ impl LocalDriver {
         Ok(())
     }
 
+    /// Unpacks a `.tar.gz` archive into `dir`, as the servers' user.
+    async fn unpack(&self, archive: &Path, dir: &Path) -> anyhow::Result<()> {
+        let mut tar = tokio::process::Command::new("tar");
+        tar.arg("-xzf").arg(archive).arg("-C").arg(dir).stdin(std::process::Stdio::null());
+        if let Some(run_as) = &self.run_as {
+            run_as.apply(&mut tar);
+        }
+        crate::pg::run_for(tar, "tar", BASEBACKUP_TIMEOUT).await.context("unpacking the backup").map(drop)
+    }
+
     fn configure(&self, server: &Server, spec: &NodeSpec) -> anyhow::Result<()> {
         self.configure_with(server, spec, &[])
     }
@@ -479,18 +489,13 @@ impl Provisioner for LocalDriver {
         &self,
         spec: &NodeSpec,
         archive: &Path,
+        wal: &Path,
         target: crate::provision::RestoreTarget,
     ) -> anyhow::Result<()> {
         let server = self.server(spec)?;
-        let wal = spec.wal_archive.as_ref().context("the store has no WAL archive")?;
         self.prepare_dirs(&server)?;
         let staging = server.fresh_staging()?;
-        let mut tar = tokio::process::Command::new("tar");
-        tar.arg("-xzf").arg(archive).arg("-C").arg(&staging).stdin(std::process::Stdio::null());
-        if let Some(run_as) = &self.run_as {
-            run_as.apply(&mut tar);
-        }
-        crate::pg::run_for(tar, "tar", BASEBACKUP_TIMEOUT).await.context("unpacking the backup")?;
+        self.unpack(archive, &staging).await?;
         let w = wal.to_string_lossy().replace('\'', "");
         let mut recovery = vec![("restore_command", format!("cp '{w}/%f' '%p'"))];
         match target {
@@ -507,33 +512,8 @@ impl Provisioner for LocalDriver {
             }
         }
         recovery.push(("recovery_target_action", "promote".to_owned()));
-        // While the node still runs, close its current WAL segment and wait until it is archived:
-        // everything written up to now can then be replayed.
-        if let Ok(mut conn) = PgConnection::connect_with(&server.connect_options("postgres")).await {
-            let recovering: bool =
-                sqlx::query_scalar("select pg_is_in_recovery()").fetch_one(&mut conn).await?;
-            if !recovering {
-                let segment: String = sqlx::query_scalar("select pg_walfile_name(pg_switch_wal())")
-                    .fetch_one(&mut conn)
-                    .await?;
-                let deadline = std::time::Instant::now() + Duration::from_secs(60);
-                loop {
-                    let archived: Option<String> =
-                        sqlx::query_scalar("select last_archived_wal from pg_stat_archiver")
-                            .fetch_one(&mut conn)
-                            .await?;
-                    // Segment names sort in WAL order (a later timeline's sort after).
-                    if archived.as_deref().is_some_and(|a| a.get(8..) >= segment.get(8..)) {
-                        break;
-                    }
-                    anyhow::ensure!(
-                        std::time::Instant::now() < deadline,
-                        "WAL segment {segment} was not archived within 60 s"
-                    );
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            }
-        }
+        // While the node still runs, everything written up to now is archived, to be replayed.
+        self.archive_current_wal(spec).await?;
         let staged = Server { pgdata: staging.clone(), ..server.clone() };
         self.configure_with(&staged, spec, &recovery)?;
         staged.write_file("recovery.signal", "")?;
@@ -581,6 +561,120 @@ impl Provisioner for LocalDriver {
         let mut conn = server.connect_when_ready("postgres", Duration::from_secs(30)).await?;
         sqlx::query("select pg_reload_conf()").execute(&mut conn).await?;
         let _ = std::fs::remove_dir_all(&aside);
+        Ok(())
+    }
+
+    async fn archive_current_wal(&self, spec: &NodeSpec) -> anyhow::Result<()> {
+        let server = self.existing_server(spec);
+        let Ok(mut conn) = PgConnection::connect_with(&server.connect_options("postgres")).await else {
+            return Ok(());
+        };
+        let recovering: bool = sqlx::query_scalar("select pg_is_in_recovery()").fetch_one(&mut conn).await?;
+        if recovering {
+            return Ok(());
+        }
+        let segment: String =
+            sqlx::query_scalar("select pg_walfile_name(pg_switch_wal())").fetch_one(&mut conn).await?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let archived: Option<String> =
+                sqlx::query_scalar("select last_archived_wal from pg_stat_archiver")
+                    .fetch_one(&mut conn)
+                    .await?;
+            // Segment names sort in WAL order (a later timeline's sort after).
+            if archived.as_deref().is_some_and(|a| a.get(8..) >= segment.get(8..)) {
+                return Ok(());
+            }
+            anyhow::ensure!(
+                std::time::Instant::now() < deadline,
+                "WAL segment {segment} was not archived within 60 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn logical_backup(&self, spec: &NodeSpec, dest: &Path) -> anyhow::Result<()> {
+        let server = self.existing_server(spec);
+        let parent = dest.parent().context("backup file without a folder")?;
+        std::fs::create_dir_all(parent)?;
+        let name = dest.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        // Dumped into a folder of the servers' user, packed aside, renamed into place whole.
+        let work = parent.join(format!(".{name}.dumps"));
+        let packed = parent.join(format!(".{name}.partial"));
+        let _ = std::fs::remove_dir_all(&work);
+        server.private_dir(&work)?;
+        let mut conn = PgConnection::connect_with(&server.connect_options("postgres")).await?;
+        let databases: Vec<String> = sqlx::query_scalar(
+            "select datname from pg_database where datallowconn and not datistemplate and datname <> 'postgres' \
+             order by datname",
+        )
+        .fetch_all(&mut conn)
+        .await?;
+        conn.close().await?;
+        let mut manifest = vec![];
+        for (i, database) in databases.iter().enumerate() {
+            // Files are numbered: database names may hold any character.
+            let file = format!("{i}.dump");
+            let mut cmd = server.command("pg_dump");
+            cmd.arg("-h")
+                .arg(&server.socket_dir)
+                .args(["-p", &server.port.to_string(), "-U", crate::pg::SUPERUSER, "-F", "custom", "-f"])
+                .arg(work.join(&file))
+                .arg("-d")
+                .arg(database)
+                .current_dir(&work);
+            crate::pg::run_for(cmd, "pg_dump", BASEBACKUP_TIMEOUT)
+                .await
+                .with_context(|| format!("dumping database {database:?} of node {}", spec.node_id))?;
+            manifest.push(serde_json::json!({"database": database, "file": file}));
+        }
+        let manifest = serde_json::json!({"format": "berth-logical-1", "databases": manifest});
+        std::fs::write(work.join("manifest.json"), serde_json::to_vec_pretty(&manifest)?)?;
+        let mut tar = tokio::process::Command::new("tar");
+        tar.arg("-czf").arg(&packed).arg("-C").arg(&work).arg(".").stdin(std::process::Stdio::null());
+        crate::pg::run_for(tar, "tar", BASEBACKUP_TIMEOUT).await.context("packing the dumps")?;
+        std::fs::rename(&packed, dest).with_context(|| format!("moving the backup to {}", dest.display()))?;
+        let _ = std::fs::remove_dir_all(&work);
+        Ok(())
+    }
+
+    async fn logical_restore(&self, spec: &NodeSpec, archive: &Path) -> anyhow::Result<()> {
+        let server = self.server(spec)?;
+        let work = server.pgdata.with_file_name("logical-restore");
+        let _ = std::fs::remove_dir_all(&work);
+        server.private_dir(&work)?;
+        self.unpack(archive, &work).await?;
+        let manifest: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(work.join("manifest.json")).context("the archive is not a logical backup")?,
+        )?;
+        let databases = manifest["databases"].as_array().context("the manifest lists no databases")?;
+        let mut conn = self.superuser(spec, "postgres").await?;
+        for entry in databases {
+            let database = entry["database"].as_str().context("a manifest entry without a database")?;
+            let file = entry["file"].as_str().context("a manifest entry without a file")?;
+            anyhow::ensure!(
+                !file.contains('/') && !file.starts_with('.'),
+                "the manifest names a file outside the archive"
+            );
+            execute_formatted(&mut conn, "drop database if exists %I with (force)", &[database]).await?;
+            execute_formatted(&mut conn, "create database %I owner %I", &[database, &spec.admin_user])
+                .await?;
+            let mut cmd = server.command("pg_restore");
+            cmd.arg("-h")
+                .arg(&server.socket_dir)
+                .args(["-p", &server.port.to_string(), "-U", crate::pg::SUPERUSER])
+                .args(["--no-owner", "--no-privileges", "--exit-on-error", "--role"])
+                .arg(&spec.admin_user)
+                .arg("-d")
+                .arg(database)
+                .arg(work.join(file))
+                .current_dir(&work);
+            crate::pg::run_for(cmd, "pg_restore", BASEBACKUP_TIMEOUT)
+                .await
+                .with_context(|| format!("restoring database {database:?} into node {}", spec.node_id))?;
+        }
+        conn.close().await?;
+        let _ = std::fs::remove_dir_all(&work);
         Ok(())
     }
 

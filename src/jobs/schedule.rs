@@ -1,0 +1,250 @@
+//! The backup scheduler, run by every worker process: it starts the backups that are due and
+//! prunes the ones retention lets go. Due schedules are claimed with `for update skip locked`
+//! and their next due time moves in the transaction that enqueues the backup, so a due backup
+//! starts exactly once however many Berth instances run. Time comes from the injected clock.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use croner::Cron;
+use croner::parser::{CronParser, Seconds, Year};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{BACKUP, JobEnv, step};
+use crate::db;
+
+/// A schedule as the API shows it before anyone changes it: daily at 03:00 UTC, seven kept.
+pub const DEFAULT_FULL_CRON: &str = "0 3 * * *";
+pub const DEFAULT_RETENTION_COUNT: i32 = 7;
+pub const DEFAULT_RETENTION_DAYS: i32 = 7;
+/// Schedules looked at per tick; the rest wait for the next one.
+const BATCH: i64 = 50;
+
+/// A five-field cron expression (minute hour day-of-month month day-of-week, in UTC), or why
+/// it is not one.
+pub fn parse_cron(text: &str) -> Result<Cron, String> {
+    let parser = CronParser::builder().seconds(Seconds::Disallowed).year(Year::Disallowed).build();
+    let cron =
+        parser.parse(text).map_err(|e| format!("{text:?} is not a five-field cron expression: {e}"))?;
+    // A pattern that never fires (30 February) is refused rather than silently never run.
+    next_after(&cron, OffsetDateTime::UNIX_EPOCH).ok_or_else(|| format!("{text:?} never fires"))?;
+    Ok(cron)
+}
+
+/// The first time the expression fires strictly after `t`.
+pub fn next_after(cron: &Cron, t: OffsetDateTime) -> Option<OffsetDateTime> {
+    let start = chrono::DateTime::<chrono::Utc>::from_timestamp(t.unix_timestamp(), t.nanosecond())?;
+    let next = cron.find_next_occurrence(&start, false).ok()?;
+    OffsetDateTime::from_unix_timestamp(next.timestamp()).ok()
+}
+
+fn next_of(text: Option<&str>, now: OffsetDateTime) -> Option<OffsetDateTime> {
+    text.and_then(|t| parse_cron(t).ok()).and_then(|c| next_after(&c, now))
+}
+
+/// The next due times of a schedule with these expressions, from `now`.
+pub fn next_times(
+    full_cron: &str,
+    logical_cron: Option<&str>,
+    now: OffsetDateTime,
+) -> (Option<OffsetDateTime>, Option<OffsetDateTime>) {
+    (next_of(Some(full_cron), now), next_of(logical_cron, now))
+}
+
+/// A backup to start.
+#[derive(Debug, Clone, Copy)]
+pub struct NewBackup<'a> {
+    pub org_id: Uuid,
+    pub store_id: Uuid,
+    /// `full` or `logical`.
+    pub kind: &'a str,
+    /// `manual` or `schedule`.
+    pub trigger: &'a str,
+    /// `replica` or `primary`.
+    pub source: &'a str,
+    pub created_by: Option<Uuid>,
+    pub now: OffsetDateTime,
+}
+
+/// A backup and the job that takes it, enqueued in the caller's transaction; `None` when the
+/// store has a job in progress (nothing is written then). Returns the backup's and the job's ids.
+pub async fn start_backup(
+    tx: &mut sqlx::PgConnection,
+    b: NewBackup<'_>,
+) -> anyhow::Result<Option<(Uuid, Uuid)>> {
+    use sqlx::Connection;
+    let (org_id, now) = (b.org_id, b.now);
+    let mut sp = tx.begin().await?;
+    let backup_id = Uuid::now_v7();
+    db::backups::insert(&mut *sp, org_id, backup_id, b.store_id, b.kind, b.trigger, now).await?;
+    let job_id = Uuid::now_v7();
+    let steps = vec![step::on(step::TAKE_BACKUP, backup_id)];
+    let inserted = db::jobs::insert(
+        &mut *sp,
+        org_id,
+        db::jobs::NewJob {
+            id: job_id,
+            store_id: Some(b.store_id),
+            kind: BACKUP,
+            params: serde_json::json!({ "source": b.source }),
+            steps: &steps,
+            created_by: b.created_by,
+            now,
+        },
+    )
+    .await;
+    match inserted {
+        Ok(()) => {
+            sp.commit().await?;
+            Ok(Some((backup_id, job_id)))
+        }
+        Err(sqlx::Error::Database(d)) if d.constraint() == Some("jobs_one_active_per_store") => {
+            sp.rollback().await?;
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// What one tick did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Tick {
+    pub started: usize,
+    pub pruned: usize,
+}
+
+/// Starts every due backup, then prunes expired ones.
+pub async fn tick(env: &JobEnv) -> anyhow::Result<Tick> {
+    let started = start_due(env).await?;
+    let pruned = prune(env).await?;
+    Ok(Tick { started, pruned })
+}
+
+async fn start_due(env: &JobEnv) -> anyhow::Result<usize> {
+    let now = env.clock.now();
+    let mut tx = env.db.begin().await?;
+    let due = db::backup_schedules::claim_due(&mut *tx, now, BATCH).await?;
+    let mut started = 0;
+    for s in due {
+        let (mut next_full, mut next_logical) = (s.next_full_at, s.next_logical_at);
+        // A due time is only moved on once its backup is enqueued: a store busy with another
+        // job gets it at a later tick.
+        for (kind, cron, next) in [
+            ("full", Some(s.full_cron.as_str()), &mut next_full),
+            ("logical", s.logical_cron.as_deref(), &mut next_logical),
+        ] {
+            let Some(cron) = cron else {
+                *next = None;
+                continue;
+            };
+            match *next {
+                None => *next = next_of(Some(cron), now),
+                Some(at) if at <= now => {
+                    let backup = NewBackup {
+                        org_id: s.org_id,
+                        store_id: s.store_id,
+                        kind,
+                        trigger: "schedule",
+                        source: &s.source,
+                        created_by: None,
+                        now,
+                    };
+                    let begun = start_backup(&mut tx, backup).await?;
+                    if begun.is_some() {
+                        started += 1;
+                        *next = next_of(Some(cron), now);
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+        db::backup_schedules::set_next(&mut *tx, s.org_id, s.store_id, next_full, next_logical).await?;
+    }
+    tx.commit().await?;
+    Ok(started)
+}
+
+/// Removes the backups retention lets go (rows first, then their archives), then the archived
+/// WAL that no remaining backup needs.
+async fn prune(env: &JobEnv) -> anyhow::Result<usize> {
+    let now = env.clock.now();
+    let mut pruned = 0;
+    for s in db::backup_schedules::with_retention(&env.db).await? {
+        let before = s.retention_days.map(|d| now - time::Duration::days(i64::from(d)));
+        let expired = db::backups::expired(&env.db, s.org_id, s.store_id, s.retention_count, before).await?;
+        for b in &expired {
+            if db::backups::delete_by_id(&env.db, s.org_id, b.id).await? {
+                if let Some(key) = &b.location {
+                    env.plane.backups.delete(key).await?;
+                }
+                pruned += 1;
+            }
+        }
+        if !expired.is_empty() {
+            tracing::info!(store_id = %s.store_id, pruned = expired.len(), "pruned backups past retention");
+        }
+        match db::backups::oldest_full_start(&env.db, s.org_id, s.store_id).await? {
+            Some(lsn) => {
+                let n = env.plane.backups.prune_wal(s.store_id, &lsn).await?;
+                if n > 0 {
+                    tracing::info!(store_id = %s.store_id, segments = n, "pruned archived WAL");
+                }
+            }
+            None => {
+                // A deleted store whose last backup has gone: its WAL can restore nothing.
+                let gone = db::stores::get_by_id(&env.db, s.org_id, s.store_id)
+                    .await?
+                    .is_none_or(|st| st.status == "deleted");
+                if gone && db::backups::count_of_store(&env.db, s.org_id, s.store_id).await? == 0 {
+                    env.plane.backups.remove_store(s.store_id).await.context("removing the store's WAL")?;
+                    db::backup_schedules::delete(&env.db, s.org_id, s.store_id).await?;
+                }
+            }
+        }
+    }
+    Ok(pruned)
+}
+
+/// Ticks every `every` until the process ends.
+pub async fn scheduler_loop(env: JobEnv, every: Duration) {
+    loop {
+        if let Err(e) = tick(&env).await {
+            tracing::warn!(error = %format!("{e:#}"), "backup scheduler");
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::{next_after, parse_cron};
+
+    #[test]
+    fn cron_expressions_fire_when_they_say() {
+        let daily = parse_cron("0 3 * * *").unwrap();
+        assert_eq!(
+            next_after(&daily, datetime!(2026-11-25 02:59:30 UTC)),
+            Some(datetime!(2026-11-25 03:00 UTC))
+        );
+        assert_eq!(
+            next_after(&daily, datetime!(2026-11-25 03:00 UTC)),
+            Some(datetime!(2026-11-26 03:00 UTC))
+        );
+        let every_minute = parse_cron("* * * * *").unwrap();
+        assert_eq!(
+            next_after(&every_minute, datetime!(2026-11-25 10:00:01 UTC)),
+            Some(datetime!(2026-11-25 10:01 UTC))
+        );
+    }
+
+    #[test]
+    fn bad_cron_expressions_say_why() {
+        for bad in ["", "* * *", "61 * * * *", "0 0 * * * *", "0 0 30 2 *", "every day"] {
+            let e = parse_cron(bad).unwrap_err();
+            assert!(e.contains(bad), "{e}");
+        }
+    }
+}

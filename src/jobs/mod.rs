@@ -109,6 +109,16 @@ impl DataPlane {
         }))
     }
 
+    /// Enough of a node's spec to reach it over Berth's administrative path and ask how it is:
+    /// no secrets decrypted and no certificate issued, for the health checks and the statistics
+    /// that visit every node every few seconds.
+    pub fn probe_spec(&self, node: &db::stores::NodeRow) -> anyhow::Result<NodeSpec> {
+        Ok(NodeSpec {
+            port: u16::try_from(node.port).context("port out of range")?,
+            ..NodeSpec::bare(node.store_id, node.id)
+        })
+    }
+
     /// The organization's CA (certificate PEM and key), made on first use.
     pub async fn org_ca(
         &self,

@@ -83,16 +83,11 @@ pub async fn check_all(env: &JobEnv) -> anyhow::Result<()> {
             }
         }
     }
-    for (org_id, node) in db::stores::all_live_nodes(&env.db).await? {
+    for (_, node) in db::stores::all_live_nodes(&env.db).await? {
         if !matches!(node.state.as_str(), "running" | "failed" | "stopped") {
             continue;
         }
-        let Some(spec) =
-            env.plane.node_spec(&env.db, org_id, node.store_id, node.id, env.clock.now()).await?
-        else {
-            continue;
-        };
-        let status = env.plane.driver.status(&spec).await?;
+        let status = env.plane.driver.status(&env.plane.probe_spec(&node)?).await?;
         let state = if status.running { "running" } else { "failed" };
         db::stores::set_node_health(&env.db, node.id, state, status.replay_lag_bytes, env.clock.now())
             .await?;

@@ -14,9 +14,7 @@ pub async fn collect_all(env: &JobEnv, retention: time::Duration) -> anyhow::Res
         if node.state != "running" {
             continue;
         }
-        let Some(spec) = env.plane.node_spec(&env.db, org_id, node.store_id, node.id, now).await? else {
-            continue;
-        };
+        let spec = env.plane.probe_spec(&node)?;
         match sample(env, &spec).await {
             Ok(s) => {
                 db::stats::insert(&env.db, org_id, node.store_id, node.id, now, &s).await?;

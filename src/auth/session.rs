@@ -1,9 +1,9 @@
 //! Sessions kept in Postgres, behind tower-sessions' cookie handling.
 //!
 //! The cookie holds a random 128-bit id; the table keys on its SHA-256. Loading a session is
-//! one query that checks the idle and absolute timeouts against the injected clock, touches
-//! `last_seen_at` (at most once a minute), and returns the user with their organizations, so an
-//! authenticated request costs one round trip. Nothing is cached in the process: a revoked
+//! one read that checks the idle and absolute timeouts against the injected clock and returns
+//! the user with their organizations, so an authenticated request costs one round trip; a second,
+//! a write, touches `last_seen_at` at most once a minute. Nothing is cached in the process: a revoked
 //! session is refused at the next request by every instance sharing the database.
 
 use std::collections::HashMap;
@@ -83,19 +83,16 @@ impl SessionStore for PgSessionStore {
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
         let now = self.clock.now();
-        let Some(found) = db::sessions::load_active(
-            &self.pool,
-            &session_hash(id),
-            now,
-            now - self.idle,
-            now - self.absolute,
-            now - TOUCH_EVERY,
-        )
-        .await
-        .map_err(backend)?
+        let hash = session_hash(id);
+        let Some(found) = db::sessions::load_active(&self.pool, &hash, now - self.idle, now - self.absolute)
+            .await
+            .map_err(backend)?
         else {
             return Ok(None);
         };
+        if found.last_seen_at < now - TOUCH_EVERY {
+            db::sessions::touch(&self.pool, &hash, now).await.map_err(backend)?;
+        }
         let mut data: HashMap<String, serde_json::Value> =
             serde_json::from_value(found.data).map_err(|e| session_store::Error::Decode(e.to_string()))?;
         data.insert(

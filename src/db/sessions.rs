@@ -8,6 +8,7 @@ use crate::domain::{Principal, PrincipalOrg};
 pub struct LoadedSession {
     pub data: serde_json::Value,
     pub principal: Principal,
+    pub last_seen_at: OffsetDateTime,
 }
 
 /// Inserts a new session; `false` if the id is taken.
@@ -41,43 +42,31 @@ pub async fn update_data(
     Ok(())
 }
 
-/// The session and its user in one round trip, if neither timeout has passed; touches
-/// `last_seen_at` when it is older than `touch_before`.
+/// The session and its user in one round trip (a read only), if neither timeout has passed.
 pub async fn load_active(
     ex: impl PgExecutor<'_>,
     id_hash: &[u8],
-    now: OffsetDateTime,
     idle_cutoff: OffsetDateTime,
     absolute_cutoff: OffsetDateTime,
-    touch_before: OffsetDateTime,
 ) -> sqlx::Result<Option<LoadedSession>> {
     let row = sqlx::query!(
-        r#"with s as (
-               select id_hash, user_id, data, last_seen_at from sessions
-               where id_hash = $1 and last_seen_at > $3 and created_at > $4
-           ), touched as (
-               update sessions set last_seen_at = $2
-               from s where sessions.id_hash = s.id_hash and s.last_seen_at < $5
-           )
-           select s.data as "data!", u.id as "id!", u.email as "email!",
-                  u.first_name as "first_name!", u.last_name as "last_name!", u.origin as "origin!",
-                  u.must_change_password as "must_change_password!",
-                  u.created_at as "created_at!", u.updated_at as "updated_at!",
+        r#"select s.data, s.last_seen_at, u.id, u.email, u.first_name, u.last_name, u.origin,
+                  u.must_change_password, u.created_at, u.updated_at,
                   coalesce((select json_agg(json_build_object('id', o.id, 'name', o.name, 'role', m.role)
                                             order by o.name, o.id)
                             from memberships m join organizations o on o.id = m.org_id
                             where m.user_id = u.id), '[]') as "orgs!: Json<Vec<PrincipalOrg>>"
-           from s join users u on u.id = s.user_id"#,
+           from sessions s join users u on u.id = s.user_id
+           where s.id_hash = $1 and s.last_seen_at > $2 and s.created_at > $3"#,
         id_hash,
-        now,
         idle_cutoff,
-        absolute_cutoff,
-        touch_before
+        absolute_cutoff
     )
     .fetch_optional(ex)
     .await?;
     Ok(row.map(|r| LoadedSession {
         data: r.data,
+        last_seen_at: r.last_seen_at,
         principal: Principal {
             user_id: r.id,
             email: r.email,
@@ -123,4 +112,17 @@ pub async fn purge_expired(
     .execute(ex)
     .await?;
     Ok(done.rows_affected())
+}
+
+/// Records that the session was used (callers do it at most once a minute, so that most
+/// requests only read).
+pub async fn touch(ex: impl PgExecutor<'_>, id_hash: &[u8], now: OffsetDateTime) -> sqlx::Result<()> {
+    sqlx::query!(
+        "update sessions set last_seen_at = $2 where id_hash = $1 and last_seen_at < $2",
+        id_hash,
+        now
+    )
+    .execute(ex)
+    .await?;
+    Ok(())
 }

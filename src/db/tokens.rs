@@ -38,42 +38,31 @@ pub struct BearerRow {
     pub credential_id: Uuid,
     pub scopes: Vec<String>,
     pub principal: Principal,
+    pub last_used_at: Option<OffsetDateTime>,
 }
 
 /// The principal behind an access token, in one round trip: the token, its credential (neither
 /// expired nor revoked), the creator's current membership in the credential's organization (a
-/// creator who left kills the token), and the user. Touches `last_used_at` at most once a minute.
+/// creator who left kills the token), and the user. A read only: see [`touch_credential`].
 pub async fn bearer_principal(
     ex: impl PgExecutor<'_>,
     hash: &[u8],
     now: OffsetDateTime,
-    touch_before: OffsetDateTime,
 ) -> sqlx::Result<Option<BearerRow>> {
     let row = sqlx::query!(
-        r#"with t as (
-               select t.credential_id, t.scopes from oauth_tokens t
-               join credentials c on c.id = t.credential_id
-               where t.token_hash = $1 and t.kind = 'access' and t.revoked_at is null
-                 and t.expires_at > $2 and c.revoked_at is null and c.expires_at > $2
-           ), touched as (
-               update credentials set last_used_at = $2 from t
-               where credentials.id = t.credential_id
-                 and (credentials.last_used_at is null or credentials.last_used_at < $3)
-           )
-           select t.credential_id as "credential_id!", t.scopes as "scopes!",
-                  c.org_id as "org_id!", o.name as "org_name!", m.role as "role!",
-                  u.id as "id!", u.email as "email!", u.first_name as "first_name!",
-                  u.last_name as "last_name!", u.origin as "origin!",
-                  u.must_change_password as "must_change_password!",
-                  u.created_at as "created_at!", u.updated_at as "updated_at!"
-           from t
+        r#"select t.credential_id, t.scopes, c.last_used_at,
+                  c.org_id, o.name as org_name, m.role,
+                  u.id, u.email, u.first_name, u.last_name, u.origin, u.must_change_password,
+                  u.created_at, u.updated_at
+           from oauth_tokens t
            join credentials c on c.id = t.credential_id
            join memberships m on m.org_id = c.org_id and m.user_id = c.created_by
            join organizations o on o.id = c.org_id
-           join users u on u.id = c.created_by"#,
+           join users u on u.id = c.created_by
+           where t.token_hash = $1 and t.kind = 'access' and t.revoked_at is null
+             and t.expires_at > $2 and c.revoked_at is null and c.expires_at > $2"#,
         hash,
-        now,
-        touch_before
+        now
     )
     .fetch_optional(ex)
     .await?;
@@ -82,6 +71,7 @@ pub async fn bearer_principal(
         serde_json::from_value(serde_json::json!({"id": r.org_id, "name": r.org_name, "role": r.role}))
             .map_err(|e| sqlx::Error::Decode(e.into()))?;
     Ok(Some(BearerRow {
+        last_used_at: r.last_used_at,
         credential_id: r.credential_id,
         scopes: r.scopes,
         principal: Principal {
@@ -188,4 +178,17 @@ pub async fn revoke_token(
 pub async fn purge_expired(ex: impl PgExecutor<'_>, now: OffsetDateTime) -> sqlx::Result<u64> {
     let done = sqlx::query!("delete from oauth_tokens where expires_at <= $1", now).execute(ex).await?;
     Ok(done.rows_affected())
+}
+
+/// Records that a credential was used (callers do it at most once a minute, so that most
+/// requests only read).
+pub async fn touch_credential(ex: impl PgExecutor<'_>, id: Uuid, now: OffsetDateTime) -> sqlx::Result<()> {
+    sqlx::query!(
+        "update credentials set last_used_at = $2 where id = $1 and (last_used_at is null or last_used_at < $2)",
+        id,
+        now
+    )
+    .execute(ex)
+    .await?;
+    Ok(())
 }

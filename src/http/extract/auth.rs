@@ -58,8 +58,7 @@ where
 
 async fn bearer(state: &AppState, tok: &str, parts: &mut Parts) -> Result<Authenticated, ApiError> {
     let now = state.clock.now();
-    let found =
-        db::tokens::bearer_principal(&state.db, &token::hash(tok), now, now - Duration::MINUTE).await?;
+    let found = db::tokens::bearer_principal(&state.db, &token::hash(tok), now).await?;
     let Some(row) = found else {
         let meta = RequestMeta::from_request_parts(parts, &()).await.unwrap_or_default();
         Event::new("token.refused", &meta)
@@ -70,6 +69,10 @@ async fn bearer(state: &AppState, tok: &str, parts: &mut Parts) -> Result<Authen
             .await?;
         return Err(ApiError::InvalidToken);
     };
+    // `last_used_at` is written at most once a minute, to keep most requests free of writes.
+    if row.last_used_at.is_none_or(|at| at < now - Duration::MINUTE) {
+        db::tokens::touch_credential(&state.db, row.credential_id, now).await?;
+    }
     let scopes = row.scopes.iter().filter_map(|s| Scope::parse(s)).collect();
     Ok(Authenticated {
         principal: row.principal,

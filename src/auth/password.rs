@@ -7,7 +7,6 @@ use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier, Version};
 use secrecy::{ExposeSecret, SecretString};
-use tokio::sync::Semaphore;
 
 /// OWASP's first recommended argon2id setting: 19 MiB, 2 passes, 1 lane.
 pub const M_COST_KIB: u32 = 19_456;
@@ -29,18 +28,41 @@ static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
         .to_string()
 });
 
-/// Hashes and verifies on the blocking pool, at most `concurrency` at a time: a login storm
-/// queues here instead of taking every core from the requests beside it.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Hashes and verifies on its own `concurrency` threads, which run at a lower CPU priority than
+/// the rest of Berth (`SCHED_BATCH`, nice 10): a login storm queues here and takes what CPU the
+/// other requests leave, instead of taking every core from them. Having their own threads also
+/// bounds the memory the 19 MiB hashes keep in malloc's per-thread arenas. The threads end when
+/// the last handle is dropped.
 #[derive(Debug, Clone)]
 pub struct PasswordHasher {
-    permits: Arc<Semaphore>,
+    queue: std::sync::mpsc::Sender<Job>,
 }
 
 impl PasswordHasher {
     pub fn new(concurrency: usize) -> Self {
-        Self { permits: Arc::new(Semaphore::new(concurrency.max(1))) }
+        let (queue, jobs) = std::sync::mpsc::channel::<Job>();
+        let jobs = Arc::new(std::sync::Mutex::new(jobs));
+        for n in 0..concurrency.max(1) {
+            let jobs = jobs.clone();
+            std::thread::Builder::new()
+                .name(format!("berth-hash-{n}"))
+                .spawn(move || {
+                    lower_priority();
+                    loop {
+                        // One thread waits on the queue at a time; the others wait for the lock.
+                        let next = jobs.lock().map_err(drop).and_then(|rx| rx.recv().map_err(drop));
+                        match next {
+                            Ok(job) => job(),
+                            Err(()) => return,
+                        }
+                    }
+                })
+                .expect("starting a password hashing thread");
+        }
+        Self { queue }
     }
-
     pub async fn hash(&self, password: SecretString) -> anyhow::Result<String> {
         self.blocking(move || {
             let salt = SaltString::generate(&mut OsRng);
@@ -73,8 +95,33 @@ impl PasswordHasher {
         &self,
         f: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
     ) -> anyhow::Result<T> {
-        let _permit = self.permits.acquire().await.context("hasher closed")?;
-        tokio::task::spawn_blocking(f).await.context("hashing task")?
+        let (done, result) = tokio::sync::oneshot::channel();
+        self.queue
+            .send(Box::new(move || {
+                let _ = done.send(f());
+            }))
+            .map_err(|_| anyhow::anyhow!("the hashing threads are gone"))?;
+        result.await.context("a hashing thread panicked")?
+    }
+}
+
+/// Below the other threads: nice 10 under `SCHED_BATCH` (weighted about a tenth of a normal
+/// thread when both want the CPU; the whole CPU when nothing else does).
+fn lower_priority() {
+    use thread_priority::{
+        NormalThreadSchedulePolicy, ThreadPriority, ThreadPriorityValue, ThreadSchedulePolicy,
+        set_thread_priority_and_policy, thread_native_id,
+    };
+    // thread-priority maps 0..=99 onto nice 19..=-20: 23 is nice 9.
+    let policy = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Batch);
+    let lowered = ThreadPriorityValue::try_from(23u8)
+        .map_err(|e| format!("{e:?}"))
+        .map(ThreadPriority::Crossplatform)
+        .and_then(|p| {
+            set_thread_priority_and_policy(thread_native_id(), p, policy).map_err(|e| format!("{e:?}"))
+        });
+    if let Err(e) = lowered {
+        tracing::warn!(error = %e, "could not lower the priority of a password hashing thread");
     }
 }
 
@@ -90,5 +137,31 @@ mod tests {
         assert!(h.verify("correct horse battery".into(), Some(phc.clone())).await.unwrap());
         assert!(!h.verify("correct horse batterY".into(), Some(phc)).await.unwrap());
         assert!(!h.verify("anything at all".into(), None).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn hashing_threads_yield_to_the_rest() {
+        let h = PasswordHasher::new(1);
+        let (policy, nice) = h
+            .blocking(|| {
+                let policy =
+                    thread_priority::thread_schedule_policy().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+                // /proc/thread-self/stat: the 19th field is the nice value.
+                let stat = std::fs::read_to_string("/proc/thread-self/stat")?;
+                let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+                let nice: i32 = after_name.split(' ').nth(16).unwrap().parse()?;
+                Ok((policy, nice))
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            policy,
+            thread_priority::ThreadSchedulePolicy::Normal(thread_priority::NormalThreadSchedulePolicy::Batch)
+        );
+        assert!(nice >= 9, "nice {nice}");
+        // Nothing else in the process is lowered.
+        let here = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+        let after_name = &here[here.rfind(')').unwrap() + 2..];
+        assert_eq!(after_name.split(' ').nth(16), Some("0"));
     }
 }

@@ -132,7 +132,10 @@ pub async fn check_password(
         return Err(ApiError::TooManyRequests { retry_after_secs });
     }
     if state.hasher.verify(password, stored).await? {
-        db::auth_failures::clear(&state.db, &subject).await?;
+        // A write (and a commit to wait for) only when there is something to forget.
+        if recent.failures > 0 {
+            db::auth_failures::clear(&state.db, &subject).await?;
+        }
         Ok(true)
     } else {
         db::auth_failures::record(&state.db, &subject, now).await?;

@@ -29,6 +29,7 @@ pub async fn run(env: &JobEnv, job: &JobRow, step_text: &str) -> anyhow::Result<
             let node = need(node)?;
             let spec = spec_of(node).await?.context("the node is gone")?;
             env.plane.driver.create_primary(&spec).await?;
+            latest_access(env, job, node).await?;
             db::stores::set_node_state(&env.db, node, "running", now()).await?;
             Ok(())
         }
@@ -46,6 +47,7 @@ pub async fn run(env: &JobEnv, job: &JobRow, step_text: &str) -> anyhow::Result<
                 let primary_spec = spec_of(primary).await?.context("the primary is gone")?;
                 env.plane.driver.create_replica(&spec, &primary_spec).await?;
             }
+            latest_access(env, job, node).await?;
             db::stores::set_node_state(&env.db, node, "running", now()).await?;
             Ok(())
         }
@@ -130,6 +132,7 @@ pub async fn run(env: &JobEnv, job: &JobRow, step_text: &str) -> anyhow::Result<
                 let wal = env.plane.backups.wal_dir(store_id.context("job has no store")?);
                 env.plane.driver.restore(&spec, &path, &wal, restore_target(&job.params)?).await?;
             }
+            latest_access(env, job, node).await?;
             db::stores::set_node_state(&env.db, node, "running", now()).await?;
             Ok(())
         }
@@ -161,6 +164,7 @@ pub async fn run(env: &JobEnv, job: &JobRow, step_text: &str) -> anyhow::Result<
                 // The copy carries the source's roles: this store's own passwords replace them.
                 driver.create_primary(&spec).await?;
             }
+            latest_access(env, job, node).await?;
             db::stores::set_node_state(&env.db, node, "running", now()).await?;
             Ok(())
         }
@@ -219,6 +223,15 @@ fn restore_target(params: &serde_json::Value) -> anyhow::Result<crate::provision
         )?),
         None => crate::provision::RestoreTarget::EndOfBackup,
     })
+}
+
+/// Writes the access in force now into a node just made (or restored): a firewall rule that
+/// changed meanwhile found no server to write into, or wrote into data since replaced, and the
+/// step's spec was read before.
+async fn latest_access(env: &JobEnv, job: &JobRow, node: Uuid) -> anyhow::Result<()> {
+    let store_id = job.store_id.context("job has no store")?;
+    let spec = env.plane.node_spec(&env.db, job.org_id, store_id, node, env.clock.now()).await?;
+    env.plane.driver.apply_access(&spec.context("the node is gone")?).await
 }
 
 async fn primary_of(env: &JobEnv, job: &JobRow) -> anyhow::Result<Uuid> {

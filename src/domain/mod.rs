@@ -6,7 +6,7 @@ mod email;
 pub mod password;
 mod role;
 
-pub use cidr::Cidr;
+pub use cidr::{Cidr, VpcBlock, gateway, node_addresses};
 pub use ctx::{AuthMethod, Ctx, Principal, PrincipalOrg};
 pub use email::Email;
 pub use password::NewPassword;

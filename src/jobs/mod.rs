@@ -106,6 +106,7 @@ impl DataPlane {
             user_hosts: db::db_users::host_restrictions(db, org_id, store_id).await?,
             tls: Some(self.node_tls(db, org_id, &node.host, now).await?),
             wal_archive: Some(self.backups.wal_dir(store_id)),
+            network: None,
         }))
     }
 

@@ -45,6 +45,7 @@ impl EmbeddedPg {
             port: PORT,
             binaries: opts.binaries.clone(),
             run_as: opts.run_as.clone(),
+            netns: None,
         };
         if !server.exists() {
             server.initdb(&["--auth=trust"], opts.ephemeral).await?;

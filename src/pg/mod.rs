@@ -11,4 +11,4 @@ pub use binaries::PgBinaries;
 pub use embedded::{EmbeddedOptions, EmbeddedPg};
 pub use run_as::RunAs;
 pub(crate) use server::{EPHEMERAL, MAX_SOCKET_DIR, run_for, socket_dir_for};
-pub use server::{SUPERUSER, Server};
+pub use server::{Netns, SUPERUSER, Server};

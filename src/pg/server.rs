@@ -49,6 +49,17 @@ pub struct Server {
     pub port: u16,
     pub binaries: PgBinaries,
     pub run_as: Option<RunAs>,
+    /// The network namespace the server runs in, when not the host's own.
+    pub netns: Option<Netns>,
+}
+
+/// A network namespace, entered with `nsenter`. Only the network is entered: the server keeps
+/// the host's files, so its Unix socket (Berth's superuser path) works from outside.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Netns {
+    pub nsenter: PathBuf,
+    /// `/run/netns/<name>`.
+    pub path: PathBuf,
 }
 
 impl Server {
@@ -203,7 +214,8 @@ impl Server {
                 .with_context(|| format!("removing stale {}", pid_file.display()))?;
         }
         let timeout = START_TIMEOUT_SECS.to_string();
-        let mut cmd = self.command("pg_ctl");
+        // The postmaster and its children live where pg_ctl starts: in the namespace, if any.
+        let mut cmd = self.networked_command("pg_ctl");
         cmd.args(["start", "-w", "-t", &timeout, "-s", "-l"])
             .arg(log)
             .arg("-D")
@@ -286,6 +298,24 @@ impl Server {
         if let Some(run_as) = &self.run_as {
             run_as.apply(&mut cmd);
         }
+        cmd
+    }
+
+    /// [`Server::command`] inside the server's network namespace: for the tools that listen or
+    /// connect over the network. `nsenter` enters it as root and then becomes the server's user.
+    pub fn networked_command(&self, tool: &str) -> tokio::process::Command {
+        let Some(netns) = &self.netns else { return self.command(tool) };
+        let mut cmd = tokio::process::Command::new(&netns.nsenter);
+        cmd.arg(format!("--net={}", netns.path.display()));
+        if let Some(run_as) = &self.run_as {
+            // Supplementary groups are dropped with the switch, as `RunAs::apply` does.
+            cmd.arg(format!("--setgid={}", run_as.gid)).arg(format!("--setuid={}", run_as.uid));
+        }
+        cmd.arg("--").arg(self.binaries.tool(tool));
+        for var in PG_ENV {
+            cmd.env_remove(var);
+        }
+        cmd.stdin(Stdio::null());
         cmd
     }
 }

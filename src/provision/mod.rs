@@ -8,7 +8,10 @@ pub mod sql;
 
 use std::fmt::Debug;
 
+use std::net::Ipv4Addr;
+
 use async_trait::async_trait;
+use ipnet::Ipv4Net;
 use secrecy::SecretString;
 use uuid::Uuid;
 
@@ -48,6 +51,32 @@ pub struct NodeSpec {
     pub tls: Option<NodeTls>,
     /// Where the node archives its WAL (continuous archiving, for point-in-time recovery).
     pub wal_archive: Option<std::path::PathBuf>,
+    /// For a node of a private store: the VPC's network it lives in and its address there.
+    /// `None`: the node listens on the host's loopback.
+    pub network: Option<NodeNetwork>,
+}
+
+/// A VPC's network, as a driver makes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NetworkSpec {
+    pub vpc_id: Uuid,
+    pub cidr: Ipv4Net,
+}
+
+/// Where a node of a private store is placed: inside its VPC's network, at its own address
+/// from the VPC's block, which is all it listens on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeNetwork {
+    pub network: NetworkSpec,
+    pub address: Ipv4Addr,
+}
+
+/// Two networks joined so that each block routes to the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeeringSpec {
+    pub peering_id: Uuid,
+    pub a: NetworkSpec,
+    pub b: NetworkSpec,
 }
 
 /// How far a restore replays the archived WAL.
@@ -89,6 +118,7 @@ impl NodeSpec {
             user_hosts: vec![],
             tls: None,
             wal_archive: None,
+            network: None,
         }
     }
 }
@@ -170,4 +200,24 @@ pub trait Provisioner: Send + Sync + Debug + 'static {
     /// `(store_id, node_id)` of every node present on this host, running or not, so that the
     /// caller can remove the ones its tables do not know.
     async fn present_nodes(&self) -> anyhow::Result<Vec<(Uuid, Uuid)>>;
+
+    /// Whether this driver can make VPC networks here; the error says why not, to the user.
+    fn networks_available(&self) -> Result<(), String>;
+
+    /// Makes the VPC's network if it does not exist, and finishes one left half-made. Nothing in
+    /// it reaches beyond the host: no default route, no NAT. Idempotent.
+    async fn create_network(&self, network: &NetworkSpec) -> anyhow::Result<()>;
+
+    /// Removes the network with whatever is attached to it (peering links). Idempotent.
+    async fn remove_network(&self, vpc_id: Uuid) -> anyhow::Result<()>;
+
+    /// Joins two existing networks, each block routed to the other. Idempotent.
+    async fn create_peering(&self, peering: &PeeringSpec) -> anyhow::Result<()>;
+
+    /// Undoes [`Provisioner::create_peering`]; the networks stay. Idempotent.
+    async fn remove_peering(&self, peering: &PeeringSpec) -> anyhow::Result<()>;
+
+    /// Removes the networks and peering links this Berth made that are not in the lists (left by
+    /// a crash, or by a VPC the tables no longer know); returns what it removed, for the log.
+    async fn retain_networks(&self, vpcs: &[Uuid], peerings: &[Uuid]) -> anyhow::Result<Vec<String>>;
 }

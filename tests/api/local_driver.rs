@@ -105,6 +105,7 @@ impl Fixture {
             user_hosts: vec![],
             tls: None,
             wal_archive: None,
+            network: None,
         }
     }
 

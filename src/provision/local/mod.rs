@@ -1,6 +1,9 @@
 //! The `local` driver: every store node is a real PostgreSQL server on this host, its files in
-//! `BERTH_DATA_DIR/stores/<store_id>/<node_id>`, listening on 127.0.0.1 for clients and on a
+//! `BERTH_DATA_DIR/stores/<store_id>/<node_id>`, listening on 127.0.0.1 for clients (or, for a
+//! private store, on its own address inside its VPC's network namespace: see [`net`]) and on a
 //! private Unix socket for Berth's own superuser `berth`, which no client rule can lock out.
+
+pub mod net;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -13,8 +16,9 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, Executor, PgConnection};
 use uuid::Uuid;
 
+use self::net::Net;
 use super::sql::execute_formatted;
-use super::{NodeSpec, NodeStatus, Provisioner};
+use super::{NetworkSpec, NodeSpec, NodeStatus, PeeringSpec, Provisioner};
 use crate::pg::{EPHEMERAL, MAX_SOCKET_DIR, PgBinaries, RunAs, Server, socket_dir_for};
 
 /// The role replicas stream with.
@@ -33,6 +37,8 @@ pub struct LocalDriver {
     /// By major version.
     binaries: BTreeMap<u32, PgBinaries>,
     ephemeral: bool,
+    /// VPC networks, when this host allows them; else why not.
+    net: Result<Net, String>,
 }
 
 impl LocalDriver {
@@ -56,7 +62,8 @@ impl LocalDriver {
             run_as.ensure_reachable(&root.join("stores"))?;
             run_as.ensure_reachable(&root.join("run"))?;
         }
-        Ok(Self { root, run_as, binaries: by_major, ephemeral: false })
+        let net = Net::probe(&root);
+        Ok(Self { root, run_as, binaries: by_major, ephemeral: false, net })
     }
 
     /// [`LocalDriver::new`] with every major version installed on this host (see
@@ -97,6 +104,11 @@ impl LocalDriver {
         self.existing_server(spec).connect_options(database)
     }
 
+    /// The VPC networks, or why this host has none.
+    pub fn net(&self) -> anyhow::Result<&Net> {
+        self.net.as_ref().map_err(|why| anyhow::anyhow!("{why}"))
+    }
+
     fn binaries_for(&self, version: &str) -> anyhow::Result<&PgBinaries> {
         let major = version.split('.').next().and_then(|m| m.trim().parse::<u32>().ok());
         major.and_then(|m| self.binaries.get(&m)).with_context(|| {
@@ -119,6 +131,7 @@ impl LocalDriver {
             port: spec.port,
             binaries,
             run_as: self.run_as.clone(),
+            netns: spec.network.zip(self.net.as_ref().ok()).map(|(n, net)| net.netns(n.network.vpc_id)),
         }
     }
 
@@ -169,6 +182,9 @@ impl LocalDriver {
     async fn run_node(&self, server: &Server, spec: &NodeSpec) -> anyhow::Result<()> {
         self.configure(server, spec)?;
         server.private_dir(&server.socket_dir)?;
+        if let Some(node) = &spec.network {
+            self.net()?.add_address(node).await?;
+        }
         let log = server.pgdata.with_file_name("server.log");
         if server.start(&log).await? {
             tracing::info!(store_id = %spec.store_id, node_id = %spec.node_id, port = spec.port,
@@ -199,8 +215,9 @@ impl LocalDriver {
         extra: &[(&str, String)],
     ) -> anyhow::Result<()> {
         let s = &spec.settings;
+        let listen = spec.network.map_or_else(|| "127.0.0.1".to_owned(), |n| n.address.to_string());
         let mut settings = vec![
-            ("listen_addresses", "127.0.0.1".to_owned()),
+            ("listen_addresses", listen),
             ("shared_buffers", format!("{}MB", s.shared_buffers_mb)),
             ("max_connections", s.max_connections.to_string()),
             ("work_mem", format!("{}MB", s.work_mem_mb)),
@@ -241,14 +258,16 @@ impl LocalDriver {
         }
         settings.extend(extra.iter().map(|(k, v)| (*k, v.clone())));
         server.write_config(&settings)?;
-        server.write_file("pg_hba.conf", &hba_rules(&spec.access, &spec.user_hosts))
+        server.write_file("pg_hba.conf", &hba_rules(spec))
     }
 }
 
 /// Who may connect, and how. The one place client access is decided: Berth's superuser over
-/// the private socket only, replication between the nodes, and clients from the store's firewall
-/// rules. Anything else matches no line and is refused.
-fn hba_rules(access: &[ipnet::IpNet], user_hosts: &[(String, ipnet::IpNet)]) -> String {
+/// the private socket only, replication between the nodes (over the host's loopback, or inside
+/// the VPC), and clients from the spec's access list. Anything else matches no line and is refused.
+fn hba_rules(spec: &NodeSpec) -> String {
+    let (access, user_hosts) = (&spec.access, &spec.user_hosts);
+    let replication = spec.network.map_or_else(|| "127.0.0.1/32".to_owned(), |n| n.network.cidr.to_string());
     let mut text = String::from(
         "# Written by Berth; edits are overwritten. Client lines: the store's firewall rules.\n",
     );
@@ -257,7 +276,7 @@ fn hba_rules(access: &[ipnet::IpNet], user_hosts: &[(String, ipnet::IpNet)]) -> 
     text += &format!("local   replication  {su}                       trust\n", su = crate::pg::SUPERUSER);
     // The superuser has no password, but say it outright: never over TCP.
     text += &format!("host    all          {su}       all            reject\n", su = crate::pg::SUPERUSER);
-    text += &format!("host    replication  {REPLICATOR}  127.0.0.1/32   scram-sha-256\n");
+    text += &format!("host    replication  {REPLICATOR}  {replication}   scram-sha-256\n");
     // A user restricted to a host network connects where it and a firewall rule overlap, and
     // nowhere else. User names are validated identifiers: nothing can be injected.
     for (user, host) in user_hosts {
@@ -379,8 +398,10 @@ impl Provisioner for LocalDriver {
         self.prepare_dirs(&server)?;
         if !server.exists() {
             let staging = server.fresh_staging()?;
-            let mut cmd = server.command("pg_basebackup");
-            cmd.args(["-h", "127.0.0.1", "-p", &primary.port.to_string(), "-U", REPLICATOR, "-D"])
+            // A private store's replica copies from inside the VPC, where the primary listens.
+            let host = primary.network.map_or_else(|| "127.0.0.1".to_owned(), |n| n.address.to_string());
+            let mut cmd = server.networked_command("pg_basebackup");
+            cmd.args(["-h", &host, "-p", &primary.port.to_string(), "-U", REPLICATOR, "-D"])
                 .arg(&staging)
                 .args(["-R", "-X", "stream", "-c", "fast"])
                 .env("PGPASSWORD", spec.replication_password.expose_secret())
@@ -425,6 +446,9 @@ impl Provisioner for LocalDriver {
             tracing::warn!(store_id = %spec.store_id, node_id = %spec.node_id, error = %format!("{e:#}"),
                 "fast shutdown failed before removal; shutting down immediately");
             server.stop("immediate").await?;
+        }
+        if let (Some(node), Ok(net)) = (&spec.network, &self.net) {
+            net.remove_address(node).await?;
         }
         let node_dir = self.node_dir(spec.store_id, spec.node_id);
         let socket_dir = server.socket_dir.clone();
@@ -693,7 +717,7 @@ impl Provisioner for LocalDriver {
         if !server.exists() {
             return Ok(());
         }
-        server.write_file("pg_hba.conf", &hba_rules(&spec.access, &spec.user_hosts))?;
+        server.write_file("pg_hba.conf", &hba_rules(spec))?;
         // A stopped node reads the file when it starts.
         if let Ok(mut conn) = PgConnection::connect_with(&server.connect_options("postgres")).await {
             let ok: bool = sqlx::query_scalar("select pg_reload_conf()").fetch_one(&mut conn).await?;
@@ -746,5 +770,33 @@ impl Provisioner for LocalDriver {
         }
         out.sort();
         Ok(out)
+    }
+
+    fn networks_available(&self) -> Result<(), String> {
+        self.net.as_ref().map(drop).map_err(Clone::clone)
+    }
+
+    async fn create_network(&self, network: &NetworkSpec) -> anyhow::Result<()> {
+        self.net()?.create_network(network).await
+    }
+
+    async fn remove_network(&self, vpc_id: Uuid) -> anyhow::Result<()> {
+        self.net()?.remove_network(vpc_id).await
+    }
+
+    async fn create_peering(&self, peering: &PeeringSpec) -> anyhow::Result<()> {
+        self.net()?.create_peering(peering).await
+    }
+
+    async fn remove_peering(&self, peering: &PeeringSpec) -> anyhow::Result<()> {
+        self.net()?.remove_peering(peering).await
+    }
+
+    async fn retain_networks(&self, vpcs: &[Uuid], peerings: &[Uuid]) -> anyhow::Result<Vec<String>> {
+        match &self.net {
+            Ok(net) => net.retain(vpcs, peerings).await,
+            // No networks can have been made here.
+            Err(_) => Ok(vec![]),
+        }
     }
 }

@@ -18,3 +18,4 @@ pub mod stats;
 pub mod stores;
 pub mod tokens;
 pub mod users;
+pub mod vpcs;

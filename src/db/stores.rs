@@ -22,6 +22,8 @@ pub struct StoreRow {
     pub admin_user: String,
     pub database_name: String,
     pub revision: i32,
+    /// The VPC of a private store.
+    pub vpc_id: Option<Uuid>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
 }
@@ -92,7 +94,7 @@ pub async fn get(ex: impl PgExecutor<'_>, ctx: &Ctx, id: Uuid) -> sqlx::Result<O
     sqlx::query_as!(
         StoreRow,
         "select id, org_id, name, vendor, version, instance_size, volume_size_gb, cloud, region, node_count, tags,
-                deletion_protection, status, admin_user, database_name, revision, created_at, updated_at
+                deletion_protection, status, admin_user, database_name, revision, vpc_id, created_at, updated_at
          from stores where org_id = $1 and id = $2 and status <> 'deleted'",
         ctx.org_id,
         id
@@ -110,7 +112,7 @@ pub async fn get_for_update(
     sqlx::query_as!(
         StoreRow,
         "select id, org_id, name, vendor, version, instance_size, volume_size_gb, cloud, region, node_count, tags,
-                deletion_protection, status, admin_user, database_name, revision, created_at, updated_at
+                deletion_protection, status, admin_user, database_name, revision, vpc_id, created_at, updated_at
          from stores where org_id = $1 and id = $2 and status <> 'deleted' for update",
         ctx.org_id,
         id
@@ -124,7 +126,7 @@ pub async fn get_by_id(ex: impl PgExecutor<'_>, org_id: Uuid, id: Uuid) -> sqlx:
     sqlx::query_as!(
         StoreRow,
         "select id, org_id, name, vendor, version, instance_size, volume_size_gb, cloud, region, node_count, tags,
-                deletion_protection, status, admin_user, database_name, revision, created_at, updated_at
+                deletion_protection, status, admin_user, database_name, revision, vpc_id, created_at, updated_at
          from stores where org_id = $1 and id = $2",
         org_id,
         id
@@ -146,7 +148,7 @@ pub async fn list(ex: impl PgExecutor<'_>, ctx: &Ctx, f: &ListFilter<'_>) -> sql
     sqlx::query_as!(
         StoreRow,
         "select id, org_id, name, vendor, version, instance_size, volume_size_gb, cloud, region, node_count, tags,
-                deletion_protection, status, admin_user, database_name, revision, created_at, updated_at
+                deletion_protection, status, admin_user, database_name, revision, vpc_id, created_at, updated_at
          from stores
          where org_id = $1 and status <> 'deleted'
            and ($2::text is null or status = $2)
@@ -287,9 +289,10 @@ pub async fn insert_node(
     Ok(())
 }
 
-/// Every port held by a node row on this host.
+/// Every port held by a node row on this host, whatever address the node listens on: two VPCs
+/// may use the same block, so only a port of its own keeps each node's `(host, port)` unique.
 pub async fn used_ports(ex: impl PgExecutor<'_>) -> sqlx::Result<Vec<i32>> {
-    sqlx::query_scalar!("select port from store_nodes where host = '127.0.0.1'").fetch_all(ex).await
+    sqlx::query_scalar!("select port from store_nodes").fetch_all(ex).await
 }
 
 pub async fn set_node_state(

@@ -5,8 +5,8 @@ use utoipa::ToSchema;
 ///
 /// | role   | may |
 /// |--------|-----|
-/// | viewer | read the organization, its stores and backups |
-/// | member | as viewer, and create, change and delete stores and backups |
+/// | viewer | read the organization, its stores, backups and VPCs |
+/// | member | as viewer, and create, change and delete stores, backups and VPCs |
 /// | admin  | as member, and manage members (not owners) and credentials |
 /// | owner  | as admin, and manage owners; an organization always keeps one |
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
@@ -41,8 +41,8 @@ impl Role {
     /// The permission table: what each role may do, as scopes.
     pub fn allows(self, scope: Scope) -> bool {
         let least = match scope {
-            Scope::OrgRead | Scope::StoresRead | Scope::BackupsRead => Self::Viewer,
-            Scope::StoresWrite | Scope::BackupsWrite => Self::Member,
+            Scope::OrgRead | Scope::StoresRead | Scope::BackupsRead | Scope::VpcsRead => Self::Viewer,
+            Scope::StoresWrite | Scope::BackupsWrite | Scope::VpcsWrite => Self::Member,
             Scope::OrgAdmin => Self::Admin,
         };
         self >= least
@@ -65,16 +65,22 @@ pub enum Scope {
     BackupsRead,
     #[serde(rename = "backups:write")]
     BackupsWrite,
+    #[serde(rename = "vpcs:read")]
+    VpcsRead,
+    #[serde(rename = "vpcs:write")]
+    VpcsWrite,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 6] = [
+    pub const ALL: [Scope; 8] = [
         Self::OrgRead,
         Self::OrgAdmin,
         Self::StoresRead,
         Self::StoresWrite,
         Self::BackupsRead,
         Self::BackupsWrite,
+        Self::VpcsRead,
+        Self::VpcsWrite,
     ];
 
     pub fn parse(s: &str) -> Option<Self> {
@@ -89,6 +95,8 @@ impl Scope {
             Self::StoresWrite => "Create, change and delete stores",
             Self::BackupsRead => "Read backups and schedules",
             Self::BackupsWrite => "Take, restore and delete backups; change schedules",
+            Self::VpcsRead => "Read VPCs and their peerings",
+            Self::VpcsWrite => "Create and delete VPCs; request, accept, reject and delete peerings",
         }
     }
 
@@ -100,6 +108,8 @@ impl Scope {
             Self::StoresWrite => "stores:write",
             Self::BackupsRead => "backups:read",
             Self::BackupsWrite => "backups:write",
+            Self::VpcsRead => "vpcs:read",
+            Self::VpcsWrite => "vpcs:write",
         }
     }
 }

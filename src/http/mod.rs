@@ -28,6 +28,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(routes::parameters::router())
         .merge(routes::stats::router())
         .merge(routes::backups::router())
+        .merge(routes::vpcs::router())
 }
 
 /// The OpenAPI document as served at `/api/openapi.json` and committed in `openapi/openapi.json`.

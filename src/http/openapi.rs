@@ -20,8 +20,8 @@ pub const CLIENT_BASIC_SCHEME: &str = "client_basic";
             answers RFC 6749 errors).\n\n\
             Roles, and what each may do in its organization:\n\n\
             | role | may |\n|---|---|\n\
-            | viewer | read the organization, its members, stores and backups |\n\
-            | member | as viewer, and create, change and delete stores and backups |\n\
+            | viewer | read the organization, its members, stores, backups and VPCs |\n\
+            | member | as viewer, and create, change and delete stores, backups and VPCs |\n\
             | admin | as member, and add, change and remove members other than owners |\n\
             | owner | as admin, and manage owners; an organization always keeps at least one |",
         license(name = "Apache-2.0")
@@ -45,6 +45,7 @@ pub const CLIENT_BASIC_SCHEME: &str = "client_basic";
         (name = "parameters", description = "Database parameters and parameter groups"),
         (name = "stats", description = "Store statistics sampled from the nodes"),
         (name = "backups", description = "Backups, restores and point-in-time recovery"),
+        (name = "vpcs", description = "VPCs (private networks for stores) and the peerings between them"),
     )
 )]
 pub struct ApiDoc;

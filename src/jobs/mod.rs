@@ -2,6 +2,7 @@
 //! claimed by workers with `for update skip locked` under a lease, heartbeated, retried with
 //! backoff, and made of idempotent steps, so that a crash anywhere only repeats a step.
 
+pub mod network;
 pub mod reconcile;
 pub mod schedule;
 pub mod stats;
@@ -30,6 +31,10 @@ pub const RESIZE_STORE: &str = "resize_store";
 pub const APPLY_PARAMETERS: &str = "apply_parameters";
 pub const BACKUP: &str = "backup";
 pub const RESTORE: &str = "restore";
+pub const CREATE_VPC: &str = "create_vpc";
+pub const DELETE_VPC: &str = "delete_vpc";
+pub const CREATE_PEERING: &str = "create_peering";
+pub const DELETE_PEERING: &str = "delete_peering";
 /// Does nothing: for measuring the queue itself.
 pub const NOOP: &str = "noop";
 
@@ -51,6 +56,13 @@ pub mod step {
     pub const FINISH_AVAILABLE: &str = "finish_available";
     pub const FINISH_DELETED: &str = "finish_deleted";
     pub const NOOP: &str = "noop";
+    /// `name:<vpc id>`
+    pub const CREATE_NETWORK: &str = "create_network";
+    pub const REMOVE_NETWORK: &str = "remove_network";
+    /// `name:<peering id>`
+    pub const CONNECT_PEERING: &str = "connect_peering";
+    pub const APPLY_PEERING_ACCESS: &str = "apply_peering_access";
+    pub const DISCONNECT_PEERING: &str = "disconnect_peering";
 
     pub fn on(name: &str, node: uuid::Uuid) -> String {
         format!("{name}:{node}")
@@ -71,7 +83,8 @@ pub struct DataPlane {
 
 impl DataPlane {
     /// The driver's spec of a node at `now`, with the store's secrets decrypted and the firewall
-    /// rules in force.
+    /// rules in force. A private store with no rules admits its VPC and the VPCs actively peered
+    /// with it; with rules, exactly what they allow.
     pub async fn node_spec(
         &self,
         db: &sqlx::PgPool,
@@ -88,6 +101,14 @@ impl DataPlane {
             .catalog
             .settings(&store.instance_size)
             .with_context(|| format!("instance size {} is no longer in the catalog", store.instance_size))?;
+        let network = match store.vpc_id {
+            Some(vpc_id) => Some(network::node_network(db, org_id, vpc_id, &node.host).await?),
+            None => None,
+        };
+        let mut access = db::firewall::sources(db, org_id, store_id, now).await?;
+        if let (Some(vpc_id), true) = (store.vpc_id, access.is_empty()) {
+            access = db::vpcs::default_sources(db, org_id, vpc_id).await?;
+        }
         let reveal = |blob: &[u8]| -> anyhow::Result<SecretString> {
             let plain = self.master_key.decrypt(blob, store_id.as_bytes())?;
             Ok(SecretString::from(String::from_utf8(plain).context("password is not UTF-8")?))
@@ -102,11 +123,11 @@ impl DataPlane {
             admin_password: reveal(&secrets.admin_password_enc)?,
             database: store.database_name.clone(),
             replication_password: reveal(&secrets.replication_password_enc)?,
-            access: db::firewall::sources(db, org_id, store_id, now).await?,
+            access,
             user_hosts: db::db_users::host_restrictions(db, org_id, store_id).await?,
             tls: Some(self.node_tls(db, org_id, &node.host, now).await?),
             wal_archive: Some(self.backups.wal_dir(store_id)),
-            network: None,
+            network,
         }))
     }
 
@@ -212,5 +233,5 @@ pub async fn undo_cancelled(
 
 /// Kinds whose request changed nothing that cancelling could not undo.
 pub fn cancellable(kind: &str) -> bool {
-    !matches!(kind, RESIZE_STORE | APPLY_PARAMETERS | BACKUP | RESTORE)
+    !matches!(kind, RESIZE_STORE | APPLY_PARAMETERS | BACKUP | RESTORE) && !network::owns_kind(kind)
 }

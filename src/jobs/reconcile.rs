@@ -27,8 +27,8 @@ async fn release_dead_holders(env: &JobEnv) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Starts the nodes that should run but do not, removes the servers no table knows, and frees
-/// the jobs of workers that died on this host.
+/// Starts the nodes that should run but do not, removes the servers and networks no table
+/// knows, and frees the jobs of workers that died on this host.
 pub async fn at_start(env: &JobEnv) -> anyhow::Result<()> {
     release_dead_holders(env).await?;
     let known = db::stores::all_live_nodes(&env.db).await?;
@@ -42,6 +42,8 @@ pub async fn at_start(env: &JobEnv) -> anyhow::Result<()> {
             }
         }
     }
+    // Private nodes start inside their networks.
+    super::network::at_start(env).await?;
     for (org_id, node) in known {
         // Nodes being created or removed belong to their job, which will finish them.
         if node.state != "running" && node.state != "failed" {

@@ -191,6 +191,11 @@ pub async fn run(env: &JobEnv, job: &JobRow, step_text: &str) -> anyhow::Result<
             db::stores::set_status(&env.db, job.org_id, store_id, "deleted", now()).await?;
             Ok(())
         }
+        step::CREATE_NETWORK
+        | step::REMOVE_NETWORK
+        | step::CONNECT_PEERING
+        | step::APPLY_PEERING_ACCESS
+        | step::DISCONNECT_PEERING => super::network::run(env, job, name, need(node)?).await,
         other => bail!("unknown step {other}"),
     }
 }
@@ -225,9 +230,9 @@ fn restore_target(params: &serde_json::Value) -> anyhow::Result<crate::provision
     })
 }
 
-/// Writes the access in force now into a node just made (or restored): a firewall rule that
-/// changed meanwhile found no server to write into, or wrote into data since replaced, and the
-/// step's spec was read before.
+/// Writes the access in force now into a node just made (or restored): a firewall rule or
+/// peering that changed meanwhile found no server to write into, or wrote into data since
+/// replaced, and the step's spec was read before.
 async fn latest_access(env: &JobEnv, job: &JobRow, node: Uuid) -> anyhow::Result<()> {
     let store_id = job.store_id.context("job has no store")?;
     let spec = env.plane.node_spec(&env.db, job.org_id, store_id, node, env.clock.now()).await?;
@@ -243,6 +248,9 @@ async fn primary_of(env: &JobEnv, job: &JobRow) -> anyhow::Result<Uuid> {
 /// What a job that has failed for good leaves behind: never a store stuck in a transitional
 /// state.
 pub async fn on_final_failure(env: &JobEnv, job: &JobRow) -> anyhow::Result<()> {
+    if super::network::owns_kind(&job.kind) {
+        return super::network::on_final_failure(env, job).await;
+    }
     if job.kind == super::BACKUP {
         for s in &job.steps {
             if let Ok((step::TAKE_BACKUP, Some(id))) = parse(s) {

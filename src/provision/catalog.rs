@@ -68,6 +68,26 @@ pub struct Cloud {
     pub code: String,
     pub name: String,
     pub regions: Vec<Region>,
+    /// Whether VPCs can be made on this cloud here; decided by the host, not the catalog file.
+    #[serde(skip_deserializing, default)]
+    pub vpcs: VpcSupport,
+}
+
+/// Whether private networks (VPCs) are available, and if not, why.
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+pub struct VpcSupport {
+    pub available: bool,
+    /// Why VPCs are unavailable.
+    #[schema(
+        example = "VPCs on this cloud need Berth to run as root, to make network namespaces; it runs as uid 1000"
+    )]
+    pub reason: Option<String>,
+}
+
+impl From<Result<(), String>> for VpcSupport {
+    fn from(r: Result<(), String>) -> Self {
+        Self { available: r.is_ok(), reason: r.err() }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -144,6 +164,30 @@ impl Catalog {
         &self.options
     }
 
+    /// A cloud and one of its regions, for what is placed there besides stores (VPCs).
+    pub fn validate_location(&self, cloud: &str, region: &str) -> Result<(), ApiError> {
+        let mut errors = vec![];
+        self.location_errors(cloud, region, &mut errors);
+        invalid(errors)
+    }
+
+    fn location_errors(&self, cloud: &str, region: &str, errors: &mut Vec<FieldError>) {
+        let o = &self.options;
+        let list = |v: Vec<&str>| v.join(", ");
+        let mut bad = |field: &str, message: String| errors.push(FieldError { field: field.into(), message });
+        match o.clouds.iter().find(|cl| cl.code == cloud) {
+            None => bad(
+                "cloud",
+                format!("must be one of: {}", list(o.clouds.iter().map(|c| c.code.as_str()).collect())),
+            ),
+            Some(cl) if !cl.regions.iter().any(|r| r.code == region) => bad(
+                "region",
+                format!("must be one of: {}", list(cl.regions.iter().map(|r| r.code.as_str()).collect())),
+            ),
+            Some(_) => {}
+        }
+    }
+
     pub fn instance_size(&self, code: &str) -> Option<&InstanceSize> {
         self.options.instance_sizes.iter().find(|s| s.code == code)
     }
@@ -200,24 +244,18 @@ impl Catalog {
         if c.nodes < i64::from(min) || c.nodes > i64::from(max) {
             bad("nodes", format!("must be {min} to {max}"));
         }
-        match o.clouds.iter().find(|cl| cl.code == c.cloud) {
-            None => bad(
-                "cloud",
-                format!("must be one of: {}", list(o.clouds.iter().map(|c| c.code.as_str()).collect())),
-            ),
-            Some(cl) if !cl.regions.iter().any(|r| r.code == c.region) => bad(
-                "region",
-                format!("must be one of: {}", list(cl.regions.iter().map(|r| r.code.as_str()).collect())),
-            ),
-            Some(_) => {}
-        }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            let detail =
-                errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ");
-            Err(ApiError::Validation { detail, errors })
-        }
+        self.location_errors(c.cloud, c.region, &mut errors);
+        invalid(errors)
+    }
+}
+
+fn invalid(errors: Vec<FieldError>) -> Result<(), ApiError> {
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        let detail =
+            errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ");
+        Err(ApiError::Validation { detail, errors })
     }
 }
 

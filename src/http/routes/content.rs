@@ -7,14 +7,15 @@ use utoipa_axum::routes;
 use crate::app::AppState;
 use crate::error::Problem;
 use crate::http::extract::{AppJson, Authenticated};
-use crate::provision::catalog::DeployOptions;
+use crate::provision::catalog::{DeployOptions, VpcSupport};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(deploy_options))
 }
 
-/// Vendors and the versions installed on this host, clouds and regions, instance sizes (with
-/// the server settings each stands for), volume sizes and node counts.
+/// Vendors and the versions installed on this host, clouds and regions (with whether VPCs can be
+/// made there, and why not), instance sizes (with the server settings each stands for), volume
+/// sizes and node counts.
 #[utoipa::path(
     get, path = "/api/v1/content/deploy-options", tag = "content",
     security(("session" = []), ("bearer" = [])),
@@ -24,5 +25,11 @@ pub fn router() -> OpenApiRouter<AppState> {
     )
 )]
 async fn deploy_options(State(state): State<AppState>, _user: Authenticated) -> AppJson<DeployOptions> {
-    AppJson(state.plane.catalog.options().clone())
+    let mut options = state.plane.catalog.options().clone();
+    // One driver serves every cloud of the catalog: the host decides for all of them.
+    let vpcs = VpcSupport::from(state.plane.driver.networks_available());
+    for cloud in &mut options.clouds {
+        cloud.vpcs = vpcs.clone();
+    }
+    AppJson(options)
 }

@@ -1,5 +1,10 @@
 //! Firewall rules: the networks allowed to connect to a store. Each change is written into every
 //! node's `pg_hba.conf` and reloaded before the call returns; anything not allowed is refused.
+//!
+//! A private store (one in a VPC) with no rules admits its VPC's block and the blocks of the
+//! VPCs actively peered with it, following peerings as they come and go. Once it has rules, they
+//! replace that default: exactly the networks listed are admitted, which narrows it (a part of
+//! a block) or adds to it (other blocks besides). Removing the last rule restores the default.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -116,7 +121,8 @@ async fn store_exists(state: &AppState, ctx: &Ctx, store_id: Uuid) -> ApiResult<
     Ok(())
 }
 
-/// The store's firewall rules in force.
+/// The store's firewall rules in force. For a private store, none means its VPC and the VPCs
+/// actively peered with it.
 #[utoipa::path(
     get, path = "/api/v1/orgs/{org_id}/stores/{store_id}/firewall-rules", tag = "firewall",
     security(("session" = []), ("bearer" = ["stores:read"])),
@@ -140,7 +146,8 @@ async fn list_rules(
     Ok(AppJson(RuleList { items: rows.into_iter().map(Into::into).collect() }))
 }
 
-/// Allows a network. In force on every node when this returns.
+/// Allows a network. In force on every node when this returns. On a private store, the first
+/// rule replaces the default (its VPC and peered VPCs): list those blocks too to keep them.
 #[utoipa::path(
     post, path = "/api/v1/orgs/{org_id}/stores/{store_id}/firewall-rules", tag = "firewall",
     security(("session" = []), ("bearer" = ["stores:write"])),
@@ -201,7 +208,8 @@ async fn add_rule(
     Ok((StatusCode::CREATED, AppJson(view)))
 }
 
-/// Replaces the whole set at once (an empty list refuses every client).
+/// Replaces the whole set at once. An empty list refuses every client of a public store; a
+/// private store goes back to admitting its VPC and the VPCs actively peered with it.
 #[utoipa::path(
     put, path = "/api/v1/orgs/{org_id}/stores/{store_id}/firewall-rules", tag = "firewall",
     security(("session" = []), ("bearer" = ["stores:write"])),

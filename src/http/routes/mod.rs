@@ -16,3 +16,4 @@ pub mod stats;
 pub mod stores;
 pub mod system;
 pub mod users;
+pub mod vpcs;

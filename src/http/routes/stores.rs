@@ -24,6 +24,7 @@ use crate::domain::{Ctx, Scope};
 use crate::error::{ApiError, ApiResult, Problem, on_constraint};
 use crate::http::extract::{ActiveUser, AppJson, AppPath, AppQuery};
 use crate::http::routes::jobs::JobView;
+use crate::http::routes::vpcs::{self, StoreNetwork};
 use crate::jobs::{self, step};
 use crate::provision::catalog::Choice;
 
@@ -85,6 +86,8 @@ pub struct StoreView {
     pub volume_size: i32,
     pub cloud: String,
     pub region: String,
+    /// Where the nodes listen: the host's loopback (`public`) or their VPC (`private`).
+    pub network: StoreNetwork,
     /// The number of nodes the store is meant to have.
     pub nodes_wanted: i32,
     pub tags: Vec<String>,
@@ -135,6 +138,7 @@ fn view(s: StoreRow, nodes: Vec<NodeRow>, current_job: Option<JobView>) -> Store
         volume_size: s.volume_size_gb,
         cloud: s.cloud,
         region: s.region,
+        network: StoreNetwork::of(s.vpc_id),
         nodes_wanted: s.node_count,
         tags: s.tags,
         deletion_protection: s.deletion_protection,
@@ -170,9 +174,9 @@ fn etag(revision: i32) -> HeaderValue {
     HeaderValue::from_str(&format!("\"{revision}\"")).expect("ascii")
 }
 
-/// Store names: 1 to 63 lower-case letters, digits and hyphens, starting with a letter (they
-/// become host-name labels in other drivers).
-fn store_name(raw: &str) -> ApiResult<String> {
+/// Store (and VPC) names: 1 to 63 lower-case letters, digits and hyphens, starting with a letter
+/// (they become host-name labels in other drivers).
+pub(crate) fn store_name(raw: &str) -> ApiResult<String> {
     let ok = !raw.is_empty()
         && raw.len() <= 63
         && raw.starts_with(|c: char| c.is_ascii_lowercase())
@@ -318,6 +322,12 @@ pub struct CreateStore {
     /// logical backup loads into any version.
     #[serde(default)]
     pub restore_from: Option<RestoreFrom>,
+    /// Omitted: `public`. A `private` store's nodes listen only inside its VPC, each on its own
+    /// address from the VPC's block, and admit by default that VPC and the VPCs actively peered
+    /// with it. Its firewall rules, when it has any, replace that default: they can narrow it
+    /// (a part of a block) or list other blocks as well.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<StoreNetwork>,
 }
 
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
@@ -355,8 +365,8 @@ fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such organization for the caller", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The name is taken", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field outside the catalog, or an Idempotency-Key reused with another body", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The name is taken, or the VPC is not available or has no address left", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field outside the catalog, a VPC that is not this organization's or not in the store's cloud and region, or an Idempotency-Key reused with another body", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn create_store(
@@ -385,6 +395,7 @@ async fn create_store(
         Some(from) => Some(fork_source(&state, &ctx, from, &body.version).await?),
         None => None,
     };
+    let vpc_id = body.network.as_ref().unwrap_or(&StoreNetwork::PUBLIC).requested_vpc()?;
     let request_hash = Sha256::digest(serde_json::to_vec(&body).map_err(anyhow::Error::from)?).to_vec();
     let now = state.clock.now();
     let mut tx = state.db.begin().await?;
@@ -394,6 +405,9 @@ async fn create_store(
         }
     }
 
+    if let Some(vpc_id) = vpc_id {
+        vpcs::vpc_for_store(&mut tx, &ctx, vpc_id, &body.cloud, &body.region).await?;
+    }
     let id = Uuid::now_v7();
     let admin_password = password();
     let bound = id.as_bytes();
@@ -426,15 +440,20 @@ async fn create_store(
                 .then(|| ApiError::conflict("name_taken", format!("a store named {name} exists")))
         })
     })?;
-    // Default deny, but a new store admits this host, as a rule the user sees and can remove.
-    let this_host = db::firewall::NewRule {
-        id: Uuid::now_v7(),
-        source: "127.0.0.1/32".parse().expect("a network"),
-        description: "this host (added when the store was created)",
-        expires_at: None,
-        now,
-    };
-    db::firewall::insert(&mut *tx, &ctx, id, this_host).await?;
+    if let Some(vpc_id) = vpc_id {
+        // No rule: a private store admits its VPC and the VPCs peered with it.
+        db::vpcs::place_store(&mut *tx, &ctx, id, vpc_id).await?;
+    } else {
+        // Default deny, but a new store admits this host, as a rule the user sees and can remove.
+        let this_host = db::firewall::NewRule {
+            id: Uuid::now_v7(),
+            source: "127.0.0.1/32".parse().expect("a network"),
+            description: "this host (added when the store was created)",
+            expires_at: None,
+            now,
+        };
+        db::firewall::insert(&mut *tx, &ctx, id, this_host).await?;
+    }
     let (next_full_at, _) = jobs::schedule::next_times(jobs::schedule::DEFAULT_FULL_CRON, None, now);
     let schedule = db::backup_schedules::Settings {
         full_cron: jobs::schedule::DEFAULT_FULL_CRON,
@@ -449,12 +468,17 @@ async fn create_store(
     db::backup_schedules::insert(&mut *tx, ctx.org_id, id, &schedule, now).await?;
     let ports = jobs::allocate_ports(&mut tx, state.plane.ports.clone(), body.nodes as usize).await?;
     let mut steps = vec![];
+    let mut node_ids = vec![];
     for (i, port) in ports.iter().enumerate() {
         let node = Uuid::now_v7();
         let role = if i == 0 { "primary" } else { "replica" };
         db::stores::insert_node(&mut *tx, ctx.org_id, id, node, role, i32::from(*port), now).await?;
         let first = if fork.is_some() { step::FORK_PRIMARY } else { step::CREATE_PRIMARY };
         steps.push(step::on(if i == 0 { first } else { step::CREATE_REPLICA }, node));
+        node_ids.push(node);
+    }
+    if let Some(vpc_id) = vpc_id {
+        vpcs::place_nodes(&mut tx, &ctx, vpc_id, &node_ids).await?;
     }
     steps.push(step::FINISH_AVAILABLE.into());
     let params = match (&fork, &body.restore_from) {
@@ -893,7 +917,7 @@ async fn store_for_node_op(
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such store for the caller", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "A job is in progress, or the store has the most nodes allowed", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A job is in progress, the store has the most nodes allowed, or its VPC has no address left", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn add_node(
@@ -919,6 +943,9 @@ async fn add_node(
     let node = Uuid::now_v7();
     let now = state.clock.now();
     db::stores::insert_node(&mut *tx, ctx.org_id, store_id, node, "replica", i32::from(port), now).await?;
+    if let Some(vpc_id) = store.vpc_id {
+        vpcs::place_nodes(&mut tx, &ctx, vpc_id, &[node]).await?;
+    }
     let steps = vec![step::on(step::CREATE_REPLICA, node), step::FINISH_AVAILABLE.into()];
     let job = enqueue(&mut tx, &state, &ctx, store_id, jobs::ADD_NODE, steps).await?;
     let change = NodeChange { action: "store.node_added", node, node_count: nodes.len() as i32 + 1 };

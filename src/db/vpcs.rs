@@ -1,0 +1,417 @@
+use ipnet::IpNet;
+use sqlx::{PgConnection, PgExecutor, Postgres, Transaction};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::domain::Ctx;
+
+#[derive(Debug, Clone)]
+pub struct VpcRow {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub name: String,
+    pub cloud: String,
+    pub region: String,
+    pub cidr: IpNet,
+    pub status: String,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+pub struct NewVpc<'a> {
+    pub id: Uuid,
+    pub name: &'a str,
+    pub cloud: &'a str,
+    pub region: &'a str,
+    pub cidr: IpNet,
+    pub now: OffsetDateTime,
+}
+
+/// Serializes the changes that must see every VPC of the organization (overlap checks) for the
+/// rest of the transaction.
+pub async fn lock_org(tx: &mut PgConnection, ctx: &Ctx) -> sqlx::Result<()> {
+    sqlx::query!("select pg_advisory_xact_lock(hashtextextended('berth.vpcs:' || $1::uuid, 0))", ctx.org_id)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+pub async fn insert(ex: impl PgExecutor<'_>, ctx: &Ctx, v: NewVpc<'_>) -> sqlx::Result<()> {
+    sqlx::query!(
+        "insert into vpcs (id, org_id, name, cloud, region, cidr, status, created_at, updated_at)
+         values ($1, $2, $3, $4, $5, $6, 'creating', $7, $7)",
+        v.id,
+        ctx.org_id,
+        v.name,
+        v.cloud,
+        v.region,
+        v.cidr as IpNet,
+        v.now
+    )
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+/// A VPC of the context's organization that is not deleted.
+pub async fn get(ex: impl PgExecutor<'_>, ctx: &Ctx, id: Uuid) -> sqlx::Result<Option<VpcRow>> {
+    sqlx::query_as!(
+        VpcRow,
+        r#"select id, org_id, name, cloud, region, cidr as "cidr: IpNet", status, created_at, updated_at
+           from vpcs where org_id = $1 and id = $2 and status <> 'deleted'"#,
+        ctx.org_id,
+        id
+    )
+    .fetch_optional(ex)
+    .await
+}
+
+/// The same, locked for the rest of the transaction.
+pub async fn get_for_update(
+    tx: &mut Transaction<'_, Postgres>,
+    ctx: &Ctx,
+    id: Uuid,
+) -> sqlx::Result<Option<VpcRow>> {
+    sqlx::query_as!(
+        VpcRow,
+        r#"select id, org_id, name, cloud, region, cidr as "cidr: IpNet", status, created_at, updated_at
+           from vpcs where org_id = $1 and id = $2 and status <> 'deleted' for update"#,
+        ctx.org_id,
+        id
+    )
+    .fetch_optional(&mut **tx)
+    .await
+}
+
+/// For the jobs, which act for an organization they read from their rows; deleted ones too.
+pub async fn get_by_id(ex: impl PgExecutor<'_>, org_id: Uuid, id: Uuid) -> sqlx::Result<Option<VpcRow>> {
+    sqlx::query_as!(
+        VpcRow,
+        r#"select id, org_id, name, cloud, region, cidr as "cidr: IpNet", status, created_at, updated_at
+           from vpcs where org_id = $1 and id = $2"#,
+        org_id,
+        id
+    )
+    .fetch_optional(ex)
+    .await
+}
+
+/// The organization's VPCs that are not deleted, oldest first.
+pub async fn list(ex: impl PgExecutor<'_>, ctx: &Ctx) -> sqlx::Result<Vec<VpcRow>> {
+    sqlx::query_as!(
+        VpcRow,
+        r#"select id, org_id, name, cloud, region, cidr as "cidr: IpNet", status, created_at, updated_at
+           from vpcs where org_id = $1 and status <> 'deleted' order by created_at, id"#,
+        ctx.org_id
+    )
+    .fetch_all(ex)
+    .await
+}
+
+/// Every VPC that is not deleted, of every organization: what should exist on the host.
+pub async fn all_live(ex: impl PgExecutor<'_>) -> sqlx::Result<Vec<VpcRow>> {
+    sqlx::query_as!(
+        VpcRow,
+        r#"select id, org_id, name, cloud, region, cidr as "cidr: IpNet", status, created_at, updated_at
+           from vpcs where status <> 'deleted' order by created_at, id"#
+    )
+    .fetch_all(ex)
+    .await
+}
+
+pub async fn set_status(
+    ex: impl PgExecutor<'_>,
+    org_id: Uuid,
+    id: Uuid,
+    status: &str,
+    now: OffsetDateTime,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "update vpcs set status = $3, updated_at = $4,
+                deleted_at = case when $3 = 'deleted' then $4 else deleted_at end
+         where org_id = $1 and id = $2",
+        org_id,
+        id,
+        status,
+        now
+    )
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+/// `(id, name)` of the stores placed in the VPC that are not deleted.
+pub async fn stores_in(
+    ex: impl PgExecutor<'_>,
+    ctx: &Ctx,
+    vpc_id: Uuid,
+) -> sqlx::Result<Vec<(Uuid, String)>> {
+    let rows = sqlx::query!(
+        "select id, name from stores where org_id = $1 and vpc_id = $2 and status <> 'deleted' order by name",
+        ctx.org_id,
+        vpc_id
+    )
+    .fetch_all(ex)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.id, r.name)).collect())
+}
+
+/// Places a store in a VPC: at creation, in the same transaction.
+pub async fn place_store(
+    ex: impl PgExecutor<'_>,
+    ctx: &Ctx,
+    store_id: Uuid,
+    vpc_id: Uuid,
+) -> sqlx::Result<()> {
+    sqlx::query!("update stores set vpc_id = $3 where org_id = $1 and id = $2", ctx.org_id, store_id, vpc_id)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+/// The addresses the VPC's nodes hold.
+pub async fn used_addresses(
+    ex: impl PgExecutor<'_>,
+    org_id: Uuid,
+    vpc_id: Uuid,
+) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar!("select host from store_nodes where org_id = $1 and vpc_id = $2", org_id, vpc_id)
+        .fetch_all(ex)
+        .await
+}
+
+/// Gives a node its address in the VPC.
+pub async fn place_node(
+    ex: impl PgExecutor<'_>,
+    org_id: Uuid,
+    node_id: Uuid,
+    vpc_id: Uuid,
+    host: &str,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "update store_nodes set vpc_id = $3, host = $4 where org_id = $1 and id = $2",
+        org_id,
+        node_id,
+        vpc_id,
+        host
+    )
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+/// The networks a private store admits when it has no firewall rules: its VPC's block and the
+/// block of every VPC joined to it by an active peering (of whichever organization).
+pub async fn default_sources(
+    ex: impl PgExecutor<'_>,
+    org_id: Uuid,
+    vpc_id: Uuid,
+) -> sqlx::Result<Vec<IpNet>> {
+    sqlx::query_scalar!(
+        r#"select v.cidr as "cidr!: IpNet" from vpcs v where v.org_id = $1 and v.id = $2
+           union
+           select o.cidr from vpc_peerings p
+             join vpcs o on (o.id, o.org_id) = (case when p.vpc_id = $2 then (p.peer_vpc_id, p.peer_org_id)
+                                                     else (p.vpc_id, p.org_id) end)
+           where p.status = 'active'
+             and ((p.org_id = $1 and p.vpc_id = $2) or (p.peer_org_id = $1 and p.peer_vpc_id = $2))
+           order by 1"#,
+        org_id,
+        vpc_id
+    )
+    .fetch_all(ex)
+    .await
+}
+
+/// `(org_id, store_id, node_id)` of every node of the private stores in these VPCs.
+pub async fn nodes_in(ex: impl PgExecutor<'_>, vpc_ids: &[Uuid]) -> sqlx::Result<Vec<(Uuid, Uuid, Uuid)>> {
+    let rows = sqlx::query!(
+        "select n.org_id, n.store_id, n.id from store_nodes n join stores s on s.id = n.store_id
+         where s.vpc_id = any($1) and s.status <> 'deleted' order by n.store_id, n.id",
+        vpc_ids
+    )
+    .fetch_all(ex)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.org_id, r.store_id, r.id)).collect())
+}
+
+#[derive(Debug, Clone)]
+pub struct PeeringRow {
+    pub id: Uuid,
+    /// The side that asked.
+    pub org_id: Uuid,
+    pub vpc_id: Uuid,
+    /// The side asked, as the requester named it.
+    pub peer_org_id: Uuid,
+    pub peer_vpc_id: Uuid,
+    pub status: String,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+impl PeeringRow {
+    /// The organization that must accept: the peer, when it is another one.
+    pub fn needs_acceptance(&self) -> bool {
+        self.org_id != self.peer_org_id
+    }
+}
+
+pub struct NewPeering {
+    pub id: Uuid,
+    pub vpc_id: Uuid,
+    pub peer_org_id: Uuid,
+    pub peer_vpc_id: Uuid,
+    pub status: &'static str,
+    pub created_by: Uuid,
+    pub now: OffsetDateTime,
+}
+
+pub async fn insert_peering(ex: impl PgExecutor<'_>, ctx: &Ctx, p: NewPeering) -> sqlx::Result<()> {
+    sqlx::query!(
+        "insert into vpc_peerings (id, org_id, vpc_id, peer_org_id, peer_vpc_id, status, created_by, created_at, updated_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+        p.id,
+        ctx.org_id,
+        p.vpc_id,
+        p.peer_org_id,
+        p.peer_vpc_id,
+        p.status,
+        p.created_by,
+        p.now
+    )
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+/// The peerings of one of the organization's VPCs, on either side, that are not deleted. (The
+/// caller has checked that the VPC is the organization's.)
+pub async fn peerings_of(ex: impl PgExecutor<'_>, ctx: &Ctx, vpc_id: Uuid) -> sqlx::Result<Vec<PeeringRow>> {
+    sqlx::query_as!(
+        PeeringRow,
+        "select id, org_id, vpc_id, peer_org_id, peer_vpc_id, status, created_at, updated_at
+         from vpc_peerings
+         where ((org_id = $1 and vpc_id = $2) or (peer_org_id = $1 and peer_vpc_id = $2)) and status <> 'deleted'
+         order by created_at, id",
+        ctx.org_id,
+        vpc_id
+    )
+    .fetch_all(ex)
+    .await
+}
+
+/// One peering of one of the organization's VPCs.
+pub async fn peering(
+    ex: impl PgExecutor<'_>,
+    ctx: &Ctx,
+    vpc_id: Uuid,
+    id: Uuid,
+) -> sqlx::Result<Option<PeeringRow>> {
+    sqlx::query_as!(
+        PeeringRow,
+        "select id, org_id, vpc_id, peer_org_id, peer_vpc_id, status, created_at, updated_at
+         from vpc_peerings
+         where ((org_id = $1 and vpc_id = $2) or (peer_org_id = $1 and peer_vpc_id = $2))
+           and id = $3 and status <> 'deleted'",
+        ctx.org_id,
+        vpc_id,
+        id
+    )
+    .fetch_optional(ex)
+    .await
+}
+
+/// One peering of one of the organization's VPCs, locked for the rest of the transaction.
+pub async fn peering_for_update(
+    tx: &mut Transaction<'_, Postgres>,
+    ctx: &Ctx,
+    vpc_id: Uuid,
+    id: Uuid,
+) -> sqlx::Result<Option<PeeringRow>> {
+    sqlx::query_as!(
+        PeeringRow,
+        "select id, org_id, vpc_id, peer_org_id, peer_vpc_id, status, created_at, updated_at
+         from vpc_peerings
+         where ((org_id = $1 and vpc_id = $2) or (peer_org_id = $1 and peer_vpc_id = $2))
+           and id = $3 and status <> 'deleted'
+         for update",
+        ctx.org_id,
+        vpc_id,
+        id
+    )
+    .fetch_optional(&mut **tx)
+    .await
+}
+
+/// For the jobs: a peering one of whose sides is `org_id`.
+pub async fn peering_by_id(
+    ex: impl PgExecutor<'_>,
+    org_id: Uuid,
+    id: Uuid,
+) -> sqlx::Result<Option<PeeringRow>> {
+    sqlx::query_as!(
+        PeeringRow,
+        "select id, org_id, vpc_id, peer_org_id, peer_vpc_id, status, created_at, updated_at
+         from vpc_peerings where id = $2 and (org_id = $1 or peer_org_id = $1)",
+        org_id,
+        id
+    )
+    .fetch_optional(ex)
+    .await
+}
+
+/// Every peering in these states, of every organization.
+pub async fn all_peerings(ex: impl PgExecutor<'_>, statuses: &[&str]) -> sqlx::Result<Vec<PeeringRow>> {
+    let statuses: Vec<String> = statuses.iter().map(|s| (*s).to_owned()).collect();
+    sqlx::query_as!(
+        PeeringRow,
+        "select id, org_id, vpc_id, peer_org_id, peer_vpc_id, status, created_at, updated_at
+         from vpc_peerings where status = any($1) order by created_at, id",
+        &statuses
+    )
+    .fetch_all(ex)
+    .await
+}
+
+/// Sets the status of a peering one of whose sides is `org_id`.
+pub async fn set_peering_status(
+    ex: impl PgExecutor<'_>,
+    org_id: Uuid,
+    id: Uuid,
+    status: &str,
+    now: OffsetDateTime,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "update vpc_peerings set status = $3, updated_at = $4,
+                deleted_at = case when $3 = 'deleted' then $4 else deleted_at end
+         where id = $2 and (org_id = $1 or peer_org_id = $1)",
+        org_id,
+        id,
+        status,
+        now
+    )
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+/// Two VPCs, each of its own organization, that are not deleted, locked in id order (so that
+/// two requests locking the same pair cannot deadlock). One not found is missing from the answer.
+pub async fn lock_pair(
+    tx: &mut Transaction<'_, Postgres>,
+    (org_a, vpc_a): (Uuid, Uuid),
+    (org_b, vpc_b): (Uuid, Uuid),
+) -> sqlx::Result<Vec<VpcRow>> {
+    sqlx::query_as!(
+        VpcRow,
+        r#"select id, org_id, name, cloud, region, cidr as "cidr: IpNet", status, created_at, updated_at
+           from vpcs where ((org_id = $1 and id = $2) or (org_id = $3 and id = $4)) and status <> 'deleted'
+           order by id for update"#,
+        org_a,
+        vpc_a,
+        org_b,
+        vpc_b
+    )
+    .fetch_all(&mut **tx)
+    .await
+}

@@ -1,0 +1,893 @@
+//! VPCs: private networks that stores are placed in, and peerings that join two of them. Making
+//! and removing a network (or a peering's link) is a job, returned by the call that started it.
+//!
+//! A peering joins two VPCs of one cloud and one region whose blocks do not overlap. Between
+//! VPCs of one organization it is made at once. When the peer VPC belongs to another
+//! organization, the request waits (`pending_acceptance`) until that organization accepts or
+//! rejects it; until then the requester learns nothing of the peer VPC, not even whether it
+//! exists, so that VPC ids of other organizations cannot be probed.
+
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use ipnet::{IpNet, Ipv4Net};
+use serde::{Deserialize, Serialize};
+use sqlx::{Postgres, Transaction};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::audit::{Event, RequestMeta};
+use crate::db;
+use crate::db::vpcs::{PeeringRow, VpcRow};
+use crate::domain::{Ctx, Scope, VpcBlock, node_addresses};
+use crate::error::{ApiError, ApiResult, Problem, on_constraint};
+use crate::http::extract::{ActiveUser, AppJson, AppPath};
+use crate::http::routes::jobs::JobView;
+use crate::http::routes::stores::store_name;
+use crate::jobs::{self, step};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_vpcs, create_vpc))
+        .routes(routes!(get_vpc, delete_vpc))
+        .routes(routes!(list_peerings, create_peering))
+        .routes(routes!(get_peering, delete_peering))
+        .routes(routes!(accept_peering))
+        .routes(routes!(reject_peering))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VpcView {
+    pub id: Uuid,
+    pub name: String,
+    pub cloud: String,
+    pub region: String,
+    #[schema(example = "10.61.0.0/24")]
+    pub cidr_ipv4_block: String,
+    /// `creating`, `available`, `deleting` or `failed` (delete a failed VPC to clean it up).
+    pub status: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+impl From<VpcRow> for VpcView {
+    fn from(v: VpcRow) -> Self {
+        Self {
+            id: v.id,
+            name: v.name,
+            cloud: v.cloud,
+            region: v.region,
+            cidr_ipv4_block: v.cidr.to_string(),
+            status: v.status,
+            created_at: v.created_at,
+            updated_at: v.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VpcList {
+    pub items: Vec<VpcView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VpcAccepted {
+    pub vpc: VpcView,
+    pub job: JobView,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateVpc {
+    #[schema(example = "app-network")]
+    pub name: String,
+    #[schema(example = "local")]
+    pub cloud: String,
+    #[schema(example = "local-1")]
+    pub region: String,
+    /// A private (RFC 1918) IPv4 network, /16 to /28, host bits clear, overlapping no other VPC
+    /// of the organization in the same cloud and region. The first host address is the
+    /// network's own; nodes of private stores get the ones after it.
+    #[schema(example = "10.61.0.0/24")]
+    pub cidr_ipv4_block: String,
+}
+
+fn vpc_location(org_id: Uuid, id: Uuid) -> HeaderValue {
+    HeaderValue::from_str(&format!("/api/v1/orgs/{org_id}/vpcs/{id}")).expect("ascii")
+}
+
+fn ipv4(net: IpNet) -> Option<Ipv4Net> {
+    match net {
+        IpNet::V4(n) => Some(n),
+        IpNet::V6(_) => None,
+    }
+}
+
+fn describe(v: &VpcRow) -> String {
+    format!("VPC {} ({}, {})", v.name, v.id, v.cidr)
+}
+
+/// Enqueues a VPC or peering job in the caller's transaction.
+async fn enqueue(
+    tx: &mut Transaction<'_, Postgres>,
+    state: &AppState,
+    ctx: &Ctx,
+    kind: &str,
+    steps: Vec<String>,
+) -> ApiResult<db::jobs::JobRow> {
+    let id = Uuid::now_v7();
+    let job = db::jobs::NewJob {
+        id,
+        store_id: None,
+        kind,
+        params: serde_json::json!({}),
+        steps: &steps,
+        created_by: Some(ctx.user_id),
+        now: state.clock.now(),
+    };
+    db::jobs::insert(&mut **tx, ctx.org_id, job).await?;
+    db::jobs::get(&mut **tx, ctx, id).await?.ok_or_else(|| anyhow::anyhow!("job vanished").into())
+}
+
+async fn vpc_of(state: &AppState, ctx: &Ctx, vpc_id: Uuid) -> ApiResult<VpcRow> {
+    db::vpcs::get(&state.db, ctx, vpc_id).await?.ok_or(ApiError::NotFound("VPC"))
+}
+
+/// The organization's VPCs.
+#[utoipa::path(
+    get, path = "/api/v1/orgs/{org_id}/vpcs", tag = "vpcs",
+    security(("session" = []), ("bearer" = ["vpcs:read"])),
+    params(("org_id" = Uuid, Path)),
+    responses(
+        (status = 200, body = VpcList),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such organization for the caller", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn list_vpcs(
+    State(state): State<AppState>,
+    user: ActiveUser,
+    AppPath(org_id): AppPath<Uuid>,
+) -> ApiResult<AppJson<VpcList>> {
+    let ctx = user.in_org(org_id)?;
+    ctx.require(Scope::VpcsRead)?;
+    let rows = db::vpcs::list(&state.db, &ctx).await?;
+    Ok(AppJson(VpcList { items: rows.into_iter().map(Into::into).collect() }))
+}
+
+/// Creates a VPC: 202 with the VPC (`creating`) and the job that makes its network. Where the
+/// host cannot make networks (the deploy options say so per cloud), 422 says why.
+#[utoipa::path(
+    post, path = "/api/v1/orgs/{org_id}/vpcs", tag = "vpcs",
+    security(("session" = []), ("bearer" = ["vpcs:write"])),
+    params(("org_id" = Uuid, Path)),
+    request_body = CreateVpc,
+    responses(
+        (status = 202, body = VpcAccepted, headers(("Location" = String))),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such organization for the caller", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The name is taken", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A block that is not private, not /16 to /28, has host bits set, or overlaps another VPC (named); a cloud or region outside the catalog; or VPCs unavailable on this host (the reason given)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn create_vpc(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    user: ActiveUser,
+    AppPath(org_id): AppPath<Uuid>,
+    AppJson(body): AppJson<CreateVpc>,
+) -> ApiResult<Response> {
+    let ctx = user.in_org(org_id)?;
+    ctx.require(Scope::VpcsWrite)?;
+    let name = store_name(&body.name)?;
+    state.plane.catalog.validate_location(&body.cloud, &body.region)?;
+    state.plane.driver.networks_available().map_err(|why| ApiError::field("cloud", why))?;
+    let block = VpcBlock::parse(&body.cidr_ipv4_block).map_err(|m| ApiError::field("cidr_ipv4_block", m))?;
+    let now = state.clock.now();
+    let mut tx = state.db.begin().await?;
+    db::vpcs::lock_org(&mut tx, &ctx).await?;
+    let others = db::vpcs::list(&mut *tx, &ctx).await?;
+    let here = others.iter().filter(|v| v.cloud == body.cloud && v.region == body.region);
+    if let Some(other) = here.into_iter().find(|v| ipv4(v.cidr).is_some_and(|n| block.overlaps(&n))) {
+        return Err(ApiError::field(
+            "cidr_ipv4_block",
+            format!("{block} overlaps {} in {}/{}", describe(other), other.cloud, other.region),
+        ));
+    }
+    let id = Uuid::now_v7();
+    let new = db::vpcs::NewVpc {
+        id,
+        name: &name,
+        cloud: &body.cloud,
+        region: &body.region,
+        cidr: IpNet::V4(block.net()),
+        now,
+    };
+    db::vpcs::insert(&mut *tx, &ctx, new).await.map_err(|e| {
+        on_constraint(e, |c| {
+            (c == "vpcs_org_name_key")
+                .then(|| ApiError::conflict("name_taken", format!("a VPC named {name} exists")))
+        })
+    })?;
+    let job =
+        enqueue(&mut tx, &state, &ctx, jobs::CREATE_VPC, vec![step::on(step::CREATE_NETWORK, id)]).await?;
+    Event::new("vpc.created", &meta)
+        .in_ctx(&ctx, &user.principal.email)
+        .target(format!("vpc:{id}"))
+        .detail("name", &name)
+        .detail("cidr_ipv4_block", block.to_string())
+        .detail("job", job.id)
+        .record_in(&mut tx, now)
+        .await?;
+    let vpc = db::vpcs::get(&mut *tx, &ctx, id).await?.ok_or(ApiError::NotFound("VPC"))?;
+    tx.commit().await?;
+    state.wake.notify_waiters();
+    let mut res =
+        (StatusCode::ACCEPTED, axum::Json(VpcAccepted { vpc: vpc.into(), job: job.into() })).into_response();
+    res.headers_mut().insert(header::LOCATION, vpc_location(org_id, id));
+    Ok(res)
+}
+
+/// One VPC.
+#[utoipa::path(
+    get, path = "/api/v1/orgs/{org_id}/vpcs/{vpc_id}", tag = "vpcs",
+    security(("session" = []), ("bearer" = ["vpcs:read"])),
+    params(("org_id" = Uuid, Path), ("vpc_id" = Uuid, Path)),
+    responses(
+        (status = 200, body = VpcView),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such VPC for the caller", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn get_vpc(
+    State(state): State<AppState>,
+    user: ActiveUser,
+    AppPath((org_id, vpc_id)): AppPath<(Uuid, Uuid)>,
+) -> ApiResult<AppJson<VpcView>> {
+    let ctx = user.in_org(org_id)?;
+    ctx.require(Scope::VpcsRead)?;
+    Ok(AppJson(vpc_of(&state, &ctx, vpc_id).await?.into()))
+}
+
+/// Starts a VPC's deletion: its network is removed by the job returned. 409 while it holds
+/// stores or peerings (each named): delete those first.
+#[utoipa::path(
+    delete, path = "/api/v1/orgs/{org_id}/vpcs/{vpc_id}", tag = "vpcs",
+    security(("session" = []), ("bearer" = ["vpcs:write"])),
+    params(("org_id" = Uuid, Path), ("vpc_id" = Uuid, Path)),
+    responses(
+        (status = 202, body = JobView),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such VPC for the caller", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The VPC holds stores or peerings (named), or its job is in progress", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn delete_vpc(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    user: ActiveUser,
+    AppPath((org_id, vpc_id)): AppPath<(Uuid, Uuid)>,
+) -> ApiResult<(StatusCode, AppJson<JobView>)> {
+    let ctx = user.in_org(org_id)?;
+    ctx.require(Scope::VpcsWrite)?;
+    let mut tx = state.db.begin().await?;
+    let vpc = db::vpcs::get_for_update(&mut tx, &ctx, vpc_id).await?.ok_or(ApiError::NotFound("VPC"))?;
+    if matches!(vpc.status.as_str(), "creating" | "deleting") {
+        return Err(ApiError::conflict(
+            "vpc_busy",
+            format!("the VPC is {}; wait for its job to finish", vpc.status),
+        ));
+    }
+    let mut holds: Vec<String> = db::vpcs::stores_in(&mut *tx, &ctx, vpc_id)
+        .await?
+        .into_iter()
+        .map(|(id, name)| format!("store {name} ({id})"))
+        .collect();
+    let peerings = db::vpcs::peerings_of(&mut *tx, &ctx, vpc_id).await?;
+    holds.extend(
+        peerings
+            .iter()
+            .filter(|p| p.status != "rejected")
+            .map(|p| format!("peering {} ({}) with VPC {}", p.id, p.status, other_side(p, vpc_id))),
+    );
+    if !holds.is_empty() {
+        return Err(ApiError::conflict(
+            "vpc_in_use",
+            format!("the VPC holds {}; delete them first", holds.join(", ")),
+        ));
+    }
+    let now = state.clock.now();
+    db::vpcs::set_status(&mut *tx, ctx.org_id, vpc_id, "deleting", now).await?;
+    let job = enqueue(&mut tx, &state, &ctx, jobs::DELETE_VPC, vec![step::on(step::REMOVE_NETWORK, vpc_id)])
+        .await?;
+    Event::new("vpc.deleted", &meta)
+        .in_ctx(&ctx, &user.principal.email)
+        .target(format!("vpc:{vpc_id}"))
+        .detail("job", job.id)
+        .record_in(&mut tx, now)
+        .await?;
+    tx.commit().await?;
+    state.wake.notify_waiters();
+    Ok((StatusCode::ACCEPTED, AppJson(job.into())))
+}
+
+fn other_side(p: &PeeringRow, vpc_id: Uuid) -> Uuid {
+    if p.vpc_id == vpc_id { p.peer_vpc_id } else { p.vpc_id }
+}
+
+// ---- Stores in VPCs ------------------------------------------------------------------------
+
+/// Where a store's nodes listen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkType {
+    /// The host's loopback (127.0.0.1), behind the store's firewall rules.
+    Public,
+    /// Inside a VPC: each node has its own address from the VPC's block and is reachable from
+    /// that VPC and from VPCs actively peered with it, and from nowhere else.
+    Private,
+}
+
+/// A store's network, chosen at creation.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StoreNetwork {
+    pub r#type: NetworkType,
+    /// For `private`: the VPC, of the same cloud and region as the store, and available.
+    pub vpc_id: Option<Uuid>,
+}
+
+impl StoreNetwork {
+    pub const PUBLIC: Self = Self { r#type: NetworkType::Public, vpc_id: None };
+
+    /// The VPC a store asks to be placed in, if any.
+    pub fn requested_vpc(&self) -> ApiResult<Option<Uuid>> {
+        match (self.r#type, self.vpc_id) {
+            (NetworkType::Public, None) => Ok(None),
+            (NetworkType::Public, Some(_)) => {
+                Err(ApiError::field("network.vpc_id", "only a private network is in a VPC"))
+            }
+            (NetworkType::Private, None) => {
+                Err(ApiError::field("network.vpc_id", "a private store needs the VPC to place it in"))
+            }
+            (NetworkType::Private, Some(id)) => Ok(Some(id)),
+        }
+    }
+
+    pub fn of(vpc_id: Option<Uuid>) -> Self {
+        match vpc_id {
+            Some(id) => Self { r#type: NetworkType::Private, vpc_id: Some(id) },
+            None => Self::PUBLIC,
+        }
+    }
+}
+
+/// Locks the VPC a new store is placed in, checking that it can take it.
+pub(crate) async fn vpc_for_store(
+    tx: &mut Transaction<'_, Postgres>,
+    ctx: &Ctx,
+    vpc_id: Uuid,
+    cloud: &str,
+    region: &str,
+) -> ApiResult<VpcRow> {
+    let vpc = db::vpcs::get_for_update(tx, ctx, vpc_id)
+        .await?
+        .ok_or_else(|| ApiError::field("network.vpc_id", format!("no VPC {vpc_id} in this organization")))?;
+    if vpc.cloud != cloud || vpc.region != region {
+        return Err(ApiError::field(
+            "network.vpc_id",
+            format!(
+                "{} is in {}/{}; a store is placed in a VPC of its own cloud and region ({cloud}/{region})",
+                describe(&vpc),
+                vpc.cloud,
+                vpc.region
+            ),
+        ));
+    }
+    if vpc.status != "available" {
+        return Err(ApiError::conflict(
+            "vpc_not_available",
+            format!("{} is {}; place stores in it once it is available", describe(&vpc), vpc.status),
+        ));
+    }
+    Ok(vpc)
+}
+
+/// Gives each node an address of the VPC's block that no node of the VPC holds, under the VPC's
+/// lock (two stores growing at once never pick the same).
+pub(crate) async fn place_nodes(
+    tx: &mut Transaction<'_, Postgres>,
+    ctx: &Ctx,
+    vpc_id: Uuid,
+    nodes: &[Uuid],
+) -> ApiResult<()> {
+    let vpc = &db::vpcs::get_for_update(tx, ctx, vpc_id).await?.ok_or(ApiError::NotFound("VPC"))?;
+    let block = ipv4(vpc.cidr).ok_or_else(|| anyhow::anyhow!("VPC {} has no IPv4 block", vpc.id))?;
+    let used = db::vpcs::used_addresses(&mut **tx, ctx.org_id, vpc.id).await?;
+    let mut free = node_addresses(block).filter(|a| !used.contains(&a.to_string()));
+    for node in nodes {
+        let address = free.next().ok_or_else(|| {
+            ApiError::conflict("vpc_full", format!("{} has no address left for another node", describe(vpc)))
+        })?;
+        db::vpcs::place_node(&mut **tx, ctx.org_id, *node, vpc.id, &address.to_string()).await?;
+    }
+    Ok(())
+}
+
+// ---- Peerings --------------------------------------------------------------------------------
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PeeringView {
+    pub id: Uuid,
+    /// `pending_acceptance` (the peer's organization has yet to accept), `provisioning`,
+    /// `active`, `rejected`, `failed` (delete it to clean up) or `deleting`.
+    pub status: String,
+    /// The VPC that asked, and its organization.
+    pub vpc_id: Uuid,
+    pub org_id: Uuid,
+    #[schema(example = "10.62.0.0/24")]
+    pub cidr_ipv4_block: String,
+    /// The VPC asked, and its organization.
+    pub peer_vpc_id: Uuid,
+    pub peer_org_id: Uuid,
+    /// Shown to the asking side once the peer's organization has accepted (or at once, in one
+    /// organization); always to the peer's side.
+    #[schema(example = "10.61.0.0/24")]
+    pub peer_cidr_ipv4_block: Option<String>,
+    /// The peer is another organization's VPC: that organization accepts or rejects.
+    pub cross_org: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PeeringList {
+    pub items: Vec<PeeringView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PeeringAccepted {
+    pub peering: PeeringView,
+    /// The job that connects the two networks; none while the peer's organization has yet to accept.
+    pub job: Option<JobView>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePeering {
+    /// The VPC to join, of the same cloud and region, with a block that does not overlap.
+    pub peer_vpc_id: Uuid,
+    /// The peer VPC's organization, when it is another one (which must accept). Omitted: this one.
+    pub peer_org_id: Option<Uuid>,
+}
+
+/// The view of a peering from `ctx`'s organization.
+async fn peering_view(state: &AppState, ctx: &Ctx, p: PeeringRow) -> ApiResult<PeeringView> {
+    let mine = db::vpcs::get_by_id(&state.db, p.org_id, p.vpc_id).await?.ok_or_else(|| missing(p.vpc_id))?;
+    let accepted = matches!(p.status.as_str(), "provisioning" | "active" | "deleting" | "failed");
+    let peer_visible = !p.needs_acceptance() || accepted || ctx.org_id == p.peer_org_id;
+    let peer = match peer_visible {
+        true => db::vpcs::get_by_id(&state.db, p.peer_org_id, p.peer_vpc_id).await?,
+        false => None,
+    };
+    Ok(PeeringView {
+        id: p.id,
+        cross_org: p.needs_acceptance(),
+        status: p.status,
+        vpc_id: p.vpc_id,
+        org_id: p.org_id,
+        cidr_ipv4_block: mine.cidr.to_string(),
+        peer_vpc_id: p.peer_vpc_id,
+        peer_org_id: p.peer_org_id,
+        peer_cidr_ipv4_block: peer.map(|v| v.cidr.to_string()),
+        created_at: p.created_at,
+        updated_at: p.updated_at,
+    })
+}
+
+/// A VPC a peering names that is not there: the tables disagree with themselves.
+fn missing(id: Uuid) -> ApiError {
+    anyhow::anyhow!("VPC {id} of a peering is missing").into()
+}
+
+/// Whether two VPCs can be joined: one cloud, one region, blocks apart. Each rule broken is a 422
+/// naming both.
+fn joinable(a: &VpcRow, b: &VpcRow) -> ApiResult<()> {
+    let rule = |message: String| Err(ApiError::field("peer_vpc_id", message));
+    if a.cloud != b.cloud {
+        return rule(format!(
+            "a peering joins VPCs of one cloud: {} is on {}, {} on {}",
+            describe(a),
+            a.cloud,
+            describe(b),
+            b.cloud
+        ));
+    }
+    if a.region != b.region {
+        return rule(format!(
+            "a peering joins VPCs of one region (no traffic crosses regions): {} is in {}, {} in {}",
+            describe(a),
+            a.region,
+            describe(b),
+            b.region
+        ));
+    }
+    let overlap = match (ipv4(a.cidr), ipv4(b.cidr)) {
+        (Some(x), Some(y)) => x.contains(&y) || y.contains(&x),
+        _ => false,
+    };
+    if overlap {
+        return rule(format!(
+            "{} and {} overlap: overlapping blocks cannot be routed to each other",
+            describe(a),
+            describe(b)
+        ));
+    }
+    Ok(())
+}
+
+fn pending_error(p: &PeeringRow) -> ApiError {
+    ApiError::conflict("peering_not_pending", format!("the peering is {}, not pending acceptance", p.status))
+}
+
+fn available(v: &VpcRow) -> ApiResult<()> {
+    if v.status == "available" {
+        Ok(())
+    } else {
+        Err(ApiError::conflict("vpc_not_available", format!("{} is {}", describe(v), v.status)))
+    }
+}
+
+/// The peerings of a VPC, on either side: those it asked for and those asked of it.
+#[utoipa::path(
+    get, path = "/api/v1/orgs/{org_id}/vpcs/{vpc_id}/peerings", tag = "vpcs",
+    security(("session" = []), ("bearer" = ["vpcs:read"])),
+    params(("org_id" = Uuid, Path), ("vpc_id" = Uuid, Path)),
+    responses(
+        (status = 200, body = PeeringList),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such VPC for the caller", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn list_peerings(
+    State(state): State<AppState>,
+    user: ActiveUser,
+    AppPath((org_id, vpc_id)): AppPath<(Uuid, Uuid)>,
+) -> ApiResult<AppJson<PeeringList>> {
+    let ctx = user.in_org(org_id)?;
+    ctx.require(Scope::VpcsRead)?;
+    vpc_of(&state, &ctx, vpc_id).await?;
+    let mut items = vec![];
+    for p in db::vpcs::peerings_of(&state.db, &ctx, vpc_id).await? {
+        items.push(peering_view(&state, &ctx, p).await?);
+    }
+    Ok(AppJson(PeeringList { items }))
+}
+
+/// Asks to join this VPC to another. Within the organization: 202, the peering `provisioning`
+/// and the job that connects the networks. With another organization's VPC (`peer_org_id`):
+/// 201, the peering `pending_acceptance` until that organization accepts or rejects it, whether
+/// or not such a VPC exists (so that nobody can probe another organization's VPCs).
+#[utoipa::path(
+    post, path = "/api/v1/orgs/{org_id}/vpcs/{vpc_id}/peerings", tag = "vpcs",
+    security(("session" = []), ("bearer" = ["vpcs:write"])),
+    params(("org_id" = Uuid, Path), ("vpc_id" = Uuid, Path)),
+    request_body = CreatePeering,
+    responses(
+        (status = 201, description = "Asked of another organization", body = PeeringAccepted, headers(("Location" = String))),
+        (status = 202, description = "Being connected", body = PeeringAccepted, headers(("Location" = String))),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such VPC for the caller", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A VPC is not available, or the two are peered already", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "No such peer VPC in this organization, the VPC itself, another cloud or region, or overlapping blocks (each named)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn create_peering(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    user: ActiveUser,
+    AppPath((org_id, vpc_id)): AppPath<(Uuid, Uuid)>,
+    AppJson(body): AppJson<CreatePeering>,
+) -> ApiResult<Response> {
+    let ctx = user.in_org(org_id)?;
+    ctx.require(Scope::VpcsWrite)?;
+    let peer_org = body.peer_org_id.unwrap_or(org_id);
+    let peer_vpc = body.peer_vpc_id;
+    if peer_vpc == vpc_id {
+        return Err(ApiError::field("peer_vpc_id", "a VPC cannot be peered with itself"));
+    }
+    let now = state.clock.now();
+    let mut tx = state.db.begin().await?;
+    let cross_org = peer_org != org_id;
+    if cross_org {
+        // Only this side is ours to check: nothing is read of the other until it accepts.
+        let mine = db::vpcs::get_for_update(&mut tx, &ctx, vpc_id).await?.ok_or(ApiError::NotFound("VPC"))?;
+        available(&mine)?;
+    } else {
+        let pair = db::vpcs::lock_pair(&mut tx, (org_id, vpc_id), (org_id, peer_vpc)).await?;
+        let mine = pair.iter().find(|v| v.id == vpc_id).ok_or(ApiError::NotFound("VPC"))?;
+        let peer = pair.iter().find(|v| v.id == peer_vpc).ok_or_else(|| {
+            ApiError::field(
+                "peer_vpc_id",
+                format!(
+                    "no VPC {peer_vpc} in this organization; to peer with another organization's VPC, give its peer_org_id"
+                ),
+            )
+        })?;
+        available(mine)?;
+        available(peer)?;
+        joinable(mine, peer)?;
+    }
+    let id = Uuid::now_v7();
+    let status = if cross_org { "pending_acceptance" } else { "provisioning" };
+    let new = db::vpcs::NewPeering {
+        id,
+        vpc_id,
+        peer_org_id: peer_org,
+        peer_vpc_id: peer_vpc,
+        status,
+        created_by: ctx.user_id,
+        now,
+    };
+    db::vpcs::insert_peering(&mut *tx, &ctx, new).await.map_err(|e| {
+        on_constraint(e, |c| {
+            (c == "vpc_peerings_pair_key").then(|| {
+                ApiError::conflict("peering_exists", "these two VPCs are peered already, or asked to be")
+            })
+        })
+    })?;
+    let job = match cross_org {
+        true => None,
+        false => Some(enqueue(&mut tx, &state, &ctx, jobs::CREATE_PEERING, connect_steps(id)).await?),
+    };
+    Event::new("vpc.peering_requested", &meta)
+        .in_ctx(&ctx, &user.principal.email)
+        .target(format!("vpc:{vpc_id}"))
+        .detail("peering", id)
+        .detail("peer_vpc_id", peer_vpc)
+        .detail("peer_org_id", peer_org)
+        .detail("job", job.as_ref().map(|j| j.id))
+        .record_in(&mut tx, now)
+        .await?;
+    tx.commit().await?;
+    let status = if job.is_some() { StatusCode::ACCEPTED } else { StatusCode::CREATED };
+    peering_response(&state, &ctx, vpc_id, id, status, job).await
+}
+
+fn connect_steps(id: Uuid) -> Vec<String> {
+    vec![step::on(step::CONNECT_PEERING, id), step::on(step::APPLY_PEERING_ACCESS, id)]
+}
+
+async fn peering_response(
+    state: &AppState,
+    ctx: &Ctx,
+    vpc_id: Uuid,
+    id: Uuid,
+    status: StatusCode,
+    job: Option<db::jobs::JobRow>,
+) -> ApiResult<Response> {
+    if job.is_some() {
+        state.wake.notify_waiters();
+    }
+    let row = db::vpcs::peering(&state.db, ctx, vpc_id, id).await?.ok_or(ApiError::NotFound("peering"))?;
+    let peering = peering_view(state, ctx, row).await?;
+    let body = PeeringAccepted { peering, job: job.map(Into::into) };
+    let mut res = (status, axum::Json(body)).into_response();
+    let location = format!("/api/v1/orgs/{}/vpcs/{vpc_id}/peerings/{id}", ctx.org_id);
+    res.headers_mut().insert(header::LOCATION, HeaderValue::from_str(&location).expect("ascii"));
+    Ok(res)
+}
+
+/// One peering of the VPC, seen from either side.
+#[utoipa::path(
+    get, path = "/api/v1/orgs/{org_id}/vpcs/{vpc_id}/peerings/{peering_id}", tag = "vpcs",
+    security(("session" = []), ("bearer" = ["vpcs:read"])),
+    params(("org_id" = Uuid, Path), ("vpc_id" = Uuid, Path), ("peering_id" = Uuid, Path)),
+    responses(
+        (status = 200, body = PeeringView),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such VPC or peering for the caller", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn get_peering(
+    State(state): State<AppState>,
+    user: ActiveUser,
+    AppPath((org_id, vpc_id, peering_id)): AppPath<(Uuid, Uuid, Uuid)>,
+) -> ApiResult<AppJson<PeeringView>> {
+    let ctx = user.in_org(org_id)?;
+    ctx.require(Scope::VpcsRead)?;
+    vpc_of(&state, &ctx, vpc_id).await?;
+    let row =
+        db::vpcs::peering(&state.db, &ctx, vpc_id, peering_id).await?.ok_or(ApiError::NotFound("peering"))?;
+    Ok(AppJson(peering_view(&state, &ctx, row).await?))
+}
+
+/// The start of every change to a peering: the caller's context, allowed to write, and the
+/// peering of one of its VPCs (seen from that VPC) locked in a transaction.
+async fn peering_write(
+    state: &AppState,
+    user: &ActiveUser,
+    org_id: Uuid,
+    vpc_id: Uuid,
+    peering_id: Uuid,
+) -> ApiResult<(Ctx, Transaction<'static, Postgres>, PeeringRow)> {
+    let ctx = user.in_org(org_id)?;
+    ctx.require(Scope::VpcsWrite)?;
+    let mut tx = state.db.begin().await?;
+    db::vpcs::get(&mut *tx, &ctx, vpc_id).await?.ok_or(ApiError::NotFound("VPC"))?;
+    let p = db::vpcs::peering_for_update(&mut tx, &ctx, vpc_id, peering_id)
+        .await?
+        .ok_or(ApiError::NotFound("peering"))?;
+    Ok((ctx, tx, p))
+}
+
+/// The side that answers a request from another organization: the peer VPC's.
+fn answering(ctx: &Ctx, vpc_id: Uuid, p: &PeeringRow) -> ApiResult<()> {
+    if !(p.needs_acceptance() && p.peer_org_id == ctx.org_id && p.peer_vpc_id == vpc_id) {
+        return Err(ApiError::Forbidden {
+            code: "not_the_peer",
+            detail: "only the organization of the peer VPC accepts or rejects a peering, and only one asked by another organization".into(),
+        });
+    }
+    if p.status != "pending_acceptance" {
+        return Err(pending_error(p));
+    }
+    Ok(())
+}
+
+/// Accepts a peering another organization asked of this VPC: 202, the peering `provisioning`
+/// and the job that connects the networks.
+#[utoipa::path(
+    post, path = "/api/v1/orgs/{org_id}/vpcs/{vpc_id}/peerings/{peering_id}/accept", tag = "vpcs",
+    security(("session" = []), ("bearer" = ["vpcs:write"])),
+    params(("org_id" = Uuid, Path), ("vpc_id" = Uuid, Path), ("peering_id" = Uuid, Path)),
+    responses(
+        (status = 202, body = PeeringAccepted),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed, or this side asked", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such VPC or peering for the caller", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not pending acceptance, or a VPC is not available", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Another cloud or region, or overlapping blocks (each named)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn accept_peering(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    user: ActiveUser,
+    AppPath((org_id, vpc_id, peering_id)): AppPath<(Uuid, Uuid, Uuid)>,
+) -> ApiResult<Response> {
+    let (ctx, mut tx, p) = peering_write(&state, &user, org_id, vpc_id, peering_id).await?;
+    answering(&ctx, vpc_id, &p)?;
+    let pair = db::vpcs::lock_pair(&mut tx, (p.org_id, p.vpc_id), (org_id, vpc_id)).await?;
+    let asking = pair.iter().find(|v| v.id == p.vpc_id).ok_or_else(|| missing(p.vpc_id))?;
+    let mine = pair.iter().find(|v| v.id == vpc_id).ok_or(ApiError::NotFound("VPC"))?;
+    available(asking)?;
+    available(mine)?;
+    joinable(asking, mine)?;
+    let now = state.clock.now();
+    db::vpcs::set_peering_status(&mut *tx, org_id, peering_id, "provisioning", now).await?;
+    let job = enqueue(&mut tx, &state, &ctx, jobs::CREATE_PEERING, connect_steps(peering_id)).await?;
+    Event::new("vpc.peering_accepted", &meta)
+        .in_ctx(&ctx, &user.principal.email)
+        .target(format!("vpc:{vpc_id}"))
+        .detail("peering", peering_id)
+        .detail("requested_by_org", p.org_id)
+        .detail("job", job.id)
+        .record_in(&mut tx, now)
+        .await?;
+    tx.commit().await?;
+    peering_response(&state, &ctx, vpc_id, peering_id, StatusCode::ACCEPTED, Some(job)).await
+}
+
+/// Rejects a peering another organization asked of this VPC. Nothing is connected; the asking
+/// side sees it `rejected`.
+#[utoipa::path(
+    post, path = "/api/v1/orgs/{org_id}/vpcs/{vpc_id}/peerings/{peering_id}/reject", tag = "vpcs",
+    security(("session" = []), ("bearer" = ["vpcs:write"])),
+    params(("org_id" = Uuid, Path), ("vpc_id" = Uuid, Path), ("peering_id" = Uuid, Path)),
+    responses(
+        (status = 200, body = PeeringView),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed, or this side asked", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such VPC or peering for the caller", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not pending acceptance", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn reject_peering(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    user: ActiveUser,
+    AppPath((org_id, vpc_id, peering_id)): AppPath<(Uuid, Uuid, Uuid)>,
+) -> ApiResult<AppJson<PeeringView>> {
+    let (ctx, mut tx, p) = peering_write(&state, &user, org_id, vpc_id, peering_id).await?;
+    answering(&ctx, vpc_id, &p)?;
+    let now = state.clock.now();
+    db::vpcs::set_peering_status(&mut *tx, org_id, peering_id, "rejected", now).await?;
+    Event::new("vpc.peering_rejected", &meta)
+        .in_ctx(&ctx, &user.principal.email)
+        .target(format!("vpc:{vpc_id}"))
+        .detail("peering", peering_id)
+        .detail("requested_by_org", p.org_id)
+        .record_in(&mut tx, now)
+        .await?;
+    tx.commit().await?;
+    let row =
+        db::vpcs::peering(&state.db, &ctx, vpc_id, peering_id).await?.ok_or(ApiError::NotFound("peering"))?;
+    Ok(AppJson(peering_view(&state, &ctx, row).await?))
+}
+
+/// Deletes a peering, from either side. One that is connected (or failed half-way) is taken
+/// apart by a job: 202 with it; the private stores of both VPCs stop admitting the other block
+/// first. One never connected (pending or rejected) is gone at once: 204.
+#[utoipa::path(
+    delete, path = "/api/v1/orgs/{org_id}/vpcs/{vpc_id}/peerings/{peering_id}", tag = "vpcs",
+    security(("session" = []), ("bearer" = ["vpcs:write"])),
+    params(("org_id" = Uuid, Path), ("vpc_id" = Uuid, Path), ("peering_id" = Uuid, Path)),
+    responses(
+        (status = 202, description = "Being disconnected", body = JobView),
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such VPC or peering for the caller", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Its job is in progress", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn delete_peering(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    user: ActiveUser,
+    AppPath((org_id, vpc_id, peering_id)): AppPath<(Uuid, Uuid, Uuid)>,
+) -> ApiResult<Response> {
+    let (ctx, mut tx, p) = peering_write(&state, &user, org_id, vpc_id, peering_id).await?;
+    let now = state.clock.now();
+    let job = match p.status.as_str() {
+        "provisioning" | "deleting" => {
+            return Err(ApiError::conflict(
+                "peering_busy",
+                format!("the peering is {}; wait for its job to finish", p.status),
+            ));
+        }
+        "pending_acceptance" | "rejected" => {
+            db::vpcs::set_peering_status(&mut *tx, org_id, peering_id, "deleted", now).await?;
+            None
+        }
+        _ => {
+            db::vpcs::set_peering_status(&mut *tx, org_id, peering_id, "deleting", now).await?;
+            let steps = vec![
+                step::on(step::APPLY_PEERING_ACCESS, peering_id),
+                step::on(step::DISCONNECT_PEERING, peering_id),
+            ];
+            Some(enqueue(&mut tx, &state, &ctx, jobs::DELETE_PEERING, steps).await?)
+        }
+    };
+    Event::new("vpc.peering_deleted", &meta)
+        .in_ctx(&ctx, &user.principal.email)
+        .target(format!("vpc:{vpc_id}"))
+        .detail("peering", peering_id)
+        .detail("job", job.as_ref().map(|j| j.id))
+        .record_in(&mut tx, now)
+        .await?;
+    tx.commit().await?;
+    Ok(match job {
+        Some(job) => {
+            state.wake.notify_waiters();
+            (StatusCode::ACCEPTED, axum::Json(JobView::from(job))).into_response()
+        }
+        None => StatusCode::NO_CONTENT.into_response(),
+    })
+}

@@ -1,0 +1,134 @@
+//! The jobs of VPCs and peerings: making and removing networks and the links between them, and
+//! bringing the firewall of the private stores they touch up to date. Every step is idempotent.
+
+use std::net::Ipv4Addr;
+
+use anyhow::{Context, bail};
+use ipnet::{IpNet, Ipv4Net};
+use uuid::Uuid;
+
+use super::{CREATE_PEERING, CREATE_VPC, DELETE_PEERING, DELETE_VPC, JobEnv, step};
+use crate::db;
+use crate::db::jobs::JobRow;
+use crate::db::vpcs::{PeeringRow, VpcRow};
+use crate::provision::{NetworkSpec, NodeNetwork, PeeringSpec};
+
+/// Peerings whose link exists, or may: on its way, in force, being removed, or failed half-way.
+pub const LINKED: [&str; 4] = ["provisioning", "active", "deleting", "failed"];
+
+pub fn owns_kind(kind: &str) -> bool {
+    matches!(kind, CREATE_VPC | DELETE_VPC | CREATE_PEERING | DELETE_PEERING)
+}
+
+fn ipv4(net: IpNet) -> anyhow::Result<Ipv4Net> {
+    match net {
+        IpNet::V4(n) => Ok(n),
+        IpNet::V6(n) => bail!("{n} is not an IPv4 block"),
+    }
+}
+
+pub fn network_spec(vpc: &VpcRow) -> anyhow::Result<NetworkSpec> {
+    Ok(NetworkSpec { vpc_id: vpc.id, cidr: ipv4(vpc.cidr)? })
+}
+
+/// Where a node of a private store lives.
+pub async fn node_network(
+    db: &sqlx::PgPool,
+    org_id: Uuid,
+    vpc_id: Uuid,
+    host: &str,
+) -> anyhow::Result<NodeNetwork> {
+    let vpc = db::vpcs::get_by_id(db, org_id, vpc_id).await?.context("the store's VPC is gone")?;
+    let address: Ipv4Addr = host.parse().with_context(|| format!("node address {host}"))?;
+    Ok(NodeNetwork { network: network_spec(&vpc)?, address })
+}
+
+/// Both sides of a peering, as the driver joins them.
+pub async fn peering_spec(db: &sqlx::PgPool, p: &PeeringRow) -> anyhow::Result<PeeringSpec> {
+    let a = db::vpcs::get_by_id(db, p.org_id, p.vpc_id).await?.context("the requesting VPC is gone")?;
+    let b = db::vpcs::get_by_id(db, p.peer_org_id, p.peer_vpc_id).await?.context("the peer VPC is gone")?;
+    Ok(PeeringSpec { peering_id: p.id, a: network_spec(&a)?, b: network_spec(&b)? })
+}
+
+pub async fn run(env: &JobEnv, job: &JobRow, name: &str, id: Uuid) -> anyhow::Result<()> {
+    let now = env.clock.now();
+    let driver = env.plane.driver.as_ref();
+    match name {
+        step::CREATE_NETWORK => {
+            let vpc = db::vpcs::get_by_id(&env.db, job.org_id, id).await?.context("the VPC is gone")?;
+            driver.create_network(&network_spec(&vpc)?).await?;
+            db::vpcs::set_status(&env.db, job.org_id, id, "available", now).await?;
+        }
+        step::REMOVE_NETWORK => {
+            driver.remove_network(id).await?;
+            db::vpcs::set_status(&env.db, job.org_id, id, "deleted", now).await?;
+        }
+        step::CONNECT_PEERING => {
+            let p = peering(env, job, id).await?;
+            driver.create_peering(&peering_spec(&env.db, &p).await?).await?;
+            // Active before the firewalls are brought up to date (the next step), so that a node
+            // made meanwhile either reads it or is there for that step.
+            db::vpcs::set_peering_status(&env.db, job.org_id, id, "active", now).await?;
+        }
+        step::APPLY_PEERING_ACCESS => {
+            let p = peering(env, job, id).await?;
+            let touched = db::vpcs::nodes_in(&env.db, &[p.vpc_id, p.peer_vpc_id]).await?;
+            for (org_id, store_id, node_id) in touched {
+                if let Some(spec) = env.plane.node_spec(&env.db, org_id, store_id, node_id, now).await? {
+                    driver.apply_access(&spec).await?;
+                }
+            }
+        }
+        step::DISCONNECT_PEERING => {
+            let p = peering(env, job, id).await?;
+            driver.remove_peering(&peering_spec(&env.db, &p).await?).await?;
+            db::vpcs::set_peering_status(&env.db, job.org_id, id, "deleted", now).await?;
+        }
+        other => bail!("unknown step {other}"),
+    }
+    Ok(())
+}
+
+async fn peering(env: &JobEnv, job: &JobRow, id: Uuid) -> anyhow::Result<PeeringRow> {
+    db::vpcs::peering_by_id(&env.db, job.org_id, id).await?.context("the peering is gone")
+}
+
+/// A network job that failed for good leaves its VPC or peering `failed`: it can be deleted,
+/// which removes whatever was made.
+pub async fn on_final_failure(env: &JobEnv, job: &JobRow) -> anyhow::Result<()> {
+    let now = env.clock.now();
+    let target = job.steps.first().and_then(|s| s.split_once(':')).and_then(|(_, id)| id.parse().ok());
+    let Some(id) = target else { return Ok(()) };
+    match job.kind.as_str() {
+        CREATE_VPC | DELETE_VPC => db::vpcs::set_status(&env.db, job.org_id, id, "failed", now).await?,
+        _ => db::vpcs::set_peering_status(&env.db, job.org_id, id, "failed", now).await?,
+    }
+    Ok(())
+}
+
+/// At start: removes the networks and links no table knows (a crash, a VPC deleted while this
+/// host was down), then makes again those that should exist (after a reboot, none do). Before
+/// the nodes start: a private node needs its network.
+pub async fn at_start(env: &JobEnv) -> anyhow::Result<()> {
+    let driver = env.plane.driver.as_ref();
+    let vpcs = db::vpcs::all_live(&env.db).await?;
+    let peerings = db::vpcs::all_peerings(&env.db, &LINKED).await?;
+    let vpc_ids: Vec<Uuid> = vpcs.iter().map(|v| v.id).collect();
+    let peering_ids: Vec<Uuid> = peerings.iter().map(|p| p.id).collect();
+    for what in driver.retain_networks(&vpc_ids, &peering_ids).await? {
+        tracing::warn!(%what, "removed a network no VPC or peering knows");
+    }
+    // Those in `creating`, `deleting` or `provisioning` belong to their job, which finishes them.
+    for vpc in vpcs.iter().filter(|v| v.status == "available") {
+        if let Err(e) = driver.create_network(&network_spec(vpc)?).await {
+            tracing::error!(vpc = %vpc.id, error = %format!("{e:#}"), "restoring a VPC network");
+        }
+    }
+    for p in peerings.iter().filter(|p| p.status == "active") {
+        let restored = async { driver.create_peering(&peering_spec(&env.db, p).await?).await };
+        if let Err(e) = restored.await {
+            tracing::error!(peering = %p.id, error = %format!("{e:#}"), "restoring a VPC peering");
+        }
+    }
+    Ok(())
+}

@@ -39,6 +39,15 @@ pub fn nodes_root() -> std::path::PathBuf {
     std::env::temp_dir().join(format!("berth-test-{}", std::process::id())).join("nodes")
 }
 
+/// A folder of its own for one app's nodes, inside [`nodes_root`]. Its own folder is its own
+/// driver (and its own mark on VPC namespaces), so that what one test's reconcile removes as
+/// unknown is never another test's, whose rows are in another database.
+fn app_nodes_root() -> std::path::PathBuf {
+    let root = nodes_root().join(&uuid::Uuid::new_v4().simple().to_string()[..12]);
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::canonicalize(root).unwrap()
+}
+
 /// Ports for store nodes: each app gets its own slice, so tests in parallel never collide.
 fn next_ports() -> std::ops::RangeInclusive<u16> {
     static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
@@ -47,15 +56,15 @@ fn next_ports() -> std::ops::RangeInclusive<u16> {
     base..=base + 9
 }
 
-pub fn test_plane() -> DataPlane {
+pub fn test_plane(root: &std::path::Path) -> DataPlane {
     let user = std::env::var("BERTH_PG_USER").unwrap_or_else(|_| "postgres".into());
     let run_as = RunAs::when_root(&user).expect("an unprivileged user for PostgreSQL");
-    let root = nodes_root();
-    std::fs::create_dir_all(&root).unwrap();
     let backups = Arc::new(
-        berth::backup::LocalBackupStore::new(root.with_file_name("backups"), run_as.as_ref()).unwrap(),
+        berth::backup::LocalBackupStore::new(nodes_root().with_file_name("backups"), run_as.as_ref())
+            .unwrap(),
     );
-    let driver = LocalDriver::discover(root, run_as, None).expect("the local driver").ephemeral(true);
+    let driver =
+        LocalDriver::discover(root.to_owned(), run_as, None).expect("the local driver").ephemeral(true);
     let catalog = Catalog::load(None, driver.postgres_versions()).unwrap();
     DataPlane {
         driver: Arc::new(driver),
@@ -87,12 +96,21 @@ async fn start_private() -> PgConnectOptions {
     })
     .await
     .expect("starting the test PostgreSQL");
-    // When this process exits, however it exits, stop the server and remove its folder. The
-    // watchdog outlives this process by design, so it is never waited for.
+    // When this process exits, however it exits, stop the server, remove the VPC namespaces of
+    // its apps (`berth-<tag>-…`, the tag a hash of the app's folder: see `net::tag_for`), even
+    // half-made ones, and remove its folder. The watchdog outlives this process by design, so it
+    // is never waited for.
+    let root = std::fs::canonicalize(&root).unwrap();
     let script = r#"while kill -0 "$1" 2>/dev/null; do sleep 1; done
 for f in $(find "$2" -name postmaster.pid 2>/dev/null); do
   pid=$(head -n 1 "$f") && kill -QUIT "$pid" 2>/dev/null
   while [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; do sleep 0.2; done
+done
+for d in "$2"/nodes/*/; do
+  tag=$(printf %s "${d%/}" | sha256sum | cut -c1-10)
+  for ns in $(ip netns list 2>/dev/null | cut -d' ' -f1); do
+    case "$ns" in "berth-$tag-"*) ip netns del "$ns" ;; esac
+  done
 done
 rm -rf "$2""#;
     std::process::Command::new("sh")
@@ -159,6 +177,8 @@ pub struct TestApp {
     pub db_options: PgConnectOptions,
     pub owner_org: uuid::Uuid,
     pub workers: Option<Workers>,
+    /// This app's folder of store nodes (its driver's root).
+    pub nodes_root: std::path::PathBuf,
 }
 
 pub fn test_auth_config() -> AuthConfig {
@@ -178,7 +198,9 @@ impl TestApp {
     /// Another Berth instance on an existing database (as a second process would be).
     pub async fn on(options: &PgConnectOptions, clock: ManualClock) -> Self {
         let db = pool(options).await;
-        let state = AppState::new(db.clone(), test_auth_config(), Arc::new(clock.clone()), test_plane());
+        let nodes_root = app_nodes_root();
+        let plane = test_plane(&nodes_root);
+        let state = AppState::new(db.clone(), test_auth_config(), Arc::new(clock.clone()), plane);
         Self {
             router: build_router(state.clone()),
             state,
@@ -187,6 +209,7 @@ impl TestApp {
             db_options: options.clone(),
             owner_org: uuid::Uuid::nil(),
             workers: None,
+            nodes_root,
         }
     }
 
@@ -463,4 +486,16 @@ pub fn node_options(port: i64, user: &str, password: &str, db: &str) -> PgConnec
 /// A client connection to a store node.
 pub async fn node_connect(port: i64, user: &str, password: &str, db: &str) -> sqlx::Result<PgConnection> {
     PgConnection::connect_with(&node_options(port, user, password, db)).await
+}
+
+/// Makes every job look claimed by a worker that then vanished (its process killed): running,
+/// under a lease that has run out, for the next worker to take over.
+pub async fn strand_jobs(app: &TestApp) {
+    sqlx::query(
+        "update jobs set status = 'running', locked_by = 'gone:1:x/0', attempts = 1,
+                         locked_until = now() - interval '1 second'",
+    )
+    .execute(&app.db)
+    .await
+    .unwrap();
 }

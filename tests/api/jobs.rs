@@ -56,13 +56,7 @@ async fn a_job_whose_worker_died_is_taken_over_when_its_lease_runs_out() {
     let app = TestApp::spawn().await;
     noop_jobs(&app, 1).await;
     // A worker that claimed the job and then vanished: running, with a lease that has run out.
-    sqlx::query(
-        "update jobs set status = 'running', locked_by = 'gone:1:x/0', attempts = 1,
-                         locked_until = now() - interval '1 second'",
-    )
-    .execute(&app.db)
-    .await
-    .unwrap();
+    crate::helpers::strand_jobs(&app).await;
     let app = app.with_workers(1).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {

@@ -17,3 +17,4 @@ mod sessions;
 mod stats;
 mod stores;
 mod tls;
+mod vpcs;

@@ -157,7 +157,7 @@ async fn a_one_node_store_is_a_real_database_and_deleting_it_removes_it() {
     assert_eq!(d.status, StatusCode::ACCEPTED, "{}", d.text());
     wait_for(&app, &owner, org, &id, "gone").await;
     assert!(connect(port, user, &password, db).await.is_err(), "the server is stopped");
-    let dir = crate::helpers::nodes_root().join("stores").join(&id);
+    let dir = app.nodes_root.join("stores").join(&id);
     assert!(!dir.exists(), "the data is removed: {}", dir.display());
 }
 

@@ -17,6 +17,23 @@ const HEARTBEAT: Duration = Duration::from_secs(10);
 const POLL: Duration = Duration::from_millis(500);
 /// The longest one step may take before it counts as failed.
 const STEP_TIMEOUT: Duration = Duration::from_secs(600);
+/// Steps that copy a whole store (backups, restores, replicas made by `pg_basebackup`) take as
+/// long as the data takes to copy; the lease, kept alive by the heartbeat, is what notices a
+/// worker that died.
+const COPY_STEP_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
+fn step_timeout(step: &str) -> Duration {
+    use super::step;
+    let name = step.split_once(':').map_or(step, |(name, _)| name);
+    match name {
+        step::TAKE_BACKUP
+        | step::RESTORE_NODE
+        | step::FORK_PRIMARY
+        | step::CREATE_REPLICA
+        | step::REBUILD_NODE => COPY_STEP_TIMEOUT,
+        _ => STEP_TIMEOUT,
+    }
+}
 
 fn lease() -> time::Duration {
     time::Duration::try_from(LEASE).expect("lease fits")
@@ -196,7 +213,7 @@ async fn run_steps(env: &JobEnv, worker: &str, job: &JobRow, stopped: &watch::Re
             return Outcome::Paused;
         }
         log(env, job, "info", &format!("step {}/{}: {step}", i + 1, job.steps.len())).await;
-        match tokio::time::timeout(STEP_TIMEOUT, steps::run(env, job, step)).await {
+        match tokio::time::timeout(step_timeout(step), steps::run(env, job, step)).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Outcome::Failed(e.context(format!("step {step}"))),
             Err(_) => return Outcome::Failed(anyhow::anyhow!("step {step} timed out")),

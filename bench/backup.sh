@@ -12,6 +12,9 @@
 #   BARE_PORT   port of the bare restore's server (default 25640)
 #   QUIET_WAIT  seconds to wait, before each timed run, for a second in which the machine is
 #               under 10 % busy (default 60; 0 does not wait). Both sides wait alike.
+#   MAX_OTHER   a run during which processes outside the benchmark used more than this share of
+#               the machine (%) is discarded and run again (default 10) ...
+#   REDO        ... at most this many times per case and round (default 2; 0: keep every run)
 #   PG_BIN      PostgreSQL 15 binaries (default /usr/lib/postgresql/15/bin)
 #   LOGS        a folder to copy each run's job (JSON) and server logs to, to look into later
 set -euo pipefail
@@ -22,19 +25,20 @@ SIZE_MB=${SIZE_MB:-1024}
 NODE_PORTS=${NODE_PORTS:-25600-25619}
 BARE_PORT=${BARE_PORT:-25640}
 QUIET_WAIT=${QUIET_WAIT:-60}
+MAX_OTHER=${MAX_OTHER:-10}
+REDO=${REDO:-2}
 LOGS=${LOGS:-}
-PG_USER=postgres
+PG_USER=${BERTH_PG_USER:-postgres}
 # `small`: shared_buffers 256MB, the size a 1 GiB database would be given.
 INSTANCE_SIZE=small
 # The flags of src/provision/local/mod.rs `base_backup`; the bare side uses the same.
-BASEBACKUP_FLAGS=(-F tar -z -X fetch -c fast)
+BASEBACKUP_FLAGS=(-F tar -Z 1 -X fetch -c fast)
 
 cd "$(dirname "$0")/.."
 
-for tool in curl jq runuser psql sha256sum tar; do
+for tool in curl jq psql openssl tar; do
     command -v "$tool" >/dev/null || { echo "bench/backup.sh needs $tool" >&2; exit 1; }
 done
-[[ $(id -u) == 0 ]] || { echo "run as root: Berth and the baseline run PostgreSQL as $PG_USER" >&2; exit 1; }
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 export PATH="$PG_BIN:$PATH"
 
@@ -51,7 +55,14 @@ WORK=$(mktemp -d /tmp/berth-backup.XXXXXX)
 chmod 711 "$WORK"
 BERTH_PID=""
 
-as_pg() { runuser -u "$PG_USER" -- "$@"; }
+# As root, Berth runs PostgreSQL as $PG_USER, and so does the baseline; as anyone else, both run
+# it as that user.
+if [[ $(id -u) == 0 ]]; then
+    command -v runuser >/dev/null || { echo "bench/backup.sh needs runuser" >&2; exit 1; }
+    as_pg() { runuser -u "$PG_USER" -- "$@"; }
+else
+    as_pg() { "$@"; }
+fi
 
 # Every server still running on a data folder under $WORK, stopped without waiting for anything.
 stop_leftover_servers() {
@@ -155,7 +166,8 @@ port_free "$BARE_PORT" || { echo "port $BARE_PORT is taken; set BARE_PORT" >&2; 
 PASSWORD=bench-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
 EMAIL=admin@localhost
 env -u DATABASE_URL \
-    BERTH_DATA_DIR="$WORK/data" BERTH_LISTEN=127.0.0.1:0 BERTH_NODE_PORTS="$NODE_PORTS" \
+    BERTH_DATA_DIR="$WORK/data" BERTH_BACKUP_DIR="$WORK/data/backups" BERTH_LISTEN=127.0.0.1:0 \
+    BERTH_NODE_PORTS="$NODE_PORTS" \
     BERTH_ADMIN_EMAIL="$EMAIL" BERTH_ADMIN_PASSWORD="$PASSWORD" \
     target/release/berth >"$WORK/berth.log" 2>"$WORK/berth.log.err" &
 BERTH_PID=$!
@@ -186,26 +198,38 @@ api() {
 JQ_TS='def ts: capture("^(?<s>[^.Z]+)(?<f>\\.[0-9]+)?Z$") | (.s + "Z" | fromdateiso8601)
                 + ("0" + (.f // ".0") | tonumber);'
 
-# When the server whose log is $1 last said "$2" (a fixed string), counting only the lines after
-# line $3, in seconds since the epoch (the log's default prefix has milliseconds).
+# When the server whose log is $1 last (or with $4 = first, first) said "$2" (a fixed string),
+# counting only the lines after line $3, in seconds since the epoch (the log's default prefix has
+# milliseconds).
 log_at() {
-    local at
-    at=$(tail -n +"$(($3 + 1))" "$1" | grep -F -- "$2" | tail -n1 | awk '{ print $1, $2, $3 }')
+    local at which=${4:-last}
+    at=$(tail -n +"$(($3 + 1))" "$1" | grep -F -- "$2" | { if [[ $which == first ]]; then head -n1; else tail -n1; fi } |
+        awk '{ print $1, $2, $3 }')
     [[ -n $at ]] || { echo "no '$2' in $1" >&2; return 1; }
     date -d "$at" +%s.%N
 }
 
-# Polls GET $1 every 50 ms until jq expression $2 gives "ok" (or "failed", or 900 s pass).
+# Polls GET $1 every 50 ms until its body holds "status":"$2" (or "status":"failed" or
+# "status":"degraded", or 900 s pass). The poll starts no process: it speaks HTTP over bash's
+# /dev/tcp and sleeps in `read -t`. With curl and jq every 50 ms, the poll alone took a third of
+# a core here, from the very run it was timing (the bare side has no poll to pay).
+exec {NAP}<> <(:)
 poll() {
-    local path=$1 test=$2 got deadline=$((SECONDS + 900))
+    local path=/api/v1/orgs/$ORG$1 want=$2 reply deadline=$((SECONDS + 900)) fd
     while :; do
-        got=$(api GET "$path" | jq -r "$test")
-        [[ $got == ok ]] && return 0
-        if [[ $got == failed ]] || ((SECONDS > deadline)); then
-            echo "GET $path: $(api GET "$path")" >&2
+        reply=""
+        exec {fd}<>"/dev/tcp/${ADDR%:*}/${ADDR##*:}"
+        printf 'GET %s HTTP/1.1\r\nHost: %s\r\nCookie: berth_session=%s\r\nConnection: close\r\n\r\n' \
+            "$path" "$ADDR" "$COOKIE" >&"$fd"
+        IFS= read -r -d '' reply <&"$fd" || true
+        exec {fd}<&-
+        [[ $reply == HTTP/1.1\ 200* && $reply == *"\"status\":\"$want\""* ]] && return 0
+        if [[ $reply != HTTP/1.1\ 200* || $reply == *'"status":"failed"'* || $reply == *'"status":"degraded"'* ]] ||
+            ((SECONDS > deadline)); then
+            echo "GET $path: ${reply:-no answer}" >&2
             return 1
         fi
-        sleep 0.05
+        read -r -t 0.05 -u "$NAP" || true
     done
 }
 
@@ -217,7 +241,7 @@ api POST /stores -H 'Content-Type: application/json' --data "$(jq -nc --arg name
       nodes: 1, cloud: "local", region: "local-1"}')" >"$WORK/store.json"
 STORE=$(jq -r '.store.id' "$WORK/store.json")
 [[ $STORE != null ]] || { echo "POST /stores: $(cat "$WORK/store.json")" >&2; exit 1; }
-poll "/stores/$STORE" 'if .status == "available" then "ok" elif .status == "failed" then "failed" else . end'
+poll "/stores/$STORE" available
 api GET "/stores/$STORE" >"$WORK/store.json.now"
 NODE=$(jq -r '.nodes[0].id' "$WORK/store.json.now")
 PORT=$(jq -r '.nodes[0].port' "$WORK/store.json.now")
@@ -237,10 +261,11 @@ super() { psql -X -v ON_ERROR_STOP=1 -q -At -h "$SOCKET" -p "$PORT" -U berth -d 
 
 # ---------------------------------------------------------------------------------------------
 # About 1 GiB of rows that compress like real data rather than like zeros: an id, a timestamp, an
-# account number and 64 hex characters, half of them random (gzip takes the archive to about 60 %),
-# with a primary key. One batch of 1 million rows first; the rest is sized from it.
+# account number and 64 hex characters, half of them random (gzip takes it to about 43 %),
+# with a primary key. One batch of 1 million rows first; the rest is sized from what it added.
 echo "== loading ${SIZE_MB} MiB"
 T_LOAD=$(now)
+EMPTY=$(client -c "select pg_database_size(current_database())")
 client <<'SQL'
 create table bench_rows (id bigint primary key, at timestamptz not null, account int not null,
                          payload text not null);
@@ -252,7 +277,8 @@ load() {
                from generate_series($1, $2) g"
 }
 load 1 1000000
-ROWS=$(client -c "select (1000000 * ${SIZE_MB}::numeric * 1048576 / pg_database_size(current_database()))::bigint")
+ROWS=$(client -c "select (1000000 * (${SIZE_MB}::numeric * 1048576 - $EMPTY)
+                          / (pg_database_size(current_database()) - $EMPTY))::bigint")
 for ((from = 1000001; from <= ROWS; from += 1000000)); do
     load "$from" $((from + 999999 < ROWS ? from + 999999 : ROWS))
 done
@@ -267,38 +293,45 @@ until [[ $(super -c "select coalesce(last_archived_wal, '') >= '$SEGMENT' from p
 done
 printf '   %s rows, pg_database_size %s MiB, in %.0f s\n' "$ROWS" $((DB_BYTES / 1048576)) \
     "$(awk -v a="$T_LOAD" -v b="$(now)" 'BEGIN { print b - a }')"
-CHECK=$(client -c "select count(*) || ' ' || sum(account) || ' ' || md5(string_agg(payload, '' order by id)) from bench_rows where id % 1000 = 0")
+# What a restore must give back: a digest of every 1000th row, compared after each restore.
+CHECK_SQL="select count(*) || ' ' || sum(account) || ' ' || md5(string_agg(payload, '' order by id))
+           from bench_rows where id % 1000 = 0"
+CHECK=$(client -c "$CHECK_SQL")
 
 # ---------------------------------------------------------------------------------------------
 # Berth: POST .../backups {"kind": "full"}, then GET the backup every 50 ms until `succeeded`.
-# Prints "<seconds> <other %> <server: finished_at - started_at> <queue> <pg_basebackup>
-# <recorded> <seen> <archive bytes> <backup id>": queue is the job's created_at -> started_at;
-# pg_basebackup is the step's start -> the archive's last write (its mtime; the rename keeps it);
-# recorded is that -> the backup's finished_at (pg_basebackup's fsync, rename, SHA-256 of the
-# archive, the row); seen is finished_at -> the poll that saw it.
+# Prints "<seconds> <other %> <server: finished_at - started_at> <POST> <queue> <pg_basebackup>
+# <recorded> <seen> <archive bytes> <backup id>": POST is how long the request took to answer;
+# queue is the job's created_at -> started_at; pg_basebackup is the step's start -> the archive's
+# last write (its mtime, which the rename keeps); recorded is that -> the backup's finished_at
+# (pg_basebackup's fsync, the rename, the SHA-256 of the archive, the row); seen is finished_at ->
+# the poll that saw it.
 berth_backup() {
-    local t0 t1 id job archive
+    local t0 tp t1 id job archive
     settle
     ticks "$WORK/k0"
     t0=$(now)
     api POST "/stores/$STORE/backups" -H 'Content-Type: application/json' --data '{"kind":"full"}' \
         >"$WORK/backup.json"
+    tp=$(now)
     id=$(jq -r '.backup.id' "$WORK/backup.json")
     job=$(jq -r '.job.id' "$WORK/backup.json")
     [[ $id != null ]] || { echo "POST /backups: $(cat "$WORK/backup.json")" >&2; return 1; }
-    poll "/stores/$STORE/backups/$id" 'if .status == "succeeded" then "ok" else .status end'
+    poll "/stores/$STORE/backups/$id" succeeded
     t1=$(now)
     ticks "$WORK/k1"
     archive=$BACKUPS/$id.tar.gz
     api GET "/stores/$STORE/backups/$id" >"$WORK/backup.json"
     api GET "/jobs/$job" >"$WORK/job.json"
-    keep "$WORK/job.json" "round$round-berth-backup-job.json"
-    jq -r --slurp --argjson t0 "$t0" --argjson t1 "$t1" --argjson written "$(stat -c %.9Y "$archive")" \
+    keep "$WORK/job.json" "round$round-berth-backup-job-$id.json"
+    jq -r --slurp --argjson t0 "$t0" --argjson tp "$tp" --argjson t1 "$t1" \
+        --argjson written "$(stat -c %.9Y "$archive")" \
         --argjson others "$(others_pct "$WORK/k0" "$WORK/k1")" --arg id "$id" "$JQ_TS"'
         .[0] as $b | .[1] as $j
         | ([$j.log[] | select(.message | test("^step ")) | (.at | ts)][0]) as $step
         | [ ($t1 - $t0), $others,
             (($b.finished_at | ts) - ($b.started_at | ts)),
+            ($tp - $t0),
             (($j.started_at | ts) - ($j.created_at | ts)),
             ($written - $step),
             (($b.finished_at | ts) - $written),
@@ -308,11 +341,12 @@ berth_backup() {
 
 # The bare baseline, run as the postgres user (one runuser, outside the timing): pg_basebackup
 # with Berth's flags against the same node's socket as the same superuser, into a fresh folder,
-# then sha256sum of the archive, as Berth does after it. Prints a timestamp after each stage,
-# then the archive's size.
+# then the archive's SHA-256 (openssl, which like Berth's sha2 uses the CPU's SHA instructions;
+# coreutils' sha256sum is 3 to 4 times slower here). Prints a timestamp after each stage, then
+# the archive's size.
 BARE=$WORK/bare
 mkdir -m 700 "$BARE"
-chown "$PG_USER:" "$BARE"
+[[ $(id -u) != 0 ]] || chown "$PG_USER:" "$BARE"
 cat >"$WORK/bare_backup.sh" <<'SCRIPT'
 set -euo pipefail
 socket=$1 port=$2 dest=$3
@@ -320,12 +354,12 @@ shift 3
 echo "$EPOCHREALTIME"
 pg_basebackup -h "$socket" -p "$port" -U berth -D "$dest" "$@"
 echo "$EPOCHREALTIME"
-sha256sum "$dest/base.tar.gz" >/dev/null
+openssl dgst -sha256 -r "$dest/base.tar.gz" >/dev/null
 echo "$EPOCHREALTIME"
 stat -c %s "$dest/base.tar.gz"
 SCRIPT
 
-# Prints "<pg_basebackup + sha256sum> <other %> <pg_basebackup> <sha256sum> <archive bytes>".
+# Prints "<pg_basebackup + SHA-256> <other %> <pg_basebackup> <SHA-256> <archive bytes>".
 bare_backup() {
     local t
     rm -rf "${BARE:?}"/*
@@ -341,59 +375,72 @@ bare_backup() {
 }
 
 # Berth: POST .../restore {"backup_id", "confirm"}, then GET the store every 50 ms until
-# `available` (and its job `succeeded`). Prints "<seconds> <other %> <queue> <to start>
-# <start to ready> <after ready> <seen>": queue is the job's created_at -> started_at; to start is
-# the restore step's start -> the node's log says "starting PostgreSQL" (the archive's SHA-256,
-# archiving the current WAL, stopping the node, untar, configuration); start to ready is that ->
-# "database system is ready to accept connections" (the data folder's fsync, recovery, promotion);
-# after ready is that -> the job's finished_at (pg_ctl noticing, Berth's 200 ms poll of
-# pg_is_in_recovery(), configuration, reload, removing the old data, finish_available); seen is
-# finished_at -> the poll that saw `available`.
+# `available` (and its job `succeeded`). Prints "<seconds> <other %> <POST> <queue> <to stop>
+# <stop to start> <start to ready> <to reload> <reload to end> <seen>": POST is how long the request took to
+# answer (it checks the archive's SHA-256 before it queues the job); queue is the answer -> the
+# job's started_at; to stop is the restore step's start -> the node's log says "received fast
+# shutdown request" (the archive's SHA-256 again, untar into a staging folder, configuration,
+# archiving the current WAL); stop to start is that -> "starting PostgreSQL" (the old node's
+# shutdown, the swap of the data folders, pg_ctl start); start to ready is that -> "database
+# system is ready to accept connections" (the data folder's fsync, recovery, promotion); to reload
+# is that -> the first "received SIGHUP" after it (pg_ctl and Berth's 200 ms poll of
+# pg_is_in_recovery() noticing, the normal configuration written back); reload to end is that ->
+# the job's finished_at (removing the replaced data folder, the firewall applied again, recording
+# the node, finish_available); seen is finished_at -> the poll that saw `available`.
 berth_restore() {
-    local backup=$1 t0 t1 job lines log=$NODE_DIR/server.log start ready
+    local backup=$1 t0 tp t1 job lines log=$NODE_DIR/server.log stop start ready reload
     settle
     lines=$(wc -l <"$log")
     ticks "$WORK/k0"
     t0=$(now)
     api POST "/stores/$STORE/restore" -H 'Content-Type: application/json' \
         --data "$(jq -nc --arg b "$backup" --arg n "$NAME" '{backup_id: $b, confirm: $n}')" >"$WORK/restore.json"
+    tp=$(now)
     job=$(jq -r '.id' "$WORK/restore.json")
     [[ $job != null ]] || { echo "POST /restore: $(cat "$WORK/restore.json")" >&2; return 1; }
-    poll "/stores/$STORE" \
-        'if .status == "available" then "ok" elif .status == "failed" or .status == "degraded" then "failed" else .status end'
+    poll "/stores/$STORE" available
     t1=$(now)
     ticks "$WORK/k1"
     api GET "/jobs/$job" >"$WORK/job.json"
     [[ $(jq -r '.status' "$WORK/job.json") == succeeded ]] || { cat "$WORK/job.json" >&2; return 1; }
-    keep "$WORK/job.json" "round$round-berth-restore-job.json"
-    keep "$log" "round$round-berth-restore-server.log"
+    keep "$WORK/job.json" "round$round-berth-restore-job-$job.json"
+    keep "$log" "round$round-berth-restore-server-$job.log"
+    stop=$(log_at "$log" "received fast shutdown request" "$lines")
     start=$(log_at "$log" "starting PostgreSQL" "$lines")
     ready=$(log_at "$log" "database system is ready to accept connections" "$lines")
-    [[ $(client -c "select count(*) || ' ' || sum(account) || ' ' || md5(string_agg(payload, '' order by id)) from bench_rows where id % 1000 = 0") == "$CHECK" ]] ||
+    # The first reload after the restore: Berth's own configuration back in place. (A second one
+    # follows when the firewall is applied to the node at the end of its step.)
+    reload=$(log_at "$log" "received SIGHUP" "$lines" first)
+    [[ $(client -c "$CHECK_SQL") == "$CHECK" ]] ||
         { echo "the restored store does not hold the data loaded" >&2; return 1; }
-    jq -r --argjson t0 "$t0" --argjson t1 "$t1" --argjson start "$start" --argjson ready "$ready" \
+    jq -r --argjson t0 "$t0" --argjson tp "$tp" --argjson t1 "$t1" --argjson stop "$stop" \
+        --argjson start "$start" --argjson ready "$ready" --argjson reload "$reload" \
         --argjson others "$(others_pct "$WORK/k0" "$WORK/k1")" "$JQ_TS"'
         ([.log[] | select(.message | test("^step ")) | (.at | ts)][0]) as $step
         | [ ($t1 - $t0), $others,
-            ((.started_at | ts) - (.created_at | ts)),
-            ($start - $step),
+            ($tp - $t0),
+            ((.started_at | ts) - $tp),
+            ($stop - $step),
+            ($start - $stop),
             ($ready - $start),
-            ((.finished_at | ts) - $ready),
+            ($reload - $ready),
+            ((.finished_at | ts) - $reload),
             ($t1 - (.finished_at | ts)) ]
         | map(. * 1000 | round / 1000) | @tsv' "$WORK/job.json"
 }
 
-# The bare restore of the same archive, as the postgres user: sha256sum of the archive (Berth
-# checks it before restoring), untar into a fresh folder, the node's own configuration with a
-# port, socket folder and no archiving of its own, recovery to the end of the backup and
-# promotion (the WAL is in the archive: -X fetch), pg_ctl start -w, then psql every 50 ms until
-# pg_is_in_recovery() is false. Prints a timestamp after each stage, then the same check of the
-# data as the Berth side (untimed); the caller stops the server.
+# The bare restore of the same archive, as the postgres user: the archive's SHA-256 (Berth checks
+# it before restoring), untar into a fresh folder, the node's own configuration with another port
+# and socket folder and no WAL archiving, recovery to the end of the backup and promotion (the WAL
+# is in the archive: -X fetch; PostgreSQL insists on a restore_command, `false` finds nothing),
+# pg_ctl start -w, then psql every 50 ms until pg_is_in_recovery() is false. Prints a timestamp
+# after each stage, then the same check of the data as the Berth side (untimed); the caller stops
+# the server.
 cat >"$WORK/bare_restore.sh" <<'SCRIPT'
 set -euo pipefail
-archive=$1 dir=$2 port=$3
+archive=$1 dir=$2 port=$3 db=$4 check=$5
 echo "$EPOCHREALTIME"
-sha256sum "$archive" >/dev/null
+openssl dgst -sha256 -r "$archive" >/dev/null
 echo "$EPOCHREALTIME"
 mkdir -m 700 "$dir" "$dir.run"
 tar -xzf "$archive" -C "$dir"
@@ -411,16 +458,15 @@ CONF
 touch "$dir/recovery.signal"
 rm -f "$dir/standby.signal"
 pg_ctl start -w -s -t 300 -D "$dir" -l "$dir.log"
-echo "$EPOCHREALTIME"
 q() { psql -X -q -At -h "$dir.run" -p "$port" -U berth "$@"; }
 until [[ $(q -d postgres -c 'select pg_is_in_recovery()' 2>/dev/null) == f ]]; do
     sleep 0.05
 done
 echo "$EPOCHREALTIME"
-q -d "$4" -c "select count(*) || ' ' || sum(account) || ' ' || md5(string_agg(payload, '' order by id)) from bench_rows where id % 1000 = 0"
+q -d "$db" -c "$check"
 SCRIPT
 
-# Prints "<sha256sum + untar + start + recovery> <other %> <sha256sum> <untar> <to start>
+# Prints "<SHA-256 + untar + start + recovery> <other %> <SHA-256> <untar> <to start>
 # <start to ready> <after ready>", split at the server log's "starting PostgreSQL" and "ready to
 # accept connections" like the Berth side: to start is the beginning -> "starting PostgreSQL",
 # after ready is "ready" -> the psql that saw pg_is_in_recovery() false.
@@ -430,70 +476,65 @@ bare_restore() {
     settle
     ticks "$WORK/k0"
     mapfile -t t < <(as_pg env PATH="$PATH" bash "$WORK/bare_restore.sh" "$archive" "$BARE/restore" \
-        "$BARE_PORT" "$DB_NAME")
+        "$BARE_PORT" "$DB_NAME" "$CHECK_SQL")
     ticks "$WORK/k1"
     as_pg pg_ctl stop -D "$BARE/restore" -m fast -s -w || true
-    keep "$BARE/restore.log" "round$round-bare-restore-server.log"
-    ((${#t[@]} == 6)) || { echo "the bare restore failed; its log:" >&2; tail "$BARE/restore.log" >&2; return 1; }
-    [[ ${t[5]} == "$CHECK" ]] || { echo "the bare restore does not hold the data loaded" >&2; return 1; }
+    keep "$BARE/restore.log" "round$round-bare-restore-server-$RANDOM.log"
+    ((${#t[@]} == 5)) || { echo "the bare restore failed; its log:" >&2; tail "$BARE/restore.log" >&2; return 1; }
+    [[ ${t[4]} == "$CHECK" ]] || { echo "the bare restore does not hold the data loaded" >&2; return 1; }
     start=$(log_at "$BARE/restore.log" "starting PostgreSQL" 0)
     ready=$(log_at "$BARE/restore.log" "database system is ready to accept connections" 0)
     rm -rf "${BARE:?}"/*
-    awk -v a="${t[0]}" -v b="${t[1]}" -v c="${t[2]}" -v d="${t[3]}" -v e="${t[4]}" -v s="$start" \
+    awk -v a="${t[0]}" -v b="${t[1]}" -v c="${t[2]}" -v e="${t[3]}" -v s="$start" \
         -v r="$ready" -v o="$(others_pct "$WORK/k0" "$WORK/k1")" \
         'BEGIN { printf "%.3f %s %.3f %.3f %.3f %.3f %.3f\n", e - a, o, b - a, c - b, s - a, r - s, e - r }'
 }
 
 # ---------------------------------------------------------------------------------------------
-# Berth and bare runs alternate, and which goes first alternates between rounds, so that a change
-# in what else the machine does falls on both sides alike. Each round's restores use the archive
-# of that round's Berth backup.
-declare -A RUNS
-show_berth_backup() {
-    read -r total others server queue basebackup recorded seen size _ <<<"$1"
-    printf '== round %d: berth backup   %7.3f s (other %2d %%; server %.3f: queue %.3f, pg_basebackup %.3f, recorded %.3f; seen %.3f later; %d MiB)\n' \
-        "$round" "$total" "$others" "$server" "$queue" "$basebackup" "$recorded" "$seen" $((size / 1048576))
+# Berth and bare runs alternate, and which side goes first alternates between rounds, so that a
+# change in what else the machine does falls on both sides alike. Each round's restores use the
+# archive of that round's Berth backup.
+show() {
+    local a
+    read -r -a a <<<"$2"
+    case $1 in
+    berth_backup) printf '%7.3f s (other %2d %%; POST %.3f, queue %.3f, pg_basebackup %.3f, recorded %.3f, seen %.3f later; server %.3f; %d MiB)' \
+        "${a[0]}" "${a[1]}" "${a[3]}" "${a[4]}" "${a[5]}" "${a[6]}" "${a[7]}" "${a[2]}" $((a[8] / 1048576)) ;;
+    bare_backup) printf '%7.3f s (other %2d %%; pg_basebackup %.3f, SHA-256 %.3f; %d MiB)' \
+        "${a[0]}" "${a[1]}" "${a[2]}" "${a[3]}" $((a[4] / 1048576)) ;;
+    berth_restore) printf '%7.3f s (other %2d %%; POST %.3f, queue %.3f, to stop %.3f, stop to start %.3f, start to ready %.3f, to reload %.3f, reload to end %.3f, seen %.3f later)' \
+        "${a[@]}" ;;
+    bare_restore) printf '%7.3f s (other %2d %%; SHA-256 %.3f, untar %.3f, to start %.3f, start to ready %.3f, after ready %.3f)' \
+        "${a[@]}" ;;
+    esac
 }
-show_bare_backup() {
-    read -r total others basebackup sha size <<<"$1"
-    printf '== round %d: bare backup    %7.3f s (other %2d %%; pg_basebackup %.3f, sha256sum %.3f; %d MiB)\n' \
-        "$round" "$total" "$others" "$basebackup" "$sha" $((size / 1048576))
-}
-show_berth_restore() {
-    read -r total others queue to_start up after seen <<<"$1"
-    printf '== round %d: berth restore  %7.3f s (other %2d %%; queue %.3f, to start %.3f, start to ready %.3f, after ready %.3f, seen %.3f later)\n' \
-        "$round" "$total" "$others" "$queue" "$to_start" "$up" "$after" "$seen"
-}
-show_bare_restore() {
-    read -r total others sha untar to_start up after <<<"$1"
-    printf '== round %d: bare restore   %7.3f s (other %2d %%; sha256sum %.3f, untar %.3f, to start %.3f, start to ready %.3f, after ready %.3f)\n' \
-        "$round" "$total" "$others" "$sha" "$untar" "$to_start" "$up" "$after"
+# Runs case $1 (with arguments $2...), again when something else used more than MAX_OTHER % of
+# the machine meanwhile, at most REDO more times; the last run counts. Sets OUT.
+declare -A RUNS DISCARDED
+measure() {
+    local attempt other
+    for ((attempt = 0; ; attempt++)); do
+        OUT=$("$@")
+        other=$(awk '{ print $2 }' <<<"$OUT")
+        printf '== round %d: %-14s %s\n' "$round" "${1/_/ }" "$(show "$1" "$OUT")"
+        ((other > MAX_OTHER && attempt < REDO)) || break
+        DISCARDED[$1]+="$OUT"$'\n'
+        echo "   (other $other % > $MAX_OTHER %: discarded, measuring again)"
+    done
+    RUNS[$1]+="$OUT"$'\n'
 }
 LOAD_BEFORE=$(uptime | sed 's/.*load average: //')
 for round in $(seq "$ROUNDS"); do
     if ((round % 2)); then order=(berth bare); else order=(bare berth); fi
     for side in "${order[@]}"; do
-        if [[ $side == berth ]]; then
-            out=$(berth_backup)
-            RUNS[berth_backup]+="$out"$'\n'
-            show_berth_backup "$out"
-            archive=$BACKUPS/$(awk '{ print $9 }' <<<"$out").tar.gz
-            backup_id=$(awk '{ print $9 }' <<<"$out")
-        else
-            out=$(bare_backup)
-            RUNS[bare_backup]+="$out"$'\n'
-            show_bare_backup "$out"
-        fi
+        measure "${side}_backup"
+        [[ $side == berth ]] && backup_id=$(awk '{ print $10 }' <<<"$OUT")
     done
     for side in "${order[@]}"; do
         if [[ $side == berth ]]; then
-            out=$(berth_restore "$backup_id")
-            RUNS[berth_restore]+="$out"$'\n'
-            show_berth_restore "$out"
+            measure berth_restore "$backup_id"
         else
-            out=$(bare_restore "$archive")
-            RUNS[bare_restore]+="$out"$'\n'
-            show_bare_restore "$out"
+            measure bare_restore "$BACKUPS/$backup_id.tar.gz"
         fi
     done
 done
@@ -501,13 +542,15 @@ LOAD_AFTER=$(uptime | sed 's/.*load average: //')
 
 # The median of column $2 of the runs of $1; of column $2 minus column $3 when $3 is given.
 col() {
+    # shellcheck disable=SC2046 # one value a line, each its own argument
     median $(printf '%s' "${RUNS[$1]}" | awk -v c="$2" -v m="${3:-0}" 'NF { printf "%.3f\n", $c - (m ? $m : 0) }')
 }
 
-row() { printf '| %-46s | %9s | %8s | %5s | %6s | %-7s |\n' "$@"; }
+row() { printf '| %-45s | %9s | %8s | %5s | %6s | %-7s |\n' "$@"; }
 echo
 echo "== results: $(date -u +%Y-%m-%d), $(nproc) cores, PostgreSQL $(postgres --version | awk '{ print $3 }'), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'), median of $ROUNDS"
-echo "   $ROWS rows, pg_database_size $((DB_BYTES / 1048576)) MiB, archive $(printf '%s' "${RUNS[berth_backup]}" | awk 'NF { printf "%d ", $8 / 1048576 }')MiB; load average before $LOAD_BEFORE, after $LOAD_AFTER"
+echo "   $ROWS rows, pg_database_size $((DB_BYTES / 1048576)) MiB, archives of $(printf '%s' "${RUNS[berth_backup]}" | awk 'NF { printf "%d ", $9 / 1048576 }')MiB"
+echo "   load average before: $LOAD_BEFORE; after: $LOAD_AFTER"
 echo
 row "ratio" "berth (s)" "bare (s)" "ratio" "target" "verdict"
 row "---" "---:" "---:" "---:" "---:" "---"
@@ -516,31 +559,36 @@ p=$(col bare_backup 3)
 r=$(ratio "$b" "$p")
 row "backup / pg_basebackup" "$b" "$p" "$r" "<= 1.2" "$(verdict "$r" 1.2)"
 p=$(col bare_backup 1)
-row "backup / pg_basebackup + sha256sum" "$b" "$p" "$(ratio "$b" "$p")" "" "(info)"
+row "backup / pg_basebackup + SHA-256" "$b" "$p" "$(ratio "$b" "$p")" "" "(info)"
 b=$(col berth_restore 1)
 p=$(col bare_restore 1 3)
 r=$(ratio "$b" "$p")
 row "restore / untar + start + recovery" "$b" "$p" "$r" "<= 1.2" "$(verdict "$r" 1.2)"
 p=$(col bare_restore 1)
-row "restore / sha256sum + untar + start + recovery" "$b" "$p" "$(ratio "$b" "$p")" "" "(info)"
+row "restore / SHA-256 + untar + start + recovery" "$b" "$p" "$(ratio "$b" "$p")" "" "(info)"
 echo
-echo "Raw figures, seconds, in the order run (other %: share of the machine that processes outside"
-echo "the benchmark used during the run):"
+echo "Raw figures, seconds, in the order run (other %: the share of the machine that processes"
+echo "outside the benchmark used meanwhile):"
+raw() {
+    printf '  %-36s' "$1"
+    printf '%s' "$2" | awk -v c="$3" -v m="${4:-0}" 'NF { printf "  %.3f (%s %%)", $c - (m ? $m : 0), $2 } END { print "" }'
+}
+raw "berth backup" "${RUNS[berth_backup]}" 1
+raw "bare pg_basebackup" "${RUNS[bare_backup]}" 3
+raw "bare pg_basebackup + SHA-256" "${RUNS[bare_backup]}" 1
+raw "berth restore" "${RUNS[berth_restore]}" 1
+raw "bare untar + start + recovery" "${RUNS[bare_restore]}" 1 3
+raw "bare SHA-256 + untar + start + rec." "${RUNS[bare_restore]}" 1
 for k in berth_backup bare_backup berth_restore bare_restore; do
-    printf '  %-13s' "$k"
-    printf '%s' "${RUNS[$k]}" | awk 'NF { printf "  %s (other %s %%)", $1, $2 } END { print "" }'
+    [[ -z ${DISCARDED[$k]:-} ]] || raw "discarded: ${k/_/ }" "${DISCARDED[$k]}" 1
 done
-printf '  %-13s' "bare_backup, pg_basebackup alone"
-printf '%s' "${RUNS[bare_backup]}" | awk 'NF { printf "  %s", $3 } END { print "" }'
-printf '  %-13s' "bare_restore, without sha256sum"
-printf '%s' "${RUNS[bare_restore]}" | awk 'NF { printf "  %.3f", $1 - $3 } END { print "" }'
 echo
-echo "Where the time went, in seconds (median of each part on its own, so they need not add up):"
-echo "  berth backup:  queue $(col berth_backup 4), pg_basebackup $(col berth_backup 5), recorded $(col berth_backup 6), seen $(col berth_backup 7); server-side finished_at - started_at $(col berth_backup 3)"
-echo "  bare backup:   pg_basebackup $(col bare_backup 3), sha256sum $(col bare_backup 4)"
-echo "  berth restore: queue $(col berth_restore 3), to start $(col berth_restore 4), start to ready $(col berth_restore 5), after ready $(col berth_restore 6), seen $(col berth_restore 7)"
-echo "  bare restore:  sha256sum $(col bare_restore 3), untar $(col bare_restore 4), to start $(col bare_restore 5), start to ready $(col bare_restore 6), after ready $(col bare_restore 7)"
-if printf '%s' "${RUNS[@]}" | awk 'NF && $2 > 10 { bad = 1 } END { exit !bad }'; then
-    echo "warning: something else used over 10 % of the machine during some runs; rerun on a" \
-        "quiet machine before trusting the ratios" >&2
+echo "Where the time went, in seconds (the median of each part on its own, so they need not add up):"
+echo "  berth backup:  POST $(col berth_backup 4), queue $(col berth_backup 5), pg_basebackup $(col berth_backup 6), recorded $(col berth_backup 7), seen $(col berth_backup 8); server-side finished_at - started_at $(col berth_backup 3)"
+echo "  bare backup:   pg_basebackup $(col bare_backup 3), SHA-256 $(col bare_backup 4)"
+echo "  berth restore: POST $(col berth_restore 3), queue $(col berth_restore 4), to stop $(col berth_restore 5), stop to start $(col berth_restore 6), start to ready $(col berth_restore 7), to reload $(col berth_restore 8), reload to end $(col berth_restore 9), seen $(col berth_restore 10)"
+echo "  bare restore:  SHA-256 $(col bare_restore 3), untar $(col bare_restore 4), to start $(col bare_restore 5), start to ready $(col bare_restore 6), after ready $(col bare_restore 7)"
+if printf '%s' "${RUNS[@]}" | awk -v max="$MAX_OTHER" 'NF && $2 > max { bad = 1 } END { exit !bad }'; then
+    echo "warning: something else used over $MAX_OTHER % of the machine during some of the runs" \
+        "kept; rerun on a quieter machine before trusting the ratios" >&2
 fi

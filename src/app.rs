@@ -39,14 +39,8 @@ impl AppState {
         let concurrency = auth
             .hash_concurrency
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-        Self {
-            db,
-            auth: Arc::new(auth),
-            clock,
-            hasher: PasswordHasher::new(concurrency),
-            plane,
-            wake: Arc::new(Notify::new()),
-        }
+        let hasher = PasswordHasher::new(concurrency, auth.hash_nice);
+        Self { db, auth: Arc::new(auth), clock, hasher, plane, wake: Arc::new(Notify::new()) }
     }
 
     /// What the workers of this process run with.

@@ -5,15 +5,40 @@ use uuid::Uuid;
 
 use crate::domain::{Email, Principal, PrincipalOrg};
 
+/// A user as a login needs them: the stored hash, and the principal the login answers with.
 pub struct LoginRow {
-    pub id: Uuid,
     pub password_hash: String,
+    pub principal: Principal,
 }
 
+/// The user with this e-mail, with their organizations, in one round trip.
 pub async fn find_for_login(ex: impl PgExecutor<'_>, email: &str) -> sqlx::Result<Option<LoginRow>> {
-    sqlx::query_as!(LoginRow, "select id, password_hash from users where email = $1", email)
-        .fetch_optional(ex)
-        .await
+    let row = sqlx::query!(
+        r#"select u.password_hash, u.id, u.email, u.first_name, u.last_name, u.origin, u.must_change_password,
+                  u.created_at, u.updated_at,
+                  coalesce((select json_agg(json_build_object('id', o.id, 'name', o.name, 'role', m.role)
+                                            order by o.name, o.id)
+                            from memberships m join organizations o on o.id = m.org_id
+                            where m.user_id = u.id), '[]') as "orgs!: Json<Vec<PrincipalOrg>>"
+           from users u where u.email = $1"#,
+        email
+    )
+    .fetch_optional(ex)
+    .await?;
+    Ok(row.map(|r| LoginRow {
+        password_hash: r.password_hash,
+        principal: Principal {
+            user_id: r.id,
+            email: r.email,
+            first_name: r.first_name,
+            last_name: r.last_name,
+            origin: r.origin,
+            must_change_password: r.must_change_password,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            orgs: r.orgs.0,
+        },
+    }))
 }
 
 pub async fn password_hash(ex: impl PgExecutor<'_>, user_id: Uuid) -> sqlx::Result<Option<String>> {
@@ -65,36 +90,4 @@ pub async fn set_password(
     .execute(ex)
     .await?;
     Ok(())
-}
-
-/// The user with their organizations and roles.
-pub async fn principal(ex: impl PgExecutor<'_>, user_id: Uuid) -> sqlx::Result<Option<Principal>> {
-    let row = sqlx::query!(
-        r#"select u.id, u.email, u.first_name, u.last_name, u.origin, u.must_change_password,
-                  u.created_at, u.updated_at,
-                  coalesce((select json_agg(json_build_object('id', o.id, 'name', o.name, 'role', m.role)
-                                            order by o.name, o.id)
-                            from memberships m join organizations o on o.id = m.org_id
-                            where m.user_id = u.id), '[]') as "orgs!: Json<Vec<PrincipalOrg>>"
-           from users u where u.id = $1"#,
-        user_id
-    )
-    .fetch_optional(ex)
-    .await?;
-    Ok(row.map(|r| Principal {
-        user_id: r.id,
-        email: r.email,
-        first_name: r.first_name,
-        last_name: r.last_name,
-        origin: r.origin,
-        must_change_password: r.must_change_password,
-        created_at: r.created_at,
-        updated_at: r.updated_at,
-        orgs: r.orgs.0,
-    }))
-}
-
-/// The organizations a user belongs to: where their logins are audited.
-pub async fn org_ids(ex: impl PgExecutor<'_>, user_id: Uuid) -> sqlx::Result<Vec<Uuid>> {
-    sqlx::query_scalar!("select org_id from memberships where user_id = $1", user_id).fetch_all(ex).await
 }

@@ -60,8 +60,8 @@ async fn login(
         return Err(ApiError::field("password", "is longer than any password can be"));
     }
     let user = db::users::find_for_login(&state.db, &login).await?;
-    let (user_id, stored) = match user {
-        Some(u) => (Some(u.id), Some(u.password_hash)),
+    let (principal, stored) = match user {
+        Some(u) => (Some(u.principal), Some(u.password_hash)),
         None => (None, None),
     };
     let verdict = check_password(&state, &login, body.password, stored).await;
@@ -70,18 +70,18 @@ async fn login(
         Ok(false) => Outcome::Failure,
         Err(_) => Outcome::Denied,
     };
-    audit_login(&state, &meta, &login, user_id, outcome).await?;
+    audit_login(&state, &meta, &login, principal.as_ref(), outcome).await?;
     if !verdict? {
         return Err(ApiError::InvalidCredentials);
     }
-    let user_id = user_id.ok_or_else(|| anyhow::anyhow!("verified a password without a user"))?;
+    let principal = principal.ok_or_else(|| anyhow::anyhow!("verified a password without a user"))?;
+    let user_id = principal.user_id;
 
     // A new id at every login: a session id planted before login is worth nothing after it.
     session.cycle_id().await.map_err(|e| anyhow::anyhow!("cycling session: {e}"))?;
     session.clear().await;
     session.insert(USER_ID_KEY, user_id).await.map_err(|e| anyhow::anyhow!("{e}"))?;
 
-    let principal = db::users::principal(&state.db, user_id).await?.ok_or(ApiError::InvalidCredentials)?;
     Ok(AppJson(principal.into()))
 }
 
@@ -91,15 +91,12 @@ async fn audit_login(
     state: &AppState,
     meta: &RequestMeta,
     login: &str,
-    user_id: Option<uuid::Uuid>,
+    user: Option<&crate::domain::Principal>,
     outcome: Outcome,
 ) -> ApiResult<()> {
-    let orgs = match user_id {
-        Some(id) => db::users::org_ids(&state.db, id).await?,
-        None => vec![],
-    };
+    let orgs: Vec<uuid::Uuid> = user.map(|u| u.orgs.iter().map(|o| o.id).collect()).unwrap_or_default();
     let mut ev = Event::new("login", meta).claimed_actor(login).outcome(outcome);
-    if let Some(id) = user_id {
+    if let Some(id) = user.map(|u| u.user_id) {
         ev = ev.actor_user(id).target(format!("user:{id}"));
     }
     if outcome == Outcome::Denied {

@@ -163,8 +163,8 @@ impl PasswordHasher {
     }
 }
 
-/// Below the other threads: `nice` under `SCHED_BATCH` (at nice 9, weighted about a tenth of a
-/// normal thread when both want the CPU; the whole CPU when nothing else does).
+/// Below the other threads: `nice` under `SCHED_BATCH` (at nice 19, weighted 15 against a normal
+/// thread's 1024 when both want the CPU; the whole CPU when nothing else does).
 fn lower_priority(nice: u8) {
     use thread_priority::{
         NormalThreadSchedulePolicy, ThreadPriority, ThreadPriorityValue, ThreadSchedulePolicy,

@@ -91,7 +91,7 @@ impl SessionStore for PgSessionStore {
             return Ok(None);
         };
         if found.last_seen_at < now - TOUCH_EVERY {
-            db::sessions::touch(&self.pool, &hash, now).await.map_err(backend)?;
+            db::sessions::touch(&self.pool, &hash, now, now - TOUCH_EVERY).await.map_err(backend)?;
         }
         let mut data: HashMap<String, serde_json::Value> =
             serde_json::from_value(found.data).map_err(|e| session_store::Error::Decode(e.to_string()))?;

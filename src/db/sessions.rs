@@ -114,13 +114,21 @@ pub async fn purge_expired(
     Ok(done.rows_affected())
 }
 
-/// Records that the session was used (callers do it at most once a minute, so that most
-/// requests only read).
-pub async fn touch(ex: impl PgExecutor<'_>, id_hash: &[u8], now: OffsetDateTime) -> sqlx::Result<()> {
+/// Records that the session was used, if it was last recorded before `stale`. Concurrent
+/// requests do not queue behind each other on the row: one writes, the others skip it.
+pub async fn touch(
+    ex: impl PgExecutor<'_>,
+    id_hash: &[u8],
+    now: OffsetDateTime,
+    stale: OffsetDateTime,
+) -> sqlx::Result<()> {
     sqlx::query!(
-        "update sessions set last_seen_at = $2 where id_hash = $1 and last_seen_at < $2",
+        "update sessions set last_seen_at = $2
+         where id_hash = (select id_hash from sessions where id_hash = $1 and last_seen_at < $3
+                          for update skip locked)",
         id_hash,
-        now
+        now,
+        stale
     )
     .execute(ex)
     .await?;

@@ -180,13 +180,22 @@ pub async fn purge_expired(ex: impl PgExecutor<'_>, now: OffsetDateTime) -> sqlx
     Ok(done.rows_affected())
 }
 
-/// Records that a credential was used (callers do it at most once a minute, so that most
-/// requests only read).
-pub async fn touch_credential(ex: impl PgExecutor<'_>, id: Uuid, now: OffsetDateTime) -> sqlx::Result<()> {
+/// Records that a credential was used, if it was last recorded before `stale`. Concurrent
+/// requests do not queue behind each other on the row: one writes, the others skip it.
+pub async fn touch_credential(
+    ex: impl PgExecutor<'_>,
+    id: Uuid,
+    now: OffsetDateTime,
+    stale: OffsetDateTime,
+) -> sqlx::Result<()> {
     sqlx::query!(
-        "update credentials set last_used_at = $2 where id = $1 and (last_used_at is null or last_used_at < $2)",
+        "update credentials set last_used_at = $2
+         where id = (select id from credentials
+                     where id = $1 and (last_used_at is null or last_used_at < $3)
+                     for update skip locked)",
         id,
-        now
+        now,
+        stale
     )
     .execute(ex)
     .await?;

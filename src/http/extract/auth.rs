@@ -71,7 +71,7 @@ async fn bearer(state: &AppState, tok: &str, parts: &mut Parts) -> Result<Authen
     };
     // `last_used_at` is written at most once a minute, to keep most requests free of writes.
     if row.last_used_at.is_none_or(|at| at < now - Duration::MINUTE) {
-        db::tokens::touch_credential(&state.db, row.credential_id, now).await?;
+        db::tokens::touch_credential(&state.db, row.credential_id, now, now - Duration::MINUTE).await?;
     }
     let scopes = row.scopes.iter().filter_map(|s| Scope::parse(s)).collect();
     Ok(Authenticated {

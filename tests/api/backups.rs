@@ -15,6 +15,15 @@ async fn count(port: i64, password: &str) -> i64 {
     sqlx::query_scalar("select count(*) from t").fetch_one(&mut conn(port, password).await).await.unwrap()
 }
 
+/// Restores the store at `base` in place with `body`, and waits until it is available again.
+async fn restore_in_place(app: &TestApp, owner: &str, base: &str, id: &str, body: serde_json::Value) {
+    let r = app.post(&format!("{base}/restore")).cookie(owner).json(body).send().await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
+    let job = wait_job(app, owner, app.owner_org, r.json()["id"].as_str().unwrap()).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    wait_for(app, owner, app.owner_org, id, "available").await;
+}
+
 /// A running one-node store whose table `t` holds 1..=`rows`.
 struct Source {
     id: String,
@@ -72,28 +81,10 @@ async fn backups_restore_exactly_and_to_a_point_in_time() {
         .send()
         .await;
     r.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
-    let r = app
-        .post(&format!("{base}/restore"))
-        .cookie(&owner)
-        .json(json!({"point_in_time": pitr, "confirm": "safe"}))
-        .send()
-        .await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
-    let job = wait_job(&app, &owner, org, r.json()["id"].as_str().unwrap()).await;
-    assert_eq!(job["status"], "succeeded", "{job}");
-    wait_for(&app, &owner, org, &id, "available").await;
+    restore_in_place(&app, &owner, &base, &id, json!({"point_in_time": pitr, "confirm": "safe"})).await;
     assert_eq!(count(port, &password).await, 1001, "A (-1) without B (-2)");
 
-    let r = app
-        .post(&format!("{base}/restore"))
-        .cookie(&owner)
-        .json(json!({"backup_id": backup_id, "confirm": "safe"}))
-        .send()
-        .await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
-    let job = wait_job(&app, &owner, org, r.json()["id"].as_str().unwrap()).await;
-    assert_eq!(job["status"], "succeeded", "{job}");
-    wait_for(&app, &owner, org, &id, "available").await;
+    restore_in_place(&app, &owner, &base, &id, json!({"backup_id": backup_id, "confirm": "safe"})).await;
     assert_eq!(count(port, &password).await, 1000, "only the rows of the backup");
 
     let dl = app.get(&format!("{base}/backups/{backup_id}/download")).cookie(&owner).send().await;
@@ -230,7 +221,6 @@ async fn a_deleted_store_comes_back_from_its_backups_full_or_logical() {
 async fn a_point_in_time_fork_and_an_in_place_logical_restore() {
     let app = TestApp::spawn().await.with_workers(2).await;
     let owner = app.login_owner().await;
-    let org = app.owner_org;
     let Source { id, password, port, base } = store_with_rows(&app, &owner, "source", 10).await;
     let logical = backup(&app, &owner, &base, "logical").await;
     backup(&app, &owner, &base, "full").await;
@@ -263,16 +253,8 @@ async fn a_point_in_time_fork_and_an_in_place_logical_restore() {
     assert_eq!(count(port, &password).await, 12, "the source is untouched");
 
     // The dump, in place: the table as it was when the dump was taken.
-    let r = app
-        .post(&format!("{base}/restore"))
-        .cookie(&owner)
-        .json(json!({"backup_id": logical["id"], "confirm": "source"}))
-        .send()
+    restore_in_place(&app, &owner, &base, &id, json!({"backup_id": logical["id"], "confirm": "source"}))
         .await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
-    let job = wait_job(&app, &owner, org, r.json()["id"].as_str().unwrap()).await;
-    assert_eq!(job["status"], "succeeded", "{job}");
-    wait_for(&app, &owner, org, &id, "available").await;
     assert_eq!(count(port, &password).await, 10);
 }
 

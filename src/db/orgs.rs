@@ -23,18 +23,6 @@ pub struct MemberRow {
     pub updated_at: OffsetDateTime,
 }
 
-pub async fn list_for_user(ex: impl PgExecutor<'_>, user_id: Uuid) -> sqlx::Result<Vec<OrgRow>> {
-    sqlx::query_as!(
-        OrgRow,
-        "select o.id, o.name, m.role, o.created_at, o.updated_at
-         from organizations o join memberships m on m.org_id = o.id
-         where m.user_id = $1 order by o.name, o.id",
-        user_id
-    )
-    .fetch_all(ex)
-    .await
-}
-
 /// Creates an organization with `owner` as its first owner.
 pub async fn create(
     tx: &mut Transaction<'_, Postgres>,

@@ -2,32 +2,34 @@ use sqlx::{PgExecutor, Postgres, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::users::role_of;
 use crate::domain::{Principal, PrincipalOrg};
 
-pub const ACCESS: &str = "access";
-pub const REFRESH: &str = "refresh";
-
-pub struct NewToken<'a> {
-    pub hash: &'a [u8],
-    pub kind: &'static str,
+/// An access token and its refresh token, of one grant (`family_id`).
+pub struct NewPair<'a> {
+    pub access_hash: &'a [u8],
+    pub refresh_hash: &'a [u8],
     pub credential_id: Uuid,
     pub family_id: Uuid,
     pub scopes: &'a [String],
     pub now: OffsetDateTime,
-    pub expires_at: OffsetDateTime,
+    pub access_expires_at: OffsetDateTime,
+    pub refresh_expires_at: OffsetDateTime,
 }
 
-pub async fn insert(ex: impl PgExecutor<'_>, t: NewToken<'_>) -> sqlx::Result<()> {
+/// Both tokens in one statement: atomic without a transaction of its own.
+pub async fn insert_pair(ex: impl PgExecutor<'_>, p: NewPair<'_>) -> sqlx::Result<()> {
     sqlx::query!(
         "insert into oauth_tokens (token_hash, kind, credential_id, family_id, scopes, created_at, expires_at)
-         values ($1, $2, $3, $4, $5, $6, $7)",
-        t.hash,
-        t.kind,
-        t.credential_id,
-        t.family_id,
-        t.scopes,
-        t.now,
-        t.expires_at
+         values ($1, 'access', $3, $4, $5, $6, $7), ($2, 'refresh', $3, $4, $5, $6, $8)",
+        p.access_hash,
+        p.refresh_hash,
+        p.credential_id,
+        p.family_id,
+        p.scopes,
+        p.now,
+        p.access_expires_at,
+        p.refresh_expires_at
     )
     .execute(ex)
     .await?;
@@ -51,7 +53,8 @@ pub async fn bearer_principal(
 ) -> sqlx::Result<Option<BearerRow>> {
     let row = sqlx::query!(
         r#"select t.credential_id, t.scopes, c.last_used_at,
-                  c.org_id, o.name as org_name, m.role,
+                  c.org_id, o.name as org_name, m.role, o.created_at as org_created_at,
+                  o.updated_at as org_updated_at,
                   u.id, u.email, u.first_name, u.last_name, u.origin, u.must_change_password,
                   u.created_at, u.updated_at
            from oauth_tokens t
@@ -67,9 +70,13 @@ pub async fn bearer_principal(
     .fetch_optional(ex)
     .await?;
     let Some(r) = row else { return Ok(None) };
-    let org: PrincipalOrg =
-        serde_json::from_value(serde_json::json!({"id": r.org_id, "name": r.org_name, "role": r.role}))
-            .map_err(|e| sqlx::Error::Decode(e.into()))?;
+    let org = PrincipalOrg {
+        id: r.org_id,
+        name: r.org_name,
+        role: role_of(&r.role)?,
+        created_at: r.org_created_at,
+        updated_at: r.org_updated_at,
+    };
     Ok(Some(BearerRow {
         last_used_at: r.last_used_at,
         credential_id: r.credential_id,
@@ -165,7 +172,7 @@ pub async fn revoke_token(
     .fetch_optional(&mut **tx)
     .await?;
     match found {
-        Some(t) if t.kind == REFRESH => {
+        Some(t) if t.kind == "refresh" => {
             revoke_family(&mut **tx, t.family_id, now).await?;
             Ok(true)
         }

@@ -1,9 +1,8 @@
 use sqlx::PgExecutor;
-use sqlx::types::Json;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::domain::{Email, Principal, PrincipalOrg};
+use crate::domain::{Email, Principal, PrincipalOrg, Role};
 
 /// A user as a login needs them: the stored hash, and the principal the login answers with.
 pub struct LoginRow {
@@ -13,19 +12,25 @@ pub struct LoginRow {
 
 /// The user with this e-mail, with their organizations, in one round trip.
 pub async fn find_for_login(ex: impl PgExecutor<'_>, email: &str) -> sqlx::Result<Option<LoginRow>> {
-    let row = sqlx::query!(
+    let rows = sqlx::query!(
         r#"select u.password_hash, u.id, u.email, u.first_name, u.last_name, u.origin, u.must_change_password,
                   u.created_at, u.updated_at,
-                  coalesce((select json_agg(json_build_object('id', o.id, 'name', o.name, 'role', m.role)
-                                            order by o.name, o.id)
-                            from memberships m join organizations o on o.id = m.org_id
-                            where m.user_id = u.id), '[]') as "orgs!: Json<Vec<PrincipalOrg>>"
-           from users u where u.email = $1"#,
+                  o.id as "org_id?", o.name as "org_name?", m.role as "role?",
+                  o.created_at as "org_created_at?", o.updated_at as "org_updated_at?"
+           from users u
+           left join memberships m on m.user_id = u.id
+           left join organizations o on o.id = m.org_id
+           where u.email = $1
+           order by o.name, o.id"#,
         email
     )
-    .fetch_optional(ex)
+    .fetch_all(ex)
     .await?;
-    Ok(row.map(|r| LoginRow {
+    let mut orgs = Vec::with_capacity(rows.len());
+    for r in &rows {
+        orgs.extend(membership(r.org_id, &r.org_name, &r.role, r.org_created_at, r.org_updated_at)?);
+    }
+    Ok(rows.into_iter().next().map(|r| LoginRow {
         password_hash: r.password_hash,
         principal: Principal {
             user_id: r.id,
@@ -36,9 +41,31 @@ pub async fn find_for_login(ex: impl PgExecutor<'_>, email: &str) -> sqlx::Resul
             must_change_password: r.must_change_password,
             created_at: r.created_at,
             updated_at: r.updated_at,
-            orgs: r.orgs.0,
+            orgs,
         },
     }))
+}
+
+/// A membership from the columns of a principal's query, one row per membership: `None` for the
+/// single row of a user in no organization, whose membership columns are all null.
+pub(super) fn membership(
+    org_id: Option<Uuid>,
+    name: &Option<String>,
+    role: &Option<String>,
+    created_at: Option<OffsetDateTime>,
+    updated_at: Option<OffsetDateTime>,
+) -> sqlx::Result<Option<PrincipalOrg>> {
+    let (Some(id), Some(name), Some(role), Some(created_at), Some(updated_at)) =
+        (org_id, name, role, created_at, updated_at)
+    else {
+        return Ok(None);
+    };
+    Ok(Some(PrincipalOrg { id, name: name.clone(), role: role_of(role)?, created_at, updated_at }))
+}
+
+pub(super) fn role_of(stored: &str) -> sqlx::Result<Role> {
+    Role::parse(stored)
+        .ok_or_else(|| sqlx::Error::Decode(format!("unknown role {stored:?} in the database").into()))
 }
 
 pub async fn password_hash(ex: impl PgExecutor<'_>, user_id: Uuid) -> sqlx::Result<Option<String>> {

@@ -35,12 +35,18 @@ impl AuthMethod {
     }
 }
 
-/// An organization the principal belongs to, with the role held there.
+/// An organization the principal belongs to, with the role held there. Loaded with the principal
+/// in the statement that authenticates the request, so reading one's own organization costs no
+/// further round trip.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PrincipalOrg {
     pub id: Uuid,
     pub name: String,
     pub role: Role,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
 }
 
 /// The authenticated user behind a request, loaded fresh on every request (role changes and

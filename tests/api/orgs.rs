@@ -92,6 +92,49 @@ async fn another_orgs_ids_answer_404_on_every_route() {
     bad_id.assert_problem(StatusCode::BAD_REQUEST, "bad_request");
 }
 
+/// An organization is read from the principal that authenticated the request, in the same
+/// statement: what it says must be current at the very next request, and a user in no
+/// organization must still sign in.
+#[tokio::test]
+async fn the_callers_organizations_are_current_at_the_next_request() {
+    let app = TestApp::spawn().await;
+    let owner = app.login_owner().await;
+    let org = app.owner_org;
+    let (id, member) = app.active_member(&owner, org, "m@example.com", "member").await;
+    let mine = app.get(&format!("/api/v1/orgs/{org}")).cookie(&member).send().await;
+    assert_eq!(mine.status, StatusCode::OK, "{}", mine.text());
+    assert_eq!(mine.json()["role"], "member");
+    assert_eq!(mine.json()["name"], "Acme");
+    let created: String = sqlx::query_scalar("select to_char(created_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS') from organizations where id = $1")
+        .bind(org)
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert!(mine.json()["created_at"].as_str().unwrap().starts_with(&created), "{}", mine.text());
+
+    let members = format!("/api/v1/orgs/{org}/members/{id}");
+    let r = app.patch(&members).cookie(&owner).json(json!({"role": "admin"})).send().await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let mine = app.get(&format!("/api/v1/orgs/{org}")).cookie(&member).send().await;
+    assert_eq!(mine.json()["role"], "admin", "the new role at the next request");
+    let list = app.get("/api/v1/orgs").cookie(&member).send().await.json();
+    assert_eq!(list["items"][0]["role"], "admin");
+
+    assert_eq!(app.delete(&members).cookie(&owner).send().await.status, StatusCode::NO_CONTENT);
+    app.get(&format!("/api/v1/orgs/{org}"))
+        .cookie(&member)
+        .send()
+        .await
+        .assert_problem(StatusCode::NOT_FOUND, "not_found");
+    let list = app.get("/api/v1/orgs").cookie(&member).send().await.json();
+    assert_eq!(list["items"], json!([]));
+    // Signed in again, in no organization at all.
+    let again = app.login("m@example.com", &member_password("m@example.com")).await;
+    let check = app.get("/api/auth/check").cookie(&again).send().await;
+    assert_eq!(check.status, StatusCode::OK, "{}", check.text());
+    assert_eq!(check.json()["organizations"], json!([]));
+}
+
 #[tokio::test]
 async fn roles_limit_what_members_may_do() {
     let app = TestApp::spawn().await;

@@ -25,7 +25,7 @@ use crate::audit::{Event, Outcome, RequestMeta};
 use crate::auth::token;
 use crate::db;
 use crate::db::credentials::ClientAuth;
-use crate::db::tokens::{NewToken, Refresh};
+use crate::db::tokens::{NewPair, Refresh};
 use crate::domain::Scope;
 use crate::http::extract::AppJson;
 
@@ -220,7 +220,9 @@ async fn authenticate(
     let (client_id, secret) = client_credentials(headers, form)?;
     let now = state.clock.now();
     let subject = format!("client:{client_id}");
-    let recent = db::auth_failures::in_window(&state.db, &subject, now - CLIENT_FAILURE_WINDOW).await?;
+    let (recent, found) =
+        db::credentials::for_client_auth(&state.db, &client_id, &subject, now - CLIENT_FAILURE_WINDOW)
+            .await?;
     if let Some(secs) = recent.retry_after(MAX_CLIENT_FAILURES, CLIENT_FAILURE_WINDOW, now) {
         let mut e = OAuthError::new(
             BasicErrorResponseType::Extension("temporarily_unavailable".into()),
@@ -230,10 +232,10 @@ async fn authenticate(
         e.retry_after = Some(secs);
         return Err(e);
     }
-    let found = db::credentials::for_client_auth(&state.db, &client_id).await?;
     // Hash the presented secret even for an unknown client, so both take the same time.
     let stored = found.as_ref().map_or(&[0u8; 32][..], |c| &c.secret_hash[..]);
     let secret_ok = token::matches(&secret, stored) && found.is_some();
+    let known = found.as_ref().map(|c| (c.org_id, c.id));
     let refuse = |reason: &str, org: Option<Uuid>, credential: Option<Uuid>| {
         let mut ev = Event::new("token.refused", meta)
             .claimed_actor(&client_id)
@@ -249,14 +251,9 @@ async fn authenticate(
     };
     let Some(client) = found.filter(|_| secret_ok) else {
         db::auth_failures::record(&state.db, &subject, now).await?;
-        let known = db::credentials::for_client_auth(&state.db, &client_id).await?;
-        refuse(
-            "wrong client secret or unknown client",
-            known.as_ref().map(|c| c.org_id),
-            known.map(|c| c.id),
-        )
-        .record(&state.db, now)
-        .await?;
+        refuse("wrong client secret or unknown client", known.map(|k| k.0), known.map(|k| k.1))
+            .record(&state.db, now)
+            .await?;
         return Err(OAuthError::invalid_client("unknown client or wrong secret"));
     };
     let dead = if client.revoked_at.is_some() {
@@ -317,23 +314,20 @@ async fn issue(
     let refresh = token::generate(token::REFRESH, 32);
     let access_expires = (now + ACCESS_TTL).min(client.expires_at);
     let refresh_expires = (now + REFRESH_TTL).min(client.expires_at);
-    for (tok, kind, expires_at) in
-        [(&access, db::tokens::ACCESS, access_expires), (&refresh, db::tokens::REFRESH, refresh_expires)]
-    {
-        db::tokens::insert(
-            &mut *conn,
-            NewToken {
-                hash: &token::hash(tok),
-                kind,
-                credential_id: client.id,
-                family_id,
-                scopes: &scopes,
-                now,
-                expires_at,
-            },
-        )
-        .await?;
-    }
+    db::tokens::insert_pair(
+        conn,
+        NewPair {
+            access_hash: &token::hash(&access),
+            refresh_hash: &token::hash(&refresh),
+            credential_id: client.id,
+            family_id,
+            scopes: &scopes,
+            now,
+            access_expires_at: access_expires,
+            refresh_expires_at: refresh_expires,
+        },
+    )
+    .await?;
     Ok(TokenResponse {
         access_token: access,
         token_type: "Bearer",
@@ -374,9 +368,8 @@ async fn token_endpoint(
     let response = match grant.as_str() {
         "client_credentials" => {
             let scopes = granted_scopes(form.get("scope"), &client.scopes)?;
-            let mut tx = state.db.begin().await?;
-            let r = issue(&mut tx, &client, Uuid::now_v7(), scopes, now).await?;
-            tx.commit().await?;
+            let mut conn = state.db.acquire().await?;
+            let r = issue(&mut *conn, &client, Uuid::now_v7(), scopes, now).await?;
             r
         }
         "refresh_token" => {

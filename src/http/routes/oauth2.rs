@@ -369,8 +369,7 @@ async fn token_endpoint(
         "client_credentials" => {
             let scopes = granted_scopes(form.get("scope"), &client.scopes)?;
             let mut conn = state.db.acquire().await?;
-            let r = issue(&mut *conn, &client, Uuid::now_v7(), scopes, now).await?;
-            r
+            issue(&mut conn, &client, Uuid::now_v7(), scopes, now).await?
         }
         "refresh_token" => {
             let presented = form

@@ -29,8 +29,13 @@ async fn item(State(db): State<PgPool>, Path(id): Path<i32>) -> Result<Json<Stri
 async fn main() -> anyhow::Result<()> {
     let url = std::env::var("FLOOR_DATABASE_URL").context("FLOOR_DATABASE_URL is not set")?;
     let listen = std::env::var("FLOOR_LISTEN").unwrap_or_else(|_| "127.0.0.1:8090".into());
+    // Berth's own default pool size for a server on the same host, unless told otherwise.
+    let max_connections = match std::env::var("FLOOR_MAX_CONNECTIONS") {
+        Ok(n) => n.parse().context("FLOOR_MAX_CONNECTIONS")?,
+        Err(_) => berth::config::local_pool_size(),
+    };
     let db = PgPoolOptions::new()
-        .max_connections(20)
+        .max_connections(max_connections)
         .connect(&url)
         .await
         .context("connecting to FLOOR_DATABASE_URL")?;

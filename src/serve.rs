@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 use crate::app::{AppState, build_router};
 use crate::bootstrap::{FirstRun, ensure_first_owner};
 use crate::clock::SystemClock;
-use crate::config::{DbConfig, PlaneConfig, ServeConfig, WorkerConfig};
+use crate::config::{DbConfig, PlaneConfig, REMOTE_POOL_SIZE, ServeConfig, WorkerConfig, local_pool_size};
 use crate::crypto::MasterKey;
 use crate::jobs::worker::Workers;
 use crate::jobs::{DataPlane, JobEnv, reconcile};
@@ -32,11 +32,12 @@ pub struct ControlDb {
 
 impl ControlDb {
     pub async fn open(cfg: &DbConfig) -> anyhow::Result<Self> {
-        let (options, embedded) = match &cfg.database_url {
+        let (options, embedded, pool_size) = match &cfg.database_url {
             Some(url) => (
                 PgConnectOptions::from_str(url.expose_secret())
                     .context("DATABASE_URL is not a PostgreSQL URL")?,
                 None,
+                REMOTE_POOL_SIZE,
             ),
             None => {
                 let binaries = PgBinaries::locate(cfg.pg_bindir.as_deref())?;
@@ -50,13 +51,13 @@ impl ControlDb {
                 })
                 .await
                 .context("starting the embedded PostgreSQL")?;
-                (pg.connect_options("berth"), Some(pg))
+                (pg.connect_options("berth"), Some(pg), local_pool_size())
             }
         };
         // No ping before every checkout: a broken connection fails its query and is replaced, and
         // every request saves a round trip.
         let pool = PgPoolOptions::new()
-            .max_connections(cfg.db_max_connections)
+            .max_connections(cfg.db_max_connections.unwrap_or(pool_size))
             .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(5))
             .connect_with(options)

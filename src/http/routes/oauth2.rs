@@ -302,14 +302,27 @@ fn granted_scopes(requested: Option<&String>, allowed: &[String]) -> Result<Vec<
     Ok(out)
 }
 
-/// Issues an access token and a refresh token in `family_id`, neither outliving the credential.
+/// The grant a token pair belongs to.
+enum Grant {
+    /// A new grant (`client_credentials`): its pair is committed without waiting for the WAL
+    /// flush, see [`db::tokens::insert_pair`].
+    New,
+    /// The next pair of a grant, in the transaction that used its refresh token: durable.
+    Rotated(Uuid),
+}
+
+/// Issues an access token and a refresh token of `grant`, neither outliving the credential.
 async fn issue(
     conn: &mut PgConnection,
     client: &ClientAuth,
-    family_id: Uuid,
+    grant: Grant,
     scopes: Vec<String>,
     now: OffsetDateTime,
 ) -> Result<TokenResponse, OAuthError> {
+    let (family_id, durable) = match grant {
+        Grant::New => (Uuid::now_v7(), false),
+        Grant::Rotated(family_id) => (family_id, true),
+    };
     let access = token::generate(token::ACCESS, 32);
     let refresh = token::generate(token::REFRESH, 32);
     let access_expires = (now + ACCESS_TTL).min(client.expires_at);
@@ -326,6 +339,7 @@ async fn issue(
             access_expires_at: access_expires,
             refresh_expires_at: refresh_expires,
         },
+        durable,
     )
     .await?;
     Ok(TokenResponse {
@@ -369,7 +383,7 @@ async fn token_endpoint(
         "client_credentials" => {
             let scopes = granted_scopes(form.get("scope"), &client.scopes)?;
             let mut conn = state.db.acquire().await?;
-            issue(&mut conn, &client, Uuid::now_v7(), scopes, now).await?
+            issue(&mut conn, &client, Grant::New, scopes, now).await?
         }
         "refresh_token" => {
             let presented = form
@@ -379,7 +393,7 @@ async fn token_endpoint(
             match db::tokens::use_refresh(&mut tx, &token::hash(presented), client.id, now).await? {
                 Refresh::Rotated { family_id, scopes } => {
                     let scopes = granted_scopes(form.get("scope"), &scopes)?;
-                    let r = issue(&mut tx, &client, family_id, scopes, now).await?;
+                    let r = issue(&mut tx, &client, Grant::Rotated(family_id), scopes, now).await?;
                     tx.commit().await?;
                     r
                 }

@@ -67,10 +67,16 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// One of the principal's organizations. Not a member: 404, as for an organization that
+    /// does not exist.
+    pub fn org(&self, org_id: Uuid) -> ApiResult<&PrincipalOrg> {
+        self.orgs.iter().find(|o| o.id == org_id).ok_or(ApiError::NotFound("organization"))
+    }
+
     /// The principal acting inside one organization. Not a member: 404, exactly as for an
     /// organization that does not exist, so that nobody learns of another tenant's ids.
     pub fn in_org(&self, org_id: Uuid, method: AuthMethod) -> ApiResult<Ctx> {
-        let org = self.orgs.iter().find(|o| o.id == org_id).ok_or(ApiError::NotFound("organization"))?;
+        let org = self.org(org_id)?;
         Ok(Ctx { user_id: self.user_id, org_id, role: org.role, method })
     }
 }

@@ -235,7 +235,7 @@ async fn authenticate(
     // Hash the presented secret even for an unknown client, so both take the same time.
     let stored = found.as_ref().map_or(&[0u8; 32][..], |c| &c.secret_hash[..]);
     let secret_ok = token::matches(&secret, stored) && found.is_some();
-    let known = found.as_ref().map(|c| (c.org_id, c.id));
+    let (known_org, known_credential) = found.as_ref().map(|c| (c.org_id, c.id)).unzip();
     let refuse = |reason: &str, org: Option<Uuid>, credential: Option<Uuid>| {
         let mut ev = Event::new("token.refused", meta)
             .claimed_actor(&client_id)
@@ -251,7 +251,7 @@ async fn authenticate(
     };
     let Some(client) = found.filter(|_| secret_ok) else {
         db::auth_failures::record(&state.db, &subject, now).await?;
-        refuse("wrong client secret or unknown client", known.map(|k| k.0), known.map(|k| k.1))
+        refuse("wrong client secret or unknown client", known_org, known_credential)
             .record(&state.db, now)
             .await?;
         return Err(OAuthError::invalid_client("unknown client or wrong secret"));

@@ -29,6 +29,7 @@ pub struct AppState {
     pub auth: Arc<AuthConfig>,
     pub clock: Arc<dyn Clock>,
     pub hasher: PasswordHasher,
+    pub sessions: PgSessionStore,
     pub plane: DataPlane,
     /// Wakes this process's idle workers when a job is enqueued here.
     pub wake: Arc<Notify>,
@@ -40,7 +41,13 @@ impl AppState {
             .hash_concurrency
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         let hasher = PasswordHasher::new(concurrency, auth.hash_nice);
-        Self { db, auth: Arc::new(auth), clock, hasher, plane, wake: Arc::new(Notify::new()) }
+        let sessions = PgSessionStore::new(
+            db.clone(),
+            clock.clone(),
+            to_time(auth.session_idle_timeout),
+            to_time(auth.session_absolute_timeout),
+        );
+        Self { db, auth: Arc::new(auth), clock, hasher, sessions, plane, wake: Arc::new(Notify::new()) }
     }
 
     /// What the workers of this process run with.
@@ -56,12 +63,7 @@ fn to_time(d: Duration) -> time::Duration {
 pub fn build_router(state: AppState) -> Router {
     let (api, openapi) = http::api_router().split_for_parts();
 
-    let store = PgSessionStore::new(
-        state.db.clone(),
-        state.clock.clone(),
-        to_time(state.auth.session_idle_timeout),
-        to_time(state.auth.session_absolute_timeout),
-    );
+    let store = state.sessions.clone();
     // The cookie lives as long as the browser session; the server enforces the idle and
     // absolute timeouts itself, whatever the browser keeps.
     let sessions = SessionManagerLayer::new(store)

@@ -1,10 +1,12 @@
 //! Sessions kept in Postgres, behind tower-sessions' cookie handling.
 //!
-//! The cookie holds a random 128-bit id; the table keys on its SHA-256. Loading a session is
-//! one read that checks the idle and absolute timeouts against the injected clock and returns
-//! the user with their organizations, so an authenticated request costs one round trip; a second,
-//! a write, touches `last_seen_at` at most once a minute. Nothing is cached in the process: a revoked
-//! session is refused at the next request by every instance sharing the database.
+//! The cookie holds a random 128-bit id; the table keys on its SHA-256. An authenticated request
+//! reads its principal with [`PgSessionStore::principal`]: one read that checks the idle and
+//! absolute timeouts against the injected clock and returns the user with their organizations, so
+//! it costs one round trip; a second, a write, touches `last_seen_at` at most once a minute.
+//! tower-sessions' own `load`, for the few requests that change the session (login, logout),
+//! reads the session's data beside it. Nothing is cached in the process: a revoked session is
+//! refused at the next request by every instance sharing the database.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,6 +21,7 @@ use uuid::Uuid;
 
 use crate::clock::Clock;
 use crate::db;
+use crate::domain::Principal;
 
 /// Where the principal loaded with the session is put in the session's data; never stored.
 pub const PRINCIPAL_KEY: &str = "_principal";
@@ -41,6 +44,23 @@ pub struct PgSessionStore {
 impl PgSessionStore {
     pub fn new(pool: PgPool, clock: Arc<dyn Clock>, idle: Duration, absolute: Duration) -> Self {
         Self { pool, clock, idle, absolute }
+    }
+
+    /// The user of a live session, read straight into a `Principal`: what every
+    /// cookie-authenticated request needs, without a round trip through the session's JSON data.
+    /// `None` when there is no such session or either timeout has passed.
+    pub async fn principal(&self, id: &Id) -> sqlx::Result<Option<Principal>> {
+        let now = self.clock.now();
+        let hash = session_hash(id);
+        let Some(found) =
+            db::sessions::load_active(&self.pool, &hash, now - self.idle, now - self.absolute).await?
+        else {
+            return Ok(None);
+        };
+        if found.last_seen_at < now - TOUCH_EVERY {
+            db::sessions::touch(&self.pool, &hash, now, now - TOUCH_EVERY).await?;
+        }
+        Ok(Some(found.principal))
     }
 }
 
@@ -82,24 +102,20 @@ impl SessionStore for PgSessionStore {
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
-        let now = self.clock.now();
-        let hash = session_hash(id);
-        let Some(found) = db::sessions::load_active(&self.pool, &hash, now - self.idle, now - self.absolute)
-            .await
-            .map_err(backend)?
-        else {
+        let Some(principal) = self.principal(id).await.map_err(backend)? else {
             return Ok(None);
         };
-        if found.last_seen_at < now - TOUCH_EVERY {
-            db::sessions::touch(&self.pool, &hash, now, now - TOUCH_EVERY).await.map_err(backend)?;
-        }
+        // Gone in between (a logout on another instance): as if it had not been found.
+        let Some(data) = db::sessions::data(&self.pool, &session_hash(id)).await.map_err(backend)? else {
+            return Ok(None);
+        };
         let mut data: HashMap<String, serde_json::Value> =
-            serde_json::from_value(found.data).map_err(|e| session_store::Error::Decode(e.to_string()))?;
+            serde_json::from_value(data).map_err(|e| session_store::Error::Decode(e.to_string()))?;
         data.insert(
             PRINCIPAL_KEY.into(),
-            serde_json::to_value(found.principal).map_err(|e| session_store::Error::Decode(e.to_string()))?,
+            serde_json::to_value(principal).map_err(|e| session_store::Error::Decode(e.to_string()))?,
         );
-        Ok(Some(Record { id: *id, data, expiry_date: now + self.idle }))
+        Ok(Some(Record { id: *id, data, expiry_date: self.clock.now() + self.idle }))
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {

@@ -6,7 +6,6 @@ use super::users::membership;
 use crate::domain::Principal;
 
 pub struct LoadedSession {
-    pub data: serde_json::Value,
     pub principal: Principal,
     pub last_seen_at: OffsetDateTime,
 }
@@ -53,7 +52,7 @@ pub async fn load_active(
     // correlated `json_agg` subquery did (its hash join and aggregate were most of the check's
     // database time).
     let rows = sqlx::query!(
-        r#"select s.data, s.last_seen_at, u.id, u.email, u.first_name, u.last_name, u.origin,
+        r#"select s.last_seen_at, u.id, u.email, u.first_name, u.last_name, u.origin,
                   u.must_change_password, u.created_at, u.updated_at,
                   o.id as "org_id?", o.name as "org_name?", m.role as "role?",
                   o.created_at as "org_created_at?", o.updated_at as "org_updated_at?"
@@ -73,7 +72,6 @@ pub async fn load_active(
         orgs.extend(membership(r.org_id, &r.org_name, &r.role, r.org_created_at, r.org_updated_at)?);
     }
     Ok(rows.into_iter().next().map(|r| LoadedSession {
-        data: r.data,
         last_seen_at: r.last_seen_at,
         principal: Principal {
             user_id: r.id,
@@ -87,6 +85,12 @@ pub async fn load_active(
             orgs,
         },
     }))
+}
+
+/// What the session keeps beside its user (tower-sessions' data), for the rare request that
+/// reads or changes it.
+pub async fn data(ex: impl PgExecutor<'_>, id_hash: &[u8]) -> sqlx::Result<Option<serde_json::Value>> {
+    sqlx::query_scalar!("select data from sessions where id_hash = $1", id_hash).fetch_optional(ex).await
 }
 
 pub async fn delete(ex: impl PgExecutor<'_>, id_hash: &[u8]) -> sqlx::Result<()> {

@@ -15,6 +15,17 @@ async fn an_idle_session_ends_after_the_idle_timeout_an_active_one_does_not() {
     app.clock.advance(Duration::minutes(31));
     let r = app.get("/api/auth/check").cookie(&cookie).send().await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    // The answer also tells the browser to drop the dead cookie.
+    assert!(
+        r.set_cookies().iter().any(|c| c.starts_with("berth_session=;") && c.contains("Max-Age=0")),
+        "{:?}",
+        r.set_cookies()
+    );
+    // A live session's answers set no cookie: nothing about it changed.
+    let live = app.login_owner().await;
+    let r = app.get("/api/auth/check").cookie(&live).send().await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.set_cookies().is_empty(), "{:?}", r.set_cookies());
 }
 
 #[tokio::test]

@@ -47,6 +47,13 @@ where
             .get::<Session>()
             .cloned()
             .ok_or_else(|| anyhow::anyhow!("session layer missing"))?;
+        if let Some(id) = session.id() {
+            let state = AppState::from_ref(state);
+            if let Some(principal) = state.sessions.principal(&id).await? {
+                return Ok(Self { principal, method: AuthMethod::Session });
+            }
+        }
+        // No live session: tower-sessions looks too, finds nothing, and removes the cookie.
         let principal = session
             .get::<Principal>(PRINCIPAL_KEY)
             .await

@@ -31,7 +31,7 @@ WORK=$(mktemp -d /tmp/berth-bench.XXXXXX)
 chmod 711 "$WORK"
 BERTH_PID=""
 FLOOR_PID=""
-STORM_PID=""
+SIDE_PID=""
 
 cleanup() {
     local status=$?
@@ -41,7 +41,7 @@ cleanup() {
             [[ -s $log ]] && { echo "-- last lines of $(basename "$log"):" >&2; tail -n 20 "$log" >&2; }
         done
     fi
-    [[ -n $STORM_PID ]] && kill "$STORM_PID" 2>/dev/null
+    [[ -n $SIDE_PID ]] && kill "$SIDE_PID" 2>/dev/null
     [[ -n $FLOOR_PID ]] && kill "$FLOOR_PID" 2>/dev/null
     if [[ -n $BERTH_PID ]] && kill -0 "$BERTH_PID" 2>/dev/null; then
         # SIGTERM: Berth drains its requests and stops its PostgreSQL before it exits.
@@ -226,25 +226,40 @@ raw_rate() { sed -n 's/.* rate=\([0-9.]*\).*/\1/p' "$WORK/$1.txt"; }
 ARGON2=$(awk -v a="$(raw_rate argon2_before)" -v b="$(raw_rate argon2_after)" 'BEGIN { printf "%.1f", (a + b) / 2 }')
 cat "$WORK/argon2_before.others" "$WORK/argon2_after.others" | sort -n | tail -n1 >"$WORK/argon2.others"
 
+# The check measured while something else runs beside it, started $WARMUP s before: "$@".
+# SIDE_PID is killed on exit if the run fails.
+check_beside() {
+    local name=$1 before
+    shift
+    "$@" &
+    SIDE_PID=$!
+    sleep "$WARMUP"
+    before=$(ticks)
+    run_wrk "$name" "$CONNECTIONS" "$DURATION" -H "Cookie: berth_session=$COOKIE" "$BERTH/api/auth/check"
+    others_pct "$before" "$(ticks)" >"$WORK/$name.others"
+    wait "$SIDE_PID" || true
+    SIDE_PID=""
+    sed 's/^/   /' "$WORK/$name.txt"
+}
+
 echo "== check under a login storm ($STORM connections on login)"
-wrk -t1 -c"$STORM" -d"$((DURATION + WARMUP + 2))s" --timeout 30s --latency -s "$WORK/login.lua" \
-    "$BERTH/api/auth/login" >"$WORK/storm.txt" &
-STORM_PID=$!
-sleep "$WARMUP"
-before=$(ticks)
-run_wrk check_storm "$CONNECTIONS" "$DURATION" -H "Cookie: berth_session=$COOKIE" \
-    "$BERTH/api/auth/check"
-others_pct "$before" "$(ticks)" >"$WORK/check_storm.others"
+storm() {
+    exec wrk -t1 -c"$STORM" -d"$((DURATION + WARMUP + 2))s" --timeout 30s --latency -s "$WORK/login.lua" \
+        "$BERTH/api/auth/login" >"$WORK/storm.txt"
+}
+check_beside check_storm storm
 cp "$WORK/check_storm.others" "$WORK/storm.others"
-wait "$STORM_PID"
-STORM_PID=""
-sed 's/^/   /' "$WORK/check_storm.txt"
 echo "   -- the storm beside it:"
 sed 's/^/   /' "$WORK/storm.txt"
 if grep -qE 'Non-2xx|Socket errors' "$WORK/check_storm.txt" "$WORK/storm.txt"; then
     echo "check_storm: errors or non-2xx answers; see above" >&2
     exit 1
 fi
+
+# What any runnable background thread costs the check here, whatever its priority: a busy loop
+# at SCHED_IDLE, no memory traffic, no Berth code. See bench/README.md.
+echo "== check beside a busy loop at SCHED_IDLE (no login, no argon2)"
+check_beside check_spin chrt -i 0 timeout "$((DURATION + WARMUP + 2))" sh -c 'while :; do :; done'
 
 STATUS=$(rps status)
 FLOOR_RPS=$(rps floor)
@@ -277,6 +292,7 @@ row "argon2id raw hashes: after the logins" "$(raw_rate argon2_after)" "" "$(oth
 row "argon2id raw hashes: mean (the baseline)" "$ARGON2" "" "$(others argon2)"
 row "GET /api/auth/check beside a login storm" "$(rps check_storm)" "$P99_STORM" "$(others check_storm)"
 row "POST /api/auth/login: the storm, $STORM conns" "$(rps storm)" "$(pct_ms storm 99)" "$(others storm)"
+row "GET /api/auth/check beside an idle-priority loop" "$(rps check_spin)" "$(pct_ms check_spin 99)" "$(others check_spin)"
 echo
 row "ratio" "measured" "target" "verdict"
 row "---" "---:" "---:" "---"

@@ -7,6 +7,7 @@
 #   WARMUP       seconds of unrecorded load before each HTTP measurement (default 2)
 #   CONNECTIONS  wrk connections for the measured runs (default 64)
 #   STORM        wrk connections of the login storm in the last run (default 32)
+#   SESSIONS     distinct sessions the check's requests take turns with (default 64)
 set -euo pipefail
 trap 'echo "bench/run.sh: line $LINENO failed" >&2' ERR
 
@@ -14,6 +15,7 @@ DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-2}
 CONNECTIONS=${CONNECTIONS:-64}
 STORM=${STORM:-32}
+SESSIONS=${SESSIONS:-64}
 THREADS=2
 
 cd "$(dirname "$0")/.."
@@ -96,6 +98,27 @@ COOKIE=$(curl -sS -o /dev/null -D - -H 'Content-Type: application/json' \
 code=$(curl -sS -o /dev/null -w '%{http_code}' -H "Cookie: berth_session=$COOKIE" \
     "$BERTH/api/auth/check")
 [[ $code == 200 ]] || { echo "GET /api/auth/check answered $code" >&2; exit 1; }
+
+# Berth reads the sessions of concurrent requests together: with one cookie on every connection
+# each statement would read a single row. The check takes turns with $SESSIONS sessions, as the
+# browsers of that many users would.
+echo "== $SESSIONS sessions for the check"
+{
+    echo "local cookies = {"
+    for _ in $(seq "$SESSIONS"); do
+        c=$(curl -sS -o /dev/null -D - -H 'Content-Type: application/json' --data "$LOGIN_BODY" \
+            "$BERTH/api/auth/login" | sed -n 's/^[Ss]et-[Cc]ookie: berth_session=\([^;]*\).*/\1/p' | tr -d '\r')
+        [[ -n $c ]] || { echo "login did not set a session cookie" >&2; exit 1; }
+        echo "  \"berth_session=$c\","
+    done
+    echo "}"
+    cat <<'EOF'
+local n = 0
+function setup(thread) n = n + 1; thread:set("seed", n) end
+function init(args) i = seed * 7919 end
+function request() i = i % #cookies + 1; return wrk.format(nil, nil, { Cookie = cookies[i] }) end
+EOF
+} >"$WORK/check.lua"
 
 echo "== a client credential and a bearer token (issue 3's paths)"
 ORG=$(curl -sS -H 'Content-Type: application/json' --data "$LOGIN_BODY" "$BERTH/api/auth/login" |
@@ -205,7 +228,7 @@ pct_ms() {
 
 measure status "$BERTH/api/status"
 measure floor -s "$WORK/floor.lua" "$FLOOR"
-measure check -H "Cookie: berth_session=$COOKIE" "$BERTH/api/auth/check"
+measure check -s "$WORK/check.lua" "$BERTH/api/auth/check"
 # The raw hash rate drifts by up to 10 % between runs on a shared VM: it is measured just before
 # and just after the logins, and the login ratio is taken against the mean of the two.
 argon2_raw() {
@@ -235,7 +258,7 @@ check_beside() {
     SIDE_PID=$!
     sleep "$WARMUP"
     before=$(ticks)
-    run_wrk "$name" "$CONNECTIONS" "$DURATION" -H "Cookie: berth_session=$COOKIE" "$BERTH/api/auth/check"
+    run_wrk "$name" "$CONNECTIONS" "$DURATION" -s "$WORK/check.lua" "$BERTH/api/auth/check"
     others_pct "$before" "$(ticks)" >"$WORK/$name.others"
     wait "$SIDE_PID" || true
     SIDE_PID=""
@@ -283,7 +306,7 @@ row "run" "per second" "p99 (ms)" "other %"
 row "---" "---:" "---:" "---:"
 row "GET /api/status (ceiling, no database)" "$STATUS" "$(pct_ms status 99)" "$(others status)"
 row "GET /floor/{id} (floor: axum + one select)" "$FLOOR_RPS" "$(pct_ms floor 99)" "$(others floor)"
-row "GET /api/auth/check (session cookie)" "$CHECK" "$(pct_ms check 99)" "$(others check)"
+row "GET /api/auth/check ($SESSIONS sessions)" "$CHECK" "$(pct_ms check 99)" "$(others check)"
 row "POST /api/auth/login" "$LOGIN" "$(pct_ms login 99)" "$(others login)"
 row "POST /api/auth/oauth2/token (client_credentials)" "$(rps token)" "$(pct_ms token 99)" "$(others token)"
 row "GET /api/v1/orgs/{id} (bearer token)" "$(rps bearer_org)" "$(pct_ms bearer_org 99)" "$(others bearer_org)"

@@ -2,7 +2,7 @@ use axum::http::StatusCode;
 use serde_json::json;
 use time::Duration;
 
-use crate::helpers::{OWNER_PASSWORD, TestApp};
+use crate::helpers::{OWNER_EMAIL, OWNER_PASSWORD, TestApp};
 
 #[tokio::test]
 async fn an_idle_session_ends_after_the_idle_timeout_an_active_one_does_not() {
@@ -97,4 +97,45 @@ async fn changing_the_password_ends_the_other_sessions_and_keeps_this_one() {
         .await;
     assert_eq!(old.status, StatusCode::UNAUTHORIZED);
     app.login(crate::helpers::OWNER_EMAIL, new_password).await;
+}
+
+/// Checks that arrive together are read by one statement: each must still get its own user with
+/// their own organizations and roles, a session ended before the check must be refused, and many
+/// checks with one cookie must all pass.
+#[tokio::test]
+async fn checks_read_together_each_get_their_own_session() {
+    let app = TestApp::spawn().await;
+    let owner = app.login_owner().await;
+    let r = app.post("/api/v1/orgs").cookie(&owner).json(json!({"name": "Second"})).send().await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let (_, alice) = app.active_member(&owner, app.owner_org, "alice@example.com", "member").await;
+    let (_, bob) = app.active_member(&owner, app.owner_org, "bob@example.com", "viewer").await;
+    let ended = app.login_owner().await;
+    assert_eq!(app.post("/api/auth/logout").cookie(&ended).send().await.status, StatusCode::NO_CONTENT);
+
+    // (cookie, login and roles it must answer with; none for the ended session)
+    let owner_roles = ["owner", "owner"];
+    let expected = [
+        (&owner, Some(OWNER_EMAIL), &owner_roles[..]),
+        (&alice, Some("alice@example.com"), &["member"][..]),
+        (&bob, Some("bob@example.com"), &["viewer"][..]),
+        (&ended, None, &[][..]),
+    ];
+    let app = &app;
+    let calls = (0..48).map(|i| {
+        let (cookie, login, roles) = expected[i % expected.len()];
+        async move { (login, roles, app.get("/api/auth/check").cookie(cookie).send().await) }
+    });
+    for (login, roles, r) in futures::future::join_all(calls).await {
+        let Some(login) = login else {
+            assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text());
+            continue;
+        };
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        let body = r.json();
+        assert_eq!(body["login"], login);
+        let got: Vec<&str> =
+            body["organizations"].as_array().unwrap().iter().map(|o| o["role"].as_str().unwrap()).collect();
+        assert_eq!(got, roles, "{body}");
+    }
 }

@@ -128,7 +128,7 @@ impl Reader {
         // The clock is read after every lookup of the batch was queued: no timeout is missed.
         let now = self.clock.now();
         let hashes: Vec<Vec<u8>> = batch.iter().map(|(hash, _)| hash.clone()).collect();
-        match db::sessions::load_active(&self.pool, &hashes, now - self.idle, now - self.absolute).await {
+        match db::sessions::load_active(&self.pool, hashes, now - self.idle, now - self.absolute).await {
             Ok(found) => {
                 for (hash, answer) in batch {
                     // A request that went away no longer waits for its answer. Requests with the

@@ -44,15 +44,14 @@ pub async fn update_data(
     Ok(())
 }
 
-/// The live sessions among `id_hashes` with their users, in one round trip (a read only): those
-/// whose idle and absolute timeouts have not passed, keyed by id hash.
+/// The live sessions among `keys` (id hashes) with their users, in one round trip (a read only):
+/// those whose idle and absolute timeouts have not passed, keyed by id hash.
 pub async fn load_active(
     ex: impl PgExecutor<'_>,
-    id_hashes: &[Vec<u8>],
+    mut keys: Vec<Vec<u8>>,
     idle_cutoff: OffsetDateTime,
     absolute_cutoff: OffsetDateTime,
 ) -> sqlx::Result<HashMap<Vec<u8>, LoadedSession>> {
-    let mut keys = id_hashes.to_vec();
     keys.sort_unstable();
     keys.dedup();
     // One row per membership, flat: nested index lookups that cost Postgres about half what a
@@ -81,7 +80,7 @@ pub async fn load_active(
     )
     .fetch_all(ex)
     .await?;
-    let mut found: HashMap<Vec<u8>, LoadedSession> = HashMap::with_capacity(id_hashes.len());
+    let mut found: HashMap<Vec<u8>, LoadedSession> = HashMap::with_capacity(keys.len());
     for r in rows {
         let org = membership(r.org_id, &r.org_name, &r.role, r.org_created_at, r.org_updated_at)?;
         let session = found.entry(r.id_hash).or_insert_with(|| LoadedSession {

@@ -179,13 +179,13 @@ async fn main() -> anyhow::Result<()> {
     let pg = EmbeddedPg::start(EmbeddedOptions {
         root: dir.clone(),
         binaries: binaries.clone(),
-        run_as: run_as.clone(),
+        run_as,
         settings: vec![],
         ephemeral: false,
     })
     .await
     .context("starting PostgreSQL")?;
-    let result = bench(&args, &dir, &pg, &binaries, run_as).await;
+    let result = bench(&args, &dir, &pg, &binaries).await;
     pg.stop().await?;
     result
 }
@@ -201,13 +201,7 @@ async fn pool(options: &PgConnectOptions, ping: bool) -> anyhow::Result<PgPool> 
         .await?)
 }
 
-async fn bench(
-    args: &Args,
-    dir: &Path,
-    pg: &EmbeddedPg,
-    binaries: &PgBinaries,
-    run_as: Option<RunAs>,
-) -> anyhow::Result<()> {
+async fn bench(args: &Args, dir: &Path, pg: &EmbeddedPg, binaries: &PgBinaries) -> anyhow::Result<()> {
     let options = pg.connect_options("berth");
     let db = pool(&options, true).await?;
     berth::MIGRATOR.run(&db).await?;
@@ -217,9 +211,9 @@ async fn bench(
         .execute(&db)
         .await?;
 
+    let driver = LocalDriver::discover(dir.join("nodes"), None)?;
     let backups =
-        std::sync::Arc::new(berth::backup::LocalBackupStore::new(dir.join("backups"), run_as.as_ref())?);
-    let driver = LocalDriver::discover(dir.join("nodes"), run_as, None)?;
+        std::sync::Arc::new(berth::backup::LocalBackupStore::new(dir.join("backups"), &driver.isolation())?);
     let catalog = Catalog::load(None, driver.postgres_versions())?;
     let plane = DataPlane {
         driver: Arc::new(driver),

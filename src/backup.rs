@@ -71,13 +71,14 @@ pub struct LocalBackupStore {
 }
 
 impl LocalBackupStore {
-    /// Backups under `root`, reachable by the PostgreSQL user, which writes archives and WAL
-    /// there.
-    pub fn new(root: PathBuf, run_as: Option<&crate::pg::RunAs>) -> anyhow::Result<Self> {
+    /// Backups under `root`. The servers write archives and WAL there, each store in a folder
+    /// of its own: with an OS user per store, every store's user passes through `root` (never
+    /// lists it) into its own folder, private to it.
+    pub fn new(root: PathBuf, isolation: &crate::provision::Isolation) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
         let root = std::fs::canonicalize(&root)?;
-        if let Some(run_as) = run_as {
-            run_as.ensure_reachable(&root)?;
+        if isolation.os_users == crate::provision::OsUsers::PerStore {
+            crate::pg::RunAs::others().ensure_reachable(&root)?;
         }
         Ok(Self { root })
     }

@@ -106,14 +106,10 @@ pub fn data_plane(db: &DbConfig, plane: &PlaneConfig) -> anyhow::Result<DataPlan
              keep it safe: the store passwords cannot be read without it"
         ),
     };
-    let run_as = RunAs::when_root(&db.pg_user)?;
-    if let Some(run_as) = &run_as {
-        // Berth's own folder, holding the backups folder below unless BERTH_BACKUP_DIR says otherwise.
-        run_as.ensure_reachable(&std::fs::canonicalize(&db.data_dir)?)?;
-    }
+    // As root, each store's OS user passes through the data folder into its own store's folder.
+    let driver = LocalDriver::discover(db.data_dir.clone(), db.pg_bindir.as_deref())?;
     let backup_dir = plane.backup_dir.clone().unwrap_or_else(|| db.data_dir.join("backups"));
-    let backups = Arc::new(crate::backup::LocalBackupStore::new(backup_dir, run_as.as_ref())?);
-    let driver = LocalDriver::discover(db.data_dir.clone(), run_as, db.pg_bindir.as_deref())?;
+    let backups = Arc::new(crate::backup::LocalBackupStore::new(backup_dir, &driver.isolation())?);
     let catalog = Catalog::load(plane.catalog.as_deref(), driver.postgres_versions())?;
     Ok(DataPlane {
         driver: Arc::new(driver),

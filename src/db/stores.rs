@@ -39,6 +39,9 @@ pub struct NodeRow {
     pub replication_lag_bytes: Option<i64>,
     pub checked_at: Option<OffsetDateTime>,
     pub created_at: OffsetDateTime,
+    pub disk_size_bytes: Option<i64>,
+    pub disk_used_bytes: Option<i64>,
+    pub disk_full: bool,
 }
 
 pub struct NewStore<'a> {
@@ -255,7 +258,8 @@ pub async fn update(
 pub async fn nodes(ex: impl PgExecutor<'_>, org_id: Uuid, store_ids: &[Uuid]) -> sqlx::Result<Vec<NodeRow>> {
     sqlx::query_as!(
         NodeRow,
-        "select id, store_id, role, host, port, state, replication_lag_bytes, checked_at, created_at
+        "select id, store_id, role, host, port, state, replication_lag_bytes, checked_at, created_at,
+                disk_size_bytes, disk_used_bytes, disk_full
          from store_nodes where org_id = $1 and store_id = any($2)
          order by store_id, role, created_at, id",
         org_id,
@@ -307,21 +311,32 @@ pub async fn set_node_state(
     Ok(())
 }
 
+/// What a health check saw of a node.
+pub struct Health<'a> {
+    pub state: &'a str,
+    pub lag: Option<i64>,
+    pub disk: Option<crate::provision::DiskUsage>,
+}
+
 pub async fn set_node_health(
     ex: impl PgExecutor<'_>,
     node_id: Uuid,
-    state: &str,
-    lag: Option<i64>,
+    h: Health<'_>,
     now: OffsetDateTime,
 ) -> sqlx::Result<()> {
+    let bytes = |b: u64| i64::try_from(b).unwrap_or(i64::MAX);
     sqlx::query!(
         "update store_nodes set state = $2, replication_lag_bytes = $3, checked_at = $4,
+                disk_size_bytes = $5, disk_used_bytes = $6, disk_full = $7,
                 updated_at = case when state = $2 then updated_at else $4 end
          where id = $1 and state in ('running', 'stopped', 'failed')",
         node_id,
-        state,
-        lag,
-        now
+        h.state,
+        h.lag,
+        now,
+        h.disk.map(|d| bytes(d.size_bytes)),
+        h.disk.map(|d| bytes(d.used_bytes)),
+        h.disk.is_some_and(|d| d.full),
     )
     .execute(ex)
     .await?;
@@ -337,7 +352,7 @@ pub async fn delete_node(ex: impl PgExecutor<'_>, node_id: Uuid) -> sqlx::Result
 pub async fn all_live_nodes(ex: impl PgExecutor<'_>) -> sqlx::Result<Vec<(Uuid, NodeRow)>> {
     let rows = sqlx::query!(
         "select n.id, n.store_id, n.role, n.host, n.port, n.state, n.replication_lag_bytes, n.checked_at,
-                n.created_at, n.org_id
+                n.created_at, n.disk_size_bytes, n.disk_used_bytes, n.disk_full, n.org_id
          from store_nodes n join stores s on s.id = n.store_id
          where s.status <> 'deleted'"
     )
@@ -358,6 +373,9 @@ pub async fn all_live_nodes(ex: impl PgExecutor<'_>) -> sqlx::Result<Vec<(Uuid, 
                     replication_lag_bytes: r.replication_lag_bytes,
                     checked_at: r.checked_at,
                     created_at: r.created_at,
+                    disk_size_bytes: r.disk_size_bytes,
+                    disk_used_bytes: r.disk_used_bytes,
+                    disk_full: r.disk_full,
                 },
             )
         })

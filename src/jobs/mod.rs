@@ -46,6 +46,8 @@ pub mod step {
     pub const RESTART_NODE: &str = "restart_node";
     pub const REBUILD_NODE: &str = "rebuild_node";
     pub const RECONFIGURE_NODE: &str = "reconfigure_node";
+    /// Grows the node's volume to the store's size, online.
+    pub const GROW_VOLUME: &str = "grow_volume";
     pub const APPLY_PARAMETERS: &str = "apply_parameters";
     pub const TAKE_BACKUP: &str = "take_backup";
     pub const RESTORE_NODE: &str = "restore_node";
@@ -119,6 +121,7 @@ impl DataPlane {
             version: store.version.clone(),
             port: u16::try_from(node.port).context("port out of range")?,
             settings,
+            volume_size_gb: u32::try_from(store.volume_size_gb).context("volume size out of range")?,
             admin_user: store.admin_user.clone(),
             admin_password: reveal(&secrets.admin_password_enc)?,
             database: store.database_name.clone(),

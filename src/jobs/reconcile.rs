@@ -89,10 +89,18 @@ pub async fn check_all(env: &JobEnv) -> anyhow::Result<()> {
         if !matches!(node.state.as_str(), "running" | "failed" | "stopped") {
             continue;
         }
-        let status = env.plane.driver.status(&env.plane.probe_spec(&node)?).await?;
-        let state = if status.running { "running" } else { "failed" };
-        db::stores::set_node_health(&env.db, node.id, state, status.replay_lag_bytes, env.clock.now())
-            .await?;
+        let spec = env.plane.probe_spec(&node)?;
+        let status = env.plane.driver.status(&spec).await?;
+        let disk = env.plane.driver.disk_usage(&spec).await?;
+        if disk.is_some_and(|d| d.full) && !node.disk_full {
+            tracing::warn!(store_id = %node.store_id, node_id = %node.id, "a node's volume is full: its writes fail until the volume grows");
+        }
+        let health = db::stores::Health {
+            state: if status.running { "running" } else { "failed" },
+            lag: status.replay_lag_bytes,
+            disk,
+        };
+        db::stores::set_node_health(&env.db, node.id, health, env.clock.now()).await?;
     }
     Ok(())
 }

@@ -68,6 +68,11 @@ pub async fn run(env: &JobEnv, job: &JobRow, step_text: &str) -> anyhow::Result<
             db::stores::set_node_state(&env.db, node, "running", now()).await?;
             Ok(())
         }
+        step::GROW_VOLUME => {
+            let node = need(node)?;
+            let spec = spec_of(node).await?.context("the node is gone")?;
+            env.plane.driver.grow_volume(&spec).await
+        }
         step::APPLY_PARAMETERS => {
             let node = need(node)?;
             let spec = spec_of(node).await?.context("the node is gone")?;

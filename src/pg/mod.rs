@@ -10,5 +10,5 @@ mod server;
 pub use binaries::PgBinaries;
 pub use embedded::{EmbeddedOptions, EmbeddedPg};
 pub use run_as::RunAs;
-pub(crate) use server::{EPHEMERAL, MAX_SOCKET_DIR, run_for, socket_dir_for};
+pub(crate) use server::{EPHEMERAL, run_for, socket_dir_for};
 pub use server::{Netns, SUPERUSER, Server};

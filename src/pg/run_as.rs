@@ -32,6 +32,17 @@ impl RunAs {
         Ok(Some(Self { name: u.name, uid: u.uid.as_raw(), gid: u.gid.as_raw() }))
     }
 
+    /// Root, to hand files back to Berth itself.
+    pub fn root() -> Self {
+        Self { name: "root".into(), uid: 0, gid: 0 }
+    }
+
+    /// Any unprivileged user that owns nothing here (every store's own user): for checking that
+    /// a folder can be passed through by all of them.
+    pub fn others() -> Self {
+        Self { name: "the stores' OS users".into(), uid: u32::MAX - 1, gid: u32::MAX - 1 }
+    }
+
     pub fn apply(&self, cmd: &mut tokio::process::Command) {
         cmd.uid(self.uid).gid(self.gid);
     }

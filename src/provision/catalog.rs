@@ -71,6 +71,10 @@ pub struct Cloud {
     /// Whether VPCs can be made on this cloud here; decided by the host, not the catalog file.
     #[serde(skip_deserializing, default)]
     pub vpcs: VpcSupport,
+    /// What separates one store from another on this cloud here (OS users, volume sizes);
+    /// decided by the host, not the catalog file.
+    #[serde(skip_deserializing, default)]
+    pub isolation: crate::provision::Isolation,
 }
 
 /// Whether private networks (VPCs) are available, and if not, why.

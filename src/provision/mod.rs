@@ -34,8 +34,10 @@ pub struct NodeSpec {
     /// The loopback port the node listens on (clients connect to 127.0.0.1:port).
     pub port: u16,
     pub settings: InstanceSettings,
-    /// The customer's administrative role (LOGIN CREATEDB CREATEROLE, not superuser) and the
-    /// database it owns.
+    /// The size of the node's volume, GiB (0 in a bare spec: not known).
+    pub volume_size_gb: u32,
+    /// The customer's administrative role (LOGIN CREATEDB, never CREATEROLE or superuser: see
+    /// [`sql::enforce_privilege_model`]) and the database it owns.
     pub admin_user: String,
     pub admin_password: SecretString,
     pub database: String,
@@ -110,6 +112,7 @@ impl NodeSpec {
             version: String::new(),
             port: 0,
             settings: InstanceSettings { shared_buffers_mb: 0, max_connections: 0, work_mem_mb: 0 },
+            volume_size_gb: 0,
             admin_user: String::new(),
             admin_password: SecretString::from(String::new()),
             database: String::new(),
@@ -131,6 +134,37 @@ pub struct NodeStatus {
     pub in_recovery: bool,
     /// For a replica: bytes of WAL received but not yet replayed; for a primary: None.
     pub replay_lag_bytes: Option<i64>,
+}
+
+/// How a node's volume is used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DiskUsage {
+    pub size_bytes: u64,
+    pub used_bytes: u64,
+    /// So little room is left that the node's writes fail, or are about to.
+    pub full: bool,
+}
+
+/// What separates one store from another on this driver's hosts, for the deploy options and
+/// the system status: where a separation is missing, users are told, never left to assume it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, utoipa::ToSchema)]
+pub struct Isolation {
+    /// `per_store`: each store's servers run as an OS user of their own, their files private to
+    /// it; `shared`: every store's servers run as one OS user, which can read every store's files.
+    pub os_users: OsUsers,
+    /// Each node's data is on a filesystem of the store's `volume_size`, which it cannot grow past.
+    pub volume_sizes_enforced: bool,
+    /// Why a separation is missing, for a person; absent when nothing is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OsUsers {
+    PerStore,
+    #[default]
+    Shared,
 }
 
 #[async_trait]
@@ -157,6 +191,16 @@ pub trait Provisioner: Send + Sync + Debug + 'static {
 
     /// Stops the node and deletes its data. Idempotent: an absent node is already removed.
     async fn remove(&self, spec: &NodeSpec) -> anyhow::Result<()>;
+
+    /// Grows the node's volume, online, to `spec.volume_size_gb` if it is smaller. Idempotent; a
+    /// driver that does not enforce volume sizes has nothing to do.
+    async fn grow_volume(&self, spec: &NodeSpec) -> anyhow::Result<()>;
+
+    /// How full the node's volume is; `None` where volumes are not the node's own.
+    async fn disk_usage(&self, spec: &NodeSpec) -> anyhow::Result<Option<DiskUsage>>;
+
+    /// What separates stores from each other here.
+    fn isolation(&self) -> Isolation;
 
     /// Makes the node admit exactly `spec.access` (rewriting its rules and reloading them if it
     /// runs). Idempotent.

@@ -137,6 +137,11 @@ pub async fn create_user(
     grant(driver, spec, name, privilege, database).await
 }
 
+/// Grants `privilege` on one database or (`None`) on every customer database there is now.
+/// Nothing here hands out a predefined role that reaches beyond the customer's own objects:
+/// `pg_read_all_data` would also read `pg_authid` (every role's password verifier), so reading
+/// or writing "all databases" is granted database by database (and a database created later is
+/// granted by [`grant`] with its name, see the databases route).
 pub async fn grant(
     driver: &dyn Provisioner,
     spec: &NodeSpec,
@@ -145,66 +150,59 @@ pub async fn grant(
     database: Option<&str>,
 ) -> anyhow::Result<()> {
     let admin = spec.admin_user.as_str();
-    let mut postgres = driver.superuser(spec, "postgres").await?;
     match (privilege, database) {
         (Privilege::Admin, None) => {
             // A member of the store's admin role, with what it owns: every database.
-            execute_formatted(&mut postgres, "grant %I to %I", &[admin, name]).await?;
+            let mut postgres = driver.superuser(spec, "postgres").await?;
+            execute_formatted(&mut postgres, "grant %I to %I", &[admin, name]).await
         }
         (p, None) => {
-            execute_formatted(&mut postgres, "grant pg_read_all_data to %I", &[name]).await?;
-            if p == Privilege::Readwrite {
-                execute_formatted(&mut postgres, "grant pg_write_all_data to %I", &[name]).await?;
-            }
             for db in customer_databases(driver, spec).await? {
-                execute_formatted(&mut postgres, "grant connect on database %I to %I", &[&db, name]).await?;
+                grant_in_database(driver, spec, name, p, &db).await?;
             }
+            Ok(())
         }
-        (p, Some(db)) => {
-            let all = if p == Privilege::Admin { "all" } else { "connect" };
-            execute_formatted(&mut postgres, &format!("grant {all} on database %I to %I"), &[db, name])
-                .await?;
-            let mut conn = driver.superuser(spec, db).await?;
-            let (schema, tables, sequences) = match p {
-                Privilege::Read => ("usage", "select", "select"),
-                Privilege::Readwrite => {
-                    ("usage", "select, insert, update, delete, truncate", "usage, select, update")
-                }
-                Privilege::Admin => ("all", "all", "all"),
-            };
-            for (template, args) in [
-                (format!("grant {schema} on schema public to %I"), vec![name]),
-                (format!("grant {tables} on all tables in schema public to %I"), vec![name]),
-                (format!("grant {sequences} on all sequences in schema public to %I"), vec![name]),
-                (
-                    format!(
-                        "alter default privileges for role %I in schema public grant {tables} on tables to %I"
-                    ),
-                    vec![admin, name],
-                ),
-                (
-                    format!(
-                        "alter default privileges for role %I in schema public grant {sequences} on sequences to %I"
-                    ),
-                    vec![admin, name],
-                ),
-            ] {
-                execute_formatted(&mut conn, &template, &args).await?;
-            }
-        }
+        (p, Some(db)) => grant_in_database(driver, spec, name, p, db).await,
     }
-    Ok(())
 }
 
-/// Gives a database created later to the users granted "all databases" to read or write.
-pub async fn grant_connect(
+async fn grant_in_database(
     driver: &dyn Provisioner,
     spec: &NodeSpec,
-    database: &str,
-    user: &str,
+    name: &str,
+    privilege: Privilege,
+    db: &str,
 ) -> anyhow::Result<()> {
-    let mut conn = driver.superuser(spec, "postgres").await?;
-    execute_formatted(&mut conn, "grant connect on database %I to %I", &[database, user]).await
+    let admin = spec.admin_user.as_str();
+    let mut postgres = driver.superuser(spec, "postgres").await?;
+    let all = if privilege == Privilege::Admin { "all" } else { "connect" };
+    execute_formatted(&mut postgres, &format!("grant {all} on database %I to %I"), &[db, name]).await?;
+    let mut conn = driver.superuser(spec, db).await?;
+    let (schema, tables, sequences) = match privilege {
+        Privilege::Read => ("usage", "select", "select"),
+        Privilege::Readwrite => {
+            ("usage", "select, insert, update, delete, truncate", "usage, select, update")
+        }
+        Privilege::Admin => ("all", "all", "all"),
+    };
+    for (template, args) in [
+        (format!("grant {schema} on schema public to %I"), vec![name]),
+        (format!("grant {tables} on all tables in schema public to %I"), vec![name]),
+        (format!("grant {sequences} on all sequences in schema public to %I"), vec![name]),
+        (
+            format!("alter default privileges for role %I in schema public grant {tables} on tables to %I"),
+            vec![admin, name],
+        ),
+        (
+            format!(
+                "alter default privileges for role %I in schema public grant {sequences} on sequences to %I"
+            ),
+            vec![admin, name],
+        ),
+    ] {
+        execute_formatted(&mut conn, &template, &args).await?;
+    }
+    Ok(())
 }
 
 pub async fn set_password(
@@ -240,4 +238,68 @@ pub async fn drop_user(driver: &dyn Provisioner, spec: &NodeSpec, name: &str) ->
         .execute(&mut postgres)
         .await?;
     execute_formatted(&mut postgres, "drop role %I", &[name]).await
+}
+
+/// Predefined roles that reach past the customer's own objects: the server's files and programs
+/// (a shell on the host), and every table, system catalogs included (`pg_authid` holds every
+/// role's password verifier). No role of a store is ever a member of one.
+const FORBIDDEN_ROLES: [&str; 5] = [
+    "pg_execute_server_program",
+    "pg_read_server_files",
+    "pg_write_server_files",
+    "pg_read_all_data",
+    "pg_write_all_data",
+];
+
+/// Brings a primary to Berth's privilege model, whatever an earlier version of Berth (or an
+/// attacker using one) left there. Idempotent, and run at every start of a primary:
+/// - only Berth's own superuser is a superuser; only `replicator` may replicate;
+/// - no role has CREATEROLE (on PostgreSQL 15 and older it lets a role grant itself any
+///   predefined role): database users are made through the API;
+/// - no role is a member of a [`FORBIDDEN_ROLES`] role; a member of `pg_read_all_data` or
+///   `pg_write_all_data` (what "all databases" meant before) gets the same access database by
+///   database instead;
+/// - the store's admin role may see and signal the store's sessions (`pg_monitor`,
+///   `pg_signal_backend`, which never reach a superuser's).
+pub async fn enforce_privilege_model(driver: &dyn Provisioner, spec: &NodeSpec) -> anyhow::Result<()> {
+    let mut postgres = driver.superuser(spec, "postgres").await?;
+    let escalated: Vec<String> = sqlx::query_scalar(
+        "select rolname from pg_roles where rolname <> $1 and not rolname like 'pg\\_%'
+         and (rolsuper or rolcreaterole or rolbypassrls or (rolreplication and rolname <> 'replicator'))",
+    )
+    .bind(crate::pg::SUPERUSER)
+    .fetch_all(&mut postgres)
+    .await?;
+    for role in &escalated {
+        tracing::warn!(store_id = %spec.store_id, %role, "taking superuser, CREATEROLE, BYPASSRLS and REPLICATION from a role");
+        execute_formatted(
+            &mut postgres,
+            "alter role %I nosuperuser nocreaterole nobypassrls noreplication",
+            &[role],
+        )
+        .await?;
+    }
+    let memberships: Vec<(String, String)> = sqlx::query_as(
+        "select g.rolname, m.rolname from pg_auth_members a
+         join pg_roles g on g.oid = a.roleid join pg_roles m on m.oid = a.member
+         where g.rolname = any($1) and m.rolname <> $2",
+    )
+    .bind(&FORBIDDEN_ROLES[..])
+    .bind(crate::pg::SUPERUSER)
+    .fetch_all(&mut postgres)
+    .await?;
+    for (group, member) in &memberships {
+        let replacement = match group.as_str() {
+            "pg_read_all_data" => Some(Privilege::Read),
+            "pg_write_all_data" => Some(Privilege::Readwrite),
+            _ => None,
+        };
+        if let Some(p) = replacement {
+            grant(driver, spec, member, p, None).await?;
+        } else {
+            tracing::warn!(store_id = %spec.store_id, role = %member, %group, "revoking a forbidden role");
+        }
+        execute_formatted(&mut postgres, "revoke %I from %I", &[group, member]).await?;
+    }
+    execute_formatted(&mut postgres, "grant pg_monitor, pg_signal_backend to %I", &[&spec.admin_user]).await
 }

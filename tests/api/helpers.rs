@@ -57,14 +57,11 @@ fn next_ports() -> std::ops::RangeInclusive<u16> {
 }
 
 pub fn test_plane(root: &std::path::Path) -> DataPlane {
-    let user = std::env::var("BERTH_PG_USER").unwrap_or_else(|_| "postgres".into());
-    let run_as = RunAs::when_root(&user).expect("an unprivileged user for PostgreSQL");
+    let driver = LocalDriver::discover(root.to_owned(), None).expect("the local driver").ephemeral(true);
     let backups = Arc::new(
-        berth::backup::LocalBackupStore::new(nodes_root().with_file_name("backups"), run_as.as_ref())
+        berth::backup::LocalBackupStore::new(nodes_root().with_file_name("backups"), &driver.isolation())
             .unwrap(),
     );
-    let driver =
-        LocalDriver::discover(root.to_owned(), run_as, None).expect("the local driver").ephemeral(true);
     let catalog = Catalog::load(None, driver.postgres_versions()).unwrap();
     DataPlane {
         driver: Arc::new(driver),
@@ -110,6 +107,12 @@ for d in "$2"/nodes/*/; do
   tag=$(printf %s "${d%/}" | sha256sum | cut -c1-10)
   for ns in $(ip netns list 2>/dev/null | cut -d' ' -f1); do
     case "$ns" in "berth-$tag-"*) ip netns del "$ns" ;; esac
+  done
+  for m in $(awk -v d="${d%/}/" 'index($2, d) == 1 { print $2 }' /proc/self/mounts); do
+    umount "$m" 2>/dev/null || umount -l "$m"
+  done
+  for u in $(cut -d: -f1 /etc/passwd | grep "^berth-$(printf %s "$tag" | cut -c1-8)-"); do
+    userdel "$u"
   done
 done
 rm -rf "$2""#;

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use berth::pg::{PgBinaries, RunAs};
+use berth::pg::PgBinaries;
 use berth::provision::local::LocalDriver;
 use berth::provision::{InstanceSettings, NodeSpec, Provisioner};
 use nix::sys::signal::{Signal, kill};
@@ -36,9 +36,7 @@ fn fixture() -> Fixture {
     ));
     let _ = std::fs::remove_dir_all(&root);
     let bindir = std::env::var_os("BERTH_PG_BINDIR").map(PathBuf::from);
-    let user = std::env::var("BERTH_PG_USER").unwrap_or_else(|_| "postgres".into());
-    let run_as = RunAs::when_root(&user).expect("an unprivileged user for PostgreSQL");
-    let driver = LocalDriver::discover(root.clone(), run_as, bindir.as_deref())
+    let driver = LocalDriver::discover(root.clone(), bindir.as_deref())
         .expect("PostgreSQL binaries for the local driver")
         .ephemeral(true);
     Fixture { root, driver }
@@ -57,7 +55,10 @@ impl Drop for Fixture {
                     std::thread::sleep(Duration::from_millis(50));
                 }
             }
+            // As root: the node's volume, and the store's OS user.
+            let _ = std::process::Command::new("umount").arg(&dir).status();
             let _ = std::fs::remove_dir_all(self.driver.socket_dir(store, node));
+            let _ = std::process::Command::new("userdel").arg(self.driver.store_user(store)).status();
         }
         let _ = std::fs::remove_dir_all(&self.root);
     }
@@ -97,6 +98,7 @@ impl Fixture {
             version: self.driver.postgres_versions().pop().expect("a PostgreSQL version"),
             port: free_port(),
             settings: InstanceSettings { shared_buffers_mb: 16, max_connections: 20, work_mem_mb: 4 },
+            volume_size_gb: 1,
             admin_user: ADMIN.into(),
             admin_password: SecretString::from(PASSWORD),
             database: DATABASE.into(),
@@ -169,7 +171,7 @@ async fn a_primary_serves_its_admin_role_with_the_password_only() {
     .fetch_one(&mut conn)
     .await
     .unwrap();
-    assert_eq!((sup, createdb, createrole, db.as_str()), (false, true, true, DATABASE));
+    assert_eq!((sup, createdb, createrole, db.as_str()), (false, true, false, DATABASE));
     let owner: String = sqlx::query_scalar(
         "select pg_get_userbyid(datdba)::text from pg_database where datname = current_database()",
     )

@@ -28,8 +28,10 @@ async fn deploy_options(State(state): State<AppState>, _user: Authenticated) -> 
     let mut options = state.plane.catalog.options().clone();
     // One driver serves every cloud of the catalog: the host decides for all of them.
     let vpcs = VpcSupport::from(state.plane.driver.networks_available());
+    let isolation = state.plane.driver.isolation();
     for cloud in &mut options.clouds {
         cloud.vpcs = vpcs.clone();
+        cloud.isolation = isolation.clone();
     }
     AppJson(options)
 }

@@ -141,8 +141,12 @@ async fn create_database(
     }
     sql::create_database(driver, &spec, &name).await?;
     for u in db::db_users::list(&state.db, &ctx, store_id).await? {
-        if u.database.is_none() && u.privilege != "admin" {
-            sql::grant_connect(driver, &spec, &name, &u.name).await?;
+        // Users of "all databases" to read or write get the new one too (admins own it).
+        match Privilege::parse(&u.privilege) {
+            Some(p @ (Privilege::Read | Privilege::Readwrite)) if u.database.is_none() => {
+                sql::grant(driver, &spec, &u.name, p, Some(&name)).await?;
+            }
+            _ => {}
         }
     }
     Event::new("database.created", &meta)

@@ -55,6 +55,13 @@ pub struct NodeView {
     pub replication_lag_bytes: Option<i64>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub checked_at: Option<OffsetDateTime>,
+    /// The node's volume is full: its writes fail with PostgreSQL's own error until the store's
+    /// `volume_size` grows (or data is removed). From the last health check.
+    pub disk_full: bool,
+    /// The size of the node's volume and what is used of it, at the last health check; absent
+    /// where volumes are not the node's own (see the deploy options' `isolation`).
+    pub disk_size_bytes: Option<i64>,
+    pub disk_used_bytes: Option<i64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -94,6 +101,8 @@ pub struct StoreView {
     pub deletion_protection: bool,
     /// `deploying`, `available`, `modifying`, `degraded`, `failed`, `deleting`.
     pub status: String,
+    /// A node's volume is full (see its `disk_full`).
+    pub disk_full: bool,
     pub nodes: Vec<NodeView>,
     pub connection: Connection,
     /// The job in progress, if any.
@@ -143,6 +152,7 @@ fn view(s: StoreRow, nodes: Vec<NodeRow>, current_job: Option<JobView>) -> Store
         tags: s.tags,
         deletion_protection: s.deletion_protection,
         status: s.status,
+        disk_full: nodes.iter().filter(live).any(|n| n.disk_full),
         nodes: nodes
             .into_iter()
             .map(|n| NodeView {
@@ -153,6 +163,9 @@ fn view(s: StoreRow, nodes: Vec<NodeRow>, current_job: Option<JobView>) -> Store
                 state: n.state,
                 replication_lag_bytes: n.replication_lag_bytes,
                 checked_at: n.checked_at,
+                disk_full: n.disk_full,
+                disk_size_bytes: n.disk_size_bytes,
+                disk_used_bytes: n.disk_used_bytes,
             })
             .collect(),
         connection,
@@ -755,6 +768,12 @@ async fn update_store(
     }
     let size = body.instance_size.as_deref().filter(|s| *s != store.instance_size);
     let volume = body.volume_size.filter(|v| *v != i64::from(store.volume_size_gb));
+    if volume.is_some_and(|v| v < i64::from(store.volume_size_gb)) {
+        return Err(ApiError::field(
+            "volume_size",
+            format!("a volume grows and never shrinks: it is {} GB", store.volume_size_gb),
+        ));
+    }
     if size.is_some() || volume.is_some() {
         state.plane.catalog.validate(&Choice {
             vendor: &store.vendor,
@@ -799,7 +818,11 @@ async fn update_store(
             let mut nodes = db::stores::nodes(&mut *tx, ctx.org_id, &[store_id]).await?;
             // Replicas first, so the primary restarts last and once.
             nodes.sort_by_key(|n| n.role == "primary");
+            // A restart also brings each volume to its new size.
             steps.extend(nodes.iter().map(|n| step::on(step::RECONFIGURE_NODE, n.id)));
+        } else {
+            let nodes = db::stores::nodes(&mut *tx, ctx.org_id, &[store_id]).await?;
+            steps.extend(nodes.iter().map(|n| step::on(step::GROW_VOLUME, n.id)));
         }
         steps.push(step::FINISH_AVAILABLE.into());
         job = Some(enqueue(&mut tx, &state, &ctx, store_id, jobs::RESIZE_STORE, steps).await?);

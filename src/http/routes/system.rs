@@ -139,6 +139,8 @@ pub struct DriverInfo {
     pub name: String,
     /// PostgreSQL major versions the driver can run here.
     pub postgres_versions: Vec<String>,
+    /// What separates one store from another here.
+    pub isolation: crate::provision::Isolation,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -216,6 +218,7 @@ async fn system_status(
         driver: is_admin.then(|| DriverInfo {
             name: state.plane.driver.name().into(),
             postgres_versions: state.plane.driver.postgres_versions(),
+            isolation: state.plane.driver.isolation(),
         }),
         organizations,
     }))

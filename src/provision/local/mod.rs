@@ -4,8 +4,11 @@
 //! private Unix socket for Berth's own superuser `berth`, which no client rule can lock out.
 
 pub mod net;
+pub mod users;
+pub mod volume;
 
 use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -17,9 +20,11 @@ use sqlx::{ConnectOptions, Connection, Executor, PgConnection};
 use uuid::Uuid;
 
 use self::net::Net;
+use self::users::{StoreUsers, chown_tree, owner_of};
+use self::volume::Volume;
 use super::sql::execute_formatted;
-use super::{NetworkSpec, NodeSpec, NodeStatus, PeeringSpec, Provisioner};
-use crate::pg::{EPHEMERAL, MAX_SOCKET_DIR, PgBinaries, RunAs, Server, socket_dir_for};
+use super::{DiskUsage, Isolation, NetworkSpec, NodeSpec, NodeStatus, OsUsers, PeeringSpec, Provisioner};
+use crate::pg::{EPHEMERAL, PgBinaries, RunAs, Server, socket_dir_for};
 
 /// The role replicas stream with.
 const REPLICATOR: &str = "replicator";
@@ -33,7 +38,9 @@ const BASEBACKUP_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 #[derive(Debug, Clone)]
 pub struct LocalDriver {
     root: PathBuf,
-    run_as: Option<RunAs>,
+    /// When Berth runs as root: each store's servers run as an OS user of the store's own, on
+    /// volumes of their own. `None`: every server runs as Berth's own user, on Berth's disk.
+    users: Option<std::sync::Arc<StoreUsers>>,
     /// By major version.
     binaries: BTreeMap<u32, PgBinaries>,
     ephemeral: bool,
@@ -43,8 +50,9 @@ pub struct LocalDriver {
 
 impl LocalDriver {
     /// A driver keeping nodes under `root` (BERTH_DATA_DIR), running each with the binaries of
-    /// its major version (the first given wins for a major), as `run_as` when Berth is root.
-    pub fn new(root: PathBuf, run_as: Option<RunAs>, binaries: Vec<PgBinaries>) -> anyhow::Result<Self> {
+    /// its major version (the first given wins for a major). When Berth is root, each store's
+    /// nodes run as an OS user of their own, on loop-mounted volumes.
+    pub fn new(root: PathBuf, binaries: Vec<PgBinaries>) -> anyhow::Result<Self> {
         if binaries.is_empty() {
             bail!("the local driver needs PostgreSQL server binaries and none were given");
         }
@@ -52,28 +60,26 @@ impl LocalDriver {
         for b in binaries {
             by_major.entry(b.major).or_insert(b);
         }
-        for dir in ["stores", "run"] {
-            std::fs::create_dir_all(root.join(dir))
-                .with_context(|| format!("creating {}", root.join(dir).display()))?;
-        }
+        std::fs::create_dir_all(root.join("stores"))
+            .with_context(|| format!("creating {}", root.join("stores").display()))?;
         let root = std::fs::canonicalize(&root)?;
-        if let Some(run_as) = &run_as {
-            run_as.ensure_reachable(&root)?;
-            run_as.ensure_reachable(&root.join("stores"))?;
-            run_as.ensure_reachable(&root.join("run"))?;
+        let users = nix::unistd::geteuid().is_root().then(|| std::sync::Arc::new(StoreUsers::new(&root)));
+        if users.is_some() {
+            // Every store's user passes through (never lists) these; what is inside is private.
+            RunAs::others().ensure_reachable(&root)?;
+            RunAs::others().ensure_reachable(&root.join("stores"))?;
+            let volumes = root.join("volumes");
+            std::fs::create_dir_all(&volumes)?;
+            std::fs::set_permissions(&volumes, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
         }
         let net = Net::probe(&root);
-        Ok(Self { root, run_as, binaries: by_major, ephemeral: false, net })
+        Ok(Self { root, users, binaries: by_major, ephemeral: false, net })
     }
 
     /// [`LocalDriver::new`] with every major version installed on this host (see
     /// [`PgBinaries::installed`]).
-    pub fn discover(
-        root: PathBuf,
-        run_as: Option<RunAs>,
-        explicit_bindir: Option<&Path>,
-    ) -> anyhow::Result<Self> {
-        Self::new(root, run_as, PgBinaries::installed(explicit_bindir)?)
+    pub fn discover(root: PathBuf, explicit_bindir: Option<&Path>) -> anyhow::Result<Self> {
+        Self::new(root, PgBinaries::installed(explicit_bindir)?)
     }
 
     /// Trades durability for speed (no fsync at `initdb` or base backup, `fsync = off`): for
@@ -83,20 +89,44 @@ impl LocalDriver {
         self
     }
 
-    /// Everything of one node: `data/`, `server.log`, and `run/` (its socket) when short enough.
-    pub fn node_dir(&self, store_id: Uuid, node_id: Uuid) -> PathBuf {
-        self.root.join("stores").join(store_id.to_string()).join(node_id.to_string())
+    /// The name of the OS user a store's servers run as when Berth is root.
+    pub fn store_user(&self, store_id: Uuid) -> String {
+        StoreUsers::new(&self.root).name(store_id)
     }
 
-    /// The private folder of the node's Unix socket.
-    /// `root/run/<node>` when it fits a socket path (so that removing the data folder removes
-    /// everything), else a hashed folder in the temp folder.
-    pub fn socket_dir(&self, store_id: Uuid, node_id: Uuid) -> PathBuf {
-        let near = self.root.join("run").join(&node_id.simple().to_string()[..16]);
-        if near.as_os_str().len() <= MAX_SOCKET_DIR {
-            return near;
+    /// Everything of one store, private to its OS user: its nodes' folders and `run/`.
+    pub fn store_dir(&self, store_id: Uuid) -> PathBuf {
+        self.root.join("stores").join(store_id.to_string())
+    }
+
+    /// Everything of one node: `data/` and `server.log`; as root, the mount point of its volume.
+    pub fn node_dir(&self, store_id: Uuid, node_id: Uuid) -> PathBuf {
+        self.store_dir(store_id).join(node_id.to_string())
+    }
+
+    /// The private folder of the Unix sockets of a store's nodes: `stores/<store>/run` when it
+    /// fits a socket path, else a hashed folder in the temp folder.
+    pub fn socket_dir(&self, store_id: Uuid, _node_id: Uuid) -> PathBuf {
+        socket_dir_for(&self.store_dir(store_id))
+    }
+
+    /// Where a node's sockets were before stores had OS users of their own, to tidy up.
+    fn old_socket_dir(&self, node_id: Uuid) -> PathBuf {
+        self.root.join("run").join(&node_id.simple().to_string()[..16])
+    }
+
+    fn volume(&self, store_id: Uuid, node_id: Uuid) -> Volume {
+        Volume {
+            image: volume::image_for(&self.root, node_id),
+            mount_point: self.node_dir(store_id, node_id),
         }
-        socket_dir_for(&self.node_dir(store_id, node_id))
+    }
+
+    /// Who the store's servers run as: its own user when Berth is root (or, for data left by an
+    /// older layout or a removed user, whoever owns it, so that it can be stopped).
+    fn run_as_for(&self, store_id: Uuid, pgdata: &Path) -> Option<RunAs> {
+        let users = self.users.as_ref()?;
+        users.lookup(store_id).ok().flatten().or_else(|| owner_of(pgdata).filter(|o| o.uid != 0))
     }
 
     /// Berth's superuser on the node, over its Unix socket.
@@ -130,7 +160,7 @@ impl LocalDriver {
             socket_dir: self.socket_dir(spec.store_id, spec.node_id),
             port: spec.port,
             binaries,
-            run_as: self.run_as.clone(),
+            run_as: self.run_as_for(spec.store_id, &dir.join("data")),
             netns: spec.network.zip(self.net.as_ref().ok()).map(|(n, net)| net.netns(n.network.vpc_id)),
         }
     }
@@ -164,18 +194,110 @@ impl LocalDriver {
         self.server_with(spec, binaries)
     }
 
-    /// `stores/` and `stores/<store>` traversable by the server's user; the node's own folder
-    /// and its socket folder private to it.
-    fn prepare_dirs(&self, server: &Server) -> anyhow::Result<()> {
-        let node_dir = server.pgdata.parent().context("data folder without a parent")?;
-        let store_dir = node_dir.parent().context("node folder without a parent")?;
-        std::fs::create_dir_all(store_dir).with_context(|| format!("creating {}", store_dir.display()))?;
-        if let Some(run_as) = &self.run_as {
-            run_as.ensure_reachable(&self.root.join("stores"))?;
-            run_as.ensure_reachable(store_dir)?;
+    /// The node's server with everything it needs on the host: as root, the store's OS user,
+    /// its private store folder and the node's volume. A node left by an older layout (another
+    /// OS user, no volume, its socket elsewhere) is stopped and moved over first, its data kept.
+    async fn prepared(&self, spec: &NodeSpec) -> anyhow::Result<Server> {
+        let mut server = self.server(spec)?;
+        let node_dir = self.node_dir(spec.store_id, spec.node_id);
+        let store_dir = self.store_dir(spec.store_id);
+        std::fs::create_dir_all(&store_dir).with_context(|| format!("creating {}", store_dir.display()))?;
+        let user = match &self.users {
+            Some(users) => Some(users.ensure(spec.store_id).await?),
+            None => None,
+        };
+        self.stop_if_misplaced(&server, user.as_ref()).await?;
+        if let Some(user) = user {
+            if owner_of(&server.pgdata).is_some_and(|o| o.uid != user.uid) {
+                // Data of another user (an older Berth ran every store as one): stopped above.
+                tracing::warn!(store_id = %spec.store_id, node_id = %spec.node_id, user = %user.name,
+                    "giving a node's data to its store's own OS user");
+                chown_tree(&node_dir, &user)?;
+            }
+            server.run_as = Some(user.clone());
+            server.private_dir(&store_dir)?;
+            self.ensure_volume(spec, &user).await?;
         }
-        server.private_dir(node_dir)?;
-        server.private_dir(&server.socket_dir)
+        server.private_dir(&node_dir)?;
+        server.private_dir(&server.socket_dir)?;
+        Ok(server)
+    }
+
+    /// A server started by an older layout (with another socket folder, or as another OS user
+    /// than its store's) is stopped, to be started again the right way; its old socket folder goes.
+    async fn stop_if_misplaced(&self, server: &Server, user: Option<&RunAs>) -> anyhow::Result<()> {
+        if let Some(pid) = server.postmaster_pid() {
+            let pid_file = std::fs::read_to_string(server.pgdata.join("postmaster.pid")).unwrap_or_default();
+            // Line 5 of postmaster.pid: the socket folder.
+            let socket = pid_file.lines().nth(4).unwrap_or_default().trim().to_owned();
+            let runs_as = std::fs::metadata(format!("/proc/{pid}")).ok().map(|m| MetadataExt::uid(&m));
+            let wrong_user = user.is_some_and(|u| runs_as.is_some_and(|r| r != u.uid));
+            if socket != server.socket_dir.to_string_lossy() || wrong_user {
+                tracing::warn!(pgdata = %server.pgdata.display(), "restarting a node started by an older layout");
+                let owner = owner_of(&server.pgdata).filter(|o| o.uid != 0);
+                Server { run_as: owner, ..server.clone() }.stop("fast").await?;
+            }
+        }
+        if let Some(node_id) =
+            server.pgdata.parent().and_then(|p| p.file_name()).and_then(|n| n.to_str()?.parse::<Uuid>().ok())
+        {
+            let old = self.old_socket_dir(node_id);
+            if old != server.socket_dir {
+                ignore_not_found(std::fs::remove_dir_all(&old))
+                    .with_context(|| format!("removing {}", old.display()))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// As root: the node's folder is the mount point of its volume, of the store's volume size.
+    /// A node with data on Berth's own disk (made before volumes) is copied onto a new volume
+    /// while stopped, the original kept until the copy is whole; if it does not fit, it stays
+    /// where it is, and the log says so.
+    async fn ensure_volume(&self, spec: &NodeSpec, user: &RunAs) -> anyhow::Result<()> {
+        let volume = self.volume(spec.store_id, spec.node_id);
+        if volume.mounted() {
+            return volume.grow(spec.volume_size_gb).await;
+        }
+        let dir = &volume.mount_point;
+        let has_data = std::fs::read_dir(dir).map(|mut d| d.next().is_some()).unwrap_or(false);
+        if !has_data {
+            return volume.ensure(spec.volume_size_gb, user).await;
+        }
+        if volume.image.exists() {
+            bail!(
+                "{} holds files while the node's volume {} is not mounted on it; Berth touches neither: \
+                 move the files away (or the image, if they are the node's data) and start the node again",
+                dir.display(),
+                volume.image.display()
+            );
+        }
+        // Made before volumes: copied onto a volume assembled under other names.
+        self.existing_server(spec).stop("fast").await?;
+        let staging = Volume {
+            image: volume.image.with_extension("img.migrating"),
+            mount_point: volume.image.with_extension("mnt"),
+        };
+        staging.remove().await?;
+        staging.ensure(spec.volume_size_gb, user).await?;
+        let mut cp = tokio::process::Command::new("cp");
+        cp.arg("-a").arg(format!("{}/.", dir.display())).arg(&staging.mount_point);
+        let copied = crate::pg::run_for(cp, "cp", BASEBACKUP_TIMEOUT).await;
+        staging.unmount().await?;
+        if let Err(e) = copied {
+            staging.remove().await?;
+            tracing::error!(store_id = %spec.store_id, node_id = %spec.node_id, error = %format!("{e:#}"),
+                "the node's data does not fit a volume of the store's size: it stays on Berth's disk, its size not enforced");
+            return Ok(());
+        }
+        // The image first: a crash after it leaves both copies for a person, never neither.
+        std::fs::rename(&staging.image, &volume.image)?;
+        let aside = dir.with_extension("before-volume");
+        std::fs::rename(dir, &aside)?;
+        volume.ensure(spec.volume_size_gb, user).await?;
+        tokio::task::spawn_blocking(move || std::fs::remove_dir_all(aside));
+        tracing::info!(store_id = %spec.store_id, node_id = %spec.node_id, "moved a node onto a volume of its own");
+        Ok(())
     }
 
     /// Rewrites the node's configuration and starts it unless it runs.
@@ -193,14 +315,55 @@ impl LocalDriver {
         Ok(())
     }
 
-    /// Unpacks a `.tar.gz` archive into `dir`, as the servers' user.
-    async fn unpack(&self, archive: &Path, dir: &Path) -> anyhow::Result<()> {
+    /// Unpacks a `.tar.gz` archive (one Berth made) into `dir`, which then belongs to the
+    /// server's user. The archive may be another store's (a fork), which that user cannot read:
+    /// Berth unpacks it itself.
+    async fn unpack(&self, server: &Server, archive: &Path, dir: &Path) -> anyhow::Result<()> {
         let mut tar = tokio::process::Command::new("tar");
-        tar.arg("-xzf").arg(archive).arg("-C").arg(dir).stdin(std::process::Stdio::null());
-        if let Some(run_as) = &self.run_as {
-            run_as.apply(&mut tar);
+        tar.arg("-xzf")
+            .arg(archive)
+            .arg("-C")
+            .arg(dir)
+            .arg("--no-same-owner")
+            .stdin(std::process::Stdio::null());
+        crate::pg::run_for(tar, "tar", BASEBACKUP_TIMEOUT).await.context("unpacking the backup")?;
+        if let Some(run_as) = &server.run_as {
+            chown_tree(dir, run_as)?;
         }
-        crate::pg::run_for(tar, "tar", BASEBACKUP_TIMEOUT).await.context("unpacking the backup").map(drop)
+        Ok(())
+    }
+
+    /// For a fork, as root: a copy of another store's archived WAL, next to the store's own, for
+    /// the server's user to replay (it cannot read the other store's). `None`: `wal` is readable.
+    async fn copy_foreign_wal(
+        &self,
+        server: &Server,
+        spec: &NodeSpec,
+        wal: &Path,
+    ) -> anyhow::Result<Option<PathBuf>> {
+        let (Some(run_as), Some(own)) = (&server.run_as, &spec.wal_archive) else { return Ok(None) };
+        if wal == own.as_path() {
+            return Ok(None);
+        }
+        let copy = own.with_file_name("restore-wal");
+        self.backup_dir(server, own)?;
+        let _ = std::fs::remove_dir_all(&copy);
+        server.private_dir(&copy)?;
+        let mut cp = tokio::process::Command::new("cp");
+        cp.arg("-r").arg(format!("{}/.", wal.display())).arg(&copy).stdin(std::process::Stdio::null());
+        crate::pg::run_for(cp, "cp", BASEBACKUP_TIMEOUT).await.context("copying the archived WAL")?;
+        chown_tree(&copy, run_as)?;
+        Ok(Some(copy))
+    }
+
+    /// A folder of the store's backups (`dir`, and the store's folder above it) private to the
+    /// server's user, which writes archives and WAL there: no other store's user can enter it.
+    fn backup_dir(&self, server: &Server, dir: &Path) -> anyhow::Result<()> {
+        if let Some(store) = dir.parent() {
+            std::fs::create_dir_all(store).with_context(|| format!("creating {}", store.display()))?;
+            server.private_dir(store)?;
+        }
+        server.private_dir(dir)
     }
 
     fn configure(&self, server: &Server, spec: &NodeSpec) -> anyhow::Result<()> {
@@ -241,10 +404,7 @@ impl LocalDriver {
             None => settings.push(("ssl", "off".to_owned())),
         }
         if let Some(dir) = &spec.wal_archive {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-            if let Some(run_as) = &self.run_as {
-                run_as.give(dir)?;
-            }
+            self.backup_dir(server, dir)?;
             // Never overwrite an archived segment: a second writer is an error, not a silent loss.
             let d = dir.to_string_lossy().replace('\'', "");
             settings.extend([
@@ -368,8 +528,7 @@ impl Provisioner for LocalDriver {
     }
 
     async fn create_primary(&self, spec: &NodeSpec) -> anyhow::Result<()> {
-        let server = self.server(spec)?;
-        self.prepare_dirs(&server)?;
+        let server = self.prepared(spec).await?;
         if !server.exists() {
             server
                 .initdb(&["--auth-local=trust", "--auth-host=scram-sha-256"], self.ephemeral)
@@ -382,11 +541,11 @@ impl Provisioner for LocalDriver {
             format!("setting up roles on node {} of store {}", spec.node_id, spec.store_id)
         })?;
         conn.close().await?;
-        Ok(())
+        super::sql::enforce_privilege_model(self, spec).await
     }
 
     async fn create_replica(&self, spec: &NodeSpec, primary: &NodeSpec) -> anyhow::Result<()> {
-        let server = self.server(spec)?;
+        let server = self.prepared(spec).await?;
         let primary_major = self.binaries_for(&primary.version)?.major;
         if primary_major != server.binaries.major {
             bail!(
@@ -395,7 +554,6 @@ impl Provisioner for LocalDriver {
                 primary.version
             );
         }
-        self.prepare_dirs(&server)?;
         if !server.exists() {
             let staging = server.fresh_staging()?;
             // A private store's replica copies from inside the VPC, where the primary listens.
@@ -423,7 +581,8 @@ impl Provisioner for LocalDriver {
     }
 
     async fn start(&self, spec: &NodeSpec) -> anyhow::Result<()> {
-        let server = self.server(spec)?;
+        // Prepared first: after a reboot the data is on a volume that is not mounted yet.
+        let server = self.prepared(spec).await?;
         if !server.exists() {
             bail!(
                 "node {} of store {} has no data in {}: create it first",
@@ -432,8 +591,15 @@ impl Provisioner for LocalDriver {
                 server.pgdata.display()
             );
         }
-        self.prepare_dirs(&server)?;
-        self.run_node(&server, spec).await
+        self.run_node(&server, spec).await?;
+        // Every start of a primary brings it to the privilege model, whatever an older Berth made.
+        let mut conn = server.connect_when_ready("postgres", READY_TIMEOUT).await?;
+        let recovering: bool = sqlx::query_scalar("select pg_is_in_recovery()").fetch_one(&mut conn).await?;
+        conn.close().await?;
+        if !recovering {
+            super::sql::enforce_privilege_model(self, spec).await?;
+        }
+        Ok(())
     }
 
     async fn stop(&self, spec: &NodeSpec) -> anyhow::Result<()> {
@@ -450,25 +616,39 @@ impl Provisioner for LocalDriver {
         if let (Some(node), Ok(net)) = (&spec.network, &self.net) {
             net.remove_address(node).await?;
         }
+        if self.users.is_some() {
+            self.volume(spec.store_id, spec.node_id).remove().await?;
+        }
         let node_dir = self.node_dir(spec.store_id, spec.node_id);
+        let store_dir = self.store_dir(spec.store_id);
         let socket_dir = server.socket_dir.clone();
-        let store_dir = node_dir.parent().map(Path::to_owned);
-        tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        let store_gone = tokio::task::spawn_blocking(move || -> anyhow::Result<bool> {
             ignore_not_found(std::fs::remove_dir_all(&node_dir))
                 .with_context(|| format!("removing {}", node_dir.display()))?;
-            ignore_not_found(std::fs::remove_dir_all(&socket_dir))
-                .with_context(|| format!("removing {}", socket_dir.display()))?;
-            if let Some(store_dir) = store_dir {
-                // Only when no other node of the store is left in it.
-                match std::fs::remove_dir(&store_dir) {
-                    Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty => {}
-                    other => ignore_not_found(other)
-                        .with_context(|| format!("removing {}", store_dir.display()))?,
-                }
+            // The store's folder (and its sockets) go with its last node.
+            let nodes_left = match std::fs::read_dir(&store_dir) {
+                Ok(entries) => entries.flatten().any(|e| parse_uuid(&e).is_some()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+                Err(e) => return Err(e).with_context(|| format!("listing {}", store_dir.display())),
+            };
+            if nodes_left {
+                return Ok(false);
             }
-            Ok(())
+            for dir in [&store_dir, &socket_dir] {
+                ignore_not_found(std::fs::remove_dir_all(dir))
+                    .with_context(|| format!("removing {}", dir.display()))?;
+            }
+            Ok(true)
         })
         .await??;
+        if let (true, Some(users)) = (store_gone, &self.users) {
+            // The backups kept of a deleted store become Berth's own: a later store's user, which
+            // may get the same uid, must not find them its own.
+            if let Some(backups) = spec.wal_archive.as_deref().and_then(Path::parent).filter(|d| d.exists()) {
+                chown_tree(backups, &RunAs::root())?;
+            }
+            users.remove(spec.store_id).await?;
+        }
         tracing::info!(store_id = %spec.store_id, node_id = %spec.node_id, "removed PostgreSQL node");
         Ok(())
     }
@@ -480,10 +660,7 @@ impl Provisioner for LocalDriver {
     ) -> anyhow::Result<crate::provision::BaseBackup> {
         let server = self.existing_server(spec);
         let parent = dest.parent().context("backup file without a folder")?;
-        std::fs::create_dir_all(parent)?;
-        if let Some(run_as) = &self.run_as {
-            run_as.ensure_reachable(parent)?;
-        }
+        self.backup_dir(&server, parent)?;
         // Assembled in a private folder next to the destination, moved there only when complete.
         let work =
             parent.join(format!(".{}.partial", dest.file_name().unwrap_or_default().to_string_lossy()));
@@ -518,11 +695,11 @@ impl Provisioner for LocalDriver {
         wal: &Path,
         target: crate::provision::RestoreTarget,
     ) -> anyhow::Result<()> {
-        let server = self.server(spec)?;
-        self.prepare_dirs(&server)?;
+        let server = self.prepared(spec).await?;
         let staging = server.fresh_staging()?;
-        self.unpack(archive, &staging).await?;
-        let w = wal.to_string_lossy().replace('\'', "");
+        self.unpack(&server, archive, &staging).await?;
+        let copied_wal = self.copy_foreign_wal(&server, spec, wal).await?;
+        let w = copied_wal.as_deref().unwrap_or(wal).to_string_lossy().replace('\'', "");
         let mut recovery = vec![("restore_command", format!("cp '{w}/%f' '%p'"))];
         match target {
             crate::provision::RestoreTarget::EndOfBackup => {
@@ -592,6 +769,9 @@ impl Provisioner for LocalDriver {
         if std::fs::rename(&aside, &trash).is_ok() {
             tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&trash));
         }
+        if let Some(copy) = copied_wal {
+            ignore_not_found(std::fs::remove_dir_all(&copy)).context("removing the copied WAL")?;
+        }
         Ok(())
     }
 
@@ -627,7 +807,7 @@ impl Provisioner for LocalDriver {
     async fn logical_backup(&self, spec: &NodeSpec, dest: &Path) -> anyhow::Result<()> {
         let server = self.existing_server(spec);
         let parent = dest.parent().context("backup file without a folder")?;
-        std::fs::create_dir_all(parent)?;
+        self.backup_dir(&server, parent)?;
         let name = dest.file_name().unwrap_or_default().to_string_lossy().into_owned();
         // Dumped into a folder of the servers' user, packed aside, renamed into place whole.
         let work = parent.join(format!(".{name}.dumps"));
@@ -674,7 +854,7 @@ impl Provisioner for LocalDriver {
         let work = server.pgdata.with_file_name("logical-restore");
         let _ = std::fs::remove_dir_all(&work);
         server.private_dir(&work)?;
-        self.unpack(archive, &work).await?;
+        self.unpack(&server, archive, &work).await?;
         let manifest: serde_json::Value = serde_json::from_slice(
             &std::fs::read(work.join("manifest.json")).context("the archive is not a logical backup")?,
         )?;
@@ -717,6 +897,41 @@ impl Provisioner for LocalDriver {
         conn.execute("set log_statement = 'none'; set log_min_duration_statement = -1; set log_min_error_statement = 'panic'")
             .await?;
         Ok(conn)
+    }
+
+    async fn grow_volume(&self, spec: &NodeSpec) -> anyhow::Result<()> {
+        let volume = self.volume(spec.store_id, spec.node_id);
+        if self.users.is_none() || !volume.mounted() {
+            // Not enforced here, or not mounted: the next start makes it of the right size.
+            return Ok(());
+        }
+        volume.grow(spec.volume_size_gb).await
+    }
+
+    async fn disk_usage(&self, spec: &NodeSpec) -> anyhow::Result<Option<DiskUsage>> {
+        let volume = self.volume(spec.store_id, spec.node_id);
+        if self.users.is_none() || !volume.mounted() {
+            return Ok(None);
+        }
+        let u = volume.usage()?;
+        Ok(Some(DiskUsage { size_bytes: u.size_bytes, used_bytes: u.used_bytes, full: u.full() }))
+    }
+
+    fn isolation(&self) -> Isolation {
+        match self.users {
+            Some(_) => Isolation { os_users: OsUsers::PerStore, volume_sizes_enforced: true, note: None },
+            None => Isolation {
+                os_users: OsUsers::Shared,
+                volume_sizes_enforced: false,
+                note: Some(format!(
+                    "Berth runs as uid {} rather than root, so every store's servers run as that one OS user, \
+                     which can read every store's files and backups, and store data shares Berth's disk: \
+                     volume sizes are not enforced and one store can fill the disk of all. Run Berth as \
+                     root for an OS user and a volume per store.",
+                    nix::unistd::geteuid()
+                )),
+            },
+        }
     }
 
     async fn apply_access(&self, spec: &NodeSpec) -> anyhow::Result<()> {

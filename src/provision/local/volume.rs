@@ -1,0 +1,172 @@
+//! A node's volume, when Berth runs as root: an ext4 filesystem in a sparse image file of the
+//! store's `volume_size`, loop-mounted on the node's folder. A node that fills it fails its own
+//! writes with PostgreSQL's own error; the host, the control database and other stores go on.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+
+use crate::pg::RunAs;
+
+const GIB: u64 = 1024 * 1024 * 1024;
+const TOOL_TIMEOUT: Duration = Duration::from_secs(120);
+/// Below this much free space (or 2 % of the volume, whichever is more) a volume is full: a
+/// server needs room for its next WAL segment to go on accepting writes.
+const FULL_BELOW_BYTES: u64 = 32 * 1024 * 1024;
+
+/// How much of a volume is used, as `statvfs` sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Usage {
+    pub size_bytes: u64,
+    pub used_bytes: u64,
+    pub available_bytes: u64,
+}
+
+impl Usage {
+    pub fn full(&self) -> bool {
+        self.available_bytes < FULL_BELOW_BYTES.max(self.size_bytes / 50)
+    }
+}
+
+/// The image file of a node's volume, and where it is mounted.
+#[derive(Debug, Clone)]
+pub struct Volume {
+    pub image: PathBuf,
+    pub mount_point: PathBuf,
+}
+
+impl Volume {
+    /// Whether something is mounted on the mount point (its device differs from its parent's).
+    pub fn mounted(&self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let (Ok(dir), Some(Ok(parent))) =
+            (std::fs::metadata(&self.mount_point), self.mount_point.parent().map(std::fs::metadata))
+        else {
+            return false;
+        };
+        dir.dev() != parent.dev()
+    }
+
+    /// Makes the image (`size_gib`, sparse: it takes only what is written) with a filesystem whose
+    /// root belongs to `owner`, unless it exists; grows it when it is smaller; mounts it unless
+    /// it is mounted. Idempotent; the mount point must be empty when it is not yet mounted.
+    pub async fn ensure(&self, size_gib: u32, owner: &RunAs) -> anyhow::Result<()> {
+        let size = u64::from(size_gib.max(1)) * GIB;
+        if !self.image.is_file() {
+            let parent = self.image.parent().context("image without a folder")?;
+            std::fs::create_dir_all(parent)?;
+            // Assembled under another name: an image with a complete filesystem or none at all.
+            let partial = self.image.with_extension("img.partial");
+            let file =
+                std::fs::File::create(&partial).with_context(|| format!("creating {}", partial.display()))?;
+            file.set_len(size)?;
+            drop(file);
+            let mut mkfs = tokio::process::Command::new("mkfs.ext4");
+            mkfs.args(["-q", "-F", "-m", "0", "-E"])
+                .arg(format!(
+                    "root_owner={}:{},lazy_itable_init=1,lazy_journal_init=1,nodiscard",
+                    owner.uid, owner.gid
+                ))
+                .arg(&partial);
+            tool(mkfs, "mkfs.ext4").await?;
+            std::fs::rename(&partial, &self.image)?;
+        }
+        if !self.mounted() {
+            std::fs::create_dir_all(&self.mount_point)?;
+            let mut mount = tokio::process::Command::new("mount");
+            mount
+                .args(["-t", "ext4", "-o", "loop,nodev,nosuid,noexec"])
+                .arg(&self.image)
+                .arg(&self.mount_point);
+            tool(mount, "mount").await?;
+        }
+        self.grow(size_gib).await
+    }
+
+    /// Grows the image and its filesystem, online, to `size_gib` if it is smaller. Never shrinks.
+    pub async fn grow(&self, size_gib: u32) -> anyhow::Result<()> {
+        let size = u64::from(size_gib.max(1)) * GIB;
+        let current = std::fs::metadata(&self.image)?.len();
+        if current >= size {
+            return Ok(());
+        }
+        let device = self.device()?;
+        std::fs::OpenOptions::new().write(true).open(&self.image)?.set_len(size)?;
+        let mut losetup = tokio::process::Command::new("losetup");
+        losetup.arg("--set-capacity").arg(&device);
+        tool(losetup, "losetup --set-capacity").await?;
+        let mut resize = tokio::process::Command::new("resize2fs");
+        resize.arg(&device);
+        tool(resize, "resize2fs").await?;
+        tracing::info!(image = %self.image.display(), size_gib, "grew a volume");
+        Ok(())
+    }
+
+    /// The loop device the image is mounted from, from the kernel's mount table.
+    fn device(&self) -> anyhow::Result<String> {
+        let table = std::fs::read_to_string("/proc/self/mounts")?;
+        let target = self.mount_point.to_string_lossy();
+        table
+            .lines()
+            .filter_map(|l| {
+                let mut f = l.split(' ');
+                Some((f.next()?, f.next()?))
+            })
+            .filter(|(_, at)| unescape(at) == target)
+            .map(|(dev, _)| dev.to_owned())
+            .next_back()
+            .with_context(|| format!("{} is not mounted", self.mount_point.display()))
+    }
+
+    /// Unmounts the volume (its loop device goes with it); the image stays. Idempotent.
+    pub async fn unmount(&self) -> anyhow::Result<()> {
+        while self.mounted() {
+            let mut umount = tokio::process::Command::new("umount");
+            umount.arg(&self.mount_point);
+            tool(umount, "umount").await?;
+        }
+        Ok(())
+    }
+
+    /// Unmounts the volume and deletes its image, and so everything on it. Idempotent.
+    pub async fn remove(&self) -> anyhow::Result<()> {
+        self.unmount().await?;
+        match std::fs::remove_file(&self.image) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(e).with_context(|| format!("removing {}", self.image.display()))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    pub fn usage(&self) -> anyhow::Result<Usage> {
+        let s = nix::sys::statvfs::statvfs(&self.mount_point)?;
+        let frag = s.fragment_size() as u64;
+        let size_bytes = s.blocks() as u64 * frag;
+        let available_bytes = s.blocks_available() as u64 * frag;
+        let used_bytes = size_bytes - s.blocks_free() as u64 * frag;
+        Ok(Usage { size_bytes, used_bytes, available_bytes })
+    }
+}
+
+/// `/proc/self/mounts` writes a space, tab, newline and backslash in a path as octal escapes.
+fn unescape(field: &str) -> String {
+    field.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+}
+
+async fn tool(mut cmd: tokio::process::Command, what: &str) -> anyhow::Result<()> {
+    cmd.stdin(std::process::Stdio::null());
+    let out = crate::pg::run_for(cmd, what, TOOL_TIMEOUT).await;
+    if let Err(e) = &out {
+        if e.to_string().contains("running ") {
+            bail!("{what} is needed for store volumes when Berth runs as root: {e:#}");
+        }
+    }
+    out.map(drop)
+}
+
+/// The volumes of this Berth's nodes: `root/volumes/<node id>.img`.
+pub fn image_for(root: &Path, node_id: uuid::Uuid) -> PathBuf {
+    root.join("volumes").join(format!("{node_id}.img"))
+}

@@ -34,6 +34,14 @@ struct Cluster {
     template: String,
 }
 
+/// The folder of this test process's private control database (`pg/`, its socket in `run/`);
+/// `None` with `DATABASE_URL`.
+pub fn control_root() -> Option<std::path::PathBuf> {
+    std::env::var_os("DATABASE_URL")
+        .is_none()
+        .then(|| std::env::temp_dir().join(format!("berth-test-{}", std::process::id())))
+}
+
 /// This test process's folder for store nodes; the watchdog removes it with the servers in it.
 pub fn nodes_root() -> std::path::PathBuf {
     std::env::temp_dir().join(format!("berth-test-{}", std::process::id())).join("nodes")

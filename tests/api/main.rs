@@ -7,6 +7,7 @@ mod dbs;
 mod embedded;
 mod firewall;
 mod helpers;
+mod isolation;
 mod jobs;
 mod local_driver;
 mod oauth2;

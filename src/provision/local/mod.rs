@@ -216,7 +216,7 @@ impl LocalDriver {
             }
             server.run_as = Some(user.clone());
             server.private_dir(&store_dir)?;
-            self.ensure_volume(spec, &user).await?;
+            self.ensure_volume(spec, &server, &user).await?;
         }
         server.private_dir(&node_dir)?;
         server.private_dir(&server.socket_dir)?;
@@ -250,14 +250,33 @@ impl LocalDriver {
         Ok(())
     }
 
+    /// Grows a mounted volume to the store's size: online, or where the host refuses that, with
+    /// the node stopped for the moment it takes.
+    async fn grow_mounted(&self, spec: &NodeSpec, server: &Server, user: &RunAs) -> anyhow::Result<()> {
+        let volume = self.volume(spec.store_id, spec.node_id);
+        if volume.grow_online(spec.volume_size_gb).await? {
+            return Ok(());
+        }
+        tracing::warn!(store_id = %spec.store_id, node_id = %spec.node_id,
+            "this host refuses to grow a mounted filesystem (no CAP_SYS_RESOURCE?): the node stops while its volume grows");
+        let running = server.postmaster_pid().is_some();
+        server.stop("fast").await?;
+        volume.unmount().await?;
+        volume.ensure(spec.volume_size_gb, user).await?;
+        if running {
+            self.run_node(server, spec).await?;
+        }
+        Ok(())
+    }
+
     /// As root: the node's folder is the mount point of its volume, of the store's volume size.
     /// A node with data on Berth's own disk (made before volumes) is copied onto a new volume
     /// while stopped, the original kept until the copy is whole; if it does not fit, it stays
     /// where it is, and the log says so.
-    async fn ensure_volume(&self, spec: &NodeSpec, user: &RunAs) -> anyhow::Result<()> {
+    async fn ensure_volume(&self, spec: &NodeSpec, server: &Server, user: &RunAs) -> anyhow::Result<()> {
         let volume = self.volume(spec.store_id, spec.node_id);
         if volume.mounted() {
-            return volume.grow(spec.volume_size_gb).await;
+            return self.grow_mounted(spec, server, user).await;
         }
         let dir = &volume.mount_point;
         let has_data = std::fs::read_dir(dir).map(|mut d| d.next().is_some()).unwrap_or(false);
@@ -346,7 +365,7 @@ impl LocalDriver {
             return Ok(None);
         }
         let copy = own.with_file_name("restore-wal");
-        self.backup_dir(server, own)?;
+        self.wal_dir(server, own)?;
         let _ = std::fs::remove_dir_all(&copy);
         server.private_dir(&copy)?;
         let mut cp = tokio::process::Command::new("cp");
@@ -356,14 +375,17 @@ impl LocalDriver {
         Ok(Some(copy))
     }
 
-    /// A folder of the store's backups (`dir`, and the store's folder above it) private to the
-    /// server's user, which writes archives and WAL there: no other store's user can enter it.
-    fn backup_dir(&self, server: &Server, dir: &Path) -> anyhow::Result<()> {
-        if let Some(store) = dir.parent() {
-            std::fs::create_dir_all(store).with_context(|| format!("creating {}", store.display()))?;
-            server.private_dir(store)?;
-        }
+    /// The store's folder of backups (`backups/<store>`, holding its archives and its `wal/`)
+    /// private to the server's user, which writes there: no other store's user can enter it.
+    fn store_backups(&self, server: &Server, dir: &Path) -> anyhow::Result<()> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         server.private_dir(dir)
+    }
+
+    /// The store's WAL archive (`backups/<store>/wal`), private to the server's user.
+    fn wal_dir(&self, server: &Server, wal: &Path) -> anyhow::Result<()> {
+        self.store_backups(server, wal.parent().context("WAL folder without a parent")?)?;
+        server.private_dir(wal)
     }
 
     fn configure(&self, server: &Server, spec: &NodeSpec) -> anyhow::Result<()> {
@@ -404,7 +426,7 @@ impl LocalDriver {
             None => settings.push(("ssl", "off".to_owned())),
         }
         if let Some(dir) = &spec.wal_archive {
-            self.backup_dir(server, dir)?;
+            self.wal_dir(server, dir)?;
             // Never overwrite an archived segment: a second writer is an error, not a silent loss.
             let d = dir.to_string_lossy().replace('\'', "");
             settings.extend([
@@ -490,7 +512,7 @@ async fn ensure_roles_and_database(conn: &mut PgConnection, spec: &NodeSpec) -> 
     ensure_role(
         conn,
         &spec.admin_user,
-        "login createdb createrole nosuperuser noreplication",
+        "login createdb nocreaterole nosuperuser noreplication nobypassrls",
         &spec.admin_password,
     )
     .await?;
@@ -660,7 +682,7 @@ impl Provisioner for LocalDriver {
     ) -> anyhow::Result<crate::provision::BaseBackup> {
         let server = self.existing_server(spec);
         let parent = dest.parent().context("backup file without a folder")?;
-        self.backup_dir(&server, parent)?;
+        self.store_backups(&server, parent)?;
         // Assembled in a private folder next to the destination, moved there only when complete.
         let work =
             parent.join(format!(".{}.partial", dest.file_name().unwrap_or_default().to_string_lossy()));
@@ -807,7 +829,7 @@ impl Provisioner for LocalDriver {
     async fn logical_backup(&self, spec: &NodeSpec, dest: &Path) -> anyhow::Result<()> {
         let server = self.existing_server(spec);
         let parent = dest.parent().context("backup file without a folder")?;
-        self.backup_dir(&server, parent)?;
+        self.store_backups(&server, parent)?;
         let name = dest.file_name().unwrap_or_default().to_string_lossy().into_owned();
         // Dumped into a folder of the servers' user, packed aside, renamed into place whole.
         let work = parent.join(format!(".{name}.dumps"));
@@ -901,11 +923,12 @@ impl Provisioner for LocalDriver {
 
     async fn grow_volume(&self, spec: &NodeSpec) -> anyhow::Result<()> {
         let volume = self.volume(spec.store_id, spec.node_id);
-        if self.users.is_none() || !volume.mounted() {
-            // Not enforced here, or not mounted: the next start makes it of the right size.
-            return Ok(());
+        let server = self.existing_server(spec);
+        match (&server.run_as, volume.mounted()) {
+            (Some(user), true) => self.grow_mounted(spec, &server, user).await,
+            // Not enforced here, or not mounted: the next start mounts it at its new size.
+            _ => Ok(()),
         }
-        volume.grow(spec.volume_size_gb).await
     }
 
     async fn disk_usage(&self, spec: &NodeSpec) -> anyhow::Result<Option<DiskUsage>> {

@@ -49,17 +49,17 @@ impl Volume {
     }
 
     /// Makes the image (`size_gib`, sparse: it takes only what is written) with a filesystem whose
-    /// root belongs to `owner`, unless it exists; grows it when it is smaller; mounts it unless
-    /// it is mounted. Idempotent; the mount point must be empty when it is not yet mounted.
+    /// root belongs to `owner`, unless it exists; mounts it unless it is mounted, grown first if it
+    /// is smaller than `size_gib`. Idempotent; the mount point must be empty when it is not mounted.
     pub async fn ensure(&self, size_gib: u32, owner: &RunAs) -> anyhow::Result<()> {
-        let size = u64::from(size_gib.max(1)) * GIB;
+        let size = bytes(size_gib);
         if !self.image.is_file() {
             let parent = self.image.parent().context("image without a folder")?;
             std::fs::create_dir_all(parent)?;
             // Assembled under another name: an image with a complete filesystem or none at all.
             let partial = self.image.with_extension("img.partial");
-            let file =
-                std::fs::File::create(&partial).with_context(|| format!("creating {}", partial.display()))?;
+            let file = std::fs::File::create(&partial)
+                .with_context(|| format!("creating {}", partial.display()))?;
             file.set_len(size)?;
             drop(file);
             let mut mkfs = tokio::process::Command::new("mkfs.ext4");
@@ -73,23 +73,22 @@ impl Volume {
             std::fs::rename(&partial, &self.image)?;
         }
         if !self.mounted() {
+            self.grow_offline(size_gib).await?;
             std::fs::create_dir_all(&self.mount_point)?;
             let mut mount = tokio::process::Command::new("mount");
-            mount
-                .args(["-t", "ext4", "-o", "loop,nodev,nosuid,noexec"])
-                .arg(&self.image)
-                .arg(&self.mount_point);
+            mount.args(["-t", "ext4", "-o", "loop,nodev,nosuid,noexec"]).arg(&self.image).arg(&self.mount_point);
             tool(mount, "mount").await?;
         }
-        self.grow(size_gib).await
+        Ok(())
     }
 
-    /// Grows the image and its filesystem, online, to `size_gib` if it is smaller. Never shrinks.
-    pub async fn grow(&self, size_gib: u32) -> anyhow::Result<()> {
-        let size = u64::from(size_gib.max(1)) * GIB;
-        let current = std::fs::metadata(&self.image)?.len();
-        if current >= size {
-            return Ok(());
+    /// Grows the mounted image and its filesystem to `size_gib` if it is smaller, online. Never
+    /// shrinks. `Ok(false)`: this host refuses online resizing (a container without
+    /// CAP_SYS_RESOURCE, say): unmount it and [`Volume::ensure`] grows it before mounting.
+    pub async fn grow_online(&self, size_gib: u32) -> anyhow::Result<bool> {
+        let size = bytes(size_gib);
+        if std::fs::metadata(&self.image)?.len() >= size {
+            return Ok(true);
         }
         let device = self.device()?;
         std::fs::OpenOptions::new().write(true).open(&self.image)?.set_len(size)?;
@@ -98,9 +97,54 @@ impl Volume {
         tool(losetup, "losetup --set-capacity").await?;
         let mut resize = tokio::process::Command::new("resize2fs");
         resize.arg(&device);
+        match tool(resize, "resize2fs").await {
+            Ok(()) => {
+                tracing::info!(image = %self.image.display(), size_gib, "grew a volume online");
+                Ok(true)
+            }
+            Err(e) if e.to_string().contains("Permission denied to resize") => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Grows the unmounted image's filesystem to `size_gib` if it is smaller (after the check
+    /// that resize2fs insists on).
+    async fn grow_offline(&self, size_gib: u32) -> anyhow::Result<()> {
+        let size = bytes(size_gib);
+        let image = std::fs::OpenOptions::new().write(true).open(&self.image)?;
+        let fs_size = self.filesystem_bytes().await?;
+        if fs_size >= size {
+            return Ok(());
+        }
+        if image.metadata()?.len() < size {
+            image.set_len(size)?;
+        }
+        let mut fsck = tokio::process::Command::new("e2fsck");
+        fsck.args(["-f", "-p"]).arg(&self.image);
+        // 1: errors corrected; anything above is a filesystem a person must look at.
+        if let Err(e) = tool(fsck, "e2fsck").await {
+            if !e.to_string().contains("exit status: 1)") {
+                return Err(e);
+            }
+        }
+        let mut resize = tokio::process::Command::new("resize2fs");
+        resize.arg(&self.image);
         tool(resize, "resize2fs").await?;
         tracing::info!(image = %self.image.display(), size_gib, "grew a volume");
         Ok(())
+    }
+
+    /// The size of the filesystem in the image, from its superblock.
+    async fn filesystem_bytes(&self) -> anyhow::Result<u64> {
+        let mut dumpe2fs = tokio::process::Command::new("dumpe2fs");
+        dumpe2fs.arg("-h").arg(&self.image).stdin(std::process::Stdio::null());
+        let out = crate::pg::run_for(dumpe2fs, "dumpe2fs", TOOL_TIMEOUT).await?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let field = |name: &str| -> Option<u64> {
+            text.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.trim().parse().ok())
+        };
+        let (count, block) = field("Block count:").zip(field("Block size:")).context("dumpe2fs: no block count")?;
+        Ok(count * block)
     }
 
     /// The loop device the image is mounted from, from the kernel's mount table.
@@ -164,6 +208,10 @@ async fn tool(mut cmd: tokio::process::Command, what: &str) -> anyhow::Result<()
         }
     }
     out.map(drop)
+}
+
+fn bytes(size_gib: u32) -> u64 {
+    u64::from(size_gib.max(1)) * GIB
 }
 
 /// The volumes of this Berth's nodes: `root/volumes/<node id>.img`.

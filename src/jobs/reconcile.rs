@@ -42,6 +42,10 @@ pub async fn at_start(env: &JobEnv) -> anyhow::Result<()> {
             }
         }
     }
+    let stores: Vec<_> = known.iter().map(|(_, n)| n.store_id).collect();
+    for what in env.plane.driver.retain_stores(&stores).await? {
+        tracing::warn!(%what, "removed what no store of any Berth can come back for");
+    }
     // Private nodes start inside their networks.
     super::network::at_start(env).await?;
     for (org_id, node) in known {

@@ -245,6 +245,11 @@ pub trait Provisioner: Send + Sync + Debug + 'static {
     /// caller can remove the ones its tables do not know.
     async fn present_nodes(&self) -> anyhow::Result<Vec<(Uuid, Uuid)>>;
 
+    /// Removes what this driver made on the host for stores that no Berth can come back for
+    /// (OS users, volumes of data folders that are gone) and, of this Berth's, what belongs to
+    /// no store in `stores` once its nodes are gone. Returns what it removed, for the log.
+    async fn retain_stores(&self, stores: &[Uuid]) -> anyhow::Result<Vec<String>>;
+
     /// Whether this driver can make VPC networks here; the error says why not, to the user.
     fn networks_available(&self) -> Result<(), String>;
 

@@ -346,3 +346,104 @@ fn binaries_of_every_installed_version_are_found() {
     assert!(!all.is_empty());
     assert!(all.windows(2).all(|w| w[0].major < w[1].major), "one per major, ascending");
 }
+
+/// A node as Berth made it before stores had OS users and volumes of their own: its data owned
+/// by the one PostgreSQL user of every store, its socket in `BERTH_DATA_DIR/run/<node>`, running.
+async fn older_layout_node(f: &Fixture, spec: &NodeSpec) -> berth::pg::Server {
+    let user = std::env::var("BERTH_PG_USER").unwrap_or_else(|_| "postgres".into());
+    let node_dir = f.driver.node_dir(spec.store_id, spec.node_id);
+    std::fs::create_dir_all(&node_dir).unwrap();
+    let old = berth::pg::Server {
+        pgdata: node_dir.join("data"),
+        socket_dir: f.root.join("run").join(&spec.node_id.simple().to_string()[..16]),
+        port: spec.port,
+        binaries: PgBinaries::locate(None).unwrap(),
+        run_as: berth::pg::RunAs::when_root(&user).unwrap(),
+        netns: None,
+    };
+    for dir in [f.root.join("run"), f.root.join("stores").join(spec.store_id.to_string()), node_dir.clone()] {
+        old.private_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o711)).unwrap();
+    }
+    old.private_dir(&old.socket_dir).unwrap();
+    old.initdb(&["--auth-local=trust", "--auth-host=scram-sha-256"], true).await.unwrap();
+    old.write_config(&[("listen_addresses", "127.0.0.1".into())]).unwrap();
+    old.start(&node_dir.join("server.log")).await.unwrap();
+    let mut su = old.connect_when_ready("postgres", Duration::from_secs(30)).await.unwrap();
+    for sql in [
+        format!("create role \"{ADMIN}\" login createdb createrole password 'older-password-1'"),
+        format!("create database \"{DATABASE}\" owner \"{ADMIN}\""),
+    ] {
+        sqlx::raw_sql(&sql).execute(&mut su).await.unwrap();
+    }
+    let mut db = PgConnection::connect_with(&old.connect_options(DATABASE)).await.unwrap();
+    sqlx::raw_sql(&format!("set role \"{ADMIN}\"; create table kept (x int); insert into kept values (42)"))
+        .execute(&mut db)
+        .await
+        .unwrap();
+    old
+}
+
+#[tokio::test]
+async fn a_node_of_the_older_layout_is_moved_over_at_start_with_its_data() {
+    let f = fixture();
+    let spec = f.spec(Uuid::now_v7());
+    let old = older_layout_node(&f, &spec).await;
+    let old_pid = old.postmaster_pid().expect("the old node runs");
+
+    // What Berth does for every node at start.
+    f.driver.start(&spec).await.unwrap();
+    let mut conn = PgConnection::connect_with(&client(&spec, ADMIN, "older-password-1")).await.unwrap();
+    let kept: i32 = sqlx::query_scalar("select x from kept").fetch_one(&mut conn).await.unwrap();
+    assert_eq!(kept, 42, "the data came along");
+    let createrole: bool = sqlx::query_scalar("select rolcreaterole from pg_roles where rolname = current_user")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert!(!createrole, "and the admin lost CREATEROLE");
+    assert!(!old.socket_dir.exists(), "the old socket folder is gone");
+    let node_dir = f.driver.node_dir(spec.store_id, spec.node_id);
+    let pid = postmaster_of(&node_dir.join("data")).expect("the node runs again");
+    assert_ne!(pid, old_pid, "restarted");
+    if nix::unistd::geteuid().is_root() {
+        use std::os::unix::fs::MetadataExt;
+        let store_user = nix::unistd::User::from_name(&f.driver.store_user(spec.store_id)).unwrap().unwrap();
+        let runs_as = std::fs::metadata(format!("/proc/{pid}")).unwrap().uid();
+        assert_eq!(runs_as, store_user.uid.as_raw(), "as its store's own OS user");
+        assert_eq!(std::fs::metadata(node_dir.join("data/base")).unwrap().uid(), store_user.uid.as_raw());
+        assert_ne!(
+            std::fs::metadata(&node_dir).unwrap().dev(),
+            std::fs::metadata(node_dir.parent().unwrap()).unwrap().dev(),
+            "on a volume of its own"
+        );
+        let aside = node_dir.with_extension("before-volume");
+        eventually("the original to go once copied", async || (!aside.exists()).then_some(())).await;
+    }
+    conn.close().await.unwrap();
+    f.driver.remove(&spec).await.unwrap();
+}
+
+#[tokio::test]
+async fn what_a_removed_data_folder_left_on_the_host_is_swept_by_the_next_berth() {
+    if !nix::unistd::geteuid().is_root() {
+        // No OS users or volumes are made but as root.
+        return;
+    }
+    let gone = fixture();
+    let spec = gone.spec(Uuid::now_v7());
+    gone.driver.create_primary(&spec).await.unwrap();
+    let user = gone.driver.store_user(spec.store_id);
+    let pid = postmaster_of(&gone.driver.node_dir(spec.store_id, spec.node_id).join("data")).unwrap();
+    let _ = kill(Pid::from_raw(pid), Signal::SIGQUIT);
+    eventually("the server to stop", async || kill(Pid::from_raw(pid), None).is_err().then_some(())).await;
+    // Someone removes the data folder of a Berth, its mounted volumes and all.
+    let _ = std::process::Command::new("rm").arg("-rf").arg(&gone.root).status();
+    assert!(nix::unistd::User::from_name(&user).unwrap().is_some());
+
+    let next = fixture();
+    let removed = next.driver.retain_stores(&[]).await.unwrap();
+    assert!(removed.contains(&user), "{removed:?}");
+    assert!(nix::unistd::User::from_name(&user).unwrap().is_none(), "the store's user is gone");
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    assert!(!mounts.contains(&spec.node_id.to_string()), "and its volume: {mounts}");
+}

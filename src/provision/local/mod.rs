@@ -1017,6 +1017,14 @@ impl Provisioner for LocalDriver {
         Ok(out)
     }
 
+    async fn retain_stores(&self, stores: &[Uuid]) -> anyhow::Result<Vec<String>> {
+        let Some(users) = &self.users else { return Ok(vec![]) };
+        let mut removed = volume::unmount_orphans().await?;
+        let known = stores.iter().copied().collect();
+        removed.extend(users.retain(&known, |id| self.store_dir(id)).await?);
+        Ok(removed)
+    }
+
     fn networks_available(&self) -> Result<(), String> {
         self.net.as_ref().map(drop).map_err(Clone::clone)
     }

@@ -3,7 +3,8 @@
 //! reaches nothing of another store, of the control database or of Berth.
 
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -20,6 +21,9 @@ const TOOL_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug)]
 pub struct StoreUsers {
+    /// Berth's data folder, written in each user's comment: a later Berth removes the users of
+    /// data folders that are gone (their Berth can never come back for them).
+    root: std::path::PathBuf,
     /// This Berth's mark (see [`super::net::tag_for`]), in every user name it makes, so that
     /// several Berths on one host (or test processes) never take each other's users.
     tag: String,
@@ -29,7 +33,11 @@ pub struct StoreUsers {
 
 impl StoreUsers {
     pub fn new(root: &Path) -> Self {
-        Self { tag: super::net::tag_for(root)[..8].to_owned(), lock: tokio::sync::Mutex::new(()) }
+        Self {
+            root: root.to_owned(),
+            tag: super::net::tag_for(root)[..8].to_owned(),
+            lock: tokio::sync::Mutex::new(()),
+        }
     }
 
     /// `berth-<tag>-<the last 16 hex digits of the store id>`: 31 characters, under the 32 that
@@ -62,7 +70,7 @@ impl StoreUsers {
         let mut cmd = tokio::process::Command::new("useradd");
         cmd.args(["--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent"])
             .args(["--shell", "/usr/sbin/nologin", "--comment"])
-            .arg(format!("Berth store {store_id}"))
+            .arg(comment(store_id, &self.root))
             .arg(&name);
         retry_locked(cmd, "useradd").await.with_context(|| format!("making OS user {name}"))?;
         tracing::info!(%store_id, user = %name, "made the store's OS user");
@@ -83,29 +91,53 @@ impl StoreUsers {
         Ok(())
     }
 
-    /// The names of this Berth's store users, from the user database.
-    pub fn present(&self) -> anyhow::Result<Vec<String>> {
-        let mine = format!("{PREFIX}{}-", self.tag);
+    /// Removes the store users no Berth can come back for: this Berth's whose store it no longer
+    /// knows and whose folder is gone, and any Berth's whose data folder (its `volumes/`) is gone. Returns their
+    /// names, for the log.
+    pub async fn retain(&self, known: &HashSet<Uuid>, store_dir: impl Fn(Uuid) -> PathBuf) -> anyhow::Result<Vec<String>> {
         let text = std::fs::read_to_string("/etc/passwd").context("reading /etc/passwd")?;
-        Ok(text
-            .lines()
-            .filter_map(|l| l.split(':').next())
-            .filter(|n| n.starts_with(&mine))
-            .map(str::to_owned)
-            .collect())
+        let mine = format!("{PREFIX}{}-", self.tag);
+        let mut removed = vec![];
+        for line in text.lines() {
+            let fields: Vec<&str> = line.split(':').collect();
+            let (Some(name), Some(gecos)) = (fields.first(), fields.get(4)) else { continue };
+            let Some((store_id, root)) = parse_comment(gecos).filter(|_| name.starts_with(PREFIX)) else { continue };
+            let orphan = if name.starts_with(&mine) {
+                !known.contains(&store_id) && !store_dir(store_id).exists()
+            } else {
+                // A live Berth that runs as root always has its volumes' folder.
+                root.is_some_and(|r| !r.join("volumes").exists())
+            };
+            if orphan {
+                let _one = self.lock.lock().await;
+                let mut cmd = tokio::process::Command::new("userdel");
+                cmd.arg(name);
+                retry_locked(cmd, "userdel").await?;
+                removed.push((*name).to_owned());
+            }
+        }
+        Ok(removed)
     }
+}
 
-    /// Removes a user of this Berth by name (one no store knows any more).
-    pub async fn remove_by_name(&self, name: &str) -> anyhow::Result<()> {
-        anyhow::ensure!(
-            name.starts_with(&format!("{PREFIX}{}-", self.tag)),
-            "{name} is not a store user of this Berth"
-        );
-        let _one = self.lock.lock().await;
-        let mut cmd = tokio::process::Command::new("userdel");
-        cmd.arg(name);
-        retry_locked(cmd, "userdel").await.map(drop)
+/// `Berth store <id> in <data folder>`; the folder left out where the user database could not
+/// hold it.
+fn comment(store_id: Uuid, root: &Path) -> String {
+    let root = root.to_string_lossy();
+    if root.contains([':', ',', '\n']) {
+        format!("Berth store {store_id}")
+    } else {
+        format!("Berth store {store_id} in {root}")
     }
+}
+
+fn parse_comment(gecos: &str) -> Option<(Uuid, Option<PathBuf>)> {
+    let rest = gecos.strip_prefix("Berth store ")?;
+    let (id, root) = match rest.split_once(" in ") {
+        Some((id, root)) => (id, Some(PathBuf::from(root))),
+        None => (rest, None),
+    };
+    Some((id.parse().ok()?, root))
 }
 
 /// Runs a user-database tool, again while another holds the lock on `/etc/passwd` (exit 10 for

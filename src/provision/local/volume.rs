@@ -218,3 +218,43 @@ fn bytes(size_gib: u32) -> u64 {
 pub fn image_for(root: &Path, node_id: uuid::Uuid) -> PathBuf {
     root.join("volumes").join(format!("{node_id}.img"))
 }
+
+/// Unmounts the volumes of any Berth whose image was deleted under them (a data folder removed
+/// while its nodes' volumes were mounted): nothing can reach their data again, and each holds a
+/// loop device until unmounted. Returns what it unmounted, for the log.
+pub async fn unmount_orphans() -> anyhow::Result<Vec<String>> {
+    let mut out = vec![];
+    let Ok(devices) = std::fs::read_dir("/sys/block") else { return Ok(out) };
+    let mounts = std::fs::read_to_string("/proc/self/mounts")?;
+    for dev in devices.flatten() {
+        let name = dev.file_name().to_string_lossy().into_owned();
+        let Ok(backing) = std::fs::read_to_string(dev.path().join("loop/backing_file")) else { continue };
+        let Some(image) = backing.trim_end().strip_suffix(" (deleted)") else { continue };
+        let is_volume = Path::new(image)
+            .parent()
+            .is_some_and(|p| p.ends_with("volumes"))
+            && image.ends_with(".img")
+            && Path::new(image).file_stem().and_then(|s| s.to_str()?.parse::<uuid::Uuid>().ok()).is_some();
+        if !is_volume {
+            continue;
+        }
+        let device = format!("/dev/{name}");
+        for target in mounts.lines().filter_map(|l| {
+            let mut f = l.split(' ');
+            (f.next()? == device).then(|| f.next().map(unescape)).flatten()
+        }) {
+            let mut umount = tokio::process::Command::new("umount");
+            umount.arg("--lazy").arg(&target);
+            tool(umount, "umount").await?;
+            // What the removal left for the mount: the node's, store's and data folder's
+            // skeleton, removed while empty.
+            for dir in Path::new(&target).ancestors().take(4) {
+                if std::fs::remove_dir(dir).is_err() {
+                    break;
+                }
+            }
+            out.push(target);
+        }
+    }
+    Ok(out)
+}

@@ -1,6 +1,6 @@
--- A node's volume as the last health check saw it: its size and use, and whether it is full
--- (writes on it fail, or are about to). NULL sizes: volumes are not the node's own here.
+-- A node's volume as the last health check saw it: its size and use (NULL: volumes are not the
+-- node's own here), and when it was last seen full or a write on it failed for lack of space.
 alter table store_nodes
     add column disk_size_bytes bigint,
     add column disk_used_bytes bigint,
-    add column disk_full boolean not null default false;
+    add column disk_full_at timestamptz;

@@ -41,8 +41,22 @@ pub struct NodeRow {
     pub created_at: OffsetDateTime,
     pub disk_size_bytes: Option<i64>,
     pub disk_used_bytes: Option<i64>,
-    pub disk_full: bool,
+    /// When the node's volume was last seen full, or a write on it failed for lack of space.
+    pub disk_full_at: Option<OffsetDateTime>,
 }
+
+impl NodeRow {
+    /// The volume is full, or was within [`DISK_FULL_SHOWN_FOR`] of the last health check: a
+    /// failed write frees its space at once (its files are removed when it rolls back), and the
+    /// people who could not write should still be told why.
+    pub fn disk_full(&self) -> bool {
+        self.disk_full_at
+            .zip(self.checked_at)
+            .is_some_and(|(full, checked)| full >= checked - DISK_FULL_SHOWN_FOR)
+    }
+}
+
+pub const DISK_FULL_SHOWN_FOR: time::Duration = time::Duration::minutes(15);
 
 pub struct NewStore<'a> {
     pub id: Uuid,
@@ -259,7 +273,7 @@ pub async fn nodes(ex: impl PgExecutor<'_>, org_id: Uuid, store_ids: &[Uuid]) ->
     sqlx::query_as!(
         NodeRow,
         "select id, store_id, role, host, port, state, replication_lag_bytes, checked_at, created_at,
-                disk_size_bytes, disk_used_bytes, disk_full
+                disk_size_bytes, disk_used_bytes, disk_full_at
          from store_nodes where org_id = $1 and store_id = any($2)
          order by store_id, role, created_at, id",
         org_id,
@@ -327,7 +341,8 @@ pub async fn set_node_health(
     let bytes = |b: u64| i64::try_from(b).unwrap_or(i64::MAX);
     sqlx::query!(
         "update store_nodes set state = $2, replication_lag_bytes = $3, checked_at = $4,
-                disk_size_bytes = $5, disk_used_bytes = $6, disk_full = $7,
+                disk_size_bytes = $5, disk_used_bytes = $6,
+                disk_full_at = case when $7 then $4 else disk_full_at end,
                 updated_at = case when state = $2 then updated_at else $4 end
          where id = $1 and state in ('running', 'stopped', 'failed')",
         node_id,
@@ -343,6 +358,12 @@ pub async fn set_node_health(
     Ok(())
 }
 
+/// The node's volume grew: what was full is no longer.
+pub async fn clear_disk_full(ex: impl PgExecutor<'_>, node_id: Uuid) -> sqlx::Result<()> {
+    sqlx::query!("update store_nodes set disk_full_at = null where id = $1", node_id).execute(ex).await?;
+    Ok(())
+}
+
 pub async fn delete_node(ex: impl PgExecutor<'_>, node_id: Uuid) -> sqlx::Result<()> {
     sqlx::query!("delete from store_nodes where id = $1", node_id).execute(ex).await?;
     Ok(())
@@ -352,7 +373,7 @@ pub async fn delete_node(ex: impl PgExecutor<'_>, node_id: Uuid) -> sqlx::Result
 pub async fn all_live_nodes(ex: impl PgExecutor<'_>) -> sqlx::Result<Vec<(Uuid, NodeRow)>> {
     let rows = sqlx::query!(
         "select n.id, n.store_id, n.role, n.host, n.port, n.state, n.replication_lag_bytes, n.checked_at,
-                n.created_at, n.disk_size_bytes, n.disk_used_bytes, n.disk_full, n.org_id
+                n.created_at, n.disk_size_bytes, n.disk_used_bytes, n.disk_full_at, n.org_id
          from store_nodes n join stores s on s.id = n.store_id
          where s.status <> 'deleted'"
     )
@@ -375,7 +396,7 @@ pub async fn all_live_nodes(ex: impl PgExecutor<'_>) -> sqlx::Result<Vec<(Uuid, 
                     created_at: r.created_at,
                     disk_size_bytes: r.disk_size_bytes,
                     disk_used_bytes: r.disk_used_bytes,
-                    disk_full: r.disk_full,
+                    disk_full_at: r.disk_full_at,
                 },
             )
         })

@@ -96,7 +96,7 @@ pub async fn check_all(env: &JobEnv) -> anyhow::Result<()> {
         let spec = env.plane.probe_spec(&node)?;
         let status = env.plane.driver.status(&spec).await?;
         let disk = env.plane.driver.disk_usage(&spec).await?;
-        if disk.is_some_and(|d| d.full) && !node.disk_full {
+        if disk.is_some_and(|d| d.full) && !node.disk_full() {
             tracing::warn!(store_id = %node.store_id, node_id = %node.id, "a node's volume is full: its writes fail until the volume grows");
         }
         let health = db::stores::Health {

@@ -71,7 +71,9 @@ pub async fn run(env: &JobEnv, job: &JobRow, step_text: &str) -> anyhow::Result<
         step::GROW_VOLUME => {
             let node = need(node)?;
             let spec = spec_of(node).await?.context("the node is gone")?;
-            env.plane.driver.grow_volume(&spec).await
+            env.plane.driver.grow_volume(&spec).await?;
+            db::stores::clear_disk_full(&env.db, node).await?;
+            Ok(())
         }
         step::APPLY_PARAMETERS => {
             let node = need(node)?;

@@ -141,7 +141,8 @@ pub struct NodeStatus {
 pub struct DiskUsage {
     pub size_bytes: u64,
     pub used_bytes: u64,
-    /// So little room is left that the node's writes fail, or are about to.
+    /// So little room is left that the node's writes fail, or are about to, or a write failed
+    /// for lack of space since the last look.
     pub full: bool,
 }
 

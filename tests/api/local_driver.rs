@@ -396,10 +396,11 @@ async fn a_node_of_the_older_layout_is_moved_over_at_start_with_its_data() {
     let mut conn = PgConnection::connect_with(&client(&spec, ADMIN, "older-password-1")).await.unwrap();
     let kept: i32 = sqlx::query_scalar("select x from kept").fetch_one(&mut conn).await.unwrap();
     assert_eq!(kept, 42, "the data came along");
-    let createrole: bool = sqlx::query_scalar("select rolcreaterole from pg_roles where rolname = current_user")
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
+    let createrole: bool =
+        sqlx::query_scalar("select rolcreaterole from pg_roles where rolname = current_user")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
     assert!(!createrole, "and the admin lost CREATEROLE");
     assert!(!old.socket_dir.exists(), "the old socket folder is gone");
     let node_dir = f.driver.node_dir(spec.store_id, spec.node_id);

@@ -55,8 +55,9 @@ pub struct NodeView {
     pub replication_lag_bytes: Option<i64>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub checked_at: Option<OffsetDateTime>,
-    /// The node's volume is full: its writes fail with PostgreSQL's own error until the store's
-    /// `volume_size` grows (or data is removed). From the last health check.
+    /// The node's volume is full, or a write on it failed for lack of space within the last 15
+    /// minutes: its writes fail with PostgreSQL's own error until the store's `volume_size`
+    /// grows (or data is removed). From the health checks.
     pub disk_full: bool,
     /// The size of the node's volume and what is used of it, at the last health check; absent
     /// where volumes are not the node's own (see the deploy options' `isolation`).
@@ -152,10 +153,11 @@ fn view(s: StoreRow, nodes: Vec<NodeRow>, current_job: Option<JobView>) -> Store
         tags: s.tags,
         deletion_protection: s.deletion_protection,
         status: s.status,
-        disk_full: nodes.iter().filter(live).any(|n| n.disk_full),
+        disk_full: nodes.iter().filter(live).any(NodeRow::disk_full),
         nodes: nodes
             .into_iter()
             .map(|n| NodeView {
+                disk_full: n.disk_full(),
                 id: n.id,
                 role: n.role,
                 host: n.host,
@@ -163,7 +165,6 @@ fn view(s: StoreRow, nodes: Vec<NodeRow>, current_job: Option<JobView>) -> Store
                 state: n.state,
                 replication_lag_bytes: n.replication_lag_bytes,
                 checked_at: n.checked_at,
-                disk_full: n.disk_full,
                 disk_size_bytes: n.disk_size_bytes,
                 disk_used_bytes: n.disk_used_bytes,
             })

@@ -44,6 +44,8 @@ pub struct LocalDriver {
     /// By major version.
     binaries: BTreeMap<u32, PgBinaries>,
     ephemeral: bool,
+    /// How far each node's server log has been read for failed writes (see `disk_usage`).
+    log_read: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<Uuid, u64>>>,
     /// VPC networks, when this host allows them; else why not.
     net: Result<Net, String>,
 }
@@ -73,7 +75,7 @@ impl LocalDriver {
             std::fs::set_permissions(&volumes, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
         }
         let net = Net::probe(&root);
-        Ok(Self { root, users, binaries: by_major, ephemeral: false, net })
+        Ok(Self { root, users, binaries: by_major, ephemeral: false, log_read: Default::default(), net })
     }
 
     /// [`LocalDriver::new`] with every major version installed on this host (see
@@ -87,6 +89,29 @@ impl LocalDriver {
     pub fn ephemeral(mut self, on: bool) -> Self {
         self.ephemeral = on;
         self
+    }
+
+    /// Whether the node's server log said, since the last look, that a write failed for lack of
+    /// space. A failed write's files are removed when it rolls back, so the volume may have room
+    /// again by the time anyone looks at it. A first look reads the log's last 64 KiB.
+    fn write_failed_since_last_look(&self, spec: &NodeSpec) -> bool {
+        use std::io::{Read, Seek, SeekFrom};
+        let log = self.node_dir(spec.store_id, spec.node_id).join("server.log");
+        let Ok(mut file) = std::fs::File::open(&log) else { return false };
+        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let mut offsets = self.log_read.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let from = match offsets.get(&spec.node_id) {
+            Some(&at) if at <= len => at,
+            _ => len.saturating_sub(64 * 1024),
+        };
+        offsets.insert(spec.node_id, len);
+        drop(offsets);
+        let mut text = Vec::new();
+        if file.seek(SeekFrom::Start(from)).is_err() || file.take(len - from).read_to_end(&mut text).is_err()
+        {
+            return false;
+        }
+        String::from_utf8_lossy(&text).contains("No space left on device")
     }
 
     /// The name of the OS user a store's servers run as when Berth is root.
@@ -937,7 +962,8 @@ impl Provisioner for LocalDriver {
             return Ok(None);
         }
         let u = volume.usage()?;
-        Ok(Some(DiskUsage { size_bytes: u.size_bytes, used_bytes: u.used_bytes, full: u.full() }))
+        let failed = self.write_failed_since_last_look(spec);
+        Ok(Some(DiskUsage { size_bytes: u.size_bytes, used_bytes: u.used_bytes, full: u.full() || failed }))
     }
 
     fn isolation(&self) -> Isolation {

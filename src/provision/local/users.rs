@@ -2,8 +2,8 @@
 //! belong to it alone, so that a process of one store (or a customer who escaped into one)
 //! reaches nothing of another store, of the control database or of Berth.
 
-use std::os::unix::fs::MetadataExt;
 use std::collections::HashSet;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -94,14 +94,20 @@ impl StoreUsers {
     /// Removes the store users no Berth can come back for: this Berth's whose store it no longer
     /// knows and whose folder is gone, and any Berth's whose data folder (its `volumes/`) is gone. Returns their
     /// names, for the log.
-    pub async fn retain(&self, known: &HashSet<Uuid>, store_dir: impl Fn(Uuid) -> PathBuf) -> anyhow::Result<Vec<String>> {
+    pub async fn retain(
+        &self,
+        known: &HashSet<Uuid>,
+        store_dir: impl Fn(Uuid) -> PathBuf,
+    ) -> anyhow::Result<Vec<String>> {
         let text = std::fs::read_to_string("/etc/passwd").context("reading /etc/passwd")?;
         let mine = format!("{PREFIX}{}-", self.tag);
         let mut removed = vec![];
         for line in text.lines() {
             let fields: Vec<&str> = line.split(':').collect();
             let (Some(name), Some(gecos)) = (fields.first(), fields.get(4)) else { continue };
-            let Some((store_id, root)) = parse_comment(gecos).filter(|_| name.starts_with(PREFIX)) else { continue };
+            let Some((store_id, root)) = parse_comment(gecos).filter(|_| name.starts_with(PREFIX)) else {
+                continue;
+            };
             let orphan = if name.starts_with(&mine) {
                 !known.contains(&store_id) && !store_dir(store_id).exists()
             } else {
@@ -163,16 +169,18 @@ async fn retry_locked(mut cmd: tokio::process::Command, what: &str) -> anyhow::R
 }
 
 /// Gives `path` and everything below it to `owner` (links themselves, never what they point to).
+/// A folder changes owner after everything in it: if this is interrupted, a folder that has its
+/// new owner is complete, and a retry that checks the top finds the work unfinished.
 pub fn chown_tree(path: &Path, owner: &RunAs) -> anyhow::Result<()> {
     let meta = std::fs::symlink_metadata(path).with_context(|| format!("reading {}", path.display()))?;
-    if meta.uid() != owner.uid || meta.gid() != owner.gid {
-        std::os::unix::fs::lchown(path, Some(owner.uid), Some(owner.gid))
-            .with_context(|| format!("chown {} to {}", path.display(), owner.name))?;
-    }
     if meta.is_dir() {
         for entry in std::fs::read_dir(path).with_context(|| format!("listing {}", path.display()))? {
             chown_tree(&entry?.path(), owner)?;
         }
+    }
+    if meta.uid() != owner.uid || meta.gid() != owner.gid {
+        std::os::unix::fs::lchown(path, Some(owner.uid), Some(owner.gid))
+            .with_context(|| format!("chown {} to {}", path.display(), owner.name))?;
     }
     Ok(())
 }

@@ -58,8 +58,8 @@ impl Volume {
             std::fs::create_dir_all(parent)?;
             // Assembled under another name: an image with a complete filesystem or none at all.
             let partial = self.image.with_extension("img.partial");
-            let file = std::fs::File::create(&partial)
-                .with_context(|| format!("creating {}", partial.display()))?;
+            let file =
+                std::fs::File::create(&partial).with_context(|| format!("creating {}", partial.display()))?;
             file.set_len(size)?;
             drop(file);
             let mut mkfs = tokio::process::Command::new("mkfs.ext4");
@@ -76,7 +76,10 @@ impl Volume {
             self.grow_offline(size_gib).await?;
             std::fs::create_dir_all(&self.mount_point)?;
             let mut mount = tokio::process::Command::new("mount");
-            mount.args(["-t", "ext4", "-o", "loop,nodev,nosuid,noexec"]).arg(&self.image).arg(&self.mount_point);
+            mount
+                .args(["-t", "ext4", "-o", "loop,nodev,nosuid,noexec"])
+                .arg(&self.image)
+                .arg(&self.mount_point);
             tool(mount, "mount").await?;
         }
         Ok(())
@@ -143,7 +146,8 @@ impl Volume {
         let field = |name: &str| -> Option<u64> {
             text.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.trim().parse().ok())
         };
-        let (count, block) = field("Block count:").zip(field("Block size:")).context("dumpe2fs: no block count")?;
+        let (count, block) =
+            field("Block count:").zip(field("Block size:")).context("dumpe2fs: no block count")?;
         Ok(count * block)
     }
 
@@ -230,9 +234,7 @@ pub async fn unmount_orphans() -> anyhow::Result<Vec<String>> {
         let name = dev.file_name().to_string_lossy().into_owned();
         let Ok(backing) = std::fs::read_to_string(dev.path().join("loop/backing_file")) else { continue };
         let Some(image) = backing.trim_end().strip_suffix(" (deleted)") else { continue };
-        let is_volume = Path::new(image)
-            .parent()
-            .is_some_and(|p| p.ends_with("volumes"))
+        let is_volume = Path::new(image).parent().is_some_and(|p| p.ends_with("volumes"))
             && image.ends_with(".img")
             && Path::new(image).file_stem().and_then(|s| s.to_str()?.parse::<uuid::Uuid>().ok()).is_some();
         if !is_volume {

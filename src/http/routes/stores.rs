@@ -27,6 +27,7 @@ use crate::http::routes::jobs::JobView;
 use crate::http::routes::vpcs::{self, StoreNetwork};
 use crate::jobs::{self, step};
 use crate::provision::catalog::Choice;
+use crate::provision::sizing;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -716,7 +717,8 @@ pub struct UpdateStore {
 }
 
 /// Changes a store. With `If-Match`, only if the store is still at that revision (412 if not).
-/// Name, tags and deletion protection change at once; a size change starts a job (202).
+/// Name, tags and deletion protection change at once; a size change starts a job (202). A new
+/// instance size must hold the store's parameter group.
 #[utoipa::path(
     patch, path = "/api/v1/orgs/{org_id}/stores/{store_id}", tag = "stores",
     security(("session" = []), ("bearer" = ["stores:write"])),
@@ -730,7 +732,7 @@ pub struct UpdateStore {
         (status = 404, description = "No such store for the caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "A job is in progress, or the name is taken", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "The store changed since it was read", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid field, or an instance size that cannot hold the store's parameter group (the parameter and bound are named)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn update_store(
@@ -765,6 +767,11 @@ async fn update_store(
             cloud: &store.cloud,
             region: &store.region,
         })?;
+    }
+    if let Some(size) = size.and_then(|s| state.plane.catalog.instance_size(s)) {
+        if let Some(group) = db::parameter_groups::of_store(&mut *tx, ctx.org_id, store_id).await? {
+            sizing::check_resize(size, &group)?;
+        }
     }
     let resizing = size.is_some() || volume.is_some();
     if resizing && store.status != "available" && store.status != "degraded" {

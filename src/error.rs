@@ -10,6 +10,10 @@ use utoipa::ToSchema;
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
+/// When to ask again after `capacity_exhausted`: capacity comes back as other tenants remove
+/// nodes, or when the operator adds some, neither of which is quick.
+const CAPACITY_RETRY_AFTER_SECS: u64 = 300;
+
 /// One offending field of a rejected request.
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
 pub struct FieldError {
@@ -71,6 +75,10 @@ pub enum ApiError {
     TooManyRequests { retry_after_secs: u64 },
     #[error("{0}")]
     Unavailable(String),
+    /// The operator's capacity (node ports, say) is used up: not the tenant's doing, and gone
+    /// when capacity is freed or added.
+    #[error("{0}")]
+    CapacityExhausted(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -103,7 +111,7 @@ impl ApiError {
             Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::CapacityExhausted(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -122,6 +130,7 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::TooManyRequests { .. } => "too_many_requests",
             Self::Unavailable(_) => "service_unavailable",
+            Self::CapacityExhausted(_) => "capacity_exhausted",
             Self::Internal(_) => "internal_error",
         }
     }
@@ -209,6 +218,9 @@ impl IntoResponse for ApiError {
             }
             Self::TooManyRequests { retry_after_secs } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            }
+            Self::CapacityExhausted(_) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(CAPACITY_RETRY_AFTER_SECS));
             }
             _ => {}
         }

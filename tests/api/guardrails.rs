@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::helpers::TestApp;
-use crate::stores::{body, version};
+use crate::stores::{body, create, version};
 
 /// What the store's create job would leave behind, without running it: the job done and the
 /// store available, so the next change to it is not refused as busy.
@@ -135,4 +135,35 @@ async fn a_group_must_fit_an_instance_size_to_be_made_applied_or_kept_through_a_
         .send()
         .await;
     assert_field(&r, "parameters.shared_buffers", &["store tiny-one uses this group", "at most 102 MB"]);
+}
+
+#[tokio::test]
+async fn the_node_port_range_running_out_is_503_capacity_exhausted() {
+    let app = TestApp::spawn().await;
+    let owner = app.login_owner().await;
+    let path = format!("/api/v1/orgs/{}/stores", app.owner_org);
+    let first = create(&app, &owner, "first", 1).await["store"]["id"].as_str().unwrap().to_owned();
+    let mut made = 1;
+    let mut create_until_refused = async |nodes: i64| loop {
+        let r = app.post(&path).cookie(&owner).json(body(&format!("wide-{made}"), nodes)).send().await;
+        if r.status != StatusCode::ACCEPTED {
+            return (r, made);
+        }
+        made += 1;
+        assert!(made <= 10, "more nodes than this app's ten ports");
+    };
+    // Stores of five nodes until the range cannot take one, then of one until it is full.
+    let (refused, _) = create_until_refused(5).await;
+    refused.assert_problem(StatusCode::SERVICE_UNAVAILABLE, "capacity_exhausted");
+    assert!(refused.json()["detail"].as_str().unwrap().contains("needs 5"), "{}", refused.text());
+    let (refused, made) = create_until_refused(1).await;
+    refused.assert_problem(StatusCode::SERVICE_UNAVAILABLE, "capacity_exhausted");
+    assert!(refused.header("retry-after").is_some_and(|v| v.parse::<u64>().is_ok()), "{:?}", refused.headers);
+    let stores: i64 = sqlx::query_scalar("select count(*) from stores").fetch_one(&app.db).await.unwrap();
+    assert_eq!(stores, made as i64, "a refused store is not made");
+
+    // Adding a node when no port is left is the same answer.
+    settle(&app, &first).await;
+    let r = app.post(&format!("{path}/{first}/nodes")).cookie(&owner).send().await;
+    r.assert_problem(StatusCode::SERVICE_UNAVAILABLE, "capacity_exhausted");
 }

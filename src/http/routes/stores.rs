@@ -368,6 +368,7 @@ fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
         (status = 404, description = "No such organization for the caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The name is taken, or the VPC is not available or has no address left", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field outside the catalog, a VPC that is not this organization's or not in the store's cloud and region, or an Idempotency-Key reused with another body", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`capacity_exhausted`: this Berth has no node port left (`Retry-After`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64))),
     )
 )]
 async fn create_store(
@@ -925,6 +926,7 @@ async fn store_for_node_op(
         (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such store for the caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "A job is in progress, the store has the most nodes allowed, or its VPC has no address left", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`capacity_exhausted`: this Berth has no node port left (`Retry-After`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64))),
     )
 )]
 async fn add_node(

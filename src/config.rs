@@ -121,6 +121,11 @@ pub struct PlaneConfig {
     /// Loopback ports handed to store nodes, `first-last`.
     #[arg(long, env = "BERTH_NODE_PORTS", default_value = "15432-16431", value_parser = parse_ports)]
     pub node_ports: std::ops::RangeInclusive<u16>,
+
+    /// The shortest time a backup schedule may leave between two backups of one kind (checked
+    /// on every gap between the cron expression's times over the coming year).
+    #[arg(long, env = "BERTH_BACKUP_MIN_INTERVAL", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub backup_min_interval: Duration,
 }
 
 fn parse_ports(s: &str) -> Result<std::ops::RangeInclusive<u16>, String> {

@@ -69,7 +69,7 @@ pub mod step {
     }
 }
 
-/// What jobs act with: the data plane and the secrets to drive it.
+/// What jobs act with: the data plane, the secrets to drive it, and the operator's limits on it.
 #[derive(Debug, Clone)]
 pub struct DataPlane {
     pub driver: Arc<dyn Provisioner>,
@@ -77,6 +77,8 @@ pub struct DataPlane {
     pub master_key: MasterKey,
     /// Loopback ports handed to nodes.
     pub ports: std::ops::RangeInclusive<u16>,
+    /// The shortest time a backup schedule may leave between two backups of one kind.
+    pub backup_min_interval: std::time::Duration,
     /// Where backups and archived WAL are kept.
     pub backups: Arc<dyn crate::backup::BackupStore>,
 }

@@ -20,6 +20,14 @@ pub const DEFAULT_RETENTION_COUNT: i32 = 7;
 pub const DEFAULT_RETENTION_DAYS: i32 = 7;
 /// Schedules looked at per tick; the rest wait for the next one.
 const BATCH: i64 = 50;
+/// `BERTH_BACKUP_MIN_INTERVAL` unless set.
+pub const DEFAULT_MIN_INTERVAL: Duration = Duration::from_secs(3600);
+/// How far ahead the gaps of a schedule are checked: a year holds every combination of days of
+/// the month and of the week that a five-field expression can name, but for leap days.
+const GAP_HORIZON: time::Duration = time::Duration::days(366);
+/// And at most this many fire times: more than a year of hourly backups, so that only an
+/// operator's minimum under an hour can cut the check short, after weeks of short gaps.
+const GAP_MAX_TIMES: usize = 9000;
 
 /// A five-field cron expression (minute hour day-of-month month day-of-week, in UTC), or why
 /// it is not one.
@@ -29,6 +37,31 @@ pub fn parse_cron(text: &str) -> Result<Cron, String> {
         parser.parse(text).map_err(|e| format!("{text:?} is not a five-field cron expression: {e}"))?;
     // A pattern that never fires (30 February) is refused rather than silently never run.
     next_after(&cron, OffsetDateTime::UNIX_EPOCH).ok_or_else(|| format!("{text:?} never fires"))?;
+    Ok(cron)
+}
+
+/// A backup schedule's cron expression: five fields that fire at least `min` apart, checked on
+/// every gap between its fire times in the year after `now`; or why it is not one.
+pub fn parse_schedule(text: &str, now: OffsetDateTime, min: Duration) -> Result<Cron, String> {
+    let cron = parse_cron(text)?;
+    let end = now + GAP_HORIZON;
+    let Some(mut prev) = next_after(&cron, now) else { return Ok(cron) };
+    for _ in 0..GAP_MAX_TIMES {
+        let Some(next) = next_after(&cron, prev).filter(|n| *n <= end) else { break };
+        let gap = Duration::try_from(next - prev).unwrap_or_default();
+        if gap < min {
+            let at = |t: OffsetDateTime| {
+                t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+            };
+            return Err(format!(
+                "{text:?} fires at {} and again {} later; scheduled backups must be at least {} apart",
+                at(prev),
+                humantime::format_duration(gap),
+                humantime::format_duration(min)
+            ));
+        }
+        prev = next;
+    }
     Ok(cron)
 }
 
@@ -220,7 +253,7 @@ pub async fn scheduler_loop(env: JobEnv, every: Duration) {
 mod tests {
     use time::macros::datetime;
 
-    use super::{next_after, parse_cron};
+    use super::{next_after, parse_cron, parse_schedule};
 
     #[test]
     fn cron_expressions_fire_when_they_say() {
@@ -238,6 +271,27 @@ mod tests {
             next_after(&every_minute, datetime!(2026-11-25 10:00:01 UTC)),
             Some(datetime!(2026-11-25 10:01 UTC))
         );
+    }
+
+    #[test]
+    fn a_schedule_fires_at_least_the_minimum_apart_over_the_year() {
+        let now = datetime!(2026-12-02 10:00 UTC);
+        let hour = std::time::Duration::from_secs(3600);
+        for ok in ["0 * * * *", "0 3 * * *", "0 3 * * 1", "0 0 1 * *", "30 1,3 * * *"] {
+            assert!(parse_schedule(ok, now, hour).is_ok(), "{ok}");
+        }
+        for (bad, gap) in [
+            ("* * * * *", "1m"),
+            ("*/30 * * * *", "30m"),
+            ("0,59 3 * * *", "59m"),
+            // Only on the first of the month, two weeks ahead.
+            ("0,10 0 1 * *", "10m"),
+        ] {
+            let e = parse_schedule(bad, now, hour).unwrap_err();
+            assert!(e.contains(&format!("again {gap} later")) && e.contains("at least 1h"), "{bad}: {e}");
+        }
+        assert!(parse_schedule("*/30 * * * *", now, std::time::Duration::from_secs(1800)).is_ok());
+        assert!(parse_schedule("61 * * * *", now, hour).unwrap_err().contains("five-field"));
     }
 
     #[test]

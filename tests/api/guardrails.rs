@@ -137,6 +137,59 @@ async fn a_group_must_fit_an_instance_size_to_be_made_applied_or_kept_through_a_
     assert_field(&r, "parameters.shared_buffers", &["store tiny-one uses this group", "at most 102 MB"]);
 }
 
+async fn put(app: &TestApp, cookie: &str, path: &str, b: Value) -> crate::helpers::TestResponse {
+    app.put(path).cookie(cookie).json(b).send().await
+}
+
+#[tokio::test]
+async fn a_schedule_keeps_the_operators_minimum_interval_and_a_retention() {
+    let mut app = TestApp::spawn().await;
+    let owner = app.login_owner().await;
+    let created = create(&app, &owner, "scheduled", 1).await;
+    let path = format!(
+        "/api/v1/orgs/{}/stores/{}/backup-schedule",
+        app.owner_org,
+        created["store"]["id"].as_str().unwrap()
+    );
+    let r = put(&app, &owner, &path, json!({"full_cron": "*/10 * * * *", "retention": {"count": 3}})).await;
+    assert_field(&r, "full_cron", &["again 10m later", "at least 1h apart"]);
+    let r = put(
+        &app,
+        &owner,
+        &path,
+        json!({"full_cron": "0 3 * * *", "logical_cron": "0,30 4 * * *", "retention": {"days": 7}}),
+    )
+    .await;
+    assert_field(&r, "logical_cron", &["again 30m later"]);
+    let r = put(&app, &owner, &path, json!({"full_cron": "0 3 * * *", "retention": {}})).await;
+    assert_field(&r, "retention", &["count, days or both"]);
+    let r = put(
+        &app,
+        &owner,
+        &path,
+        json!({"full_cron": "0 3 * * *", "retention": {"count": null, "days": null}}),
+    )
+    .await;
+    assert_field(&r, "retention", &[]);
+    let r = put(&app, &owner, &path, json!({"full_cron": "0 3 * * *", "retention": {"days": 3651}})).await;
+    assert_field(&r, "retention.days", &["1 to 3650"]);
+    let s = app.get(&path).cookie(&owner).send().await.json();
+    assert_eq!(
+        (s["full_cron"].as_str(), &s["retention"]),
+        (Some("0 3 * * *"), &json!({"count": 7, "days": 7}))
+    );
+
+    let r = put(&app, &owner, &path, json!({"full_cron": "0 */2 * * *", "retention": {"days": 2}})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    // The operator allows ten minutes: the same expression passes.
+    app.state.plane.backup_min_interval = std::time::Duration::from_secs(600);
+    app.router = berth::app::build_router(app.state.clone());
+    let r = put(&app, &owner, &path, json!({"full_cron": "*/10 * * * *", "retention": {"count": 3}})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let r = put(&app, &owner, &path, json!({"full_cron": "*/5 * * * *", "retention": {"count": 3}})).await;
+    assert_field(&r, "full_cron", &["at least 10m apart"]);
+}
+
 #[tokio::test]
 async fn the_node_port_range_running_out_is_503_capacity_exhausted() {
     let app = TestApp::spawn().await;

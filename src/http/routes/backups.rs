@@ -565,10 +565,30 @@ async fn restore_store(
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Retention {
-    /// Keep this many newest backups of each kind (1 to 1000); none: no limit by count.
+    /// Keep this many newest backups of each kind (1 to 1000); none: no limit by count. A
+    /// schedule needs `count`, `days` or both.
     pub count: Option<i32>,
     /// Keep backups this many days (1 to 3650); none: no limit by age.
     pub days: Option<i32>,
+}
+
+impl Retention {
+    /// A schedule lets old backups go: by count, by age, or both, each within its bounds.
+    fn check(&self) -> ApiResult<()> {
+        if self.count.is_none() && self.days.is_none() {
+            return Err(ApiError::field(
+                "retention",
+                "needs count, days or both: a schedule must let old backups go",
+            ));
+        }
+        if self.count.is_some_and(|c| !(1..=1000).contains(&c)) {
+            return Err(ApiError::field("retention.count", "must be 1 to 1000"));
+        }
+        if self.days.is_some_and(|d| !(1..=3650).contains(&d)) {
+            return Err(ApiError::field("retention.days", "must be 1 to 3650"));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -649,7 +669,9 @@ async fn get_schedule(
 }
 
 /// Replaces the store's backup schedule. The scheduler inside the workers starts due backups
-/// (once, however many Berth instances run) and prunes those retention lets go.
+/// (once, however many Berth instances run) and prunes those retention lets go. Each cron
+/// expression must leave at least `BERTH_BACKUP_MIN_INTERVAL` (by default an hour) between two
+/// backups, and a retention is required.
 #[utoipa::path(
     put, path = "/api/v1/orgs/{org_id}/stores/{store_id}/backup-schedule", tag = "backups",
     security(("session" = []), ("bearer" = ["backups:write"])),
@@ -660,7 +682,7 @@ async fn get_schedule(
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such store for the caller", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A cron expression that is not one (the detail says why), a retention out of range, or an unknown source", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A cron expression that is not one or fires more often than the operator's minimum interval (the detail says why), a retention missing or out of range, or an unknown source", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn put_schedule(
@@ -673,18 +695,14 @@ async fn put_schedule(
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::BackupsWrite)?;
     store_of(&state, &ctx, store_id).await?;
-    jobs::schedule::parse_cron(&body.full_cron).map_err(|e| ApiError::field("full_cron", e))?;
-    if let Some(c) = &body.logical_cron {
-        jobs::schedule::parse_cron(c).map_err(|e| ApiError::field("logical_cron", e))?;
-    }
-    if body.retention.count.is_some_and(|c| !(1..=1000).contains(&c)) {
-        return Err(ApiError::field("retention.count", "must be 1 to 1000"));
-    }
-    if body.retention.days.is_some_and(|d| !(1..=3650).contains(&d)) {
-        return Err(ApiError::field("retention.days", "must be 1 to 3650"));
-    }
-    let source = source(body.source.as_deref().unwrap_or("replica"))?;
     let now = state.clock.now();
+    let min = state.plane.backup_min_interval;
+    jobs::schedule::parse_schedule(&body.full_cron, now, min).map_err(|e| ApiError::field("full_cron", e))?;
+    if let Some(c) = &body.logical_cron {
+        jobs::schedule::parse_schedule(c, now, min).map_err(|e| ApiError::field("logical_cron", e))?;
+    }
+    body.retention.check()?;
+    let source = source(body.source.as_deref().unwrap_or("replica"))?;
     let (next_full_at, next_logical_at) =
         jobs::schedule::next_times(&body.full_cron, body.logical_cron.as_deref(), now);
     let settings = db::backup_schedules::Settings {

@@ -226,6 +226,7 @@ async fn bench(
         catalog: Arc::new(catalog),
         master_key: MasterKey::generate().0,
         ports: 1..=1,
+        quotas: berth::quota::Quotas::DEFAULT,
         backup_min_interval: berth::jobs::schedule::DEFAULT_MIN_INTERVAL,
         backups,
     };

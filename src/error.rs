@@ -45,6 +45,15 @@ pub struct Problem {
     /// For server errors: an id to quote to the operator, who finds it in the log.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub instance: Option<String>,
+    /// For `quota_exceeded`: the quota (`stores`, `nodes`, `vpcs`, `backup_bytes`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quota: Option<String>,
+    /// For `quota_exceeded`: the organization's limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<i64>,
+    /// For `quota_exceeded`: what the organization has of it now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<i64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +88,8 @@ pub enum ApiError {
     /// when capacity is freed or added.
     #[error("{0}")]
     CapacityExhausted(String),
+    #[error("{0}")]
+    QuotaExceeded(crate::quota::QuotaExceeded),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -112,6 +123,7 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) | Self::CapacityExhausted(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::QuotaExceeded(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -131,6 +143,7 @@ impl ApiError {
             Self::TooManyRequests { .. } => "too_many_requests",
             Self::Unavailable(_) => "service_unavailable",
             Self::CapacityExhausted(_) => "capacity_exhausted",
+            Self::QuotaExceeded(_) => "quota_exceeded",
             Self::Internal(_) => "internal_error",
         }
     }
@@ -184,6 +197,10 @@ impl IntoResponse for ApiError {
             other => (Some(other.to_string()), vec![]),
         };
         let code = self.code();
+        let exceeded = match &self {
+            Self::QuotaExceeded(e) => Some(*e),
+            _ => None,
+        };
         let problem = Problem {
             r#type: format!("urn:berth:problem:{code}"),
             title: status.canonical_reason().unwrap_or("Error").to_owned(),
@@ -192,6 +209,9 @@ impl IntoResponse for ApiError {
             code: code.to_owned(),
             errors,
             instance,
+            quota: exceeded.map(|e| e.quota.as_str().to_owned()),
+            limit: exceeded.map(|e| e.limit),
+            usage: exceeded.map(|e| e.usage),
         };
         let mut res = problem_response(status, &problem);
         let headers = res.headers_mut();

@@ -77,6 +77,8 @@ pub struct DataPlane {
     pub master_key: MasterKey,
     /// Loopback ports handed to nodes.
     pub ports: std::ops::RangeInclusive<u16>,
+    /// The operator's default quotas of every organization.
+    pub quotas: crate::quota::Quotas,
     /// The shortest time a backup schedule may leave between two backups of one kind.
     pub backup_min_interval: std::time::Duration,
     /// Where backups and archived WAL are kept.

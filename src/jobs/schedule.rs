@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use super::{BACKUP, JobEnv, step};
 use crate::db;
+use crate::quota::{self, QuotaExceeded, Quotas};
 
 /// A schedule as the API shows it before anyone changes it: daily at 03:00 UTC, seven kept.
 pub const DEFAULT_FULL_CRON: &str = "0 3 * * *";
@@ -100,14 +101,29 @@ pub struct NewBackup<'a> {
     pub now: OffsetDateTime,
 }
 
-/// A backup and the job that takes it, enqueued in the caller's transaction; `None` when the
-/// store has a job in progress (nothing is written then). Returns the backup's and the job's ids.
+/// What [`start_backup`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Started {
+    /// The backup's and its job's ids.
+    Backup { backup_id: Uuid, job_id: Uuid },
+    /// The store has a job in progress.
+    Busy,
+    /// The organization keeps as many bytes of backups as its quota allows.
+    OverQuota(QuotaExceeded),
+}
+
+/// A backup and the job that takes it, enqueued in the caller's transaction, unless the store
+/// has a job in progress or the organization's backups fill its quota (nothing is written then).
 pub async fn start_backup(
     tx: &mut sqlx::PgConnection,
+    quotas: &Quotas,
     b: NewBackup<'_>,
-) -> anyhow::Result<Option<(Uuid, Uuid)>> {
+) -> anyhow::Result<Started> {
     use sqlx::Connection;
     let (org_id, now) = (b.org_id, b.now);
+    if let Err(over) = quota::admit_backup(&mut *tx, quotas, org_id).await? {
+        return Ok(Started::OverQuota(over));
+    }
     let mut sp = tx.begin().await?;
     let backup_id = Uuid::now_v7();
     db::backups::insert(&mut *sp, org_id, backup_id, b.store_id, b.kind, b.trigger, now).await?;
@@ -130,11 +146,11 @@ pub async fn start_backup(
     match inserted {
         Ok(()) => {
             sp.commit().await?;
-            Ok(Some((backup_id, job_id)))
+            Ok(Started::Backup { backup_id, job_id })
         }
         Err(sqlx::Error::Database(d)) if d.constraint() == Some("jobs_one_active_per_store") => {
             sp.rollback().await?;
-            Ok(None)
+            Ok(Started::Busy)
         }
         Err(e) => Err(e.into()),
     }
@@ -183,10 +199,17 @@ async fn start_due(env: &JobEnv) -> anyhow::Result<usize> {
                         created_by: None,
                         now,
                     };
-                    let begun = start_backup(&mut tx, backup).await?;
-                    if begun.is_some() {
-                        started += 1;
-                        *next = next_of(Some(cron), now);
+                    match start_backup(&mut tx, &env.plane.quotas, backup).await? {
+                        Started::Backup { .. } => {
+                            started += 1;
+                            *next = next_of(Some(cron), now);
+                        }
+                        Started::Busy => {}
+                        // Skipped, not retried at every tick: retention or a person frees room.
+                        Started::OverQuota(over) => {
+                            tracing::warn!(store_id = %s.store_id, kind, "scheduled backup skipped: {over}");
+                            *next = next_of(Some(cron), now);
+                        }
                     }
                 }
                 Some(_) => {}

@@ -190,6 +190,185 @@ async fn a_schedule_keeps_the_operators_minimum_interval_and_a_retention() {
     assert_field(&r, "full_cron", &["at least 10m apart"]);
 }
 
+/// Gives the owner's organization its own limit of one quota.
+async fn override_quota(app: &TestApp, column: &str, limit: i64) {
+    sqlx::query(&format!(
+        "insert into org_quotas (org_id, {column}) values ($1, $2)
+         on conflict (org_id) do update set {column} = excluded.{column}"
+    ))
+    .bind(app.owner_org)
+    .bind(limit)
+    .execute(&app.db)
+    .await
+    .unwrap();
+}
+
+#[track_caller]
+fn assert_quota(r: &crate::helpers::TestResponse, quota: &str, limit: i64, usage: i64) {
+    r.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "quota_exceeded");
+    let p = r.json();
+    assert_eq!(
+        (p["quota"].as_str(), p["limit"].as_i64(), p["usage"].as_i64()),
+        (Some(quota), Some(limit), Some(usage)),
+        "{p}"
+    );
+    assert!(p["detail"].as_str().unwrap().contains(&limit.to_string()), "{p}");
+}
+
+async fn quotas(app: &TestApp, cookie: &str) -> Vec<(String, i64, i64)> {
+    let r = app.get(&format!("/api/v1/orgs/{}/quotas", app.owner_org)).cookie(cookie).send().await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    r.json()["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| {
+            (
+                q["quota"].as_str().unwrap().to_owned(),
+                q["limit"].as_i64().unwrap(),
+                q["usage"].as_i64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn quotas_come_from_the_operator_an_organization_may_have_its_own_and_usage_shows() {
+    let mut app = TestApp::spawn().await;
+    let owner = app.login_owner().await;
+    let (_, viewer) = app.active_member(&owner, app.owner_org, "viewer@example.com", "viewer").await;
+    create(&app, &owner, "counted", 2).await;
+    let want = |stores: i64| {
+        vec![
+            ("stores".to_owned(), stores, 1),
+            ("nodes".to_owned(), 50, 2),
+            ("vpcs".to_owned(), 10, 0),
+            ("backup_bytes".to_owned(), 1 << 40, 0),
+        ]
+    };
+    assert_eq!(quotas(&app, &viewer).await, want(20), "a viewer reads them");
+    app.state.plane.quotas.stores = 5;
+    app.router = berth::app::build_router(app.state.clone());
+    assert_eq!(quotas(&app, &owner).await, want(5), "the operator's default");
+    override_quota(&app, "stores", 1).await;
+    assert_eq!(quotas(&app, &owner).await, want(1), "the organization's own");
+    let mut b = body("one-too-many", 1);
+    b["nodes"] = json!(1);
+    let r = app.post(&format!("/api/v1/orgs/{}/stores", app.owner_org)).cookie(&owner).json(b).send().await;
+    assert_quota(&r, "stores", 1, 1);
+}
+
+#[tokio::test]
+async fn concurrent_creates_never_pass_the_store_quota() {
+    let app = TestApp::spawn().await;
+    let owner = app.login_owner().await;
+    override_quota(&app, "stores", 3).await;
+    let path = format!("/api/v1/orgs/{}/stores", app.owner_org);
+    let calls = (0..10).map(|i| app.post(&path).cookie(&owner).json(body(&format!("racer-{i}"), 1)).send());
+    let answers = futures::future::join_all(calls).await;
+    let accepted = answers.iter().filter(|r| r.status == StatusCode::ACCEPTED).count();
+    assert_eq!(accepted, 3, "{:?}", answers.iter().map(|r| r.status).collect::<Vec<_>>());
+    for r in answers.iter().filter(|r| r.status != StatusCode::ACCEPTED) {
+        assert_quota(r, "stores", 3, 3);
+    }
+    let (stores, jobs): (i64, i64) =
+        sqlx::query_as("select (select count(*) from stores), (select count(*) from jobs)")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!((stores, jobs), (3, 3), "a refused create leaves nothing behind");
+}
+
+#[tokio::test]
+async fn the_node_quota_holds_on_create_and_on_adding_a_node() {
+    let app = TestApp::spawn().await;
+    let owner = app.login_owner().await;
+    let org = app.owner_org;
+    override_quota(&app, "nodes", 3).await;
+    let first = create(&app, &owner, "pair", 2).await["store"]["id"].as_str().unwrap().to_owned();
+    let r = app
+        .post(&format!("/api/v1/orgs/{org}/stores"))
+        .cookie(&owner)
+        .json(body("another-pair", 2))
+        .send()
+        .await;
+    assert_quota(&r, "nodes", 3, 2);
+    settle(&app, &first).await;
+    let add = format!("/api/v1/orgs/{org}/stores/{first}/nodes");
+    assert_eq!(app.post(&add).cookie(&owner).send().await.status, StatusCode::ACCEPTED);
+    settle(&app, &first).await;
+    let r = app.post(&add).cookie(&owner).send().await;
+    assert_quota(&r, "nodes", 3, 3);
+    let nodes: i64 = sqlx::query_scalar("select count(*) from store_nodes").fetch_one(&app.db).await.unwrap();
+    assert_eq!(nodes, 3);
+}
+
+#[tokio::test]
+async fn the_vpc_quota_holds() {
+    let app = TestApp::spawn().await;
+    let owner = app.login_owner().await;
+    if let Err(why) = app.state.plane.driver.networks_available() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    override_quota(&app, "vpcs", 1).await;
+    let path = format!("/api/v1/orgs/{}/vpcs", app.owner_org);
+    let vpc = |name: &str, cidr: &str| json!({"name": name, "cloud": "local", "region": "local-1", "cidr_ipv4_block": cidr});
+    let r = app.post(&path).cookie(&owner).json(vpc("first", "10.70.0.0/24")).send().await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
+    let r = app.post(&path).cookie(&owner).json(vpc("second", "10.71.0.0/24")).send().await;
+    assert_quota(&r, "vpcs", 1, 1);
+}
+
+#[tokio::test]
+async fn backups_stop_starting_once_the_kept_bytes_fill_the_quota() {
+    let app = TestApp::spawn().await;
+    let owner = app.login_owner().await;
+    let org = app.owner_org;
+    let store = create(&app, &owner, "kept", 1).await["store"]["id"].as_str().unwrap().to_owned();
+    settle(&app, &store).await;
+    let store_id: Uuid = store.parse().unwrap();
+    override_quota(&app, "backup_bytes", 1000).await;
+    // A backup taken earlier, of exactly the quota.
+    sqlx::query(
+        "insert into backups (id, org_id, store_id, kind, status, size_bytes, created_at, finished_at)
+         values ($1, $2, $3, 'full', 'succeeded', 1000, now(), now())",
+    )
+    .bind(Uuid::now_v7())
+    .bind(org)
+    .bind(store_id)
+    .execute(&app.db)
+    .await
+    .unwrap();
+    let backups = format!("/api/v1/orgs/{org}/stores/{store}/backups");
+    let r = app.post(&backups).cookie(&owner).json(json!({"kind": "full"})).send().await;
+    assert_quota(&r, "backup_bytes", 1000, 1000);
+
+    // The scheduler skips a due backup too, and moves on to the next time.
+    let due = app.clock_now() - time::Duration::minutes(1);
+    sqlx::query("update backup_schedules set next_full_at = $2 where store_id = $1")
+        .bind(store_id)
+        .bind(due)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let tick = berth::jobs::schedule::tick(&app.state.job_env()).await.unwrap();
+    assert_eq!(tick.started, 0);
+    let next: time::OffsetDateTime =
+        sqlx::query_scalar("select next_full_at from backup_schedules where store_id = $1")
+            .bind(store_id)
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert!(next > app.clock_now(), "skipped, not retried at every tick: {next}");
+    let count: i64 = sqlx::query_scalar("select count(*) from backups").fetch_one(&app.db).await.unwrap();
+    assert_eq!(count, 1);
+
+    override_quota(&app, "backup_bytes", 1001).await;
+    let r = app.post(&backups).cookie(&owner).json(json!({"kind": "full"})).send().await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "under the quota: {}", r.text());
+}
+
 #[tokio::test]
 async fn the_node_port_range_running_out_is_503_capacity_exhausted() {
     let app = TestApp::spawn().await;

@@ -21,6 +21,7 @@ use crate::error::{ApiError, ApiResult, Problem};
 use crate::http::extract::{ActiveUser, AppJson, AppPath, AppQuery};
 use crate::http::routes::jobs::JobView;
 use crate::http::routes::stores::{busy_error, decode_cursor};
+use crate::jobs::schedule::Started;
 use crate::jobs::{self, step};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -98,7 +99,8 @@ pub struct BackupAccepted {
     pub job: JobView,
 }
 
-/// Takes a full backup now: 202 with the backup (`running`) and its job.
+/// Takes a full backup now: 202 with the backup (`running`) and its job. Refused while the
+/// organization's kept backups are at or over its quota of backup bytes.
 #[utoipa::path(
     post, path = "/api/v1/orgs/{org_id}/stores/{store_id}/backups", tag = "backups",
     security(("session" = []), ("bearer" = ["backups:write"])),
@@ -110,7 +112,7 @@ pub struct BackupAccepted {
         (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such store for the caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "A job is in progress, or the store is not running", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Unknown kind", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Unknown kind or source; or `quota_exceeded`: the organization's backups fill its quota of backup bytes", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn create_backup(
@@ -150,10 +152,13 @@ async fn create_backup(
         created_by: Some(ctx.user_id),
         now,
     };
-    let started = jobs::schedule::start_backup(&mut tx, backup).await?;
-    let Some((id, job_id)) = started else {
-        let active = db::jobs::active_for_store(&mut *tx, ctx.org_id, store_id).await?;
-        return Err(busy_error(active));
+    let (id, job_id) = match jobs::schedule::start_backup(&mut tx, &state.plane.quotas, backup).await? {
+        Started::Backup { backup_id, job_id } => (backup_id, job_id),
+        Started::Busy => {
+            let active = db::jobs::active_for_store(&mut *tx, ctx.org_id, store_id).await?;
+            return Err(busy_error(active));
+        }
+        Started::OverQuota(over) => return Err(ApiError::QuotaExceeded(over)),
     };
     let job = db::jobs::get(&mut *tx, &ctx, job_id).await?.ok_or(ApiError::NotFound("job"))?;
     Event::new("backup.started", &meta)
@@ -671,7 +676,8 @@ async fn get_schedule(
 /// Replaces the store's backup schedule. The scheduler inside the workers starts due backups
 /// (once, however many Berth instances run) and prunes those retention lets go. Each cron
 /// expression must leave at least `BERTH_BACKUP_MIN_INTERVAL` (by default an hour) between two
-/// backups, and a retention is required.
+/// backups, and a retention is required. A scheduled backup is skipped while the
+/// organization's backups fill its quota.
 #[utoipa::path(
     put, path = "/api/v1/orgs/{org_id}/stores/{store_id}/backup-schedule", tag = "backups",
     security(("session" = []), ("bearer" = ["backups:write"])),

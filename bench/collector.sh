@@ -22,6 +22,8 @@ QUIET_WAIT=0
 export BERTH_STATS_INTERVAL=${BERTH_STATS_INTERVAL:-10s}
 # Creating 100 stores goes faster with more workers; it does not change what is measured.
 export BERTH_WORKERS=${BERTH_WORKERS:-4}
+# One organization holds every store: its quotas must admit them (the defaults are 20 and 50).
+export BERTH_QUOTA_STORES=${BERTH_QUOTA_STORES:-$STORES} BERTH_QUOTA_NODES=${BERTH_QUOTA_NODES:-$STORES}
 
 cd "$(dirname "$0")/.."
 BENCH_NAME=collector

@@ -220,6 +220,8 @@ async fn bench(args: &Args, dir: &Path, pg: &EmbeddedPg, binaries: &PgBinaries) 
         catalog: Arc::new(catalog),
         master_key: MasterKey::generate().0,
         ports: 1..=1,
+        quotas: berth::quota::Quotas::DEFAULT,
+        backup_min_interval: berth::jobs::schedule::DEFAULT_MIN_INTERVAL,
         backups,
     };
     let no_ping = pool(&options, false).await?;

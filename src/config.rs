@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
+use crate::quota::Quotas;
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct DbConfig {
     /// PostgreSQL URL of the control database. Unset: Berth runs its own embedded PostgreSQL
@@ -121,6 +123,57 @@ pub struct PlaneConfig {
     /// Loopback ports handed to store nodes, `first-last`.
     #[arg(long, env = "BERTH_NODE_PORTS", default_value = "15432-16431", value_parser = parse_ports)]
     pub node_ports: std::ops::RangeInclusive<u16>,
+
+    /// The shortest time a backup schedule may leave between two backups of one kind (checked
+    /// on every gap between the cron expression's times over the coming year).
+    #[arg(long, env = "BERTH_BACKUP_MIN_INTERVAL", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub backup_min_interval: Duration,
+
+    #[command(flatten)]
+    pub quotas: QuotaConfig,
+}
+
+/// Every organization's quotas, unless its row in `org_quotas` says otherwise.
+#[derive(Debug, Clone, clap::Args)]
+pub struct QuotaConfig {
+    /// Stores an organization may have (deleted ones do not count).
+    #[arg(long = "quota-stores", env = "BERTH_QUOTA_STORES", default_value_t = Quotas::DEFAULT.stores, value_parser = clap::value_parser!(i64).range(0..))]
+    pub stores: i64,
+
+    /// Store nodes an organization may have, across its stores.
+    #[arg(long = "quota-nodes", env = "BERTH_QUOTA_NODES", default_value_t = Quotas::DEFAULT.nodes, value_parser = clap::value_parser!(i64).range(0..))]
+    pub nodes: i64,
+
+    /// VPCs an organization may have.
+    #[arg(long = "quota-vpcs", env = "BERTH_QUOTA_VPCS", default_value_t = Quotas::DEFAULT.vpcs, value_parser = clap::value_parser!(i64).range(0..))]
+    pub vpcs: i64,
+
+    /// Bytes of backups an organization may keep before new backups are refused: a number of
+    /// bytes, or with KiB, MiB, GiB or TiB.
+    #[arg(long = "quota-backup-bytes", env = "BERTH_QUOTA_BACKUP_BYTES", default_value = "1TiB", value_parser = parse_bytes)]
+    pub backup_bytes: i64,
+}
+
+impl From<&QuotaConfig> for Quotas {
+    fn from(c: &QuotaConfig) -> Self {
+        Self { stores: c.stores, nodes: c.nodes, vpcs: c.vpcs, backup_bytes: c.backup_bytes }
+    }
+}
+
+fn parse_bytes(s: &str) -> Result<i64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: i64 = n.parse().map_err(|_| format!("{s:?}: expected a number of bytes, e.g. 500GiB"))?;
+    let shift = match unit.trim() {
+        "" | "B" => 0,
+        "KiB" => 10,
+        "MiB" => 20,
+        "GiB" => 30,
+        "TiB" => 40,
+        other => return Err(format!("{other:?}: the unit is one of B, KiB, MiB, GiB, TiB")),
+    };
+    n.checked_mul(1 << shift).ok_or_else(|| format!("{s:?} is too large"))
 }
 
 fn parse_ports(s: &str) -> Result<std::ops::RangeInclusive<u16>, String> {
@@ -200,6 +253,22 @@ impl Default for AuthConfig {
             allowed_origins: vec![],
             public_url: None,
             credential_max_lifetime: Duration::from_secs(365 * 86400),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_sizes_take_binary_units_and_the_default_is_the_quotas() {
+        assert_eq!(parse_bytes("1TiB"), Ok(Quotas::DEFAULT.backup_bytes));
+        assert_eq!(parse_bytes("500GiB"), Ok(500 << 30));
+        assert_eq!(parse_bytes("1234"), Ok(1234));
+        assert_eq!(parse_bytes("64 MiB"), Ok(64 << 20));
+        for bad in ["", "1.5GiB", "5PiB", "-1", "GiB", "99999999999TiB"] {
+            assert!(parse_bytes(bad).is_err(), "{bad}");
         }
     }
 }

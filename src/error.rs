@@ -10,6 +10,10 @@ use utoipa::ToSchema;
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
+/// When to ask again after `capacity_exhausted`: capacity comes back as other tenants remove
+/// nodes, or when the operator adds some, neither of which is quick.
+const CAPACITY_RETRY_AFTER_SECS: u64 = 300;
+
 /// One offending field of a rejected request.
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
 pub struct FieldError {
@@ -41,6 +45,15 @@ pub struct Problem {
     /// For server errors: an id to quote to the operator, who finds it in the log.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub instance: Option<String>,
+    /// For `quota_exceeded`: the quota (`stores`, `nodes`, `vpcs`, `backup_bytes`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quota: Option<String>,
+    /// For `quota_exceeded`: the organization's limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<i64>,
+    /// For `quota_exceeded`: what the organization has of it now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<i64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +84,12 @@ pub enum ApiError {
     TooManyRequests { retry_after_secs: u64 },
     #[error("{0}")]
     Unavailable(String),
+    /// The operator's capacity (node ports, say) is used up: not the tenant's doing, and gone
+    /// when capacity is freed or added.
+    #[error("{0}")]
+    CapacityExhausted(String),
+    #[error("{0}")]
+    QuotaExceeded(crate::quota::QuotaExceeded),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -103,7 +122,8 @@ impl ApiError {
             Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::CapacityExhausted(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::QuotaExceeded(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -122,6 +142,8 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::TooManyRequests { .. } => "too_many_requests",
             Self::Unavailable(_) => "service_unavailable",
+            Self::CapacityExhausted(_) => "capacity_exhausted",
+            Self::QuotaExceeded(_) => "quota_exceeded",
             Self::Internal(_) => "internal_error",
         }
     }
@@ -175,6 +197,10 @@ impl IntoResponse for ApiError {
             other => (Some(other.to_string()), vec![]),
         };
         let code = self.code();
+        let exceeded = match &self {
+            Self::QuotaExceeded(e) => Some(*e),
+            _ => None,
+        };
         let problem = Problem {
             r#type: format!("urn:berth:problem:{code}"),
             title: status.canonical_reason().unwrap_or("Error").to_owned(),
@@ -183,6 +209,9 @@ impl IntoResponse for ApiError {
             code: code.to_owned(),
             errors,
             instance,
+            quota: exceeded.map(|e| e.quota.as_str().to_owned()),
+            limit: exceeded.map(|e| e.limit),
+            usage: exceeded.map(|e| e.usage),
         };
         let mut res = problem_response(status, &problem);
         let headers = res.headers_mut();
@@ -209,6 +238,9 @@ impl IntoResponse for ApiError {
             }
             Self::TooManyRequests { retry_after_secs } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            }
+            Self::CapacityExhausted(_) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(CAPACITY_RETRY_AFTER_SECS));
             }
             _ => {}
         }

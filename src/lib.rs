@@ -16,6 +16,7 @@ pub mod http;
 pub mod jobs;
 pub mod pg;
 pub mod provision;
+pub mod quota;
 pub mod serve;
 pub mod telemetry;
 pub mod tls;

@@ -116,6 +116,8 @@ pub fn data_plane(db: &DbConfig, plane: &PlaneConfig) -> anyhow::Result<DataPlan
         catalog: Arc::new(catalog),
         master_key,
         ports: plane.node_ports.clone(),
+        quotas: (&plane.quotas).into(),
+        backup_min_interval: plane.backup_min_interval,
         backups,
     })
 }

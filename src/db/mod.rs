@@ -13,6 +13,7 @@ pub mod jobs;
 pub mod org_cas;
 pub mod orgs;
 pub mod parameter_groups;
+pub mod quotas;
 pub mod sessions;
 pub mod stats;
 pub mod stores;

@@ -120,3 +120,22 @@ pub async fn assign(
     .await?;
     Ok(())
 }
+
+/// A store a group is applied to.
+pub struct GroupUser {
+    pub name: String,
+    pub instance_size: String,
+}
+
+/// The stores (not deleted) the group is applied to, for the checks a change of it must pass.
+pub async fn users(ex: impl PgExecutor<'_>, ctx: &Ctx, group: Uuid) -> sqlx::Result<Vec<GroupUser>> {
+    sqlx::query_as!(
+        GroupUser,
+        "select name, instance_size from stores
+         where org_id = $1 and parameter_group_id = $2 and status <> 'deleted' order by name",
+        ctx.org_id,
+        group
+    )
+    .fetch_all(ex)
+    .await
+}

@@ -71,7 +71,7 @@ pub mod step {
     }
 }
 
-/// What jobs act with: the data plane and the secrets to drive it.
+/// What jobs act with: the data plane, the secrets to drive it, and the operator's limits on it.
 #[derive(Debug, Clone)]
 pub struct DataPlane {
     pub driver: Arc<dyn Provisioner>,
@@ -79,6 +79,10 @@ pub struct DataPlane {
     pub master_key: MasterKey,
     /// Loopback ports handed to nodes.
     pub ports: std::ops::RangeInclusive<u16>,
+    /// The operator's default quotas of every organization.
+    pub quotas: crate::quota::Quotas,
+    /// The shortest time a backup schedule may leave between two backups of one kind.
+    pub backup_min_interval: std::time::Duration,
     /// Where backups and archived WAL are kept.
     pub backups: Arc<dyn crate::backup::BackupStore>,
 }
@@ -175,13 +179,14 @@ impl DataPlane {
     }
 }
 
-/// Picks `n` ports of the plane's range that no node row holds and nothing listens on. Call it
-/// under the transaction-scoped lock `lock_ports` so that two requests cannot pick the same.
+/// Picks `n` ports of the plane's range that no node row holds and nothing listens on, under a
+/// transaction-scoped lock so that two requests cannot pick the same. A range used up is the
+/// operator's capacity running out, not a fault of the request: `capacity_exhausted` (503).
 pub async fn allocate_ports(
     tx: &mut sqlx::PgConnection,
     range: std::ops::RangeInclusive<u16>,
     n: usize,
-) -> anyhow::Result<Vec<u16>> {
+) -> crate::error::ApiResult<Vec<u16>> {
     sqlx::query("select pg_advisory_xact_lock(hashtext('berth.ports'))").execute(&mut *tx).await?;
     let used: std::collections::HashSet<i32> = db::stores::used_ports(&mut *tx).await?.into_iter().collect();
     let mut out = Vec::with_capacity(n);
@@ -196,7 +201,17 @@ pub async fn allocate_ports(
             out.push(port);
         }
     }
-    anyhow::ensure!(out.len() == n, "no free port left for store nodes; widen BERTH_NODE_PORTS");
+    if out.len() < n {
+        tracing::warn!(
+            wanted = n,
+            free = out.len(),
+            "no free port left for store nodes; widen BERTH_NODE_PORTS"
+        );
+        return Err(crate::error::ApiError::CapacityExhausted(format!(
+            "this Berth has {} free node port(s) and the request needs {n}; try again later, or ask the operator for more",
+            out.len()
+        )));
+    }
     Ok(out)
 }
 

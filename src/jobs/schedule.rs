@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use super::{BACKUP, JobEnv, step};
 use crate::db;
+use crate::quota::{self, QuotaExceeded, Quotas};
 
 /// A schedule as the API shows it before anyone changes it: daily at 03:00 UTC, seven kept.
 pub const DEFAULT_FULL_CRON: &str = "0 3 * * *";
@@ -20,6 +21,14 @@ pub const DEFAULT_RETENTION_COUNT: i32 = 7;
 pub const DEFAULT_RETENTION_DAYS: i32 = 7;
 /// Schedules looked at per tick; the rest wait for the next one.
 const BATCH: i64 = 50;
+/// `BERTH_BACKUP_MIN_INTERVAL` unless set.
+pub const DEFAULT_MIN_INTERVAL: Duration = Duration::from_secs(3600);
+/// How far ahead the gaps of a schedule are checked: a year holds every combination of days of
+/// the month and of the week that a five-field expression can name, but for leap days.
+const GAP_HORIZON: time::Duration = time::Duration::days(366);
+/// And at most this many fire times: more than a year of hourly backups, so that only an
+/// operator's minimum under an hour can cut the check short, after weeks of short gaps.
+const GAP_MAX_TIMES: usize = 9000;
 
 /// A five-field cron expression (minute hour day-of-month month day-of-week, in UTC), or why
 /// it is not one.
@@ -29,6 +38,31 @@ pub fn parse_cron(text: &str) -> Result<Cron, String> {
         parser.parse(text).map_err(|e| format!("{text:?} is not a five-field cron expression: {e}"))?;
     // A pattern that never fires (30 February) is refused rather than silently never run.
     next_after(&cron, OffsetDateTime::UNIX_EPOCH).ok_or_else(|| format!("{text:?} never fires"))?;
+    Ok(cron)
+}
+
+/// A backup schedule's cron expression: five fields that fire at least `min` apart, checked on
+/// every gap between its fire times in the year after `now`; or why it is not one.
+pub fn parse_schedule(text: &str, now: OffsetDateTime, min: Duration) -> Result<Cron, String> {
+    let cron = parse_cron(text)?;
+    let end = now + GAP_HORIZON;
+    let Some(mut prev) = next_after(&cron, now) else { return Ok(cron) };
+    for _ in 0..GAP_MAX_TIMES {
+        let Some(next) = next_after(&cron, prev).filter(|n| *n <= end) else { break };
+        let gap = Duration::try_from(next - prev).unwrap_or_default();
+        if gap < min {
+            let at = |t: OffsetDateTime| {
+                t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+            };
+            return Err(format!(
+                "{text:?} fires at {} and again {} later; scheduled backups must be at least {} apart",
+                at(prev),
+                humantime::format_duration(gap),
+                humantime::format_duration(min)
+            ));
+        }
+        prev = next;
+    }
     Ok(cron)
 }
 
@@ -67,14 +101,29 @@ pub struct NewBackup<'a> {
     pub now: OffsetDateTime,
 }
 
-/// A backup and the job that takes it, enqueued in the caller's transaction; `None` when the
-/// store has a job in progress (nothing is written then). Returns the backup's and the job's ids.
+/// What [`start_backup`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Started {
+    /// The backup's and its job's ids.
+    Backup { backup_id: Uuid, job_id: Uuid },
+    /// The store has a job in progress.
+    Busy,
+    /// The organization keeps as many bytes of backups as its quota allows.
+    OverQuota(QuotaExceeded),
+}
+
+/// A backup and the job that takes it, enqueued in the caller's transaction, unless the store
+/// has a job in progress or the organization's backups fill its quota (nothing is written then).
 pub async fn start_backup(
     tx: &mut sqlx::PgConnection,
+    quotas: &Quotas,
     b: NewBackup<'_>,
-) -> anyhow::Result<Option<(Uuid, Uuid)>> {
+) -> anyhow::Result<Started> {
     use sqlx::Connection;
     let (org_id, now) = (b.org_id, b.now);
+    if let Err(over) = quota::admit_backup(&mut *tx, quotas, org_id).await? {
+        return Ok(Started::OverQuota(over));
+    }
     let mut sp = tx.begin().await?;
     let backup_id = Uuid::now_v7();
     db::backups::insert(&mut *sp, org_id, backup_id, b.store_id, b.kind, b.trigger, now).await?;
@@ -97,11 +146,11 @@ pub async fn start_backup(
     match inserted {
         Ok(()) => {
             sp.commit().await?;
-            Ok(Some((backup_id, job_id)))
+            Ok(Started::Backup { backup_id, job_id })
         }
         Err(sqlx::Error::Database(d)) if d.constraint() == Some("jobs_one_active_per_store") => {
             sp.rollback().await?;
-            Ok(None)
+            Ok(Started::Busy)
         }
         Err(e) => Err(e.into()),
     }
@@ -150,10 +199,17 @@ async fn start_due(env: &JobEnv) -> anyhow::Result<usize> {
                         created_by: None,
                         now,
                     };
-                    let begun = start_backup(&mut tx, backup).await?;
-                    if begun.is_some() {
-                        started += 1;
-                        *next = next_of(Some(cron), now);
+                    match start_backup(&mut tx, &env.plane.quotas, backup).await? {
+                        Started::Backup { .. } => {
+                            started += 1;
+                            *next = next_of(Some(cron), now);
+                        }
+                        Started::Busy => {}
+                        // Skipped, not retried at every tick: retention or a person frees room.
+                        Started::OverQuota(over) => {
+                            tracing::warn!(store_id = %s.store_id, kind, "scheduled backup skipped: {over}");
+                            *next = next_of(Some(cron), now);
+                        }
                     }
                 }
                 Some(_) => {}
@@ -220,7 +276,7 @@ pub async fn scheduler_loop(env: JobEnv, every: Duration) {
 mod tests {
     use time::macros::datetime;
 
-    use super::{next_after, parse_cron};
+    use super::{next_after, parse_cron, parse_schedule};
 
     #[test]
     fn cron_expressions_fire_when_they_say() {
@@ -238,6 +294,27 @@ mod tests {
             next_after(&every_minute, datetime!(2026-11-25 10:00:01 UTC)),
             Some(datetime!(2026-11-25 10:01 UTC))
         );
+    }
+
+    #[test]
+    fn a_schedule_fires_at_least_the_minimum_apart_over_the_year() {
+        let now = datetime!(2026-12-02 10:00 UTC);
+        let hour = std::time::Duration::from_secs(3600);
+        for ok in ["0 * * * *", "0 3 * * *", "0 3 * * 1", "0 0 1 * *", "30 1,3 * * *"] {
+            assert!(parse_schedule(ok, now, hour).is_ok(), "{ok}");
+        }
+        for (bad, gap) in [
+            ("* * * * *", "1m"),
+            ("*/30 * * * *", "30m"),
+            ("0,59 3 * * *", "59m"),
+            // Only on the first of the month, two weeks ahead.
+            ("0,10 0 1 * *", "10m"),
+        ] {
+            let e = parse_schedule(bad, now, hour).unwrap_err();
+            assert!(e.contains(&format!("again {gap} later")) && e.contains("at least 1h"), "{bad}: {e}");
+        }
+        assert!(parse_schedule("*/30 * * * *", now, std::time::Duration::from_secs(1800)).is_ok());
+        assert!(parse_schedule("61 * * * *", now, hour).unwrap_err().contains("five-field"));
     }
 
     #[test]

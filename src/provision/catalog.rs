@@ -144,6 +144,14 @@ impl Catalog {
             None => DEFAULT.to_owned(),
         };
         let file: CatalogFile = toml::from_str(&text).context("parsing the catalog")?;
+        for size in &file.instance_sizes {
+            super::sizing::check_own(size).map_err(|e| {
+                anyhow::anyhow!(
+                    "the catalog's instance size {} does not hold its own settings: {e}",
+                    size.code
+                )
+            })?;
+        }
         let vendors = file
             .vendors
             .into_iter()
@@ -253,7 +261,7 @@ impl Catalog {
     }
 }
 
-fn invalid(errors: Vec<FieldError>) -> Result<(), ApiError> {
+pub(crate) fn invalid(errors: Vec<FieldError>) -> Result<(), ApiError> {
     if errors.is_empty() {
         Ok(())
     } else {

@@ -4,6 +4,7 @@
 pub mod catalog;
 pub mod local;
 pub mod parameters;
+pub mod sizing;
 pub mod sql;
 
 use std::fmt::Debug;

@@ -88,6 +88,15 @@ impl ParamCatalog {
         self.for_vendor(vendor)?.iter().find(|p| p.name == name)
     }
 
+    /// A memory parameter's setting (as [`ParamCatalog::canonical`] gives it) in bytes; `None`
+    /// for a parameter that is not a quantity of memory.
+    pub fn bytes(&self, vendor: &str, name: &str, setting: &str) -> Option<f64> {
+        let unit = self.get(vendor, name)?.unit.as_deref()?;
+        let (factor, kind) = unit_factor(unit)?;
+        let n: f64 = setting.trim().parse().ok()?;
+        (kind == "memory").then_some(n * factor)
+    }
+
     /// The setting as PostgreSQL will report it, or what is wrong with the value.
     pub fn canonical(&self, vendor: &str, name: &str, raw: &str) -> Result<String, String> {
         let def = self.get(vendor, name).ok_or_else(|| format!("{name} is not a parameter Berth manages"))?;

@@ -275,10 +275,13 @@ async fn schedules_validate_start_backups_once_across_instances_and_retention_pr
 
     for (bad, field) in [
         (json!({"full_cron": "61 * * * *", "retention": {"count": 2}}), "full_cron"),
-        (json!({"full_cron": "* * * * *", "logical_cron": "every day", "retention": {}}), "logical_cron"),
-        (json!({"full_cron": "0 0 30 2 *", "retention": {}}), "full_cron"),
-        (json!({"full_cron": "* * * * *", "retention": {"count": 0}}), "retention.count"),
-        (json!({"full_cron": "* * * * *", "retention": {}, "source": "somewhere"}), "source"),
+        (
+            json!({"full_cron": "0 * * * *", "logical_cron": "every day", "retention": {"count": 2}}),
+            "logical_cron",
+        ),
+        (json!({"full_cron": "0 0 30 2 *", "retention": {"count": 2}}), "full_cron"),
+        (json!({"full_cron": "0 * * * *", "retention": {"count": 0}}), "retention.count"),
+        (json!({"full_cron": "0 * * * *", "retention": {"days": 2}, "source": "somewhere"}), "source"),
     ] {
         let r = app.put(&path).cookie(&owner).json(bad.clone()).send().await;
         r.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
@@ -296,7 +299,7 @@ async fn schedules_validate_start_backups_once_across_instances_and_retention_pr
     let r = app
         .put(&path)
         .cookie(&owner)
-        .json(json!({"full_cron": "* * * * *", "retention": {"count": 2}, "source": "primary"}))
+        .json(json!({"full_cron": "0 * * * *", "retention": {"count": 2}, "source": "primary"}))
         .send()
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
@@ -309,7 +312,9 @@ async fn schedules_validate_start_backups_once_across_instances_and_retention_pr
     let tick = |e: berth::jobs::JobEnv| async move { berth::jobs::schedule::tick(&e).await.unwrap() };
     let (a, b) = tokio::join!(tick(env_a.clone()), tick(env_b.clone()));
     assert_eq!(a.started + b.started, 0, "nothing is due before {next}");
-    app.clock.advance(time::Duration::minutes(1));
+    app.clock.advance(time::Duration::hours(1));
+    // The hour outlasts the session's idle timeout.
+    let owner = app.login_owner().await;
     let (a, b) = tokio::join!(tick(env_a.clone()), tick(env_b.clone()));
     assert_eq!(a.started + b.started, 1, "the due backup starts once");
     let listed = app.get(&format!("{base}/backups")).cookie(&owner).send().await.json();
@@ -317,7 +322,7 @@ async fn schedules_validate_start_backups_once_across_instances_and_retention_pr
     assert_eq!(items.len(), 1, "{listed}");
     assert_eq!(items[0]["trigger"], "schedule");
     let (a, b) = tokio::join!(tick(env_a.clone()), tick(env_b.clone()));
-    assert_eq!(a.started + b.started, 0, "and not again within the minute");
+    assert_eq!(a.started + b.started, 0, "and not again within the hour");
     let first = items[0]["id"].as_str().unwrap().to_owned();
     let job = app.get(&format!("{base}/jobs")).cookie(&owner).send().await.json()["items"][0]["id"]
         .as_str()

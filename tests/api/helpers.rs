@@ -76,6 +76,8 @@ pub fn test_plane(root: &std::path::Path) -> DataPlane {
         catalog: Arc::new(catalog),
         master_key: MasterKey::generate().0,
         ports: next_ports(),
+        quotas: berth::quota::Quotas::DEFAULT,
+        backup_min_interval: berth::jobs::schedule::DEFAULT_MIN_INTERVAL,
         backups,
     }
 }

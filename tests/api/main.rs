@@ -6,6 +6,7 @@ mod backups;
 mod dbs;
 mod embedded;
 mod firewall;
+mod guardrails;
 mod helpers;
 mod isolation;
 mod jobs;

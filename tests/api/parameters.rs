@@ -48,12 +48,12 @@ async fn a_group_is_validated_applied_to_every_node_and_drift_is_read_from_the_n
         .post(&groups)
         .cookie(&owner)
         .json(json!({"name": "oltp", "vendor": "postgres", "version": version(),
-                     "parameters": {"work_mem": "16MB", "statement_timeout": "5s", "max_connections": "60", "jit": "false"}}))
+                     "parameters": {"work_mem": "4MB", "statement_timeout": "5s", "max_connections": "60", "jit": "false"}}))
         .send()
         .await;
     assert_eq!(g.status, StatusCode::CREATED, "{}", g.text());
     let g = g.json();
-    assert_eq!(g["parameters"]["work_mem"], "16384");
+    assert_eq!(g["parameters"]["work_mem"], "4096");
     assert_eq!(g["parameters"]["jit"], "off");
     let group_id = g["id"].as_str().unwrap().to_owned();
 
@@ -77,7 +77,7 @@ async fn a_group_is_validated_applied_to_every_node_and_drift_is_read_from_the_n
         job["log"].as_array().unwrap().iter().map(|l| l["message"].as_str().unwrap()).collect();
     assert_eq!(log.iter().filter(|l| l.contains("restarted for max_connections")).count(), 2, "{log:?}");
     for port in &ports {
-        assert_eq!(show(*port, &password, "work_mem").await, "16MB");
+        assert_eq!(show(*port, &password, "work_mem").await, "4MB");
         assert_eq!(show(*port, &password, "statement_timeout").await, "5s");
         assert_eq!(show(*port, &password, "max_connections").await, "60");
         assert_eq!(show(*port, &password, "jit").await, "off");
@@ -87,9 +87,9 @@ async fn a_group_is_validated_applied_to_every_node_and_drift_is_read_from_the_n
     let p = app.get(&format!("/api/v1/orgs/{org}/stores/{id}/parameters")).cookie(&owner).send().await.json();
     assert_eq!(p["group_id"], group_id.as_str());
     let wm = p["items"].as_array().unwrap().iter().find(|i| i["name"] == "work_mem").unwrap().clone();
-    assert_eq!(wm["group_setting"], "16384");
+    assert_eq!(wm["group_setting"], "4096");
     assert_eq!(wm["drift"], false);
-    assert!(wm["nodes"].as_array().unwrap().iter().all(|n| n["setting"] == "16384"));
+    assert!(wm["nodes"].as_array().unwrap().iter().all(|n| n["setting"] == "4096"));
 
     // Someone changes a node behind Berth's back: the drift shows.
     let primary = store["nodes"].as_array().unwrap().iter().find(|n| n["role"] == "primary").unwrap();

@@ -21,6 +21,7 @@ use crate::error::{ApiError, ApiResult, Problem};
 use crate::http::extract::{ActiveUser, AppJson, AppPath, AppQuery};
 use crate::http::routes::jobs::JobView;
 use crate::http::routes::stores::{busy_error, decode_cursor};
+use crate::jobs::schedule::Started;
 use crate::jobs::{self, step};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -98,7 +99,8 @@ pub struct BackupAccepted {
     pub job: JobView,
 }
 
-/// Takes a full backup now: 202 with the backup (`running`) and its job.
+/// Takes a full backup now: 202 with the backup (`running`) and its job. Refused while the
+/// organization's kept backups are at or over its quota of backup bytes.
 #[utoipa::path(
     post, path = "/api/v1/orgs/{org_id}/stores/{store_id}/backups", tag = "backups",
     security(("session" = []), ("bearer" = ["backups:write"])),
@@ -110,7 +112,7 @@ pub struct BackupAccepted {
         (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such store for the caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "A job is in progress, or the store is not running", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Unknown kind", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Unknown kind or source; or `quota_exceeded`: the organization's backups fill its quota of backup bytes", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn create_backup(
@@ -150,10 +152,13 @@ async fn create_backup(
         created_by: Some(ctx.user_id),
         now,
     };
-    let started = jobs::schedule::start_backup(&mut tx, backup).await?;
-    let Some((id, job_id)) = started else {
-        let active = db::jobs::active_for_store(&mut *tx, ctx.org_id, store_id).await?;
-        return Err(busy_error(active));
+    let (id, job_id) = match jobs::schedule::start_backup(&mut tx, &state.plane.quotas, backup).await? {
+        Started::Backup { backup_id, job_id } => (backup_id, job_id),
+        Started::Busy => {
+            let active = db::jobs::active_for_store(&mut *tx, ctx.org_id, store_id).await?;
+            return Err(busy_error(active));
+        }
+        Started::OverQuota(over) => return Err(ApiError::QuotaExceeded(over)),
     };
     let job = db::jobs::get(&mut *tx, &ctx, job_id).await?.ok_or(ApiError::NotFound("job"))?;
     Event::new("backup.started", &meta)
@@ -565,10 +570,30 @@ async fn restore_store(
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Retention {
-    /// Keep this many newest backups of each kind (1 to 1000); none: no limit by count.
+    /// Keep this many newest backups of each kind (1 to 1000); none: no limit by count. A
+    /// schedule needs `count`, `days` or both.
     pub count: Option<i32>,
     /// Keep backups this many days (1 to 3650); none: no limit by age.
     pub days: Option<i32>,
+}
+
+impl Retention {
+    /// A schedule lets old backups go: by count, by age, or both, each within its bounds.
+    fn check(&self) -> ApiResult<()> {
+        if self.count.is_none() && self.days.is_none() {
+            return Err(ApiError::field(
+                "retention",
+                "needs count, days or both: a schedule must let old backups go",
+            ));
+        }
+        if self.count.is_some_and(|c| !(1..=1000).contains(&c)) {
+            return Err(ApiError::field("retention.count", "must be 1 to 1000"));
+        }
+        if self.days.is_some_and(|d| !(1..=3650).contains(&d)) {
+            return Err(ApiError::field("retention.days", "must be 1 to 3650"));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -649,7 +674,10 @@ async fn get_schedule(
 }
 
 /// Replaces the store's backup schedule. The scheduler inside the workers starts due backups
-/// (once, however many Berth instances run) and prunes those retention lets go.
+/// (once, however many Berth instances run) and prunes those retention lets go. Each cron
+/// expression must leave at least `BERTH_BACKUP_MIN_INTERVAL` (by default an hour) between two
+/// backups, and a retention is required. A scheduled backup is skipped while the
+/// organization's backups fill its quota.
 #[utoipa::path(
     put, path = "/api/v1/orgs/{org_id}/stores/{store_id}/backup-schedule", tag = "backups",
     security(("session" = []), ("bearer" = ["backups:write"])),
@@ -660,7 +688,7 @@ async fn get_schedule(
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such store for the caller", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A cron expression that is not one (the detail says why), a retention out of range, or an unknown source", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A cron expression that is not one or fires more often than the operator's minimum interval (the detail says why), a retention missing or out of range, or an unknown source", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn put_schedule(
@@ -673,18 +701,14 @@ async fn put_schedule(
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::BackupsWrite)?;
     store_of(&state, &ctx, store_id).await?;
-    jobs::schedule::parse_cron(&body.full_cron).map_err(|e| ApiError::field("full_cron", e))?;
-    if let Some(c) = &body.logical_cron {
-        jobs::schedule::parse_cron(c).map_err(|e| ApiError::field("logical_cron", e))?;
-    }
-    if body.retention.count.is_some_and(|c| !(1..=1000).contains(&c)) {
-        return Err(ApiError::field("retention.count", "must be 1 to 1000"));
-    }
-    if body.retention.days.is_some_and(|d| !(1..=3650).contains(&d)) {
-        return Err(ApiError::field("retention.days", "must be 1 to 3650"));
-    }
-    let source = source(body.source.as_deref().unwrap_or("replica"))?;
     let now = state.clock.now();
+    let min = state.plane.backup_min_interval;
+    jobs::schedule::parse_schedule(&body.full_cron, now, min).map_err(|e| ApiError::field("full_cron", e))?;
+    if let Some(c) = &body.logical_cron {
+        jobs::schedule::parse_schedule(c, now, min).map_err(|e| ApiError::field("logical_cron", e))?;
+    }
+    body.retention.check()?;
+    let source = source(body.source.as_deref().unwrap_or("replica"))?;
     let (next_full_at, next_logical_at) =
         jobs::schedule::next_times(&body.full_cron, body.logical_cron.as_deref(), now);
     let settings = db::backup_schedules::Settings {

@@ -12,6 +12,7 @@ pub mod jobs;
 pub mod oauth2;
 pub mod orgs;
 pub mod parameters;
+pub mod quotas;
 pub mod stats;
 pub mod stores;
 pub mod system;

@@ -22,6 +22,7 @@ use crate::http::extract::{ActiveUser, AppJson, AppPath, AppQuery, Authenticated
 use crate::http::routes::jobs::JobView;
 use crate::jobs::{self, step};
 use crate::provision::parameters::{ParamDef, catalog};
+use crate::provision::sizing;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -185,7 +186,8 @@ async fn list_groups(
     Ok(AppJson(GroupList { items: rows.into_iter().map(Into::into).collect() }))
 }
 
-/// Creates a parameter group; values are checked against the catalog.
+/// Creates a parameter group; values are checked against the catalog, and against the bounds
+/// of the largest instance size (a group no size can hold is refused).
 #[utoipa::path(
     post, path = "/api/v1/orgs/{org_id}/parameter-groups", tag = "parameters",
     security(("session" = []), ("bearer" = ["stores:write"])),
@@ -197,7 +199,7 @@ async fn list_groups(
         (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such organization for the caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The name is taken", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A value outside the catalog (the range is named)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A value outside the catalog (the range is named), or one no instance size holds (the bound is named)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn create_group(
@@ -217,6 +219,7 @@ async fn create_group(
         return Err(ApiError::field("version", format!("PostgreSQL {} is not installed here", body.version)));
     }
     let parameters = validate(&body.vendor, &body.parameters)?;
+    sizing::check_any(&state.plane.catalog.options().instance_sizes, &parameters)?;
     let now = state.clock.now();
     let row = GroupRow {
         id: Uuid::now_v7(),
@@ -270,7 +273,8 @@ async fn get_group(
     Ok(AppJson(g.into()))
 }
 
-/// Replaces a group's parameters. Stores using it change when the group is applied again.
+/// Replaces a group's parameters. Stores using it change when the group is applied again; the
+/// new values must fit some instance size, and the size of every store using the group.
 #[utoipa::path(
     put, path = "/api/v1/orgs/{org_id}/parameter-groups/{group_id}", tag = "parameters",
     security(("session" = []), ("bearer" = ["stores:write"])),
@@ -281,7 +285,7 @@ async fn get_group(
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such group for the caller", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A value outside the catalog", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A value outside the catalog, or one no instance size or a store using the group cannot hold (the bound is named)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn update_group(
@@ -297,8 +301,14 @@ async fn update_group(
         .await?
         .ok_or(ApiError::NotFound("parameter group"))?;
     let parameters = validate(&g.vendor, &body.parameters)?;
+    sizing::check_any(&state.plane.catalog.options().instance_sizes, &parameters)?;
     let now = state.clock.now();
     let mut tx = state.db.begin().await?;
+    for user in db::parameter_groups::users(&mut *tx, &ctx, group_id).await? {
+        if let Some(size) = state.plane.catalog.instance_size(&user.instance_size) {
+            sizing::check_user(&user.name, size, &parameters)?;
+        }
+    }
     db::parameter_groups::update(&mut *tx, &ctx, group_id, body.description.trim(), &parameters, now).await?;
     Event::new("parameter_group.updated", &meta)
         .in_ctx(&ctx, &user.principal.email)
@@ -360,7 +370,8 @@ pub struct ApplyGroup {
 }
 
 /// Applies a group to a store: a job sets the parameters on every node (replicas first),
-/// reloading, or restarting a node where a parameter needs it; its log says which.
+/// reloading, or restarting a node where a parameter needs it; its log says which. The store's
+/// instance size must hold the group (422 names each parameter and the size's bound).
 #[utoipa::path(
     post, path = "/api/v1/orgs/{org_id}/stores/{store_id}/parameter-group", tag = "parameters",
     security(("session" = []), ("bearer" = ["stores:write"])),
@@ -372,7 +383,7 @@ pub struct ApplyGroup {
         (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such store for the caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "A job is in progress", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "No such group, or one for another vendor or version", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "No such group, one for another vendor or version, or one the store's instance size cannot hold (the parameter and bound are named)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn apply_group(
@@ -399,6 +410,10 @@ async fn apply_group(
             ),
         ));
     }
+    let size = state.plane.catalog.instance_size(&store.instance_size).ok_or_else(|| {
+        anyhow::anyhow!("instance size {} is no longer in the catalog", store.instance_size)
+    })?;
+    sizing::check(size, &group.parameters)?;
     if !matches!(store.status.as_str(), "available" | "degraded") {
         return Err(ApiError::conflict("store_busy", format!("the store is {}", store.status)));
     }

@@ -27,6 +27,8 @@ use crate::http::routes::jobs::JobView;
 use crate::http::routes::vpcs::{self, StoreNetwork};
 use crate::jobs::{self, step};
 use crate::provision::catalog::Choice;
+use crate::provision::sizing;
+use crate::quota::{self, Quota};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -380,7 +382,8 @@ fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
         (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such organization for the caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The name is taken, or the VPC is not available or has no address left", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field outside the catalog, a VPC that is not this organization's or not in the store's cloud and region, or an Idempotency-Key reused with another body", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field outside the catalog, a VPC that is not this organization's or not in the store's cloud and region, or an Idempotency-Key reused with another body; or `quota_exceeded`: the organization's quota of stores or nodes (named, with its limit and usage)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`capacity_exhausted`: this Berth has no node port left (`Retry-After`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64))),
     )
 )]
 async fn create_store(
@@ -419,6 +422,8 @@ async fn create_store(
         }
     }
 
+    let wants = [(Quota::Stores, 1), (Quota::Nodes, body.nodes)];
+    quota::reserve(&mut tx, &state.plane.quotas, ctx.org_id, &wants).await?;
     if let Some(vpc_id) = vpc_id {
         vpcs::vpc_for_store(&mut tx, &ctx, vpc_id, &body.cloud, &body.region).await?;
     }
@@ -730,7 +735,8 @@ pub struct UpdateStore {
 }
 
 /// Changes a store. With `If-Match`, only if the store is still at that revision (412 if not).
-/// Name, tags and deletion protection change at once; a size change starts a job (202).
+/// Name, tags and deletion protection change at once; a size change starts a job (202). A new
+/// instance size must hold the store's parameter group.
 #[utoipa::path(
     patch, path = "/api/v1/orgs/{org_id}/stores/{store_id}", tag = "stores",
     security(("session" = []), ("bearer" = ["stores:write"])),
@@ -744,7 +750,7 @@ pub struct UpdateStore {
         (status = 404, description = "No such store for the caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "A job is in progress, or the name is taken", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "The store changed since it was read", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid field, or an instance size that cannot hold the store's parameter group (the parameter and bound are named)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn update_store(
@@ -785,6 +791,11 @@ async fn update_store(
             cloud: &store.cloud,
             region: &store.region,
         })?;
+    }
+    if let Some(size) = size.and_then(|s| state.plane.catalog.instance_size(s)) {
+        if let Some(group) = db::parameter_groups::of_store(&mut *tx, ctx.org_id, store_id).await? {
+            sizing::check_resize(size, &group)?;
+        }
     }
     let resizing = size.is_some() || volume.is_some();
     if resizing && store.status != "available" && store.status != "degraded" {
@@ -931,7 +942,7 @@ async fn store_for_node_op(
     Ok(store)
 }
 
-/// Adds a streaming replica.
+/// Adds a streaming replica, within the organization's quota of nodes.
 #[utoipa::path(
     post, path = "/api/v1/orgs/{org_id}/stores/{store_id}/nodes", tag = "stores",
     security(("session" = []), ("bearer" = ["stores:write"])),
@@ -942,6 +953,8 @@ async fn store_for_node_op(
         (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such store for the caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "A job is in progress, the store has the most nodes allowed, or its VPC has no address left", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`quota_exceeded`: the organization's quota of nodes (with its limit and usage)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`capacity_exhausted`: this Berth has no node port left (`Retry-After`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64))),
     )
 )]
 async fn add_node(
@@ -963,6 +976,7 @@ async fn add_node(
     if let Some(active) = db::jobs::active_for_store(&mut *tx, ctx.org_id, store_id).await? {
         return Err(busy_error(Some(active)));
     }
+    quota::reserve(&mut tx, &state.plane.quotas, ctx.org_id, &[(Quota::Nodes, 1)]).await?;
     let port = jobs::allocate_ports(&mut tx, state.plane.ports.clone(), 1).await?[0];
     let node = Uuid::now_v7();
     let now = state.clock.now();

@@ -29,6 +29,7 @@ use crate::http::extract::{ActiveUser, AppJson, AppPath};
 use crate::http::routes::jobs::JobView;
 use crate::http::routes::stores::store_name;
 use crate::jobs::{self, step};
+use crate::quota::{self, Quota};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -175,7 +176,7 @@ async fn list_vpcs(
         (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such organization for the caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The name is taken", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A block that is not private, not /16 to /28, has host bits set, or overlaps another VPC (named); a cloud or region outside the catalog; or VPCs unavailable on this host (the reason given)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A block that is not private, not /16 to /28, has host bits set, or overlaps another VPC (named); a cloud or region outside the catalog; VPCs unavailable on this host (the reason given); or `quota_exceeded`: the organization's quota of VPCs (with its limit and usage)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn create_vpc(
@@ -202,6 +203,7 @@ async fn create_vpc(
             format!("{block} overlaps {} in {}/{}", describe(other), other.cloud, other.region),
         ));
     }
+    quota::reserve(&mut tx, &state.plane.quotas, ctx.org_id, &[(Quota::Vpcs, 1)]).await?;
     let id = Uuid::now_v7();
     let new = db::vpcs::NewVpc {
         id,

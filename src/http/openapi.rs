@@ -20,8 +20,8 @@ pub const CLIENT_BASIC_SCHEME: &str = "client_basic";
             answers RFC 6749 errors).\n\n\
             Roles, and what each may do in its organization:\n\n\
             | role | may |\n|---|---|\n\
-            | viewer | read the organization, its members, stores, backups and VPCs |\n\
-            | member | as viewer, and create, change and delete stores, backups and VPCs |\n\
+            | viewer | read the organization, its members, stores, backups (not their archives) and VPCs |\n\
+            | member | as viewer, and create, change and delete stores, backups and VPCs; download and verify backup archives |\n\
             | admin | as member, and add, change and remove members other than owners |\n\
             | owner | as admin, and manage owners; an organization always keeps at least one |",
         license(name = "Apache-2.0")

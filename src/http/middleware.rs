@@ -9,6 +9,22 @@ use tracing::Span;
 use crate::config::AuthConfig;
 use crate::error::ApiError;
 
+/// The API answers JSON and files, never pages: nothing in a response may load, run or be framed.
+pub const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
+
+/// The Swagger UI at `/api/swagger/` (utoipa-swagger-ui's vendored files): its `index.html` has
+/// no inline script or style, only files of its own; its stylesheet draws icons from `data:`
+/// SVGs; it fetches the OpenAPI document and makes "Try it out" calls on this origin. The one
+/// inline `<style>` is the logo's, rendered by `swagger-ui-standalone-preset.js`, admitted by its
+/// hash (a test recomputes it from the served file); styles React sets through the DOM are not
+/// inline style in CSP's sense. Nothing else is allowed.
+pub const SWAGGER_CSP: &str = "default-src 'none'; script-src 'self'; \
+    style-src 'self' 'sha256-RL3ie0nH+Lzz2YNqQN83mnU0J1ot4QL7b99vMdIX99w='; \
+    img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/// Browsers keep to HTTPS for a year once they have seen it; sent only when Berth serves TLS.
+pub const HSTS: &str = "max-age=31536000";
+
 /// Refuses a cross-site request that would act with the session cookie (or log in).
 ///
 /// A browser says where a request comes from in `Sec-Fetch-Site` and `Origin`; a request with
@@ -19,7 +35,7 @@ pub async fn csrf_guard(State(cfg): State<Arc<AuthConfig>>, req: Request, next: 
     {
         return next.run(req).await;
     }
-    let uses_cookie = carries_cookie(req.headers(), &cfg.session_cookie);
+    let uses_cookie = carries_cookie(req.headers(), &cfg.cookie_name());
     let is_login = req.uri().path() == "/api/auth/login";
     if (uses_cookie || is_login) && !same_origin(req.headers(), &cfg.allowed_origins) {
         return ApiError::Forbidden {

@@ -58,8 +58,9 @@ impl Modify for SecuritySchemes {
         components.add_security_scheme(
             SESSION_SCHEME,
             SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
-                "berth_session",
-                "The session cookie set by POST /api/auth/login (HttpOnly: the browser sends it by itself).",
+                "__Host-berth_session",
+                "The session cookie set by POST /api/auth/login (HttpOnly: the browser sends it by itself). \
+                 Named `__Host-<BERTH_SESSION_COOKIE>` while it is Secure, as by default.",
             ))),
         );
         let mut bearer = Http::new(HttpAuthScheme::Bearer);

@@ -28,6 +28,8 @@ use tower::ServiceExt;
 
 pub const OWNER_EMAIL: &str = "owner@example.com";
 pub const OWNER_PASSWORD: &str = "correct-horse-battery-staple";
+/// The session cookie's name in the tests, whose cookie is `Secure` as by default.
+pub const SESSION_COOKIE: &str = "__Host-berth_session";
 
 struct Cluster {
     admin: PgConnectOptions,
@@ -366,12 +368,13 @@ impl TestResponse {
         self.headers.get_all(header::SET_COOKIE).iter().filter_map(|v| v.to_str().ok()).collect()
     }
 
-    /// `berth_session=value` from a `Set-Cookie` that sets (not removes) the session.
+    /// `__Host-berth_session=value` from a `Set-Cookie` that sets (not removes) the session.
     pub fn session_cookie(&self) -> Option<String> {
+        let prefix = format!("{SESSION_COOKIE}=");
         self.set_cookies()
             .into_iter()
             .filter_map(|c| c.split(';').next())
-            .find(|kv| kv.starts_with("berth_session=") && kv.len() > "berth_session=".len())
+            .find(|kv| kv.starts_with(&prefix) && kv.len() > prefix.len())
             .map(str::to_owned)
     }
 

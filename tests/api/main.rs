@@ -6,6 +6,7 @@ mod backups;
 mod dbs;
 mod embedded;
 mod firewall;
+mod hardening;
 mod helpers;
 mod jobs;
 mod local_driver;

@@ -1,7 +1,7 @@
 use axum::http::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{TestApp, member_password};
+use crate::helpers::{TestApp, create_credential, member_password};
 
 #[tokio::test]
 async fn creating_an_org_makes_the_caller_its_owner() {
@@ -343,4 +343,59 @@ async fn bad_member_input_is_422_and_changes_nothing() {
     }
     let users: i64 = sqlx::query_scalar("select count(*) from users").fetch_one(&app.db).await.unwrap();
     assert_eq!(users, 1);
+}
+
+#[tokio::test]
+async fn a_bearer_token_cannot_create_logins_or_owners_a_session_can() {
+    let app = TestApp::spawn().await;
+    let owner = app.login_owner().await;
+    let org = app.owner_org;
+    let members = format!("/api/v1/orgs/{org}/members");
+    let (member_id, _) = app.active_member(&owner, org, "m@example.com", "member").await;
+    let (id, secret) = create_credential(&app, &owner, org, &["org:read", "org:admin"]).await;
+    let tok = app.token(&id, &secret).await["access_token"].as_str().unwrap().to_owned();
+    let users = || async {
+        sqlx::query_scalar::<_, i64>("select count(*) from users").fetch_one(&app.db).await.unwrap()
+    };
+    let before = users().await;
+
+    for body in [
+        json!({"email": "new@example.com", "role": "viewer", "password": "a-long-password-1"}),
+        json!({"email": "new@example.com", "role": "owner"}),
+        json!({"email": "m@example.com", "role": "owner"}),
+    ] {
+        let r = app.post(&members).bearer(&tok).json(body.clone()).send().await;
+        r.assert_problem(StatusCode::FORBIDDEN, "session_required");
+    }
+    let r =
+        app.patch(&format!("{members}/{member_id}")).bearer(&tok).json(json!({"role": "owner"})).send().await;
+    r.assert_problem(StatusCode::FORBIDDEN, "session_required");
+    assert_eq!(users().await, before, "no account was made");
+    let role: String = sqlx::query_scalar("select role from memberships where user_id = $1::uuid")
+        .bind(&member_id)
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(role, "member", "the role is unchanged");
+    // What a token may still do with org:admin: change roles below owner.
+    let r =
+        app.patch(&format!("{members}/{member_id}")).bearer(&tok).json(json!({"role": "admin"})).send().await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+
+    // The owner's session may do both.
+    let r = app
+        .post(&members)
+        .cookie(&owner)
+        .json(json!({"email": "new@example.com", "role": "viewer", "password": "a-long-password-1"}))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let r = app
+        .patch(&format!("{members}/{member_id}"))
+        .cookie(&owner)
+        .json(json!({"role": "owner"}))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.json()["role"], "owner");
 }

@@ -261,7 +261,7 @@ fn generate_password() -> String {
     responses(
         (status = 201, body = AddedMember),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed, or a cross-site request", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed, a bearer token giving a password or the role owner (`session_required`), or a cross-site request", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such organization for the caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Already a member", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid e-mail, role or password", body = Problem, content_type = "application/problem+json"),
@@ -276,6 +276,13 @@ async fn add_member(
 ) -> ApiResult<(StatusCode, AppJson<AddedMember>)> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::OrgAdmin)?;
+    // A leaked token must not mint a login of its own, or an owner who could revoke the rest.
+    if body.password.is_some() {
+        ctx.method.require_session("creating an account with a password")?;
+    }
+    if body.role == Role::Owner {
+        ctx.method.require_session("making an owner")?;
+    }
     if body.role == Role::Owner && ctx.role != Role::Owner {
         return Err(ApiError::Forbidden {
             code: "owner_only",
@@ -359,7 +366,8 @@ pub struct UpdateMember {
     pub role: Role,
 }
 
-/// Changes a member's role. Only owners may make or unmake owners; the last owner stays one.
+/// Changes a member's role. Only owners may make or unmake owners, and only signed in: a bearer
+/// token cannot make an owner. The last owner stays one.
 #[utoipa::path(
     patch, path = "/api/v1/orgs/{org_id}/members/{user_id}", tag = "orgs",
     security(("session" = []), ("bearer" = ["org:admin"])),
@@ -368,7 +376,7 @@ pub struct UpdateMember {
     responses(
         (status = 200, body = MemberView),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed, or a cross-site request", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed, a bearer token making an owner (`session_required`), or a cross-site request", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such organization or member", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The last owner cannot be demoted", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid role", body = Problem, content_type = "application/problem+json"),
@@ -383,6 +391,9 @@ async fn update_member(
 ) -> ApiResult<AppJson<MemberView>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::OrgAdmin)?;
+    if body.role == Role::Owner {
+        ctx.method.require_session("making an owner")?;
+    }
     let mut tx = state.db.begin().await?;
     let owners = db::orgs::lock_owners(&mut tx, &ctx).await?;
     let target = db::orgs::get_member(&mut *tx, &ctx, user_id).await?.ok_or(ApiError::NotFound("member"))?;

@@ -447,13 +447,14 @@ impl TestApp {
         self.post("/api/auth/oauth2/token").header("authorization", basic_auth).form(&form).send().await
     }
 
-    /// Adds `n` viewers named `{prefix}{i}@example.com`, each an audited change.
+    /// Adds `n` viewers named `{prefix}{i}@example.com` with new accounts, each an audited change.
     pub async fn add_viewers(&self, cookie: &str, prefix: &str, n: usize) {
         for i in 0..n {
+            let email = format!("{prefix}{i}@example.com");
             let r = self
                 .post(&format!("/api/v1/orgs/{}/members", self.owner_org))
                 .cookie(cookie)
-                .json(serde_json::json!({"email": format!("{prefix}{i}@example.com"), "role": "viewer"}))
+                .json(serde_json::json!({"email": email, "role": "viewer", "password": member_password(&email)}))
                 .send()
                 .await;
             assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());

@@ -8,6 +8,7 @@ mod embedded;
 mod firewall;
 mod hardening;
 mod helpers;
+mod invitations;
 mod jobs;
 mod local_driver;
 mod oauth2;

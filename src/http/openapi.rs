@@ -22,7 +22,7 @@ pub const CLIENT_BASIC_SCHEME: &str = "client_basic";
             | role | may |\n|---|---|\n\
             | viewer | read the organization, its members, stores, backups (not their archives) and VPCs |\n\
             | member | as viewer, and create, change and delete stores, backups and VPCs; download and verify backup archives |\n\
-            | admin | as member, and add, change and remove members other than owners |\n\
+            | admin | as member, and invite, add, change and remove members other than owners |\n\
             | owner | as admin, and manage owners; an organization always keeps at least one |",
         license(name = "Apache-2.0")
     ),
@@ -31,8 +31,8 @@ pub const CLIENT_BASIC_SCHEME: &str = "client_basic";
     tags(
         (name = "auth", description = "Signing in and out"),
         (name = "system", description = "Liveness and health"),
-        (name = "orgs", description = "Organizations and their members"),
-        (name = "users", description = "The signed-in user's account"),
+        (name = "orgs", description = "Organizations, their members and invitations"),
+        (name = "users", description = "The signed-in user's account and invitations"),
         (name = "oauth2", description = "OAuth2 token endpoint, revocation and metadata for automation"),
         (name = "credentials", description = "OAuth2 client credentials"),
         (name = "audit", description = "The tamper-evident audit trail"),

@@ -37,7 +37,13 @@ pub async fn csrf_guard(State(cfg): State<Arc<AuthConfig>>, req: Request, next: 
     }
     let uses_cookie = carries_cookie(req.headers(), &cfg.cookie_name());
     let is_login = req.uri().path() == "/api/auth/login";
-    if (uses_cookie || is_login) && !same_origin(req.headers(), &cfg.allowed_origins) {
+    // HTTP/2 carries the host in the `:authority` pseudo-header, which lands in the URI, not `Host`.
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or(req.uri().authority().map(|a| a.as_str()));
+    if (uses_cookie || is_login) && !same_origin(req.headers(), host, &cfg.allowed_origins) {
         return ApiError::Forbidden {
             code: "cross_site_request",
             detail: "a cookie-authenticated change must come from the same origin".into(),
@@ -66,7 +72,7 @@ fn carries_cookie(h: &HeaderMap, name: &str) -> bool {
         .any(|c| c.trim_start().split_once('=').is_some_and(|(k, _)| k == name))
 }
 
-fn same_origin(h: &HeaderMap, allowed: &[String]) -> bool {
+fn same_origin(h: &HeaderMap, host: Option<&str>, allowed: &[String]) -> bool {
     let origin = h.get(header::ORIGIN).and_then(|v| v.to_str().ok());
     if let Some(o) = origin {
         if allowed.iter().any(|a| a.trim_end_matches('/') == o) {
@@ -78,10 +84,7 @@ fn same_origin(h: &HeaderMap, allowed: &[String]) -> bool {
     }
     match origin {
         None => true,
-        Some(o) => {
-            let host = h.get(header::HOST).and_then(|v| v.to_str().ok());
-            origin_authority(o).is_some_and(|a| Some(a) == host)
-        }
+        Some(o) => origin_authority(o).is_some_and(|a| Some(a) == host),
     }
 }
 
@@ -118,16 +121,19 @@ mod tests {
     #[test]
     fn origin_rules() {
         let none: &[String] = &[];
-        assert!(same_origin(&headers(&[]), none), "no browser headers: not a browser");
-        assert!(same_origin(&headers(&[("origin", "http://a:1"), ("host", "a:1")]), none));
-        assert!(!same_origin(&headers(&[("origin", "http://b:1"), ("host", "a:1")]), none));
-        assert!(!same_origin(&headers(&[("origin", "null"), ("host", "a:1")]), none));
-        assert!(!same_origin(&headers(&[("sec-fetch-site", "cross-site")]), none));
-        assert!(!same_origin(&headers(&[("sec-fetch-site", "same-site")]), none));
-        assert!(same_origin(&headers(&[("sec-fetch-site", "same-origin")]), none));
+        let a = Some("a:1");
+        assert!(same_origin(&headers(&[]), a, none), "no browser headers: not a browser");
+        assert!(same_origin(&headers(&[("origin", "http://a:1")]), a, none));
+        assert!(!same_origin(&headers(&[("origin", "http://b:1")]), a, none));
+        assert!(!same_origin(&headers(&[("origin", "http://a:1")]), None, none), "no host to compare");
+        assert!(!same_origin(&headers(&[("origin", "null")]), a, none));
+        assert!(!same_origin(&headers(&[("sec-fetch-site", "cross-site")]), a, none));
+        assert!(!same_origin(&headers(&[("sec-fetch-site", "same-site")]), a, none));
+        assert!(same_origin(&headers(&[("sec-fetch-site", "same-origin")]), a, none));
         let ui = ["https://ui.example.com".to_owned()];
         assert!(same_origin(
             &headers(&[("origin", "https://ui.example.com"), ("sec-fetch-site", "same-site")]),
+            a,
             &ui
         ));
     }

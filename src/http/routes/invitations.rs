@@ -232,7 +232,7 @@ pub enum Answer {
 #[utoipa::path(
     post, path = "/api/v1/users/me/invitations/{invitation_id}/{answer}", tag = "users",
     security(("session" = [])),
-    params(("invitation_id" = Uuid, Path), ("answer" = Answer, Path)),
+    params(("invitation_id" = Uuid, Path), ("answer" = inline(Answer), Path, description = "`accept` or `decline`")),
     responses(
         (status = 200, description = "Answered: accepted (the user is a member) or declined", body = InvitationView),
         (status = 400, description = "Not an invitation id, or an answer other than accept or decline", body = Problem, content_type = "application/problem+json"),

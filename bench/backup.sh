@@ -184,14 +184,14 @@ echo "   $BERTH"
 
 LOGIN=$(curl -sS -D "$WORK/login.headers" -H 'Content-Type: application/json' \
     --data "{\"login\":\"$EMAIL\",\"password\":\"$PASSWORD\"}" "$BERTH/api/auth/login")
-COOKIE=$(sed -n 's/^[Ss]et-[Cc]ookie: berth_session=\([^;]*\).*/\1/p' "$WORK/login.headers" | tr -d '\r')
+COOKIE=$(sed -n 's/^[Ss]et-[Cc]ookie: __Host-berth_session=\([^;]*\).*/\1/p' "$WORK/login.headers" | tr -d '\r')
 ORG=$(jq -r '.organizations[0].id' <<<"$LOGIN")
 [[ -n $COOKIE && $ORG != null ]] || { echo "login failed: $LOGIN" >&2; exit 1; }
 
 api() {
     local method=$1 path=$2
     shift 2
-    curl -sS -H "Cookie: berth_session=$COOKIE" -X "$method" "$@" "$BERTH/api/v1/orgs/$ORG$path"
+    curl -sS -H "Cookie: __Host-berth_session=$COOKIE" -X "$method" "$@" "$BERTH/api/v1/orgs/$ORG$path"
 }
 
 # jq: an RFC 3339 timestamp with fractional seconds, as seconds since the epoch.
@@ -219,7 +219,7 @@ poll() {
     while :; do
         reply=""
         exec {fd}<>"/dev/tcp/${ADDR%:*}/${ADDR##*:}"
-        printf 'GET %s HTTP/1.1\r\nHost: %s\r\nCookie: berth_session=%s\r\nConnection: close\r\n\r\n' \
+        printf 'GET %s HTTP/1.1\r\nHost: %s\r\nCookie: __Host-berth_session=%s\r\nConnection: close\r\n\r\n' \
             "$path" "$ADDR" "$COOKIE" >&"$fd"
         IFS= read -r -d '' reply <&"$fd" || true
         exec {fd}<&-

@@ -130,17 +130,17 @@ echo "   $BERTH"
 
 LOGIN=$(curl -sS -D "$WORK/login.headers" -H 'Content-Type: application/json' \
     --data "{\"login\":\"$EMAIL\",\"password\":\"$PASSWORD\"}" "$BERTH/api/auth/login")
-COOKIE=$(sed -n 's/^[Ss]et-[Cc]ookie: berth_session=\([^;]*\).*/\1/p' "$WORK/login.headers" | tr -d '\r')
+COOKIE=$(sed -n 's/^[Ss]et-[Cc]ookie: __Host-berth_session=\([^;]*\).*/\1/p' "$WORK/login.headers" | tr -d '\r')
 ORG=$(jq -r '.organizations[0].id' <<<"$LOGIN")
 [[ -n $COOKIE && $ORG != null ]] || { echo "login failed: $LOGIN" >&2; exit 1; }
 
 api() {
     local method=$1 path=$2
     shift 2
-    curl -sS -H "Cookie: berth_session=$COOKIE" -X "$method" "$@" "$BERTH/api/v1/orgs/$ORG$path"
+    curl -sS -H "Cookie: __Host-berth_session=$COOKIE" -X "$method" "$@" "$BERTH/api/v1/orgs/$ORG$path"
 }
 
-code=$(curl -sS -o /dev/null -w '%{http_code}' -H "Cookie: berth_session=$COOKIE" \
+code=$(curl -sS -o /dev/null -w '%{http_code}' -H "Cookie: __Host-berth_session=$COOKIE" \
     "$BERTH/api/v1/content/deploy-options")
 [[ $code == 200 ]] || { echo "GET /api/v1/content/deploy-options answered $code" >&2; exit 1; }
 

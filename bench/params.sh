@@ -59,7 +59,7 @@ berth_apply() {
         --data "{\"group_id\":\"$group\"}" | jq -r .id)
     [[ $job != null ]] || { echo "applying the group failed" >&2; return 1; }
     while :; do
-        status=$(curl -sS -H "Cookie: berth_session=$COOKIE" "$BERTH/api/v1/orgs/$ORG/jobs/$job" | jq -r .status)
+        status=$(curl -sS -H "Cookie: __Host-berth_session=$COOKIE" "$BERTH/api/v1/orgs/$ORG/jobs/$job" | jq -r .status)
         [[ $status == succeeded ]] && break
         [[ $status == failed ]] && { echo "job $job failed" >&2; return 1; }
         sleep 0.01

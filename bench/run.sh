@@ -93,9 +93,9 @@ echo "   $BERTH"
 LOGIN_BODY="{\"login\":\"$EMAIL\",\"password\":\"$PASSWORD\"}"
 COOKIE=$(curl -sS -o /dev/null -D - -H 'Content-Type: application/json' \
     --data "$LOGIN_BODY" "$BERTH/api/auth/login" |
-    sed -n 's/^[Ss]et-[Cc]ookie: berth_session=\([^;]*\).*/\1/p' | tr -d '\r')
+    sed -n 's/^[Ss]et-[Cc]ookie: __Host-berth_session=\([^;]*\).*/\1/p' | tr -d '\r')
 [[ -n $COOKIE ]] || { echo "login did not set a session cookie" >&2; exit 1; }
-code=$(curl -sS -o /dev/null -w '%{http_code}' -H "Cookie: berth_session=$COOKIE" \
+code=$(curl -sS -o /dev/null -w '%{http_code}' -H "Cookie: __Host-berth_session=$COOKIE" \
     "$BERTH/api/auth/check")
 [[ $code == 200 ]] || { echo "GET /api/auth/check answered $code" >&2; exit 1; }
 
@@ -107,9 +107,9 @@ echo "== $SESSIONS sessions for the check"
     echo "local cookies = {"
     for _ in $(seq "$SESSIONS"); do
         c=$(curl -sS -o /dev/null -D - -H 'Content-Type: application/json' --data "$LOGIN_BODY" \
-            "$BERTH/api/auth/login" | sed -n 's/^[Ss]et-[Cc]ookie: berth_session=\([^;]*\).*/\1/p' | tr -d '\r')
+            "$BERTH/api/auth/login" | sed -n 's/^[Ss]et-[Cc]ookie: __Host-berth_session=\([^;]*\).*/\1/p' | tr -d '\r')
         [[ -n $c ]] || { echo "login did not set a session cookie" >&2; exit 1; }
-        echo "  \"berth_session=$c\","
+        echo "  \"__Host-berth_session=$c\","
     done
     echo "}"
     cat <<'EOF'
@@ -124,7 +124,7 @@ echo "== a client credential and a bearer token (issue 3's paths)"
 ORG=$(curl -sS -H 'Content-Type: application/json' --data "$LOGIN_BODY" "$BERTH/api/auth/login" |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["organizations"][0]["id"])')
 EXPIRES=$(date -u -d '+30 days' +%Y-%m-%dT%H:%M:%SZ)
-CRED=$(curl -sS -H "Cookie: berth_session=$COOKIE" -H "Origin: $BERTH" -H 'Content-Type: application/json' \
+CRED=$(curl -sS -H "Cookie: __Host-berth_session=$COOKIE" -H "Origin: $BERTH" -H 'Content-Type: application/json' \
     --data "{\"description\":\"bench\",\"expires_at\":\"$EXPIRES\",\"scopes\":[\"org:read\"]}" \
     "$BERTH/api/v1/orgs/$ORG/credentials")
 CLIENT_ID=$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["client_id"])' "$CRED")

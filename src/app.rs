@@ -67,7 +67,7 @@ pub fn build_router(state: AppState) -> Router {
     // The cookie lives as long as the browser session; the server enforces the idle and
     // absolute timeouts itself, whatever the browser keeps.
     let sessions = SessionManagerLayer::new(store)
-        .with_name(state.auth.session_cookie.clone())
+        .with_name(state.auth.cookie_name())
         .with_secure(state.auth.cookie_secure)
         .with_http_only(true)
         .with_same_site(SameSite::Lax)
@@ -82,16 +82,43 @@ pub fn build_router(state: AppState) -> Router {
             HeaderValue::from_static("no-store"),
         ));
 
+    let swagger: Router<AppState> = SwaggerUi::new("/api/swagger").url("/api/openapi.json", openapi).into();
+    let swagger = swagger.layer(SetResponseHeaderLayer::overriding(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(middleware::SWAGGER_CSP),
+    ));
+
     let request_id = HeaderName::from_static("x-request-id");
+    let hsts = state.auth.serves_tls.then(|| {
+        SetResponseHeaderLayer::overriding(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static(middleware::HSTS),
+        )
+    });
     Router::new()
         .merge(api)
-        .merge(SwaggerUi::new("/api/swagger").url("/api/openapi.json", openapi))
+        .merge(swagger)
         .fallback(|| async { ApiError::NotFound("route") })
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
                 .layer(TraceLayer::new_for_http().make_span_with(middleware::request_span))
-                .layer(PropagateRequestIdLayer::new(request_id)),
+                .layer(PropagateRequestIdLayer::new(request_id))
+                // On every response, the fallback's and the errors' too; the Swagger UI's own
+                // policy, set inside, stays.
+                .layer(SetResponseHeaderLayer::if_not_present(
+                    header::CONTENT_SECURITY_POLICY,
+                    HeaderValue::from_static(middleware::API_CSP),
+                ))
+                .layer(SetResponseHeaderLayer::overriding(
+                    header::X_CONTENT_TYPE_OPTIONS,
+                    HeaderValue::from_static("nosniff"),
+                ))
+                .layer(SetResponseHeaderLayer::overriding(
+                    header::REFERRER_POLICY,
+                    HeaderValue::from_static("no-referrer"),
+                ))
+                .option_layer(hsts),
         )
         .with_state(state)
 }

@@ -188,7 +188,8 @@ fn parse_ports(s: &str) -> Result<std::ops::RangeInclusive<u16>, String> {
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct AuthConfig {
-    /// Name of the session cookie.
+    /// Name of the session cookie. While it is `Secure` it is sent as `__Host-<name>`, which
+    /// browsers accept only from a secure origin, for the whole host, with no `Domain`.
     #[arg(long, env = "BERTH_SESSION_COOKIE", default_value = "berth_session")]
     pub session_cookie: String,
 
@@ -237,6 +238,23 @@ pub struct AuthConfig {
     /// The longest a client credential may live; every credential must name its expiry.
     #[arg(long, env = "BERTH_CREDENTIAL_MAX_LIFETIME", default_value = "365d", value_parser = humantime::parse_duration)]
     pub credential_max_lifetime: Duration,
+
+    /// Set by `serve` when it serves HTTPS (`BERTH_TLS_CERT`): responses then carry
+    /// `Strict-Transport-Security`, which over plain HTTP would mean nothing.
+    #[arg(skip)]
+    pub serves_tls: bool,
+}
+
+impl AuthConfig {
+    /// The session cookie's name as sent: a `Secure` cookie gets the `__Host-` prefix, so that
+    /// no subdomain and no plain-HTTP page can set or shadow it.
+    pub fn cookie_name(&self) -> String {
+        if self.cookie_secure && !self.session_cookie.starts_with("__Host-") {
+            format!("__Host-{}", self.session_cookie)
+        } else {
+            self.session_cookie.clone()
+        }
+    }
 }
 
 impl Default for AuthConfig {
@@ -253,6 +271,7 @@ impl Default for AuthConfig {
             allowed_origins: vec![],
             public_url: None,
             credential_max_lifetime: Duration::from_secs(365 * 86400),
+            serves_tls: false,
         }
     }
 }

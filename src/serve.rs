@@ -14,7 +14,9 @@ use tokio::sync::Notify;
 use crate::app::{AppState, build_router};
 use crate::bootstrap::{FirstRun, ensure_first_owner};
 use crate::clock::SystemClock;
-use crate::config::{DbConfig, PlaneConfig, REMOTE_POOL_SIZE, ServeConfig, WorkerConfig, local_pool_size};
+use crate::config::{
+    AuthConfig, DbConfig, PlaneConfig, REMOTE_POOL_SIZE, ServeConfig, WorkerConfig, local_pool_size,
+};
 use crate::crypto::MasterKey;
 use crate::jobs::worker::Workers;
 use crate::jobs::{DataPlane, JobEnv, reconcile};
@@ -183,7 +185,8 @@ pub async fn worker(cfg: WorkerConfig) -> anyhow::Result<()> {
 }
 
 async fn run(cfg: &ServeConfig, pool: PgPool, plane: DataPlane) -> anyhow::Result<()> {
-    let state = AppState::new(pool, cfg.auth.clone(), Arc::new(SystemClock), plane);
+    let auth = AuthConfig { serves_tls: cfg.tls_cert.is_some(), ..cfg.auth.clone() };
+    let state = AppState::new(pool, auth, Arc::new(SystemClock), plane);
     match ensure_first_owner(&state, &cfg.admin_email, cfg.admin_password.clone(), &cfg.admin_org).await? {
         FirstRun::AlreadySetUp => {}
         FirstRun::Created { email, generated_password } => {

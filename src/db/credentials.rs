@@ -100,6 +100,32 @@ pub async fn revoke(
     Ok(id)
 }
 
+/// Revokes every credential `user_id` created, in any organization, and every token they
+/// issued; returns the organization of each credential revoked. Not tenant-scoped: it serves a
+/// change of the user's own password, which is not an act inside one organization.
+pub async fn revoke_created_by(
+    tx: &mut Transaction<'_, Postgres>,
+    user_id: Uuid,
+    now: OffsetDateTime,
+) -> sqlx::Result<Vec<Uuid>> {
+    // Data-modifying CTEs run whether or not the outer query reads them.
+    sqlx::query_scalar!(
+        "with revoked as (
+             update credentials set revoked_at = $2
+             where created_by = $1 and revoked_at is null
+             returning id, org_id
+         ), tokens as (
+             update oauth_tokens t set revoked_at = $2
+             from revoked r where t.credential_id = r.id and t.revoked_at is null
+         )
+         select org_id from revoked",
+        user_id,
+        now
+    )
+    .fetch_all(&mut **tx)
+    .await
+}
+
 /// What the token endpoint needs to authenticate a client. Not tenant-scoped: the client id is
 /// what establishes the tenant.
 pub struct ClientAuth {

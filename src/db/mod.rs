@@ -9,6 +9,7 @@ pub mod credentials;
 pub mod db_users;
 pub mod firewall;
 pub mod idempotency;
+pub mod invitations;
 pub mod jobs;
 pub mod org_cas;
 pub mod orgs;

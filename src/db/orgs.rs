@@ -2,7 +2,7 @@ use sqlx::{PgExecutor, Postgres, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::domain::{Ctx, Role};
+use crate::domain::{Ctx, Email, Role};
 
 pub struct OrgRow {
     pub id: Uuid,
@@ -76,6 +76,22 @@ pub async fn get_member(
          where m.org_id = $1 and m.user_id = $2",
         ctx.org_id,
         user_id
+    )
+    .fetch_optional(ex)
+    .await
+}
+
+/// The member of the context's organization with this address, if any.
+pub async fn member_by_email(
+    ex: impl PgExecutor<'_>,
+    ctx: &Ctx,
+    email: &Email,
+) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar!(
+        "select m.user_id from memberships m join users u on u.id = m.user_id
+         where m.org_id = $1 and u.email = $2",
+        ctx.org_id,
+        email.as_str()
     )
     .fetch_optional(ex)
     .await

@@ -24,6 +24,18 @@ impl AuthMethod {
         }
     }
 
+    /// Refuses a bearer token for what a credential must never do by itself (`what`, as the
+    /// problem's detail names it), like minting more credentials or making owners.
+    pub fn require_session(&self, what: &str) -> ApiResult<()> {
+        match self {
+            Self::Session => Ok(()),
+            Self::Bearer { .. } => Err(ApiError::Forbidden {
+                code: "session_required",
+                detail: format!("{what} needs a signed-in user; an OAuth2 credential cannot do it"),
+            }),
+        }
+    }
+
     /// For a bearer token: refuses a scope the token lacks.
     pub fn require_scope(&self, scope: Scope) -> ApiResult<()> {
         match self {

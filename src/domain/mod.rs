@@ -3,11 +3,13 @@
 mod cidr;
 mod ctx;
 mod email;
+mod invitation;
 pub mod password;
 mod role;
 
 pub use cidr::{Cidr, VpcBlock, gateway, node_addresses};
 pub use ctx::{AuthMethod, Ctx, Principal, PrincipalOrg};
 pub use email::Email;
+pub use invitation::InvitationStatus;
 pub use password::NewPassword;
 pub use role::{Role, Scope};

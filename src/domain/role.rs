@@ -5,8 +5,8 @@ use utoipa::ToSchema;
 ///
 /// | role   | may |
 /// |--------|-----|
-/// | viewer | read the organization, its stores, backups and VPCs |
-/// | member | as viewer, and create, change and delete stores, backups and VPCs |
+/// | viewer | read the organization, its stores, backups (not their archives) and VPCs |
+/// | member | as viewer, and create, change and delete stores, backups and VPCs; download archives |
 /// | admin  | as member, and manage members (not owners) and credentials |
 /// | owner  | as admin, and manage owners; an organization always keeps one |
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
@@ -42,7 +42,9 @@ impl Role {
     pub fn allows(self, scope: Scope) -> bool {
         let least = match scope {
             Scope::OrgRead | Scope::StoresRead | Scope::BackupsRead | Scope::VpcsRead => Self::Viewer,
-            Scope::StoresWrite | Scope::BackupsWrite | Scope::VpcsWrite => Self::Member,
+            Scope::StoresWrite | Scope::BackupsWrite | Scope::BackupsDownload | Scope::VpcsWrite => {
+                Self::Member
+            }
             Scope::OrgAdmin => Self::Admin,
         };
         self >= least
@@ -65,6 +67,9 @@ pub enum Scope {
     BackupsRead,
     #[serde(rename = "backups:write")]
     BackupsWrite,
+    /// Apart from `backups:read`: an archive holds every row and every password verifier.
+    #[serde(rename = "backups:download")]
+    BackupsDownload,
     #[serde(rename = "vpcs:read")]
     VpcsRead,
     #[serde(rename = "vpcs:write")]
@@ -72,13 +77,14 @@ pub enum Scope {
 }
 
 impl Scope {
-    pub const ALL: [Scope; 8] = [
+    pub const ALL: [Scope; 9] = [
         Self::OrgRead,
         Self::OrgAdmin,
         Self::StoresRead,
         Self::StoresWrite,
         Self::BackupsRead,
         Self::BackupsWrite,
+        Self::BackupsDownload,
         Self::VpcsRead,
         Self::VpcsWrite,
     ];
@@ -94,7 +100,8 @@ impl Scope {
             Self::StoresRead => "Read stores, their nodes, jobs and settings",
             Self::StoresWrite => "Create, change and delete stores",
             Self::BackupsRead => "Read backups and schedules",
-            Self::BackupsWrite => "Take, restore and delete backups; change schedules",
+            Self::BackupsWrite => "Take, verify, restore and delete backups; change schedules",
+            Self::BackupsDownload => "Download backup archives: all of a store's data and password verifiers",
             Self::VpcsRead => "Read VPCs and their peerings",
             Self::VpcsWrite => "Create and delete VPCs; request, accept, reject and delete peerings",
         }
@@ -108,6 +115,7 @@ impl Scope {
             Self::StoresWrite => "stores:write",
             Self::BackupsRead => "backups:read",
             Self::BackupsWrite => "backups:write",
+            Self::BackupsDownload => "backups:download",
             Self::VpcsRead => "vpcs:read",
             Self::VpcsWrite => "vpcs:write",
         }
@@ -123,6 +131,8 @@ mod tests {
         assert!(Role::Viewer.allows(Scope::StoresRead));
         assert!(!Role::Viewer.allows(Scope::StoresWrite));
         assert!(Role::Member.allows(Scope::StoresWrite));
+        assert!(!Role::Viewer.allows(Scope::BackupsDownload));
+        assert!(Role::Member.allows(Scope::BackupsDownload));
         assert!(!Role::Member.allows(Scope::OrgAdmin));
         assert!(Role::Admin.allows(Scope::OrgAdmin));
         assert!(Role::Owner.allows(Scope::OrgAdmin));

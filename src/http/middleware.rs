@@ -9,6 +9,22 @@ use tracing::Span;
 use crate::config::AuthConfig;
 use crate::error::ApiError;
 
+/// The API answers JSON and files, never pages: nothing in a response may load, run or be framed.
+pub const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
+
+/// The Swagger UI at `/api/swagger/` (utoipa-swagger-ui's vendored files): its `index.html` has
+/// no inline script or style, only files of its own; its stylesheet draws icons from `data:`
+/// SVGs; it fetches the OpenAPI document and makes "Try it out" calls on this origin. The one
+/// inline `<style>` is the logo's, rendered by `swagger-ui-standalone-preset.js`, admitted by its
+/// hash (a test recomputes it from the served file); styles React sets through the DOM are not
+/// inline style in CSP's sense. Nothing else is allowed.
+pub const SWAGGER_CSP: &str = "default-src 'none'; script-src 'self'; \
+    style-src 'self' 'sha256-RL3ie0nH+Lzz2YNqQN83mnU0J1ot4QL7b99vMdIX99w='; \
+    img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/// Browsers keep to HTTPS for a year once they have seen it; sent only when Berth serves TLS.
+pub const HSTS: &str = "max-age=31536000";
+
 /// Refuses a cross-site request that would act with the session cookie (or log in).
 ///
 /// A browser says where a request comes from in `Sec-Fetch-Site` and `Origin`; a request with
@@ -19,9 +35,15 @@ pub async fn csrf_guard(State(cfg): State<Arc<AuthConfig>>, req: Request, next: 
     {
         return next.run(req).await;
     }
-    let uses_cookie = carries_cookie(req.headers(), &cfg.session_cookie);
+    let uses_cookie = carries_cookie(req.headers(), &cfg.cookie_name());
     let is_login = req.uri().path() == "/api/auth/login";
-    if (uses_cookie || is_login) && !same_origin(req.headers(), &cfg.allowed_origins) {
+    // HTTP/2 carries the host in the `:authority` pseudo-header, which lands in the URI, not `Host`.
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or(req.uri().authority().map(|a| a.as_str()));
+    if (uses_cookie || is_login) && !same_origin(req.headers(), host, &cfg.allowed_origins) {
         return ApiError::Forbidden {
             code: "cross_site_request",
             detail: "a cookie-authenticated change must come from the same origin".into(),
@@ -50,7 +72,7 @@ fn carries_cookie(h: &HeaderMap, name: &str) -> bool {
         .any(|c| c.trim_start().split_once('=').is_some_and(|(k, _)| k == name))
 }
 
-fn same_origin(h: &HeaderMap, allowed: &[String]) -> bool {
+fn same_origin(h: &HeaderMap, host: Option<&str>, allowed: &[String]) -> bool {
     let origin = h.get(header::ORIGIN).and_then(|v| v.to_str().ok());
     if let Some(o) = origin {
         if allowed.iter().any(|a| a.trim_end_matches('/') == o) {
@@ -62,10 +84,7 @@ fn same_origin(h: &HeaderMap, allowed: &[String]) -> bool {
     }
     match origin {
         None => true,
-        Some(o) => {
-            let host = h.get(header::HOST).and_then(|v| v.to_str().ok());
-            origin_authority(o).is_some_and(|a| Some(a) == host)
-        }
+        Some(o) => origin_authority(o).is_some_and(|a| Some(a) == host),
     }
 }
 
@@ -102,16 +121,19 @@ mod tests {
     #[test]
     fn origin_rules() {
         let none: &[String] = &[];
-        assert!(same_origin(&headers(&[]), none), "no browser headers: not a browser");
-        assert!(same_origin(&headers(&[("origin", "http://a:1"), ("host", "a:1")]), none));
-        assert!(!same_origin(&headers(&[("origin", "http://b:1"), ("host", "a:1")]), none));
-        assert!(!same_origin(&headers(&[("origin", "null"), ("host", "a:1")]), none));
-        assert!(!same_origin(&headers(&[("sec-fetch-site", "cross-site")]), none));
-        assert!(!same_origin(&headers(&[("sec-fetch-site", "same-site")]), none));
-        assert!(same_origin(&headers(&[("sec-fetch-site", "same-origin")]), none));
+        let a = Some("a:1");
+        assert!(same_origin(&headers(&[]), a, none), "no browser headers: not a browser");
+        assert!(same_origin(&headers(&[("origin", "http://a:1")]), a, none));
+        assert!(!same_origin(&headers(&[("origin", "http://b:1")]), a, none));
+        assert!(!same_origin(&headers(&[("origin", "http://a:1")]), None, none), "no host to compare");
+        assert!(!same_origin(&headers(&[("origin", "null")]), a, none));
+        assert!(!same_origin(&headers(&[("sec-fetch-site", "cross-site")]), a, none));
+        assert!(!same_origin(&headers(&[("sec-fetch-site", "same-site")]), a, none));
+        assert!(same_origin(&headers(&[("sec-fetch-site", "same-origin")]), a, none));
         let ui = ["https://ui.example.com".to_owned()];
         assert!(same_origin(
             &headers(&[("origin", "https://ui.example.com"), ("sec-fetch-site", "same-site")]),
+            a,
             &ui
         ));
     }

@@ -17,6 +17,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(routes::users::router())
         .merge(routes::orgs::router())
         .merge(routes::quotas::router())
+        .merge(routes::invitations::router())
         .merge(routes::oauth2::router())
         .merge(routes::credentials::router())
         .merge(routes::audit::router())

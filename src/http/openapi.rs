@@ -20,9 +20,9 @@ pub const CLIENT_BASIC_SCHEME: &str = "client_basic";
             answers RFC 6749 errors).\n\n\
             Roles, and what each may do in its organization:\n\n\
             | role | may |\n|---|---|\n\
-            | viewer | read the organization, its members, stores, backups and VPCs |\n\
-            | member | as viewer, and create, change and delete stores, backups and VPCs |\n\
-            | admin | as member, and add, change and remove members other than owners |\n\
+            | viewer | read the organization, its members, stores, backups (not their archives) and VPCs |\n\
+            | member | as viewer, and create, change and delete stores, backups and VPCs; download and verify backup archives |\n\
+            | admin | as member, and invite, add, change and remove members other than owners |\n\
             | owner | as admin, and manage owners; an organization always keeps at least one |",
         license(name = "Apache-2.0")
     ),
@@ -31,8 +31,8 @@ pub const CLIENT_BASIC_SCHEME: &str = "client_basic";
     tags(
         (name = "auth", description = "Signing in and out"),
         (name = "system", description = "Liveness and health"),
-        (name = "orgs", description = "Organizations and their members"),
-        (name = "users", description = "The signed-in user's account"),
+        (name = "orgs", description = "Organizations, their members and invitations"),
+        (name = "users", description = "The signed-in user's account and invitations"),
         (name = "oauth2", description = "OAuth2 token endpoint, revocation and metadata for automation"),
         (name = "credentials", description = "OAuth2 client credentials"),
         (name = "audit", description = "The tamper-evident audit trail"),
@@ -58,8 +58,9 @@ impl Modify for SecuritySchemes {
         components.add_security_scheme(
             SESSION_SCHEME,
             SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
-                "berth_session",
-                "The session cookie set by POST /api/auth/login (HttpOnly: the browser sends it by itself).",
+                "__Host-berth_session",
+                "The session cookie set by POST /api/auth/login (HttpOnly: the browser sends it by itself). \
+                 Named `__Host-<BERTH_SESSION_COOKIE>` while it is Secure, as by default.",
             ))),
         );
         let mut bearer = Http::new(HttpAuthScheme::Bearer);

@@ -42,7 +42,7 @@ async fn the_trail_records_logins_credentials_tokens_and_members() {
         ("login", "success"),
         ("credential.created", "success"),
         ("token.refused", "denied"),
-        ("member.added", "success"),
+        ("member.invited", "success"),
         ("credential.revoked", "success"),
     ] {
         assert!(actions.contains(&(want.0.into(), want.1.into())), "{want:?} missing from {actions:?}");

@@ -4,7 +4,7 @@ use axum::http::StatusCode;
 use serde_json::json;
 use sqlx::PgConnection;
 
-use crate::helpers::{TestApp, wait_job};
+use crate::helpers::{TestApp, create_credential, wait_job};
 use crate::stores::{create, wait_for};
 
 async fn conn(port: i64, password: &str) -> PgConnection {
@@ -352,4 +352,70 @@ async fn schedules_validate_start_backups_once_across_instances_and_retention_pr
     let segments = app.state.plane.backups.wal_segments(store_id).await.unwrap();
     assert!(!segments.is_empty() && segments.len() < wal_before, "{wal_before} → {}", segments.len());
     assert!(segments.iter().all(|s| s.number().unwrap() >= keep_from), "no WAL older than the oldest backup");
+}
+
+#[tokio::test]
+async fn archives_are_for_members_only_and_every_download_is_audited() {
+    let app = TestApp::spawn().await.with_workers(2).await;
+    let owner = app.login_owner().await;
+    let org = app.owner_org;
+    let Source { base, .. } = store_with_rows(&app, &owner, "guarded", 10).await;
+    let b = backup(&app, &owner, &base, "full").await;
+    let id = b["id"].as_str().unwrap();
+    let (download, verify) = (format!("{base}/backups/{id}/download"), format!("{base}/backups/{id}/verify"));
+    let (_, viewer) = app.active_member(&owner, org, "viewer@example.com", "viewer").await;
+    let (_, member) = app.active_member(&owner, org, "member@example.com", "member").await;
+
+    assert_eq!(app.get(&format!("{base}/backups/{id}")).cookie(&viewer).send().await.status, StatusCode::OK);
+    app.get(&download)
+        .cookie(&viewer)
+        .send()
+        .await
+        .assert_problem(StatusCode::FORBIDDEN, "insufficient_role");
+    app.post(&verify).cookie(&viewer).send().await.assert_problem(StatusCode::FORBIDDEN, "insufficient_role");
+    let downloads = |app: &TestApp| {
+        let db = app.db.clone();
+        async move {
+            sqlx::query_scalar::<_, String>(
+                "select actor from audit_events where org_id = $1 and action = 'backup.downloaded' order by id",
+            )
+            .bind(org)
+            .fetch_all(&db)
+            .await
+            .unwrap()
+        }
+    };
+    assert!(downloads(&app).await.is_empty(), "a refused download is no download");
+
+    let dl = app.get(&download).cookie(&member).send().await;
+    assert_eq!(dl.status, StatusCode::OK);
+    assert_eq!(dl.body.len() as i64, b["size_bytes"].as_i64().unwrap());
+    assert_eq!(app.post(&verify).cookie(&member).send().await.json()["valid"], true);
+    assert_eq!(downloads(&app).await, ["member@example.com"]);
+
+    // A credential needs the scope of its own; backups:read is not enough, and a viewer cannot
+    // grant it.
+    let (cid, secret) = create_credential(&app, &member, org, &["backups:read", "backups:write"]).await;
+    let tok = app.token(&cid, &secret).await["access_token"].as_str().unwrap().to_owned();
+    app.get(&download).bearer(&tok).send().await.assert_problem(StatusCode::FORBIDDEN, "insufficient_scope");
+    let (cid, secret) = create_credential(&app, &member, org, &["backups:download"]).await;
+    let tok = app.token(&cid, &secret).await["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(app.get(&download).bearer(&tok).send().await.status, StatusCode::OK);
+    let credential: Option<uuid::Uuid> = sqlx::query_scalar(
+        "select credential_id from audit_events where action = 'backup.downloaded' order by id desc limit 1",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert!(credential.is_some(), "the download by a token names its credential");
+    assert_eq!(downloads(&app).await.len(), 2);
+    let expires = (app.clock_now() + time::Duration::days(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    app.post(&format!("/api/v1/orgs/{org}/credentials"))
+        .cookie(&viewer)
+        .json(json!({"description": "x", "expires_at": expires, "scopes": ["backups:download"]}))
+        .send()
+        .await
+        .assert_problem(StatusCode::FORBIDDEN, "insufficient_role");
 }

@@ -28,6 +28,8 @@ use tower::ServiceExt;
 
 pub const OWNER_EMAIL: &str = "owner@example.com";
 pub const OWNER_PASSWORD: &str = "correct-horse-battery-staple";
+/// The session cookie's name in the tests, whose cookie is `Secure` as by default.
+pub const SESSION_COOKIE: &str = "__Host-berth_session";
 
 struct Cluster {
     admin: PgConnectOptions,
@@ -379,12 +381,13 @@ impl TestResponse {
         self.headers.get_all(header::SET_COOKIE).iter().filter_map(|v| v.to_str().ok()).collect()
     }
 
-    /// `berth_session=value` from a `Set-Cookie` that sets (not removes) the session.
+    /// `__Host-berth_session=value` from a `Set-Cookie` that sets (not removes) the session.
     pub fn session_cookie(&self) -> Option<String> {
+        let prefix = format!("{SESSION_COOKIE}=");
         self.set_cookies()
             .into_iter()
             .filter_map(|c| c.split(';').next())
-            .find(|kv| kv.starts_with("berth_session=") && kv.len() > "berth_session=".len())
+            .find(|kv| kv.starts_with(&prefix) && kv.len() > prefix.len())
             .map(str::to_owned)
     }
 
@@ -457,13 +460,14 @@ impl TestApp {
         self.post("/api/auth/oauth2/token").header("authorization", basic_auth).form(&form).send().await
     }
 
-    /// Adds `n` viewers named `{prefix}{i}@example.com`, each an audited change.
+    /// Adds `n` viewers named `{prefix}{i}@example.com` with new accounts, each an audited change.
     pub async fn add_viewers(&self, cookie: &str, prefix: &str, n: usize) {
         for i in 0..n {
+            let email = format!("{prefix}{i}@example.com");
             let r = self
                 .post(&format!("/api/v1/orgs/{}/members", self.owner_org))
                 .cookie(cookie)
-                .json(serde_json::json!({"email": format!("{prefix}{i}@example.com"), "role": "viewer"}))
+                .json(serde_json::json!({"email": email, "role": "viewer", "password": member_password(&email)}))
                 .send()
                 .await;
             assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());

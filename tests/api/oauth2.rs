@@ -369,7 +369,7 @@ async fn scopes_and_the_creators_role_both_limit_a_token() {
         .json(json!({"email": "z@example.com", "role": "viewer"}))
         .send()
         .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    assert_eq!(r.status, StatusCode::ACCEPTED, "invited: {}", r.text());
     app.patch(&format!("{members}/{admin_id}")).cookie(&owner).json(json!({"role": "viewer"})).send().await;
     let r = app
         .post(&members)
@@ -530,4 +530,80 @@ async fn the_oauth2_crate_obtains_and_uses_a_token() {
         }
         other => panic!("expected invalid_client, got {other:?}"),
     }
+}
+
+#[tokio::test]
+async fn changing_a_password_revokes_the_users_credentials_in_every_org_and_no_one_elses() {
+    let app = TestApp::spawn().await;
+    let owner = app.login_owner().await;
+    let org = app.owner_org;
+    let (_, admin) = app.active_member(&owner, org, "ci@example.com", "admin").await;
+    let second = app.post("/api/v1/orgs").cookie(&admin).json(json!({"name": "Second"})).send().await.json()
+        ["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mine = [
+        create_credential(&app, &admin, org, &["org:read"]).await,
+        create_credential(&app, &admin, second, &["org:read"]).await,
+    ];
+    let theirs = create_credential(&app, &owner, org, &["org:read"]).await;
+    let mut access = vec![];
+    for (id, secret) in mine.iter().chain([&theirs]) {
+        access.push(app.token(id, secret).await);
+    }
+
+    let password = crate::helpers::member_password("ci@example.com");
+    let r = app
+        .post("/api/v1/users/me/password")
+        .cookie(&admin)
+        .json(json!({"current_password": password, "new_password": "a-brand-new-password-1"}))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text());
+
+    for ((id, secret), tokens) in mine.iter().zip(&access) {
+        assert_eq!(
+            app.bearer_status(tokens["access_token"].as_str().unwrap()).await,
+            StatusCode::UNAUTHORIZED
+        );
+        let r = app
+            .post(TOKEN)
+            .header("authorization", &basic(id, secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await;
+        assert_oauth_error(&r, StatusCode::UNAUTHORIZED, "invalid_client");
+        let r = app.refresh(&basic(id, secret), tokens["refresh_token"].as_str().unwrap(), None).await;
+        assert_ne!(r.status, StatusCode::OK, "a refresh token of a revoked credential: {}", r.text());
+    }
+    assert_eq!(
+        app.bearer_status(access[2]["access_token"].as_str().unwrap()).await,
+        StatusCode::OK,
+        "the owner's credential lives on"
+    );
+    app.token(&theirs.0, &theirs.1).await;
+
+    let audited: Vec<(uuid::Uuid, String)> = sqlx::query_as(
+        "select org_id, details from audit_events where action = 'user.password_changed' and actor = 'ci@example.com'
+           and details::jsonb ? 'credentials_revoked' order by org_id",
+    )
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    let revoked: Vec<(uuid::Uuid, i64)> = audited
+        .iter()
+        .map(|(o, d)| {
+            (
+                *o,
+                serde_json::from_str::<serde_json::Value>(d).unwrap()["credentials_revoked"]
+                    .as_i64()
+                    .unwrap(),
+            )
+        })
+        .collect();
+    let mut want = vec![(org, 1), (second, 1)];
+    want.sort();
+    assert_eq!(revoked.into_iter().filter(|(_, n)| *n > 0).collect::<Vec<_>>(), want, "audited in each org");
 }

@@ -44,6 +44,34 @@ fn every_operation_documents_its_errors_and_security() {
     }
 }
 
+/// Every `$ref` names a schema the document has: a type used only in a path or query parameter
+/// is not collected by itself, and a dangling reference breaks clients and the Swagger UI.
+#[test]
+fn every_schema_reference_resolves() {
+    fn refs<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+        match v {
+            Value::Object(o) => {
+                if let Some(Value::String(r)) = o.get("$ref") {
+                    out.push(r);
+                }
+                o.values().for_each(|v| refs(v, out));
+            }
+            Value::Array(a) => a.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+    let doc = serde_json::to_value(berth::http::openapi_document()).unwrap();
+    let mut found = vec![];
+    refs(&doc, &mut found);
+    assert!(!found.is_empty());
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    let dangling: Vec<&&str> = found
+        .iter()
+        .filter(|r| r.strip_prefix("#/components/schemas/").is_none_or(|name| !schemas.contains_key(name)))
+        .collect();
+    assert!(dangling.is_empty(), "references to nothing: {dangling:?}");
+}
+
 #[tokio::test]
 async fn swagger_ui_is_served() {
     let app = TestApp::spawn().await;

@@ -1,7 +1,7 @@
 use axum::http::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{TestApp, member_password};
+use crate::helpers::{TestApp, create_credential, member_password};
 
 #[tokio::test]
 async fn creating_an_org_makes_the_caller_its_owner() {
@@ -161,7 +161,7 @@ async fn roles_limit_what_members_may_do() {
         .json(json!({"email": "m@example.com", "role": "member"}))
         .send()
         .await;
-    assert_eq!(r.status, StatusCode::CREATED);
+    assert_eq!(r.status, StatusCode::ACCEPTED, "invited");
     let r = app
         .post(&members)
         .cookie(&admin)
@@ -251,25 +251,23 @@ async fn the_last_owner_can_be_neither_removed_nor_demoted() {
 }
 
 #[tokio::test]
-async fn a_new_member_with_a_generated_password_must_change_it_first() {
+async fn a_new_member_with_an_initial_password_must_change_it_first() {
     let app = TestApp::spawn().await;
     let owner = app.login_owner().await;
     let org = app.owner_org;
+    let initial = "initial-password-for-new";
     let r = app
         .post(&format!("/api/v1/orgs/{org}/members"))
         .cookie(&owner)
-        .json(json!({"email": "New.Person@Example.com", "role": "member"}))
+        .json(json!({"email": "New.Person@Example.com", "role": "member", "password": initial}))
         .send()
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     let added = r.json();
-    assert_eq!(added["account_created"], true);
     assert_eq!(added["member"]["email"], "new.person@example.com");
+    assert_eq!(added["member"]["role"], "member");
     assert_eq!(added["member"]["must_change_password"], true);
-    let initial = added["initial_password"].as_str().unwrap().to_owned();
-    assert!(initial.len() >= 20);
-    let listed = app.get(&format!("/api/v1/orgs/{org}/members")).cookie(&owner).send().await;
-    assert!(!listed.text().contains(&initial), "the password is shown once only");
+    assert!(!r.text().contains(initial), "the password is not echoed");
 
     let r = app
         .post("/api/auth/login")
@@ -294,35 +292,14 @@ async fn a_new_member_with_a_generated_password_must_change_it_first() {
     let cookie = r.session_cookie().unwrap();
     assert_eq!(app.get("/api/v1/orgs").cookie(&cookie).send().await.status, StatusCode::OK);
 
-    // Adding an existing account adds it as is; a password for it is refused; twice is 409.
-    let again = app
-        .post(&format!("/api/v1/orgs/{org}/members"))
-        .cookie(&owner)
-        .json(json!({"email": "new.person@example.com", "role": "viewer"}))
-        .send()
-        .await;
-    again.assert_problem(StatusCode::CONFLICT, "already_member");
-    let other =
-        app.post("/api/v1/orgs").cookie(&owner).json(json!({"name": "Other"})).send().await.json()["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-    let with_pw = app
-        .post(&format!("/api/v1/orgs/{other}/members"))
-        .cookie(&owner)
-        .json(json!({"email": "new.person@example.com", "role": "viewer", "password": "another-password-1"}))
-        .send()
-        .await;
-    with_pw.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
-    let r = app
-        .post(&format!("/api/v1/orgs/{other}/members"))
-        .cookie(&owner)
-        .json(json!({"email": "new.person@example.com", "role": "viewer"}))
-        .send()
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED);
-    assert_eq!(r.json()["account_created"], false);
-    assert!(r.json().get("initial_password").is_none());
+    // A member already, with or without a password: 409.
+    for body in [
+        json!({"email": "new.person@example.com", "role": "viewer"}),
+        json!({"email": "new.person@example.com", "role": "viewer", "password": "another-password-1"}),
+    ] {
+        let again = app.post(&format!("/api/v1/orgs/{org}/members")).cookie(&owner).json(body).send().await;
+        again.assert_problem(StatusCode::CONFLICT, "already_member");
+    }
 }
 
 #[tokio::test]
@@ -343,4 +320,67 @@ async fn bad_member_input_is_422_and_changes_nothing() {
     }
     let users: i64 = sqlx::query_scalar("select count(*) from users").fetch_one(&app.db).await.unwrap();
     assert_eq!(users, 1);
+}
+
+#[tokio::test]
+async fn a_bearer_token_cannot_create_logins_or_owners_a_session_can() {
+    let app = TestApp::spawn().await;
+    let owner = app.login_owner().await;
+    let org = app.owner_org;
+    let members = format!("/api/v1/orgs/{org}/members");
+    let (member_id, _) = app.active_member(&owner, org, "m@example.com", "member").await;
+    let (id, secret) = create_credential(&app, &owner, org, &["org:read", "org:admin"]).await;
+    let tok = app.token(&id, &secret).await["access_token"].as_str().unwrap().to_owned();
+    let users = || async {
+        sqlx::query_scalar::<_, i64>("select count(*) from users").fetch_one(&app.db).await.unwrap()
+    };
+    let before = users().await;
+
+    for body in [
+        json!({"email": "new@example.com", "role": "viewer", "password": "a-long-password-1"}),
+        json!({"email": "new@example.com", "role": "owner"}),
+        json!({"email": "m@example.com", "role": "owner"}),
+    ] {
+        let r = app.post(&members).bearer(&tok).json(body.clone()).send().await;
+        r.assert_problem(StatusCode::FORBIDDEN, "session_required");
+    }
+    let r =
+        app.patch(&format!("{members}/{member_id}")).bearer(&tok).json(json!({"role": "owner"})).send().await;
+    r.assert_problem(StatusCode::FORBIDDEN, "session_required");
+    assert_eq!(users().await, before, "no account was made");
+    let role: String = sqlx::query_scalar("select role from memberships where user_id = $1::uuid")
+        .bind(&member_id)
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(role, "member", "the role is unchanged");
+    // What a token may still do with org:admin: invite, and change roles below owner.
+    let r = app
+        .post(&members)
+        .bearer(&tok)
+        .json(json!({"email": "new@example.com", "role": "admin"}))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
+    assert_eq!(users().await, before, "an invitation is no account");
+    let r =
+        app.patch(&format!("{members}/{member_id}")).bearer(&tok).json(json!({"role": "admin"})).send().await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+
+    // The owner's session may do both.
+    let r = app
+        .post(&members)
+        .cookie(&owner)
+        .json(json!({"email": "new@example.com", "role": "viewer", "password": "a-long-password-1"}))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let r = app
+        .patch(&format!("{members}/{member_id}"))
+        .cookie(&owner)
+        .json(json!({"role": "owner"}))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.json()["role"], "owner");
 }

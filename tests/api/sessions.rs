@@ -17,7 +17,7 @@ async fn an_idle_session_ends_after_the_idle_timeout_an_active_one_does_not() {
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     // The answer also tells the browser to drop the dead cookie.
     assert!(
-        r.set_cookies().iter().any(|c| c.starts_with("berth_session=;") && c.contains("Max-Age=0")),
+        r.set_cookies().iter().any(|c| c.starts_with("__Host-berth_session=;") && c.contains("Max-Age=0")),
         "{:?}",
         r.set_cookies()
     );

@@ -392,7 +392,7 @@ async fn another_orgs_stores_and_jobs_answer_404_everywhere() {
         &app,
         &mallory,
         b.parse().unwrap(),
-        &["stores:read", "stores:write", "backups:read", "backups:write"],
+        &["stores:read", "stores:write", "backups:read", "backups:write", "backups:download"],
     )
     .await;
     let tok = app.token(&cid, &secret).await["access_token"].as_str().unwrap().to_owned();

@@ -102,13 +102,7 @@ impl ActiveUser {
 
     /// For what a credential must never do by itself, like minting more credentials.
     pub fn require_session(&self) -> Result<(), ApiError> {
-        match self.method {
-            AuthMethod::Session => Ok(()),
-            AuthMethod::Bearer { .. } => Err(ApiError::Forbidden {
-                code: "session_required",
-                detail: "this needs a signed-in user; an OAuth2 credential cannot do it".into(),
-            }),
-        }
+        self.method.require_session("this")
     }
 }
 

@@ -325,10 +325,12 @@ async fn archive_of(
     Ok((b, path))
 }
 
-/// Streams the archive (`application/gzip`), with its SHA-256 in `X-Checksum-SHA256`.
+/// Streams the archive (`application/gzip`), with its SHA-256 in `X-Checksum-SHA256`. The
+/// archive holds all the store's data and its users' password verifiers: it needs
+/// `backups:download` (members and above), and every download is in the audit trail.
 #[utoipa::path(
     get, path = "/api/v1/orgs/{org_id}/stores/{store_id}/backups/{backup_id}/download", tag = "backups",
-    security(("session" = []), ("bearer" = ["backups:read"])),
+    security(("session" = []), ("bearer" = ["backups:download"])),
     params(("org_id" = Uuid, Path), ("store_id" = Uuid, Path), ("backup_id" = Uuid, Path)),
     responses(
         (status = 200, description = "The archive", content_type = "application/gzip", body = Vec<u8>, headers(("X-Checksum-SHA256" = String))),
@@ -345,7 +347,7 @@ async fn download_backup(
     AppPath((org_id, store_id, backup_id)): AppPath<(Uuid, Uuid, Uuid)>,
 ) -> ApiResult<Response> {
     let ctx = user.in_org(org_id)?;
-    ctx.require(Scope::BackupsRead)?;
+    ctx.require(Scope::BackupsDownload)?;
     let (b, path) = archive_of(&state, &ctx, store_id, backup_id).await?;
     let file =
         tokio::fs::File::open(&path).await.map_err(|e| anyhow::anyhow!("opening {}: {e}", path.display()))?;
@@ -378,10 +380,11 @@ pub struct Verification {
     pub size_bytes: Option<u64>,
 }
 
-/// Re-reads the archive and checks it against its checksum.
+/// Re-reads the archive and checks it against its checksum. It reads the whole archive from
+/// disk, so it needs `backups:write`, like the other operations that cost the host work.
 #[utoipa::path(
     post, path = "/api/v1/orgs/{org_id}/stores/{store_id}/backups/{backup_id}/verify", tag = "backups",
-    security(("session" = []), ("bearer" = ["backups:read"])),
+    security(("session" = []), ("bearer" = ["backups:write"])),
     params(("org_id" = Uuid, Path), ("store_id" = Uuid, Path), ("backup_id" = Uuid, Path)),
     responses(
         (status = 200, body = Verification),
@@ -397,7 +400,7 @@ async fn verify_backup(
     AppPath((org_id, store_id, backup_id)): AppPath<(Uuid, Uuid, Uuid)>,
 ) -> ApiResult<AppJson<Verification>> {
     let ctx = user.in_org(org_id)?;
-    ctx.require(Scope::BackupsRead)?;
+    ctx.require(Scope::BackupsWrite)?;
     let (b, path) = archive_of(&state, &ctx, store_id, backup_id).await?;
     let (size, actual) = match crate::backup::checksum(&path).await {
         Ok((s, a)) => (Some(s), Some(a)),

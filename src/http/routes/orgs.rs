@@ -1,7 +1,6 @@
 use axum::extract::State;
 use axum::http::StatusCode;
-use rand::Rng;
-use rand::distributions::Alphanumeric;
+use axum::response::{IntoResponse, Response};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -17,6 +16,7 @@ use crate::db::orgs::{MemberRow, OrgRow};
 use crate::domain::{AuthMethod, Ctx, Email, NewPassword, PrincipalOrg, Role, Scope};
 use crate::error::{ApiError, ApiResult, Problem, on_constraint};
 use crate::http::extract::{ActiveUser, AppJson, AppPath};
+use crate::http::routes::invitations::{self, InvitationView};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -63,7 +63,7 @@ impl From<&PrincipalOrg> for OrgView {
     }
 }
 
-fn parse_role(s: &str) -> ApiResult<Role> {
+pub(crate) fn parse_role(s: &str) -> ApiResult<Role> {
     Role::parse(s).ok_or_else(|| anyhow::anyhow!("unknown role {s:?} in the database").into())
 }
 
@@ -229,39 +229,58 @@ pub struct AddMember {
     #[schema(example = "dev@example.com")]
     pub email: String,
     pub role: Role,
-    /// Initial password for a new account (12 to 1024 characters). Left out: one is generated
-    /// and returned once. Not allowed when the account exists already.
+    /// Initial password (12 to 1024 characters) for a new account, which becomes a member at
+    /// once and must change it at first login. Ignored, and not kept, when the address has an
+    /// account: that account is invited like any other. Not for bearer tokens.
     #[schema(value_type = Option<String>, format = Password)]
     pub password: Option<SecretString>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AddedMember {
+    /// The new account, a member now.
     pub member: MemberView,
-    /// Whether a new account was created for the address.
-    pub account_created: bool,
-    /// The generated initial password, shown this once; the user must change it at first login.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub initial_password: Option<String>,
 }
 
-fn generate_password() -> String {
-    // 24 characters of 62 symbols: about 143 bits.
-    rand::thread_rng().sample_iter(&Alphanumeric).take(24).map(char::from).collect()
+/// What adding a member did: made a new account a member, or invited the address.
+pub enum Added {
+    Member(AddedMember),
+    Invited(InvitationView),
 }
 
-/// Adds a member by e-mail: an existing user is added as is; otherwise an account is created
-/// with an initial password (given, or generated and returned once) that must be changed at
-/// first login. Admins may add any role but owner; owners may add owners.
+impl IntoResponse for Added {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Member(m) => (StatusCode::CREATED, AppJson(m)).into_response(),
+            Self::Invited(i) => (StatusCode::ACCEPTED, AppJson(i)).into_response(),
+        }
+    }
+}
+
+fn already_member(email: &str) -> ApiError {
+    ApiError::conflict("already_member", format!("{email} is a member already"))
+}
+
+/// A membership that exists already, found by its primary key.
+pub(crate) fn on_membership_conflict(e: sqlx::Error, email: &str) -> ApiError {
+    on_constraint(e, |c| (c == "memberships_pkey").then(|| already_member(email)))
+}
+
+/// Adds a member by e-mail. An address that is not a member is invited (202): the account with
+/// it, now or once it exists, becomes a member by accepting (`/api/v1/users/me/invitations`).
+/// The answer is the same whether or not the address has an account. With a `password`, an
+/// address without an account gets one, a member at once (201), which must change the password
+/// at first login. Admins may add any role but owner; owners may add owners.
 #[utoipa::path(
     post, path = "/api/v1/orgs/{org_id}/members", tag = "orgs",
     security(("session" = []), ("bearer" = ["org:admin"])),
     params(("org_id" = Uuid, Path)),
     request_body = AddMember,
     responses(
-        (status = 201, body = AddedMember),
+        (status = 201, description = "A new account, given the password, is a member", body = AddedMember),
+        (status = 202, description = "Invited; the invitation is pending until its invitee answers it", body = InvitationView),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed, or a cross-site request", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed, a bearer token giving a password or the role owner (`session_required`), or a cross-site request", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such organization for the caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Already a member", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid e-mail, role or password", body = Problem, content_type = "application/problem+json"),
@@ -273,9 +292,16 @@ async fn add_member(
     user: ActiveUser,
     AppPath(org_id): AppPath<Uuid>,
     AppJson(body): AppJson<AddMember>,
-) -> ApiResult<(StatusCode, AppJson<AddedMember>)> {
+) -> ApiResult<Added> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::OrgAdmin)?;
+    // A leaked token must not mint a login of its own, or an owner who could revoke the rest.
+    if body.password.is_some() {
+        ctx.method.require_session("creating an account with a password")?;
+    }
+    if body.role == Role::Owner {
+        ctx.method.require_session("making an owner")?;
+    }
     if body.role == Role::Owner && ctx.role != Role::Owner {
         return Err(ApiError::Forbidden {
             code: "owner_only",
@@ -287,70 +313,46 @@ async fn add_member(
         .password
         .map(|p| NewPassword::parse(p).map_err(|m| ApiError::field("password", m)))
         .transpose()?;
-
-    let existing = db::users::find_id_by_email(&state.db, &email).await?;
-    if existing.is_some() && given.is_some() {
-        return Err(ApiError::field(
-            "password",
-            "this address has an account already; leave the password out",
-        ));
+    if db::orgs::member_by_email(&state.db, &ctx, &email).await?.is_some() {
+        return Err(already_member(email.as_str()));
     }
-    let mut generated = None;
-    let new_hash = match (existing, given) {
-        (Some(_), _) => None,
-        (None, Some(p)) => Some(state.hasher.hash(p.into_secret()).await?),
-        (None, None) => {
-            let p = generate_password();
-            let hash = state.hasher.hash(SecretString::from(p.clone())).await?;
-            generated = Some(p);
-            Some(hash)
-        }
+    let invite = || invitations::invite(&state, &meta, &ctx, &user.principal.email, &email, body.role);
+    // Without a password nothing asks whether the address has an account.
+    let Some(given) = given else {
+        return Ok(Added::Invited(invite().await?));
     };
+    if db::users::find_id_by_email(&state.db, &email).await?.is_some() {
+        return Ok(Added::Invited(invite().await?));
+    }
 
+    let hash = state.hasher.hash(given.into_secret()).await?;
+    let user_id = Uuid::now_v7();
     let mut tx = state.db.begin().await?;
-    let user_id = match (existing, &new_hash) {
-        (Some(id), _) => id,
-        (None, Some(hash)) => {
-            let id = Uuid::now_v7();
-            db::users::insert(
-                &mut *tx,
-                db::users::NewUser { id, email: &email, password_hash: hash, must_change_password: true },
-            )
-            .await
-            .map_err(|e| {
-                on_constraint(e, |c| {
-                    (c == "users_email_key")
-                        .then(|| ApiError::conflict("conflict", "the account was created meanwhile; retry"))
-                })
-            })?;
-            id
-        }
-        (None, None) => unreachable!("a hash is computed for every new account"),
-    };
-    db::orgs::add_member(&mut *tx, &ctx, user_id, body.role).await.map_err(|e| {
+    db::users::insert(
+        &mut *tx,
+        db::users::NewUser { id: user_id, email: &email, password_hash: &hash, must_change_password: true },
+    )
+    .await
+    .map_err(|e| {
         on_constraint(e, |c| {
-            (c == "memberships_pkey")
-                .then(|| ApiError::conflict("already_member", format!("{email} is a member already")))
+            (c == "users_email_key")
+                .then(|| ApiError::conflict("conflict", "the account was created meanwhile; retry"))
         })
     })?;
+    db::orgs::add_member(&mut *tx, &ctx, user_id, body.role)
+        .await
+        .map_err(|e| on_membership_conflict(e, email.as_str()))?;
     let member = db::orgs::get_member(&mut *tx, &ctx, user_id).await?.ok_or(ApiError::NotFound("member"))?;
     Event::new("member.added", &meta)
         .in_ctx(&ctx, &user.principal.email)
         .target(format!("user:{user_id}"))
         .detail("email", email.as_str())
         .detail("role", body.role)
-        .detail("account_created", existing.is_none())
+        .detail("account_created", true)
         .record_in(&mut tx, state.clock.now())
         .await?;
     tx.commit().await?;
-    Ok((
-        StatusCode::CREATED,
-        AppJson(AddedMember {
-            member: member.try_into()?,
-            account_created: existing.is_none(),
-            initial_password: generated,
-        }),
-    ))
+    Ok(Added::Member(AddedMember { member: member.try_into()? }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -359,7 +361,8 @@ pub struct UpdateMember {
     pub role: Role,
 }
 
-/// Changes a member's role. Only owners may make or unmake owners; the last owner stays one.
+/// Changes a member's role. Only owners may make or unmake owners, and only signed in: a bearer
+/// token cannot make an owner. The last owner stays one.
 #[utoipa::path(
     patch, path = "/api/v1/orgs/{org_id}/members/{user_id}", tag = "orgs",
     security(("session" = []), ("bearer" = ["org:admin"])),
@@ -368,7 +371,7 @@ pub struct UpdateMember {
     responses(
         (status = 200, body = MemberView),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed, or a cross-site request", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed, a bearer token making an owner (`session_required`), or a cross-site request", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such organization or member", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The last owner cannot be demoted", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid role", body = Problem, content_type = "application/problem+json"),
@@ -383,6 +386,9 @@ async fn update_member(
 ) -> ApiResult<AppJson<MemberView>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::OrgAdmin)?;
+    if body.role == Role::Owner {
+        ctx.method.require_session("making an owner")?;
+    }
     let mut tx = state.db.begin().await?;
     let owners = db::orgs::lock_owners(&mut tx, &ctx).await?;
     let target = db::orgs::get_member(&mut *tx, &ctx, user_id).await?.ok_or(ApiError::NotFound("member"))?;
@@ -466,14 +472,6 @@ async fn remove_member(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn generated_passwords_are_long_and_distinct() {
-        let (a, b) = (generate_password(), generate_password());
-        assert_eq!(a.len(), 24);
-        assert_ne!(a, b);
-        assert!(NewPassword::parse(a.into()).is_ok());
-    }
 
     #[test]
     fn org_names() {

@@ -34,7 +34,7 @@ async fn status() -> AppJson<Alive> {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DatabaseHealth {
     pub reachable: bool,
-    /// The control database's `server_version`.
+    /// The control database's `server_version` (authenticated callers only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server_version: Option<String>,
     /// Migrations applied to the control database.
@@ -49,8 +49,8 @@ pub struct Health {
     /// `ok`, or `unavailable` when the control database cannot be reached or no job worker
     /// is alive.
     pub status: String,
-    /// Berth's version.
-    pub version: String,
+    /// Reachability and migrations only: versions, which tell an attacker what to try, are in
+    /// the authenticated `GET /api/v1/system/status`.
     pub database: DatabaseHealth,
     /// Job workers heard from in the last 30 s, in every Berth process sharing the database.
     pub live_workers: Option<usize>,
@@ -67,24 +67,23 @@ pub struct Health {
 )]
 async fn health(State(state): State<AppState>) -> (StatusCode, AppJson<Health>) {
     let probe = async {
-        let version: String = sqlx::query_scalar("show server_version").fetch_one(&state.db).await?;
         let applied: i64 = sqlx::query_scalar("select count(*) from _sqlx_migrations where success")
             .fetch_one(&state.db)
             .await?;
         let workers = db::jobs::live_workers(&state.db, state.clock.now() - WORKER_GONE).await?.len();
-        Ok::<_, sqlx::Error>((version, applied, workers))
+        Ok::<_, sqlx::Error>((applied, workers))
     };
     let mut live_workers = None;
     let known = MIGRATOR.iter().count();
     let (status, database) = match tokio::time::timeout(std::time::Duration::from_secs(3), probe).await {
-        Ok(Ok((version, applied, workers))) => {
+        Ok(Ok((applied, workers))) => {
             live_workers = Some(workers);
             let ready = applied as usize >= known && workers > 0;
             (
                 if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE },
                 DatabaseHealth {
                     reachable: true,
-                    server_version: Some(version),
+                    server_version: None,
                     migrations_applied: Some(applied),
                     migrations_known: known,
                 },
@@ -98,7 +97,6 @@ async fn health(State(state): State<AppState>) -> (StatusCode, AppJson<Health>) 
     };
     let health = Health {
         status: if status == StatusCode::OK { "ok" } else { "unavailable" }.into(),
-        version: env!("CARGO_PKG_VERSION").into(),
         database,
         live_workers,
     };
@@ -152,6 +150,8 @@ pub struct OrgStores {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SystemStatus {
+    /// Berth's version.
+    pub version: String,
     pub database: DatabaseHealth,
     pub live_workers: usize,
     pub queue: QueueInfo,
@@ -195,6 +195,7 @@ async fn system_status(
         }
     }
     Ok(AppJson(SystemStatus {
+        version: env!("CARGO_PKG_VERSION").into(),
         database: DatabaseHealth {
             reachable: true,
             server_version: Some(version),

@@ -13,7 +13,7 @@ use crate::app::AppState;
 use crate::audit::Event;
 use crate::audit::RequestMeta;
 use crate::db;
-use crate::domain::{AuthMethod, NewPassword, Principal, Role};
+use crate::domain::{NewPassword, Principal, Role};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::http::extract::{AppJson, Authenticated};
 use crate::http::routes::auth::check_password;
@@ -107,13 +107,14 @@ pub struct ChangePassword {
 }
 
 /// Changes the signed-in user's password. Every other session of the user ends; this one
-/// continues under a new id.
+/// continues under a new id. Every OAuth2 credential the user created, in any organization, is
+/// revoked with its tokens, in the same transaction.
 #[utoipa::path(
     post, path = "/api/v1/users/me/password", tag = "users",
     security(("session" = [])),
     request_body = ChangePassword,
     responses(
-        (status = 204, description = "Changed; the user's other sessions have ended"),
+        (status = 204, description = "Changed; the user's other sessions have ended and their credentials are revoked"),
         (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Wrong current password, a bearer token, or a cross-site request", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The new password breaks the rules", body = Problem, content_type = "application/problem+json"),
@@ -127,12 +128,7 @@ async fn change_password(
     user: Authenticated,
     AppJson(body): AppJson<ChangePassword>,
 ) -> ApiResult<StatusCode> {
-    if user.method != AuthMethod::Session {
-        return Err(ApiError::Forbidden {
-            code: "session_required",
-            detail: "a password is changed by its signed-in user, not by a credential".into(),
-        });
-    }
+    user.method.require_session("changing a password")?;
     let new = NewPassword::parse(body.new_password).map_err(|m| ApiError::field("new_password", m))?;
     let user_id = user.principal.user_id;
     let stored = db::users::password_hash(&state.db, user_id).await?;
@@ -150,12 +146,15 @@ async fn change_password(
     let mut tx = state.db.begin().await?;
     db::users::set_password(&mut *tx, user_id, &hash, state.clock.now()).await?;
     let ended = db::sessions::delete_others(&mut *tx, user_id, None).await?;
+    // Whoever learnt the old password may have made credentials with it: they end with it.
+    let revoked = db::credentials::revoke_created_by(&mut tx, user_id, state.clock.now()).await?;
     for org in &user.principal.orgs {
         Event::new("user.password_changed", &meta)
             .org(org.id)
             .by(&user.principal, &user.method)
             .target(format!("user:{user_id}"))
             .detail("sessions_ended", ended)
+            .detail("credentials_revoked", revoked.iter().filter(|o| **o == org.id).count())
             .record_in(&mut tx, state.clock.now())
             .await?;
     }

@@ -1,0 +1,281 @@
+//! Invitations: how an address that is not yet a member joins an organization. The account with
+//! that address sees the invitation and accepts or declines it; until it accepts it is no member
+//! and nothing it does enters the organization's audit trail. Inviting answers the same whether
+//! or not the address has an account.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use sqlx::{Postgres, Transaction};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::audit::{Event, RequestMeta};
+use crate::db;
+use crate::db::invitations::{InvitationRow, Locked};
+use crate::domain::{Ctx, Email, InvitationStatus, Role, Scope};
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::http::extract::{ActiveUser, AppJson, AppPath};
+use crate::http::routes::orgs::{on_membership_conflict, parse_role};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_org_invitations))
+        .routes(routes!(revoke_invitation))
+        .routes(routes!(my_invitations))
+        .routes(routes!(answer_invitation))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InvitationView {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub org_name: String,
+    /// The address invited.
+    pub email: String,
+    /// The role the invitee gets by accepting.
+    pub role: Role,
+    pub status: InvitationStatus,
+    /// Who invited (last, when the address was invited again).
+    pub invited_by: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Until when it can be accepted (7 days after it was made).
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub answered_at: Option<OffsetDateTime>,
+}
+
+fn status_at(stored: &str, expires_at: OffsetDateTime, now: OffsetDateTime) -> ApiResult<InvitationStatus> {
+    InvitationStatus::at(stored, expires_at, now)
+        .ok_or_else(|| anyhow::anyhow!("unknown invitation status {stored:?} in the database").into())
+}
+
+fn view(r: InvitationRow, now: OffsetDateTime) -> ApiResult<InvitationView> {
+    Ok(InvitationView {
+        status: status_at(&r.status, r.expires_at, now)?,
+        role: parse_role(&r.role)?,
+        id: r.id,
+        org_id: r.org_id,
+        org_name: r.org_name,
+        email: r.email,
+        invited_by: r.invited_by,
+        created_at: r.created_at,
+        expires_at: r.expires_at,
+        answered_at: r.answered_at,
+    })
+}
+
+fn views(rows: Vec<InvitationRow>, now: OffsetDateTime) -> ApiResult<InvitationList> {
+    Ok(InvitationList { items: rows.into_iter().map(|r| view(r, now)).collect::<ApiResult<_>>()? })
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InvitationList {
+    pub items: Vec<InvitationView>,
+}
+
+/// Invites `email` into the context's organization as `role`, or renews its open invitation:
+/// what adding an address that is not a member does. Nothing here depends on whether the
+/// address has an account, so neither the answer nor the audit trail can tell.
+pub(crate) async fn invite(
+    state: &AppState,
+    meta: &RequestMeta,
+    ctx: &Ctx,
+    actor: &str,
+    email: &Email,
+    role: Role,
+) -> ApiResult<InvitationView> {
+    let now = state.clock.now();
+    let mut tx = state.db.begin().await?;
+    let id = db::invitations::upsert(&mut *tx, ctx, email, role, now).await?;
+    Event::new("member.invited", meta)
+        .in_ctx(ctx, actor)
+        .target(format!("invitation:{id}"))
+        .detail("email", email.as_str())
+        .detail("role", role)
+        .record_in(&mut tx, now)
+        .await?;
+    let row = db::invitations::get(&mut *tx, ctx, id).await?.ok_or(ApiError::NotFound("invitation"))?;
+    tx.commit().await?;
+    view(row, now)
+}
+
+/// The organization's invitations, newest first, with their state (expired ones included).
+#[utoipa::path(
+    get, path = "/api/v1/orgs/{org_id}/invitations", tag = "orgs",
+    security(("session" = []), ("bearer" = ["org:admin"])),
+    params(("org_id" = Uuid, Path)),
+    responses(
+        (status = 200, body = InvitationList),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an owner or admin", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such organization for the caller", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn list_org_invitations(
+    State(state): State<AppState>,
+    user: ActiveUser,
+    AppPath(org_id): AppPath<Uuid>,
+) -> ApiResult<AppJson<InvitationList>> {
+    let ctx = user.in_org(org_id)?;
+    ctx.require(Scope::OrgAdmin)?;
+    let rows = db::invitations::list(&state.db, &ctx).await?;
+    Ok(AppJson(views(rows, state.clock.now())?))
+}
+
+fn answered(status: InvitationStatus) -> ApiError {
+    ApiError::conflict("invitation_answered", format!("the invitation is {} already", status.as_str()))
+}
+
+/// Withdraws an invitation that has not been answered. An invitation to become an owner can
+/// only be withdrawn by an owner.
+#[utoipa::path(
+    delete, path = "/api/v1/orgs/{org_id}/invitations/{invitation_id}", tag = "orgs",
+    security(("session" = []), ("bearer" = ["org:admin"])),
+    params(("org_id" = Uuid, Path), ("invitation_id" = Uuid, Path)),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed, or a cross-site request", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such invitation for the caller", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Accepted, declined or revoked already (`invitation_answered`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn revoke_invitation(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    user: ActiveUser,
+    AppPath((org_id, id)): AppPath<(Uuid, Uuid)>,
+) -> ApiResult<StatusCode> {
+    let ctx = user.in_org(org_id)?;
+    ctx.require(Scope::OrgAdmin)?;
+    let now = state.clock.now();
+    let mut tx = state.db.begin().await?;
+    let inv = db::invitations::lock(&mut tx, &ctx, id).await?.ok_or(ApiError::NotFound("invitation"))?;
+    let status = status_at(&inv.status, inv.expires_at, now)?;
+    if !status.may_revoke() {
+        return Err(answered(status));
+    }
+    if parse_role(&inv.role)? == Role::Owner && ctx.role != Role::Owner {
+        return Err(ApiError::Forbidden {
+            code: "owner_only",
+            detail: "only an owner can withdraw an invitation to become an owner".into(),
+        });
+    }
+    db::invitations::answer(&mut *tx, id, InvitationStatus::Revoked, now).await?;
+    Event::new("invitation.revoked", &meta)
+        .in_ctx(&ctx, &user.principal.email)
+        .target(format!("invitation:{id}"))
+        .record_in(&mut tx, now)
+        .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The invitations to the signed-in user's address that can still be answered.
+#[utoipa::path(
+    get, path = "/api/v1/users/me/invitations", tag = "users",
+    security(("session" = [])),
+    responses(
+        (status = 200, body = InvitationList),
+        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A bearer token, or the initial password must be changed first", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn my_invitations(
+    State(state): State<AppState>,
+    user: ActiveUser,
+) -> ApiResult<AppJson<InvitationList>> {
+    user.require_session()?;
+    let now = state.clock.now();
+    let rows = db::invitations::open_for(&state.db, &user.principal.email, now).await?;
+    Ok(AppJson(views(rows, now)?))
+}
+
+/// Locks one of the invitee's invitations that can still be answered.
+async fn lock_open(
+    tx: &mut Transaction<'_, Postgres>,
+    email: &str,
+    id: Uuid,
+    now: OffsetDateTime,
+) -> ApiResult<Locked> {
+    let inv =
+        db::invitations::lock_addressed_to(tx, email, id).await?.ok_or(ApiError::NotFound("invitation"))?;
+    match status_at(&inv.status, inv.expires_at, now)? {
+        InvitationStatus::Pending => Ok(inv),
+        InvitationStatus::Expired => Err(ApiError::conflict(
+            "invitation_expired",
+            "the invitation has expired; ask the organization for a new one",
+        )),
+        other => Err(answered(other)),
+    }
+}
+
+/// The invitee's answer to an invitation.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Answer {
+    Accept,
+    Decline,
+}
+
+/// Answers an invitation to the signed-in user's address. `accept`: the user becomes a member
+/// with the invited role, recorded in the organization's audit trail. `decline`: the
+/// organization sees it declined in its list of invitations, and the event is in the system's
+/// audit trail, not the organization's, which the user never joined.
+#[utoipa::path(
+    post, path = "/api/v1/users/me/invitations/{invitation_id}/{answer}", tag = "users",
+    security(("session" = [])),
+    params(("invitation_id" = Uuid, Path), ("answer" = inline(Answer), Path, description = "`accept` or `decline`")),
+    responses(
+        (status = 200, description = "Answered: accepted (the user is a member) or declined", body = InvitationView),
+        (status = 400, description = "Not an invitation id, or an answer other than accept or decline", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A bearer token, a cross-site request, or the initial password must be changed first", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such invitation to the user's address", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Expired (`invitation_expired`), answered already (`invitation_answered`), or a member already", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn answer_invitation(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    user: ActiveUser,
+    AppPath((id, answer)): AppPath<(Uuid, Answer)>,
+) -> ApiResult<AppJson<InvitationView>> {
+    user.require_session()?;
+    let email = &user.principal.email;
+    let now = state.clock.now();
+    let mut tx = state.db.begin().await?;
+    let inv = lock_open(&mut tx, email, id, now).await?;
+    let event = match answer {
+        Answer::Accept => {
+            let role = parse_role(&inv.role)?;
+            let ctx = Ctx {
+                user_id: user.principal.user_id,
+                org_id: inv.org_id,
+                role,
+                method: user.method.clone(),
+            };
+            db::orgs::add_member(&mut *tx, &ctx, ctx.user_id, role)
+                .await
+                .map_err(|e| on_membership_conflict(e, email))?;
+            db::invitations::answer(&mut *tx, id, InvitationStatus::Accepted, now).await?;
+            Event::new("invitation.accepted", &meta).in_ctx(&ctx, email).detail("role", role)
+        }
+        Answer::Decline => {
+            db::invitations::answer(&mut *tx, id, InvitationStatus::Declined, now).await?;
+            Event::new("invitation.declined", &meta).by(&user.principal, &user.method)
+        }
+    };
+    event.target(format!("invitation:{id}")).record_in(&mut tx, now).await?;
+    tx.commit().await?;
+    let row =
+        db::invitations::addressed_to(&state.db, email, id).await?.ok_or(ApiError::NotFound("invitation"))?;
+    Ok(AppJson(view(row, now)?))
+}

@@ -129,7 +129,7 @@ for d in "$2"/nodes/*/; do
 done
 rm -rf "$2""#;
     std::process::Command::new("sh")
-        .args(["-c", script, "watchdog"])
+        .args(["-c", script, "berth-test-watchdog"])
         .arg(std::process::id().to_string())
         .arg(&root)
         .stdin(std::process::Stdio::null())

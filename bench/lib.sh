@@ -52,6 +52,10 @@ cleanup() {
     # Store nodes outlive Berth by design (pg_ctl puts them in their own session), as do the
     # bare servers of an interrupted baseline.
     stop_leftover_servers
+    # As root, each store node is on a loop-mounted volume and each store has an OS user, which
+    # Berth removes with the store: what an interrupted run left, this removes.
+    awk -v w="$WORK/" 'index($2, w) == 1 { print $2 }' /proc/self/mounts | xargs -r -n1 umount -l
+    awk -F: -v w=" in $WORK" 'index($5, w) { print $1 }' /etc/passwd | xargs -r -n1 userdel
     wait 2>/dev/null
     rm -rf "$WORK"
 }

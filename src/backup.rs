@@ -78,6 +78,8 @@ impl LocalBackupStore {
         std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
         let root = std::fs::canonicalize(&root)?;
         if isolation.os_users == crate::provision::OsUsers::PerStore {
+            // Not listable: a store's user has no business learning the other stores' ids.
+            std::fs::set_permissions(&root, std::os::unix::fs::PermissionsExt::from_mode(0o711))?;
             crate::pg::RunAs::others().ensure_reachable(&root)?;
         }
         Ok(Self { root })

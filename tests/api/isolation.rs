@@ -220,7 +220,11 @@ async fn each_store_runs_as_its_own_os_user_on_its_own_volume() {
 
     // Store A's user lists nothing of B's, and reaches neither B's sockets nor the control database's.
     let control = crate::helpers::control_root();
-    let mut private = vec![b_data.clone(), b_data.parent().unwrap().to_owned()];
+    let stores = app.nodes_root.join("stores");
+    let mut private = vec![b_data.clone(), b_data.parent().unwrap().to_owned(), stores.clone()];
+    private.push(
+        app.state.plane.backups.wal_dir(b.parse().unwrap()).parent().unwrap().parent().unwrap().to_owned(),
+    );
     private.extend(control.iter().map(|c| c.join("pg")));
     for dir in private {
         let out = as_user(&a_user, &["ls", &dir.to_string_lossy()]);

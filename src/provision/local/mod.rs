@@ -69,7 +69,10 @@ impl LocalDriver {
         if users.is_some() {
             // Every store's user passes through (never lists) these; what is inside is private.
             RunAs::others().ensure_reachable(&root)?;
-            RunAs::others().ensure_reachable(&root.join("stores"))?;
+            std::fs::set_permissions(
+                root.join("stores"),
+                std::os::unix::fs::PermissionsExt::from_mode(0o711),
+            )?;
             let volumes = root.join("volumes");
             std::fs::create_dir_all(&volumes)?;
             std::fs::set_permissions(&volumes, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;

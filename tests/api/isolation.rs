@@ -222,9 +222,8 @@ async fn each_store_runs_as_its_own_os_user_on_its_own_volume() {
     let control = crate::helpers::control_root();
     let stores = app.nodes_root.join("stores");
     let mut private = vec![b_data.clone(), b_data.parent().unwrap().to_owned(), stores.clone()];
-    private.push(
-        app.state.plane.backups.wal_dir(b.parse().unwrap()).parent().unwrap().parent().unwrap().to_owned(),
-    );
+    let b_backups = app.state.plane.backups.wal_dir(b.parse().unwrap()).parent().unwrap().to_owned();
+    private.extend([b_backups.parent().unwrap().to_owned(), b_backups]);
     private.extend(control.iter().map(|c| c.join("pg")));
     for dir in private {
         let out = as_user(&a_user, &["ls", &dir.to_string_lossy()]);

@@ -23,4 +23,22 @@ pub enum Command {
     Migrate(DbConfig),
     /// Print the OpenAPI document (what `openapi/openapi.json` must hold).
     Openapi,
+    /// Nodes found on this host that no store knows, set aside at start instead of deleted.
+    Quarantine {
+        #[command(subcommand)]
+        action: QuarantineAction,
+        #[command(flatten)]
+        db: DbConfig,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QuarantineAction {
+    /// What is in quarantine: id, store, node, size and where.
+    List,
+    /// Removes one entry, its data and its volume, for good.
+    Purge {
+        /// The id `list` shows (`<when>-<node id>`).
+        id: String,
+    },
 }

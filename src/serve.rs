@@ -97,6 +97,35 @@ pub fn print_openapi() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `berth quarantine list | purge <id>`: what the local driver set aside, on this host.
+pub async fn quarantine(db: DbConfig, action: crate::cli::QuarantineAction) -> anyhow::Result<()> {
+    let driver = LocalDriver::discover(db.data_dir.clone(), db.pg_bindir.as_deref())?;
+    match action {
+        crate::cli::QuarantineAction::List => {
+            let entries = driver.quarantined()?;
+            if entries.is_empty() {
+                println!("nothing in quarantine");
+            }
+            for q in entries {
+                println!(
+                    "{}  store {}  node {}  {} MiB  {}",
+                    q.id,
+                    q.store_id,
+                    q.node_id,
+                    q.size_bytes.div_ceil(1 << 20),
+                    q.volume.as_deref().unwrap_or(&q.path)
+                );
+            }
+        }
+        crate::cli::QuarantineAction::Purge { id } => {
+            let q = driver.purge_quarantined(&id).await?;
+            tracing::warn!(id = %q.id, store_id = %q.store_id, node_id = %q.node_id, "purged from quarantine");
+            println!("removed {} (store {}, node {}) for good", q.id, q.store_id, q.node_id);
+        }
+    }
+    Ok(())
+}
+
 /// The data plane: the local driver, the catalog, and the master key.
 pub fn data_plane(db: &DbConfig, plane: &PlaneConfig) -> anyhow::Result<DataPlane> {
     std::fs::create_dir_all(&db.data_dir).with_context(|| format!("creating {}", db.data_dir.display()))?;

@@ -35,10 +35,13 @@ pub async fn at_start(env: &JobEnv) -> anyhow::Result<()> {
     let known_ids: HashSet<_> = known.iter().map(|(_, n)| n.id).collect();
     for (store_id, node_id) in env.plane.driver.present_nodes().await? {
         if !known_ids.contains(&node_id) {
-            tracing::warn!(%store_id, %node_id, "removing a node no store knows");
-            let spec = crate::provision::NodeSpec::bare(store_id, node_id);
-            if let Err(e) = env.plane.driver.remove(&spec).await {
-                tracing::error!(%node_id, error = %e, "removing a stray node");
+            // Never deleted on a guess: the control database may be the wrong one, or lost.
+            match env.plane.driver.quarantine(store_id, node_id).await {
+                Ok(to) => tracing::error!(%store_id, %node_id, %to,
+                    "a node no store knows was stopped and set aside in quarantine, untouched; \
+                     see `berth quarantine list` and GET /api/v1/system/status"),
+                Err(e) => tracing::error!(%store_id, %node_id, error = %format!("{e:#}"),
+                    "a node no store knows could not be set aside; it is left where it is"),
             }
         }
     }

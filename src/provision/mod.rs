@@ -169,6 +169,23 @@ pub enum OsUsers {
     Shared,
 }
 
+/// A node set aside.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct Quarantined {
+    /// What `berth quarantine purge` takes: `<when>-<node id>`.
+    pub id: String,
+    pub store_id: Uuid,
+    pub node_id: Uuid,
+    /// The node's folder (its data in `data/`); with a volume, where it is mounted read-only.
+    pub path: String,
+    /// The node's volume, if it had one.
+    pub volume: Option<String>,
+    /// Bytes it takes on the host.
+    pub size_bytes: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub quarantined_at: time::OffsetDateTime,
+}
+
 #[async_trait]
 pub trait Provisioner: Send + Sync + Debug + 'static {
     /// `local`, `kubernetes`, …
@@ -242,6 +259,17 @@ pub trait Provisioner: Send + Sync + Debug + 'static {
 
     /// What the node reports about itself; `running: false` when it does not answer.
     async fn status(&self, spec: &NodeSpec) -> anyhow::Result<NodeStatus>;
+
+    /// Sets a node no store knows aside, stopped and untouched, where a person can look at it:
+    /// a node is never deleted on a guess (the control database may be the wrong one, or lost).
+    /// Returns where it went.
+    async fn quarantine(&self, store_id: Uuid, node_id: Uuid) -> anyhow::Result<String>;
+
+    /// What is in quarantine, oldest first.
+    fn quarantined(&self) -> anyhow::Result<Vec<Quarantined>>;
+
+    /// Removes what is in quarantine under `id`, for good.
+    async fn purge_quarantined(&self, id: &str) -> anyhow::Result<Quarantined>;
 
     /// `(store_id, node_id)` of every node present on this host, running or not, so that the
     /// caller can remove the ones its tables do not know.

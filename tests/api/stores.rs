@@ -565,7 +565,8 @@ async fn repair_and_restart_bring_back_stopped_nodes_and_strays_are_removed() {
     connect(port, "dbadmin", &password, "defaultdb").await.expect("the rebuilt replica serves");
     wait_for(&app, &owner, org, &id, "available").await;
 
-    // At start, Berth starts nodes that should run and removes servers no store knows.
+    // At start, Berth starts nodes that should run and sets aside, untouched, the servers no
+    // store knows (a lost or wrong control database must not delete a customer's data).
     driver.stop(&spec).await.unwrap();
     let stray = berth::provision::NodeSpec {
         store_id: uuid::Uuid::now_v7(),
@@ -579,8 +580,18 @@ async fn repair_and_restart_bring_back_stopped_nodes_and_strays_are_removed() {
     connect(port, "dbadmin", &password, "defaultdb").await.expect("the stopped node was started");
     assert!(
         !driver.present_nodes().await.unwrap().contains(&(stray.store_id, stray.node_id)),
-        "the stray is gone"
+        "the stray is out of the stores"
     );
+    let quarantined = driver.quarantined().unwrap();
+    let q = quarantined.iter().find(|q| q.node_id == stray.node_id).expect("and in quarantine");
+    assert_eq!(q.store_id, stray.store_id);
+    assert!(std::path::Path::new(&q.path).join("data/PG_VERSION").is_file(), "its data untouched: {q:?}");
+    assert!(q.size_bytes > 0);
+    let status = app.get("/api/v1/system/status").cookie(&owner).send().await.json();
+    assert_eq!(status["driver"]["quarantined"][0]["node_id"], stray.node_id.to_string(), "{status}");
+    driver.purge_quarantined(&q.id).await.unwrap();
+    assert!(driver.quarantined().unwrap().is_empty());
+    assert!(!std::path::Path::new(&q.path).exists(), "purged on purpose, it is gone");
 
     let d = app.delete(&format!("/api/v1/orgs/{org}/stores/{id}")).cookie(&owner).send().await;
     assert_eq!(d.status, StatusCode::ACCEPTED);

@@ -139,6 +139,9 @@ pub struct DriverInfo {
     pub postgres_versions: Vec<String>,
     /// What separates one store from another here.
     pub isolation: crate::provision::Isolation,
+    /// Nodes found on the host that no store knows, set aside untouched rather than deleted:
+    /// for an operator to take back or remove (`berth quarantine purge <id>`).
+    pub quarantined: Vec<crate::provision::Quarantined>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -216,11 +219,15 @@ async fn system_status(
                 })
                 .collect()
         }),
-        driver: is_admin.then(|| DriverInfo {
-            name: state.plane.driver.name().into(),
-            postgres_versions: state.plane.driver.postgres_versions(),
-            isolation: state.plane.driver.isolation(),
-        }),
+        driver: match is_admin {
+            true => Some(DriverInfo {
+                name: state.plane.driver.name().into(),
+                postgres_versions: state.plane.driver.postgres_versions(),
+                isolation: state.plane.driver.isolation(),
+                quarantined: state.plane.driver.quarantined()?,
+            }),
+            false => None,
+        },
         organizations,
     }))
 }

@@ -4,6 +4,7 @@
 //! private Unix socket for Berth's own superuser `berth`, which no client rule can lock out.
 
 pub mod net;
+pub mod quarantine;
 pub mod users;
 pub mod volume;
 
@@ -23,7 +24,9 @@ use self::net::Net;
 use self::users::{StoreUsers, chown_tree, owner_of};
 use self::volume::Volume;
 use super::sql::execute_formatted;
-use super::{DiskUsage, Isolation, NetworkSpec, NodeSpec, NodeStatus, OsUsers, PeeringSpec, Provisioner};
+use super::{
+    DiskUsage, Isolation, NetworkSpec, NodeSpec, NodeStatus, OsUsers, PeeringSpec, Provisioner, Quarantined,
+};
 use crate::pg::{EPHEMERAL, PgBinaries, RunAs, Server, socket_dir_for};
 
 /// The role replicas stream with.
@@ -1024,6 +1027,47 @@ impl Provisioner for LocalDriver {
             }
             _ => NodeStatus { running: false, in_recovery: false, replay_lag_bytes: None },
         })
+    }
+
+    async fn quarantine(&self, store_id: Uuid, node_id: Uuid) -> anyhow::Result<String> {
+        let spec = NodeSpec::bare(store_id, node_id);
+        let server = self.existing_server(&spec);
+        if server.stop("fast").await.is_err() {
+            server.stop("immediate").await?;
+        }
+        let (dest, image_dest) = quarantine::Quarantine::new(&self.root).place(
+            store_id,
+            node_id,
+            time::OffsetDateTime::now_utc(),
+        )?;
+        let volume = self.volume(store_id, node_id);
+        if volume.image.exists() {
+            volume.unmount().await?;
+            std::fs::rename(&volume.image, &image_dest)
+                .with_context(|| format!("moving {} to {}", volume.image.display(), image_dest.display()))?;
+            Volume { image: image_dest, mount_point: dest.clone() }.mount_read_only().await?;
+            ignore_not_found(std::fs::remove_dir(&volume.mount_point))?;
+        } else {
+            std::fs::rename(&volume.mount_point, &dest)
+                .with_context(|| format!("moving {} to {}", volume.mount_point.display(), dest.display()))?;
+        }
+        // Its store's folder, with the sockets, goes when no node is left in it.
+        let store_dir = self.store_dir(store_id);
+        let nodes_left =
+            std::fs::read_dir(&store_dir).into_iter().flatten().flatten().any(|e| parse_uuid(&e).is_some());
+        if !nodes_left {
+            ignore_not_found(std::fs::remove_dir_all(&store_dir))?;
+            ignore_not_found(std::fs::remove_dir_all(&server.socket_dir))?;
+        }
+        Ok(dest.to_string_lossy().into_owned())
+    }
+
+    fn quarantined(&self) -> anyhow::Result<Vec<Quarantined>> {
+        quarantine::Quarantine::new(&self.root).list()
+    }
+
+    async fn purge_quarantined(&self, id: &str) -> anyhow::Result<Quarantined> {
+        quarantine::Quarantine::new(&self.root).purge(id).await
     }
 
     async fn present_nodes(&self) -> anyhow::Result<Vec<(Uuid, Uuid)>> {

@@ -264,6 +264,11 @@ impl Net {
             let Some(rest) = ns.strip_prefix(PREFIX) else { continue };
             if let Some(id) = ns.strip_prefix(&ours) {
                 let known = id.parse::<Uuid>().is_ok_and(|id| vpcs.contains(&id));
+                if !known && self.holds_processes(&ns).await? {
+                    // A server still runs in it (one set aside in quarantine is stopped first).
+                    tracing::error!(%ns, "a network namespace no VPC knows still holds processes: left as it is");
+                    continue;
+                }
                 if !known {
                     self.ip(&["netns", "del", &ns]).await?;
                     removed.push(format!("network namespace {ns}"));
@@ -277,12 +282,17 @@ impl Net {
                         removed.push(format!("peering link {link} in {ns}"));
                     }
                 }
-            } else if self.orphaned(&ns, rest).await {
+            } else if self.orphaned(&ns, rest).await && !self.holds_processes(&ns).await? {
                 self.ip(&["netns", "del", &ns]).await?;
                 removed.push(format!("network namespace {ns} of a removed Berth data folder"));
             }
         }
         Ok(removed)
+    }
+
+    /// Whether anything runs inside the namespace: such a namespace is never removed.
+    async fn holds_processes(&self, ns: &str) -> anyhow::Result<bool> {
+        Ok(!self.ip(&["netns", "pids", ns]).await?.trim().is_empty())
     }
 
     /// Another Berth's namespace whose data folder no longer exists: that Berth is gone for good

@@ -74,15 +74,21 @@ impl Volume {
         }
         if !self.mounted() {
             self.grow_offline(size_gib).await?;
-            std::fs::create_dir_all(&self.mount_point)?;
-            let mut mount = tokio::process::Command::new("mount");
-            mount
-                .args(["-t", "ext4", "-o", "loop,nodev,nosuid,noexec"])
-                .arg(&self.image)
-                .arg(&self.mount_point);
-            tool(mount, "mount").await?;
+            self.mount("loop,nodev,nosuid,noexec").await?;
         }
         Ok(())
+    }
+
+    /// Mounts the image as it is, read-only: for a person to look at, nothing written.
+    pub async fn mount_read_only(&self) -> anyhow::Result<()> {
+        self.mount("loop,ro,noload,nodev,nosuid,noexec").await
+    }
+
+    async fn mount(&self, options: &str) -> anyhow::Result<()> {
+        std::fs::create_dir_all(&self.mount_point)?;
+        let mut mount = tokio::process::Command::new("mount");
+        mount.args(["-t", "ext4", "-o", options]).arg(&self.image).arg(&self.mount_point);
+        tool(mount, "mount").await
     }
 
     /// Grows the mounted image and its filesystem to `size_gib` if it is smaller, online. Never

@@ -24,21 +24,19 @@ pub enum Command {
     /// Print the OpenAPI document (what `openapi/openapi.json` must hold).
     Openapi,
     /// Nodes found on this host that no store knows, set aside at start instead of deleted.
-    Quarantine {
-        #[command(subcommand)]
-        action: QuarantineAction,
-        #[command(flatten)]
-        db: DbConfig,
-    },
+    #[command(subcommand)]
+    Quarantine(QuarantineAction),
 }
 
 #[derive(Debug, Subcommand)]
 pub enum QuarantineAction {
     /// What is in quarantine: id, store, node, size and where.
-    List,
+    List(DbConfig),
     /// Removes one entry, its data and its volume, for good.
     Purge {
         /// The id `list` shows (`<when>-<node id>`).
         id: String,
+        #[command(flatten)]
+        db: DbConfig,
     },
 }

@@ -19,7 +19,7 @@ async fn main() -> ExitCode {
         Some(Command::Worker(config)) => berth::serve::worker(*config).await,
         Some(Command::Migrate(db)) => berth::serve::migrate_only(db).await,
         Some(Command::Openapi) => berth::serve::print_openapi(),
-        Some(Command::Quarantine { action, db }) => berth::serve::quarantine(db, action).await,
+        Some(Command::Quarantine(action)) => berth::serve::quarantine(action).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

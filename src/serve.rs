@@ -98,10 +98,12 @@ pub fn print_openapi() -> anyhow::Result<()> {
 }
 
 /// `berth quarantine list | purge <id>`: what the local driver set aside, on this host.
-pub async fn quarantine(db: DbConfig, action: crate::cli::QuarantineAction) -> anyhow::Result<()> {
+pub async fn quarantine(action: crate::cli::QuarantineAction) -> anyhow::Result<()> {
+    use crate::cli::QuarantineAction::{List, Purge};
+    let (List(db) | Purge { db, .. }) = &action;
     let driver = LocalDriver::discover(db.data_dir.clone(), db.pg_bindir.as_deref())?;
     match action {
-        crate::cli::QuarantineAction::List => {
+        List(_) => {
             let entries = driver.quarantined()?;
             if entries.is_empty() {
                 println!("nothing in quarantine");
@@ -117,7 +119,7 @@ pub async fn quarantine(db: DbConfig, action: crate::cli::QuarantineAction) -> a
                 );
             }
         }
-        crate::cli::QuarantineAction::Purge { id } => {
+        Purge { id, .. } => {
             let q = driver.purge_quarantined(&id).await?;
             tracing::warn!(id = %q.id, store_id = %q.store_id, node_id = %q.node_id, "purged from quarantine");
             println!("removed {} (store {}, node {}) for good", q.id, q.store_id, q.node_id);

@@ -448,3 +448,43 @@ async fn what_a_removed_data_folder_left_on_the_host_is_swept_by_the_next_berth(
     let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
     assert!(!mounts.contains(&spec.node_id.to_string()), "and its volume: {mounts}");
 }
+
+async fn rows(spec: &NodeSpec) -> i64 {
+    sqlx::query_scalar("select count(*) from kept").fetch_one(&mut admin(spec).await).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_restore_retried_after_a_crash_keeps_the_data_it_replaces_until_it_succeeds() {
+    use berth::provision::RestoreTarget;
+    let f = fixture();
+    let mut spec = f.spec(Uuid::now_v7());
+    let backups = f.root.join("backups").join(spec.store_id.to_string());
+    spec.wal_archive = Some(backups.join("wal"));
+    let wal = backups.join("wal");
+    f.driver.create_primary(&spec).await.unwrap();
+    sqlx::raw_sql("create table kept (x int); insert into kept values (1)")
+        .execute(&mut admin(&spec).await)
+        .await
+        .unwrap();
+    let archive = backups.join("base.tar.gz");
+    f.driver.base_backup(&spec, &archive).await.unwrap();
+    sqlx::raw_sql("insert into kept values (2)").execute(&mut admin(&spec).await).await.unwrap();
+
+    // A restore that died after setting the data aside, with its own copy half in place.
+    f.driver.stop(&spec).await.unwrap();
+    let node_dir = f.driver.node_dir(spec.store_id, spec.node_id);
+    std::fs::rename(node_dir.join("data"), node_dir.join("data.before-restore")).unwrap();
+    std::fs::create_dir(node_dir.join("data")).unwrap();
+    std::fs::write(node_dir.join("data/PG_VERSION"), "15\n").unwrap();
+
+    // Its retry fails too (a target the archived WAL never reaches): the data it replaces is back.
+    let later = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+    let e = f.driver.restore(&spec, &archive, &wal, RestoreTarget::Time(later)).await;
+    assert!(e.is_err());
+    assert_eq!(rows(&spec).await, 2, "the data set aside is back in place and serving");
+    // A retry that works replaces it, and only then lets it go.
+    f.driver.restore(&spec, &archive, &wal, RestoreTarget::EndOfBackup).await.unwrap();
+    assert_eq!(rows(&spec).await, 1, "the backup's rows");
+    assert!(!node_dir.join("data.before-restore").exists() && !node_dir.join("data.failed-restore").exists());
+    f.driver.remove(&spec).await.unwrap();
+}

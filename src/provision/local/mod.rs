@@ -775,11 +775,19 @@ impl Provisioner for LocalDriver {
         staged.write_file("recovery.signal", "")?;
         // A backup taken from a replica carries standby.signal: the restored node is a primary.
         let _ = std::fs::remove_file(staging.join("standby.signal"));
-        // The current data steps aside (kept until the restore succeeds) and the backup takes its place.
+        // The current data steps aside (kept until the restore succeeds) and the backup takes its
+        // place. If data is aside already, an earlier attempt died after setting it there: that is
+        // the data to keep, and what is in place is that attempt's copy.
         server.stop("fast").await?;
         let aside = server.pgdata.with_file_name("data.before-restore");
-        if server.exists() {
-            let _ = std::fs::remove_dir_all(&aside);
+        let failed = server.pgdata.with_file_name("data.failed-restore");
+        if aside.exists() {
+            if server.pgdata.exists() {
+                ignore_not_found(std::fs::remove_dir_all(&failed))?;
+                std::fs::rename(&server.pgdata, &failed)
+                    .context("setting an earlier attempt's copy aside")?;
+            }
+        } else if server.exists() {
             std::fs::rename(&server.pgdata, &aside).context("setting the old data aside")?;
         }
         server.put_in_place(&staging)?;
@@ -803,7 +811,6 @@ impl Provisioner for LocalDriver {
         if let Err(e) = started {
             // Put the old data back: a failed restore loses nothing.
             let _ = server.stop("immediate").await;
-            let failed = server.pgdata.with_file_name("data.failed-restore");
             let _ = std::fs::remove_dir_all(&failed);
             let _ = std::fs::rename(&server.pgdata, &failed);
             if aside.exists() {
@@ -822,6 +829,7 @@ impl Provisioner for LocalDriver {
         if std::fs::rename(&aside, &trash).is_ok() {
             tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&trash));
         }
+        ignore_not_found(std::fs::remove_dir_all(&failed)).context("removing an earlier attempt's copy")?;
         if let Some(copy) = copied_wal {
             ignore_not_found(std::fs::remove_dir_all(&copy)).context("removing the copied WAL")?;
         }

@@ -488,3 +488,42 @@ async fn a_restore_retried_after_a_crash_keeps_the_data_it_replaces_until_it_suc
     assert!(!node_dir.join("data.before-restore").exists() && !node_dir.join("data.failed-restore").exists());
     f.driver.remove(&spec).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_logical_restore_that_fails_leaves_the_database_as_it_was() {
+    let f = fixture();
+    let spec = f.spec(Uuid::now_v7());
+    f.driver.create_primary(&spec).await.unwrap();
+    sqlx::raw_sql("create table kept (x int); insert into kept values (1), (2)")
+        .execute(&mut admin(&spec).await)
+        .await
+        .unwrap();
+    let backups = f.root.join("backups").join(spec.store_id.to_string());
+    let good = backups.join("logical.tar.gz");
+    f.driver.logical_backup(&spec, &good).await.unwrap();
+    sqlx::raw_sql("insert into kept values (3)").execute(&mut admin(&spec).await).await.unwrap();
+
+    // An archive whose dump pg_restore cannot read.
+    let bad_dir = f.root.join("bad");
+    std::fs::create_dir_all(&bad_dir).unwrap();
+    let manifest = serde_json::json!({"format": "berth-logical-1", "databases": [{"database": DATABASE, "file": "0.dump"}]});
+    std::fs::write(bad_dir.join("manifest.json"), manifest.to_string()).unwrap();
+    std::fs::write(bad_dir.join("0.dump"), "not a dump").unwrap();
+    let bad = f.root.join("bad.tar.gz");
+    let tar =
+        std::process::Command::new("tar").arg("-czf").arg(&bad).arg("-C").arg(&bad_dir).arg(".").status();
+    assert!(tar.unwrap().success());
+
+    let e = f.driver.logical_restore(&spec, &bad).await.unwrap_err();
+    assert!(format!("{e:#}").contains("as it was"), "{e:#}");
+    assert_eq!(rows(&spec).await, 3, "the database was not dropped for a restore that could not work");
+    f.driver.logical_restore(&spec, &good).await.unwrap();
+    assert_eq!(rows(&spec).await, 2, "the dump's rows");
+    let mut su = f.driver.superuser(&spec, "postgres").await.unwrap();
+    let left: i64 = sqlx::query_scalar("select count(*) from pg_database where datname like 'berth\\_%'")
+        .fetch_one(&mut su)
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "no restore or replaced database is left behind");
+    f.driver.remove(&spec).await.unwrap();
+}

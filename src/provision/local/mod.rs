@@ -16,6 +16,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
+use sha2::Digest;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, Executor, PgConnection};
 use uuid::Uuid;
@@ -558,6 +559,60 @@ async fn ensure_roles_and_database(conn: &mut PgConnection, spec: &NodeSpec) -> 
         .with_context(|| format!("creating database {:?}", spec.database))
 }
 
+/// The databases a logical restore of `database` goes through: the one it restores into, and
+/// the name the existing one steps aside under. The same for every attempt, so that a retry
+/// after a crash finds what the last one left.
+fn logical_restore_names(database: &str) -> (String, String) {
+    let tag = &hex::encode(sha2::Sha256::digest(database.as_bytes()))[..16];
+    (format!("berth_restore_{tag}"), format!("berth_replaced_{tag}"))
+}
+
+async fn database_exists(conn: &mut PgConnection, name: &str) -> anyhow::Result<bool> {
+    Ok(sqlx::query_scalar("select exists(select 1 from pg_database where datname = $1)")
+        .bind(name)
+        .fetch_one(&mut *conn)
+        .await?)
+}
+
+/// A database renamed, its sessions ended first (a rename needs it to have none); a client that
+/// reconnects in between gets a few more tries.
+async fn rename_database(conn: &mut PgConnection, from: &str, to: &str) -> anyhow::Result<()> {
+    for attempt in 0.. {
+        sqlx::query("select pg_terminate_backend(pid) from pg_stat_activity where datname = $1")
+            .bind(from)
+            .execute(&mut *conn)
+            .await?;
+        match execute_formatted(conn, "alter database %I rename to %I", &[from, to]).await {
+            Err(e) if attempt < 5 => {
+                tracing::debug!(error = %format!("{e:#}"), "renaming a database; again");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => return other,
+        }
+    }
+    unreachable!()
+}
+
+/// Puts the complete restore `staging` in the place of `database`. The existing database steps
+/// aside as `replaced` and is dropped last. Where an earlier attempt died half-way, `replaced` is
+/// the original: a `database` beside it is that attempt's (complete) restore, replaced by this one.
+async fn swap_in(
+    conn: &mut PgConnection,
+    database: &str,
+    staging: &str,
+    replaced: &str,
+) -> anyhow::Result<()> {
+    if database_exists(conn, database).await? {
+        if database_exists(conn, replaced).await? {
+            execute_formatted(conn, "drop database %I with (force)", &[database]).await?;
+        } else {
+            rename_database(conn, database, replaced).await?;
+        }
+    }
+    rename_database(conn, staging, database).await?;
+    execute_formatted(conn, "drop database if exists %I with (force)", &[replaced]).await
+}
+
 fn ignore_not_found(r: std::io::Result<()>) -> std::io::Result<()> {
     match r {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -928,8 +983,11 @@ impl Provisioner for LocalDriver {
                 !file.contains('/') && !file.starts_with('.'),
                 "the manifest names a file outside the archive"
             );
-            execute_formatted(&mut conn, "drop database if exists %I with (force)", &[database]).await?;
-            execute_formatted(&mut conn, "create database %I owner %I", &[database, &spec.admin_user])
+            // Restored into a database of its own, put in place only once whole: a failed restore
+            // leaves the existing database as it was.
+            let (staging, replaced) = logical_restore_names(database);
+            execute_formatted(&mut conn, "drop database if exists %I with (force)", &[&staging]).await?;
+            execute_formatted(&mut conn, "create database %I owner %I", &[&staging, &spec.admin_user])
                 .await?;
             let mut cmd = server.command("pg_restore");
             cmd.arg("-h")
@@ -938,12 +996,17 @@ impl Provisioner for LocalDriver {
                 .args(["--no-owner", "--no-privileges", "--exit-on-error", "--role"])
                 .arg(&spec.admin_user)
                 .arg("-d")
-                .arg(database)
+                .arg(&staging)
                 .arg(work.join(file))
                 .current_dir(&work);
-            crate::pg::run_for(cmd, "pg_restore", BASEBACKUP_TIMEOUT)
-                .await
-                .with_context(|| format!("restoring database {database:?} into node {}", spec.node_id))?;
+            if let Err(e) = crate::pg::run_for(cmd, "pg_restore", BASEBACKUP_TIMEOUT).await {
+                execute_formatted(&mut conn, "drop database if exists %I with (force)", &[&staging]).await?;
+                return Err(e.context(format!(
+                    "restoring database {database:?} into node {}; the database is as it was",
+                    spec.node_id
+                )));
+            }
+            swap_in(&mut conn, database, &staging, &replaced).await?;
         }
         conn.close().await?;
         let _ = std::fs::remove_dir_all(&work);

@@ -266,7 +266,7 @@ pub async fn cancel_queued(
     sqlx::query_as!(
         JobRow,
         "update jobs set status = 'cancelled', finished_at = $3, updated_at = $3, error = 'cancelled by request'
-         where org_id = $1 and id = $2 and status = 'queued' and step = 0
+         where org_id = $1 and id = $2 and status = 'queued' and step = 0 and attempts = 0
          returning *",
         ctx.org_id,
         id,

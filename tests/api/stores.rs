@@ -509,6 +509,22 @@ async fn a_queued_job_can_be_cancelled_a_running_one_cannot() {
     again.assert_problem(StatusCode::CONFLICT, "not_cancellable");
     // The name is free again.
     create(&app, &owner, "never", 1).await;
+
+    // A job back in the queue after a failed attempt may have made a server already: cancelling
+    // it would leave that server to no one, so it is refused, saying why.
+    let tried = create(&app, &owner, "tried", 1).await;
+    let job = tried["job"]["id"].as_str().unwrap();
+    sqlx::query("update jobs set attempts = 1, error = 'initdb failed' where id = $1")
+        .bind(job.parse::<uuid::Uuid>().unwrap())
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let r = app.post(&format!("/api/v1/orgs/{org}/jobs/{job}/cancel")).cookie(&owner).send().await;
+    r.assert_problem(StatusCode::CONFLICT, "not_cancellable");
+    assert!(r.json()["detail"].as_str().unwrap().contains("already acted on the host"), "{}", r.text());
+    let store = tried["store"]["id"].as_str().unwrap();
+    let s = app.get(&format!("/api/v1/orgs/{org}/stores/{store}")).cookie(&owner).send().await;
+    assert_eq!(s.json()["status"], "deploying", "the store is left to its job");
 }
 
 #[tokio::test]

@@ -221,7 +221,8 @@ async fn get_job(
 }
 
 /// Cancels a job that has not started yet; what it was to change is left as it was. A job that
-/// has begun runs to its end (its steps are not safe to interrupt): 409.
+/// has begun, or whose first attempt failed (and so already acted on the host), runs to its
+/// end (its steps are not safe to interrupt): 409.
 #[utoipa::path(
     post, path = "/api/v1/orgs/{org_id}/jobs/{job_id}/cancel", tag = "jobs",
     security(("session" = []), ("bearer" = ["stores:write"])),
@@ -253,13 +254,21 @@ async fn cancel_job(
     }
     let Some(job) = db::jobs::cancel_queued(&mut *tx, &ctx, job_id, now).await? else {
         let job = db::jobs::get(&mut *tx, &ctx, job_id).await?.ok_or(ApiError::NotFound("job"))?;
-        return Err(ApiError::conflict(
-            "not_cancellable",
+        let why = if job.status == "queued" && job.attempts > 0 {
+            // Its failed attempt may have made servers or folders that only its retry finishes
+            // or its own failure handling removes: cancelling now would leave them orphaned.
+            format!(
+                "the job's attempt {} already acted on the host and failed; it will be retried \
+                 (see its error), and cannot be cancelled half-done",
+                job.attempts
+            )
+        } else {
             format!(
                 "the job is {} at step {}; only a job that has not started can be cancelled",
                 job.status, job.step
-            ),
-        ));
+            )
+        };
+        return Err(ApiError::conflict("not_cancellable", why));
     };
     jobs::undo_cancelled(&mut tx, &job, now).await?;
     Event::new("job.cancelled", &meta)

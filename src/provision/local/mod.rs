@@ -100,7 +100,8 @@ impl LocalDriver {
 
     /// Whether the node's server log said, since the last look, that a write failed for lack of
     /// space. A failed write's files are removed when it rolls back, so the volume may have room
-    /// again by the time anyone looks at it. A first look reads the log's last 64 KiB.
+    /// again by the time anyone looks at it. The log is read from where it ended when this Berth
+    /// started the node (or found it running).
     fn write_failed_since_last_look(&self, spec: &NodeSpec) -> bool {
         use std::io::{Read, Seek, SeekFrom};
         let log = self.node_dir(spec.store_id, spec.node_id).join("server.log");
@@ -109,7 +110,9 @@ impl LocalDriver {
         let mut offsets = self.log_read.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let from = match offsets.get(&spec.node_id) {
             Some(&at) if at <= len => at,
-            _ => len.saturating_sub(64 * 1024),
+            // A log that shrank was made anew; one never looked at, read from now on.
+            Some(_) => 0,
+            None => len,
         };
         offsets.insert(spec.node_id, len);
         drop(offsets);
@@ -359,6 +362,8 @@ impl LocalDriver {
             self.net()?.add_address(node).await?;
         }
         let log = server.pgdata.with_file_name("server.log");
+        let logged = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
+        self.log_read.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(spec.node_id, logged);
         if server.start(&log).await? {
             tracing::info!(store_id = %spec.store_id, node_id = %spec.node_id, port = spec.port,
                 version = %server.binaries.version, "started PostgreSQL node");

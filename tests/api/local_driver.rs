@@ -466,6 +466,15 @@ async fn a_restore_retried_after_a_crash_keeps_the_data_it_replaces_until_it_suc
         .execute(&mut admin(&spec).await)
         .await
         .unwrap();
+    // The backup keeps what an older Berth let the admin have; a restore must not bring it back.
+    let mut su = f.driver.superuser(&spec, "postgres").await.unwrap();
+    sqlx::raw_sql(&format!(
+        "alter role \"{ADMIN}\" createrole; grant pg_execute_server_program to \"{ADMIN}\""
+    ))
+    .execute(&mut su)
+    .await
+    .unwrap();
+    drop(su);
     let archive = backups.join("base.tar.gz");
     f.driver.base_backup(&spec, &archive).await.unwrap();
     sqlx::raw_sql("insert into kept values (2)").execute(&mut admin(&spec).await).await.unwrap();
@@ -485,6 +494,14 @@ async fn a_restore_retried_after_a_crash_keeps_the_data_it_replaces_until_it_suc
     // A retry that works replaces it, and only then lets it go.
     f.driver.restore(&spec, &archive, &wal, RestoreTarget::EndOfBackup).await.unwrap();
     assert_eq!(rows(&spec).await, 1, "the backup's rows");
+    let (createrole, programs): (bool, bool) = sqlx::query_as(
+        "select rolcreaterole, pg_has_role(current_user, 'pg_execute_server_program', 'member')
+         from pg_roles where rolname = current_user",
+    )
+    .fetch_one(&mut admin(&spec).await)
+    .await
+    .unwrap();
+    assert_eq!((createrole, programs), (false, false), "the restored roles brought to the privilege model");
     assert!(!node_dir.join("data.before-restore").exists() && !node_dir.join("data.failed-restore").exists());
     f.driver.remove(&spec).await.unwrap();
 }

@@ -883,6 +883,9 @@ impl Provisioner for LocalDriver {
         self.configure(&server, spec)?;
         let mut conn = server.connect_when_ready("postgres", Duration::from_secs(30)).await?;
         sqlx::query("select pg_reload_conf()").execute(&mut conn).await?;
+        conn.close().await?;
+        // A backup from before a change of the privilege model brings its roles back as they were.
+        super::sql::enforce_privilege_model(self, spec).await?;
         // The replaced data goes in the background, under a name of its own (a next restore
         // sets data aside under the usual one): the node is already serving.
         let trash = server.pgdata.with_file_name(format!("data.removing-{}", uuid::Uuid::new_v4().simple()));

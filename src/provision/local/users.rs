@@ -92,7 +92,8 @@ impl StoreUsers {
     }
 
     /// Removes the store users no Berth can come back for: this Berth's whose store it no longer
-    /// knows and whose folder is gone, and any Berth's whose data folder (its `volumes/`) is gone. Returns their
+    /// knows and whose folder is gone, and any Berth's whose data folder is gone (what a removal of
+    /// it left for its mounted volumes is gone by then: see `volume::unmount_orphans`). Returns their
     /// names, for the log.
     pub async fn retain(
         &self,
@@ -111,8 +112,7 @@ impl StoreUsers {
             let orphan = if name.starts_with(&mine) {
                 !known.contains(&store_id) && !store_dir(store_id).exists()
             } else {
-                // A live Berth that runs as root always has its volumes' folder.
-                root.is_some_and(|r| !r.join("volumes").exists())
+                root.is_some_and(|r| !r.exists())
             };
             if orphan {
                 let _one = self.lock.lock().await;

@@ -9,6 +9,7 @@ mod firewall;
 mod guardrails;
 mod hardening;
 mod helpers;
+mod inputs;
 mod invitations;
 mod isolation;
 mod jobs;

@@ -60,3 +60,55 @@ async fn a_nul_in_any_string_is_a_422_naming_the_field() {
     let r = app.get(&format!("/api/v1/orgs/{org}/audit-events?actor=%00")).cookie(&owner).send().await;
     assert_nul_refused(&r, "actor");
 }
+
+/// The statuses of two requests sent at once, in order, with the refused one's body.
+async fn race(app: &TestApp, cookie: &str, path: &str, body: serde_json::Value) -> (Vec<u16>, TestResponse) {
+    let (a, b) = tokio::join!(
+        app.post(path).cookie(cookie).json(body.clone()).send(),
+        app.post(path).cookie(cookie).json(body).send(),
+    );
+    let mut statuses = vec![a.status.as_u16(), b.status.as_u16()];
+    statuses.sort_unstable();
+    (statuses, if a.status == StatusCode::CREATED { b } else { a })
+}
+
+#[tokio::test]
+async fn system_databases_are_refused_and_concurrent_creates_are_one_201_and_one_409() {
+    let app = TestApp::spawn().await.with_workers(1).await;
+    let owner = app.login_owner().await;
+    let org = app.owner_org;
+    let id = stores::create(&app, &owner, "inputs", 1).await["store"]["id"].as_str().unwrap().to_owned();
+    stores::wait_for(&app, &owner, org, &id, "available").await;
+    let base = format!("/api/v1/orgs/{org}/stores/{id}");
+
+    for system in ["template1", "template0", "postgres"] {
+        let r = app.delete(&format!("{base}/databases/{system}")).cookie(&owner).send().await;
+        r.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+        assert_eq!(r.json()["errors"][0]["field"], "name", "{}", r.text());
+        let r = app
+            .post(&format!("{base}/db-users"))
+            .cookie(&owner)
+            .json(json!({"username": "sneaky", "privileges": "read", "database": system}))
+            .send()
+            .await;
+        r.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+        assert_eq!(r.json()["errors"][0]["field"], "database", "{}", r.text());
+    }
+    // template1 is still there to make databases from.
+    let r = app.post(&format!("{base}/databases")).cookie(&owner).json(json!({"name": "after"})).send().await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+
+    for i in 0..3 {
+        let (statuses, refused) =
+            race(&app, &owner, &format!("{base}/databases"), json!({"name": format!("race{i}")})).await;
+        assert_eq!(statuses, [201, 409], "{}", refused.text());
+        refused.assert_problem(StatusCode::CONFLICT, "database_exists");
+
+        let user = json!({"username": format!("racer{i}"), "privileges": "readwrite"});
+        let (statuses, refused) = race(&app, &owner, &format!("{base}/db-users"), user).await;
+        assert_eq!(statuses, [201, 409], "{}", refused.text());
+        refused.assert_problem(StatusCode::CONFLICT, "db_user_exists");
+    }
+    let users = app.get(&format!("{base}/db-users")).cookie(&owner).send().await.json();
+    assert_eq!(users["items"].as_array().unwrap().len(), 3, "{users}");
+}

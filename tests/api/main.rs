@@ -6,6 +6,7 @@ mod backups;
 mod dbs;
 mod embedded;
 mod firewall;
+mod fuzz;
 mod guardrails;
 mod hardening;
 mod helpers;

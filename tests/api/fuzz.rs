@@ -329,7 +329,19 @@ impl Gen<'_> {
             8 => (Some("application/x-www-form-urlencoded"), b"a=b&c=%00".to_vec()),
             9 => (Some(media), b"null".to_vec()),
             _ => {
-                let v = self.value(&schema, 0);
+                let mut v = self.value(&schema, 0);
+                if form && !v.is_object() {
+                    // A form described in words: its fields are the backquoted names.
+                    let description = op["requestBody"]["description"].as_str().unwrap_or_default();
+                    let fields: Map<String, Value> = description
+                        .split('`')
+                        .skip(1)
+                        .step_by(2)
+                        .chain(["client_id", "client_secret"])
+                        .map(|f| (f.to_owned(), self.string_for(&json!({}))))
+                        .collect();
+                    v = Value::Object(fields);
+                }
                 if form {
                     let mut s = form_urlencoded::Serializer::new(String::new());
                     if let Value::Object(m) = &v {

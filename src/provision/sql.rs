@@ -54,12 +54,19 @@ pub async fn databases(driver: &dyn Provisioner, spec: &NodeSpec) -> anyhow::Res
     Ok(out)
 }
 
+/// The databases every PostgreSQL server has: the server's and the templates, never the
+/// customer's to create, drop or be granted.
+pub const SYSTEM_DATABASES: [&str; 3] = ["postgres", "template0", "template1"];
+
+/// Whether the store has a customer database of this name (a template database is not one).
 pub async fn database_exists(driver: &dyn Provisioner, spec: &NodeSpec, name: &str) -> anyhow::Result<bool> {
     let mut conn = driver.superuser(spec, "postgres").await?;
-    Ok(sqlx::query_scalar("select exists(select 1 from pg_database where datname = $1)")
-        .bind(name)
-        .fetch_one(&mut conn)
-        .await?)
+    Ok(sqlx::query_scalar(
+        "select exists(select 1 from pg_database where datname = $1 and not datistemplate)",
+    )
+    .bind(name)
+    .fetch_one(&mut conn)
+    .await?)
 }
 
 /// A database owned by the store's admin role, closed to everyone else until granted.

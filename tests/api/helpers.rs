@@ -342,6 +342,15 @@ impl<'a> Call<'a> {
         self.header("content-type", content_type)
     }
 
+    /// A body of any bytes, with a `Content-Type` or none.
+    pub fn bytes(mut self, content_type: Option<&str>, body: Vec<u8>) -> Self {
+        self.body = Some(Body::from(body));
+        match content_type {
+            Some(t) => self.header("content-type", t),
+            None => self,
+        }
+    }
+
     pub async fn send(self) -> TestResponse {
         let mut req =
             Request::builder().method(self.method).uri(&self.path).header(header::HOST, "berth.test");

@@ -18,7 +18,7 @@ use crate::audit::{Event, RequestMeta};
 use crate::db;
 use crate::db::db_users::DbUserRow;
 use crate::domain::{Cidr, Ctx, NewPassword, Scope};
-use crate::error::{ApiError, ApiResult, FieldError, Problem};
+use crate::error::{ApiError, ApiResult, FieldError, Problem, on_constraint, on_duplicate};
 use crate::http::extract::{ActiveUser, AppJson, AppPath};
 use crate::provision::NodeSpec;
 use crate::provision::sql::{self, DatabaseInfo, Privilege};
@@ -50,6 +50,22 @@ fn identifier(field: &str, raw: &str, reserved: &[&str]) -> ApiResult<String> {
         return Err(ApiError::field(field, format!("{raw} is reserved")));
     }
     Ok(raw.to_owned())
+}
+
+/// A database named in a request must be the customer's: PostgreSQL's own are refused by name.
+fn customer_database(field: &str, name: &str) -> ApiResult<()> {
+    if sql::SYSTEM_DATABASES.contains(&name) {
+        return Err(ApiError::field(field, format!("{name} is a system database")));
+    }
+    Ok(())
+}
+
+fn database_exists(name: &str) -> ApiError {
+    ApiError::conflict("database_exists", format!("database {name} exists"))
+}
+
+fn db_user_exists(name: &str) -> ApiError {
+    ApiError::conflict("db_user_exists", format!("user {name} exists"))
 }
 
 /// The spec of the store's primary, if the store can take the change now.
@@ -133,13 +149,15 @@ async fn create_database(
 ) -> ApiResult<(StatusCode, AppJson<DatabaseInfo>)> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::StoresWrite)?;
-    let name = identifier("name", &body.name, &["postgres", "template0", "template1"])?;
+    let name = identifier("name", &body.name, &sql::SYSTEM_DATABASES)?;
     let spec = primary(&state, &ctx, store_id).await?;
     let driver = state.plane.driver.as_ref();
     if sql::database_exists(driver, &spec, &name).await? {
-        return Err(ApiError::conflict("database_exists", format!("database {name} exists")));
+        return Err(database_exists(&name));
     }
-    sql::create_database(driver, &spec, &name).await?;
+    sql::create_database(driver, &spec, &name)
+        .await
+        .map_err(|e| on_duplicate(e, || database_exists(&name)))?;
     for u in db::db_users::list(&state.db, &ctx, store_id).await? {
         // Users of "all databases" to read or write get the new one too (admins own it).
         match Privilege::parse(&u.privilege) {
@@ -170,6 +188,7 @@ async fn create_database(
         (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such store or database", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The store is not running, or users are granted only this database", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A system database (`postgres`, `template0`, `template1`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn drop_database(
@@ -180,9 +199,10 @@ async fn drop_database(
 ) -> ApiResult<StatusCode> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::StoresWrite)?;
+    customer_database("name", &name)?;
     let spec = primary(&state, &ctx, store_id).await?;
     let driver = state.plane.driver.as_ref();
-    if !sql::database_exists(driver, &spec, &name).await? || name == "postgres" {
+    if !sql::database_exists(driver, &spec, &name).await? {
         return Err(ApiError::NotFound("database"));
     }
     let holders: Vec<String> = db::db_users::list(&state.db, &ctx, store_id)
@@ -325,7 +345,8 @@ async fn create_user(
     let host = body.host.as_deref().map(Cidr::parse).transpose().map_err(|m| ApiError::field("host", m))?;
     let driver = state.plane.driver.as_ref();
     if let Some(d) = &body.database {
-        if !sql::database_exists(driver, &spec, d).await? || d == "postgres" {
+        customer_database("database", d)?;
+        if !sql::database_exists(driver, &spec, d).await? {
             return Err(ApiError::Validation {
                 detail: format!("database: {d} does not exist in this store"),
                 errors: vec![FieldError { field: "database".into(), message: format!("{d} does not exist") }],
@@ -333,7 +354,7 @@ async fn create_user(
         }
     }
     if db::db_users::get(&state.db, &ctx, store_id, &name).await?.is_some() {
-        return Err(ApiError::conflict("db_user_exists", format!("user {name} exists")));
+        return Err(db_user_exists(&name));
     }
     let row = DbUserRow {
         id: Uuid::now_v7(),
@@ -345,7 +366,10 @@ async fn create_user(
     };
     // The record first, in a transaction that commits only once the role exists on the node.
     let mut tx = state.db.begin().await?;
-    db::db_users::insert(&mut *tx, &ctx, store_id, &row).await?;
+    // A concurrent create of the same name waits here on the unique index for this one to end.
+    db::db_users::insert(&mut *tx, &ctx, store_id, &row)
+        .await
+        .map_err(|e| on_constraint(e, |c| (c == "db_users_name_key").then(|| db_user_exists(&name))))?;
     Event::new("db_user.created", &meta)
         .in_ctx(&ctx, &user.principal.email)
         .target(format!("store:{store_id}"))
@@ -355,7 +379,9 @@ async fn create_user(
         .detail("host", host.map(|h| h.to_string()))
         .record_in(&mut tx, state.clock.now())
         .await?;
-    sql::create_user(driver, &spec, &name, &password, body.privileges, body.database.as_deref()).await?;
+    sql::create_user(driver, &spec, &name, &password, body.privileges, body.database.as_deref())
+        .await
+        .map_err(|e| on_duplicate(e, || db_user_exists(&name)))?;
     tx.commit().await?;
     if host.is_some() {
         apply_access(&state, &ctx, store_id).await?;

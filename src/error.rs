@@ -160,6 +160,12 @@ pub fn on_constraint(err: sqlx::Error, map: impl FnOnce(&str) -> Option<ApiError
     ApiError::Internal(err.into())
 }
 
+impl From<crate::auth::throttle::Throttled> for ApiError {
+    fn from(t: crate::auth::throttle::Throttled) -> Self {
+        Self::TooManyRequests { retry_after_secs: t.retry_after_secs }
+    }
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(err: sqlx::Error) -> Self {
         match err {

@@ -300,3 +300,35 @@ impl Refusals {
         Ok(written)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_of_one_subject_and_minute_share_a_bucket_and_new_subjects_stop_growing_the_map() {
+        let refusals = Refusals::default();
+        let at = OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000);
+        let meta = RequestMeta::default();
+        for s in [0, 10, 59] {
+            Event::new("token.refused", &meta)
+                .claimed_actor("brc_a")
+                .tally(&refusals, at + time::Duration::seconds(s));
+        }
+        Event::new("token.refused", &meta)
+            .claimed_actor("brc_a")
+            .tally(&refusals, at + time::Duration::seconds(60));
+        {
+            let buckets = refusals.buckets.lock().unwrap();
+            assert_eq!(buckets.len(), 2, "one per minute");
+            assert!(buckets.values().any(|t| t.count == 3));
+        }
+        for i in 0..MAX_BUCKETS + 500 {
+            Event::new("token.refused", &meta).claimed_actor(&format!("brc_{i}")).tally(&refusals, at);
+        }
+        let buckets = refusals.buckets.lock().unwrap();
+        assert_eq!(buckets.len(), MAX_BUCKETS + 1, "the ones kept apart and the overflow");
+        let overflow: u64 = buckets.iter().filter(|(b, _)| b.actor.is_none()).map(|(_, t)| t.count).sum();
+        assert_eq!(overflow, 502, "what did not fit, counted together");
+    }
+}

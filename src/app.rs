@@ -16,6 +16,7 @@ use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 use utoipa_swagger_ui::SwaggerUi;
 
+use crate::audit::Refusals;
 use crate::auth::{PasswordHasher, PgSessionStore};
 use crate::clock::Clock;
 use crate::config::AuthConfig;
@@ -33,6 +34,8 @@ pub struct AppState {
     pub plane: DataPlane,
     /// Wakes this process's idle workers when a job is enqueued here.
     pub wake: Arc<Notify>,
+    /// Refused authentications waiting to be audited, one event per minute and subject.
+    pub refusals: Refusals,
 }
 
 impl AppState {
@@ -47,7 +50,16 @@ impl AppState {
             to_time(auth.session_idle_timeout),
             to_time(auth.session_absolute_timeout),
         );
-        Self { db, auth: Arc::new(auth), clock, hasher, sessions, plane, wake: Arc::new(Notify::new()) }
+        Self {
+            db,
+            auth: Arc::new(auth),
+            clock,
+            hasher,
+            sessions,
+            plane,
+            wake: Arc::new(Notify::new()),
+            refusals: Refusals::default(),
+        }
     }
 
     /// What the workers of this process run with.

@@ -207,8 +207,14 @@ pub struct AuthConfig {
     pub session_absolute_timeout: Duration,
 
     /// Failed logins for one account within `BERTH_LOGIN_WINDOW` before it is throttled.
-    #[arg(long, env = "BERTH_LOGIN_MAX_FAILURES", default_value_t = 10)]
+    #[arg(long, env = "BERTH_LOGIN_MAX_FAILURES", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     pub login_max_failures: u32,
+
+    /// Failed authentications (logins and client secrets, whatever the account or client) from
+    /// one source address within `BERTH_LOGIN_WINDOW` before the address is throttled: password
+    /// spraying. Behind a proxy every client has the proxy's address; raise it there.
+    #[arg(long, env = "BERTH_AUTH_MAX_FAILURES_PER_ADDRESS", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub address_max_failures: u32,
 
     /// The sliding window over which failed logins are counted.
     #[arg(long, env = "BERTH_LOGIN_WINDOW", default_value = "15m", value_parser = humantime::parse_duration)]
@@ -265,6 +271,7 @@ impl Default for AuthConfig {
             session_idle_timeout: Duration::from_secs(30 * 60),
             session_absolute_timeout: Duration::from_secs(12 * 3600),
             login_max_failures: 10,
+            address_max_failures: 100,
             login_window: Duration::from_secs(15 * 60),
             hash_concurrency: None,
             hash_nice: 19,

@@ -177,6 +177,12 @@ pub fn on_duplicate(err: anyhow::Error, conflict: impl FnOnce() -> ApiError) -> 
     if duplicate { conflict() } else { ApiError::Internal(err) }
 }
 
+impl From<crate::auth::throttle::Throttled> for ApiError {
+    fn from(t: crate::auth::throttle::Throttled) -> Self {
+        Self::TooManyRequests { retry_after_secs: t.retry_after_secs }
+    }
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(err: sqlx::Error) -> Self {
         match err {

@@ -233,6 +233,8 @@ async fn run(cfg: &ServeConfig, pool: PgPool, plane: DataPlane) -> anyhow::Resul
     }
     state.hasher.warm_up().await;
     tokio::spawn(purge_loop(state.clone()));
+    tokio::spawn(flush_refusals_loop(state.clone()));
+    let at_exit = state.clone();
     let workers = start_workers(state.job_env(), &cfg.plane, cfg.plane.workers, state.wake.clone()).await?;
 
     let handle = axum_server::Handle::new();
@@ -256,6 +258,11 @@ async fn run(cfg: &ServeConfig, pool: PgPool, plane: DataPlane) -> anyhow::Resul
         _ => axum_server::bind(cfg.listen).handle(handle).serve(app).await,
     }
     .with_context(|| format!("serving on {}", cfg.listen));
+    // The current minute's refusals too: nothing counted is lost to a restart.
+    let later = at_exit.clock.now() + time::Duration::MINUTE;
+    if let Err(e) = at_exit.refusals.flush(&at_exit.db, later).await {
+        tracing::warn!(error = %e, "auditing refused authentications at shutdown");
+    }
     stop_workers(workers).await;
     served
 }
@@ -275,6 +282,17 @@ async fn shutdown_on_signal(handle: axum_server::Handle) {
     handle.graceful_shutdown(Some(Duration::from_secs(10)));
 }
 
+/// Appends the refused authentications counted in memory, each minute's once it has ended.
+async fn flush_refusals_loop(state: AppState) {
+    let mut tick = tokio::time::interval(Duration::from_secs(10));
+    loop {
+        tick.tick().await;
+        if let Err(e) = state.refusals.flush(&state.db, state.clock.now()).await {
+            tracing::warn!(error = %e, "auditing refused authentications; kept for the next try");
+        }
+    }
+}
+
 /// Reclaims expired sessions and old login failures; both are refused anyway.
 async fn purge_loop(state: AppState) {
     let mut tick = tokio::time::interval(Duration::from_secs(600));
@@ -284,15 +302,15 @@ async fn purge_loop(state: AppState) {
         let idle = time::Duration::try_from(state.auth.session_idle_timeout).unwrap_or(time::Duration::DAY);
         let absolute =
             time::Duration::try_from(state.auth.session_absolute_timeout).unwrap_or(time::Duration::DAY);
-        let window = time::Duration::try_from(state.auth.login_window).unwrap_or(time::Duration::DAY);
+        let window = crate::auth::throttle::longest_window(&state.auth);
         if let Err(e) = db::sessions::purge_expired(&state.db, now - idle, now - absolute).await {
             tracing::warn!(error = %e, "purging expired sessions");
         }
         if let Err(e) = db::tokens::purge_expired(&state.db, now).await {
             tracing::warn!(error = %e, "purging expired tokens");
         }
-        if let Err(e) = db::auth_failures::purge_before(&state.db, now - window).await {
-            tracing::warn!(error = %e, "purging old login failures");
+        if let Err(e) = db::auth_attempts::purge_before(&state.db, now - window).await {
+            tracing::warn!(error = %e, "purging old authentication attempts");
         }
         if let Err(e) = db::idempotency::purge_before(&state.db, now - time::Duration::DAY).await {
             tracing::warn!(error = %e, "purging old idempotency keys");

@@ -2,7 +2,6 @@ use sqlx::{PgExecutor, Postgres, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::auth_failures::Window;
 use crate::domain::Ctx;
 
 pub struct CredentialRow {
@@ -140,44 +139,17 @@ pub struct ClientAuth {
     pub creator_role: Option<String>,
 }
 
-/// The client with this id, if any, and its throttle window: the failures of `subject` since
-/// `since`. One round trip for both, since every token request needs both.
-pub async fn for_client_auth(
-    ex: impl PgExecutor<'_>,
-    client_id: &str,
-    subject: &str,
-    since: OffsetDateTime,
-) -> sqlx::Result<(Window, Option<ClientAuth>)> {
-    let r = sqlx::query!(
-        r#"select f.failures as "failures!", f.oldest,
-                  c.id as "id?", c.org_id as "org_id?", c.created_by as "created_by?",
-                  c.secret_hash as "secret_hash?", c.scopes as "scopes?", c.expires_at as "expires_at?",
-                  c.revoked_at, m.role as "creator_role?"
-           from (select count(*) as failures, min(failed_at) as oldest
-                 from auth_failures where subject = $2 and failed_at > $3) f
-           left join credentials c on c.client_id = $1
-           left join memberships m on m.org_id = c.org_id and m.user_id = c.created_by"#,
-        client_id,
-        subject,
-        since
+/// The client with this id, if any.
+pub async fn for_client_auth(ex: impl PgExecutor<'_>, client_id: &str) -> sqlx::Result<Option<ClientAuth>> {
+    sqlx::query_as!(
+        ClientAuth,
+        r#"select c.id, c.org_id, c.created_by, c.secret_hash, c.scopes, c.expires_at, c.revoked_at,
+                  m.role as "creator_role?"
+           from credentials c
+           left join memberships m on m.org_id = c.org_id and m.user_id = c.created_by
+           where c.client_id = $1"#,
+        client_id
     )
-    .fetch_one(ex)
-    .await?;
-    let window = Window { failures: r.failures, oldest: r.oldest };
-    let client = match (r.id, r.org_id, r.created_by, r.secret_hash, r.scopes, r.expires_at) {
-        (Some(id), Some(org_id), Some(created_by), Some(secret_hash), Some(scopes), Some(expires_at)) => {
-            Some(ClientAuth {
-                id,
-                org_id,
-                created_by,
-                secret_hash,
-                scopes,
-                expires_at,
-                revoked_at: r.revoked_at,
-                creator_role: r.creator_role,
-            })
-        }
-        _ => None,
-    };
-    Ok((window, client))
+    .fetch_optional(ex)
+    .await
 }

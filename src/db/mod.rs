@@ -2,7 +2,7 @@
 //! first and filter by its organization in the query itself.
 
 pub mod audit;
-pub mod auth_failures;
+pub mod auth_attempts;
 pub mod backup_schedules;
 pub mod backups;
 pub mod credentials;

@@ -18,6 +18,8 @@ async fn the_trail_records_logins_credentials_tokens_and_members() {
         .form(&[("grant_type", "client_credentials")])
         .send()
         .await;
+    // The wrong secret's refusal is appended with its minute's.
+    assert_eq!(app.flush_refusals().await, 1);
     app.post(&format!("/api/v1/orgs/{org}/members"))
         .cookie(&owner)
         .json(json!({"email": "n@example.com", "role": "viewer"}))

@@ -239,7 +239,7 @@ async fn malformed_logins_are_problem_documents() {
         .await;
     huge.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
     let failures: i64 =
-        sqlx::query_scalar("select count(*) from auth_failures").fetch_one(&app.db).await.unwrap();
+        sqlx::query_scalar("select count(*) from auth_attempts").fetch_one(&app.db).await.unwrap();
     assert_eq!(failures, 0, "rejected requests are not counted as attempts");
 }
 

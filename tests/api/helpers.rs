@@ -196,15 +196,23 @@ pub struct TestApp {
     pub nodes_root: std::path::PathBuf,
 }
 
+/// In-process requests carry no peer address unless a test gives one ([`Call::peer`]),
+/// so a test's requests share one address bucket: its limit is raised here for the tests that
+/// are not about it, and those that are set their own ([`TestApp::spawn_with`]).
 pub fn test_auth_config() -> AuthConfig {
-    AuthConfig { hash_concurrency: Some(2), ..AuthConfig::default() }
+    AuthConfig { hash_concurrency: Some(2), address_max_failures: 1000, ..AuthConfig::default() }
 }
 
 impl TestApp {
     /// A new Berth on a new database, with the first owner created.
     pub async fn spawn() -> Self {
+        Self::spawn_with(test_auth_config()).await
+    }
+
+    /// [`TestApp::spawn`] with another authentication configuration.
+    pub async fn spawn_with(auth: AuthConfig) -> Self {
         let options = fresh_database().await;
-        let app = Self::on(&options, ManualClock::new(time::OffsetDateTime::now_utc())).await;
+        let app = Self::on_with(&options, ManualClock::new(time::OffsetDateTime::now_utc()), auth).await;
         ensure_first_owner(&app.state, OWNER_EMAIL, Some(OWNER_PASSWORD.into()), "Acme").await.unwrap();
         let org = sqlx::query_scalar("select id from organizations").fetch_one(&app.db).await.unwrap();
         Self { owner_org: org, ..app }
@@ -212,10 +220,14 @@ impl TestApp {
 
     /// Another Berth instance on an existing database (as a second process would be).
     pub async fn on(options: &PgConnectOptions, clock: ManualClock) -> Self {
+        Self::on_with(options, clock, test_auth_config()).await
+    }
+
+    async fn on_with(options: &PgConnectOptions, clock: ManualClock, auth: AuthConfig) -> Self {
         let db = pool(options).await;
         let nodes_root = app_nodes_root();
         let plane = test_plane(&nodes_root);
-        let state = AppState::new(db.clone(), test_auth_config(), Arc::new(clock.clone()), plane);
+        let state = AppState::new(db.clone(), auth, Arc::new(clock.clone()), plane);
         Self {
             router: build_router(state.clone()),
             state,
@@ -306,11 +318,19 @@ pub struct Call<'a> {
     path: String,
     headers: Vec<(String, String)>,
     body: Option<Body>,
+    peer: Option<std::net::SocketAddr>,
 }
 
 impl<'a> Call<'a> {
     fn new(app: &'a TestApp, method: Method, path: &str) -> Self {
-        Self { app, method, path: path.to_owned(), headers: vec![], body: None }
+        Self { app, method, path: path.to_owned(), headers: vec![], body: None, peer: None }
+    }
+
+    /// Sends the request as if from `ip`, as `serve`'s listener would say (`ConnectInfo`);
+    /// `None` leaves it without an address, like every other in-process request.
+    pub fn peer(mut self, ip: Option<&str>) -> Self {
+        self.peer = ip.map(|ip| std::net::SocketAddr::new(ip.parse().expect("an IP address"), 40000));
+        self
     }
 
     pub fn header(mut self, k: &str, v: &str) -> Self {
@@ -357,7 +377,10 @@ impl<'a> Call<'a> {
         for (k, v) in &self.headers {
             req = req.header(k, v);
         }
-        let req = req.body(self.body.unwrap_or_else(Body::empty)).unwrap();
+        let mut req = req.body(self.body.unwrap_or_else(Body::empty)).unwrap();
+        if let Some(peer) = self.peer {
+            req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+        }
         let res = self.app.router.clone().oneshot(req).await.unwrap();
         let status = res.status();
         let headers = res.headers().clone();
@@ -457,6 +480,12 @@ impl TestApp {
 }
 
 impl TestApp {
+    /// Appends the refused authentications counted so far, as the periodic flush would once
+    /// their minute has ended; returns how many events that wrote.
+    pub async fn flush_refusals(&self) -> usize {
+        self.state.refusals.flush(&self.db, self.clock_now() + time::Duration::MINUTE).await.unwrap()
+    }
+
     /// The status of `GET /api/auth/check` with a bearer token.
     pub async fn bearer_status(&self, token: &str) -> StatusCode {
         self.get("/api/auth/check").bearer(token).send().await.status

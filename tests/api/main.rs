@@ -22,5 +22,6 @@ mod parameters;
 mod sessions;
 mod stats;
 mod stores;
+mod throttle;
 mod tls;
 mod vpcs;

@@ -9,6 +9,7 @@ use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::audit::{Event, Outcome, RequestMeta};
+use crate::auth::throttle::{self, Limit};
 use crate::auth::{PRINCIPAL_KEY, USER_ID_KEY};
 use crate::db;
 use crate::domain::{AuthMethod, Principal, Scope, password};
@@ -34,7 +35,10 @@ pub struct LoginRequest {
 ///
 /// The session id is new at every login. A wrong password and an unknown login get the same
 /// answer in the same time. After 10 failures for one login within 15 minutes, attempts for it
-/// are refused with 429 until the window has passed, the right password included.
+/// are refused with 429 until the window has passed, the right password included; requests
+/// arriving at once count as they arrive, before any is checked. So are attempts from an
+/// address that failed `BERTH_AUTH_MAX_FAILURES_PER_ADDRESS` times (100) in those 15 minutes,
+/// whatever the accounts.
 #[utoipa::path(
     post, path = "/api/auth/login", tag = "auth",
     request_body = LoginRequest,
@@ -43,7 +47,7 @@ pub struct LoginRequest {
         (status = 401, description = "Wrong login or password", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Cross-site request", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Malformed request", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many failures for this login; see `Retry-After`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many failures for this login or from this address; see `Retry-After`", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn login(
@@ -64,7 +68,7 @@ async fn login(
         Some(u) => (Some(u.principal), Some(u.password_hash)),
         None => (None, None),
     };
-    let verdict = check_password(&state, &login, body.password, stored).await;
+    let verdict = check_password(&state, &meta, &login, body.password, stored).await;
     let outcome = match &verdict {
         Ok(true) => Outcome::Success,
         Ok(false) => Outcome::Failure,
@@ -99,43 +103,41 @@ async fn audit_login(
     if let Some(id) = user.map(|u| u.user_id) {
         ev = ev.actor_user(id).target(format!("user:{id}"));
     }
-    if outcome == Outcome::Denied {
-        ev = ev.detail("reason", "throttled");
-    }
     let now = state.clock.now();
-    if orgs.is_empty() {
-        return Ok(ev.record(&state.db, now).await?);
-    }
-    for org in orgs {
-        ev.clone().org(org).record(&state.db, now).await?;
+    let chains: Vec<Event> = match orgs.as_slice() {
+        [] => vec![ev],
+        _ => orgs.into_iter().map(|org| ev.clone().org(org)).collect(),
+    };
+    for ev in chains {
+        if outcome == Outcome::Denied {
+            // Refused without a hash: anyone can send these as fast as they like.
+            ev.detail("reason", "throttled").tally(&state.refusals, now);
+        } else {
+            ev.record(&state.db, now).await?;
+        }
     }
     Ok(())
 }
 
 /// Checks a password against the stored hash (or a dummy when `stored` is `None`), under the
-/// per-login throttle: `Ok(false)` is a recorded failure, 429 a refusal without checking.
+/// throttles of the login and of the request's source address: the attempt is counted before
+/// the hash, so `Ok(false)` is a counted failure and 429 a refusal without hashing; a success
+/// forgets the login's failures.
 pub async fn check_password(
     state: &AppState,
+    meta: &RequestMeta,
     login: &str,
     password: SecretString,
     stored: Option<String>,
 ) -> ApiResult<bool> {
-    let now = state.clock.now();
-    let window = time::Duration::try_from(state.auth.login_window)
-        .map_err(|e| anyhow::anyhow!("login window: {e}"))?;
-    let subject = format!("login:{login}");
-    let recent = db::auth_failures::in_window(&state.db, &subject, now - window).await?;
-    if let Some(retry_after_secs) = recent.retry_after(state.auth.login_max_failures, window, now) {
-        return Err(ApiError::TooManyRequests { retry_after_secs });
-    }
+    let limits = [Limit::login(&state.auth, login), Limit::address(&state.auth, meta.source_ip.as_deref())];
+    let reservation = throttle::reserve(&state.db, &limits, state.clock.now()).await??;
     if state.hasher.verify(password, stored).await? {
-        // A write (and a commit to wait for) only when there is something to forget.
-        if recent.failures > 0 {
-            db::auth_failures::clear(&state.db, &subject).await?;
-        }
+        reservation.give_back(&state.db, &[&limits[0]]).await?;
         Ok(true)
     } else {
-        db::auth_failures::record(&state.db, &subject, now).await?;
+        // A failure stays counted.
+        drop(reservation);
         Ok(false)
     }
 }

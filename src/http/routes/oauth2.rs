@@ -22,6 +22,7 @@ use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::audit::{Event, Outcome, RequestMeta};
+use crate::auth::throttle::{self, Limit, Throttled};
 use crate::auth::token;
 use crate::db;
 use crate::db::credentials::ClientAuth;
@@ -31,9 +32,6 @@ use crate::http::extract::AppJson;
 
 pub const ACCESS_TTL: Duration = Duration::HOUR;
 pub const REFRESH_TTL: Duration = Duration::days(30);
-/// At most `MAX_CLIENT_FAILURES` wrong secrets per client id in this window.
-pub const CLIENT_FAILURE_WINDOW: Duration = Duration::HOUR;
-pub const MAX_CLIENT_FAILURES: u32 = 100;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -157,6 +155,13 @@ fn parse_form(headers: &HeaderMap, body: &Bytes) -> Result<Form, OAuthError> {
     }
     let mut form = Form::new();
     for (k, v) in form_urlencoded::parse(body) {
+        // PostgreSQL stores no NUL: a parameter holding one names nothing Berth has.
+        if k.contains('\0') || v.contains('\0') {
+            return Err(OAuthError::invalid_request(format!(
+                "parameter {} holds a NUL character",
+                k.replace('\0', "")
+            )));
+        }
         if form.insert(k.clone().into_owned(), v.into_owned()).is_some() {
             return Err(OAuthError::invalid_request(format!("parameter {k} is given more than once")));
         }
@@ -206,11 +211,26 @@ fn client_credentials(headers: &HeaderMap, form: &Form) -> Result<(String, Strin
 fn form_decode(s: &str) -> Result<String, OAuthError> {
     percent_encoding::percent_decode_str(&s.replace('+', " "))
         .decode_utf8()
+        .ok()
+        .filter(|c| !c.contains('\0'))
         .map(|c| c.into_owned())
-        .map_err(|_| OAuthError::invalid_client("malformed Basic credentials"))
+        .ok_or_else(|| OAuthError::invalid_client("malformed Basic credentials"))
 }
 
-/// Authenticates the client under the per-client throttle.
+/// A refusal by a throttle, RFC 6749-style.
+fn throttled(t: Throttled) -> OAuthError {
+    let mut e = OAuthError::new(
+        BasicErrorResponseType::Extension("temporarily_unavailable".into()),
+        "too many failed authentications for this client or from this address; retry later",
+    );
+    e.status = StatusCode::TOO_MANY_REQUESTS;
+    e.retry_after = Some(t.retry_after_secs);
+    e
+}
+
+/// Authenticates the client under the throttles of its client id and of the request's source
+/// address. The secret is checked first (a SHA-256); a wrong one is then counted, and answered
+/// 401 only if the windows had room for it, 429 otherwise, however many arrive at once.
 async fn authenticate(
     state: &AppState,
     meta: &RequestMeta,
@@ -219,23 +239,6 @@ async fn authenticate(
 ) -> Result<ClientAuth, OAuthError> {
     let (client_id, secret) = client_credentials(headers, form)?;
     let now = state.clock.now();
-    let subject = format!("client:{client_id}");
-    let (recent, found) =
-        db::credentials::for_client_auth(&state.db, &client_id, &subject, now - CLIENT_FAILURE_WINDOW)
-            .await?;
-    if let Some(secs) = recent.retry_after(MAX_CLIENT_FAILURES, CLIENT_FAILURE_WINDOW, now) {
-        let mut e = OAuthError::new(
-            BasicErrorResponseType::Extension("temporarily_unavailable".into()),
-            "too many failed authentications for this client; retry later",
-        );
-        e.status = StatusCode::TOO_MANY_REQUESTS;
-        e.retry_after = Some(secs);
-        return Err(e);
-    }
-    // Hash the presented secret even for an unknown client, so both take the same time.
-    let stored = found.as_ref().map_or(&[0u8; 32][..], |c| &c.secret_hash[..]);
-    let secret_ok = token::matches(&secret, stored) && found.is_some();
-    let (known_org, known_credential) = found.as_ref().map(|c| (c.org_id, c.id)).unzip();
     let refuse = |reason: &str, org: Option<Uuid>, credential: Option<Uuid>| {
         let mut ev = Event::new("token.refused", meta)
             .claimed_actor(&client_id)
@@ -249,11 +252,24 @@ async fn authenticate(
         }
         ev
     };
+    let limits = [Limit::client(&client_id), Limit::address(&state.auth, meta.source_ip.as_deref())];
+    if let Err(t) = throttle::check(&state.db, &limits, now).await? {
+        refuse("throttled", None, None).tally(&state.refusals, now);
+        return Err(throttled(t));
+    }
+    let found = db::credentials::for_client_auth(&state.db, &client_id).await?;
+    // Hash the presented secret even for an unknown client, so both take the same time.
+    let stored = found.as_ref().map_or(&[0u8; 32][..], |c| &c.secret_hash[..]);
+    let secret_ok = token::matches(&secret, stored) && found.is_some();
+    let (known_org, known_credential) = found.as_ref().map(|c| (c.org_id, c.id)).unzip();
     let Some(client) = found.filter(|_| secret_ok) else {
-        db::auth_failures::record(&state.db, &subject, now).await?;
+        // The failure stays counted: the reservation is not given back.
+        if let Err(t) = throttle::reserve(&state.db, &limits, now).await?.map(drop) {
+            refuse("throttled", known_org, known_credential).tally(&state.refusals, now);
+            return Err(throttled(t));
+        }
         refuse("wrong client secret or unknown client", known_org, known_credential)
-            .record(&state.db, now)
-            .await?;
+            .tally(&state.refusals, now);
         return Err(OAuthError::invalid_client("unknown client or wrong secret"));
     };
     let dead = if client.revoked_at.is_some() {
@@ -365,7 +381,7 @@ async fn issue(
         (status = 200, body = TokenResponse, headers(("Cache-Control" = String), ("Pragma" = String))),
         (status = 400, description = "invalid_request, invalid_grant, unauthorized_client, unsupported_grant_type or invalid_scope", body = OAuthErrorBody),
         (status = 401, description = "invalid_client, with `WWW-Authenticate: Basic`", body = OAuthErrorBody),
-        (status = 429, description = "Too many failed authentications for this client id", body = OAuthErrorBody),
+        (status = 429, description = "Too many failed authentications for this client id or from this address", body = OAuthErrorBody),
     )
 )]
 async fn token_endpoint(
@@ -451,7 +467,7 @@ async fn token_endpoint(
         (status = 200, description = "Revoked, or nothing to revoke"),
         (status = 400, description = "invalid_request", body = OAuthErrorBody),
         (status = 401, description = "invalid_client", body = OAuthErrorBody),
-        (status = 429, description = "Too many failed authentications for this client id", body = OAuthErrorBody),
+        (status = 429, description = "Too many failed authentications for this client id or from this address", body = OAuthErrorBody),
     )
 )]
 async fn revoke(

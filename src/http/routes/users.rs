@@ -132,7 +132,7 @@ async fn change_password(
     let new = NewPassword::parse(body.new_password).map_err(|m| ApiError::field("new_password", m))?;
     let user_id = user.principal.user_id;
     let stored = db::users::password_hash(&state.db, user_id).await?;
-    if !check_password(&state, &user.principal.email, body.current_password, stored).await? {
+    if !check_password(&state, &meta, &user.principal.email, body.current_password, stored).await? {
         return Err(ApiError::Forbidden {
             code: "wrong_current_password",
             detail: "current_password is not the current password".into(),

@@ -96,11 +96,15 @@ impl Volume {
     /// CAP_SYS_RESOURCE, say): unmount it and [`Volume::ensure`] grows it before mounting.
     pub async fn grow_online(&self, size_gib: u32) -> anyhow::Result<bool> {
         let size = bytes(size_gib);
-        if std::fs::metadata(&self.image)?.len() >= size {
+        let device = self.device()?;
+        // The filesystem's size, not the image's: a grow that died between the two is finished.
+        if filesystem_bytes(Path::new(&device)).await? >= size {
             return Ok(true);
         }
-        let device = self.device()?;
-        std::fs::OpenOptions::new().write(true).open(&self.image)?.set_len(size)?;
+        let image = std::fs::OpenOptions::new().write(true).open(&self.image)?;
+        if image.metadata()?.len() < size {
+            image.set_len(size)?;
+        }
         let mut losetup = tokio::process::Command::new("losetup");
         losetup.arg("--set-capacity").arg(&device);
         tool(losetup, "losetup --set-capacity").await?;
@@ -121,7 +125,7 @@ impl Volume {
     async fn grow_offline(&self, size_gib: u32) -> anyhow::Result<()> {
         let size = bytes(size_gib);
         let image = std::fs::OpenOptions::new().write(true).open(&self.image)?;
-        let fs_size = self.filesystem_bytes().await?;
+        let fs_size = filesystem_bytes(&self.image).await?;
         if fs_size >= size {
             return Ok(());
         }
@@ -141,20 +145,6 @@ impl Volume {
         tool(resize, "resize2fs").await?;
         tracing::info!(image = %self.image.display(), size_gib, "grew a volume");
         Ok(())
-    }
-
-    /// The size of the filesystem in the image, from its superblock.
-    async fn filesystem_bytes(&self) -> anyhow::Result<u64> {
-        let mut dumpe2fs = tokio::process::Command::new("dumpe2fs");
-        dumpe2fs.arg("-h").arg(&self.image).stdin(std::process::Stdio::null());
-        let out = crate::pg::run_for(dumpe2fs, "dumpe2fs", TOOL_TIMEOUT).await?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        let field = |name: &str| -> Option<u64> {
-            text.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.trim().parse().ok())
-        };
-        let (count, block) =
-            field("Block count:").zip(field("Block size:")).context("dumpe2fs: no block count")?;
-        Ok(count * block)
     }
 
     /// The loop device the image is mounted from, from the kernel's mount table.
@@ -218,6 +208,20 @@ async fn tool(mut cmd: tokio::process::Command, what: &str) -> anyhow::Result<()
         }
     }
     out.map(drop)
+}
+
+/// The size of the ext4 filesystem in `image` (a file or a device), from its superblock.
+async fn filesystem_bytes(image: &Path) -> anyhow::Result<u64> {
+    let mut dumpe2fs = tokio::process::Command::new("dumpe2fs");
+    dumpe2fs.arg("-h").arg(image).stdin(std::process::Stdio::null());
+    let out = crate::pg::run_for(dumpe2fs, "dumpe2fs", TOOL_TIMEOUT).await?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let field = |name: &str| -> Option<u64> {
+        text.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.trim().parse().ok())
+    };
+    let (count, block) =
+        field("Block count:").zip(field("Block size:")).context("dumpe2fs: no block count")?;
+    Ok(count * block)
 }
 
 fn bytes(size_gib: u32) -> u64 {

@@ -39,17 +39,44 @@ pub const DELETE_PEERING: &str = "delete_peering";
 pub const NOOP: &str = "noop";
 
 /// Steps, as stored in `jobs.steps`: `name` or `name:<node id>`.
+///
+/// Each says what a crash of the process does to it: just before it (the step runs when the job
+/// is taken again), in it, and just after it (before the worker recorded it done: it runs again).
 pub mod step {
+    /// Before: nothing on the host. In: `initdb` works in `data.init`, renamed into place only
+    /// once complete, so a half-made cluster is discarded and made again; a server started but
+    /// not yet given its roles is found running and its roles converge (`alter` or `create`).
+    /// After: again, the same: the cluster exists, the server runs, the roles are as wanted.
     pub const CREATE_PRIMARY: &str = "create_primary";
+    /// Like [`CREATE_PRIMARY`]: the copy (`pg_basebackup`) goes to `data.init` and is renamed
+    /// into place whole, or discarded and made again.
     pub const CREATE_REPLICA: &str = "create_replica";
+    /// Before: the node runs. In: the row says `removing` first; the server stops, then its
+    /// volume and folder go, then its row: a crash part-way leaves a stopped node whose removal
+    /// the retry finishes (every part is idempotent). After: the node's row is gone, and the
+    /// retry finds nothing to do.
     pub const REMOVE_NODE: &str = "remove_node";
+    /// A stop, then a start: a crash between them leaves the node stopped, and the retry's stop
+    /// does nothing and its start starts it. Nothing is lost either way: a fast stop.
     pub const RESTART_NODE: &str = "restart_node";
+    /// A replica removed and copied again from the primary (a primary is restarted in place):
+    /// [`REMOVE_NODE`] and then [`CREATE_REPLICA`], each as safe as they are.
     pub const REBUILD_NODE: &str = "rebuild_node";
+    /// [`RESTART_NODE`] with the node's configuration (and its volume's size) rewritten from the
+    /// tables at the start.
     pub const RECONFIGURE_NODE: &str = "reconfigure_node";
-    /// Grows the node's volume to the store's size, online.
+    /// Grows the node's volume to the store's size, online (or, where the host refuses that,
+    /// with the node stopped for the moment). The filesystem's own size is compared with the
+    /// store's each time, so a crash between extending the image and growing the filesystem is
+    /// finished by the retry; a volume never shrinks.
     pub const GROW_VOLUME: &str = "grow_volume";
     pub const APPLY_PARAMETERS: &str = "apply_parameters";
     pub const TAKE_BACKUP: &str = "take_backup";
+    /// Before: the node runs its current data. In: the backup is unpacked into `data.init`; the
+    /// current data steps aside to `data.before-restore` and stays there until the restored
+    /// node has recovered: a retry that finds data aside keeps it and treats what is in place as
+    /// the failed attempt's copy, and a failure puts it back. After: the node serves the
+    /// restored data and the retry restores again (the same backup: the same result).
     pub const RESTORE_NODE: &str = "restore_node";
     /// The first node of a store made from another store's backup.
     pub const FORK_PRIMARY: &str = "fork_primary";

@@ -263,7 +263,7 @@ const FORBIDDEN_ROLES: [&str; 5] = [
 /// - only Berth's own superuser is a superuser; only `replicator` may replicate;
 /// - no role has CREATEROLE (on PostgreSQL 15 and older it lets a role grant itself any
 ///   predefined role): database users are made through the API;
-/// - no role is a member of a [`FORBIDDEN_ROLES`] role; a member of `pg_read_all_data` or
+/// - no role is a member of a `FORBIDDEN_ROLES` role; a member of `pg_read_all_data` or
 ///   `pg_write_all_data` (what "all databases" meant before) gets the same access database by
 ///   database instead;
 /// - the store's admin role may see and signal the store's sessions (`pg_monitor`,

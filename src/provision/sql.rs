@@ -4,6 +4,7 @@
 use anyhow::Context;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
+use sha2::Digest;
 use sqlx::{Executor, PgConnection};
 use utoipa::ToSchema;
 
@@ -60,12 +61,16 @@ pub const SYSTEM_DATABASES: [&str; 3] = ["postgres", "template0", "template1"];
 
 /// Whether the store has a customer database of this name (a template database is not one).
 pub async fn database_exists(driver: &dyn Provisioner, spec: &NodeSpec, name: &str) -> anyhow::Result<bool> {
-    let mut conn = driver.superuser(spec, "postgres").await?;
+    database_exists_on(&mut driver.superuser(spec, "postgres").await?, name).await
+}
+
+/// [`database_exists`] over a connection the caller holds.
+pub async fn database_exists_on(conn: &mut PgConnection, name: &str) -> anyhow::Result<bool> {
     Ok(sqlx::query_scalar(
         "select exists(select 1 from pg_database where datname = $1 and not datistemplate)",
     )
     .bind(name)
-    .fetch_one(&mut conn)
+    .fetch_one(conn)
     .await?)
 }
 
@@ -309,4 +314,51 @@ pub async fn enforce_privilege_model(driver: &dyn Provisioner, spec: &NodeSpec) 
         execute_formatted(&mut postgres, "revoke %I from %I", &[group, member]).await?;
     }
     execute_formatted(&mut postgres, "grant pg_monitor, pg_signal_backend to %I", &[&spec.admin_user]).await
+}
+
+/// The databases a logical restore of `database` goes through: the one it restores into, and
+/// the name the existing one steps aside under. The same for every attempt, so that a retry
+/// after a crash finds what the last one left.
+pub fn logical_restore_names(database: &str) -> (String, String) {
+    let tag = &hex::encode(sha2::Sha256::digest(database.as_bytes()))[..16];
+    (format!("berth_restore_{tag}"), format!("berth_replaced_{tag}"))
+}
+
+/// A database renamed, its sessions ended first (a rename needs it to have none); a client that
+/// reconnects in between gets a few more tries.
+async fn rename_database(conn: &mut PgConnection, from: &str, to: &str) -> anyhow::Result<()> {
+    for attempt in 0.. {
+        sqlx::query("select pg_terminate_backend(pid) from pg_stat_activity where datname = $1")
+            .bind(from)
+            .execute(&mut *conn)
+            .await?;
+        match execute_formatted(conn, "alter database %I rename to %I", &[from, to]).await {
+            Err(e) if attempt < 5 => {
+                tracing::debug!(error = %format!("{e:#}"), "renaming a database; again");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            other => return other,
+        }
+    }
+    unreachable!()
+}
+
+/// Puts the complete restore `staging` in the place of `database`. The existing database steps
+/// aside as `replaced` and is dropped last. Where an earlier attempt died half-way, `replaced` is
+/// the original: a `database` beside it is that attempt's (complete) restore, replaced by this one.
+pub async fn swap_in(
+    conn: &mut PgConnection,
+    database: &str,
+    staging: &str,
+    replaced: &str,
+) -> anyhow::Result<()> {
+    if database_exists_on(conn, database).await? {
+        if database_exists_on(conn, replaced).await? {
+            execute_formatted(conn, "drop database %I with (force)", &[database]).await?;
+        } else {
+            rename_database(conn, database, replaced).await?;
+        }
+    }
+    rename_database(conn, staging, database).await?;
+    execute_formatted(conn, "drop database if exists %I with (force)", &[replaced]).await
 }

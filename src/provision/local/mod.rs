@@ -3,20 +3,19 @@
 //! private store, on its own address inside its VPC's network namespace: see [`net`]) and on a
 //! private Unix socket for Berth's own superuser `berth`, which no client rule can lock out.
 
+mod layout;
 pub mod net;
 pub mod quarantine;
 pub mod users;
 pub mod volume;
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
-use sha2::Digest;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, Executor, PgConnection};
 use uuid::Uuid;
@@ -24,7 +23,7 @@ use uuid::Uuid;
 use self::net::Net;
 use self::users::{StoreUsers, chown_tree, owner_of};
 use self::volume::Volume;
-use super::sql::execute_formatted;
+use super::sql::{execute_formatted, logical_restore_names, swap_in};
 use super::{
     DiskUsage, Isolation, NetworkSpec, NodeSpec, NodeStatus, OsUsers, PeeringSpec, Provisioner, Quarantined,
 };
@@ -37,7 +36,7 @@ const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a started (or adopted, still recovering) node may take to accept Berth's connection.
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
 /// A base backup copies the whole primary; the job's lease, not this, bounds a stuck one.
-const BASEBACKUP_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+pub(super) const BASEBACKUP_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
 #[derive(Debug, Clone)]
 pub struct LocalDriver {
@@ -225,133 +224,9 @@ impl LocalDriver {
             .and_then(|v| self.binaries_for(&v).ok())
             .or_else(|| self.binaries_for(&spec.version).ok())
             .cloned()
-            .unwrap_or(probe.binaries);
-        self.server_with(spec, binaries)
-    }
-
-    /// The node's server with everything it needs on the host: as root, the store's OS user,
-    /// its private store folder and the node's volume. A node left by an older layout (another
-    /// OS user, no volume, its socket elsewhere) is stopped and moved over first, its data kept.
-    async fn prepared(&self, spec: &NodeSpec) -> anyhow::Result<Server> {
-        let mut server = self.server(spec)?;
-        let node_dir = self.node_dir(spec.store_id, spec.node_id);
-        let store_dir = self.store_dir(spec.store_id);
-        std::fs::create_dir_all(&store_dir).with_context(|| format!("creating {}", store_dir.display()))?;
-        let user = match &self.users {
-            Some(users) => Some(users.ensure(spec.store_id).await?),
-            None => None,
-        };
-        self.stop_if_misplaced(&server, user.as_ref()).await?;
-        if let Some(user) = user {
-            if owner_of(&server.pgdata).is_some_and(|o| o.uid != user.uid) {
-                // Data of another user (an older Berth ran every store as one): stopped above.
-                tracing::warn!(store_id = %spec.store_id, node_id = %spec.node_id, user = %user.name,
-                    "giving a node's data to its store's own OS user");
-                chown_tree(&node_dir, &user)?;
-            }
-            server.run_as = Some(user.clone());
-            server.private_dir(&store_dir)?;
-            self.ensure_volume(spec, &server, &user).await?;
-        }
-        server.private_dir(&node_dir)?;
-        server.private_dir(&server.socket_dir)?;
-        Ok(server)
-    }
-
-    /// A server started by an older layout (with another socket folder, or as another OS user
-    /// than its store's) is stopped, to be started again the right way; its old socket folder goes.
-    async fn stop_if_misplaced(&self, server: &Server, user: Option<&RunAs>) -> anyhow::Result<()> {
-        if let Some(pid) = server.postmaster_pid() {
-            let pid_file = std::fs::read_to_string(server.pgdata.join("postmaster.pid")).unwrap_or_default();
-            // Line 5 of postmaster.pid: the socket folder.
-            let socket = pid_file.lines().nth(4).unwrap_or_default().trim().to_owned();
-            let runs_as = std::fs::metadata(format!("/proc/{pid}")).ok().map(|m| MetadataExt::uid(&m));
-            let wrong_user = user.is_some_and(|u| runs_as.is_some_and(|r| r != u.uid));
-            if socket != server.socket_dir.to_string_lossy() || wrong_user {
-                tracing::warn!(pgdata = %server.pgdata.display(), "restarting a node started by an older layout");
-                let owner = owner_of(&server.pgdata).filter(|o| o.uid != 0);
-                Server { run_as: owner, ..server.clone() }.stop("fast").await?;
-            }
-        }
-        if let Some(node_id) =
-            server.pgdata.parent().and_then(|p| p.file_name()).and_then(|n| n.to_str()?.parse::<Uuid>().ok())
-        {
-            let old = self.old_socket_dir(node_id);
-            if old != server.socket_dir {
-                ignore_not_found(std::fs::remove_dir_all(&old))
-                    .with_context(|| format!("removing {}", old.display()))?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Grows a mounted volume to the store's size: online, or where the host refuses that, with
-    /// the node stopped for the moment it takes.
-    async fn grow_mounted(&self, spec: &NodeSpec, server: &Server, user: &RunAs) -> anyhow::Result<()> {
-        let volume = self.volume(spec.store_id, spec.node_id);
-        if volume.grow_online(spec.volume_size_gb).await? {
-            return Ok(());
-        }
-        tracing::warn!(store_id = %spec.store_id, node_id = %spec.node_id,
-            "this host refuses to grow a mounted filesystem (no CAP_SYS_RESOURCE?): the node stops while its volume grows");
-        let running = server.postmaster_pid().is_some();
-        server.stop("fast").await?;
-        volume.unmount().await?;
-        volume.ensure(spec.volume_size_gb, user).await?;
-        if running {
-            self.run_node(server, spec).await?;
-        }
-        Ok(())
-    }
-
-    /// As root: the node's folder is the mount point of its volume, of the store's volume size.
-    /// A node with data on Berth's own disk (made before volumes) is copied onto a new volume
-    /// while stopped, the original kept until the copy is whole; if it does not fit, it stays
-    /// where it is, and the log says so.
-    async fn ensure_volume(&self, spec: &NodeSpec, server: &Server, user: &RunAs) -> anyhow::Result<()> {
-        let volume = self.volume(spec.store_id, spec.node_id);
-        if volume.mounted() {
-            return self.grow_mounted(spec, server, user).await;
-        }
-        let dir = &volume.mount_point;
-        let has_data = std::fs::read_dir(dir).map(|mut d| d.next().is_some()).unwrap_or(false);
-        if !has_data {
-            return volume.ensure(spec.volume_size_gb, user).await;
-        }
-        if volume.image.exists() {
-            bail!(
-                "{} holds files while the node's volume {} is not mounted on it; Berth touches neither: \
-                 move the files away (or the image, if they are the node's data) and start the node again",
-                dir.display(),
-                volume.image.display()
-            );
-        }
-        // Made before volumes: copied onto a volume assembled under other names.
-        self.existing_server(spec).stop("fast").await?;
-        let staging = Volume {
-            image: volume.image.with_extension("img.migrating"),
-            mount_point: volume.image.with_extension("mnt"),
-        };
-        staging.remove().await?;
-        staging.ensure(spec.volume_size_gb, user).await?;
-        let mut cp = tokio::process::Command::new("cp");
-        cp.arg("-a").arg(format!("{}/.", dir.display())).arg(&staging.mount_point);
-        let copied = crate::pg::run_for(cp, "cp", BASEBACKUP_TIMEOUT).await;
-        staging.unmount().await?;
-        if let Err(e) = copied {
-            staging.remove().await?;
-            tracing::error!(store_id = %spec.store_id, node_id = %spec.node_id, error = %format!("{e:#}"),
-                "the node's data does not fit a volume of the store's size: it stays on Berth's disk, its size not enforced");
-            return Ok(());
-        }
-        // The image first: a crash after it leaves both copies for a person, never neither.
-        std::fs::rename(&staging.image, &volume.image)?;
-        let aside = dir.with_extension("before-volume");
-        std::fs::rename(dir, &aside)?;
-        volume.ensure(spec.volume_size_gb, user).await?;
-        tokio::task::spawn_blocking(move || std::fs::remove_dir_all(aside));
-        tracing::info!(store_id = %spec.store_id, node_id = %spec.node_id, "moved a node onto a volume of its own");
-        Ok(())
+            .unwrap_or_else(|| probe.binaries.clone());
+        // The probe has the node's user and folders already: only the binaries change.
+        Server { binaries, ..probe }
     }
 
     /// Rewrites the node's configuration and starts it unless it runs.
@@ -554,75 +429,38 @@ async fn ensure_roles_and_database(conn: &mut PgConnection, spec: &NodeSpec) -> 
     )
     .await?;
     ensure_role(conn, REPLICATOR, "login replication nosuperuser", &spec.replication_password).await?;
-    let exists: bool = sqlx::query_scalar("select exists(select 1 from pg_database where datname = $1)")
-        .bind(&spec.database)
-        .fetch_one(&mut *conn)
-        .await?;
-    let template = if exists { "alter database %I owner to %I" } else { "create database %I owner %I" };
+    let template = if super::sql::database_exists_on(conn, &spec.database).await? {
+        "alter database %I owner to %I"
+    } else {
+        "create database %I owner %I"
+    };
     execute_formatted(conn, template, &[&spec.database, &spec.admin_user])
         .await
         .with_context(|| format!("creating database {:?}", spec.database))
 }
 
-/// The databases a logical restore of `database` goes through: the one it restores into, and
-/// the name the existing one steps aside under. The same for every attempt, so that a retry
-/// after a crash finds what the last one left.
-fn logical_restore_names(database: &str) -> (String, String) {
-    let tag = &hex::encode(sha2::Sha256::digest(database.as_bytes()))[..16];
-    (format!("berth_restore_{tag}"), format!("berth_replaced_{tag}"))
-}
-
-async fn database_exists(conn: &mut PgConnection, name: &str) -> anyhow::Result<bool> {
-    Ok(sqlx::query_scalar("select exists(select 1 from pg_database where datname = $1)")
-        .bind(name)
-        .fetch_one(&mut *conn)
-        .await?)
-}
-
-/// A database renamed, its sessions ended first (a rename needs it to have none); a client that
-/// reconnects in between gets a few more tries.
-async fn rename_database(conn: &mut PgConnection, from: &str, to: &str) -> anyhow::Result<()> {
-    for attempt in 0.. {
-        sqlx::query("select pg_terminate_backend(pid) from pg_stat_activity where datname = $1")
-            .bind(from)
-            .execute(&mut *conn)
-            .await?;
-        match execute_formatted(conn, "alter database %I rename to %I", &[from, to]).await {
-            Err(e) if attempt < 5 => {
-                tracing::debug!(error = %format!("{e:#}"), "renaming a database; again");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            other => return other,
-        }
-    }
-    unreachable!()
-}
-
-/// Puts the complete restore `staging` in the place of `database`. The existing database steps
-/// aside as `replaced` and is dropped last. Where an earlier attempt died half-way, `replaced` is
-/// the original: a `database` beside it is that attempt's (complete) restore, replaced by this one.
-async fn swap_in(
-    conn: &mut PgConnection,
-    database: &str,
-    staging: &str,
-    replaced: &str,
-) -> anyhow::Result<()> {
-    if database_exists(conn, database).await? {
-        if database_exists(conn, replaced).await? {
-            execute_formatted(conn, "drop database %I with (force)", &[database]).await?;
-        } else {
-            rename_database(conn, database, replaced).await?;
-        }
-    }
-    rename_database(conn, staging, database).await?;
-    execute_formatted(conn, "drop database if exists %I with (force)", &[replaced]).await
-}
-
-fn ignore_not_found(r: std::io::Result<()>) -> std::io::Result<()> {
+pub(super) fn ignore_not_found(r: std::io::Result<()>) -> std::io::Result<()> {
     match r {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         other => other,
     }
+}
+
+/// A store's folder (and its sockets' folder) go with its last node; `Ok(true)` when they went.
+fn remove_store_dir_if_empty(store_dir: &Path, socket_dir: &Path) -> anyhow::Result<bool> {
+    let nodes_left = match std::fs::read_dir(store_dir) {
+        Ok(entries) => entries.flatten().any(|e| parse_uuid(&e).is_some()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => return Err(e).with_context(|| format!("listing {}", store_dir.display())),
+    };
+    if nodes_left {
+        return Ok(false);
+    }
+    for dir in [store_dir, socket_dir] {
+        ignore_not_found(std::fs::remove_dir_all(dir))
+            .with_context(|| format!("removing {}", dir.display()))?;
+    }
+    Ok(true)
 }
 
 fn parse_uuid(entry: &std::fs::DirEntry) -> Option<Uuid> {
@@ -733,25 +571,11 @@ impl Provisioner for LocalDriver {
             self.volume(spec.store_id, spec.node_id).remove().await?;
         }
         let node_dir = self.node_dir(spec.store_id, spec.node_id);
-        let store_dir = self.store_dir(spec.store_id);
-        let socket_dir = server.socket_dir.clone();
+        let (store_dir, socket_dir) = (self.store_dir(spec.store_id), server.socket_dir.clone());
         let store_gone = tokio::task::spawn_blocking(move || -> anyhow::Result<bool> {
             ignore_not_found(std::fs::remove_dir_all(&node_dir))
                 .with_context(|| format!("removing {}", node_dir.display()))?;
-            // The store's folder (and its sockets) go with its last node.
-            let nodes_left = match std::fs::read_dir(&store_dir) {
-                Ok(entries) => entries.flatten().any(|e| parse_uuid(&e).is_some()),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
-                Err(e) => return Err(e).with_context(|| format!("listing {}", store_dir.display())),
-            };
-            if nodes_left {
-                return Ok(false);
-            }
-            for dir in [&store_dir, &socket_dir] {
-                ignore_not_found(std::fs::remove_dir_all(dir))
-                    .with_context(|| format!("removing {}", dir.display()))?;
-            }
-            Ok(true)
+            remove_store_dir_if_empty(&store_dir, &socket_dir)
         })
         .await??;
         if let (true, Some(users)) = (store_gone, &self.users) {
@@ -1130,14 +954,7 @@ impl Provisioner for LocalDriver {
             std::fs::rename(&volume.mount_point, &dest)
                 .with_context(|| format!("moving {} to {}", volume.mount_point.display(), dest.display()))?;
         }
-        // Its store's folder, with the sockets, goes when no node is left in it.
-        let store_dir = self.store_dir(store_id);
-        let nodes_left =
-            std::fs::read_dir(&store_dir).into_iter().flatten().flatten().any(|e| parse_uuid(&e).is_some());
-        if !nodes_left {
-            ignore_not_found(std::fs::remove_dir_all(&store_dir))?;
-            ignore_not_found(std::fs::remove_dir_all(&server.socket_dir))?;
-        }
+        remove_store_dir_if_empty(&self.store_dir(store_id), &server.socket_dir)?;
         Ok(dest.to_string_lossy().into_owned())
     }
 

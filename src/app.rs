@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::FromRef;
+use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::http::{HeaderName, HeaderValue, header};
 use sqlx::PgPool;
 use tokio::sync::Notify;
@@ -73,7 +73,7 @@ fn to_time(d: Duration) -> time::Duration {
 }
 
 pub fn build_router(state: AppState) -> Router {
-    let (api, openapi) = http::api_router().split_for_parts();
+    let (api, openapi) = http::api();
 
     let store = state.sessions.clone();
     // The cookie lives as long as the browser session; the server enforces the idle and
@@ -87,6 +87,7 @@ pub fn build_router(state: AppState) -> Router {
         .with_expiry(Expiry::OnSessionEnd);
 
     let api = api
+        .layer(DefaultBodyLimit::max(http::extract::MAX_JSON_BODY))
         .layer(sessions)
         .layer(axum::middleware::from_fn_with_state(state.auth.clone(), middleware::csrf_guard))
         .layer(SetResponseHeaderLayer::if_not_present(
@@ -94,7 +95,8 @@ pub fn build_router(state: AppState) -> Router {
             HeaderValue::from_static("no-store"),
         ));
 
-    let swagger: Router<AppState> = SwaggerUi::new("/api/swagger").url("/api/openapi.json", openapi).into();
+    let swagger: Router<AppState> =
+        SwaggerUi::new("/api/swagger").external_url_unchecked("/api/openapi.json", openapi).into();
     let swagger = swagger.layer(SetResponseHeaderLayer::overriding(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(middleware::SWAGGER_CSP),

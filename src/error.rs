@@ -78,6 +78,8 @@ pub enum ApiError {
     Conflict { code: &'static str, detail: String },
     #[error("the resource changed since it was read (If-Match); read it again")]
     PreconditionFailed,
+    #[error("the body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
     #[error("{0}")]
     UnsupportedMediaType(String),
     #[error("too many attempts")]
@@ -120,6 +122,7 @@ impl ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) | Self::CapacityExhausted(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -139,6 +142,7 @@ impl ApiError {
             Self::Forbidden { code, .. } | Self::Conflict { code, .. } => code,
             Self::NotFound(_) => "not_found",
             Self::PreconditionFailed => "precondition_failed",
+            Self::PayloadTooLarge(_) => "payload_too_large",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::TooManyRequests { .. } => "too_many_requests",
             Self::Unavailable(_) => "service_unavailable",

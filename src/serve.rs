@@ -93,7 +93,7 @@ pub async fn migrate_only(cfg: DbConfig) -> anyhow::Result<()> {
 }
 
 pub fn print_openapi() -> anyhow::Result<()> {
-    println!("{}", crate::http::openapi_document().to_pretty_json()?);
+    println!("{}", serde_json::to_string_pretty(&crate::http::openapi_document())?);
     Ok(())
 }
 

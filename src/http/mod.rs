@@ -5,12 +5,24 @@ pub mod middleware;
 pub mod openapi;
 pub mod routes;
 
+use axum::Router;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::app::AppState;
 
-pub fn api_router() -> OpenApiRouter<AppState> {
+/// The API's routes and the OpenAPI document that describes them, complete: every operation
+/// with the problems its shape answers ([`openapi::document_problems`]), every string with the
+/// characters it may not hold ([`openapi::document_no_nul`]).
+pub fn api() -> (Router<AppState>, serde_json::Value) {
+    let (router, mut doc) = api_router().split_for_parts();
+    openapi::document_problems(&mut doc);
+    let mut doc = serde_json::to_value(doc).expect("an OpenAPI document serializes");
+    openapi::document_no_nul(&mut doc);
+    (router, doc)
+}
+
+fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(routes::system::router())
         .merge(routes::auth::router())
@@ -34,6 +46,6 @@ pub fn api_router() -> OpenApiRouter<AppState> {
 }
 
 /// The OpenAPI document as served at `/api/openapi.json` and committed in `openapi/openapi.json`.
-pub fn openapi_document() -> utoipa::openapi::OpenApi {
-    api_router().into_openapi()
+pub fn openapi_document() -> serde_json::Value {
+    api().1
 }

@@ -69,12 +69,17 @@ pub struct Cloud {
     pub name: String,
     pub regions: Vec<Region>,
     /// Whether VPCs can be made on this cloud here; decided by the host, not the catalog file.
-    #[serde(skip_deserializing, default)]
+    #[serde(default, deserialize_with = "decided_by_the_host")]
     pub vpcs: VpcSupport,
     /// What separates one store from another on this cloud here (OS users, volume sizes);
     /// decided by the host, not the catalog file.
-    #[serde(skip_deserializing, default)]
+    #[serde(default, deserialize_with = "decided_by_the_host")]
     pub isolation: crate::provision::Isolation,
+}
+
+/// A catalog file that sets what the host decides is refused, rather than silently overruled.
+fn decided_by_the_host<'de, D: serde::Deserializer<'de>, T>(_: D) -> Result<T, D::Error> {
+    Err(serde::de::Error::custom("is decided by the host, not set in the catalog file"))
 }
 
 /// Whether private networks (VPCs) are available, and if not, why.

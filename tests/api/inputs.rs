@@ -112,3 +112,24 @@ async fn system_databases_are_refused_and_concurrent_creates_are_one_201_and_one
     let users = app.get(&format!("{base}/db-users")).cookie(&owner).send().await.json();
     assert_eq!(users["items"].as_array().unwrap().len(), 3, "{users}");
 }
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_a_413_and_one_of_another_type_a_415() {
+    let app = TestApp::spawn().await;
+    let owner = app.login_owner().await;
+    let limit = berth::http::extract::MAX_JSON_BODY;
+
+    let huge = format!("{{\"name\": \"{}\"}}", "a".repeat(limit));
+    let r = app.post("/api/v1/orgs").cookie(&owner).raw("application/json", huge).send().await;
+    r.assert_problem(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
+
+    let r = app.post("/api/v1/orgs").cookie(&owner).raw("text/plain", r#"{"name": "Acme"}"#).send().await;
+    r.assert_problem(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type");
+
+    let r = app.post("/api/v1/orgs").cookie(&owner).raw("application/json", r#"{"name": "#).send().await;
+    r.assert_problem(StatusCode::BAD_REQUEST, "bad_request");
+
+    // Nothing was made of any of them.
+    let r = app.get("/api/v1/orgs").cookie(&owner).send().await;
+    assert_eq!(r.json()["items"].as_array().unwrap().len(), 1, "{}", r.text());
+}

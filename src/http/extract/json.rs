@@ -14,9 +14,13 @@ fn nul_rejected(field: impl Into<String>) -> ApiError {
     ApiError::field(field, "must not contain a NUL character (U+0000)")
 }
 
+/// The largest JSON body a request may bring: axum's default limit, named for the error that
+/// tells it.
+pub const MAX_JSON_BODY: usize = 2 * 1024 * 1024;
+
 /// `axum::Json` whose rejections are problem documents: a body that does not match the schema
 /// (wrong type, unknown or missing field) or holds a NUL character is 422, malformed JSON 400, a
-/// wrong content type 415.
+/// wrong content type 415, one over [`MAX_JSON_BODY`] 413.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AppJson<T>(pub T);
 
@@ -78,6 +82,9 @@ impl From<JsonRejection> for ApiError {
         match rejection {
             JsonRejection::MissingJsonContentType(_) => {
                 ApiError::UnsupportedMediaType("expected Content-Type: application/json".into())
+            }
+            other if other.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+                ApiError::PayloadTooLarge(MAX_JSON_BODY)
             }
             other => ApiError::BadRequest(other.body_text()),
         }

@@ -6,4 +6,4 @@ mod json;
 mod meta;
 
 pub use auth::{ActiveUser, Authenticated};
-pub use json::{AppJson, AppPath, AppQuery};
+pub use json::{AppJson, AppPath, AppQuery, MAX_JSON_BODY};

@@ -36,8 +36,10 @@ pub struct EventQuery {
     #[param(value_type = Option<String>, format = DateTime)]
     to: Option<OffsetDateTime>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = r"^-?[0-9]{1,18}$")]
     cursor: Option<String>,
     /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
 }
 
@@ -98,9 +100,7 @@ pub struct AuditPage {
     params(("org_id" = Uuid, Path), EventQuery),
     responses(
         (status = 200, body = AuditPage),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an owner or admin, or the token lacks org:admin", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such organization for the caller", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid filter", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -158,9 +158,7 @@ pub struct ChainVerification {
     params(("org_id" = Uuid, Path)),
     responses(
         (status = 200, body = ChainVerification),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an owner or admin, or the token lacks org:admin", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such organization for the caller", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn verify_chain(

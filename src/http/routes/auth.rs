@@ -25,9 +25,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     /// The user's e-mail address.
-    #[schema(example = "owner@example.com")]
+    #[schema(example = "owner@example.com", pattern = r"^\s*\S[^\x00]{0,253}$")]
     pub login: String,
-    #[schema(value_type = String, format = Password)]
+    #[schema(value_type = String, format = Password, max_length = 1024)]
     pub password: SecretString,
 }
 
@@ -145,7 +145,7 @@ pub async fn check_password(
 /// Signs out: the session ends server-side, for every instance of Berth, at once.
 #[utoipa::path(
     post, path = "/api/auth/logout", tag = "auth",
-    security(("session" = [])),
+    security((), ("session" = [])),
     responses(
         (status = 204, description = "Signed out (also when there was no session)"),
         (status = 403, description = "Cross-site request", body = Problem, content_type = "application/problem+json"),

@@ -86,10 +86,11 @@ pub struct CreateBackup {
     /// `full`: a physical base backup, restorable in place, to a point in time, or into a new
     /// store; `logical`: a `pg_dump` of every database, restorable in place or into a new store
     /// of any version.
-    #[schema(example = "full")]
+    #[schema(example = "full", pattern = "^(full|logical)$")]
     pub kind: String,
     /// `replica` (a replica when one runs, else the primary) or `primary`. Default: the
     /// schedule's `source`.
+    #[schema(pattern = "^(primary|replica)$")]
     pub source: Option<String>,
 }
 
@@ -108,8 +109,6 @@ pub struct BackupAccepted {
     request_body = CreateBackup,
     responses(
         (status = 202, body = BackupAccepted),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such store for the caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "A job is in progress, or the store is not running", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Unknown kind or source; or `quota_exceeded`: the organization's backups fill its quota of backup bytes", body = Problem, content_type = "application/problem+json"),
@@ -178,8 +177,13 @@ async fn create_backup(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct BackupQuery {
+    /// `next_cursor` of the previous page.
+    #[param(
+        pattern = r"^-?[0-9]{1,19}_[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    )]
     cursor: Option<String>,
     /// 1 to 100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
 }
 
@@ -215,8 +219,6 @@ fn source(s: &str) -> ApiResult<&str> {
     params(("org_id" = Uuid, Path), ("store_id" = Uuid, Path), BackupQuery),
     responses(
         (status = 200, body = BackupList),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such store for the caller", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -251,8 +253,6 @@ async fn list_backups(
     params(("org_id" = Uuid, Path), ("store_id" = Uuid, Path), ("backup_id" = Uuid, Path)),
     responses(
         (status = 200, body = BackupView),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such backup for the caller", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -275,8 +275,6 @@ async fn get_backup(
     params(("org_id" = Uuid, Path), ("store_id" = Uuid, Path), ("backup_id" = Uuid, Path)),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such backup for the caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The backup is still running", body = Problem, content_type = "application/problem+json"),
     )
@@ -334,8 +332,6 @@ async fn archive_of(
     params(("org_id" = Uuid, Path), ("store_id" = Uuid, Path), ("backup_id" = Uuid, Path)),
     responses(
         (status = 200, description = "The archive", content_type = "application/gzip", body = Vec<u8>, headers(("X-Checksum-SHA256" = String))),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such backup for the caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The backup has not succeeded", body = Problem, content_type = "application/problem+json"),
     )
@@ -388,8 +384,6 @@ pub struct Verification {
     params(("org_id" = Uuid, Path), ("store_id" = Uuid, Path), ("backup_id" = Uuid, Path)),
     responses(
         (status = 200, body = Verification),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such backup for the caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The backup has not succeeded", body = Problem, content_type = "application/problem+json"),
     )
@@ -489,8 +483,6 @@ pub(crate) async fn resolve_backup(
     request_body = RestoreRequest,
     responses(
         (status = 202, body = JobView),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such store for the caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "A job is in progress, or the archive is corrupt", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "No confirmation, no backup before that time, or a time in the future", body = Problem, content_type = "application/problem+json"),
@@ -575,8 +567,10 @@ async fn restore_store(
 pub struct Retention {
     /// Keep this many newest backups of each kind (1 to 1000); none: no limit by count. A
     /// schedule needs `count`, `days` or both.
+    #[schema(minimum = 1, maximum = 1000)]
     pub count: Option<i32>,
     /// Keep backups this many days (1 to 3650); none: no limit by age.
+    #[schema(minimum = 1, maximum = 3650)]
     pub days: Option<i32>,
 }
 
@@ -648,6 +642,7 @@ pub struct PutSchedule {
     pub retention: Retention,
     /// `replica` (default) or `primary`.
     #[serde(default)]
+    #[schema(pattern = "^(primary|replica)$")]
     pub source: Option<String>,
     #[serde(default)]
     pub paused: bool,
@@ -660,8 +655,6 @@ pub struct PutSchedule {
     params(("org_id" = Uuid, Path), ("store_id" = Uuid, Path)),
     responses(
         (status = 200, body = ScheduleView),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such store for the caller", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -688,8 +681,6 @@ async fn get_schedule(
     request_body = PutSchedule,
     responses(
         (status = 200, body = ScheduleView),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such store for the caller", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A cron expression that is not one or fires more often than the operator's minimum interval (the detail says why), a retention missing or out of range, or an unknown source", body = Problem, content_type = "application/problem+json"),
     )
@@ -772,8 +763,6 @@ pub struct RestoreWindow {
     params(("org_id" = Uuid, Path), ("store_id" = Uuid, Path)),
     responses(
         (status = 200, body = RestoreWindow),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such store for the caller", body = Problem, content_type = "application/problem+json"),
     )
 )]

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::domain::Scope;
-use crate::error::{ApiResult, Problem};
+use crate::error::ApiResult;
 use crate::http::extract::{ActiveUser, AppPath};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -24,9 +24,6 @@ pub fn router() -> OpenApiRouter<AppState> {
     params(("org_id" = Uuid, Path)),
     responses(
         (status = 200, description = "The CA certificate", content_type = "application/x-pem-file", body = String),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such organization for the caller", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn download_ca(

@@ -5,7 +5,6 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::AppState;
-use crate::error::Problem;
 use crate::http::extract::{AppJson, Authenticated};
 use crate::provision::catalog::{DeployOptions, VpcSupport};
 
@@ -21,7 +20,6 @@ pub fn router() -> OpenApiRouter<AppState> {
     security(("session" = []), ("bearer" = [])),
     responses(
         (status = 200, body = DeployOptions),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn deploy_options(State(state): State<AppState>, _user: Authenticated) -> AppJson<DeployOptions> {

@@ -28,13 +28,15 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateCredential {
-    /// What the credential is for (1 to 200 characters).
-    #[schema(example = "CI pipeline")]
+    /// What the credential is for (1 to 200 characters, not all blank, without control
+    /// characters).
+    #[schema(example = "CI pipeline", pattern = r"^\s*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]{0,199}$")]
     pub description: String,
     /// When it stops working: required, in the future, at most a year ahead (configurable).
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
     /// What it may do; each must be allowed by the creator's role. See `GET /api/v1/scopes`.
+    #[schema(min_items = 1)]
     pub scopes: Vec<Scope>,
 }
 
@@ -98,9 +100,7 @@ pub struct CredentialList {
     request_body = CreateCredential,
     responses(
         (status = 201, body = CreatedCredential),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "A bearer token, a cross-site request, or a scope beyond the caller's role", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such organization for the caller", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid description, expiry or scopes", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -190,9 +190,7 @@ async fn create_credential(
     params(("org_id" = Uuid, Path)),
     responses(
         (status = 200, body = CredentialList),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "A bearer token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such organization for the caller", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn list_credentials(
@@ -215,7 +213,6 @@ async fn list_credentials(
     params(("org_id" = Uuid, Path), ("client_id" = String, Path)),
     responses(
         (status = 204, description = "Revoked"),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "A bearer token, or a cross-site request", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such credential for the caller", body = Problem, content_type = "application/problem+json"),
     )

@@ -101,8 +101,6 @@ pub struct DatabaseList {
     params(("org_id" = Uuid, Path), ("store_id" = Uuid, Path)),
     responses(
         (status = 200, body = DatabaseList),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such store for the caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The store is not running", body = Problem, content_type = "application/problem+json"),
     )
@@ -121,7 +119,8 @@ async fn list_databases(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateDatabase {
-    #[schema(example = "orders")]
+    /// 1 to 63 of a-z, 0-9 and _, starting with a letter or _, and not starting with `pg_`.
+    #[schema(example = "orders", pattern = r"^(?!pg_)[a-z_][a-z0-9_]{0,62}$")]
     pub name: String,
 }
 
@@ -133,8 +132,6 @@ pub struct CreateDatabase {
     request_body = CreateDatabase,
     responses(
         (status = 201, body = DatabaseInfo),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such store for the caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "It exists, or the store is not running", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid name", body = Problem, content_type = "application/problem+json"),
@@ -184,8 +181,6 @@ async fn create_database(
     params(("org_id" = Uuid, Path), ("store_id" = Uuid, Path), ("name" = String, Path)),
     responses(
         (status = 204, description = "Dropped"),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such store or database", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The store is not running, or users are granted only this database", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A system database (`postgres`, `template0`, `template1`)", body = Problem, content_type = "application/problem+json"),
@@ -262,15 +257,17 @@ pub struct DbUserList {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateDbUser {
-    #[schema(example = "app_reader")]
+    /// As a database's name.
+    #[schema(example = "app_reader", pattern = r"^(?!pg_)[a-z_][a-z0-9_]{0,62}$")]
     pub username: String,
     /// 12 to 1024 characters. Left out: one is generated. Either way it is returned once and
     /// Berth does not keep it.
-    #[schema(value_type = Option<String>, format = Password)]
+    #[schema(value_type = Option<String>, format = Password, min_length = 12, max_length = 1024)]
     pub password: Option<SecretString>,
     /// `read`, `readwrite` or `admin`.
     pub privileges: Privilege,
     /// One database; left out: all of them.
+    #[schema(pattern = r"^(?!pg_)[a-z_][a-z0-9_]{0,62}$")]
     pub database: Option<String>,
     /// A network (CIDR or address) the user may connect from, within the firewall.
     pub host: Option<String>,
@@ -294,8 +291,6 @@ fn generated_password() -> String {
     params(("org_id" = Uuid, Path), ("store_id" = Uuid, Path)),
     responses(
         (status = 200, body = DbUserList),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such store for the caller", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -320,8 +315,6 @@ async fn list_users(
     request_body = CreateDbUser,
     responses(
         (status = 201, body = CreatedDbUser),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such store for the caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The user exists, or the store is not running", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid name, password, privilege, database or host", body = Problem, content_type = "application/problem+json"),
@@ -410,8 +403,6 @@ async fn apply_access(state: &AppState, ctx: &Ctx, store_id: Uuid) -> ApiResult<
     params(("org_id" = Uuid, Path), ("store_id" = Uuid, Path), ("name" = String, Path)),
     responses(
         (status = 204, description = "Dropped"),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such store or user", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The store is not running", body = Problem, content_type = "application/problem+json"),
     )
@@ -445,7 +436,7 @@ async fn drop_user(
 #[serde(deny_unknown_fields)]
 pub struct RotatePassword {
     /// The new password (12 to 1024 characters); left out: one is generated.
-    #[schema(value_type = Option<String>, format = Password)]
+    #[schema(value_type = Option<String>, format = Password, min_length = 12, max_length = 1024)]
     pub password: Option<SecretString>,
 }
 
@@ -464,8 +455,6 @@ pub struct RotatedPassword {
     request_body = RotatePassword,
     responses(
         (status = 200, body = RotatedPassword),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such store or user", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The store is not running", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid password", body = Problem, content_type = "application/problem+json"),

@@ -65,7 +65,9 @@ pub struct NewRuleBody {
     /// must be clear.
     #[schema(example = "203.0.113.0/24")]
     pub source: String,
+    /// At most 200 characters, without control characters.
     #[serde(default)]
+    #[schema(pattern = r"^[^\x00-\x1f\x7f-\x9f]{0,200}$")]
     pub description: String,
     /// Optional: the rule removes itself at this time (RFC 3339, in the future).
     #[serde(default, with = "time::serde::rfc3339::option")]
@@ -129,8 +131,6 @@ async fn store_exists(state: &AppState, ctx: &Ctx, store_id: Uuid) -> ApiResult<
     params(("org_id" = Uuid, Path), ("store_id" = Uuid, Path)),
     responses(
         (status = 200, body = RuleList),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such store for the caller", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -155,8 +155,6 @@ async fn list_rules(
     request_body = NewRuleBody,
     responses(
         (status = 201, body = RuleView),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such store for the caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The network is allowed already", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Not a network, host bits set (the canonical form is named), or expiry in the past", body = Problem, content_type = "application/problem+json"),
@@ -217,8 +215,6 @@ async fn add_rule(
     request_body(content = Vec<NewRuleBody>, description = "The whole new set of rules"),
     responses(
         (status = 200, body = RuleList),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such store for the caller", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "An invalid or repeated rule (each named)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Saved, but a node could not take them now", body = Problem, content_type = "application/problem+json"),
@@ -281,8 +277,6 @@ async fn replace_rules(
     params(("org_id" = Uuid, Path), ("store_id" = Uuid, Path), ("rule_id" = Uuid, Path)),
     responses(
         (status = 204, description = "Removed"),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such store or rule for the caller", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Removed, but a node could not take it now", body = Problem, content_type = "application/problem+json"),
     )

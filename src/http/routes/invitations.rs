@@ -113,9 +113,7 @@ pub(crate) async fn invite(
     params(("org_id" = Uuid, Path)),
     responses(
         (status = 200, body = InvitationList),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an owner or admin", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such organization for the caller", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn list_org_invitations(
@@ -141,7 +139,6 @@ fn answered(status: InvitationStatus) -> ApiError {
     params(("org_id" = Uuid, Path), ("invitation_id" = Uuid, Path)),
     responses(
         (status = 204, description = "Revoked"),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not allowed, or a cross-site request", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such invitation for the caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Accepted, declined or revoked already (`invitation_answered`)", body = Problem, content_type = "application/problem+json"),
@@ -184,7 +181,6 @@ async fn revoke_invitation(
     security(("session" = [])),
     responses(
         (status = 200, body = InvitationList),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "A bearer token, or the initial password must be changed first", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -236,7 +232,6 @@ pub enum Answer {
     responses(
         (status = 200, description = "Answered: accepted (the user is a member) or declined", body = InvitationView),
         (status = 400, description = "Not an invitation id, or an answer other than accept or decline", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "A bearer token, a cross-site request, or the initial password must be changed first", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such invitation to the user's address", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Expired (`invitation_expired`), answered already (`invitation_answered`), or a member already", body = Problem, content_type = "application/problem+json"),

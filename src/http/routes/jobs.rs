@@ -112,8 +112,12 @@ impl From<JobRow> for JobView {
 #[into_params(parameter_in = Query)]
 pub struct JobQuery {
     /// `next_cursor` of the previous page.
+    #[param(
+        pattern = r"^-?[0-9]{1,19}_[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    )]
     cursor: Option<String>,
     /// Page size, 1 to 100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
 }
 
@@ -153,9 +157,6 @@ async fn page(
     params(("org_id" = Uuid, Path), JobQuery),
     responses(
         (status = 200, body = JobList),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such organization for the caller", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn list_jobs(
@@ -176,8 +177,6 @@ async fn list_jobs(
     params(("org_id" = Uuid, Path), ("store_id" = Uuid, Path), JobQuery),
     responses(
         (status = 200, body = JobList),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such store for the caller", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -200,8 +199,6 @@ async fn list_store_jobs(
     params(("org_id" = Uuid, Path), ("job_id" = Uuid, Path)),
     responses(
         (status = 200, body = JobView),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such job for the caller", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -229,8 +226,6 @@ async fn get_job(
     params(("org_id" = Uuid, Path), ("job_id" = Uuid, Path)),
     responses(
         (status = 200, body = JobView),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such job for the caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The job has started or ended", body = Problem, content_type = "application/problem+json"),
     )

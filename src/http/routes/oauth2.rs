@@ -16,6 +16,8 @@ use sqlx::PgConnection;
 use std::collections::HashMap;
 use time::{Duration, OffsetDateTime};
 use utoipa::ToSchema;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
@@ -116,18 +118,82 @@ impl IntoResponse for OAuthError {
 }
 
 /// The form of a token request (`application/x-www-form-urlencoded`).
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)]
-pub struct TokenRequest {
-    /// `client_credentials` or `refresh_token`.
-    grant_type: String,
-    /// Space-separated scopes, at most those of the credential (or of the refreshed grant).
-    scope: Option<String>,
-    /// With `grant_type=refresh_token`.
-    refresh_token: Option<String>,
-    /// With `client_secret_post`; otherwise authenticate with HTTP Basic.
-    client_id: Option<String>,
-    client_secret: Option<String>,
+pub struct TokenRequest;
+
+impl utoipa::PartialSchema for TokenRequest {
+    fn schema() -> RefOr<Schema> {
+        form_schema(
+            "The form of a token request (`application/x-www-form-urlencoded`).",
+            &[
+                (
+                    "grant_type",
+                    true,
+                    "`client_credentials` or `refresh_token`.",
+                    Some("^(client_credentials|refresh_token)$"),
+                ),
+                (
+                    "scope",
+                    false,
+                    "Space-separated scopes, at most those of the credential (or of the refreshed grant).",
+                    None,
+                ),
+                ("refresh_token", false, "With `grant_type=refresh_token`.", None),
+                (
+                    "client_id",
+                    false,
+                    "With `client_secret_post`; otherwise authenticate with HTTP Basic.",
+                    None,
+                ),
+                ("client_secret", false, "With `client_secret_post`.", None),
+            ],
+        )
+    }
+}
+
+impl utoipa::ToSchema for TokenRequest {}
+
+/// The form of a revocation request (RFC 7009, `application/x-www-form-urlencoded`).
+pub struct RevokeRequest;
+
+impl utoipa::PartialSchema for RevokeRequest {
+    fn schema() -> RefOr<Schema> {
+        form_schema(
+            "The form of a revocation request (RFC 7009, `application/x-www-form-urlencoded`), with the \
+             client authenticated as at the token endpoint.",
+            &[
+                ("token", true, "The access or refresh token to revoke.", None),
+                (
+                    "token_type_hint",
+                    false,
+                    "`access_token` or `refresh_token`: a hint, which Berth does not need.",
+                    None,
+                ),
+                (
+                    "client_id",
+                    false,
+                    "With `client_secret_post`; otherwise authenticate with HTTP Basic.",
+                    None,
+                ),
+                ("client_secret", false, "With `client_secret_post`.", None),
+            ],
+        )
+    }
+}
+
+impl utoipa::ToSchema for RevokeRequest {}
+
+/// An OAuth2 form: string parameters, each given once (a repeated one is `invalid_request`),
+/// others ignored (RFC 6749 §3.1, §3.2).
+fn form_schema(description: &str, fields: &[(&str, bool, &str, Option<&str>)]) -> RefOr<Schema> {
+    let string = || ObjectBuilder::new().schema_type(Type::String);
+    let mut form = ObjectBuilder::new().description(Some(description)).additional_properties(Some(string()));
+    for (name, required, about, pattern) in fields {
+        form = form.property(*name, string().description(Some(*about)).pattern(*pattern));
+        if *required {
+            form = form.required(*name);
+        }
+    }
+    RefOr::T(Schema::Object(form.build()))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -461,7 +527,7 @@ async fn token_endpoint(
 /// also for a token that is unknown or not its own.
 #[utoipa::path(
     post, path = "/api/auth/oauth2/revoke", tag = "oauth2",
-    request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "`token`, optional `token_type_hint`, and client authentication as at the token endpoint"),
+    request_body(content = RevokeRequest, content_type = "application/x-www-form-urlencoded"),
     security((), ("client_basic" = [])),
     responses(
         (status = 200, description = "Revoked, or nothing to revoke"),

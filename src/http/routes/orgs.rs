@@ -78,7 +78,6 @@ pub struct OrgList {
     security(("session" = []), ("bearer" = ["org:read"])),
     responses(
         (status = 200, body = OrgList),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The initial password must be changed first", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -92,8 +91,8 @@ async fn list_orgs(user: ActiveUser) -> ApiResult<AppJson<OrgList>> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateOrg {
-    /// 1 to 100 characters.
-    #[schema(example = "Acme")]
+    /// 1 to 100 characters, not all blank, without control characters.
+    #[schema(example = "Acme", pattern = r"^\s*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]{0,99}$")]
     pub name: String,
 }
 
@@ -116,7 +115,6 @@ fn org_name(raw: &str) -> ApiResult<String> {
     request_body = CreateOrg,
     responses(
         (status = 201, body = OrgView),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "A bearer token, a cross-site request, or the initial password must be changed first", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid name", body = Problem, content_type = "application/problem+json"),
     )
@@ -151,9 +149,6 @@ async fn create_org(
     params(("org_id" = Uuid, Path)),
     responses(
         (status = 200, body = OrgView),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such organization for the caller", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn get_org(user: ActiveUser, AppPath(org_id): AppPath<Uuid>) -> ApiResult<AppJson<OrgView>> {
@@ -206,9 +201,6 @@ pub struct MemberList {
     params(("org_id" = Uuid, Path)),
     responses(
         (status = 200, body = MemberList),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such organization for the caller", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn list_members(
@@ -226,13 +218,13 @@ async fn list_members(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddMember {
-    #[schema(example = "dev@example.com")]
+    #[schema(example = "dev@example.com", format = Email)]
     pub email: String,
     pub role: Role,
     /// Initial password (12 to 1024 characters) for a new account, which becomes a member at
     /// once and must change it at first login. Ignored, and not kept, when the address has an
     /// account: that account is invited like any other. Not for bearer tokens.
-    #[schema(value_type = Option<String>, format = Password)]
+    #[schema(value_type = Option<String>, format = Password, min_length = 12, max_length = 1024)]
     pub password: Option<SecretString>,
 }
 
@@ -279,9 +271,7 @@ pub(crate) fn on_membership_conflict(e: sqlx::Error, email: &str) -> ApiError {
     responses(
         (status = 201, description = "A new account, given the password, is a member", body = AddedMember),
         (status = 202, description = "Invited; the invitation is pending until its invitee answers it", body = InvitationView),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not allowed, a bearer token giving a password or the role owner (`session_required`), or a cross-site request", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such organization for the caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Already a member", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid e-mail, role or password", body = Problem, content_type = "application/problem+json"),
     )
@@ -370,7 +360,6 @@ pub struct UpdateMember {
     request_body = UpdateMember,
     responses(
         (status = 200, body = MemberView),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not allowed, a bearer token making an owner (`session_required`), or a cross-site request", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such organization or member", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The last owner cannot be demoted", body = Problem, content_type = "application/problem+json"),
@@ -427,7 +416,6 @@ fn last_owner() -> ApiError {
     params(("org_id" = Uuid, Path), ("user_id" = Uuid, Path)),
     responses(
         (status = 204, description = "Removed"),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not allowed, or a cross-site request", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such organization or member", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The last owner cannot be removed", body = Problem, content_type = "application/problem+json"),

@@ -37,6 +37,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 pub struct CatalogQuery {
     /// `postgres`.
+    #[param(pattern = "^postgres$")]
     vendor: String,
     /// A major version, e.g. `15`.
     version: Option<String>,
@@ -55,7 +56,6 @@ pub struct ParamList {
     params(CatalogQuery),
     responses(
         (status = 200, body = ParamList),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Unknown vendor or version", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -112,9 +112,10 @@ pub struct GroupList {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateGroup {
-    #[schema(example = "oltp")]
+    /// 1 to 100 characters, not all blank, without control characters.
+    #[schema(example = "oltp", pattern = r"^\s*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]{0,99}$")]
     pub name: String,
-    #[schema(example = "postgres")]
+    #[schema(example = "postgres", pattern = "^postgres$")]
     pub vendor: String,
     #[schema(example = "15")]
     pub version: String,
@@ -170,9 +171,6 @@ fn group_name(raw: &str) -> ApiResult<String> {
     params(("org_id" = Uuid, Path)),
     responses(
         (status = 200, body = GroupList),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such organization for the caller", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn list_groups(
@@ -195,9 +193,6 @@ async fn list_groups(
     request_body = CreateGroup,
     responses(
         (status = 201, body = GroupView),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such organization for the caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The name is taken", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A value outside the catalog (the range is named), or one no instance size holds (the bound is named)", body = Problem, content_type = "application/problem+json"),
     )
@@ -255,8 +250,6 @@ async fn create_group(
     params(("org_id" = Uuid, Path), ("group_id" = Uuid, Path)),
     responses(
         (status = 200, body = GroupView),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such group for the caller", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -282,8 +275,6 @@ async fn get_group(
     request_body = UpdateGroup,
     responses(
         (status = 200, body = GroupView),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such group for the caller", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A value outside the catalog, or one no instance size or a store using the group cannot hold (the bound is named)", body = Problem, content_type = "application/problem+json"),
     )
@@ -330,8 +321,6 @@ async fn update_group(
     params(("org_id" = Uuid, Path), ("group_id" = Uuid, Path)),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such group for the caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "A store uses it", body = Problem, content_type = "application/problem+json"),
     )
@@ -379,8 +368,6 @@ pub struct ApplyGroup {
     request_body = ApplyGroup,
     responses(
         (status = 202, body = JobView),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such store for the caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "A job is in progress", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "No such group, one for another vendor or version, or one the store's instance size cannot hold (the parameter and bound are named)", body = Problem, content_type = "application/problem+json"),
@@ -471,8 +458,6 @@ pub struct StoreParameters {
     params(("org_id" = Uuid, Path), ("store_id" = Uuid, Path)),
     responses(
         (status = 200, body = StoreParameters),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such store for the caller", body = Problem, content_type = "application/problem+json"),
     )
 )]

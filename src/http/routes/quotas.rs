@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::app::AppState;
 use crate::db;
 use crate::domain::Scope;
-use crate::error::{ApiResult, Problem};
+use crate::error::ApiResult;
 use crate::http::extract::{ActiveUser, AppJson, AppPath};
 use crate::quota::{self, Quota};
 
@@ -40,9 +40,6 @@ pub struct QuotaList {
     params(("org_id" = Uuid, Path)),
     responses(
         (status = 200, body = QuotaList),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such organization for the caller", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn list_quotas(

@@ -40,6 +40,9 @@ pub struct SeriesQuery {
     /// One of: connections, xact_commit, xact_rollback, tup_fetched, tup_inserted, tup_updated,
     /// tup_deleted, db_size_bytes, cache_hit_ratio, replication_lag_bytes. Counters are
     /// cumulative since the node started.
+    #[param(
+        pattern = "^(connections|xact_commit|xact_rollback|tup_fetched|tup_inserted|tup_updated|tup_deleted|db_size_bytes|cache_hit_ratio|replication_lag_bytes)$"
+    )]
     metric: String,
     /// Start (RFC 3339); default an hour before `to`.
     #[serde(default, with = "time::serde::rfc3339::option")]
@@ -50,6 +53,7 @@ pub struct SeriesQuery {
     #[param(value_type = Option<String>, format = DateTime)]
     to: Option<OffsetDateTime>,
     /// Bucket width in seconds (default 60; at most 1,000 buckets).
+    #[param(minimum = 1)]
     step: Option<i64>,
 }
 
@@ -81,8 +85,6 @@ pub struct Series {
     params(("org_id" = Uuid, Path), ("store_id" = Uuid, Path), SeriesQuery),
     responses(
         (status = 200, body = Series),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such store for the caller", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Unknown metric, or a bad range or step", body = Problem, content_type = "application/problem+json"),
     )
@@ -146,8 +148,6 @@ pub struct Summary {
     params(("org_id" = Uuid, Path), ("store_id" = Uuid, Path)),
     responses(
         (status = 200, body = Summary),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such store for the caller", body = Problem, content_type = "application/problem+json"),
     )
 )]

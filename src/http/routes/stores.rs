@@ -208,6 +208,23 @@ pub(crate) fn store_name(raw: &str) -> ApiResult<String> {
     }
 }
 
+/// What [`tags`] accepts, for the OpenAPI document.
+fn tags_schema() -> utoipa::openapi::Array {
+    let tag = utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .pattern(Some(r"^[A-Za-z0-9._:=/-]{1,64}$"));
+    utoipa::openapi::ArrayBuilder::new().items(tag).max_items(Some(20)).build()
+}
+
+fn optional_tags_schema() -> utoipa::openapi::Array {
+    let mut schema = tags_schema();
+    schema.schema_type = utoipa::openapi::schema::SchemaType::from_iter([
+        utoipa::openapi::Type::Array,
+        utoipa::openapi::Type::Null,
+    ]);
+    schema
+}
+
 fn tags(raw: &[String]) -> ApiResult<Vec<String>> {
     if raw.len() > 20 {
         return Err(ApiError::field("tags", "at most 20 tags"));
@@ -311,9 +328,11 @@ pub struct StoreAccepted {
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateStore {
-    #[schema(example = "orders-db")]
+    /// 1 to 63 lower-case letters, digits and hyphens, starting with a letter and not ending
+    /// with a hyphen.
+    #[schema(example = "orders-db", pattern = r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")]
     pub name: String,
-    #[schema(example = "postgres")]
+    #[schema(example = "postgres", pattern = "^postgres$")]
     pub vendor: String,
     #[schema(example = "15")]
     pub version: String,
@@ -329,7 +348,9 @@ pub struct CreateStore {
     pub cloud: String,
     #[schema(example = "local-1")]
     pub region: String,
+    /// At most 20, each 1 to 64 of `A-Z a-z 0-9 - _ . : = /`.
     #[serde(default)]
+    #[schema(schema_with = tags_schema)]
     pub tags: Vec<String>,
     #[serde(default)]
     pub deletion_protection: bool,
@@ -374,13 +395,10 @@ fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
 #[utoipa::path(
     post, path = "/api/v1/orgs/{org_id}/stores", tag = "stores",
     security(("session" = []), ("bearer" = ["stores:write"])),
-    params(("org_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
+    params(("org_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, pattern = r"^[\x21-\x7e]{1,255}$", description = "Makes retries safe: 1 to 255 visible ASCII characters")),
     request_body = CreateStore,
     responses(
         (status = 202, body = StoreAccepted, headers(("Location" = String))),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such organization for the caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The name is taken, or the VPC is not available or has no address left", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field outside the catalog, a VPC that is not this organization's or not in the store's cloud and region, or an Idempotency-Key reused with another body; or `quota_exceeded`: the organization's quota of stores or nodes (named, with its limit and usage)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "`capacity_exhausted`: this Berth has no node port left (`Retry-After`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64))),
@@ -619,8 +637,12 @@ pub struct StoreQuery {
     /// Only stores with this tag.
     tag: Option<String>,
     /// `next_cursor` of the previous page.
+    #[param(
+        pattern = r"^-?[0-9]{1,19}_[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    )]
     cursor: Option<String>,
     /// Page size, 1 to 100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
 }
 
@@ -653,9 +675,6 @@ pub fn decode_cursor(c: &str) -> ApiResult<(OffsetDateTime, Uuid)> {
     params(("org_id" = Uuid, Path), StoreQuery),
     responses(
         (status = 200, body = StoreList),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such organization for the caller", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid filter", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -704,8 +723,6 @@ async fn list_stores(
     params(("org_id" = Uuid, Path), ("store_id" = Uuid, Path)),
     responses(
         (status = 200, body = StoreView, headers(("ETag" = String))),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such store for the caller", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -725,7 +742,11 @@ async fn get_store(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateStore {
+    /// As in [`CreateStore`].
+    #[schema(pattern = r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")]
     pub name: Option<String>,
+    /// As in [`CreateStore`]: the whole new set.
+    #[schema(schema_with = optional_tags_schema)]
     pub tags: Option<Vec<String>>,
     pub deletion_protection: Option<bool>,
     /// A new size is applied by a job that restarts the nodes, replicas first.
@@ -745,8 +766,6 @@ pub struct UpdateStore {
     responses(
         (status = 200, description = "Changed", body = StoreView, headers(("ETag" = String))),
         (status = 202, description = "A size change is under way", body = StoreAccepted, headers(("ETag" = String))),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such store for the caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "A job is in progress, or the name is taken", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "The store changed since it was read", body = Problem, content_type = "application/problem+json"),
@@ -884,8 +903,6 @@ pub struct DeleteQuery {
     params(("org_id" = Uuid, Path), ("store_id" = Uuid, Path), DeleteQuery),
     responses(
         (status = 202, body = JobView),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such store for the caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Deletion protection is on, or a job is in progress", body = Problem, content_type = "application/problem+json"),
     )
@@ -949,8 +966,6 @@ async fn store_for_node_op(
     params(("org_id" = Uuid, Path), ("store_id" = Uuid, Path)),
     responses(
         (status = 202, body = StoreAccepted),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such store for the caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "A job is in progress, the store has the most nodes allowed, or its VPC has no address left", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`quota_exceeded`: the organization's quota of nodes (with its limit and usage)", body = Problem, content_type = "application/problem+json"),
@@ -998,8 +1013,6 @@ async fn add_node(
     params(("org_id" = Uuid, Path), ("store_id" = Uuid, Path), ("node_id" = Uuid, Path)),
     responses(
         (status = 202, body = StoreAccepted),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such store or node for the caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The primary, or a job is in progress", body = Problem, content_type = "application/problem+json"),
     )
@@ -1083,8 +1096,6 @@ async fn finish_node_change(
     params(("org_id" = Uuid, Path), ("store_id" = Uuid, Path), ("node_id" = Uuid, Path)),
     responses(
         (status = 202, body = JobView),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such store or node for the caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "A job is in progress", body = Problem, content_type = "application/problem+json"),
     )
@@ -1122,8 +1133,6 @@ async fn restart_node(
     params(("org_id" = Uuid, Path), ("store_id" = Uuid, Path)),
     responses(
         (status = 202, body = JobView),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such store for the caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "A job is in progress", body = Problem, content_type = "application/problem+json"),
     )
@@ -1167,8 +1176,6 @@ async fn repair_store(
     params(("org_id" = Uuid, Path), ("store_id" = Uuid, Path)),
     responses(
         (status = 200, body = StoreCredentials),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such store for the caller", body = Problem, content_type = "application/problem+json"),
     )
 )]

@@ -9,7 +9,7 @@ use crate::MIGRATOR;
 use crate::app::AppState;
 use crate::db;
 use crate::domain::Scope;
-use crate::error::{ApiResult, Problem};
+use crate::error::ApiResult;
 use crate::http::extract::{AppJson, Authenticated};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -174,7 +174,6 @@ pub struct SystemStatus {
     security(("session" = []), ("bearer" = [])),
     responses(
         (status = 200, body = SystemStatus),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn system_status(

@@ -89,7 +89,6 @@ impl From<Principal> for UserView {
     security(("session" = []), ("bearer" = [])),
     responses(
         (status = 200, body = UserView),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn me(user: Authenticated) -> AppJson<UserView> {
@@ -99,10 +98,10 @@ async fn me(user: Authenticated) -> AppJson<UserView> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangePassword {
-    #[schema(value_type = String, format = Password)]
+    #[schema(value_type = String, format = Password, max_length = 1024)]
     pub current_password: SecretString,
     /// 12 to 1024 characters.
-    #[schema(value_type = String, format = Password)]
+    #[schema(value_type = String, format = Password, min_length = 12, max_length = 1024)]
     pub new_password: SecretString,
 }
 
@@ -115,7 +114,6 @@ pub struct ChangePassword {
     request_body = ChangePassword,
     responses(
         (status = 204, description = "Changed; the user's other sessions have ended and their credentials are revoked"),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Wrong current password, a bearer token, or a cross-site request", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The new password breaks the rules", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many wrong passwords", body = Problem, content_type = "application/problem+json"),

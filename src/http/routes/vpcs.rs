@@ -86,7 +86,8 @@ pub struct VpcAccepted {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateVpc {
-    #[schema(example = "app-network")]
+    /// As a store's name.
+    #[schema(example = "app-network", pattern = r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")]
     pub name: String,
     #[schema(example = "local")]
     pub cloud: String,
@@ -147,9 +148,6 @@ async fn vpc_of(state: &AppState, ctx: &Ctx, vpc_id: Uuid) -> ApiResult<VpcRow> 
     params(("org_id" = Uuid, Path)),
     responses(
         (status = 200, body = VpcList),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such organization for the caller", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn list_vpcs(
@@ -172,9 +170,6 @@ async fn list_vpcs(
     request_body = CreateVpc,
     responses(
         (status = 202, body = VpcAccepted, headers(("Location" = String))),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such organization for the caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The name is taken", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A block that is not private, not /16 to /28, has host bits set, or overlaps another VPC (named); a cloud or region outside the catalog; VPCs unavailable on this host (the reason given); or `quota_exceeded`: the organization's quota of VPCs (with its limit and usage)", body = Problem, content_type = "application/problem+json"),
     )
@@ -245,8 +240,6 @@ async fn create_vpc(
     params(("org_id" = Uuid, Path), ("vpc_id" = Uuid, Path)),
     responses(
         (status = 200, body = VpcView),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such VPC for the caller", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -268,8 +261,6 @@ async fn get_vpc(
     params(("org_id" = Uuid, Path), ("vpc_id" = Uuid, Path)),
     responses(
         (status = 202, body = JobView),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such VPC for the caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The VPC holds stores or peerings (named), or its job is in progress", body = Problem, content_type = "application/problem+json"),
     )
@@ -559,8 +550,6 @@ fn available(v: &VpcRow) -> ApiResult<()> {
     params(("org_id" = Uuid, Path), ("vpc_id" = Uuid, Path)),
     responses(
         (status = 200, body = PeeringList),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such VPC for the caller", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -591,8 +580,6 @@ async fn list_peerings(
     responses(
         (status = 201, description = "Asked of another organization", body = PeeringAccepted, headers(("Location" = String))),
         (status = 202, description = "Being connected", body = PeeringAccepted, headers(("Location" = String))),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such VPC for the caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "A VPC is not available, or the two are peered already", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "No such peer VPC in this organization, the VPC itself, another cloud or region, or overlapping blocks (each named)", body = Problem, content_type = "application/problem+json"),
@@ -701,8 +688,6 @@ async fn peering_response(
     params(("org_id" = Uuid, Path), ("vpc_id" = Uuid, Path), ("peering_id" = Uuid, Path)),
     responses(
         (status = 200, body = PeeringView),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such VPC or peering for the caller", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -760,7 +745,6 @@ fn answering(ctx: &Ctx, vpc_id: Uuid, p: &PeeringRow) -> ApiResult<()> {
     params(("org_id" = Uuid, Path), ("vpc_id" = Uuid, Path), ("peering_id" = Uuid, Path)),
     responses(
         (status = 202, body = PeeringAccepted),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not allowed, or this side asked", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such VPC or peering for the caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Not pending acceptance, or a VPC is not available", body = Problem, content_type = "application/problem+json"),
@@ -804,7 +788,6 @@ async fn accept_peering(
     params(("org_id" = Uuid, Path), ("vpc_id" = Uuid, Path), ("peering_id" = Uuid, Path)),
     responses(
         (status = 200, body = PeeringView),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not allowed, or this side asked", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such VPC or peering for the caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Not pending acceptance", body = Problem, content_type = "application/problem+json"),
@@ -843,8 +826,6 @@ async fn reject_peering(
     responses(
         (status = 202, description = "Being disconnected", body = JobView),
         (status = 204, description = "Deleted"),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such VPC or peering for the caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Its job is in progress", body = Problem, content_type = "application/problem+json"),
     )

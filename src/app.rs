@@ -1,27 +1,17 @@
-//! Application state and the router that tests and `serve` both drive.
+//! Application state: what every request and every worker of one process shares.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::{DefaultBodyLimit, FromRef};
-use axum::http::{HeaderName, HeaderValue, header};
+use axum::extract::FromRef;
+
 use sqlx::PgPool;
 use tokio::sync::Notify;
-use tower::ServiceBuilder;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::trace::TraceLayer;
-use tower_sessions::cookie::SameSite;
-use tower_sessions::{Expiry, SessionManagerLayer};
-use utoipa_swagger_ui::SwaggerUi;
 
 use crate::audit::Refusals;
 use crate::auth::{PasswordHasher, PgSessionStore};
 use crate::clock::Clock;
 use crate::config::AuthConfig;
-use crate::error::ApiError;
-use crate::http::{self, middleware};
 use crate::jobs::{DataPlane, JobEnv};
 
 #[derive(Clone, FromRef)]
@@ -70,69 +60,4 @@ impl AppState {
 
 fn to_time(d: Duration) -> time::Duration {
     time::Duration::try_from(d).unwrap_or(time::Duration::MAX)
-}
-
-pub fn build_router(state: AppState) -> Router {
-    let (api, openapi) = http::api();
-
-    let store = state.sessions.clone();
-    // The cookie lives as long as the browser session; the server enforces the idle and
-    // absolute timeouts itself, whatever the browser keeps.
-    let sessions = SessionManagerLayer::new(store)
-        .with_name(state.auth.cookie_name())
-        .with_secure(state.auth.cookie_secure)
-        .with_http_only(true)
-        .with_same_site(SameSite::Lax)
-        .with_path("/")
-        .with_expiry(Expiry::OnSessionEnd);
-
-    let api = api
-        .layer(DefaultBodyLimit::max(http::extract::MAX_JSON_BODY))
-        .layer(sessions)
-        .layer(axum::middleware::from_fn_with_state(state.auth.clone(), middleware::csrf_guard))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("no-store"),
-        ));
-
-    let swagger: Router<AppState> =
-        SwaggerUi::new("/api/swagger").external_url_unchecked("/api/openapi.json", openapi).into();
-    let swagger = swagger.layer(SetResponseHeaderLayer::overriding(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(middleware::SWAGGER_CSP),
-    ));
-
-    let request_id = HeaderName::from_static("x-request-id");
-    let hsts = state.auth.serves_tls.then(|| {
-        SetResponseHeaderLayer::overriding(
-            header::STRICT_TRANSPORT_SECURITY,
-            HeaderValue::from_static(middleware::HSTS),
-        )
-    });
-    Router::new()
-        .merge(api)
-        .merge(swagger)
-        .fallback(|| async { ApiError::NotFound("route") })
-        .layer(
-            ServiceBuilder::new()
-                .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
-                .layer(TraceLayer::new_for_http().make_span_with(middleware::request_span))
-                .layer(PropagateRequestIdLayer::new(request_id))
-                // On every response, the fallback's and the errors' too; the Swagger UI's own
-                // policy, set inside, stays.
-                .layer(SetResponseHeaderLayer::if_not_present(
-                    header::CONTENT_SECURITY_POLICY,
-                    HeaderValue::from_static(middleware::API_CSP),
-                ))
-                .layer(SetResponseHeaderLayer::overriding(
-                    header::X_CONTENT_TYPE_OPTIONS,
-                    HeaderValue::from_static("nosniff"),
-                ))
-                .layer(SetResponseHeaderLayer::overriding(
-                    header::REFERRER_POLICY,
-                    HeaderValue::from_static("no-referrer"),
-                ))
-                .option_layer(hsts),
-        )
-        .with_state(state)
 }

@@ -8,20 +8,14 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::domain::Error as DomainError;
+pub use crate::domain::FieldError;
+
 pub type ApiResult<T> = Result<T, ApiError>;
 
 /// When to ask again after `capacity_exhausted`: capacity comes back as other tenants remove
 /// nodes, or when the operator adds some, neither of which is quick.
 const CAPACITY_RETRY_AFTER_SECS: u64 = 300;
-
-/// One offending field of a rejected request.
-#[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
-pub struct FieldError {
-    /// JSON pointer-ish name of the field (`email`, `role`, `body`).
-    pub field: String,
-    /// What is wrong with it.
-    pub message: String,
-}
 
 /// An RFC 9457 problem document.
 #[derive(Debug, Serialize, ToSchema)]
@@ -56,10 +50,12 @@ pub struct Problem {
     pub usage: Option<i64>,
 }
 
+/// Everything a request can be answered with but success: the domain's refusals, and what only
+/// HTTP knows (a malformed request, missing or wrong credentials, throttling).
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    #[error("{detail}")]
-    Validation { detail: String, errors: Vec<FieldError> },
+    #[error(transparent)]
+    Domain(#[from] DomainError),
     #[error("{0}")]
     BadRequest(String),
     #[error("authentication required")]
@@ -68,88 +64,95 @@ pub enum ApiError {
     InvalidCredentials,
     #[error("the access token is invalid, expired or revoked")]
     InvalidToken,
-    #[error("the access token lacks the scope {}", .0.as_str())]
-    InsufficientScope(crate::domain::Scope),
-    #[error("{detail}")]
-    Forbidden { code: &'static str, detail: String },
-    #[error("{0} not found")]
-    NotFound(&'static str),
-    #[error("{detail}")]
-    Conflict { code: &'static str, detail: String },
-    #[error("the resource changed since it was read (If-Match); read it again")]
-    PreconditionFailed,
     #[error("the body is larger than {0} bytes")]
     PayloadTooLarge(usize),
     #[error("{0}")]
     UnsupportedMediaType(String),
     #[error("too many attempts")]
     TooManyRequests { retry_after_secs: u64 },
-    #[error("{0}")]
-    Unavailable(String),
-    /// The operator's capacity (node ports, say) is used up: not the tenant's doing, and gone
-    /// when capacity is freed or added.
-    #[error("{0}")]
-    CapacityExhausted(String),
-    #[error("{0}")]
-    QuotaExceeded(crate::quota::QuotaExceeded),
-    #[error(transparent)]
-    Internal(#[from] anyhow::Error),
 }
 
 impl ApiError {
     pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
-        let (field, message) = (field.into(), message.into());
-        Self::Validation {
-            detail: format!("{field}: {message}"),
-            errors: vec![FieldError { field, message }],
-        }
+        DomainError::field(field, message).into()
+    }
+
+    pub fn invalid(errors: Vec<FieldError>) -> Self {
+        DomainError::invalid(errors).into()
     }
 
     pub fn forbidden(detail: impl Into<String>) -> Self {
-        Self::Forbidden { code: "forbidden", detail: detail.into() }
+        DomainError::forbidden(detail).into()
+    }
+
+    pub fn forbidden_as(code: &'static str, detail: impl Into<String>) -> Self {
+        DomainError::Forbidden { code, detail: detail.into() }.into()
     }
 
     pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
-        Self::Conflict { code, detail: detail.into() }
+        DomainError::conflict(code, detail).into()
+    }
+
+    pub fn not_found(what: &'static str) -> Self {
+        DomainError::NotFound(what).into()
     }
 
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Domain(e) => match e {
+                DomainError::Invalid { .. } | DomainError::QuotaExceeded(_) => {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                }
+                DomainError::Forbidden { .. } | DomainError::InsufficientScope(_) => StatusCode::FORBIDDEN,
+                DomainError::NotFound(_) => StatusCode::NOT_FOUND,
+                DomainError::Conflict { .. } => StatusCode::CONFLICT,
+                DomainError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+                DomainError::Unavailable(_) | DomainError::CapacityExhausted(_) => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+                DomainError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            },
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Unauthenticated | Self::InvalidCredentials | Self::InvalidToken => StatusCode::UNAUTHORIZED,
-            Self::Forbidden { .. } | Self::InsufficientScope(_) => StatusCode::FORBIDDEN,
-            Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::Conflict { .. } => StatusCode::CONFLICT,
-            Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) | Self::CapacityExhausted(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::QuotaExceeded(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     pub fn code(&self) -> &'static str {
         match self {
-            Self::Validation { .. } => "validation_failed",
+            Self::Domain(e) => match e {
+                DomainError::Invalid { .. } => "validation_failed",
+                DomainError::Forbidden { code, .. } | DomainError::Conflict { code, .. } => code,
+                DomainError::InsufficientScope(_) => "insufficient_scope",
+                DomainError::NotFound(_) => "not_found",
+                DomainError::PreconditionFailed => "precondition_failed",
+                DomainError::QuotaExceeded(_) => "quota_exceeded",
+                DomainError::CapacityExhausted(_) => "capacity_exhausted",
+                DomainError::Unavailable(_) => "service_unavailable",
+                DomainError::Internal(_) => "internal_error",
+            },
             Self::BadRequest(_) => "bad_request",
             Self::Unauthenticated => "unauthenticated",
             Self::InvalidCredentials => "invalid_credentials",
             Self::InvalidToken => "invalid_token",
-            Self::InsufficientScope(_) => "insufficient_scope",
-            Self::Forbidden { code, .. } | Self::Conflict { code, .. } => code,
-            Self::NotFound(_) => "not_found",
-            Self::PreconditionFailed => "precondition_failed",
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::TooManyRequests { .. } => "too_many_requests",
-            Self::Unavailable(_) => "service_unavailable",
-            Self::CapacityExhausted(_) => "capacity_exhausted",
-            Self::QuotaExceeded(_) => "quota_exceeded",
-            Self::Internal(_) => "internal_error",
         }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(err: sqlx::Error) -> Self {
+        DomainError::from(err).into()
+    }
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(err: anyhow::Error) -> Self {
+        DomainError::Internal(err).into()
     }
 }
 
@@ -161,7 +164,7 @@ pub fn on_constraint(err: sqlx::Error, map: impl FnOnce(&str) -> Option<ApiError
             return mapped;
         }
     }
-    ApiError::Internal(err.into())
+    DomainError::Internal(err.into()).into()
 }
 
 /// SQLSTATEs by which a store's PostgreSQL says that what was to be created exists:
@@ -178,24 +181,12 @@ pub fn on_duplicate(err: anyhow::Error, conflict: impl FnOnce() -> ApiError) -> 
             .and_then(|db| db.code())
             .is_some_and(|code| DUPLICATE_SQLSTATES.contains(&code.as_ref()))
     });
-    if duplicate { conflict() } else { ApiError::Internal(err) }
+    if duplicate { conflict() } else { DomainError::Internal(err).into() }
 }
 
 impl From<crate::auth::throttle::Throttled> for ApiError {
     fn from(t: crate::auth::throttle::Throttled) -> Self {
         Self::TooManyRequests { retry_after_secs: t.retry_after_secs }
-    }
-}
-
-impl From<sqlx::Error> for ApiError {
-    fn from(err: sqlx::Error) -> Self {
-        match err {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                tracing::error!(error = %err, "control database unavailable");
-                Self::Unavailable("the control database is unavailable; try again shortly".into())
-            }
-            other => Self::Internal(other.into()),
-        }
     }
 }
 
@@ -210,8 +201,8 @@ impl IntoResponse for ApiError {
         let status = self.status();
         let mut instance = None;
         let (detail, errors) = match &self {
-            Self::Validation { detail, errors } => (Some(detail.clone()), errors.clone()),
-            Self::Internal(err) => {
+            Self::Domain(DomainError::Invalid { detail, errors }) => (Some(detail.clone()), errors.clone()),
+            Self::Domain(DomainError::Internal(err)) => {
                 let id = uuid::Uuid::now_v7();
                 tracing::error!(error_id = %id, error = ?err, "internal error");
                 instance = Some(format!("urn:uuid:{id}"));
@@ -225,7 +216,7 @@ impl IntoResponse for ApiError {
         };
         let code = self.code();
         let exceeded = match &self {
-            Self::QuotaExceeded(e) => Some(*e),
+            Self::Domain(DomainError::QuotaExceeded(e)) => Some(*e),
             _ => None,
         };
         let problem = Problem {
@@ -254,7 +245,7 @@ impl IntoResponse for ApiError {
                     ),
                 );
             }
-            Self::InsufficientScope(scope) => {
+            Self::Domain(DomainError::InsufficientScope(scope)) => {
                 let v = format!(
                     r#"Bearer realm="berth", error="insufficient_scope", scope="{}""#,
                     scope.as_str()
@@ -266,7 +257,7 @@ impl IntoResponse for ApiError {
             Self::TooManyRequests { retry_after_secs } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
             }
-            Self::CapacityExhausted(_) => {
+            Self::Domain(DomainError::CapacityExhausted(_)) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(CAPACITY_RETRY_AFTER_SECS));
             }
             _ => {}

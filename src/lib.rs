@@ -21,7 +21,8 @@ pub mod serve;
 pub mod telemetry;
 pub mod tls;
 
-pub use app::{AppState, build_router};
+pub use app::AppState;
+pub use http::build_router;
 
 /// The control database's migrations, applied at start-up.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();

@@ -8,36 +8,13 @@
 //! size is known only once taken, so a new backup is refused when the bytes already kept are at
 //! or over the limit, and a running one may take the organization past it.
 
-use serde::Serialize;
 use sqlx::{PgConnection, PgExecutor};
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::db;
 pub use crate::db::quotas::Usage;
-use crate::error::{ApiError, ApiResult};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Quota {
-    Stores,
-    Nodes,
-    Vpcs,
-    BackupBytes,
-}
-
-impl Quota {
-    pub const ALL: [Quota; 4] = [Self::Stores, Self::Nodes, Self::Vpcs, Self::BackupBytes];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Stores => "stores",
-            Self::Nodes => "nodes",
-            Self::Vpcs => "vpcs",
-            Self::BackupBytes => "backup_bytes",
-        }
-    }
-}
+use crate::domain;
+pub use crate::domain::{Quota, QuotaExceeded};
 
 /// A limit for each quota.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,33 +72,6 @@ impl Usage {
     }
 }
 
-/// A request that would take an organization past a quota.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct QuotaExceeded {
-    pub quota: Quota,
-    pub limit: i64,
-    pub usage: i64,
-    pub requested: i64,
-}
-
-impl std::fmt::Display for QuotaExceeded {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let Self { limit, usage, requested, .. } = self;
-        match self.quota {
-            Quota::BackupBytes => write!(
-                f,
-                "the organization keeps {usage} bytes of backups, and its quota is {limit}: delete backups \
-                 or shorten retention before taking another"
-            ),
-            q => write!(
-                f,
-                "the organization's quota of {limit} {} would be passed: it has {usage}, and this needs {requested} more",
-                q.as_str()
-            ),
-        }
-    }
-}
-
 /// The organization's limits: the operator's defaults with its own overrides.
 pub async fn limits(ex: impl PgExecutor<'_>, defaults: &Quotas, org_id: Uuid) -> sqlx::Result<Quotas> {
     Ok(defaults.with(db::quotas::overrides(ex, org_id).await?))
@@ -135,12 +85,12 @@ pub async fn reserve(
     defaults: &Quotas,
     org_id: Uuid,
     wants: &[(Quota, i64)],
-) -> ApiResult<()> {
+) -> domain::Result<()> {
     db::quotas::lock(&mut *tx, org_id).await?;
     let limits = limits(&mut *tx, defaults, org_id).await?;
     let usage = db::quotas::usage(&mut *tx, org_id).await?;
     for &(quota, adding) in wants {
-        limits.admit(quota, usage.of(quota), adding).map_err(ApiError::QuotaExceeded)?;
+        limits.admit(quota, usage.of(quota), adding).map_err(domain::Error::QuotaExceeded)?;
     }
     Ok(())
 }

@@ -11,13 +11,14 @@ use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tokio::sync::Notify;
 
-use crate::app::{AppState, build_router};
+use crate::app::AppState;
 use crate::bootstrap::{FirstRun, ensure_first_owner};
 use crate::clock::SystemClock;
 use crate::config::{
     AuthConfig, DbConfig, PlaneConfig, REMOTE_POOL_SIZE, ServeConfig, WorkerConfig, local_pool_size,
 };
 use crate::crypto::MasterKey;
+use crate::http::build_router;
 use crate::jobs::worker::Workers;
 use crate::jobs::{DataPlane, JobEnv, reconcile};
 use crate::pg::{EmbeddedOptions, EmbeddedPg, PgBinaries, RunAs};

@@ -2,8 +2,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::{Error, Result};
 use super::{Role, Scope};
-use crate::error::{ApiError, ApiResult};
 
 /// How a request proved who it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,10 +26,10 @@ impl AuthMethod {
 
     /// Refuses a bearer token for what a credential must never do by itself (`what`, as the
     /// problem's detail names it), like minting more credentials or making owners.
-    pub fn require_session(&self, what: &str) -> ApiResult<()> {
+    pub fn require_session(&self, what: &str) -> Result<()> {
         match self {
             Self::Session => Ok(()),
-            Self::Bearer { .. } => Err(ApiError::Forbidden {
+            Self::Bearer { .. } => Err(Error::Forbidden {
                 code: "session_required",
                 detail: format!("{what} needs a signed-in user; an OAuth2 credential cannot do it"),
             }),
@@ -37,11 +37,9 @@ impl AuthMethod {
     }
 
     /// For a bearer token: refuses a scope the token lacks.
-    pub fn require_scope(&self, scope: Scope) -> ApiResult<()> {
+    pub fn require_scope(&self, scope: Scope) -> Result<()> {
         match self {
-            Self::Bearer { scopes, .. } if !scopes.contains(&scope) => {
-                Err(ApiError::InsufficientScope(scope))
-            }
+            Self::Bearer { scopes, .. } if !scopes.contains(&scope) => Err(Error::InsufficientScope(scope)),
             _ => Ok(()),
         }
     }
@@ -81,13 +79,13 @@ pub struct Principal {
 impl Principal {
     /// One of the principal's organizations. Not a member: 404, as for an organization that
     /// does not exist.
-    pub fn org(&self, org_id: Uuid) -> ApiResult<&PrincipalOrg> {
-        self.orgs.iter().find(|o| o.id == org_id).ok_or(ApiError::NotFound("organization"))
+    pub fn org(&self, org_id: Uuid) -> Result<&PrincipalOrg> {
+        self.orgs.iter().find(|o| o.id == org_id).ok_or(Error::NotFound("organization"))
     }
 
     /// The principal acting inside one organization. Not a member: 404, exactly as for an
     /// organization that does not exist, so that nobody learns of another tenant's ids.
-    pub fn in_org(&self, org_id: Uuid, method: AuthMethod) -> ApiResult<Ctx> {
+    pub fn in_org(&self, org_id: Uuid, method: AuthMethod) -> Result<Ctx> {
         let org = self.org(org_id)?;
         Ok(Ctx { user_id: self.user_id, org_id, role: org.role, method })
     }
@@ -106,14 +104,14 @@ impl Ctx {
     /// Authorization as one explicit call at the top of a handler.
     /// A bearer token needs the scope in its credential *and* in its creator's current role, so
     /// that demoting the creator narrows the credential at the next request.
-    pub fn require(&self, scope: Scope) -> ApiResult<()> {
+    pub fn require(&self, scope: Scope) -> Result<()> {
         self.method.require_scope(scope)?;
         if self.role.allows(scope) {
             Ok(())
         } else if matches!(self.method, AuthMethod::Bearer { .. }) {
-            Err(ApiError::InsufficientScope(scope))
+            Err(Error::InsufficientScope(scope))
         } else {
-            Err(ApiError::Forbidden {
+            Err(Error::Forbidden {
                 code: "insufficient_role",
                 detail: format!("the role {} does not allow {}", self.role.as_str(), scope.as_str()),
             })

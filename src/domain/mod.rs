@@ -3,13 +3,17 @@
 mod cidr;
 mod ctx;
 mod email;
+mod error;
 mod invitation;
 pub mod password;
+mod quota;
 mod role;
 
 pub use cidr::{Cidr, VpcBlock, gateway, node_addresses};
 pub use ctx::{AuthMethod, Ctx, Principal, PrincipalOrg};
 pub use email::Email;
+pub use error::{Error, FieldError, Result};
 pub use invitation::InvitationStatus;
 pub use password::NewPassword;
+pub use quota::{Quota, QuotaExceeded};
 pub use role::{Role, Scope};

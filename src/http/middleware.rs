@@ -44,10 +44,10 @@ pub async fn csrf_guard(State(cfg): State<Arc<AuthConfig>>, req: Request, next: 
         .and_then(|v| v.to_str().ok())
         .or(req.uri().authority().map(|a| a.as_str()));
     if (uses_cookie || is_login) && !same_origin(req.headers(), host, &cfg.allowed_origins) {
-        return ApiError::Forbidden {
-            code: "cross_site_request",
-            detail: "a cookie-authenticated change must come from the same origin".into(),
-        }
+        return ApiError::forbidden_as(
+            "cross_site_request",
+            "a cookie-authenticated change must come from the same origin",
+        )
         .into_response();
     }
     next.run(req).await

@@ -3,7 +3,10 @@
 pub mod extract;
 pub mod middleware;
 pub mod openapi;
+mod router;
 pub mod routes;
+
+pub use router::build_router;
 
 use axum::Router;
 use utoipa::OpenApi;

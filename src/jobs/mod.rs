@@ -213,7 +213,7 @@ pub async fn allocate_ports(
     tx: &mut sqlx::PgConnection,
     range: std::ops::RangeInclusive<u16>,
     n: usize,
-) -> crate::error::ApiResult<Vec<u16>> {
+) -> crate::domain::Result<Vec<u16>> {
     sqlx::query("select pg_advisory_xact_lock(hashtext('berth.ports'))").execute(&mut *tx).await?;
     let used: std::collections::HashSet<i32> = db::stores::used_ports(&mut *tx).await?.into_iter().collect();
     let mut out = Vec::with_capacity(n);
@@ -234,7 +234,7 @@ pub async fn allocate_ports(
             free = out.len(),
             "no free port left for store nodes; widen BERTH_NODE_PORTS"
         );
-        return Err(crate::error::ApiError::CapacityExhausted(format!(
+        return Err(crate::domain::Error::CapacityExhausted(format!(
             "this Berth has {} free node port(s) and the request needs {n}; try again later, or ask the operator for more",
             out.len()
         )));

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::InstanceSettings;
-use crate::error::{ApiError, FieldError};
+use crate::domain::{Error, FieldError};
 
 const DEFAULT: &str = include_str!("catalog.default.toml");
 
@@ -182,7 +182,7 @@ impl Catalog {
     }
 
     /// A cloud and one of its regions, for what is placed there besides stores (VPCs).
-    pub fn validate_location(&self, cloud: &str, region: &str) -> Result<(), ApiError> {
+    pub fn validate_location(&self, cloud: &str, region: &str) -> Result<(), Error> {
         let mut errors = vec![];
         self.location_errors(cloud, region, &mut errors);
         invalid(errors)
@@ -223,7 +223,7 @@ impl Catalog {
     }
 
     /// Every field that does not fit the catalog, each naming the values allowed.
-    pub fn validate(&self, c: &Choice<'_>) -> Result<(), ApiError> {
+    pub fn validate(&self, c: &Choice<'_>) -> Result<(), Error> {
         let o = &self.options;
         let mut errors = vec![];
         let mut bad = |field: &str, message: String| errors.push(FieldError { field: field.into(), message });
@@ -266,14 +266,8 @@ impl Catalog {
     }
 }
 
-pub(crate) fn invalid(errors: Vec<FieldError>) -> Result<(), ApiError> {
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        let detail =
-            errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ");
-        Err(ApiError::Validation { detail, errors })
-    }
+pub(crate) fn invalid(errors: Vec<FieldError>) -> Result<(), Error> {
+    if errors.is_empty() { Ok(()) } else { Err(Error::invalid(errors)) }
 }
 
 #[cfg(test)]
@@ -306,12 +300,12 @@ mod tests {
                 ..choice()
             })
             .unwrap_err();
-        let ApiError::Validation { errors, .. } = err else { panic!() };
+        let Error::Invalid { errors, .. } = err else { panic!() };
         let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["vendor", "instance_size", "volume_size", "nodes"]);
         assert!(errors[1].message.contains("tiny, small, medium"));
         let err = c.validate(&Choice { version: "9.6", region: "mars", ..choice() }).unwrap_err();
-        let ApiError::Validation { errors, .. } = err else { panic!() };
+        let Error::Invalid { errors, .. } = err else { panic!() };
         assert_eq!(errors[0].field, "version");
         assert!(errors[0].message.contains("available: 15"));
         assert_eq!(errors[1].field, "region");

@@ -27,7 +27,7 @@ use serde_json::Value;
 
 use super::catalog::{InstanceSize, invalid};
 use super::parameters::catalog;
-use crate::error::{ApiResult, FieldError};
+use crate::domain::{FieldError, Result};
 
 /// The bounds are PostgreSQL's.
 const VENDOR: &str = "postgres";
@@ -136,17 +136,17 @@ fn field(parameter: &str, message: String) -> FieldError {
     FieldError { field: format!("parameters.{parameter}"), message }
 }
 
-fn refuse(misfits: Vec<Misfit>, error: impl Fn(Misfit) -> FieldError) -> ApiResult<()> {
+fn refuse(misfits: Vec<Misfit>, error: impl Fn(Misfit) -> FieldError) -> Result<()> {
     invalid(misfits.into_iter().map(error).collect())
 }
 
 /// A store of `size` holds the group, or 422 names each parameter over its bound.
-pub fn check(size: &InstanceSize, group: &Value) -> ApiResult<()> {
+pub fn check(size: &InstanceSize, group: &Value) -> Result<()> {
     refuse(misfits(size, group), |m| field(m.parameter, m.message))
 }
 
 /// A changed group still fits the store `store` that uses it, or 422 names the store too.
-pub fn check_user(store: &str, size: &InstanceSize, group: &Value) -> ApiResult<()> {
+pub fn check_user(store: &str, size: &InstanceSize, group: &Value) -> Result<()> {
     refuse(misfits(size, group), |m| {
         field(m.parameter, format!("store {store} uses this group: {}", m.message))
     })
@@ -154,7 +154,7 @@ pub fn check_user(store: &str, size: &InstanceSize, group: &Value) -> ApiResult<
 
 /// A store may take the size `size` with its group, or 422 on `instance_size` names the
 /// group's parameters the size cannot hold.
-pub fn check_resize(size: &InstanceSize, group: &Value) -> ApiResult<()> {
+pub fn check_resize(size: &InstanceSize, group: &Value) -> Result<()> {
     refuse(misfits(size, group), |m| FieldError {
         field: "instance_size".into(),
         message: format!("the store's parameter group sets {}: {}", m.parameter, m.message),
@@ -162,7 +162,7 @@ pub fn check_resize(size: &InstanceSize, group: &Value) -> ApiResult<()> {
 }
 
 /// Some size of `sizes` holds the group, or 422 names each parameter the largest cannot hold.
-pub fn check_any(sizes: &[InstanceSize], group: &Value) -> ApiResult<()> {
+pub fn check_any(sizes: &[InstanceSize], group: &Value) -> Result<()> {
     if sizes.iter().any(|s| misfits(s, group).is_empty()) {
         return Ok(());
     }
@@ -263,7 +263,7 @@ mod tests {
         assert!(check_any(&all, &canonical(&[("shared_buffers", "1GB")])).is_ok(), "medium holds it");
         assert!(check(&size("tiny"), &canonical(&[("shared_buffers", "1GB")])).is_err());
         let err = check_any(&all, &canonical(&[("shared_buffers", "64GB")])).unwrap_err();
-        let crate::error::ApiError::Validation { errors, .. } = err else { panic!() };
+        let crate::domain::Error::Invalid { errors, .. } = err else { panic!() };
         assert_eq!(errors[0].field, "parameters.shared_buffers");
         assert!(errors[0].message.contains("medium") && errors[0].message.contains("1638 MB"), "{errors:?}");
     }

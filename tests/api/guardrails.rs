@@ -183,7 +183,7 @@ async fn a_schedule_keeps_the_operators_minimum_interval_and_a_retention() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     // The operator allows ten minutes: the same expression passes.
     app.state.plane.backup_min_interval = std::time::Duration::from_secs(600);
-    app.router = berth::app::build_router(app.state.clone());
+    app.router = berth::build_router(app.state.clone());
     let r = put(&app, &owner, &path, json!({"full_cron": "*/10 * * * *", "retention": {"count": 3}})).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let r = put(&app, &owner, &path, json!({"full_cron": "*/5 * * * *", "retention": {"count": 3}})).await;
@@ -248,7 +248,7 @@ async fn quotas_come_from_the_operator_an_organization_may_have_its_own_and_usag
     };
     assert_eq!(quotas(&app, &viewer).await, want(20), "a viewer reads them");
     app.state.plane.quotas.stores = 5;
-    app.router = berth::app::build_router(app.state.clone());
+    app.router = berth::build_router(app.state.clone());
     assert_eq!(quotas(&app, &owner).await, want(5), "the operator's default");
     override_quota(&app, "stores", 1).await;
     assert_eq!(quotas(&app, &owner).await, want(1), "the organization's own");

@@ -1,7 +1,7 @@
 use std::sync::Arc;
 
 use axum::http::StatusCode;
-use berth::app::build_router;
+use berth::build_router;
 use berth::config::AuthConfig;
 use serde_json::json;
 

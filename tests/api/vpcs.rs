@@ -292,7 +292,7 @@ fn two_regions(app: &mut TestApp) {
     std::fs::write(&file, text).unwrap();
     let catalog = berth::provision::catalog::Catalog::load(Some(&file), vec![version()]).unwrap();
     app.state.plane.catalog = std::sync::Arc::new(catalog);
-    app.router = berth::app::build_router(app.state.clone());
+    app.router = berth::build_router(app.state.clone());
 }
 
 #[tokio::test]

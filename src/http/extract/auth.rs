@@ -98,12 +98,12 @@ pub struct ActiveUser {
 
 impl ActiveUser {
     pub fn in_org(&self, org_id: uuid::Uuid) -> Result<Ctx, ApiError> {
-        self.principal.in_org(org_id, self.method.clone())
+        Ok(self.principal.in_org(org_id, self.method.clone())?)
     }
 
     /// For what a credential must never do by itself, like minting more credentials.
     pub fn require_session(&self) -> Result<(), ApiError> {
-        self.method.require_session("this")
+        Ok(self.method.require_session("this")?)
     }
 }
 
@@ -117,10 +117,10 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let Authenticated { principal, method } = Authenticated::from_request_parts(parts, state).await?;
         if principal.must_change_password {
-            return Err(ApiError::Forbidden {
-                code: "password_change_required",
-                detail: "change the initial password first: POST /api/v1/users/me/password".into(),
-            });
+            return Err(ApiError::forbidden_as(
+                "password_change_required",
+                "change the initial password first: POST /api/v1/users/me/password",
+            ));
         }
         Ok(Self { principal, method })
     }

@@ -131,7 +131,7 @@ async fn create_backup(
     }
     let mut tx = state.db.begin().await?;
     let store =
-        db::stores::get_for_update(&mut tx, &ctx, store_id).await?.ok_or(ApiError::NotFound("store"))?;
+        db::stores::get_for_update(&mut tx, &ctx, store_id).await?.ok_or(ApiError::not_found("store"))?;
     if !matches!(store.status.as_str(), "available" | "degraded" | "modifying") {
         return Err(ApiError::conflict("store_busy", format!("the store is {}", store.status)));
     }
@@ -157,9 +157,9 @@ async fn create_backup(
             let active = db::jobs::active_for_store(&mut *tx, ctx.org_id, store_id).await?;
             return Err(busy_error(active));
         }
-        Started::OverQuota(over) => return Err(ApiError::QuotaExceeded(over)),
+        Started::OverQuota(over) => return Err(crate::domain::Error::QuotaExceeded(over).into()),
     };
-    let job = db::jobs::get(&mut *tx, &ctx, job_id).await?.ok_or(ApiError::NotFound("job"))?;
+    let job = db::jobs::get(&mut *tx, &ctx, job_id).await?.ok_or(ApiError::not_found("job"))?;
     Event::new("backup.started", &meta)
         .in_ctx(&ctx, &user.principal.email)
         .target(format!("store:{store_id}"))
@@ -167,7 +167,8 @@ async fn create_backup(
         .detail("kind", &body.kind)
         .record_in(&mut tx, now)
         .await?;
-    let backup = db::backups::get(&mut *tx, &ctx, store_id, id).await?.ok_or(ApiError::NotFound("backup"))?;
+    let backup =
+        db::backups::get(&mut *tx, &ctx, store_id, id).await?.ok_or(ApiError::not_found("backup"))?;
     tx.commit().await?;
     state.wake.notify_waiters();
     Ok((StatusCode::ACCEPTED, AppJson(BackupAccepted { backup: backup.into(), job: job.into() })))
@@ -196,13 +197,13 @@ pub struct BackupList {
 }
 
 async fn store_of(state: &AppState, ctx: &Ctx, store_id: Uuid) -> ApiResult<db::stores::StoreRow> {
-    db::stores::get(&state.db, ctx, store_id).await?.ok_or(ApiError::NotFound("store"))
+    db::stores::get(&state.db, ctx, store_id).await?.ok_or(ApiError::not_found("store"))
 }
 
 /// A store of the caller's organization, deleted or not: backups outlive their store, so that a
 /// mistaken delete can be undone.
 async fn store_even_deleted(state: &AppState, ctx: &Ctx, store_id: Uuid) -> ApiResult<db::stores::StoreRow> {
-    db::stores::get_by_id(&state.db, ctx.org_id, store_id).await?.ok_or(ApiError::NotFound("store"))
+    db::stores::get_by_id(&state.db, ctx.org_id, store_id).await?.ok_or(ApiError::not_found("store"))
 }
 
 fn source(s: &str) -> ApiResult<&str> {
@@ -264,7 +265,7 @@ async fn get_backup(
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::BackupsRead)?;
     let b =
-        db::backups::get(&state.db, &ctx, store_id, backup_id).await?.ok_or(ApiError::NotFound("backup"))?;
+        db::backups::get(&state.db, &ctx, store_id, backup_id).await?.ok_or(ApiError::not_found("backup"))?;
     Ok(AppJson(b.into()))
 }
 
@@ -288,7 +289,7 @@ async fn delete_backup(
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::BackupsWrite)?;
     let b =
-        db::backups::get(&state.db, &ctx, store_id, backup_id).await?.ok_or(ApiError::NotFound("backup"))?;
+        db::backups::get(&state.db, &ctx, store_id, backup_id).await?.ok_or(ApiError::not_found("backup"))?;
     if b.status == "running" {
         return Err(ApiError::conflict("backup_running", "the backup is still running"));
     }
@@ -314,7 +315,7 @@ async fn archive_of(
     backup_id: Uuid,
 ) -> ApiResult<(BackupRow, std::path::PathBuf)> {
     let b =
-        db::backups::get(&state.db, ctx, store_id, backup_id).await?.ok_or(ApiError::NotFound("backup"))?;
+        db::backups::get(&state.db, ctx, store_id, backup_id).await?.ok_or(ApiError::not_found("backup"))?;
     if b.status != "succeeded" {
         return Err(ApiError::conflict("backup_not_ready", format!("the backup is {}", b.status)));
     }
@@ -505,7 +506,7 @@ async fn restore_store(
     let backup = resolve_backup(&state, &ctx, store_id, body.backup_id, body.point_in_time, "").await?;
     let mut tx = state.db.begin().await?;
     let store =
-        db::stores::get_for_update(&mut tx, &ctx, store_id).await?.ok_or(ApiError::NotFound("store"))?;
+        db::stores::get_for_update(&mut tx, &ctx, store_id).await?.ok_or(ApiError::not_found("store"))?;
     let mut nodes = db::stores::nodes(&mut *tx, ctx.org_id, &[store_id]).await?;
     nodes.sort_by_key(|n| n.role != "primary");
     let mut steps = vec![];
@@ -556,7 +557,7 @@ async fn restore_store(
         .detail("point_in_time", body.point_in_time.map(|t| t.unix_timestamp()))
         .record_in(&mut tx, now)
         .await?;
-    let job = db::jobs::get(&mut *tx, &ctx, job_id).await?.ok_or(ApiError::NotFound("job"))?;
+    let job = db::jobs::get(&mut *tx, &ctx, job_id).await?.ok_or(ApiError::not_found("job"))?;
     tx.commit().await?;
     state.wake.notify_waiters();
     Ok((StatusCode::ACCEPTED, AppJson(job.into())))
@@ -665,7 +666,8 @@ async fn get_schedule(
 ) -> ApiResult<AppJson<ScheduleView>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::BackupsRead)?;
-    let s = db::backup_schedules::get(&state.db, &ctx, store_id).await?.ok_or(ApiError::NotFound("store"))?;
+    let s =
+        db::backup_schedules::get(&state.db, &ctx, store_id).await?.ok_or(ApiError::not_found("store"))?;
     Ok(AppJson(s.into()))
 }
 
@@ -718,7 +720,7 @@ async fn put_schedule(
     let mut tx = state.db.begin().await?;
     let s = db::backup_schedules::update(&mut *tx, &ctx, store_id, &settings, now)
         .await?
-        .ok_or(ApiError::NotFound("store"))?;
+        .ok_or(ApiError::not_found("store"))?;
     Event::new("backup_schedule.updated", &meta)
         .in_ctx(&ctx, &user.principal.email)
         .target(format!("store:{store_id}"))

@@ -135,10 +135,10 @@ async fn create_credential(
         return Err(ApiError::field("scopes", "name at least one scope"));
     }
     if let Some(s) = body.scopes.iter().find(|s| !ctx.role.allows(**s)) {
-        return Err(ApiError::Forbidden {
-            code: "insufficient_role",
-            detail: format!("the role {} cannot grant {}", ctx.role.as_str(), s.as_str()),
-        });
+        return Err(ApiError::forbidden_as(
+            "insufficient_role",
+            format!("the role {} cannot grant {}", ctx.role.as_str(), s.as_str()),
+        ));
     }
     let mut scopes: Vec<String> =
         Scope::ALL.iter().filter(|s| body.scopes.contains(s)).map(|s| s.as_str().to_owned()).collect();
@@ -230,7 +230,7 @@ async fn revoke_credential(
     let mut tx = state.db.begin().await?;
     db::credentials::revoke(&mut tx, &ctx, &client_id, only_own, now)
         .await?
-        .ok_or(ApiError::NotFound("credential"))?;
+        .ok_or(ApiError::not_found("credential"))?;
     Event::new("credential.revoked", &meta)
         .in_ctx(&ctx, &user.principal.email)
         .target(format!("credential:{client_id}"))

@@ -18,7 +18,7 @@ use crate::audit::{Event, RequestMeta};
 use crate::db;
 use crate::db::db_users::DbUserRow;
 use crate::domain::{Cidr, Ctx, NewPassword, Scope};
-use crate::error::{ApiError, ApiResult, FieldError, Problem, on_constraint, on_duplicate};
+use crate::error::{ApiError, ApiResult, Problem, on_constraint, on_duplicate};
 use crate::http::extract::{ActiveUser, AppJson, AppPath};
 use crate::provision::NodeSpec;
 use crate::provision::sql::{self, DatabaseInfo, Privilege};
@@ -70,7 +70,7 @@ fn db_user_exists(name: &str) -> ApiError {
 
 /// The spec of the store's primary, if the store can take the change now.
 async fn primary(state: &AppState, ctx: &Ctx, store_id: Uuid) -> ApiResult<NodeSpec> {
-    let store = db::stores::get(&state.db, ctx, store_id).await?.ok_or(ApiError::NotFound("store"))?;
+    let store = db::stores::get(&state.db, ctx, store_id).await?.ok_or(ApiError::not_found("store"))?;
     if !matches!(store.status.as_str(), "available" | "modifying" | "degraded") {
         return Err(ApiError::conflict("store_busy", format!("the store is {}", store.status)));
     }
@@ -82,7 +82,7 @@ async fn primary(state: &AppState, ctx: &Ctx, store_id: Uuid) -> ApiResult<NodeS
         .plane
         .node_spec(&state.db, ctx.org_id, store_id, p.id, state.clock.now())
         .await?
-        .ok_or(ApiError::NotFound("store"))
+        .ok_or(ApiError::not_found("store"))
 }
 
 fn reserved_roles(spec: &NodeSpec) -> Vec<&str> {
@@ -198,7 +198,7 @@ async fn drop_database(
     let spec = primary(&state, &ctx, store_id).await?;
     let driver = state.plane.driver.as_ref();
     if !sql::database_exists(driver, &spec, &name).await? {
-        return Err(ApiError::NotFound("database"));
+        return Err(ApiError::not_found("database"));
     }
     let holders: Vec<String> = db::db_users::list(&state.db, &ctx, store_id)
         .await?
@@ -301,7 +301,7 @@ async fn list_users(
 ) -> ApiResult<AppJson<DbUserList>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::StoresRead)?;
-    db::stores::get(&state.db, &ctx, store_id).await?.ok_or(ApiError::NotFound("store"))?;
+    db::stores::get(&state.db, &ctx, store_id).await?.ok_or(ApiError::not_found("store"))?;
     let rows = db::db_users::list(&state.db, &ctx, store_id).await?;
     Ok(AppJson(DbUserList { items: rows.into_iter().map(TryInto::try_into).collect::<ApiResult<_>>()? }))
 }
@@ -340,10 +340,7 @@ async fn create_user(
     if let Some(d) = &body.database {
         customer_database("database", d)?;
         if !sql::database_exists(driver, &spec, d).await? {
-            return Err(ApiError::Validation {
-                detail: format!("database: {d} does not exist in this store"),
-                errors: vec![FieldError { field: "database".into(), message: format!("{d} does not exist") }],
-            });
+            return Err(ApiError::field("database", format!("{d} does not exist in this store")));
         }
     }
     if db::db_users::get(&state.db, &ctx, store_id, &name).await?.is_some() {
@@ -418,7 +415,7 @@ async fn drop_user(
     let spec = primary(&state, &ctx, store_id).await?;
     let mut tx = state.db.begin().await?;
     if !db::db_users::delete(&mut *tx, &ctx, store_id, &name).await? {
-        return Err(ApiError::NotFound("database user"));
+        return Err(ApiError::not_found("database user"));
     }
     Event::new("db_user.dropped", &meta)
         .in_ctx(&ctx, &user.principal.email)
@@ -470,7 +467,7 @@ async fn rotate_password(
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::StoresWrite)?;
     let spec = primary(&state, &ctx, store_id).await?;
-    db::db_users::get(&state.db, &ctx, store_id, &name).await?.ok_or(ApiError::NotFound("database user"))?;
+    db::db_users::get(&state.db, &ctx, store_id, &name).await?.ok_or(ApiError::not_found("database user"))?;
     let password = match body.password {
         Some(p) => NewPassword::parse(p).map_err(|m| ApiError::field("password", m))?.into_secret(),
         None => SecretString::from(generated_password()),

@@ -93,11 +93,6 @@ fn validate(field: &str, r: NewRuleBody, now: OffsetDateTime) -> Result<Valid, F
     Ok(Valid { source, description, expires_at: r.expires_at })
 }
 
-fn invalid(errors: Vec<FieldError>) -> ApiError {
-    let detail = errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ");
-    ApiError::Validation { detail, errors }
-}
-
 /// Writes the store's rules into every node and reloads them.
 async fn apply(state: &AppState, ctx: &Ctx, store_id: Uuid) -> ApiResult<()> {
     let nodes = db::stores::nodes(&state.db, ctx.org_id, &[store_id]).await?;
@@ -109,7 +104,7 @@ async fn apply(state: &AppState, ctx: &Ctx, store_id: Uuid) -> ApiResult<()> {
         };
         state.plane.driver.apply_access(&spec).await.map_err(|e| {
             tracing::error!(store = %store_id, node = %n.id, error = %format!("{e:#}"), "applying firewall rules");
-            ApiError::Unavailable(format!(
+            crate::domain::Error::Unavailable(format!(
                 "the rules are saved but node {} could not take them now; they are applied when it next starts",
                 n.id
             ))
@@ -119,7 +114,7 @@ async fn apply(state: &AppState, ctx: &Ctx, store_id: Uuid) -> ApiResult<()> {
 }
 
 async fn store_exists(state: &AppState, ctx: &Ctx, store_id: Uuid) -> ApiResult<()> {
-    db::stores::get(&state.db, ctx, store_id).await?.ok_or(ApiError::NotFound("store"))?;
+    db::stores::get(&state.db, ctx, store_id).await?.ok_or(ApiError::not_found("store"))?;
     Ok(())
 }
 
@@ -171,9 +166,9 @@ async fn add_rule(
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::StoresWrite)?;
     let now = state.clock.now();
-    let rule = validate("", body, now).map_err(|e| invalid(vec![e]))?;
+    let rule = validate("", body, now).map_err(|e| ApiError::invalid(vec![e]))?;
     let mut tx = state.db.begin().await?;
-    db::stores::get_for_update(&mut tx, &ctx, store_id).await?.ok_or(ApiError::NotFound("store"))?;
+    db::stores::get_for_update(&mut tx, &ctx, store_id).await?.ok_or(ApiError::not_found("store"))?;
     let id = Uuid::now_v7();
     let new = NewRule {
         id,
@@ -243,10 +238,10 @@ async fn replace_rules(
         }
     }
     if !errors.is_empty() {
-        return Err(invalid(errors));
+        return Err(ApiError::invalid(errors));
     }
     let mut tx = state.db.begin().await?;
-    db::stores::get_for_update(&mut tx, &ctx, store_id).await?.ok_or(ApiError::NotFound("store"))?;
+    db::stores::get_for_update(&mut tx, &ctx, store_id).await?.ok_or(ApiError::not_found("store"))?;
     db::firewall::delete_all(&mut *tx, &ctx, store_id).await?;
     for r in &rules {
         let new = NewRule {
@@ -291,9 +286,9 @@ async fn delete_rule(
     ctx.require(Scope::StoresWrite)?;
     let now = state.clock.now();
     let mut tx = state.db.begin().await?;
-    db::stores::get_for_update(&mut tx, &ctx, store_id).await?.ok_or(ApiError::NotFound("store"))?;
+    db::stores::get_for_update(&mut tx, &ctx, store_id).await?.ok_or(ApiError::not_found("store"))?;
     if !db::firewall::delete(&mut *tx, &ctx, store_id, rule_id).await? {
-        return Err(ApiError::NotFound("firewall rule"));
+        return Err(ApiError::not_found("firewall rule"));
     }
     Event::new("firewall.rule_removed", &meta)
         .in_ctx(&ctx, &user.principal.email)

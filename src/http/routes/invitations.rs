@@ -101,7 +101,7 @@ pub(crate) async fn invite(
         .detail("role", role)
         .record_in(&mut tx, now)
         .await?;
-    let row = db::invitations::get(&mut *tx, ctx, id).await?.ok_or(ApiError::NotFound("invitation"))?;
+    let row = db::invitations::get(&mut *tx, ctx, id).await?.ok_or(ApiError::not_found("invitation"))?;
     tx.commit().await?;
     view(row, now)
 }
@@ -154,16 +154,16 @@ async fn revoke_invitation(
     ctx.require(Scope::OrgAdmin)?;
     let now = state.clock.now();
     let mut tx = state.db.begin().await?;
-    let inv = db::invitations::lock(&mut tx, &ctx, id).await?.ok_or(ApiError::NotFound("invitation"))?;
+    let inv = db::invitations::lock(&mut tx, &ctx, id).await?.ok_or(ApiError::not_found("invitation"))?;
     let status = status_at(&inv.status, inv.expires_at, now)?;
     if !status.may_revoke() {
         return Err(answered(status));
     }
     if parse_role(&inv.role)? == Role::Owner && ctx.role != Role::Owner {
-        return Err(ApiError::Forbidden {
-            code: "owner_only",
-            detail: "only an owner can withdraw an invitation to become an owner".into(),
-        });
+        return Err(ApiError::forbidden_as(
+            "owner_only",
+            "only an owner can withdraw an invitation to become an owner",
+        ));
     }
     db::invitations::answer(&mut *tx, id, InvitationStatus::Revoked, now).await?;
     Event::new("invitation.revoked", &meta)
@@ -202,7 +202,7 @@ async fn lock_open(
     now: OffsetDateTime,
 ) -> ApiResult<Locked> {
     let inv =
-        db::invitations::lock_addressed_to(tx, email, id).await?.ok_or(ApiError::NotFound("invitation"))?;
+        db::invitations::lock_addressed_to(tx, email, id).await?.ok_or(ApiError::not_found("invitation"))?;
     match status_at(&inv.status, inv.expires_at, now)? {
         InvitationStatus::Pending => Ok(inv),
         InvitationStatus::Expired => Err(ApiError::conflict(
@@ -270,7 +270,8 @@ async fn answer_invitation(
     };
     event.target(format!("invitation:{id}")).record_in(&mut tx, now).await?;
     tx.commit().await?;
-    let row =
-        db::invitations::addressed_to(&state.db, email, id).await?.ok_or(ApiError::NotFound("invitation"))?;
+    let row = db::invitations::addressed_to(&state.db, email, id)
+        .await?
+        .ok_or(ApiError::not_found("invitation"))?;
     Ok(AppJson(view(row, now)?))
 }

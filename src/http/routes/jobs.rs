@@ -188,7 +188,7 @@ async fn list_store_jobs(
 ) -> ApiResult<AppJson<JobList>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::StoresRead)?;
-    db::stores::get(&state.db, &ctx, store_id).await?.ok_or(ApiError::NotFound("store"))?;
+    db::stores::get(&state.db, &ctx, store_id).await?.ok_or(ApiError::not_found("store"))?;
     Ok(AppJson(page(&state, &ctx, Some(store_id), q).await?))
 }
 
@@ -209,7 +209,7 @@ async fn get_job(
 ) -> ApiResult<AppJson<JobView>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::StoresRead)?;
-    let job = db::jobs::get(&state.db, &ctx, job_id).await?.ok_or(ApiError::NotFound("job"))?;
+    let job = db::jobs::get(&state.db, &ctx, job_id).await?.ok_or(ApiError::not_found("job"))?;
     let log = db::jobs::logs(&state.db, &ctx, job_id).await?;
     let mut view = JobView::from(job);
     view.log =
@@ -240,7 +240,7 @@ async fn cancel_job(
     ctx.require(Scope::StoresWrite)?;
     let now = state.clock.now();
     let mut tx = state.db.begin().await?;
-    let found = db::jobs::get(&mut *tx, &ctx, job_id).await?.ok_or(ApiError::NotFound("job"))?;
+    let found = db::jobs::get(&mut *tx, &ctx, job_id).await?.ok_or(ApiError::not_found("job"))?;
     if !jobs::cancellable(&found.kind) {
         return Err(ApiError::conflict(
             "not_cancellable",
@@ -248,7 +248,7 @@ async fn cancel_job(
         ));
     }
     let Some(job) = db::jobs::cancel_queued(&mut *tx, &ctx, job_id, now).await? else {
-        let job = db::jobs::get(&mut *tx, &ctx, job_id).await?.ok_or(ApiError::NotFound("job"))?;
+        let job = db::jobs::get(&mut *tx, &ctx, job_id).await?.ok_or(ApiError::not_found("job"))?;
         let why = if job.status == "queued" && job.attempts > 0 {
             // Its failed attempt may have made servers or folders that only its retry finishes
             // or its own failure handling removes: cancelling now would leave them orphaned.

@@ -137,7 +137,7 @@ async fn create_org(
         .detail("name", &name)
         .record_in(&mut tx, state.clock.now())
         .await?;
-    let row = db::orgs::get(&mut *tx, &ctx).await?.ok_or(ApiError::NotFound("organization"))?;
+    let row = db::orgs::get(&mut *tx, &ctx).await?.ok_or(ApiError::not_found("organization"))?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, AppJson(row.try_into()?)))
 }
@@ -293,10 +293,7 @@ async fn add_member(
         ctx.method.require_session("making an owner")?;
     }
     if body.role == Role::Owner && ctx.role != Role::Owner {
-        return Err(ApiError::Forbidden {
-            code: "owner_only",
-            detail: "only an owner can add an owner".into(),
-        });
+        return Err(ApiError::forbidden_as("owner_only", "only an owner can add an owner"));
     }
     let email = Email::parse(&body.email).map_err(|m| ApiError::field("email", m))?;
     let given = body
@@ -332,7 +329,7 @@ async fn add_member(
     db::orgs::add_member(&mut *tx, &ctx, user_id, body.role)
         .await
         .map_err(|e| on_membership_conflict(e, email.as_str()))?;
-    let member = db::orgs::get_member(&mut *tx, &ctx, user_id).await?.ok_or(ApiError::NotFound("member"))?;
+    let member = db::orgs::get_member(&mut *tx, &ctx, user_id).await?.ok_or(ApiError::not_found("member"))?;
     Event::new("member.added", &meta)
         .in_ctx(&ctx, &user.principal.email)
         .target(format!("user:{user_id}"))
@@ -380,19 +377,16 @@ async fn update_member(
     }
     let mut tx = state.db.begin().await?;
     let owners = db::orgs::lock_owners(&mut tx, &ctx).await?;
-    let target = db::orgs::get_member(&mut *tx, &ctx, user_id).await?.ok_or(ApiError::NotFound("member"))?;
+    let target = db::orgs::get_member(&mut *tx, &ctx, user_id).await?.ok_or(ApiError::not_found("member"))?;
     let current = parse_role(&target.role)?;
     if (current == Role::Owner || body.role == Role::Owner) && ctx.role != Role::Owner {
-        return Err(ApiError::Forbidden {
-            code: "owner_only",
-            detail: "only an owner can make or unmake an owner".into(),
-        });
+        return Err(ApiError::forbidden_as("owner_only", "only an owner can make or unmake an owner"));
     }
     if current == Role::Owner && body.role != Role::Owner && owners.len() <= 1 {
         return Err(last_owner());
     }
     db::orgs::set_role(&mut *tx, &ctx, user_id, body.role, state.clock.now()).await?;
-    let member = db::orgs::get_member(&mut *tx, &ctx, user_id).await?.ok_or(ApiError::NotFound("member"))?;
+    let member = db::orgs::get_member(&mut *tx, &ctx, user_id).await?.ok_or(ApiError::not_found("member"))?;
     Event::new("member.role_changed", &meta)
         .in_ctx(&ctx, &user.principal.email)
         .target(format!("user:{user_id}"))
@@ -433,13 +427,10 @@ async fn remove_member(
     }
     let mut tx = state.db.begin().await?;
     let owners = db::orgs::lock_owners(&mut tx, &ctx).await?;
-    let target = db::orgs::get_member(&mut *tx, &ctx, user_id).await?.ok_or(ApiError::NotFound("member"))?;
+    let target = db::orgs::get_member(&mut *tx, &ctx, user_id).await?.ok_or(ApiError::not_found("member"))?;
     if parse_role(&target.role)? == Role::Owner {
         if ctx.role != Role::Owner {
-            return Err(ApiError::Forbidden {
-                code: "owner_only",
-                detail: "only an owner can remove an owner".into(),
-            });
+            return Err(ApiError::forbidden_as("owner_only", "only an owner can remove an owner"));
         }
         if owners.len() <= 1 {
             return Err(last_owner());

@@ -147,13 +147,7 @@ fn validate(vendor: &str, params: &BTreeMap<String, String>) -> ApiResult<serde_
             Err(message) => errors.push(FieldError { field: format!("parameters.{name}"), message }),
         }
     }
-    if errors.is_empty() {
-        Ok(serde_json::Value::Object(out))
-    } else {
-        let detail =
-            errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ");
-        Err(ApiError::Validation { detail, errors })
-    }
+    if errors.is_empty() { Ok(serde_json::Value::Object(out)) } else { Err(ApiError::invalid(errors)) }
 }
 
 fn group_name(raw: &str) -> ApiResult<String> {
@@ -262,7 +256,7 @@ async fn get_group(
     ctx.require(Scope::StoresRead)?;
     let g = db::parameter_groups::get(&state.db, &ctx, group_id)
         .await?
-        .ok_or(ApiError::NotFound("parameter group"))?;
+        .ok_or(ApiError::not_found("parameter group"))?;
     Ok(AppJson(g.into()))
 }
 
@@ -290,7 +284,7 @@ async fn update_group(
     ctx.require(Scope::StoresWrite)?;
     let g = db::parameter_groups::get(&state.db, &ctx, group_id)
         .await?
-        .ok_or(ApiError::NotFound("parameter group"))?;
+        .ok_or(ApiError::not_found("parameter group"))?;
     let parameters = validate(&g.vendor, &body.parameters)?;
     sizing::check_any(&state.plane.catalog.options().instance_sizes, &parameters)?;
     let now = state.clock.now();
@@ -309,7 +303,7 @@ async fn update_group(
         .await?;
     let g = db::parameter_groups::get(&mut *tx, &ctx, group_id)
         .await?
-        .ok_or(ApiError::NotFound("parameter group"))?;
+        .ok_or(ApiError::not_found("parameter group"))?;
     tx.commit().await?;
     Ok(AppJson(g.into()))
 }
@@ -341,7 +335,7 @@ async fn delete_group(
         })
     })?;
     if !gone {
-        return Err(ApiError::NotFound("parameter group"));
+        return Err(ApiError::not_found("parameter group"));
     }
     Event::new("parameter_group.deleted", &meta)
         .in_ctx(&ctx, &user.principal.email)
@@ -384,7 +378,7 @@ async fn apply_group(
     ctx.require(Scope::StoresWrite)?;
     let mut tx = state.db.begin().await?;
     let store =
-        db::stores::get_for_update(&mut tx, &ctx, store_id).await?.ok_or(ApiError::NotFound("store"))?;
+        db::stores::get_for_update(&mut tx, &ctx, store_id).await?.ok_or(ApiError::not_found("store"))?;
     let group = db::parameter_groups::get(&mut *tx, &ctx, body.group_id)
         .await?
         .ok_or_else(|| ApiError::field("group_id", "no such parameter group"))?;
@@ -468,7 +462,7 @@ async fn store_parameters(
 ) -> ApiResult<AppJson<StoreParameters>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::StoresRead)?;
-    db::stores::get(&state.db, &ctx, store_id).await?.ok_or(ApiError::NotFound("store"))?;
+    db::stores::get(&state.db, &ctx, store_id).await?.ok_or(ApiError::not_found("store"))?;
     let group = db::parameter_groups::of_store(&state.db, ctx.org_id, store_id).await?;
     let group_id: Option<Uuid> =
         sqlx::query_scalar("select parameter_group_id from stores where org_id = $1 and id = $2")

@@ -109,7 +109,7 @@ async fn series(
     if step < 1 || (to - from).whole_seconds() / step > 1000 {
         return Err(ApiError::field("step", "must be at least 1 second and give at most 1,000 buckets"));
     }
-    db::stores::get(&state.db, &ctx, store_id).await?.ok_or(ApiError::NotFound("store"))?;
+    db::stores::get(&state.db, &ctx, store_id).await?.ok_or(ApiError::not_found("store"))?;
     let points = db::stats::series(&state.db, &ctx, store_id, &q.metric, from, to, step).await?;
     let mut by_node: BTreeMap<Uuid, Vec<SeriesPoint>> = BTreeMap::new();
     for p in points {
@@ -158,7 +158,7 @@ async fn summary(
 ) -> ApiResult<AppJson<Summary>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::StoresRead)?;
-    db::stores::get(&state.db, &ctx, store_id).await?.ok_or(ApiError::NotFound("store"))?;
+    db::stores::get(&state.db, &ctx, store_id).await?.ok_or(ApiError::not_found("store"))?;
     let items = db::stats::latest(&state.db, &ctx, store_id)
         .await?
         .into_iter()

@@ -179,7 +179,7 @@ fn view(s: StoreRow, nodes: Vec<NodeRow>, current_job: Option<JobView>) -> Store
 }
 
 async fn load_view(state: &AppState, ctx: &Ctx, id: Uuid) -> ApiResult<(StoreView, i32)> {
-    let store = db::stores::get(&state.db, ctx, id).await?.ok_or(ApiError::NotFound("store"))?;
+    let store = db::stores::get(&state.db, ctx, id).await?.ok_or(ApiError::not_found("store"))?;
     let nodes = db::stores::nodes(&state.db, ctx.org_id, &[id]).await?;
     let job = db::jobs::active_for_store(&state.db, ctx.org_id, id).await?.map(JobView::from);
     let revision = store.revision;
@@ -537,7 +537,7 @@ async fn create_store(
         .record_in(&mut tx, now)
         .await?;
 
-    let store = db::stores::get(&mut *tx, &ctx, id).await?.ok_or(ApiError::NotFound("store"))?;
+    let store = db::stores::get(&mut *tx, &ctx, id).await?.ok_or(ApiError::not_found("store"))?;
     let nodes = db::stores::nodes(&mut *tx, ctx.org_id, &[id]).await?;
     let revision = store.revision;
     let view = view(store, nodes, Some(JobView::from(job.clone())));
@@ -786,10 +786,10 @@ async fn update_store(
     let tags = body.tags.as_deref().map(tags).transpose()?;
     let mut tx = state.db.begin().await?;
     let store =
-        db::stores::get_for_update(&mut tx, &ctx, store_id).await?.ok_or(ApiError::NotFound("store"))?;
+        db::stores::get_for_update(&mut tx, &ctx, store_id).await?.ok_or(ApiError::not_found("store"))?;
     if let Some(want) = headers.get(header::IF_MATCH) {
         if want != etag(store.revision) && want != "*" {
-            return Err(ApiError::PreconditionFailed);
+            return Err(ApiError::Domain(crate::domain::Error::PreconditionFailed));
         }
     }
     let size = body.instance_size.as_deref().filter(|s| *s != store.instance_size);
@@ -841,7 +841,7 @@ async fn update_store(
                     .then(|| ApiError::conflict("name_taken", "a store of that name exists"))
             })
         })?
-        .ok_or(ApiError::PreconditionFailed)?;
+        .ok_or(ApiError::Domain(crate::domain::Error::PreconditionFailed))?;
     let mut job = None;
     if resizing {
         let mut steps: Vec<String> = vec![];
@@ -921,7 +921,7 @@ async fn delete_store(
     }
     let mut tx = state.db.begin().await?;
     let store =
-        db::stores::get_for_update(&mut tx, &ctx, store_id).await?.ok_or(ApiError::NotFound("store"))?;
+        db::stores::get_for_update(&mut tx, &ctx, store_id).await?.ok_or(ApiError::not_found("store"))?;
     if store.deletion_protection {
         return Err(ApiError::conflict("deletion_protected", "deletion protection is on; turn it off first"));
     }
@@ -952,7 +952,7 @@ async fn store_for_node_op(
     ctx: &Ctx,
     store_id: Uuid,
 ) -> ApiResult<StoreRow> {
-    let store = db::stores::get_for_update(tx, ctx, store_id).await?.ok_or(ApiError::NotFound("store"))?;
+    let store = db::stores::get_for_update(tx, ctx, store_id).await?.ok_or(ApiError::not_found("store"))?;
     if matches!(store.status.as_str(), "deleting" | "deploying") {
         return Err(ApiError::conflict("store_busy", format!("the store is {}", store.status)));
     }
@@ -1028,7 +1028,7 @@ async fn remove_node(
     let mut tx = state.db.begin().await?;
     let store = store_for_node_op(&mut tx, &ctx, store_id).await?;
     let nodes = db::stores::nodes(&mut *tx, ctx.org_id, &[store_id]).await?;
-    let node = nodes.iter().find(|n| n.id == node_id).ok_or(ApiError::NotFound("node"))?;
+    let node = nodes.iter().find(|n| n.id == node_id).ok_or(ApiError::not_found("node"))?;
     if node.role == "primary" {
         let detail = if nodes.len() > 1 {
             "the primary cannot be removed while the store has replicas; remove the replicas first"
@@ -1111,7 +1111,7 @@ async fn restart_node(
     let mut tx = state.db.begin().await?;
     store_for_node_op(&mut tx, &ctx, store_id).await?;
     let nodes = db::stores::nodes(&mut *tx, ctx.org_id, &[store_id]).await?;
-    nodes.iter().find(|n| n.id == node_id).ok_or(ApiError::NotFound("node"))?;
+    nodes.iter().find(|n| n.id == node_id).ok_or(ApiError::not_found("node"))?;
     let steps = vec![step::on(step::RESTART_NODE, node_id), step::FINISH_AVAILABLE.into()];
     let job = enqueue(&mut tx, &state, &ctx, store_id, jobs::RESTART_NODE, steps).await?;
     Event::new("store.node_restarted", &meta)
@@ -1147,7 +1147,7 @@ async fn repair_store(
     ctx.require(Scope::StoresWrite)?;
     let mut tx = state.db.begin().await?;
     let store =
-        db::stores::get_for_update(&mut tx, &ctx, store_id).await?.ok_or(ApiError::NotFound("store"))?;
+        db::stores::get_for_update(&mut tx, &ctx, store_id).await?.ok_or(ApiError::not_found("store"))?;
     if store.status == "deleting" {
         return Err(ApiError::conflict("store_busy", "the store is being deleted"));
     }
@@ -1189,7 +1189,7 @@ async fn reveal_credentials(
     ctx.require(Scope::StoresWrite)?;
     let (view, _) = load_view(&state, &ctx, store_id).await?;
     let secrets =
-        db::stores::secrets(&state.db, ctx.org_id, store_id).await?.ok_or(ApiError::NotFound("store"))?;
+        db::stores::secrets(&state.db, ctx.org_id, store_id).await?.ok_or(ApiError::not_found("store"))?;
     let password = state.plane.master_key.decrypt(&secrets.admin_password_enc, store_id.as_bytes())?;
     let password = secrecy::SecretString::from(String::from_utf8(password).map_err(anyhow::Error::from)?);
     Event::new("store.credentials_revealed", &meta)

@@ -131,10 +131,10 @@ async fn change_password(
     let user_id = user.principal.user_id;
     let stored = db::users::password_hash(&state.db, user_id).await?;
     if !check_password(&state, &meta, &user.principal.email, body.current_password, stored).await? {
-        return Err(ApiError::Forbidden {
-            code: "wrong_current_password",
-            detail: "current_password is not the current password".into(),
-        });
+        return Err(ApiError::forbidden_as(
+            "wrong_current_password",
+            "current_password is not the current password",
+        ));
     }
     let hash = state.hasher.hash(new.into_secret()).await?;
 

@@ -138,7 +138,7 @@ async fn enqueue(
 }
 
 async fn vpc_of(state: &AppState, ctx: &Ctx, vpc_id: Uuid) -> ApiResult<VpcRow> {
-    db::vpcs::get(&state.db, ctx, vpc_id).await?.ok_or(ApiError::NotFound("VPC"))
+    db::vpcs::get(&state.db, ctx, vpc_id).await?.ok_or(ApiError::not_found("VPC"))
 }
 
 /// The organization's VPCs.
@@ -224,7 +224,7 @@ async fn create_vpc(
         .detail("job", job.id)
         .record_in(&mut tx, now)
         .await?;
-    let vpc = db::vpcs::get(&mut *tx, &ctx, id).await?.ok_or(ApiError::NotFound("VPC"))?;
+    let vpc = db::vpcs::get(&mut *tx, &ctx, id).await?.ok_or(ApiError::not_found("VPC"))?;
     tx.commit().await?;
     state.wake.notify_waiters();
     let mut res =
@@ -274,7 +274,7 @@ async fn delete_vpc(
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::VpcsWrite)?;
     let mut tx = state.db.begin().await?;
-    let vpc = db::vpcs::get_for_update(&mut tx, &ctx, vpc_id).await?.ok_or(ApiError::NotFound("VPC"))?;
+    let vpc = db::vpcs::get_for_update(&mut tx, &ctx, vpc_id).await?.ok_or(ApiError::not_found("VPC"))?;
     if matches!(vpc.status.as_str(), "creating" | "deleting") {
         return Err(ApiError::conflict(
             "vpc_busy",
@@ -404,7 +404,7 @@ pub(crate) async fn place_nodes(
     vpc_id: Uuid,
     nodes: &[Uuid],
 ) -> ApiResult<()> {
-    let vpc = &db::vpcs::get_for_update(tx, ctx, vpc_id).await?.ok_or(ApiError::NotFound("VPC"))?;
+    let vpc = &db::vpcs::get_for_update(tx, ctx, vpc_id).await?.ok_or(ApiError::not_found("VPC"))?;
     let block = ipv4(vpc.cidr).ok_or_else(|| anyhow::anyhow!("VPC {} has no IPv4 block", vpc.id))?;
     let used = db::vpcs::used_addresses(&mut **tx, ctx.org_id, vpc.id).await?;
     let mut free = node_addresses(block).filter(|a| !used.contains(&a.to_string()));
@@ -604,11 +604,12 @@ async fn create_peering(
     let cross_org = peer_org != org_id;
     if cross_org {
         // Only this side is ours to check: nothing is read of the other until it accepts.
-        let mine = db::vpcs::get_for_update(&mut tx, &ctx, vpc_id).await?.ok_or(ApiError::NotFound("VPC"))?;
+        let mine =
+            db::vpcs::get_for_update(&mut tx, &ctx, vpc_id).await?.ok_or(ApiError::not_found("VPC"))?;
         available(&mine)?;
     } else {
         let pair = db::vpcs::lock_pair(&mut tx, (org_id, vpc_id), (org_id, peer_vpc)).await?;
-        let mine = pair.iter().find(|v| v.id == vpc_id).ok_or(ApiError::NotFound("VPC"))?;
+        let mine = pair.iter().find(|v| v.id == vpc_id).ok_or(ApiError::not_found("VPC"))?;
         let peer = pair.iter().find(|v| v.id == peer_vpc).ok_or_else(|| {
             ApiError::field(
                 "peer_vpc_id",
@@ -672,7 +673,7 @@ async fn peering_response(
     if job.is_some() {
         state.wake.notify_waiters();
     }
-    let row = db::vpcs::peering(&state.db, ctx, vpc_id, id).await?.ok_or(ApiError::NotFound("peering"))?;
+    let row = db::vpcs::peering(&state.db, ctx, vpc_id, id).await?.ok_or(ApiError::not_found("peering"))?;
     let peering = peering_view(state, ctx, row).await?;
     let body = PeeringAccepted { peering, job: job.map(Into::into) };
     let mut res = (status, axum::Json(body)).into_response();
@@ -699,8 +700,9 @@ async fn get_peering(
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::VpcsRead)?;
     vpc_of(&state, &ctx, vpc_id).await?;
-    let row =
-        db::vpcs::peering(&state.db, &ctx, vpc_id, peering_id).await?.ok_or(ApiError::NotFound("peering"))?;
+    let row = db::vpcs::peering(&state.db, &ctx, vpc_id, peering_id)
+        .await?
+        .ok_or(ApiError::not_found("peering"))?;
     Ok(AppJson(peering_view(&state, &ctx, row).await?))
 }
 
@@ -716,20 +718,20 @@ async fn peering_write(
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::VpcsWrite)?;
     let mut tx = state.db.begin().await?;
-    db::vpcs::get(&mut *tx, &ctx, vpc_id).await?.ok_or(ApiError::NotFound("VPC"))?;
+    db::vpcs::get(&mut *tx, &ctx, vpc_id).await?.ok_or(ApiError::not_found("VPC"))?;
     let p = db::vpcs::peering_for_update(&mut tx, &ctx, vpc_id, peering_id)
         .await?
-        .ok_or(ApiError::NotFound("peering"))?;
+        .ok_or(ApiError::not_found("peering"))?;
     Ok((ctx, tx, p))
 }
 
 /// The side that answers a request from another organization: the peer VPC's.
 fn answering(ctx: &Ctx, vpc_id: Uuid, p: &PeeringRow) -> ApiResult<()> {
     if !(p.needs_acceptance() && p.peer_org_id == ctx.org_id && p.peer_vpc_id == vpc_id) {
-        return Err(ApiError::Forbidden {
-            code: "not_the_peer",
-            detail: "only the organization of the peer VPC accepts or rejects a peering, and only one asked by another organization".into(),
-        });
+        return Err(ApiError::forbidden_as(
+            "not_the_peer",
+            "only the organization of the peer VPC accepts or rejects a peering, and only one asked by another organization",
+        ));
     }
     if p.status != "pending_acceptance" {
         return Err(pending_error(p));
@@ -761,7 +763,7 @@ async fn accept_peering(
     answering(&ctx, vpc_id, &p)?;
     let pair = db::vpcs::lock_pair(&mut tx, (p.org_id, p.vpc_id), (org_id, vpc_id)).await?;
     let asking = pair.iter().find(|v| v.id == p.vpc_id).ok_or_else(|| missing(p.vpc_id))?;
-    let mine = pair.iter().find(|v| v.id == vpc_id).ok_or(ApiError::NotFound("VPC"))?;
+    let mine = pair.iter().find(|v| v.id == vpc_id).ok_or(ApiError::not_found("VPC"))?;
     available(asking)?;
     available(mine)?;
     joinable(asking, mine)?;
@@ -811,8 +813,9 @@ async fn reject_peering(
         .record_in(&mut tx, now)
         .await?;
     tx.commit().await?;
-    let row =
-        db::vpcs::peering(&state.db, &ctx, vpc_id, peering_id).await?.ok_or(ApiError::NotFound("peering"))?;
+    let row = db::vpcs::peering(&state.db, &ctx, vpc_id, peering_id)
+        .await?
+        .ok_or(ApiError::not_found("peering"))?;
     Ok(AppJson(peering_view(&state, &ctx, row).await?))
 }
 

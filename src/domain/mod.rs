@@ -8,6 +8,7 @@ mod invitation;
 pub mod password;
 mod quota;
 mod role;
+mod status;
 
 pub use cidr::{Cidr, VpcBlock, gateway, node_addresses};
 pub use ctx::{AuthMethod, Ctx, Principal, PrincipalOrg};
@@ -17,3 +18,4 @@ pub use invitation::InvitationStatus;
 pub use password::NewPassword;
 pub use quota::{Quota, QuotaExceeded};
 pub use role::{Role, Scope};
+pub use status::{BackupStatus, JobStatus, NodeState, PeeringStatus, StoreOperation, StoreStatus, VpcStatus};

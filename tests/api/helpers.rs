@@ -554,3 +554,21 @@ pub async fn strand_jobs(app: &TestApp) {
     .await
     .unwrap();
 }
+
+/// Makes one job look as if its worker was killed inside step `step` (counted from 0) of its
+/// first attempt: running, under a lease that has run out by the app's clock, for the next
+/// worker to take over.
+pub async fn strand_job(app: &TestApp, job: &str, step: i32) {
+    let done = sqlx::query(
+        "update jobs set status = 'running', locked_by = 'gone:1:x/0', attempts = 1, step = $2,
+                         finished_at = null, error = null, locked_until = $3
+         where id = $1::uuid",
+    )
+    .bind(job)
+    .bind(step)
+    .bind(app.clock_now() - time::Duration::SECOND)
+    .execute(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(done.rows_affected(), 1, "no job {job}");
+}

@@ -3,6 +3,7 @@
 mod audit;
 mod auth;
 mod backups;
+mod crashes;
 mod dbs;
 mod embedded;
 mod firewall;

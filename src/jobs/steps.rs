@@ -96,6 +96,11 @@ pub async fn run(env: &JobEnv, job: &JobRow, step_text: &str) -> anyhow::Result<
             let backup = db::backups::get_by_id(&env.db, job.org_id, backup_id)
                 .await?
                 .context("the backup is gone")?;
+            if backup.status == "succeeded" {
+                // Taken and recorded by an attempt that died before the job was marked done: a
+                // new copy would gain nothing, and a failure to take one must not cost this one.
+                return Ok(());
+            }
             let nodes = db::stores::nodes(&env.db, job.org_id, &[store_id]).await?;
             // A replica when one runs, to spare the primary, unless the primary is asked for.
             let primary_only = job.params["source"].as_str() == Some("primary");
@@ -263,8 +268,13 @@ pub async fn on_final_failure(env: &JobEnv, job: &JobRow) -> anyhow::Result<()> 
             if let Ok((step::TAKE_BACKUP, Some(id))) = parse(s) {
                 let reason = job.error.as_deref().unwrap_or("the backup failed");
                 db::backups::fail(&env.db, job.org_id, id, reason, env.clock.now()).await?;
-                let key = env.plane.backups.key(job.store_id.unwrap_or_default(), id);
-                env.plane.backups.delete(&key).await?;
+                // The archive of one recorded as taken (by an attempt that died before the job
+                // was marked done) is kept.
+                let backup = db::backups::get_by_id(&env.db, job.org_id, id).await?;
+                if !backup.is_some_and(|b| b.status == "succeeded") {
+                    let key = env.plane.backups.key(job.store_id.unwrap_or_default(), id);
+                    env.plane.backups.delete(&key).await?;
+                }
             }
         }
         // A failed backup leaves the store as it was.

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use axum::http::StatusCode;
 use berth::provision::NodeSpec;
 use serde_json::{Value, json};
+use uuid::Uuid;
 
 use crate::backups::{Source, backup, conn, count, store_with_rows};
 use crate::helpers::{TestApp, strand_job, wait_job};
@@ -201,4 +202,36 @@ async fn a_store_deletion_killed_mid_way_finishes_leaves_nothing_on_the_host_and
     let archive = app.state.plane.backups.readable(&key).await.unwrap();
     let (_, sha256) = berth::backup::checksum(&archive).await.expect("the backup is kept");
     assert_eq!(Some(sha256.as_str()), full["sha256"].as_str(), "whole");
+}
+
+#[tokio::test]
+async fn a_backup_killed_after_it_was_recorded_keeps_its_archive_whatever_the_retry_meets() {
+    let app = TestApp::spawn().await.with_workers(2).await;
+    let owner = app.login_owner().await;
+    let Source { id, base, .. } = store_with_rows(&app, &owner, "backed", 100).await;
+    let full = backup(&app, &owner, &base, "full").await;
+    let job: Uuid =
+        sqlx::query_scalar("select id from jobs where kind = 'backup'").fetch_one(&app.db).await.unwrap();
+    let app = without_workers(app).await;
+
+    // Killed after TAKE_BACKUP recorded the backup, before the job was marked done; by the
+    // retry, its last, the node it was taken from is down.
+    let node = full["node_id"].as_str().unwrap().to_owned();
+    app.state.plane.driver.stop(&spec(&app, &id, &node).await).await.unwrap();
+    strand_job(&app, &job.to_string(), 0).await;
+    sqlx::query("update jobs set max_attempts = 2 where id = $1").bind(job).execute(&app.db).await.unwrap();
+
+    let app = app.with_workers(1).await;
+    finished_on_retry(&app, &owner, &job.to_string()).await;
+    let b = app.get(&format!("{base}/backups/{}", full["id"].as_str().unwrap())).cookie(&owner).send().await;
+    assert_eq!(b.json()["status"], "succeeded", "{}", b.text());
+    assert_eq!(b.json()["sha256"], full["sha256"], "the same archive");
+    let dl = app
+        .get(&format!("{base}/backups/{}/download", full["id"].as_str().unwrap()))
+        .cookie(&owner)
+        .send()
+        .await;
+    assert_eq!(dl.status, StatusCode::OK, "{}", dl.text());
+    use sha2::Digest;
+    assert_eq!(hex::encode(sha2::Sha256::digest(&dl.body)), full["sha256"].as_str().unwrap());
 }

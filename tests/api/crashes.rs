@@ -4,7 +4,7 @@
 //! (after the reconcile that a restarted Berth runs first, where a restart is what follows)
 //! takes the job over; each test checks what a user sees once it has finished.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use axum::http::StatusCode;
 use berth::provision::NodeSpec;
@@ -202,6 +202,34 @@ async fn a_store_deletion_killed_mid_way_finishes_leaves_nothing_on_the_host_and
     let archive = app.state.plane.backups.readable(&key).await.unwrap();
     let (_, sha256) = berth::backup::checksum(&archive).await.expect("the backup is kept");
     assert_eq!(Some(sha256.as_str()), full["sha256"].as_str(), "whole");
+}
+
+#[tokio::test]
+async fn a_vpc_deletion_killed_inside_removing_its_namespace_leaves_none() {
+    let app = TestApp::spawn().await.with_workers(1).await;
+    let owner = app.login_owner().await;
+    if !crate::vpcs::networks_or_refusal(&app, &owner).await {
+        return;
+    }
+    let org = app.owner_org;
+    let id = crate::vpcs::vpc(&app, &owner, org, "doomed", "10.75.0.0/24").await;
+    let app = without_workers(app).await;
+    let r = app.delete(&format!("/api/v1/orgs/{org}/vpcs/{id}")).cookie(&owner).send().await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
+    let job = r.json()["id"].as_str().unwrap().to_owned();
+
+    // Killed inside `ip netns del`: the namespace unmounted, its file not yet unlinked.
+    let ns = crate::vpcs::netns(&app, &id);
+    let file = Path::new("/var/run/netns").join(&ns);
+    assert!(std::process::Command::new("umount").arg(&file).status().unwrap().success());
+    assert!(file.exists());
+    strand_job(&app, &job, 0).await;
+
+    let app = restarted(app).await;
+    finished_on_retry(&app, &owner, &job).await;
+    let r = app.get(&format!("/api/v1/orgs/{org}/vpcs/{id}")).cookie(&owner).send().await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text());
+    assert!(!file.exists() && !crate::vpcs::namespaces().contains(&ns), "no namespace is left");
 }
 
 #[tokio::test]

@@ -5,6 +5,7 @@
 //! takes the job over; each test checks what a user sees once it has finished.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use berth::provision::NodeSpec;
@@ -79,6 +80,59 @@ async fn half_removed(app: &TestApp, store: &str, node: &str, and_image: bool) {
 
 async fn store(app: &TestApp, cookie: &str, id: &str) -> Value {
     app.get(&format!("/api/v1/orgs/{}/stores/{id}", app.owner_org)).cookie(cookie).send().await.json()
+}
+
+/// What is left in a node's folder beside `data` and its log: what restores set aside.
+fn set_aside(dir: &Path) -> Vec<String> {
+    let names =
+        std::fs::read_dir(dir).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned());
+    names.filter(|n| n.starts_with("data.")).collect()
+}
+
+#[tokio::test]
+async fn a_restore_killed_after_setting_the_data_aside_keeps_it_until_its_retry_succeeds() {
+    let app = TestApp::spawn().await.with_workers(2).await;
+    let owner = app.login_owner().await;
+    let org = app.owner_org;
+    let Source { id, password, port, base } = store_with_rows(&app, &owner, "restored", 100).await;
+    let full = backup(&app, &owner, &base, "full").await;
+    sqlx::raw_sql("insert into t select generate_series(101, 150)")
+        .execute(&mut conn(port, &password).await)
+        .await
+        .unwrap();
+    let app = without_workers(app).await;
+    let r = app
+        .post(&format!("{base}/restore"))
+        .cookie(&owner)
+        .json(json!({"backup_id": full["id"], "confirm": "restored"}))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
+    let job = r.json()["id"].as_str().unwrap().to_owned();
+    let node = store(&app, &owner, &id).await["nodes"][0]["id"].as_str().unwrap().to_owned();
+    let dir = node_dir(&app, &id, &node);
+
+    // Killed inside RESTORE_NODE: the server stopped and its data set aside, the backup's copy
+    // not yet in its place.
+    app.state.plane.driver.stop(&spec(&app, &id, &node).await).await.unwrap();
+    std::fs::rename(dir.join("data"), dir.join("data.before-restore")).unwrap();
+    // And from an earlier kill: data a restore replaced, whose removal died with Berth.
+    let trash = dir.join(format!("data.removing-{}", Uuid::now_v7().simple()));
+    std::fs::create_dir_all(trash.join("base")).unwrap();
+    std::fs::write(trash.join("base/1"), vec![7u8; 1 << 20]).unwrap();
+    strand_job(&app, &job, 0).await;
+
+    berth::jobs::reconcile::at_start(&app.state.job_env()).await.unwrap();
+    assert!(dir.join("data.before-restore/PG_VERSION").exists(), "the restart keeps the data set aside");
+    let app = app.with_workers(1).await;
+    finished_on_retry(&app, &owner, &job).await;
+    wait_for(&app, &owner, org, &id, "available").await;
+    assert_eq!(count(port, &password).await, 100, "exactly the backup's rows");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !set_aside(&dir).is_empty() {
+        assert!(Instant::now() < deadline, "left in the node's folder: {:?}", set_aside(&dir));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test]

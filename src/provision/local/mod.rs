@@ -37,6 +37,8 @@ const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
 /// A base backup copies the whole primary; the job's lease, not this, bounds a stuck one.
 pub(super) const BASEBACKUP_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+/// The start of the name of data that a restore replaced, next to `data` while it is removed.
+const REPLACED: &str = "data.removing-";
 
 #[derive(Debug, Clone)]
 pub struct LocalDriver {
@@ -712,7 +714,7 @@ impl Provisioner for LocalDriver {
         super::sql::enforce_privilege_model(self, spec).await?;
         // The replaced data goes in the background, under a name of its own (a next restore
         // sets data aside under the usual one): the node is already serving.
-        let trash = server.pgdata.with_file_name(format!("data.removing-{}", uuid::Uuid::new_v4().simple()));
+        let trash = server.pgdata.with_file_name(format!("{REPLACED}{}", uuid::Uuid::new_v4().simple()));
         if std::fs::rename(&aside, &trash).is_ok() {
             tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&trash));
         }

@@ -81,6 +81,11 @@ pub async fn run(env: &JobEnv, job: &JobRow, step_text: &str) -> anyhow::Result<
             let store_id = store_id.context("job has no store")?;
             let group =
                 db::parameter_groups::of_store(&env.db, job.org_id, store_id).await?.unwrap_or_default();
+            // An attempt killed between the stop and the start of its restart left the node
+            // stopped, which nothing else starts until Berth restarts.
+            if !env.plane.driver.status(&spec).await?.running {
+                env.plane.driver.start(&spec).await?;
+            }
             let restarted = apply_parameters(env, &spec, &group).await?;
             let message = if restarted.is_empty() {
                 format!("node {node}: parameters applied by reload")

@@ -317,3 +317,47 @@ async fn a_backup_killed_after_it_was_recorded_keeps_its_archive_whatever_the_re
     use sha2::Digest;
     assert_eq!(hex::encode(sha2::Sha256::digest(&dl.body)), full["sha256"].as_str().unwrap());
 }
+
+#[tokio::test]
+async fn parameters_applied_by_a_restart_that_was_killed_half_way_are_applied_and_served() {
+    let app = TestApp::spawn().await.with_workers(2).await;
+    let owner = app.login_owner().await;
+    let org = app.owner_org;
+    let Source { id, password, port, base } = store_with_rows(&app, &owner, "tuned", 100).await;
+    let g = app
+        .post(&format!("/api/v1/orgs/{org}/parameter-groups"))
+        .cookie(&owner)
+        .json(json!({"name": "more", "vendor": "postgres", "version": crate::stores::version(),
+                     "parameters": {"max_connections": "60"}}))
+        .send()
+        .await;
+    assert_eq!(g.status, StatusCode::CREATED, "{}", g.text());
+    let app = without_workers(app).await;
+    let r = app
+        .post(&format!("{base}/parameter-group"))
+        .cookie(&owner)
+        .json(json!({"group_id": g.json()["id"]}))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
+    let job = r.json()["id"].as_str().unwrap().to_owned();
+
+    // Killed inside APPLY_PARAMETERS, in the restart its new max_connections needs: the
+    // parameter written, the server stopped, not yet started.
+    let node = store(&app, &owner, &id).await["nodes"][0]["id"].as_str().unwrap().to_owned();
+    let spec = spec(&app, &id, &node).await;
+    let mut su = app.state.plane.driver.superuser(&spec, "postgres").await.unwrap();
+    sqlx::query("alter system set max_connections = '60'").execute(&mut su).await.unwrap();
+    drop(su);
+    app.state.plane.driver.stop(&spec).await.unwrap();
+    strand_job(&app, &job, 0).await;
+
+    // Another worker takes it over once the lease runs out; nothing restarted meanwhile.
+    let app = app.with_workers(1).await;
+    finished_on_retry(&app, &owner, &job).await;
+    wait_for(&app, &owner, org, &id, "available").await;
+    let mut c = conn(port, &password).await;
+    let max: String = sqlx::query_scalar("show max_connections").fetch_one(&mut c).await.unwrap();
+    assert_eq!(max, "60");
+    assert_eq!(count(port, &password).await, 100);
+}

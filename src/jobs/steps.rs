@@ -276,7 +276,7 @@ pub async fn on_final_failure(env: &JobEnv, job: &JobRow) -> anyhow::Result<()> 
                 // The archive of one recorded as taken (by an attempt that died before the job
                 // was marked done) is kept.
                 let backup = db::backups::get_by_id(&env.db, job.org_id, id).await?;
-                if !backup.is_some_and(|b| b.status == "succeeded") {
+                if backup.is_none_or(|b| b.status != "succeeded") {
                     let key = env.plane.backups.key(job.store_id.unwrap_or_default(), id);
                     env.plane.backups.delete(&key).await?;
                 }

@@ -81,6 +81,11 @@ pub async fn run(env: &JobEnv, job: &JobRow, step_text: &str) -> anyhow::Result<
             let store_id = store_id.context("job has no store")?;
             let group =
                 db::parameter_groups::of_store(&env.db, job.org_id, store_id).await?.unwrap_or_default();
+            // An attempt killed between the stop and the start of its restart left the node
+            // stopped, which nothing else starts until Berth restarts.
+            if !env.plane.driver.status(&spec).await?.running {
+                env.plane.driver.start(&spec).await?;
+            }
             let restarted = apply_parameters(env, &spec, &group).await?;
             let message = if restarted.is_empty() {
                 format!("node {node}: parameters applied by reload")
@@ -96,6 +101,11 @@ pub async fn run(env: &JobEnv, job: &JobRow, step_text: &str) -> anyhow::Result<
             let backup = db::backups::get_by_id(&env.db, job.org_id, backup_id)
                 .await?
                 .context("the backup is gone")?;
+            if backup.status == "succeeded" {
+                // Taken and recorded by an attempt that died before the job was marked done: a
+                // new copy would gain nothing, and a failure to take one must not cost this one.
+                return Ok(());
+            }
             let nodes = db::stores::nodes(&env.db, job.org_id, &[store_id]).await?;
             // A replica when one runs, to spare the primary, unless the primary is asked for.
             let primary_only = job.params["source"].as_str() == Some("primary");
@@ -263,8 +273,13 @@ pub async fn on_final_failure(env: &JobEnv, job: &JobRow) -> anyhow::Result<()> 
             if let Ok((step::TAKE_BACKUP, Some(id))) = parse(s) {
                 let reason = job.error.as_deref().unwrap_or("the backup failed");
                 db::backups::fail(&env.db, job.org_id, id, reason, env.clock.now()).await?;
-                let key = env.plane.backups.key(job.store_id.unwrap_or_default(), id);
-                env.plane.backups.delete(&key).await?;
+                // The archive of one recorded as taken (by an attempt that died before the job
+                // was marked done) is kept.
+                let backup = db::backups::get_by_id(&env.db, job.org_id, id).await?;
+                if backup.is_none_or(|b| b.status != "succeeded") {
+                    let key = env.plane.backups.key(job.store_id.unwrap_or_default(), id);
+                    env.plane.backups.delete(&key).await?;
+                }
             }
         }
         // A failed backup leaves the store as it was.

@@ -7,11 +7,11 @@ use sqlx::PgConnection;
 use crate::helpers::{TestApp, create_credential, wait_job};
 use crate::stores::{create, wait_for};
 
-async fn conn(port: i64, password: &str) -> PgConnection {
+pub async fn conn(port: i64, password: &str) -> PgConnection {
     crate::helpers::node_connect(port, "dbadmin", password, "defaultdb").await.unwrap()
 }
 
-async fn count(port: i64, password: &str) -> i64 {
+pub async fn count(port: i64, password: &str) -> i64 {
     sqlx::query_scalar("select count(*) from t").fetch_one(&mut conn(port, password).await).await.unwrap()
 }
 
@@ -25,15 +25,15 @@ async fn restore_in_place(app: &TestApp, owner: &str, base: &str, id: &str, body
 }
 
 /// A running one-node store whose table `t` holds 1..=`rows`.
-struct Source {
-    id: String,
-    password: String,
-    port: i64,
+pub struct Source {
+    pub id: String,
+    pub password: String,
+    pub port: i64,
     /// `/api/v1/orgs/{org}/stores/{id}`.
-    base: String,
+    pub base: String,
 }
 
-async fn store_with_rows(app: &TestApp, owner: &str, name: &str, rows: i64) -> Source {
+pub async fn store_with_rows(app: &TestApp, owner: &str, name: &str, rows: i64) -> Source {
     let org = app.owner_org;
     let created = create(app, owner, name, 1).await;
     let id = created["store"]["id"].as_str().unwrap().to_owned();
@@ -128,7 +128,7 @@ async fn backups_restore_exactly_and_to_a_point_in_time() {
 }
 
 /// Takes a backup of `kind` and waits for it to succeed; returns it.
-async fn backup(app: &TestApp, owner: &str, base: &str, kind: &str) -> serde_json::Value {
+pub async fn backup(app: &TestApp, owner: &str, base: &str, kind: &str) -> serde_json::Value {
     let b = app.post(&format!("{base}/backups")).cookie(owner).json(json!({"kind": kind})).send().await;
     assert_eq!(b.status, StatusCode::ACCEPTED, "{}", b.text());
     let job = wait_job(app, owner, app.owner_org, b.json()["job"]["id"].as_str().unwrap()).await;

@@ -545,13 +545,33 @@ pub async fn node_connect(port: i64, user: &str, password: &str, db: &str) -> sq
 }
 
 /// Makes every job look claimed by a worker that then vanished (its process killed): running,
-/// under a lease that has run out, for the next worker to take over.
+/// under a lease that has run out by the app's clock, for the next worker to take over. Not by
+/// the database's: the app's clock stands still, so a lease one second short of the database's
+/// `now()` is still unexpired to the app once the test has run for more than that second.
 pub async fn strand_jobs(app: &TestApp) {
     sqlx::query(
-        "update jobs set status = 'running', locked_by = 'gone:1:x/0', attempts = 1,
-                         locked_until = now() - interval '1 second'",
+        "update jobs set status = 'running', locked_by = 'gone:1:x/0', attempts = 1, locked_until = $1",
     )
+    .bind(app.clock_now() - time::Duration::SECOND)
     .execute(&app.db)
     .await
     .unwrap();
+}
+
+/// Makes one job look as if its worker was killed inside step `step` (counted from 0) of its
+/// first attempt: running, under a lease that has run out by the app's clock, for the next
+/// worker to take over (see [`strand_jobs`]).
+pub async fn strand_job(app: &TestApp, job: &str, step: i32) {
+    let done = sqlx::query(
+        "update jobs set status = 'running', locked_by = 'gone:1:x/0', attempts = 1, step = $2,
+                         finished_at = null, error = null, locked_until = $3
+         where id = $1::uuid",
+    )
+    .bind(job)
+    .bind(step)
+    .bind(app.clock_now() - time::Duration::SECOND)
+    .execute(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(done.rows_affected(), 1, "no job {job}");
 }

@@ -544,3 +544,17 @@ async fn a_logical_restore_that_fails_leaves_the_database_as_it_was() {
     assert_eq!(left, 0, "no restore or replaced database is left behind");
     f.driver.remove(&spec).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_backup_that_fails_leaves_no_partial_copy_behind() {
+    let f = fixture();
+    let spec = f.spec(Uuid::now_v7());
+    f.driver.create_primary(&spec).await.unwrap();
+    f.driver.stop(&spec).await.unwrap();
+    let backups = f.root.join("backups").join(spec.store_id.to_string());
+    assert!(f.driver.base_backup(&spec, &backups.join("full.tar.gz")).await.is_err());
+    assert!(f.driver.logical_backup(&spec, &backups.join("logical.tar.gz")).await.is_err());
+    let left: Vec<_> = std::fs::read_dir(&backups).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert!(left.is_empty(), "left beside the archives: {left:?}");
+    f.driver.remove(&spec).await.unwrap();
+}

@@ -4,6 +4,7 @@ mod audit;
 mod auth;
 mod backups;
 mod contract;
+mod crashes;
 mod dbs;
 mod embedded;
 mod firewall;

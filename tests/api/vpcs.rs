@@ -11,7 +11,7 @@ use crate::helpers::{TestApp, wait_job};
 use crate::stores::{version, wait_for};
 
 /// Whether this host lets Berth make networks; if not, checks that creating a VPC says why.
-async fn networks_or_refusal(app: &TestApp, cookie: &str) -> bool {
+pub async fn networks_or_refusal(app: &TestApp, cookie: &str) -> bool {
     if app.state.plane.driver.networks_available().is_ok() {
         return true;
     }
@@ -25,7 +25,7 @@ async fn networks_or_refusal(app: &TestApp, cookie: &str) -> bool {
     false
 }
 
-async fn post_vpc(
+pub async fn post_vpc(
     app: &TestApp,
     cookie: &str,
     org: Uuid,
@@ -40,7 +40,7 @@ async fn post_vpc(
 }
 
 /// Creates a VPC and waits until its network is made; returns its id.
-async fn vpc(app: &TestApp, cookie: &str, org: Uuid, name: &str, cidr: &str) -> String {
+pub async fn vpc(app: &TestApp, cookie: &str, org: Uuid, name: &str, cidr: &str) -> String {
     let r = post_vpc(app, cookie, org, name, cidr).await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
     let id = r.json()["vpc"]["id"].as_str().unwrap().to_owned();
@@ -54,17 +54,17 @@ async fn vpc(app: &TestApp, cookie: &str, org: Uuid, name: &str, cidr: &str) -> 
 }
 
 /// The namespace of one of the app's VPCs.
-fn netns(app: &TestApp, vpc_id: &str) -> String {
+pub fn netns(app: &TestApp, vpc_id: &str) -> String {
     berth::provision::local::net::netns_name(&app.nodes_root, vpc_id.parse().unwrap())
 }
 
-fn ip(args: &[&str]) -> String {
+pub fn ip(args: &[&str]) -> String {
     let out = std::process::Command::new("ip").args(args).output().unwrap();
     assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn namespaces() -> Vec<String> {
+pub fn namespaces() -> Vec<String> {
     ip(&["netns", "list"]).lines().filter_map(|l| l.split_whitespace().next().map(str::to_owned)).collect()
 }
 

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::users::{chown_tree, owner_of};
 use super::volume::Volume;
-use super::{BASEBACKUP_TIMEOUT, LocalDriver, ignore_not_found};
+use super::{BASEBACKUP_TIMEOUT, LocalDriver, REPLACED, ignore_not_found};
 use crate::pg::{RunAs, Server};
 use crate::provision::NodeSpec;
 
@@ -40,6 +40,7 @@ impl LocalDriver {
         }
         server.private_dir(&node_dir)?;
         server.private_dir(&server.socket_dir)?;
+        remove_replaced(&node_dir);
         Ok(server)
     }
 
@@ -142,5 +143,18 @@ impl LocalDriver {
         tokio::task::spawn_blocking(move || std::fs::remove_dir_all(aside));
         tracing::info!(store_id = %spec.store_id, node_id = %spec.node_id, "moved a node onto a volume of its own");
         Ok(())
+    }
+}
+
+/// Data a restore replaced goes in the background once the restored node serves; a Berth
+/// killed before it was gone leaves it on the node's volume, taking room the store pays for.
+/// Whatever is left goes the next time the node is prepared (every start).
+fn remove_replaced(node_dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(node_dir) else { return };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(REPLACED) {
+            let path = entry.path();
+            tokio::task::spawn_blocking(move || std::fs::remove_dir_all(path));
+        }
     }
 }

@@ -37,6 +37,8 @@ const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
 /// A base backup copies the whole primary; the job's lease, not this, bounds a stuck one.
 pub(super) const BASEBACKUP_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+/// The start of the name of data that a restore replaced, next to `data` while it is removed.
+const REPLACED: &str = "data.removing-";
 
 #[derive(Debug, Clone)]
 pub struct LocalDriver {
@@ -603,26 +605,31 @@ impl Provisioner for LocalDriver {
             parent.join(format!(".{}.partial", dest.file_name().unwrap_or_default().to_string_lossy()));
         let _ = std::fs::remove_dir_all(&work);
         server.private_dir(&work)?;
-        let mut conn = PgConnection::connect_with(&server.connect_options("postgres")).await?;
-        const LSN: &str = "select (case when pg_is_in_recovery() then pg_last_wal_replay_lsn() else pg_current_wal_lsn() end)::text";
-        let start_lsn: String = sqlx::query_scalar(LSN).fetch_one(&mut conn).await?;
-        let mut cmd = server.command("pg_basebackup");
-        cmd.arg("-h")
-            .arg(&server.socket_dir)
-            .args(["-p", &server.port.to_string(), "-U", crate::pg::SUPERUSER, "-D"])
-            .arg(&work)
-            // gzip at level 1: three times faster than the default level here (1 GiB in 11 s
-            // against 35 s) for an archive 2 % larger.
-            .args(["-F", "tar", "-Z", "1", "-X", "fetch", "-c", "fast"])
-            .current_dir(&work);
-        crate::pg::run_for(cmd, "pg_basebackup", BASEBACKUP_TIMEOUT)
-            .await
-            .with_context(|| format!("backing up node {} of store {}", spec.node_id, spec.store_id))?;
-        let end_lsn: String = sqlx::query_scalar(LSN).fetch_one(&mut conn).await?;
-        std::fs::rename(work.join("base.tar.gz"), dest)
-            .with_context(|| format!("moving the backup to {}", dest.display()))?;
+        let taken = async {
+            let mut conn = PgConnection::connect_with(&server.connect_options("postgres")).await?;
+            const LSN: &str = "select (case when pg_is_in_recovery() then pg_last_wal_replay_lsn() else pg_current_wal_lsn() end)::text";
+            let start_lsn: String = sqlx::query_scalar(LSN).fetch_one(&mut conn).await?;
+            let mut cmd = server.command("pg_basebackup");
+            cmd.arg("-h")
+                .arg(&server.socket_dir)
+                .args(["-p", &server.port.to_string(), "-U", crate::pg::SUPERUSER, "-D"])
+                .arg(&work)
+                // gzip at level 1: three times faster than the default level here (1 GiB in 11 s
+                // against 35 s) for an archive 2 % larger.
+                .args(["-F", "tar", "-Z", "1", "-X", "fetch", "-c", "fast"])
+                .current_dir(&work);
+            crate::pg::run_for(cmd, "pg_basebackup", BASEBACKUP_TIMEOUT)
+                .await
+                .with_context(|| format!("backing up node {} of store {}", spec.node_id, spec.store_id))?;
+            let end_lsn: String = sqlx::query_scalar(LSN).fetch_one(&mut conn).await?;
+            std::fs::rename(work.join("base.tar.gz"), dest)
+                .with_context(|| format!("moving the backup to {}", dest.display()))?;
+            anyhow::Ok(crate::provision::BaseBackup { start_lsn, end_lsn })
+        }
+        .await;
+        // Whatever the outcome: a backup that failed (for good, perhaps) leaves no partial copy.
         let _ = std::fs::remove_dir_all(&work);
-        Ok(crate::provision::BaseBackup { start_lsn, end_lsn })
+        taken
     }
 
     async fn restore(
@@ -712,7 +719,7 @@ impl Provisioner for LocalDriver {
         super::sql::enforce_privilege_model(self, spec).await?;
         // The replaced data goes in the background, under a name of its own (a next restore
         // sets data aside under the usual one): the node is already serving.
-        let trash = server.pgdata.with_file_name(format!("data.removing-{}", uuid::Uuid::new_v4().simple()));
+        let trash = server.pgdata.with_file_name(format!("{REPLACED}{}", uuid::Uuid::new_v4().simple()));
         if std::fs::rename(&aside, &trash).is_ok() {
             tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&trash));
         }
@@ -762,39 +769,45 @@ impl Provisioner for LocalDriver {
         let packed = parent.join(format!(".{name}.partial"));
         let _ = std::fs::remove_dir_all(&work);
         server.private_dir(&work)?;
-        let mut conn = PgConnection::connect_with(&server.connect_options("postgres")).await?;
-        let databases: Vec<String> = sqlx::query_scalar(
-            "select datname from pg_database where datallowconn and not datistemplate and datname <> 'postgres' \
-             order by datname",
-        )
-        .fetch_all(&mut conn)
-        .await?;
-        conn.close().await?;
-        let mut manifest = vec![];
-        for (i, database) in databases.iter().enumerate() {
-            // Files are numbered: database names may hold any character.
-            let file = format!("{i}.dump");
-            let mut cmd = server.command("pg_dump");
-            cmd.arg("-h")
-                .arg(&server.socket_dir)
-                .args(["-p", &server.port.to_string(), "-U", crate::pg::SUPERUSER, "-F", "custom", "-f"])
-                .arg(work.join(&file))
-                .arg("-d")
-                .arg(database)
-                .current_dir(&work);
-            crate::pg::run_for(cmd, "pg_dump", BASEBACKUP_TIMEOUT)
-                .await
-                .with_context(|| format!("dumping database {database:?} of node {}", spec.node_id))?;
-            manifest.push(serde_json::json!({"database": database, "file": file}));
+        let dumped = async {
+            let mut conn = PgConnection::connect_with(&server.connect_options("postgres")).await?;
+            let databases: Vec<String> = sqlx::query_scalar(
+                "select datname from pg_database where datallowconn and not datistemplate and datname <> 'postgres' \
+                 order by datname",
+            )
+            .fetch_all(&mut conn)
+            .await?;
+            conn.close().await?;
+            let mut manifest = vec![];
+            for (i, database) in databases.iter().enumerate() {
+                // Files are numbered: database names may hold any character.
+                let file = format!("{i}.dump");
+                let mut cmd = server.command("pg_dump");
+                cmd.arg("-h")
+                    .arg(&server.socket_dir)
+                    .args(["-p", &server.port.to_string(), "-U", crate::pg::SUPERUSER, "-F", "custom", "-f"])
+                    .arg(work.join(&file))
+                    .arg("-d")
+                    .arg(database)
+                    .current_dir(&work);
+                crate::pg::run_for(cmd, "pg_dump", BASEBACKUP_TIMEOUT)
+                    .await
+                    .with_context(|| format!("dumping database {database:?} of node {}", spec.node_id))?;
+                manifest.push(serde_json::json!({"database": database, "file": file}));
+            }
+            let manifest = serde_json::json!({"format": "berth-logical-1", "databases": manifest});
+            std::fs::write(work.join("manifest.json"), serde_json::to_vec_pretty(&manifest)?)?;
+            let mut tar = tokio::process::Command::new("tar");
+            tar.arg("-czf").arg(&packed).arg("-C").arg(&work).arg(".").stdin(std::process::Stdio::null());
+            crate::pg::run_for(tar, "tar", BASEBACKUP_TIMEOUT).await.context("packing the dumps")?;
+            std::fs::rename(&packed, dest).with_context(|| format!("moving the backup to {}", dest.display()))?;
+            anyhow::Ok(())
         }
-        let manifest = serde_json::json!({"format": "berth-logical-1", "databases": manifest});
-        std::fs::write(work.join("manifest.json"), serde_json::to_vec_pretty(&manifest)?)?;
-        let mut tar = tokio::process::Command::new("tar");
-        tar.arg("-czf").arg(&packed).arg("-C").arg(&work).arg(".").stdin(std::process::Stdio::null());
-        crate::pg::run_for(tar, "tar", BASEBACKUP_TIMEOUT).await.context("packing the dumps")?;
-        std::fs::rename(&packed, dest).with_context(|| format!("moving the backup to {}", dest.display()))?;
+        .await;
+        // Whatever the outcome: a backup that failed (for good, perhaps) leaves no partial copy.
         let _ = std::fs::remove_dir_all(&work);
-        Ok(())
+        let _ = std::fs::remove_file(&packed);
+        dumped
     }
 
     async fn logical_restore(&self, spec: &NodeSpec, archive: &Path) -> anyhow::Result<()> {

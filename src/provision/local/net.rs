@@ -274,7 +274,10 @@ impl Net {
                     removed.push(format!("network namespace {ns}"));
                     continue;
                 }
-                for (link, _) in self.links(&ns).await? {
+                // A file that is no namespace (Berth killed inside `ip netns add` or `del`) holds
+                // no links; the VPC's job, or the restore of its network below, deals with it.
+                let Ok(links) = self.links(&ns).await else { continue };
+                for (link, _) in links {
                     // Deleting one end of a pair deletes the other, which may be listed next.
                     let stray = link.starts_with(LINK_PREFIX) && !keep_links.contains(&link);
                     if stray && self.has_link(&ns, &link).await? {

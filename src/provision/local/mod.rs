@@ -3,6 +3,8 @@
 //! private store, on its own address inside its VPC's network namespace: see [`net`]) and on a
 //! private Unix socket for Berth's own superuser `berth`, which no client rule can lock out.
 
+mod backups;
+mod config;
 mod layout;
 pub mod net;
 pub mod quarantine;
@@ -15,19 +17,19 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use async_trait::async_trait;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, Executor, PgConnection};
 use uuid::Uuid;
 
+use self::config::{ensure_roles_and_database, hba_rules};
 use self::net::Net;
 use self::users::{StoreUsers, chown_tree, owner_of};
 use self::volume::Volume;
-use super::sql::{execute_formatted, logical_restore_names, swap_in};
 use super::{
     DiskUsage, Isolation, NetworkSpec, NodeSpec, NodeStatus, OsUsers, PeeringSpec, Provisioner, Quarantined,
 };
-use crate::pg::{EPHEMERAL, PgBinaries, RunAs, Server, socket_dir_for};
+use crate::pg::{PgBinaries, RunAs, Server, socket_dir_for};
 
 /// The role replicas stream with.
 const REPLICATOR: &str = "replicator";
@@ -247,198 +249,6 @@ impl LocalDriver {
         }
         Ok(())
     }
-
-    /// Unpacks a `.tar.gz` archive (one Berth made) into `dir`, which then belongs to the
-    /// server's user. The archive may be another store's (a fork), which that user cannot read:
-    /// Berth unpacks it itself.
-    async fn unpack(&self, server: &Server, archive: &Path, dir: &Path) -> anyhow::Result<()> {
-        let mut tar = tokio::process::Command::new("tar");
-        tar.arg("-xzf")
-            .arg(archive)
-            .arg("-C")
-            .arg(dir)
-            .arg("--no-same-owner")
-            .stdin(std::process::Stdio::null());
-        crate::pg::run_for(tar, "tar", BASEBACKUP_TIMEOUT).await.context("unpacking the backup")?;
-        if let Some(run_as) = &server.run_as {
-            chown_tree(dir, run_as)?;
-        }
-        Ok(())
-    }
-
-    /// For a fork, as root: a copy of another store's archived WAL, next to the store's own, for
-    /// the server's user to replay (it cannot read the other store's). `None`: `wal` is readable.
-    async fn copy_foreign_wal(
-        &self,
-        server: &Server,
-        spec: &NodeSpec,
-        wal: &Path,
-    ) -> anyhow::Result<Option<PathBuf>> {
-        let (Some(run_as), Some(own)) = (&server.run_as, &spec.wal_archive) else { return Ok(None) };
-        if wal == own.as_path() {
-            return Ok(None);
-        }
-        let copy = own.with_file_name("restore-wal");
-        self.wal_dir(server, own)?;
-        let _ = std::fs::remove_dir_all(&copy);
-        server.private_dir(&copy)?;
-        let mut cp = tokio::process::Command::new("cp");
-        cp.arg("-r").arg(format!("{}/.", wal.display())).arg(&copy).stdin(std::process::Stdio::null());
-        crate::pg::run_for(cp, "cp", BASEBACKUP_TIMEOUT).await.context("copying the archived WAL")?;
-        chown_tree(&copy, run_as)?;
-        Ok(Some(copy))
-    }
-
-    /// The store's folder of backups (`backups/<store>`, holding its archives and its `wal/`)
-    /// private to the server's user, which writes there: no other store's user can enter it.
-    fn store_backups(&self, server: &Server, dir: &Path) -> anyhow::Result<()> {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        server.private_dir(dir)
-    }
-
-    /// The store's WAL archive (`backups/<store>/wal`), private to the server's user.
-    fn wal_dir(&self, server: &Server, wal: &Path) -> anyhow::Result<()> {
-        self.store_backups(server, wal.parent().context("WAL folder without a parent")?)?;
-        server.private_dir(wal)
-    }
-
-    fn configure(&self, server: &Server, spec: &NodeSpec) -> anyhow::Result<()> {
-        self.configure_with(server, spec, &[])
-    }
-
-    /// The node's configuration, plus `extra` settings last (they win), such as recovery targets.
-    fn configure_with(
-        &self,
-        server: &Server,
-        spec: &NodeSpec,
-        extra: &[(&str, String)],
-    ) -> anyhow::Result<()> {
-        let s = &spec.settings;
-        let listen = spec.network.map_or_else(|| "127.0.0.1".to_owned(), |n| n.address.to_string());
-        let mut settings = vec![
-            ("listen_addresses", listen),
-            ("shared_buffers", format!("{}MB", s.shared_buffers_mb)),
-            ("max_connections", s.max_connections.to_string()),
-            ("work_mem", format!("{}MB", s.work_mem_mb)),
-            ("password_encryption", "scram-sha-256".to_owned()),
-            ("wal_level", "replica".to_owned()),
-            ("max_wal_senders", "10".to_owned()),
-            ("max_replication_slots", "10".to_owned()),
-            ("hot_standby", "on".to_owned()),
-        ];
-        match &spec.tls {
-            Some(tls) => {
-                server.write_file("server.crt", &tls.cert_pem)?;
-                server.write_private_file("server.key", tls.key_pem.expose_secret())?;
-                settings.extend([
-                    ("ssl", "on".to_owned()),
-                    ("ssl_cert_file", "server.crt".to_owned()),
-                    ("ssl_key_file", "server.key".to_owned()),
-                    ("ssl_min_protocol_version", "TLSv1.2".to_owned()),
-                ]);
-            }
-            None => settings.push(("ssl", "off".to_owned())),
-        }
-        if let Some(dir) = &spec.wal_archive {
-            self.wal_dir(server, dir)?;
-            // Never overwrite an archived segment: a second writer is an error, not a silent loss.
-            let d = dir.to_string_lossy().replace('\'', "");
-            settings.extend([
-                ("archive_mode", "on".to_owned()),
-                ("archive_command", format!("test ! -f '{d}/%f' && cp '%p' '{d}/%f'")),
-                ("archive_timeout", "60".to_owned()),
-            ]);
-        }
-        if self.ephemeral {
-            settings.extend(EPHEMERAL.map(|(k, v)| (k, v.to_owned())));
-        }
-        settings.extend(extra.iter().map(|(k, v)| (*k, v.clone())));
-        server.write_config(&settings)?;
-        server.write_file("pg_hba.conf", &hba_rules(spec))
-    }
-}
-
-/// Who may connect, and how. The one place client access is decided: Berth's superuser over
-/// the private socket only, replication between the nodes (over the host's loopback, or inside
-/// the VPC), and clients from the spec's access list. Anything else matches no line and is refused.
-fn hba_rules(spec: &NodeSpec) -> String {
-    let (access, user_hosts) = (&spec.access, &spec.user_hosts);
-    let replication = spec.network.map_or_else(|| "127.0.0.1/32".to_owned(), |n| n.network.cidr.to_string());
-    let mut text = String::from(
-        "# Written by Berth; edits are overwritten. Client lines: the store's firewall rules.\n",
-    );
-    text += "# TYPE  DATABASE     USER        ADDRESS        METHOD\n";
-    text += &format!("local   all          {su}                       trust\n", su = crate::pg::SUPERUSER);
-    text += &format!("local   replication  {su}                       trust\n", su = crate::pg::SUPERUSER);
-    // The superuser has no password, but say it outright: never over TCP.
-    text += &format!("host    all          {su}       all            reject\n", su = crate::pg::SUPERUSER);
-    text += &format!("host    replication  {REPLICATOR}  {replication}   scram-sha-256\n");
-    // A user restricted to a host network connects where it and a firewall rule overlap, and
-    // nowhere else. User names are validated identifiers: nothing can be injected.
-    for (user, host) in user_hosts {
-        for net in access {
-            let overlap = if net.contains(host) {
-                Some(*host)
-            } else if host.contains(net) {
-                Some(*net)
-            } else {
-                None
-            };
-            if let Some(o) = overlap {
-                text += &format!("host    all          {user}   {o}   scram-sha-256\n");
-            }
-        }
-        text += &format!("host    all          {user}   all   reject\n");
-    }
-    for net in access {
-        // An IpNet prints only digits, dots, colons and a prefix length: nothing can be injected.
-        text += &format!("host    all          all         {net}   scram-sha-256\n");
-    }
-    text
-}
-
-/// Creates the role, or brings an existing one to these attributes and password (so a retry
-/// after a crash, or a changed password, converges).
-async fn ensure_role(
-    conn: &mut PgConnection,
-    name: &str,
-    attributes: &str,
-    password: &SecretString,
-) -> anyhow::Result<()> {
-    let exists: bool = sqlx::query_scalar("select exists(select 1 from pg_roles where rolname = $1)")
-        .bind(name)
-        .fetch_one(&mut *conn)
-        .await?;
-    let verb = if exists { "alter" } else { "create" };
-    let template = format!("{verb} role %I with {attributes} password %L");
-    execute_formatted(conn, &template, &[name, password.expose_secret()])
-        .await
-        .with_context(|| format!("{verb} role {name:?}"))
-}
-
-async fn ensure_roles_and_database(conn: &mut PgConnection, spec: &NodeSpec) -> anyhow::Result<()> {
-    // Statements carrying passwords must not reach the server log, even when they fail or are slow.
-    conn.execute(
-        "set log_statement = 'none'; set log_min_duration_statement = -1; \
-         set log_min_error_statement = 'panic'",
-    )
-    .await?;
-    ensure_role(
-        conn,
-        &spec.admin_user,
-        "login createdb nocreaterole nosuperuser noreplication nobypassrls",
-        &spec.admin_password,
-    )
-    .await?;
-    ensure_role(conn, REPLICATOR, "login replication nosuperuser", &spec.replication_password).await?;
-    let template = if super::sql::database_exists_on(conn, &spec.database).await? {
-        "alter database %I owner to %I"
-    } else {
-        "create database %I owner %I"
-    };
-    execute_formatted(conn, template, &[&spec.database, &spec.admin_user])
-        .await
-        .with_context(|| format!("creating database {:?}", spec.database))
 }
 
 pub(super) fn ignore_not_found(r: std::io::Result<()>) -> std::io::Result<()> {
@@ -597,39 +407,7 @@ impl Provisioner for LocalDriver {
         spec: &NodeSpec,
         dest: &Path,
     ) -> anyhow::Result<crate::provision::BaseBackup> {
-        let server = self.existing_server(spec);
-        let parent = dest.parent().context("backup file without a folder")?;
-        self.store_backups(&server, parent)?;
-        // Assembled in a private folder next to the destination, moved there only when complete.
-        let work =
-            parent.join(format!(".{}.partial", dest.file_name().unwrap_or_default().to_string_lossy()));
-        let _ = std::fs::remove_dir_all(&work);
-        server.private_dir(&work)?;
-        let taken = async {
-            let mut conn = PgConnection::connect_with(&server.connect_options("postgres")).await?;
-            const LSN: &str = "select (case when pg_is_in_recovery() then pg_last_wal_replay_lsn() else pg_current_wal_lsn() end)::text";
-            let start_lsn: String = sqlx::query_scalar(LSN).fetch_one(&mut conn).await?;
-            let mut cmd = server.command("pg_basebackup");
-            cmd.arg("-h")
-                .arg(&server.socket_dir)
-                .args(["-p", &server.port.to_string(), "-U", crate::pg::SUPERUSER, "-D"])
-                .arg(&work)
-                // gzip at level 1: three times faster than the default level here (1 GiB in 11 s
-                // against 35 s) for an archive 2 % larger.
-                .args(["-F", "tar", "-Z", "1", "-X", "fetch", "-c", "fast"])
-                .current_dir(&work);
-            crate::pg::run_for(cmd, "pg_basebackup", BASEBACKUP_TIMEOUT)
-                .await
-                .with_context(|| format!("backing up node {} of store {}", spec.node_id, spec.store_id))?;
-            let end_lsn: String = sqlx::query_scalar(LSN).fetch_one(&mut conn).await?;
-            std::fs::rename(work.join("base.tar.gz"), dest)
-                .with_context(|| format!("moving the backup to {}", dest.display()))?;
-            anyhow::Ok(crate::provision::BaseBackup { start_lsn, end_lsn })
-        }
-        .await;
-        // Whatever the outcome: a backup that failed (for good, perhaps) leaves no partial copy.
-        let _ = std::fs::remove_dir_all(&work);
-        taken
+        self.physical_backup(spec, dest).await
     }
 
     async fn restore(
@@ -639,223 +417,19 @@ impl Provisioner for LocalDriver {
         wal: &Path,
         target: crate::provision::RestoreTarget,
     ) -> anyhow::Result<()> {
-        let server = self.prepared(spec).await?;
-        let staging = server.fresh_staging()?;
-        self.unpack(&server, archive, &staging).await?;
-        let copied_wal = self.copy_foreign_wal(&server, spec, wal).await?;
-        let w = copied_wal.as_deref().unwrap_or(wal).to_string_lossy().replace('\'', "");
-        let mut recovery = vec![("restore_command", format!("cp '{w}/%f' '%p'"))];
-        match target {
-            crate::provision::RestoreTarget::EndOfBackup => {
-                recovery.push(("recovery_target", "immediate".to_owned()))
-            }
-            crate::provision::RestoreTarget::Time(t) => {
-                // PostgreSQL's own timestamp syntax, in UTC, to the microsecond.
-                let fmt = time::macros::format_description!(
-                    "[year]-[month]-[day] [hour]:[minute]:[second].[subsecond digits:6]+00"
-                );
-                let utc = t.to_offset(time::UtcOffset::UTC);
-                recovery.push(("recovery_target_time", utc.format(&fmt).context("formatting the target")?));
-            }
-        }
-        recovery.push(("recovery_target_action", "promote".to_owned()));
-        // While the node still runs, everything written up to now is archived, to be replayed.
-        self.archive_current_wal(spec).await?;
-        let staged = Server { pgdata: staging.clone(), ..server.clone() };
-        self.configure_with(&staged, spec, &recovery)?;
-        staged.write_file("recovery.signal", "")?;
-        // A backup taken from a replica carries standby.signal: the restored node is a primary.
-        let _ = std::fs::remove_file(staging.join("standby.signal"));
-        // The current data steps aside (kept until the restore succeeds) and the backup takes its
-        // place. If data is aside already, an earlier attempt died after setting it there: that is
-        // the data to keep, and what is in place is that attempt's copy.
-        server.stop("fast").await?;
-        let aside = server.pgdata.with_file_name("data.before-restore");
-        let failed = server.pgdata.with_file_name("data.failed-restore");
-        if aside.exists() {
-            if server.pgdata.exists() {
-                ignore_not_found(std::fs::remove_dir_all(&failed))?;
-                std::fs::rename(&server.pgdata, &failed)
-                    .context("setting an earlier attempt's copy aside")?;
-            }
-        } else if server.exists() {
-            std::fs::rename(&server.pgdata, &aside).context("setting the old data aside")?;
-        }
-        server.put_in_place(&staging)?;
-        let log = server.pgdata.with_file_name("server.log");
-        let started = async {
-            server.start(&log).await?;
-            let mut conn = server.connect_when_ready("postgres", Duration::from_secs(300)).await?;
-            let deadline = std::time::Instant::now() + Duration::from_secs(300);
-            loop {
-                let recovering: bool =
-                    sqlx::query_scalar("select pg_is_in_recovery()").fetch_one(&mut conn).await?;
-                if !recovering {
-                    break;
-                }
-                anyhow::ensure!(std::time::Instant::now() < deadline, "recovery did not finish within 300 s");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            anyhow::Ok(())
-        }
-        .await;
-        if let Err(e) = started {
-            // Put the old data back: a failed restore loses nothing.
-            let _ = server.stop("immediate").await;
-            let _ = std::fs::remove_dir_all(&failed);
-            let _ = std::fs::rename(&server.pgdata, &failed);
-            if aside.exists() {
-                std::fs::rename(&aside, &server.pgdata)?;
-                self.run_node(&server, spec).await?;
-            }
-            return Err(e.context("the restored node did not come up; the previous data is back in place"));
-        }
-        // Recovered: the normal configuration again, without the recovery settings.
-        self.configure(&server, spec)?;
-        let mut conn = server.connect_when_ready("postgres", Duration::from_secs(30)).await?;
-        sqlx::query("select pg_reload_conf()").execute(&mut conn).await?;
-        conn.close().await?;
-        // A backup from before a change of the privilege model brings its roles back as they were.
-        super::sql::enforce_privilege_model(self, spec).await?;
-        // The replaced data goes in the background, under a name of its own (a next restore
-        // sets data aside under the usual one): the node is already serving.
-        let trash = server.pgdata.with_file_name(format!("{REPLACED}{}", uuid::Uuid::new_v4().simple()));
-        if std::fs::rename(&aside, &trash).is_ok() {
-            tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&trash));
-        }
-        ignore_not_found(std::fs::remove_dir_all(&failed)).context("removing an earlier attempt's copy")?;
-        if let Some(copy) = copied_wal {
-            ignore_not_found(std::fs::remove_dir_all(&copy)).context("removing the copied WAL")?;
-        }
-        Ok(())
+        self.physical_restore(spec, archive, wal, target).await
     }
 
     async fn archive_current_wal(&self, spec: &NodeSpec) -> anyhow::Result<()> {
-        let server = self.existing_server(spec);
-        let Ok(mut conn) = PgConnection::connect_with(&server.connect_options("postgres")).await else {
-            return Ok(());
-        };
-        let recovering: bool = sqlx::query_scalar("select pg_is_in_recovery()").fetch_one(&mut conn).await?;
-        if recovering {
-            return Ok(());
-        }
-        let segment: String =
-            sqlx::query_scalar("select pg_walfile_name(pg_switch_wal())").fetch_one(&mut conn).await?;
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            let archived: Option<String> =
-                sqlx::query_scalar("select last_archived_wal from pg_stat_archiver")
-                    .fetch_one(&mut conn)
-                    .await?;
-            // Segment names sort in WAL order (a later timeline's sort after).
-            if archived.as_deref().is_some_and(|a| a.get(8..) >= segment.get(8..)) {
-                return Ok(());
-            }
-            anyhow::ensure!(
-                std::time::Instant::now() < deadline,
-                "WAL segment {segment} was not archived within 60 s"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        self.flush_wal(spec).await
     }
 
     async fn logical_backup(&self, spec: &NodeSpec, dest: &Path) -> anyhow::Result<()> {
-        let server = self.existing_server(spec);
-        let parent = dest.parent().context("backup file without a folder")?;
-        self.store_backups(&server, parent)?;
-        let name = dest.file_name().unwrap_or_default().to_string_lossy().into_owned();
-        // Dumped into a folder of the servers' user, packed aside, renamed into place whole.
-        let work = parent.join(format!(".{name}.dumps"));
-        let packed = parent.join(format!(".{name}.partial"));
-        let _ = std::fs::remove_dir_all(&work);
-        server.private_dir(&work)?;
-        let dumped = async {
-            let mut conn = PgConnection::connect_with(&server.connect_options("postgres")).await?;
-            let databases: Vec<String> = sqlx::query_scalar(
-                "select datname from pg_database where datallowconn and not datistemplate and datname <> 'postgres' \
-                 order by datname",
-            )
-            .fetch_all(&mut conn)
-            .await?;
-            conn.close().await?;
-            let mut manifest = vec![];
-            for (i, database) in databases.iter().enumerate() {
-                // Files are numbered: database names may hold any character.
-                let file = format!("{i}.dump");
-                let mut cmd = server.command("pg_dump");
-                cmd.arg("-h")
-                    .arg(&server.socket_dir)
-                    .args(["-p", &server.port.to_string(), "-U", crate::pg::SUPERUSER, "-F", "custom", "-f"])
-                    .arg(work.join(&file))
-                    .arg("-d")
-                    .arg(database)
-                    .current_dir(&work);
-                crate::pg::run_for(cmd, "pg_dump", BASEBACKUP_TIMEOUT)
-                    .await
-                    .with_context(|| format!("dumping database {database:?} of node {}", spec.node_id))?;
-                manifest.push(serde_json::json!({"database": database, "file": file}));
-            }
-            let manifest = serde_json::json!({"format": "berth-logical-1", "databases": manifest});
-            std::fs::write(work.join("manifest.json"), serde_json::to_vec_pretty(&manifest)?)?;
-            let mut tar = tokio::process::Command::new("tar");
-            tar.arg("-czf").arg(&packed).arg("-C").arg(&work).arg(".").stdin(std::process::Stdio::null());
-            crate::pg::run_for(tar, "tar", BASEBACKUP_TIMEOUT).await.context("packing the dumps")?;
-            std::fs::rename(&packed, dest).with_context(|| format!("moving the backup to {}", dest.display()))?;
-            anyhow::Ok(())
-        }
-        .await;
-        // Whatever the outcome: a backup that failed (for good, perhaps) leaves no partial copy.
-        let _ = std::fs::remove_dir_all(&work);
-        let _ = std::fs::remove_file(&packed);
-        dumped
+        self.dump(spec, dest).await
     }
 
     async fn logical_restore(&self, spec: &NodeSpec, archive: &Path) -> anyhow::Result<()> {
-        let server = self.server(spec)?;
-        let work = server.pgdata.with_file_name("logical-restore");
-        let _ = std::fs::remove_dir_all(&work);
-        server.private_dir(&work)?;
-        self.unpack(&server, archive, &work).await?;
-        let manifest: serde_json::Value = serde_json::from_slice(
-            &std::fs::read(work.join("manifest.json")).context("the archive is not a logical backup")?,
-        )?;
-        let databases = manifest["databases"].as_array().context("the manifest lists no databases")?;
-        let mut conn = self.superuser(spec, "postgres").await?;
-        for entry in databases {
-            let database = entry["database"].as_str().context("a manifest entry without a database")?;
-            let file = entry["file"].as_str().context("a manifest entry without a file")?;
-            anyhow::ensure!(
-                !file.contains('/') && !file.starts_with('.'),
-                "the manifest names a file outside the archive"
-            );
-            // Restored into a database of its own, put in place only once whole: a failed restore
-            // leaves the existing database as it was.
-            let (staging, replaced) = logical_restore_names(database);
-            execute_formatted(&mut conn, "drop database if exists %I with (force)", &[&staging]).await?;
-            execute_formatted(&mut conn, "create database %I owner %I", &[&staging, &spec.admin_user])
-                .await?;
-            let mut cmd = server.command("pg_restore");
-            cmd.arg("-h")
-                .arg(&server.socket_dir)
-                .args(["-p", &server.port.to_string(), "-U", crate::pg::SUPERUSER])
-                .args(["--no-owner", "--no-privileges", "--exit-on-error", "--role"])
-                .arg(&spec.admin_user)
-                .arg("-d")
-                .arg(&staging)
-                .arg(work.join(file))
-                .current_dir(&work);
-            if let Err(e) = crate::pg::run_for(cmd, "pg_restore", BASEBACKUP_TIMEOUT).await {
-                execute_formatted(&mut conn, "drop database if exists %I with (force)", &[&staging]).await?;
-                return Err(e.context(format!(
-                    "restoring database {database:?} into node {}; the database is as it was",
-                    spec.node_id
-                )));
-            }
-            swap_in(&mut conn, database, &staging, &replaced).await?;
-        }
-        conn.close().await?;
-        let _ = std::fs::remove_dir_all(&work);
-        Ok(())
+        self.load_dump(spec, archive).await
     }
 
     async fn superuser(&self, spec: &NodeSpec, database: &str) -> anyhow::Result<PgConnection> {

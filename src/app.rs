@@ -9,6 +9,7 @@ use sqlx::PgPool;
 use tokio::sync::Notify;
 
 use crate::audit::Refusals;
+use crate::auth::token::{self, TagKey};
 use crate::auth::{PasswordHasher, PgSessionStore};
 use crate::clock::Clock;
 use crate::config::AuthConfig;
@@ -26,6 +27,8 @@ pub struct AppState {
     pub wake: Arc<Notify>,
     /// Refused authentications waiting to be audited, one event per minute and subject.
     pub refusals: Refusals,
+    /// Tags the secrets Berth makes, so that made-up ones are refused without a lookup.
+    pub token_tags: TagKey,
 }
 
 impl AppState {
@@ -40,6 +43,7 @@ impl AppState {
             to_time(auth.session_idle_timeout),
             to_time(auth.session_absolute_timeout),
         );
+        let token_tags = TagKey::new(&plane.master_key.derive(token::TAG_KEY_PURPOSE));
         Self {
             db,
             auth: Arc::new(auth),
@@ -49,6 +53,7 @@ impl AppState {
             plane,
             wake: Arc::new(Notify::new()),
             refusals: Refusals::default(),
+            token_tags,
         }
     }
 

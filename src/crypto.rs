@@ -1,6 +1,7 @@
 //! The master key: encrypts the secrets Berth must be able to read back (a store's database
 //! passwords, later CA keys), with XChaCha20-Poly1305. Each ciphertext is bound to the row it
-//! belongs to by associated data, so it cannot be moved to another row.
+//! belongs to by associated data, so it cannot be moved to another row. It also gives the keys of
+//! other purposes ([`MasterKey::derive`]), so that no other use of it can weaken the encryption.
 
 use std::fmt;
 use std::io::Write;
@@ -12,11 +13,17 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 
 const NONCE_LEN: usize = 24;
 
 #[derive(Clone)]
-pub struct MasterKey(XChaCha20Poly1305);
+pub struct MasterKey {
+    aead: XChaCha20Poly1305,
+    /// HMAC-SHA256 keyed by the master key: the derivation of the keys of other purposes.
+    derivation: Hmac<Sha256>,
+}
 
 impl fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -34,13 +41,27 @@ impl MasterKey {
                 bytes.len()
             );
         }
-        Ok(Self(XChaCha20Poly1305::new_from_slice(&bytes).expect("32-byte key")))
+        Ok(Self::from_bytes(&bytes))
     }
 
     pub fn generate() -> (Self, String) {
         let key = XChaCha20Poly1305::generate_key(&mut OsRng);
-        let text = STANDARD.encode(key);
-        (Self(XChaCha20Poly1305::new(&key)), text)
+        (Self::from_bytes(&key), STANDARD.encode(key))
+    }
+
+    fn from_bytes(key: &[u8]) -> Self {
+        Self {
+            aead: XChaCha20Poly1305::new_from_slice(key).expect("32-byte key"),
+            derivation: <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes a key of any length"),
+        }
+    }
+
+    /// The key of one `purpose` (a fixed label naming it and its version): HMAC-SHA256 of the
+    /// label under the master key, the same in every instance that shares the master key.
+    pub fn derive(&self, purpose: &str) -> [u8; 32] {
+        let mut mac = self.derivation.clone();
+        mac.update(purpose.as_bytes());
+        mac.finalize().into_bytes().into()
     }
 
     /// The embedded default's key: read from `path`, or generated there (mode 0600) on first run.
@@ -67,7 +88,7 @@ impl MasterKey {
     pub fn encrypt(&self, plaintext: &[u8], bound_to: &[u8]) -> Vec<u8> {
         let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
         let ct = self
-            .0
+            .aead
             .encrypt(&nonce, Payload { msg: plaintext, aad: bound_to })
             .expect("encryption cannot fail");
         [nonce.as_slice(), &ct].concat()
@@ -78,7 +99,7 @@ impl MasterKey {
             bail!("ciphertext too short");
         }
         let (nonce, ct) = blob.split_at(NONCE_LEN);
-        self.0
+        self.aead
             .decrypt(XNonce::from_slice(nonce), Payload { msg: ct, aad: bound_to })
             .map_err(|_| anyhow::anyhow!("cannot decrypt: wrong master key, or the data was altered"))
     }
@@ -99,6 +120,15 @@ mod tests {
         let (other, _) = MasterKey::generate();
         assert!(other.decrypt(&blob, b"row-1").is_err());
         assert!(MasterKey::from_base64("c2hvcnQ=").is_err());
+    }
+
+    #[test]
+    fn derived_keys_differ_by_purpose_and_follow_the_master_key() {
+        let (key, text) = MasterKey::generate();
+        let again = MasterKey::from_base64(&text).unwrap();
+        assert_eq!(key.derive("a v1"), again.derive("a v1"));
+        assert_ne!(key.derive("a v1"), key.derive("b v1"));
+        assert_ne!(key.derive("a v1"), MasterKey::generate().0.derive("a v1"));
     }
 
     #[test]

@@ -67,6 +67,13 @@ fn next_ports() -> std::ops::RangeInclusive<u16> {
     base..=base + 9
 }
 
+/// One master key for every app of the test process, as the instances of one deployment share
+/// theirs: a token one of them made is checked by the others.
+fn master_key() -> MasterKey {
+    static KEY: std::sync::OnceLock<MasterKey> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| MasterKey::generate().0).clone()
+}
+
 pub fn test_plane(root: &std::path::Path) -> DataPlane {
     let driver = LocalDriver::discover(root.to_owned(), None).expect("the local driver").ephemeral(true);
     let backups = Arc::new(
@@ -77,7 +84,7 @@ pub fn test_plane(root: &std::path::Path) -> DataPlane {
     DataPlane {
         driver: Arc::new(driver),
         catalog: Arc::new(catalog),
-        master_key: MasterKey::generate().0,
+        master_key: master_key(),
         ports: next_ports(),
         quotas: berth::quota::Quotas::DEFAULT,
         backup_min_interval: berth::jobs::schedule::DEFAULT_MIN_INTERVAL,
@@ -454,6 +461,15 @@ pub async fn create_credential(
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     let j = r.json();
     (j["client_id"].as_str().unwrap().to_owned(), j["client_secret"].as_str().unwrap().to_owned())
+}
+
+/// A secret in the form Berth made before the tags: a prefix and base64url of `random_bytes`.
+pub fn untagged(prefix: &str, random_bytes: usize) -> String {
+    use base64::Engine;
+    use rand::RngCore;
+    let mut buf = vec![0u8; random_bytes];
+    rand::rngs::OsRng.fill_bytes(&mut buf);
+    format!("{prefix}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf))
 }
 
 pub fn basic(id: &str, secret: &str) -> String {

@@ -2,7 +2,9 @@ use axum::http::StatusCode;
 use serde_json::json;
 use time::Duration;
 
-use crate::helpers::{TestApp, TestResponse, basic, create_credential};
+use berth::auth::token;
+
+use crate::helpers::{TestApp, TestResponse, basic, create_credential, untagged};
 
 const TOKEN: &str = "/api/auth/oauth2/token";
 
@@ -606,4 +608,57 @@ async fn changing_a_password_revokes_the_users_credentials_in_every_org_and_no_o
     let mut want = vec![(org, 1), (second, 1)];
     want.sort();
     assert_eq!(revoked.into_iter().filter(|(_, n)| *n > 0).collect::<Vec<_>>(), want, "audited in each org");
+}
+
+#[tokio::test]
+async fn secrets_issued_before_the_tags_work_until_they_expire() {
+    let app = TestApp::spawn().await;
+    let owner = app.login_owner().await;
+    let (id, _) = create_credential(&app, &owner, app.owner_org, &["org:read"]).await;
+    // The credential and a token pair as Berth issued them before the tags.
+    let (old_id, old_secret) = (untagged("brc_", 16), untagged("brs_", 32));
+    let (access, refresh) = (untagged("brt_", 32), untagged("brr_", 32));
+    let credential_id: uuid::Uuid = sqlx::query_scalar(
+        "update credentials set client_id = $1, secret_hash = $2 where client_id = $3 returning id",
+    )
+    .bind(&old_id)
+    .bind(token::hash(&old_secret))
+    .bind(&id)
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    let now = app.clock_now();
+    berth::db::tokens::insert_pair(
+        &app.db,
+        berth::db::tokens::NewPair {
+            access_hash: &token::hash(&access),
+            refresh_hash: &token::hash(&refresh),
+            credential_id,
+            family_id: uuid::Uuid::now_v7(),
+            scopes: &["org:read".to_owned()],
+            now,
+            access_expires_at: now + Duration::HOUR,
+            refresh_expires_at: now + Duration::days(30),
+        },
+        true,
+    )
+    .await
+    .unwrap();
+
+    assert_eq!(app.bearer_status(&access).await, StatusCode::OK);
+    assert_eq!(
+        app.bearer_status(&untagged("brt_", 32)).await,
+        StatusCode::UNAUTHORIZED,
+        "looked up, unknown"
+    );
+    let auth = basic(&old_id, &old_secret);
+    let r = app.refresh(&auth, &refresh, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let next = r.json()["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(next.len(), 4 + 64, "what is issued now is tagged");
+    assert_eq!(app.bearer_status(&next).await, StatusCode::OK);
+    app.token(&old_id, &old_secret).await;
+
+    app.clock.advance(Duration::HOUR + Duration::seconds(1));
+    assert_eq!(app.bearer_status(&access).await, StatusCode::UNAUTHORIZED, "expired");
 }

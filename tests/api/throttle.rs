@@ -8,7 +8,7 @@ use serde_json::json;
 use time::Duration;
 
 use crate::helpers::{
-    OWNER_EMAIL, OWNER_PASSWORD, TestApp, TestResponse, basic, create_credential, test_auth_config,
+    OWNER_EMAIL, OWNER_PASSWORD, TestApp, TestResponse, basic, create_credential, test_auth_config, untagged,
 };
 
 const LOGIN: &str = "/api/auth/login";
@@ -146,8 +146,14 @@ async fn spraying_clients_from_one_address_is_throttled_there_only() {
     let app = TestApp::spawn_with(spray_config()).await;
     let owner = app.login_owner().await;
     let (id, secret) = create_credential(&app, &owner, app.owner_org, &["org:read"]).await;
-    for i in 0..5 {
+    // Made-up client ids have no secret to guess, and are not counted.
+    for i in 0..10 {
         let r = wrong_secret(&app, &format!("brc_made_up_{i}"), Some("203.0.113.7")).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text());
+    }
+    // Unknown ones of the form issued before the tags are looked up, and counted.
+    for _ in 0..5 {
+        let r = wrong_secret(&app, &untagged("brc_", 16), Some("203.0.113.7")).await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text());
     }
     let right = right_secret(&app, &id, &secret, Some("203.0.113.7")).await;
@@ -207,4 +213,33 @@ async fn a_flood_of_made_up_tokens_and_clients_is_audited_once_per_minute() {
     assert!(counts.contains(&(None, 300)), "{counts:?}");
     assert!(counts.contains(&(Some("brc_nobody".into()), 60)), "{counts:?}");
     assert_eq!(app.flush_refusals().await, 0, "each is written once");
+}
+
+#[tokio::test]
+async fn made_up_tokens_and_clients_are_refused_without_the_database() {
+    let app = TestApp::spawn().await;
+    let owner = app.login_owner().await;
+    let (id, secret) = create_credential(&app, &owner, app.owner_org, &["org:read"]).await;
+    let good = app.token(&id, &secret).await;
+    let access = good["access_token"].as_str().unwrap();
+    let refresh = good["refresh_token"].as_str().unwrap();
+    let org = format!("/api/v1/orgs/{}", app.owner_org);
+    let mut forged = access.to_owned();
+    forged.replace_range(10..11, if &access[10..11] == "A" { "B" } else { "A" });
+    let refused = app.get(&org).bearer("brt_made_up").send().await;
+
+    // From here on, any use of the pool fails.
+    app.db.close().await;
+    for tok in ["brt_made_up", forged.as_str(), refresh, &format!("{access}x")] {
+        let r = app.get(&org).bearer(tok).send().await;
+        r.assert_problem(StatusCode::UNAUTHORIZED, "invalid_token");
+        assert_eq!(r.body, refused.body, "{tok}: as any invalid token");
+    }
+    for client in ["brc_made_up", &secret, &id[..id.len() - 1]] {
+        let r = wrong_secret(&app, client, Some("203.0.113.7")).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text());
+        assert_eq!(r.json()["error"], "invalid_client");
+    }
+    let r = app.get(&org).bearer(access).send().await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "a genuine token is looked up: {}", r.text());
 }

@@ -65,7 +65,12 @@ where
 
 async fn bearer(state: &AppState, tok: &str, parts: &mut Parts) -> Result<Authenticated, ApiError> {
     let now = state.clock.now();
-    let found = db::tokens::bearer_principal(&state.db, &token::hash(tok), now).await?;
+    // A made-up token is refused before the database: a flood of them takes no connection.
+    let found = if state.token_tags.may_be_genuine(token::ACCESS, tok) {
+        db::tokens::bearer_principal(&state.db, &token::hash(tok), now).await?
+    } else {
+        None
+    };
     let Some(row) = found else {
         let meta = RequestMeta::from_request_parts(parts, &()).await.unwrap_or_default();
         // Counted, not appended: a flood of made-up tokens must not queue on the audit chain.

@@ -144,8 +144,8 @@ async fn create_credential(
         Scope::ALL.iter().filter(|s| body.scopes.contains(s)).map(|s| s.as_str().to_owned()).collect();
     scopes.dedup();
 
-    let client_id = token::generate(token::CLIENT_ID, 16);
-    let secret = token::generate(token::CLIENT_SECRET, 32);
+    let client_id = state.token_tags.generate(token::CLIENT_ID);
+    let secret = state.token_tags.generate(token::CLIENT_SECRET);
     let mut tx = state.db.begin().await?;
     db::credentials::insert(
         &mut *tx,

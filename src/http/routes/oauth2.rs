@@ -25,7 +25,7 @@ use uuid::Uuid;
 use crate::app::AppState;
 use crate::audit::{Event, Outcome, RequestMeta};
 use crate::auth::throttle::{self, Limit, Throttled};
-use crate::auth::token;
+use crate::auth::token::{self, TagKey};
 use crate::db;
 use crate::db::credentials::ClientAuth;
 use crate::db::tokens::{NewPair, Refresh};
@@ -318,6 +318,12 @@ async fn authenticate(
         }
         ev
     };
+    // A made-up client id is refused before the database. It is not counted either: with no
+    // credential behind it, there is no secret to guess.
+    if !state.token_tags.may_be_genuine(token::CLIENT_ID, &client_id) {
+        refuse("made-up client id", None, None).tally(&state.refusals, now);
+        return Err(OAuthError::invalid_client("unknown client or wrong secret"));
+    }
     let limits = [Limit::client(&client_id), Limit::address(&state.auth, meta.source_ip.as_deref())];
     if let Err(t) = throttle::check(&state.db, &limits, now).await? {
         refuse("throttled", None, None).tally(&state.refusals, now);
@@ -396,6 +402,7 @@ enum Grant {
 /// Issues an access token and a refresh token of `grant`, neither outliving the credential.
 async fn issue(
     conn: &mut PgConnection,
+    tags: &TagKey,
     client: &ClientAuth,
     grant: Grant,
     scopes: Vec<String>,
@@ -405,8 +412,8 @@ async fn issue(
         Grant::New => (Uuid::now_v7(), false),
         Grant::Rotated(family_id) => (family_id, true),
     };
-    let access = token::generate(token::ACCESS, 32);
-    let refresh = token::generate(token::REFRESH, 32);
+    let access = tags.generate(token::ACCESS);
+    let refresh = tags.generate(token::REFRESH);
     let access_expires = (now + ACCESS_TTL).min(client.expires_at);
     let refresh_expires = (now + REFRESH_TTL).min(client.expires_at);
     db::tokens::insert_pair(
@@ -465,17 +472,33 @@ async fn token_endpoint(
         "client_credentials" => {
             let scopes = granted_scopes(form.get("scope"), &client.scopes)?;
             let mut conn = state.db.acquire().await?;
-            issue(&mut conn, &client, Grant::New, scopes, now).await?
+            issue(&mut conn, &state.token_tags, &client, Grant::New, scopes, now).await?
         }
         "refresh_token" => {
             let presented = form
                 .get("refresh_token")
                 .ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
+            // Counted, not appended, like every refusal a client can repeat at will.
+            let refuse = || {
+                Event::new("token.refused", &meta)
+                    .org(client.org_id)
+                    .credential(client.id)
+                    .outcome(Outcome::Denied)
+                    .detail("reason", "invalid, expired or revoked refresh token")
+                    .tally(&state.refusals, now);
+                OAuthError::invalid_grant("the refresh token is invalid, expired or revoked")
+            };
+            // A made-up one is refused before the database.
+            if !state.token_tags.may_be_genuine(token::REFRESH, presented) {
+                return Err(refuse());
+            }
             let mut tx = state.db.begin().await?;
             match db::tokens::use_refresh(&mut tx, &token::hash(presented), client.id, now).await? {
                 Refresh::Rotated { family_id, scopes } => {
                     let scopes = granted_scopes(form.get("scope"), &scopes)?;
-                    let r = issue(&mut tx, &client, Grant::Rotated(family_id), scopes, now).await?;
+                    let r =
+                        issue(&mut tx, &state.token_tags, &client, Grant::Rotated(family_id), scopes, now)
+                            .await?;
                     tx.commit().await?;
                     r
                 }
@@ -495,19 +518,7 @@ async fn token_endpoint(
                         "the refresh token was already used; the grant is revoked",
                     ));
                 }
-                Refresh::Invalid => {
-                    drop(tx);
-                    Event::new("token.refused", &meta)
-                        .org(client.org_id)
-                        .credential(client.id)
-                        .outcome(Outcome::Denied)
-                        .detail("reason", "invalid, expired or revoked refresh token")
-                        .record(&state.db, now)
-                        .await?;
-                    return Err(OAuthError::invalid_grant(
-                        "the refresh token is invalid, expired or revoked",
-                    ));
-                }
+                Refresh::Invalid => return Err(refuse()),
             }
         }
         other => {

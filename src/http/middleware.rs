@@ -1,7 +1,7 @@
 use std::sync::Arc;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderMap, Method, header};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tracing::Span;
@@ -51,6 +51,24 @@ pub async fn csrf_guard(State(cfg): State<Arc<AuthConfig>>, req: Request, next: 
         .into_response();
     }
     next.run(req).await
+}
+
+/// Answers a refused credential late: a 401 to a request that carried credentials (an
+/// `Authorization` header, a cookie, or a body such as a login's or a token request's) leaves
+/// only after [`AuthConfig::refusal_delay`]. Nothing is held meanwhile but the caller's own
+/// connection: no pool connection, no lock, no worker. A request with no credentials at all gets
+/// its 401 at once, as a client discovering that it must sign in expects.
+pub async fn slow_refusals(State(cfg): State<Arc<AuthConfig>>, req: Request, next: Next) -> Response {
+    let h = req.headers();
+    let carried = h.contains_key(header::AUTHORIZATION)
+        || h.contains_key(header::COOKIE)
+        || h.get(header::CONTENT_LENGTH).is_some_and(|v| v != "0")
+        || h.contains_key(header::TRANSFER_ENCODING);
+    let res = next.run(req).await;
+    if carried && res.status() == StatusCode::UNAUTHORIZED && !cfg.refusal_delay.is_zero() {
+        tokio::time::sleep(cfg.refusal_delay).await;
+    }
+    res
 }
 
 fn is_safe(m: &Method) -> bool {

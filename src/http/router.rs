@@ -34,6 +34,7 @@ pub fn build_router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(http::extract::MAX_JSON_BODY))
         .layer(sessions)
         .layer(axum::middleware::from_fn_with_state(state.auth.clone(), middleware::csrf_guard))
+        .layer(axum::middleware::from_fn_with_state(state.auth.clone(), middleware::slow_refusals))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),

@@ -208,7 +208,12 @@ pub struct TestApp {
 /// so a test's requests share one address bucket: its limit is raised here for the tests that
 /// are not about it, and those that are set their own ([`TestApp::spawn_with`]).
 pub fn test_auth_config() -> AuthConfig {
-    AuthConfig { hash_concurrency: Some(2), address_max_failures: 1000, ..AuthConfig::default() }
+    AuthConfig {
+        hash_concurrency: Some(2),
+        address_max_failures: 1000,
+        refusal_delay: std::time::Duration::ZERO,
+        ..AuthConfig::default()
+    }
 }
 
 impl TestApp {

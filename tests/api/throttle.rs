@@ -243,3 +243,37 @@ async fn made_up_tokens_and_clients_are_refused_without_the_database() {
     let r = app.get(&org).bearer(access).send().await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "a genuine token is looked up: {}", r.text());
 }
+
+/// A refused credential waits for its 401 (only its own connection does); a request without any
+/// credential, or with a good one, is answered at once.
+#[tokio::test]
+async fn refused_credentials_are_answered_late_and_others_at_once() {
+    let delay = std::time::Duration::from_secs(3);
+    let app = TestApp::spawn_with(AuthConfig { refusal_delay: delay, ..test_auth_config() }).await;
+    let owner = app.login_owner().await;
+    let (id, secret) = create_credential(&app, &owner, app.owner_org, &["org:read"]).await;
+    let token = app.token(&id, &secret).await["access_token"].as_str().unwrap().to_owned();
+    let org = format!("/api/v1/orgs/{}", app.owner_org);
+
+    let started = std::time::Instant::now();
+    let (made_up, wrong_secret, none, good) = tokio::join!(
+        app.get(&org).bearer("brt_made-up").send(),
+        app.post(TOKEN).header("authorization", &basic(&id, "brs_wrong")).form(&CC).send(),
+        app.get(&org).send(),
+        app.get(&org).bearer(&token).send(),
+    );
+    assert_eq!(made_up.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(wrong_secret.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(none.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(good.status, StatusCode::OK);
+    // The four went at once: the two refusals took the delay, together, not one after the other.
+    let elapsed = started.elapsed();
+    assert!(elapsed >= delay, "refusals answered after {elapsed:?}");
+    assert!(elapsed < delay * 2, "the refusals waited one after the other: {elapsed:?}");
+
+    // Alone, the uncredentialed and the good request do not wait.
+    let started = std::time::Instant::now();
+    assert_eq!(app.get(&org).send().await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(app.get(&org).bearer(&token).send().await.status, StatusCode::OK);
+    assert!(started.elapsed() < delay, "{:?}", started.elapsed());
+}

@@ -427,8 +427,9 @@ pub async fn count_by_status(
     Ok(rows.into_iter().map(|r| (r.org_id, r.status, r.n)).collect())
 }
 
-/// Makes the store's row agree with its nodes: the count, and `available` when every node
-/// runs, `degraded` otherwise.
+/// Makes the store's row agree with its nodes: the count, and the status
+/// [`StoreStatus::settled`] gives for them (the rule is Rust's; the query only tells it whether
+/// every node runs).
 pub async fn settle(
     ex: impl PgExecutor<'_>,
     org_id: Uuid,
@@ -438,14 +439,17 @@ pub async fn settle(
     sqlx::query!(
         "update stores s set
              node_count = (select count(*) from store_nodes n where n.store_id = s.id),
-             status = case when exists (select 1 from store_nodes n where n.store_id = s.id and n.state <> 'running')
-                           then 'degraded' else 'available' end,
+             status = case when exists (select 1 from store_nodes n where n.store_id = s.id and n.state <> $4)
+                           then $5 else $6 end,
              revision = revision + 1,
              updated_at = $3
          where org_id = $1 and id = $2",
         org_id,
         id,
-        now
+        now,
+        NodeState::Running.as_str(),
+        StoreStatus::settled(false).as_str(),
+        StoreStatus::settled(true).as_str(),
     )
     .execute(ex)
     .await?;

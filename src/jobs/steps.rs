@@ -201,8 +201,7 @@ pub async fn run(env: &JobEnv, job: &JobRow, step_text: &str) -> anyhow::Result<
         step::FINISH_AVAILABLE => {
             let store_id = store_id.context("job has no store")?;
             let nodes = db::stores::nodes(&env.db, job.org_id, &[store_id]).await?;
-            let healthy = nodes.iter().all(|n| n.state == NodeState::Running);
-            let status = if healthy { StoreStatus::Available } else { StoreStatus::Degraded };
+            let status = StoreStatus::settled(nodes.iter().all(|n| n.state == NodeState::Running));
             db::stores::set_status(&env.db, job.org_id, store_id, status, now()).await?;
             Ok(())
         }

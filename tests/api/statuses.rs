@@ -1,7 +1,11 @@
-//! The status enums of `berth::domain` and the check constraints of the migrated database list
-//! the same values: a status added on one side only fails here, not at the first write.
+//! Statuses: the enums of `berth::domain` and the check constraints of the migrated database
+//! list the same values (a status added on one side only fails here, not at the first write),
+//! and the table of what each store status allows refuses at the entry points it alone guards.
 
+use axum::http::StatusCode;
 use berth::domain::{BackupStatus, JobStatus, NodeState, PeeringStatus, StoreStatus, VpcStatus};
+
+use uuid::Uuid;
 
 use crate::helpers::TestApp;
 
@@ -39,4 +43,32 @@ async fn every_status_enum_lists_what_its_check_constraint_allows() {
     for (constraint, values) in cases {
         assert_eq!(allowed(&app, constraint).await, values, "{constraint}");
     }
+}
+
+#[tokio::test]
+async fn a_store_still_deploying_is_not_restored_and_one_being_deleted_is_not_deleted_again() {
+    // No workers: the create job stays queued and the store deploying.
+    let app = TestApp::spawn().await;
+    let owner = app.login_owner().await;
+    let org = app.owner_org;
+    let created = crate::stores::create(&app, &owner, "early", 1).await;
+    let id = created["store"]["id"].as_str().unwrap();
+    let r = app
+        .post(&format!("/api/v1/orgs/{org}/stores/{id}/restore"))
+        .cookie(&owner)
+        .json(serde_json::json!({ "backup_id": Uuid::now_v7(), "confirm": "early" }))
+        .send()
+        .await;
+    r.assert_problem(StatusCode::CONFLICT, "store_busy");
+    assert!(r.json()["detail"].as_str().unwrap().contains("deploying"), "{}", r.text());
+
+    sqlx::query("update stores set status = 'deleting' where id = $1")
+        .bind(id.parse::<Uuid>().unwrap())
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let r = app.delete(&format!("/api/v1/orgs/{org}/stores/{id}")).cookie(&owner).send().await;
+    r.assert_problem(StatusCode::CONFLICT, "store_busy");
+    let jobs: i64 = sqlx::query_scalar("select count(*) from jobs").fetch_one(&app.db).await.unwrap();
+    assert_eq!(jobs, 1, "nothing else was enqueued");
 }

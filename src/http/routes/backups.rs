@@ -482,7 +482,7 @@ pub(crate) async fn resolve_backup(
     responses(
         (status = 202, body = JobView),
         (status = 404, description = "No such store for the caller", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "A job is in progress, or the archive is corrupt", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A job is in progress, the store is not available or degraded (`store_busy`), or the archive is corrupt", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "No confirmation, no backup before that time, or a time in the future", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -499,11 +499,14 @@ async fn restore_store(
     if body.confirm != store.name {
         return Err(ApiError::field("confirm", "must be the store's name: a restore replaces its data"));
     }
+    // Before reading the archive (its checksum is a read of all of it); again under the lock.
+    store.status.check(StoreOperation::Restore)?;
     let now = state.clock.now();
     let backup = resolve_backup(&state, &ctx, store_id, body.backup_id, body.point_in_time, "").await?;
     let mut tx = state.db.begin().await?;
     let store =
         db::stores::get_for_update(&mut tx, &ctx, store_id).await?.ok_or(ApiError::not_found("store"))?;
+    store.status.check(StoreOperation::Restore)?;
     let mut nodes = db::stores::nodes(&mut *tx, ctx.org_id, &[store_id]).await?;
     nodes.sort_by_key(|n| n.role != "primary");
     let mut steps = vec![];

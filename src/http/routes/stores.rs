@@ -894,7 +894,7 @@ pub struct DeleteQuery {
     responses(
         (status = 202, body = JobView),
         (status = 404, description = "No such store for the caller", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Deletion protection is on, or a job is in progress", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Deletion protection is on, a job is in progress, or the store is being deleted (`store_busy`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn delete_store(
@@ -915,6 +915,7 @@ async fn delete_store(
     if store.deletion_protection {
         return Err(ApiError::conflict("deletion_protected", "deletion protection is on; turn it off first"));
     }
+    store.status.check(StoreOperation::Delete)?;
     let mut nodes = db::stores::nodes(&mut *tx, ctx.org_id, &[store_id]).await?;
     nodes.sort_by_key(|n| n.role == "primary");
     let mut steps: Vec<String> = nodes.iter().map(|n| step::on(step::REMOVE_NODE, n.id)).collect();

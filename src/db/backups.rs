@@ -2,7 +2,7 @@ use sqlx::PgExecutor;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::domain::Ctx;
+use crate::domain::{BackupStatus, Ctx};
 
 #[derive(Debug, Clone)]
 pub struct BackupRow {
@@ -10,7 +10,7 @@ pub struct BackupRow {
     pub org_id: Uuid,
     pub store_id: Uuid,
     pub kind: String,
-    pub status: String,
+    pub status: BackupStatus,
     pub node_id: Option<Uuid>,
     pub size_bytes: Option<i64>,
     pub sha256: Option<String>,
@@ -56,7 +56,9 @@ pub async fn get(
 ) -> sqlx::Result<Option<BackupRow>> {
     sqlx::query_as!(
         BackupRow,
-        "select * from backups where org_id = $1 and store_id = $2 and id = $3",
+        r#"select id, org_id, store_id, kind, status as "status: BackupStatus", node_id, size_bytes, sha256, location,
+                  start_lsn, end_lsn, error, created_at, finished_at, trigger
+           from backups where org_id = $1 and store_id = $2 and id = $3"#,
         ctx.org_id,
         store_id,
         id
@@ -67,7 +69,9 @@ pub async fn get(
 
 /// For the jobs, which act for the organization named in the job row.
 pub async fn get_by_id(ex: impl PgExecutor<'_>, org_id: Uuid, id: Uuid) -> sqlx::Result<Option<BackupRow>> {
-    sqlx::query_as!(BackupRow, "select * from backups where org_id = $1 and id = $2", org_id, id)
+    sqlx::query_as!(BackupRow, r#"select id, org_id, store_id, kind, status as "status: BackupStatus", node_id, size_bytes, sha256, location,
+                  start_lsn, end_lsn, error, created_at, finished_at, trigger
+           from backups where org_id = $1 and id = $2"#, org_id, id)
         .fetch_optional(ex)
         .await
 }
@@ -82,9 +86,11 @@ pub async fn list(
     let (at, id) = before.map_or((None, None), |(a, i)| (Some(a), Some(i)));
     sqlx::query_as!(
         BackupRow,
-        "select * from backups where org_id = $1 and store_id = $2
-           and ($3::timestamptz is null or (created_at, id) < ($3, $4::uuid))
-         order by created_at desc, id desc limit $5",
+        r#"select id, org_id, store_id, kind, status as "status: BackupStatus", node_id, size_bytes, sha256, location,
+                  start_lsn, end_lsn, error, created_at, finished_at, trigger
+           from backups where org_id = $1 and store_id = $2
+             and ($3::timestamptz is null or (created_at, id) < ($3, $4::uuid))
+           order by created_at desc, id desc limit $5"#,
         ctx.org_id,
         store_id,
         at,
@@ -167,9 +173,11 @@ pub async fn latest_full_before(
 ) -> sqlx::Result<Option<BackupRow>> {
     sqlx::query_as!(
         BackupRow,
-        "select * from backups where org_id = $1 and store_id = $2 and kind = 'full' and status = 'succeeded'
-           and finished_at <= $3
-         order by finished_at desc, id desc limit 1",
+        r#"select id, org_id, store_id, kind, status as "status: BackupStatus", node_id, size_bytes, sha256, location,
+                  start_lsn, end_lsn, error, created_at, finished_at, trigger
+           from backups where org_id = $1 and store_id = $2 and kind = 'full' and status = 'succeeded'
+             and finished_at <= $3
+           order by finished_at desc, id desc limit 1"#,
         ctx.org_id,
         store_id,
         at
@@ -199,7 +207,7 @@ pub async fn expired(
              order by b.finished_at desc, b.id desc limit 1
            )
            select id as "id!", org_id as "org_id!", store_id as "store_id!", kind as "kind!",
-                  status as "status!", node_id, size_bytes, sha256, location, start_lsn, end_lsn, error,
+                  status as "status!: BackupStatus", node_id, size_bytes, sha256, location, start_lsn, end_lsn, error,
                   created_at as "created_at!", finished_at, trigger as "trigger!"
            from ranked
            where (($3::int is not null and rank > $3) or ($4::timestamptz is not null and created_at < $4))
@@ -240,8 +248,10 @@ pub async fn succeeded_full(
 ) -> sqlx::Result<Vec<BackupRow>> {
     sqlx::query_as!(
         BackupRow,
-        "select * from backups where org_id = $1 and store_id = $2 and kind = 'full' and status = 'succeeded'
-         order by finished_at, id",
+        r#"select id, org_id, store_id, kind, status as "status: BackupStatus", node_id, size_bytes, sha256, location,
+                  start_lsn, end_lsn, error, created_at, finished_at, trigger
+           from backups where org_id = $1 and store_id = $2 and kind = 'full' and status = 'succeeded'
+           order by finished_at, id"#,
         ctx.org_id,
         store_id
     )

@@ -2,7 +2,7 @@ use sqlx::PgExecutor;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::domain::Ctx;
+use crate::domain::{Ctx, JobStatus};
 
 #[derive(Debug, Clone)]
 pub struct JobRow {
@@ -10,7 +10,7 @@ pub struct JobRow {
     pub org_id: Uuid,
     pub store_id: Option<Uuid>,
     pub kind: String,
-    pub status: String,
+    pub status: JobStatus,
     pub params: serde_json::Value,
     pub steps: Vec<String>,
     pub step: i32,
@@ -66,7 +66,10 @@ pub async fn active_for_store(
 ) -> sqlx::Result<Option<JobRow>> {
     sqlx::query_as!(
         JobRow,
-        "select * from jobs where org_id = $1 and store_id = $2 and status in ('queued', 'running')",
+        r#"select id, org_id, store_id, kind, status as "status: JobStatus", params, steps, step, attempts, max_attempts,
+                run_after, locked_by, locked_until, cancel_requested, error, created_by, created_at, started_at,
+                finished_at, updated_at
+           from jobs where org_id = $1 and store_id = $2 and status in ('queued', 'running')"#,
         org_id,
         store_id
     )
@@ -84,7 +87,7 @@ pub async fn claim(
 ) -> sqlx::Result<Option<JobRow>> {
     sqlx::query_as!(
         JobRow,
-        "update jobs set status = 'running', locked_by = $1, locked_until = $3, attempts = attempts + 1,
+        r#"update jobs set status = 'running', locked_by = $1, locked_until = $3, attempts = attempts + 1,
                 started_at = coalesce(started_at, $2), updated_at = $2
          where id = (
              select id from jobs
@@ -94,7 +97,9 @@ pub async fn claim(
              for update skip locked
              limit 1
          )
-         returning *",
+         returning id, org_id, store_id, kind, status as "status: JobStatus", params, steps, step, attempts, max_attempts,
+                run_after, locked_by, locked_until, cancel_requested, error, created_by, created_at, started_at,
+                finished_at, updated_at"#,
         worker,
         now,
         lease_until
@@ -145,7 +150,7 @@ pub async fn finish(
     ex: impl PgExecutor<'_>,
     id: Uuid,
     worker: &str,
-    status: &str,
+    status: JobStatus,
     error: Option<&str>,
     now: OffsetDateTime,
 ) -> sqlx::Result<bool> {
@@ -155,7 +160,7 @@ pub async fn finish(
          where id = $1 and locked_by = $2 and status = 'running'",
         id,
         worker,
-        status,
+        status.as_str(),
         error,
         now
     )
@@ -207,9 +212,17 @@ pub async fn log(
 }
 
 pub async fn get(ex: impl PgExecutor<'_>, ctx: &Ctx, id: Uuid) -> sqlx::Result<Option<JobRow>> {
-    sqlx::query_as!(JobRow, "select * from jobs where org_id = $1 and id = $2", ctx.org_id, id)
-        .fetch_optional(ex)
-        .await
+    sqlx::query_as!(
+        JobRow,
+        r#"select id, org_id, store_id, kind, status as "status: JobStatus", params, steps, step, attempts, max_attempts,
+                run_after, locked_by, locked_until, cancel_requested, error, created_by, created_at, started_at,
+                finished_at, updated_at
+           from jobs where org_id = $1 and id = $2"#,
+        ctx.org_id,
+        id
+    )
+    .fetch_optional(ex)
+    .await
 }
 
 pub struct LogRow {
@@ -241,11 +254,14 @@ pub async fn list(
     let (before_at, before_id) = before.map_or((None, None), |(a, i)| (Some(a), Some(i)));
     sqlx::query_as!(
         JobRow,
-        "select * from jobs
-         where org_id = $1 and ($2::uuid is null or store_id = $2)
-           and ($3::timestamptz is null or (created_at, id) < ($3, $4::uuid))
-         order by created_at desc, id desc
-         limit $5",
+        r#"select id, org_id, store_id, kind, status as "status: JobStatus", params, steps, step, attempts, max_attempts,
+                run_after, locked_by, locked_until, cancel_requested, error, created_by, created_at, started_at,
+                finished_at, updated_at
+           from jobs
+           where org_id = $1 and ($2::uuid is null or store_id = $2)
+             and ($3::timestamptz is null or (created_at, id) < ($3, $4::uuid))
+           order by created_at desc, id desc
+           limit $5"#,
         ctx.org_id,
         store_id,
         before_at,
@@ -265,9 +281,11 @@ pub async fn cancel_queued(
 ) -> sqlx::Result<Option<JobRow>> {
     sqlx::query_as!(
         JobRow,
-        "update jobs set status = 'cancelled', finished_at = $3, updated_at = $3, error = 'cancelled by request'
-         where org_id = $1 and id = $2 and status = 'queued' and step = 0 and attempts = 0
-         returning *",
+        r#"update jobs set status = 'cancelled', finished_at = $3, updated_at = $3, error = 'cancelled by request'
+           where org_id = $1 and id = $2 and status = 'queued' and step = 0 and attempts = 0
+           returning id, org_id, store_id, kind, status as "status: JobStatus", params, steps, step, attempts, max_attempts,
+                run_after, locked_by, locked_until, cancel_requested, error, created_by, created_at, started_at,
+                finished_at, updated_at"#,
         ctx.org_id,
         id,
         now

@@ -2,7 +2,7 @@ use sqlx::{PgExecutor, Postgres, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::domain::Ctx;
+use crate::domain::{Ctx, NodeState, StoreStatus};
 
 #[derive(Debug, Clone)]
 pub struct StoreRow {
@@ -18,7 +18,7 @@ pub struct StoreRow {
     pub node_count: i32,
     pub tags: Vec<String>,
     pub deletion_protection: bool,
-    pub status: String,
+    pub status: StoreStatus,
     pub admin_user: String,
     pub database_name: String,
     pub revision: i32,
@@ -35,7 +35,7 @@ pub struct NodeRow {
     pub role: String,
     pub host: String,
     pub port: i32,
-    pub state: String,
+    pub state: NodeState,
     pub replication_lag_bytes: Option<i64>,
     pub checked_at: Option<OffsetDateTime>,
     pub created_at: OffsetDateTime,
@@ -110,9 +110,10 @@ pub async fn insert(ex: impl PgExecutor<'_>, ctx: &Ctx, s: NewStore<'_>) -> sqlx
 pub async fn get(ex: impl PgExecutor<'_>, ctx: &Ctx, id: Uuid) -> sqlx::Result<Option<StoreRow>> {
     sqlx::query_as!(
         StoreRow,
-        "select id, org_id, name, vendor, version, instance_size, volume_size_gb, cloud, region, node_count, tags,
-                deletion_protection, status, admin_user, database_name, revision, vpc_id, created_at, updated_at
-         from stores where org_id = $1 and id = $2 and status <> 'deleted'",
+        r#"select id, org_id, name, vendor, version, instance_size, volume_size_gb, cloud, region, node_count, tags,
+                deletion_protection, status as "status: StoreStatus", admin_user, database_name, revision, vpc_id,
+                created_at, updated_at
+         from stores where org_id = $1 and id = $2 and status <> 'deleted'"#,
         ctx.org_id,
         id
     )
@@ -128,9 +129,10 @@ pub async fn get_for_update(
 ) -> sqlx::Result<Option<StoreRow>> {
     sqlx::query_as!(
         StoreRow,
-        "select id, org_id, name, vendor, version, instance_size, volume_size_gb, cloud, region, node_count, tags,
-                deletion_protection, status, admin_user, database_name, revision, vpc_id, created_at, updated_at
-         from stores where org_id = $1 and id = $2 and status <> 'deleted' for update",
+        r#"select id, org_id, name, vendor, version, instance_size, volume_size_gb, cloud, region, node_count, tags,
+                deletion_protection, status as "status: StoreStatus", admin_user, database_name, revision, vpc_id,
+                created_at, updated_at
+         from stores where org_id = $1 and id = $2 and status <> 'deleted' for update"#,
         ctx.org_id,
         id
     )
@@ -142,9 +144,10 @@ pub async fn get_for_update(
 pub async fn get_by_id(ex: impl PgExecutor<'_>, org_id: Uuid, id: Uuid) -> sqlx::Result<Option<StoreRow>> {
     sqlx::query_as!(
         StoreRow,
-        "select id, org_id, name, vendor, version, instance_size, volume_size_gb, cloud, region, node_count, tags,
-                deletion_protection, status, admin_user, database_name, revision, vpc_id, created_at, updated_at
-         from stores where org_id = $1 and id = $2",
+        r#"select id, org_id, name, vendor, version, instance_size, volume_size_gb, cloud, region, node_count, tags,
+                deletion_protection, status as "status: StoreStatus", admin_user, database_name, revision, vpc_id,
+                created_at, updated_at
+         from stores where org_id = $1 and id = $2"#,
         org_id,
         id
     )
@@ -153,7 +156,7 @@ pub async fn get_by_id(ex: impl PgExecutor<'_>, org_id: Uuid, id: Uuid) -> sqlx:
 }
 
 pub struct ListFilter<'a> {
-    pub status: Option<&'a str>,
+    pub status: Option<StoreStatus>,
     pub tag: Option<&'a str>,
     /// `(created_at, id)` of the last store of the previous page.
     pub after: Option<(OffsetDateTime, Uuid)>,
@@ -164,17 +167,18 @@ pub async fn list(ex: impl PgExecutor<'_>, ctx: &Ctx, f: &ListFilter<'_>) -> sql
     let (after_at, after_id) = f.after.map_or((None, None), |(a, i)| (Some(a), Some(i)));
     sqlx::query_as!(
         StoreRow,
-        "select id, org_id, name, vendor, version, instance_size, volume_size_gb, cloud, region, node_count, tags,
-                deletion_protection, status, admin_user, database_name, revision, vpc_id, created_at, updated_at
+        r#"select id, org_id, name, vendor, version, instance_size, volume_size_gb, cloud, region, node_count, tags,
+                deletion_protection, status as "status: StoreStatus", admin_user, database_name, revision, vpc_id,
+                created_at, updated_at
          from stores
          where org_id = $1 and status <> 'deleted'
            and ($2::text is null or status = $2)
            and ($3::text is null or $3 = any(tags))
            and ($4::timestamptz is null or (created_at, id) > ($4, $5::uuid))
          order by created_at, id
-         limit $6",
+         limit $6"#,
         ctx.org_id,
-        f.status,
+        f.status.map(StoreStatus::as_str),
         f.tag,
         after_at,
         after_id,
@@ -204,7 +208,7 @@ pub async fn set_status(
     ex: impl PgExecutor<'_>,
     org_id: Uuid,
     id: Uuid,
-    status: &str,
+    status: StoreStatus,
     now: OffsetDateTime,
 ) -> sqlx::Result<()> {
     sqlx::query!(
@@ -213,7 +217,7 @@ pub async fn set_status(
          where org_id = $1 and id = $2",
         org_id,
         id,
-        status,
+        status.as_str(),
         now
     )
     .execute(ex)
@@ -228,7 +232,7 @@ pub struct Patch<'a> {
     pub instance_size: Option<&'a str>,
     pub volume_size_gb: Option<i32>,
     pub node_count: Option<i32>,
-    pub status: Option<&'a str>,
+    pub status: Option<StoreStatus>,
 }
 
 /// Applies a change if the store is still at `revision` (its ETag); `None` when it has moved on.
@@ -262,7 +266,7 @@ pub async fn update(
         p.instance_size,
         p.volume_size_gb,
         p.node_count,
-        p.status,
+        p.status.map(StoreStatus::as_str),
         now
     )
     .fetch_optional(ex)
@@ -272,10 +276,10 @@ pub async fn update(
 pub async fn nodes(ex: impl PgExecutor<'_>, org_id: Uuid, store_ids: &[Uuid]) -> sqlx::Result<Vec<NodeRow>> {
     sqlx::query_as!(
         NodeRow,
-        "select id, store_id, role, host, port, state, replication_lag_bytes, checked_at, created_at,
-                disk_size_bytes, disk_used_bytes, disk_full_at
+        r#"select id, store_id, role, host, port, state as "state: NodeState", replication_lag_bytes, checked_at,
+                created_at, disk_size_bytes, disk_used_bytes, disk_full_at
          from store_nodes where org_id = $1 and store_id = any($2)
-         order by store_id, role, created_at, id",
+         order by store_id, role, created_at, id"#,
         org_id,
         store_ids
     )
@@ -316,18 +320,23 @@ pub async fn used_ports(ex: impl PgExecutor<'_>) -> sqlx::Result<Vec<i32>> {
 pub async fn set_node_state(
     ex: impl PgExecutor<'_>,
     node_id: Uuid,
-    state: &str,
+    state: NodeState,
     now: OffsetDateTime,
 ) -> sqlx::Result<()> {
-    sqlx::query!("update store_nodes set state = $2, updated_at = $3 where id = $1", node_id, state, now)
-        .execute(ex)
-        .await?;
+    sqlx::query!(
+        "update store_nodes set state = $2, updated_at = $3 where id = $1",
+        node_id,
+        state.as_str(),
+        now
+    )
+    .execute(ex)
+    .await?;
     Ok(())
 }
 
 /// What a health check saw of a node.
-pub struct Health<'a> {
-    pub state: &'a str,
+pub struct Health {
+    pub state: NodeState,
     pub lag: Option<i64>,
     pub disk: Option<crate::provision::DiskUsage>,
 }
@@ -335,7 +344,7 @@ pub struct Health<'a> {
 pub async fn set_node_health(
     ex: impl PgExecutor<'_>,
     node_id: Uuid,
-    h: Health<'_>,
+    h: Health,
     now: OffsetDateTime,
 ) -> sqlx::Result<()> {
     let bytes = |b: u64| i64::try_from(b).unwrap_or(i64::MAX);
@@ -346,7 +355,7 @@ pub async fn set_node_health(
                 updated_at = case when state = $2 then updated_at else $4 end
          where id = $1 and state in ('running', 'stopped', 'failed')",
         node_id,
-        h.state,
+        h.state.as_str(),
         h.lag,
         now,
         h.disk.map(|d| bytes(d.size_bytes)),
@@ -372,10 +381,10 @@ pub async fn delete_node(ex: impl PgExecutor<'_>, node_id: Uuid) -> sqlx::Result
 /// Every node of every store that is not deleted: what should exist on the host.
 pub async fn all_live_nodes(ex: impl PgExecutor<'_>) -> sqlx::Result<Vec<(Uuid, NodeRow)>> {
     let rows = sqlx::query!(
-        "select n.id, n.store_id, n.role, n.host, n.port, n.state, n.replication_lag_bytes, n.checked_at,
-                n.created_at, n.disk_size_bytes, n.disk_used_bytes, n.disk_full_at, n.org_id
+        r#"select n.id, n.store_id, n.role, n.host, n.port, n.state as "state: NodeState", n.replication_lag_bytes,
+                n.checked_at, n.created_at, n.disk_size_bytes, n.disk_used_bytes, n.disk_full_at, n.org_id
          from store_nodes n join stores s on s.id = n.store_id
-         where s.status <> 'deleted'"
+         where s.status <> 'deleted'"#
     )
     .fetch_all(ex)
     .await?;
@@ -407,9 +416,9 @@ pub async fn all_live_nodes(ex: impl PgExecutor<'_>) -> sqlx::Result<Vec<(Uuid, 
 pub async fn count_by_status(
     ex: impl PgExecutor<'_>,
     org_ids: &[Uuid],
-) -> sqlx::Result<Vec<(Uuid, String, i64)>> {
+) -> sqlx::Result<Vec<(Uuid, StoreStatus, i64)>> {
     let rows = sqlx::query!(
-        r#"select org_id, status, count(*) as "n!" from stores
+        r#"select org_id, status as "status: StoreStatus", count(*) as "n!" from stores
            where org_id = any($1) and status <> 'deleted' group by org_id, status order by org_id, status"#,
         org_ids
     )
@@ -418,8 +427,9 @@ pub async fn count_by_status(
     Ok(rows.into_iter().map(|r| (r.org_id, r.status, r.n)).collect())
 }
 
-/// Makes the store's row agree with its nodes: the count, and `available` when every node
-/// runs, `degraded` otherwise.
+/// Makes the store's row agree with its nodes: the count, and the status
+/// [`StoreStatus::settled`] gives for them (the rule is Rust's; the query only tells it whether
+/// every node runs).
 pub async fn settle(
     ex: impl PgExecutor<'_>,
     org_id: Uuid,
@@ -429,14 +439,17 @@ pub async fn settle(
     sqlx::query!(
         "update stores s set
              node_count = (select count(*) from store_nodes n where n.store_id = s.id),
-             status = case when exists (select 1 from store_nodes n where n.store_id = s.id and n.state <> 'running')
-                           then 'degraded' else 'available' end,
+             status = case when exists (select 1 from store_nodes n where n.store_id = s.id and n.state <> $4)
+                           then $5 else $6 end,
              revision = revision + 1,
              updated_at = $3
          where org_id = $1 and id = $2",
         org_id,
         id,
-        now
+        now,
+        NodeState::Running.as_str(),
+        StoreStatus::settled(false).as_str(),
+        StoreStatus::settled(true).as_str(),
     )
     .execute(ex)
     .await?;

@@ -3,7 +3,7 @@ use sqlx::{PgConnection, PgExecutor, Postgres, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::domain::Ctx;
+use crate::domain::{Ctx, PeeringStatus, VpcStatus};
 
 #[derive(Debug, Clone)]
 pub struct VpcRow {
@@ -13,7 +13,7 @@ pub struct VpcRow {
     pub cloud: String,
     pub region: String,
     pub cidr: IpNet,
-    pub status: String,
+    pub status: VpcStatus,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
 }
@@ -57,7 +57,7 @@ pub async fn insert(ex: impl PgExecutor<'_>, ctx: &Ctx, v: NewVpc<'_>) -> sqlx::
 pub async fn get(ex: impl PgExecutor<'_>, ctx: &Ctx, id: Uuid) -> sqlx::Result<Option<VpcRow>> {
     sqlx::query_as!(
         VpcRow,
-        r#"select id, org_id, name, cloud, region, cidr as "cidr: IpNet", status, created_at, updated_at
+        r#"select id, org_id, name, cloud, region, cidr as "cidr: IpNet", status as "status: VpcStatus", created_at, updated_at
            from vpcs where org_id = $1 and id = $2 and status <> 'deleted'"#,
         ctx.org_id,
         id
@@ -74,7 +74,7 @@ pub async fn get_for_update(
 ) -> sqlx::Result<Option<VpcRow>> {
     sqlx::query_as!(
         VpcRow,
-        r#"select id, org_id, name, cloud, region, cidr as "cidr: IpNet", status, created_at, updated_at
+        r#"select id, org_id, name, cloud, region, cidr as "cidr: IpNet", status as "status: VpcStatus", created_at, updated_at
            from vpcs where org_id = $1 and id = $2 and status <> 'deleted' for update"#,
         ctx.org_id,
         id
@@ -87,7 +87,7 @@ pub async fn get_for_update(
 pub async fn get_by_id(ex: impl PgExecutor<'_>, org_id: Uuid, id: Uuid) -> sqlx::Result<Option<VpcRow>> {
     sqlx::query_as!(
         VpcRow,
-        r#"select id, org_id, name, cloud, region, cidr as "cidr: IpNet", status, created_at, updated_at
+        r#"select id, org_id, name, cloud, region, cidr as "cidr: IpNet", status as "status: VpcStatus", created_at, updated_at
            from vpcs where org_id = $1 and id = $2"#,
         org_id,
         id
@@ -100,7 +100,7 @@ pub async fn get_by_id(ex: impl PgExecutor<'_>, org_id: Uuid, id: Uuid) -> sqlx:
 pub async fn list(ex: impl PgExecutor<'_>, ctx: &Ctx) -> sqlx::Result<Vec<VpcRow>> {
     sqlx::query_as!(
         VpcRow,
-        r#"select id, org_id, name, cloud, region, cidr as "cidr: IpNet", status, created_at, updated_at
+        r#"select id, org_id, name, cloud, region, cidr as "cidr: IpNet", status as "status: VpcStatus", created_at, updated_at
            from vpcs where org_id = $1 and status <> 'deleted' order by created_at, id"#,
         ctx.org_id
     )
@@ -112,7 +112,7 @@ pub async fn list(ex: impl PgExecutor<'_>, ctx: &Ctx) -> sqlx::Result<Vec<VpcRow
 pub async fn all_live(ex: impl PgExecutor<'_>) -> sqlx::Result<Vec<VpcRow>> {
     sqlx::query_as!(
         VpcRow,
-        r#"select id, org_id, name, cloud, region, cidr as "cidr: IpNet", status, created_at, updated_at
+        r#"select id, org_id, name, cloud, region, cidr as "cidr: IpNet", status as "status: VpcStatus", created_at, updated_at
            from vpcs where status <> 'deleted' order by created_at, id"#
     )
     .fetch_all(ex)
@@ -123,7 +123,7 @@ pub async fn set_status(
     ex: impl PgExecutor<'_>,
     org_id: Uuid,
     id: Uuid,
-    status: &str,
+    status: VpcStatus,
     now: OffsetDateTime,
 ) -> sqlx::Result<()> {
     sqlx::query!(
@@ -132,7 +132,7 @@ pub async fn set_status(
          where org_id = $1 and id = $2",
         org_id,
         id,
-        status,
+        status.as_str(),
         now
     )
     .execute(ex)
@@ -244,7 +244,7 @@ pub struct PeeringRow {
     /// The side asked, as the requester named it.
     pub peer_org_id: Uuid,
     pub peer_vpc_id: Uuid,
-    pub status: String,
+    pub status: PeeringStatus,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
 }
@@ -261,7 +261,7 @@ pub struct NewPeering {
     pub vpc_id: Uuid,
     pub peer_org_id: Uuid,
     pub peer_vpc_id: Uuid,
-    pub status: &'static str,
+    pub status: PeeringStatus,
     pub created_by: Uuid,
     pub now: OffsetDateTime,
 }
@@ -275,7 +275,7 @@ pub async fn insert_peering(ex: impl PgExecutor<'_>, ctx: &Ctx, p: NewPeering) -
         p.vpc_id,
         p.peer_org_id,
         p.peer_vpc_id,
-        p.status,
+        p.status.as_str(),
         p.created_by,
         p.now
     )
@@ -289,10 +289,11 @@ pub async fn insert_peering(ex: impl PgExecutor<'_>, ctx: &Ctx, p: NewPeering) -
 pub async fn peerings_of(ex: impl PgExecutor<'_>, ctx: &Ctx, vpc_id: Uuid) -> sqlx::Result<Vec<PeeringRow>> {
     sqlx::query_as!(
         PeeringRow,
-        "select id, org_id, vpc_id, peer_org_id, peer_vpc_id, status, created_at, updated_at
+        r#"select id, org_id, vpc_id, peer_org_id, peer_vpc_id, status as "status: PeeringStatus", created_at,
+                updated_at
          from vpc_peerings
          where ((org_id = $1 and vpc_id = $2) or (peer_org_id = $1 and peer_vpc_id = $2)) and status <> 'deleted'
-         order by created_at, id",
+         order by created_at, id"#,
         ctx.org_id,
         vpc_id
     )
@@ -309,10 +310,11 @@ pub async fn peering(
 ) -> sqlx::Result<Option<PeeringRow>> {
     sqlx::query_as!(
         PeeringRow,
-        "select id, org_id, vpc_id, peer_org_id, peer_vpc_id, status, created_at, updated_at
+        r#"select id, org_id, vpc_id, peer_org_id, peer_vpc_id, status as "status: PeeringStatus", created_at,
+                updated_at
          from vpc_peerings
          where ((org_id = $1 and vpc_id = $2) or (peer_org_id = $1 and peer_vpc_id = $2))
-           and id = $3 and status <> 'deleted'",
+           and id = $3 and status <> 'deleted'"#,
         ctx.org_id,
         vpc_id,
         id
@@ -330,11 +332,12 @@ pub async fn peering_for_update(
 ) -> sqlx::Result<Option<PeeringRow>> {
     sqlx::query_as!(
         PeeringRow,
-        "select id, org_id, vpc_id, peer_org_id, peer_vpc_id, status, created_at, updated_at
+        r#"select id, org_id, vpc_id, peer_org_id, peer_vpc_id, status as "status: PeeringStatus", created_at,
+                updated_at
          from vpc_peerings
          where ((org_id = $1 and vpc_id = $2) or (peer_org_id = $1 and peer_vpc_id = $2))
            and id = $3 and status <> 'deleted'
-         for update",
+         for update"#,
         ctx.org_id,
         vpc_id,
         id
@@ -351,8 +354,9 @@ pub async fn peering_by_id(
 ) -> sqlx::Result<Option<PeeringRow>> {
     sqlx::query_as!(
         PeeringRow,
-        "select id, org_id, vpc_id, peer_org_id, peer_vpc_id, status, created_at, updated_at
-         from vpc_peerings where id = $2 and (org_id = $1 or peer_org_id = $1)",
+        r#"select id, org_id, vpc_id, peer_org_id, peer_vpc_id, status as "status: PeeringStatus", created_at,
+                updated_at
+         from vpc_peerings where id = $2 and (org_id = $1 or peer_org_id = $1)"#,
         org_id,
         id
     )
@@ -361,12 +365,16 @@ pub async fn peering_by_id(
 }
 
 /// Every peering in these states, of every organization.
-pub async fn all_peerings(ex: impl PgExecutor<'_>, statuses: &[&str]) -> sqlx::Result<Vec<PeeringRow>> {
-    let statuses: Vec<String> = statuses.iter().map(|s| (*s).to_owned()).collect();
+pub async fn all_peerings(
+    ex: impl PgExecutor<'_>,
+    statuses: &[PeeringStatus],
+) -> sqlx::Result<Vec<PeeringRow>> {
+    let statuses: Vec<String> = statuses.iter().map(|s| s.as_str().to_owned()).collect();
     sqlx::query_as!(
         PeeringRow,
-        "select id, org_id, vpc_id, peer_org_id, peer_vpc_id, status, created_at, updated_at
-         from vpc_peerings where status = any($1) order by created_at, id",
+        r#"select id, org_id, vpc_id, peer_org_id, peer_vpc_id, status as "status: PeeringStatus", created_at,
+                updated_at
+         from vpc_peerings where status = any($1) order by created_at, id"#,
         &statuses
     )
     .fetch_all(ex)
@@ -378,7 +386,7 @@ pub async fn set_peering_status(
     ex: impl PgExecutor<'_>,
     org_id: Uuid,
     id: Uuid,
-    status: &str,
+    status: PeeringStatus,
     now: OffsetDateTime,
 ) -> sqlx::Result<()> {
     sqlx::query!(
@@ -387,7 +395,7 @@ pub async fn set_peering_status(
          where id = $2 and (org_id = $1 or peer_org_id = $1)",
         org_id,
         id,
-        status,
+        status.as_str(),
         now
     )
     .execute(ex)
@@ -404,7 +412,7 @@ pub async fn lock_pair(
 ) -> sqlx::Result<Vec<VpcRow>> {
     sqlx::query_as!(
         VpcRow,
-        r#"select id, org_id, name, cloud, region, cidr as "cidr: IpNet", status, created_at, updated_at
+        r#"select id, org_id, name, cloud, region, cidr as "cidr: IpNet", status as "status: VpcStatus", created_at, updated_at
            from vpcs where ((org_id = $1 and id = $2) or (org_id = $3 and id = $4)) and status <> 'deleted'
            order by id for update"#,
         org_a,

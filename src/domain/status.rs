@@ -5,6 +5,8 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::Error;
+
 /// Declares a status enum stored as text: its values, serde and sqlx both in snake_case, and
 /// `as_str` for messages.
 macro_rules! text_enum {
@@ -159,6 +161,16 @@ impl StoreStatus {
             Op::Repair => !matches!(self, S::Deleting | S::Deleted),
             Op::ChangeDatabases | Op::TakeBackup => matches!(self, S::Available | S::Degraded | S::Modifying),
             Op::Delete => !matches!(self, S::Deleting | S::Deleted),
+        }
+    }
+
+    /// [`Self::allows`] as an answer for the caller: a conflict naming the status when the
+    /// table refuses, with the one code (`store_busy`) clients branch on.
+    pub fn check(self, op: StoreOperation) -> Result<(), Error> {
+        if self.allows(op) {
+            Ok(())
+        } else {
+            Err(Error::conflict("store_busy", format!("the store is {self}")))
         }
     }
 

@@ -18,6 +18,7 @@ use uuid::Uuid;
 use crate::clock::Clock;
 use crate::crypto::MasterKey;
 use crate::db;
+use crate::domain::StoreStatus;
 use crate::provision::catalog::Catalog;
 use crate::provision::{NodeSpec, Provisioner};
 
@@ -329,7 +330,7 @@ pub async fn undo_cancelled(
     match job.kind.as_str() {
         CREATE_STORE => {
             db::stores::delete_nodes_of(&mut *tx, job.org_id, store_id).await?;
-            db::stores::set_status(&mut *tx, job.org_id, store_id, "deleted", now).await?;
+            db::stores::set_status(&mut *tx, job.org_id, store_id, StoreStatus::Deleted, now).await?;
         }
         ADD_NODE => {
             for s in &job.steps {

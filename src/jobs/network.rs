@@ -11,10 +11,8 @@ use super::{CREATE_PEERING, CREATE_VPC, DELETE_PEERING, DELETE_VPC, JobEnv, step
 use crate::db;
 use crate::db::jobs::JobRow;
 use crate::db::vpcs::{PeeringRow, VpcRow};
+use crate::domain::{PeeringStatus, VpcStatus};
 use crate::provision::{NetworkSpec, NodeNetwork, PeeringSpec};
-
-/// Peerings whose link exists, or may: on its way, in force, being removed, or failed half-way.
-pub const LINKED: [&str; 4] = ["provisioning", "active", "deleting", "failed"];
 
 pub fn owns_kind(kind: &str) -> bool {
     matches!(kind, CREATE_VPC | DELETE_VPC | CREATE_PEERING | DELETE_PEERING)
@@ -57,18 +55,18 @@ pub async fn run(env: &JobEnv, job: &JobRow, name: &str, id: Uuid) -> anyhow::Re
         step::CREATE_NETWORK => {
             let vpc = db::vpcs::get_by_id(&env.db, job.org_id, id).await?.context("the VPC is gone")?;
             driver.create_network(&network_spec(&vpc)?).await?;
-            db::vpcs::set_status(&env.db, job.org_id, id, "available", now).await?;
+            db::vpcs::set_status(&env.db, job.org_id, id, VpcStatus::Available, now).await?;
         }
         step::REMOVE_NETWORK => {
             driver.remove_network(id).await?;
-            db::vpcs::set_status(&env.db, job.org_id, id, "deleted", now).await?;
+            db::vpcs::set_status(&env.db, job.org_id, id, VpcStatus::Deleted, now).await?;
         }
         step::CONNECT_PEERING => {
             let p = peering(env, job, id).await?;
             driver.create_peering(&peering_spec(&env.db, &p).await?).await?;
             // Active before the firewalls are brought up to date (the next step), so that a node
             // made meanwhile either reads it or is there for that step.
-            db::vpcs::set_peering_status(&env.db, job.org_id, id, "active", now).await?;
+            db::vpcs::set_peering_status(&env.db, job.org_id, id, PeeringStatus::Active, now).await?;
         }
         step::APPLY_PEERING_ACCESS => {
             let p = peering(env, job, id).await?;
@@ -82,7 +80,7 @@ pub async fn run(env: &JobEnv, job: &JobRow, name: &str, id: Uuid) -> anyhow::Re
         step::DISCONNECT_PEERING => {
             let p = peering(env, job, id).await?;
             driver.remove_peering(&peering_spec(&env.db, &p).await?).await?;
-            db::vpcs::set_peering_status(&env.db, job.org_id, id, "deleted", now).await?;
+            db::vpcs::set_peering_status(&env.db, job.org_id, id, PeeringStatus::Deleted, now).await?;
         }
         other => bail!("unknown step {other}"),
     }
@@ -100,8 +98,10 @@ pub async fn on_final_failure(env: &JobEnv, job: &JobRow) -> anyhow::Result<()> 
     let target = job.steps.first().and_then(|s| s.split_once(':')).and_then(|(_, id)| id.parse().ok());
     let Some(id) = target else { return Ok(()) };
     match job.kind.as_str() {
-        CREATE_VPC | DELETE_VPC => db::vpcs::set_status(&env.db, job.org_id, id, "failed", now).await?,
-        _ => db::vpcs::set_peering_status(&env.db, job.org_id, id, "failed", now).await?,
+        CREATE_VPC | DELETE_VPC => {
+            db::vpcs::set_status(&env.db, job.org_id, id, VpcStatus::Failed, now).await?
+        }
+        _ => db::vpcs::set_peering_status(&env.db, job.org_id, id, PeeringStatus::Failed, now).await?,
     }
     Ok(())
 }
@@ -112,19 +112,21 @@ pub async fn on_final_failure(env: &JobEnv, job: &JobRow) -> anyhow::Result<()> 
 pub async fn at_start(env: &JobEnv) -> anyhow::Result<()> {
     let driver = env.plane.driver.as_ref();
     let vpcs = db::vpcs::all_live(&env.db).await?;
-    let peerings = db::vpcs::all_peerings(&env.db, &LINKED).await?;
+    // Those whose link exists, or may: on its way, in force, being removed, or failed half-way.
+    let linked: Vec<PeeringStatus> = PeeringStatus::ALL.iter().copied().filter(|s| s.is_linked()).collect();
+    let peerings = db::vpcs::all_peerings(&env.db, &linked).await?;
     let vpc_ids: Vec<Uuid> = vpcs.iter().map(|v| v.id).collect();
     let peering_ids: Vec<Uuid> = peerings.iter().map(|p| p.id).collect();
     for what in driver.retain_networks(&vpc_ids, &peering_ids).await? {
         tracing::warn!(%what, "removed a network no VPC or peering knows");
     }
     // Those in `creating`, `deleting` or `provisioning` belong to their job, which finishes them.
-    for vpc in vpcs.iter().filter(|v| v.status == "available") {
+    for vpc in vpcs.iter().filter(|v| v.status == VpcStatus::Available) {
         if let Err(e) = driver.create_network(&network_spec(vpc)?).await {
             tracing::error!(vpc = %vpc.id, error = %format!("{e:#}"), "restoring a VPC network");
         }
     }
-    for p in peerings.iter().filter(|p| p.status == "active") {
+    for p in peerings.iter().filter(|p| p.status == PeeringStatus::Active) {
         let restored = async { driver.create_peering(&peering_spec(&env.db, p).await?).await };
         if let Err(e) = restored.await {
             tracing::error!(peering = %p.id, error = %format!("{e:#}"), "restoring a VPC peering");

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::JobEnv;
 use crate::db;
+use crate::domain::NodeState;
 
 /// Releases at once the jobs held by workers of this host whose process is gone (Berth was
 /// killed): their leases would otherwise keep the jobs waiting until they run out.
@@ -53,14 +54,14 @@ pub async fn at_start(env: &JobEnv) -> anyhow::Result<()> {
     super::network::at_start(env).await?;
     for (org_id, node) in known {
         // Nodes being created or removed belong to their job, which will finish them.
-        if node.state != "running" && node.state != "failed" {
+        if !matches!(node.state, NodeState::Running | NodeState::Failed) {
             continue;
         }
         match env.plane.node_spec(&env.db, org_id, node.store_id, node.id, env.clock.now()).await {
             Ok(Some(spec)) => {
                 if let Err(e) = env.plane.driver.start(&spec).await {
                     tracing::error!(node = %node.id, error = %e, "starting a node");
-                    db::stores::set_node_state(&env.db, node.id, "failed", env.clock.now()).await?;
+                    db::stores::set_node_state(&env.db, node.id, NodeState::Failed, env.clock.now()).await?;
                 }
             }
             Ok(None) => {}
@@ -93,7 +94,7 @@ pub async fn check_all(env: &JobEnv) -> anyhow::Result<()> {
         }
     }
     for (_, node) in db::stores::all_live_nodes(&env.db).await? {
-        if !matches!(node.state.as_str(), "running" | "failed" | "stopped") {
+        if !matches!(node.state, NodeState::Running | NodeState::Failed | NodeState::Stopped) {
             continue;
         }
         let spec = env.plane.probe_spec(&node)?;
@@ -103,7 +104,7 @@ pub async fn check_all(env: &JobEnv) -> anyhow::Result<()> {
             tracing::warn!(store_id = %node.store_id, node_id = %node.id, "a node's volume is full: its writes fail until the volume grows");
         }
         let health = db::stores::Health {
-            state: if status.running { "running" } else { "failed" },
+            state: if status.running { NodeState::Running } else { NodeState::Failed },
             lag: status.replay_lag_bytes,
             disk,
         };

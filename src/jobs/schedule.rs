@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use super::{BACKUP, JobEnv, step};
 use crate::db;
+use crate::domain::StoreStatus;
 use crate::quota::{self, QuotaExceeded, Quotas};
 
 /// A schedule as the API shows it before anyone changes it: daily at 03:00 UTC, seven kept.
@@ -251,7 +252,7 @@ async fn prune(env: &JobEnv) -> anyhow::Result<usize> {
                 // A deleted store whose last backup has gone: its WAL can restore nothing.
                 let gone = db::stores::get_by_id(&env.db, s.org_id, s.store_id)
                     .await?
-                    .is_none_or(|st| st.status == "deleted");
+                    .is_none_or(|st| st.status == StoreStatus::Deleted);
                 if gone && db::backups::count_of_store(&env.db, s.org_id, s.store_id).await? == 0 {
                     env.plane.backups.remove_store(s.store_id).await.context("removing the store's WAL")?;
                     db::backup_schedules::delete(&env.db, s.org_id, s.store_id).await?;

@@ -5,13 +5,14 @@ use std::time::Duration;
 use super::JobEnv;
 use crate::db;
 use crate::db::stats::Sample;
+use crate::domain::NodeState;
 
 /// Samples each running node once, and drops samples older than `retention`.
 pub async fn collect_all(env: &JobEnv, retention: time::Duration) -> anyhow::Result<usize> {
     let now = env.clock.now();
     let mut taken = 0;
     for (org_id, node) in db::stores::all_live_nodes(&env.db).await? {
-        if node.state != "running" {
+        if node.state != NodeState::Running {
             continue;
         }
         let spec = env.plane.probe_spec(&node)?;

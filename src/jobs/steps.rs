@@ -6,6 +6,7 @@ use uuid::Uuid;
 use super::{JobEnv, step};
 use crate::db;
 use crate::db::jobs::JobRow;
+use crate::domain::{BackupStatus, NodeState, StoreStatus};
 
 fn parse(s: &str) -> anyhow::Result<(&str, Option<Uuid>)> {
     match s.split_once(':') {
@@ -30,7 +31,7 @@ pub async fn run(env: &JobEnv, job: &JobRow, step_text: &str) -> anyhow::Result<
             let spec = spec_of(node).await?.context("the node is gone")?;
             env.plane.driver.create_primary(&spec).await?;
             latest_access(env, job, node).await?;
-            db::stores::set_node_state(&env.db, node, "running", now()).await?;
+            db::stores::set_node_state(&env.db, node, NodeState::Running, now()).await?;
             Ok(())
         }
         step::CREATE_REPLICA | step::REBUILD_NODE => {
@@ -48,14 +49,14 @@ pub async fn run(env: &JobEnv, job: &JobRow, step_text: &str) -> anyhow::Result<
                 env.plane.driver.create_replica(&spec, &primary_spec).await?;
             }
             latest_access(env, job, node).await?;
-            db::stores::set_node_state(&env.db, node, "running", now()).await?;
+            db::stores::set_node_state(&env.db, node, NodeState::Running, now()).await?;
             Ok(())
         }
         step::REMOVE_NODE => {
             let node = need(node)?;
             // Already removed by an earlier run of this step: nothing left to do.
             let Some(spec) = spec_of(node).await? else { return Ok(()) };
-            db::stores::set_node_state(&env.db, node, "removing", now()).await?;
+            db::stores::set_node_state(&env.db, node, NodeState::Removing, now()).await?;
             env.plane.driver.remove(&spec).await?;
             db::stores::delete_node(&env.db, node).await?;
             Ok(())
@@ -65,7 +66,7 @@ pub async fn run(env: &JobEnv, job: &JobRow, step_text: &str) -> anyhow::Result<
             let spec = spec_of(node).await?.context("the node is gone")?;
             env.plane.driver.stop(&spec).await?;
             env.plane.driver.start(&spec).await?;
-            db::stores::set_node_state(&env.db, node, "running", now()).await?;
+            db::stores::set_node_state(&env.db, node, NodeState::Running, now()).await?;
             Ok(())
         }
         step::GROW_VOLUME => {
@@ -101,7 +102,7 @@ pub async fn run(env: &JobEnv, job: &JobRow, step_text: &str) -> anyhow::Result<
             let backup = db::backups::get_by_id(&env.db, job.org_id, backup_id)
                 .await?
                 .context("the backup is gone")?;
-            if backup.status == "succeeded" {
+            if backup.status == BackupStatus::Succeeded {
                 // Taken and recorded by an attempt that died before the job was marked done: a
                 // new copy would gain nothing, and a failure to take one must not cost this one.
                 return Ok(());
@@ -111,7 +112,7 @@ pub async fn run(env: &JobEnv, job: &JobRow, step_text: &str) -> anyhow::Result<
             let primary_only = job.params["source"].as_str() == Some("primary");
             let source = nodes
                 .iter()
-                .filter(|n| n.state == "running" && (!primary_only || n.role == "primary"))
+                .filter(|n| n.state == NodeState::Running && (!primary_only || n.role == "primary"))
                 .min_by_key(|n| n.role == "primary")
                 .context("no running node to back up")?;
             let spec = spec_of(source.id).await?.context("the node is gone")?;
@@ -150,7 +151,7 @@ pub async fn run(env: &JobEnv, job: &JobRow, step_text: &str) -> anyhow::Result<
                 env.plane.driver.restore(&spec, &path, &wal, restore_target(&job.params)?).await?;
             }
             latest_access(env, job, node).await?;
-            db::stores::set_node_state(&env.db, node, "running", now()).await?;
+            db::stores::set_node_state(&env.db, node, NodeState::Running, now()).await?;
             Ok(())
         }
         step::FORK_PRIMARY => {
@@ -167,7 +168,9 @@ pub async fn run(env: &JobEnv, job: &JobRow, step_text: &str) -> anyhow::Result<
                 if target != crate::provision::RestoreTarget::EndOfBackup {
                     // The source still running: what it wrote until now is archived to replay.
                     let source = db::stores::nodes(&env.db, job.org_id, &[backup.store_id]).await?;
-                    if let Some(p) = source.iter().find(|n| n.role == "primary" && n.state == "running") {
+                    if let Some(p) =
+                        source.iter().find(|n| n.role == "primary" && n.state == NodeState::Running)
+                    {
                         let at = env.clock.now();
                         if let Some(s) =
                             env.plane.node_spec(&env.db, job.org_id, backup.store_id, p.id, at).await?
@@ -182,7 +185,7 @@ pub async fn run(env: &JobEnv, job: &JobRow, step_text: &str) -> anyhow::Result<
                 driver.create_primary(&spec).await?;
             }
             latest_access(env, job, node).await?;
-            db::stores::set_node_state(&env.db, node, "running", now()).await?;
+            db::stores::set_node_state(&env.db, node, NodeState::Running, now()).await?;
             Ok(())
         }
         step::DELETE_BACKUPS => {
@@ -198,14 +201,13 @@ pub async fn run(env: &JobEnv, job: &JobRow, step_text: &str) -> anyhow::Result<
         step::FINISH_AVAILABLE => {
             let store_id = store_id.context("job has no store")?;
             let nodes = db::stores::nodes(&env.db, job.org_id, &[store_id]).await?;
-            let healthy = nodes.iter().all(|n| n.state == "running");
-            let status = if healthy { "available" } else { "degraded" };
+            let status = StoreStatus::settled(nodes.iter().all(|n| n.state == NodeState::Running));
             db::stores::set_status(&env.db, job.org_id, store_id, status, now()).await?;
             Ok(())
         }
         step::FINISH_DELETED => {
             let store_id = store_id.context("job has no store")?;
-            db::stores::set_status(&env.db, job.org_id, store_id, "deleted", now()).await?;
+            db::stores::set_status(&env.db, job.org_id, store_id, StoreStatus::Deleted, now()).await?;
             Ok(())
         }
         step::CREATE_NETWORK
@@ -276,7 +278,7 @@ pub async fn on_final_failure(env: &JobEnv, job: &JobRow) -> anyhow::Result<()> 
                 // The archive of one recorded as taken (by an attempt that died before the job
                 // was marked done) is kept.
                 let backup = db::backups::get_by_id(&env.db, job.org_id, id).await?;
-                if backup.is_none_or(|b| b.status != "succeeded") {
+                if backup.is_none_or(|b| b.status != BackupStatus::Succeeded) {
                     let key = env.plane.backups.key(job.store_id.unwrap_or_default(), id);
                     env.plane.backups.delete(&key).await?;
                 }
@@ -287,8 +289,8 @@ pub async fn on_final_failure(env: &JobEnv, job: &JobRow) -> anyhow::Result<()> 
     }
     let Some(store_id) = job.store_id else { return Ok(()) };
     let status = match job.kind.as_str() {
-        super::CREATE_STORE | super::DELETE_STORE => "failed",
-        _ => "degraded",
+        super::CREATE_STORE | super::DELETE_STORE => StoreStatus::Failed,
+        _ => StoreStatus::Degraded,
     };
     db::stores::set_status(&env.db, job.org_id, store_id, status, env.clock.now()).await?;
     Ok(())

@@ -10,6 +10,7 @@ use tokio::task::JoinSet;
 use super::{JobEnv, NOOP, steps};
 use crate::db;
 use crate::db::jobs::JobRow;
+use crate::domain::JobStatus;
 
 /// How long a claim lasts without a heartbeat: a worker that dies loses its job after this.
 pub const LEASE: Duration = Duration::from_secs(30);
@@ -164,7 +165,7 @@ async fn run_job(env: &JobEnv, worker: &str, job: JobRow, stopped: &watch::Recei
     let result = match outcome {
         Outcome::Done => {
             log(env, &job, "info", "succeeded").await;
-            db::jobs::finish(&env.db, job.id, worker, "succeeded", None, now).await.map(drop)
+            db::jobs::finish(&env.db, job.id, worker, JobStatus::Succeeded, None, now).await.map(drop)
         }
         Outcome::LostLease => {
             tracing::warn!("lost the lease; another worker has the job");
@@ -180,7 +181,9 @@ async fn run_job(env: &JobEnv, worker: &str, job: JobRow, stopped: &watch::Recei
                 if let Err(e) = steps::on_final_failure(env, &job).await {
                     tracing::error!(error = %e, "cleaning up after a failed job");
                 }
-                db::jobs::finish(&env.db, job.id, worker, "failed", Some(&message), now).await.map(drop)
+                db::jobs::finish(&env.db, job.id, worker, JobStatus::Failed, Some(&message), now)
+                    .await
+                    .map(drop)
             } else {
                 let wait = backoff(job.attempts);
                 log(

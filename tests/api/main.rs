@@ -23,6 +23,7 @@ mod orgs;
 mod parameters;
 mod sessions;
 mod stats;
+mod statuses;
 mod stores;
 mod throttle;
 mod tls;

@@ -16,7 +16,7 @@ use crate::app::AppState;
 use crate::audit::{Event, RequestMeta};
 use crate::db;
 use crate::db::backups::BackupRow;
-use crate::domain::{Ctx, Scope};
+use crate::domain::{BackupStatus, Ctx, NodeState, Scope, StoreOperation, StoreStatus};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::http::extract::{ActiveUser, AppJson, AppPath, AppQuery};
 use crate::http::routes::jobs::JobView;
@@ -43,8 +43,7 @@ pub struct BackupView {
     pub kind: String,
     /// `manual`, or `schedule` when the scheduler started it.
     pub trigger: String,
-    /// `running`, `succeeded` or `failed`.
-    pub status: String,
+    pub status: BackupStatus,
     /// The node it was read from.
     pub node_id: Option<Uuid>,
     pub size_bytes: Option<i64>,
@@ -132,9 +131,7 @@ async fn create_backup(
     let mut tx = state.db.begin().await?;
     let store =
         db::stores::get_for_update(&mut tx, &ctx, store_id).await?.ok_or(ApiError::not_found("store"))?;
-    if !matches!(store.status.as_str(), "available" | "degraded" | "modifying") {
-        return Err(ApiError::conflict("store_busy", format!("the store is {}", store.status)));
-    }
+    store.status.check(StoreOperation::TakeBackup)?;
     let source = match body.source {
         Some(s) => s,
         None => db::backup_schedules::get(&mut *tx, &ctx, store_id)
@@ -290,7 +287,7 @@ async fn delete_backup(
     ctx.require(Scope::BackupsWrite)?;
     let b =
         db::backups::get(&state.db, &ctx, store_id, backup_id).await?.ok_or(ApiError::not_found("backup"))?;
-    if b.status == "running" {
+    if b.status == BackupStatus::Running {
         return Err(ApiError::conflict("backup_running", "the backup is still running"));
     }
     let mut tx = state.db.begin().await?;
@@ -316,7 +313,7 @@ async fn archive_of(
 ) -> ApiResult<(BackupRow, std::path::PathBuf)> {
     let b =
         db::backups::get(&state.db, ctx, store_id, backup_id).await?.ok_or(ApiError::not_found("backup"))?;
-    if b.status != "succeeded" {
+    if b.status != BackupStatus::Succeeded {
         return Err(ApiError::conflict("backup_not_ready", format!("the backup is {}", b.status)));
     }
     let key = b.location.clone().ok_or_else(|| anyhow::anyhow!("a succeeded backup without an archive"))?;
@@ -435,7 +432,7 @@ pub(crate) async fn resolve_backup(
     let backup = match (backup_id, point_in_time) {
         (Some(id), None) => db::backups::get(&state.db, ctx, store_id, id)
             .await?
-            .filter(|b| b.status == "succeeded")
+            .filter(|b| b.status == BackupStatus::Succeeded)
             .ok_or_else(|| {
                 ApiError::field(format!("{field}backup_id"), "no succeeded backup of this store has that id")
             })?,
@@ -485,7 +482,7 @@ pub(crate) async fn resolve_backup(
     responses(
         (status = 202, body = JobView),
         (status = 404, description = "No such store for the caller", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "A job is in progress, or the archive is corrupt", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A job is in progress, the store is not available or degraded (`store_busy`), or the archive is corrupt", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "No confirmation, no backup before that time, or a time in the future", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -502,11 +499,14 @@ async fn restore_store(
     if body.confirm != store.name {
         return Err(ApiError::field("confirm", "must be the store's name: a restore replaces its data"));
     }
+    // Before reading the archive (its checksum is a read of all of it); again under the lock.
+    store.status.check(StoreOperation::Restore)?;
     let now = state.clock.now();
     let backup = resolve_backup(&state, &ctx, store_id, body.backup_id, body.point_in_time, "").await?;
     let mut tx = state.db.begin().await?;
     let store =
         db::stores::get_for_update(&mut tx, &ctx, store_id).await?.ok_or(ApiError::not_found("store"))?;
+    store.status.check(StoreOperation::Restore)?;
     let mut nodes = db::stores::nodes(&mut *tx, ctx.org_id, &[store_id]).await?;
     nodes.sort_by_key(|n| n.role != "primary");
     let mut steps = vec![];
@@ -549,7 +549,7 @@ async fn restore_store(
             })
         })
     })?;
-    db::stores::set_status(&mut *tx, ctx.org_id, store_id, "restoring", now).await?;
+    db::stores::set_status(&mut *tx, ctx.org_id, store_id, StoreStatus::Restoring, now).await?;
     Event::new("store.restore_started", &meta)
         .in_ctx(&ctx, &user.principal.email)
         .target(format!("store:{}", store.id))
@@ -779,8 +779,8 @@ async fn restore_window(
     let fulls = db::backups::succeeded_full(&state.db, &ctx, store_id).await?;
     let segments = state.plane.backups.wal_segments(store_id).await?;
     let nodes = db::stores::nodes(&state.db, ctx.org_id, &[store_id]).await?;
-    let running =
-        store.status != "deleted" && nodes.iter().any(|n| n.role == "primary" && n.state == "running");
+    let running = store.status != StoreStatus::Deleted
+        && nodes.iter().any(|n| n.role == "primary" && n.state == NodeState::Running);
     Ok(AppJson(window(&fulls, &segments, running.then(|| state.clock.now()))))
 }
 
@@ -836,7 +836,7 @@ mod tests {
     use time::macros::datetime;
     use uuid::Uuid;
 
-    use super::{BackupRow, window};
+    use super::{BackupRow, BackupStatus, window};
     use crate::backup::WalSegment;
 
     fn full(start_lsn: &str, finished: time::OffsetDateTime) -> BackupRow {
@@ -845,7 +845,7 @@ mod tests {
             org_id: Uuid::nil(),
             store_id: Uuid::nil(),
             kind: "full".into(),
-            status: "succeeded".into(),
+            status: BackupStatus::Succeeded,
             node_id: None,
             size_bytes: None,
             sha256: None,

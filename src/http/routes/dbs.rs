@@ -17,7 +17,7 @@ use crate::app::AppState;
 use crate::audit::{Event, RequestMeta};
 use crate::db;
 use crate::db::db_users::DbUserRow;
-use crate::domain::{Cidr, Ctx, NewPassword, Scope};
+use crate::domain::{Cidr, Ctx, NewPassword, NodeState, Scope, StoreOperation};
 use crate::error::{ApiError, ApiResult, Problem, on_constraint, on_duplicate};
 use crate::http::extract::{ActiveUser, AppJson, AppPath};
 use crate::provision::NodeSpec;
@@ -71,11 +71,9 @@ fn db_user_exists(name: &str) -> ApiError {
 /// The spec of the store's primary, if the store can take the change now.
 async fn primary(state: &AppState, ctx: &Ctx, store_id: Uuid) -> ApiResult<NodeSpec> {
     let store = db::stores::get(&state.db, ctx, store_id).await?.ok_or(ApiError::not_found("store"))?;
-    if !matches!(store.status.as_str(), "available" | "modifying" | "degraded") {
-        return Err(ApiError::conflict("store_busy", format!("the store is {}", store.status)));
-    }
+    store.status.check(StoreOperation::ChangeDatabases)?;
     let nodes = db::stores::nodes(&state.db, ctx.org_id, &[store_id]).await?;
-    let p = nodes.iter().find(|n| n.role == "primary" && n.state == "running").ok_or_else(|| {
+    let p = nodes.iter().find(|n| n.role == "primary" && n.state == NodeState::Running).ok_or_else(|| {
         ApiError::conflict("no_primary", "the store's primary is not running; repair the store")
     })?;
     state

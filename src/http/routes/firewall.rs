@@ -19,7 +19,7 @@ use crate::app::AppState;
 use crate::audit::{Event, RequestMeta};
 use crate::db;
 use crate::db::firewall::{NewRule, RuleRow};
-use crate::domain::{Cidr, Ctx, Scope};
+use crate::domain::{Cidr, Ctx, NodeState, Scope};
 use crate::error::{ApiError, ApiResult, FieldError, Problem, on_constraint};
 use crate::http::extract::{ActiveUser, AppJson, AppPath};
 
@@ -96,7 +96,7 @@ fn validate(field: &str, r: NewRuleBody, now: OffsetDateTime) -> Result<Valid, F
 /// Writes the store's rules into every node and reloads them.
 async fn apply(state: &AppState, ctx: &Ctx, store_id: Uuid) -> ApiResult<()> {
     let nodes = db::stores::nodes(&state.db, ctx.org_id, &[store_id]).await?;
-    for n in nodes.iter().filter(|n| n.state != "removing") {
+    for n in nodes.iter().filter(|n| n.state != NodeState::Removing) {
         let Some(spec) =
             state.plane.node_spec(&state.db, ctx.org_id, store_id, n.id, state.clock.now()).await?
         else {

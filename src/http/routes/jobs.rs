@@ -12,7 +12,7 @@ use crate::app::AppState;
 use crate::audit::{Event, RequestMeta};
 use crate::db;
 use crate::db::jobs::JobRow;
-use crate::domain::Scope;
+use crate::domain::{JobStatus, Scope};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::http::extract::{ActiveUser, AppJson, AppPath, AppQuery};
 use crate::http::routes::stores::decode_cursor;
@@ -29,8 +29,16 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct StepView {
     pub name: String,
-    /// `done`, `running` or `pending`.
-    pub state: String,
+    pub state: StepState,
+}
+
+/// Where one step of a job stands: read from the job's status and the index of its next step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StepState {
+    Done,
+    Running,
+    Pending,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -47,8 +55,7 @@ pub struct JobView {
     /// `create_store`, `delete_store`, `add_node`, `remove_node`, `restart_node`,
     /// `repair_store`, `resize_store`.
     pub kind: String,
-    /// `queued`, `running`, `succeeded`, `failed` or `cancelled`.
-    pub status: String,
+    pub status: JobStatus,
     pub store_id: Option<Uuid>,
     /// Steps done, as a percentage of all steps.
     pub progress: u8,
@@ -79,16 +86,15 @@ impl From<JobRow> for JobView {
             .map(|(i, name)| StepView {
                 name: name.clone(),
                 state: if i < done {
-                    "done"
-                } else if i == done && j.status == "running" {
-                    "running"
+                    StepState::Done
+                } else if i == done && j.status == JobStatus::Running {
+                    StepState::Running
                 } else {
-                    "pending"
-                }
-                .into(),
+                    StepState::Pending
+                },
             })
             .collect();
-        let progress = if j.status == "succeeded" { 100 } else { (done * 100 / total) as u8 };
+        let progress = if j.status == JobStatus::Succeeded { 100 } else { (done * 100 / total) as u8 };
         Self {
             id: j.id,
             kind: j.kind,
@@ -249,7 +255,7 @@ async fn cancel_job(
     }
     let Some(job) = db::jobs::cancel_queued(&mut *tx, &ctx, job_id, now).await? else {
         let job = db::jobs::get(&mut *tx, &ctx, job_id).await?.ok_or(ApiError::not_found("job"))?;
-        let why = if job.status == "queued" && job.attempts > 0 {
+        let why = if job.status == JobStatus::Queued && job.attempts > 0 {
             // Its failed attempt may have made servers or folders that only its retry finishes
             // or its own failure handling removes: cancelling now would leave them orphaned.
             format!(

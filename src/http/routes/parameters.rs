@@ -16,7 +16,7 @@ use crate::app::AppState;
 use crate::audit::{Event, RequestMeta};
 use crate::db;
 use crate::db::parameter_groups::GroupRow;
-use crate::domain::Scope;
+use crate::domain::{Scope, StoreOperation};
 use crate::error::{ApiError, ApiResult, FieldError, Problem, on_constraint};
 use crate::http::extract::{ActiveUser, AppJson, AppPath, AppQuery, Authenticated};
 use crate::http::routes::jobs::JobView;
@@ -395,9 +395,7 @@ async fn apply_group(
         anyhow::anyhow!("instance size {} is no longer in the catalog", store.instance_size)
     })?;
     sizing::check(size, &group.parameters)?;
-    if !matches!(store.status.as_str(), "available" | "degraded") {
-        return Err(ApiError::conflict("store_busy", format!("the store is {}", store.status)));
-    }
+    store.status.check(StoreOperation::ApplyParameters)?;
     let mut nodes = db::stores::nodes(&mut *tx, ctx.org_id, &[store_id]).await?;
     nodes.sort_by_key(|n| n.role == "primary");
     let mut steps: Vec<String> = nodes.iter().map(|n| step::on(step::APPLY_PARAMETERS, n.id)).collect();

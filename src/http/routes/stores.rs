@@ -20,7 +20,7 @@ use crate::app::AppState;
 use crate::audit::{Event, RequestMeta};
 use crate::db;
 use crate::db::stores::{NodeRow, StoreRow};
-use crate::domain::{Ctx, Scope};
+use crate::domain::{Ctx, NodeState, Scope, StoreOperation, StoreStatus};
 use crate::error::{ApiError, ApiResult, Problem, on_constraint};
 use crate::http::extract::{ActiveUser, AppJson, AppPath, AppQuery};
 use crate::http::routes::jobs::JobView;
@@ -51,8 +51,7 @@ pub struct NodeView {
     pub role: String,
     pub host: String,
     pub port: i32,
-    /// `creating`, `running`, `stopped`, `failed` or `removing`.
-    pub state: String,
+    pub state: NodeState,
     /// For a replica: WAL bytes received but not yet replayed, at the last health check.
     pub replication_lag_bytes: Option<i64>,
     #[serde(with = "time::serde::rfc3339::option")]
@@ -102,8 +101,7 @@ pub struct StoreView {
     pub nodes_wanted: i32,
     pub tags: Vec<String>,
     pub deletion_protection: bool,
-    /// `deploying`, `available`, `modifying`, `degraded`, `failed`, `deleting`.
-    pub status: String,
+    pub status: StoreStatus,
     /// A node's volume is full (see its `disk_full`).
     pub disk_full: bool,
     pub nodes: Vec<NodeView>,
@@ -125,7 +123,7 @@ fn endpoint(n: &NodeRow, user: &str, db: &str) -> Endpoint {
 }
 
 fn view(s: StoreRow, nodes: Vec<NodeRow>, current_job: Option<JobView>) -> StoreView {
-    let live = |n: &&NodeRow| n.state != "removing";
+    let live = |n: &&NodeRow| n.state != NodeState::Removing;
     let connection = Connection {
         primary: nodes
             .iter()
@@ -633,7 +631,7 @@ fn replay(
 #[into_params(parameter_in = Query)]
 pub struct StoreQuery {
     /// Only stores in this status.
-    status: Option<String>,
+    status: Option<StoreStatus>,
     /// Only stores with this tag.
     tag: Option<String>,
     /// `next_cursor` of the previous page.
@@ -691,12 +689,7 @@ async fn list_stores(
         return Err(ApiError::field("limit", "must be 1 to 100"));
     }
     let after = q.cursor.as_deref().map(decode_cursor).transpose()?;
-    let filter = db::stores::ListFilter {
-        status: q.status.as_deref(),
-        tag: q.tag.as_deref(),
-        after,
-        limit: limit + 1,
-    };
+    let filter = db::stores::ListFilter { status: q.status, tag: q.tag.as_deref(), after, limit: limit + 1 };
     let mut rows = db::stores::list(&state.db, &ctx, &filter).await?;
     let next_cursor = if rows.len() as i64 > limit {
         rows.truncate(limit as usize);
@@ -817,11 +810,8 @@ async fn update_store(
         }
     }
     let resizing = size.is_some() || volume.is_some();
-    if resizing && store.status != "available" && store.status != "degraded" {
-        return Err(ApiError::conflict(
-            "store_busy",
-            format!("the store is {}; resize it when it is available", store.status),
-        ));
+    if resizing {
+        store.status.check(StoreOperation::Resize)?;
     }
     let now = state.clock.now();
     let patch = db::stores::Patch {
@@ -831,7 +821,7 @@ async fn update_store(
         instance_size: size,
         volume_size_gb: volume.map(|v| v as i32),
         node_count: None,
-        status: resizing.then_some("modifying"),
+        status: resizing.then_some(StoreStatus::Modifying),
     };
     let revision = db::stores::update(&mut *tx, &ctx, store_id, store.revision, patch, now)
         .await
@@ -904,7 +894,7 @@ pub struct DeleteQuery {
     responses(
         (status = 202, body = JobView),
         (status = 404, description = "No such store for the caller", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Deletion protection is on, or a job is in progress", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Deletion protection is on, a job is in progress, or the store is being deleted (`store_busy`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn delete_store(
@@ -925,6 +915,7 @@ async fn delete_store(
     if store.deletion_protection {
         return Err(ApiError::conflict("deletion_protected", "deletion protection is on; turn it off first"));
     }
+    store.status.check(StoreOperation::Delete)?;
     let mut nodes = db::stores::nodes(&mut *tx, ctx.org_id, &[store_id]).await?;
     nodes.sort_by_key(|n| n.role == "primary");
     let mut steps: Vec<String> = nodes.iter().map(|n| step::on(step::REMOVE_NODE, n.id)).collect();
@@ -933,7 +924,7 @@ async fn delete_store(
     }
     steps.push(step::FINISH_DELETED.into());
     let job = enqueue(&mut tx, &state, &ctx, store_id, jobs::DELETE_STORE, steps).await?;
-    db::stores::set_status(&mut *tx, ctx.org_id, store_id, "deleting", state.clock.now()).await?;
+    db::stores::set_status(&mut *tx, ctx.org_id, store_id, StoreStatus::Deleting, state.clock.now()).await?;
     Event::new("store.deleted", &meta)
         .in_ctx(&ctx, &user.principal.email)
         .target(format!("store:{store_id}"))
@@ -953,9 +944,7 @@ async fn store_for_node_op(
     store_id: Uuid,
 ) -> ApiResult<StoreRow> {
     let store = db::stores::get_for_update(tx, ctx, store_id).await?.ok_or(ApiError::not_found("store"))?;
-    if matches!(store.status.as_str(), "deleting" | "deploying") {
-        return Err(ApiError::conflict("store_busy", format!("the store is {}", store.status)));
-    }
+    store.status.check(StoreOperation::ChangeNodes)?;
     Ok(store)
 }
 
@@ -1071,7 +1060,7 @@ async fn finish_node_change(
         instance_size: None,
         volume_size_gb: None,
         node_count: Some(change.node_count),
-        status: Some("modifying"),
+        status: Some(StoreStatus::Modifying),
     };
     db::stores::update(&mut *tx, ctx, store.id, store.revision, patch, now).await?;
     Event::new(change.action, meta)
@@ -1148,14 +1137,15 @@ async fn repair_store(
     let mut tx = state.db.begin().await?;
     let store =
         db::stores::get_for_update(&mut tx, &ctx, store_id).await?.ok_or(ApiError::not_found("store"))?;
-    if store.status == "deleting" {
-        return Err(ApiError::conflict("store_busy", "the store is being deleted"));
-    }
+    store.status.check(StoreOperation::Repair)?;
     let mut nodes = db::stores::nodes(&mut *tx, ctx.org_id, &[store_id]).await?;
     // The primary first: replicas are rebuilt from it.
     nodes.sort_by_key(|n| n.role != "primary");
-    let mut steps: Vec<String> =
-        nodes.iter().filter(|n| n.state != "running").map(|n| step::on(step::REBUILD_NODE, n.id)).collect();
+    let mut steps: Vec<String> = nodes
+        .iter()
+        .filter(|n| n.state != NodeState::Running)
+        .map(|n| step::on(step::REBUILD_NODE, n.id))
+        .collect();
     steps.push(step::FINISH_AVAILABLE.into());
     let job = enqueue(&mut tx, &state, &ctx, store_id, jobs::REPAIR_STORE, steps).await?;
     Event::new("store.repaired", &meta)

@@ -193,7 +193,7 @@ async fn system_status(
         admin_of.iter().map(|id| OrgStores { org_id: *id, stores: Default::default() }).collect();
     for (org, status, n) in db::stores::count_by_status(&state.db, &admin_of).await? {
         if let Some(o) = organizations.iter_mut().find(|o| o.org_id == org) {
-            o.stores.insert(status, n);
+            o.stores.insert(status.to_string(), n);
         }
     }
     Ok(AppJson(SystemStatus {

@@ -23,7 +23,7 @@ use crate::app::AppState;
 use crate::audit::{Event, RequestMeta};
 use crate::db;
 use crate::db::vpcs::{PeeringRow, VpcRow};
-use crate::domain::{Ctx, Scope, VpcBlock, node_addresses};
+use crate::domain::{Ctx, PeeringStatus, Scope, VpcBlock, VpcStatus, node_addresses};
 use crate::error::{ApiError, ApiResult, Problem, on_constraint};
 use crate::http::extract::{ActiveUser, AppJson, AppPath};
 use crate::http::routes::jobs::JobView;
@@ -49,8 +49,8 @@ pub struct VpcView {
     pub region: String,
     #[schema(example = "10.61.0.0/24")]
     pub cidr_ipv4_block: String,
-    /// `creating`, `available`, `deleting` or `failed` (delete a failed VPC to clean it up).
-    pub status: String,
+    /// Never `deleted` here. Delete a `failed` VPC to clean it up.
+    pub status: VpcStatus,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -275,7 +275,7 @@ async fn delete_vpc(
     ctx.require(Scope::VpcsWrite)?;
     let mut tx = state.db.begin().await?;
     let vpc = db::vpcs::get_for_update(&mut tx, &ctx, vpc_id).await?.ok_or(ApiError::not_found("VPC"))?;
-    if matches!(vpc.status.as_str(), "creating" | "deleting") {
+    if matches!(vpc.status, VpcStatus::Creating | VpcStatus::Deleting) {
         return Err(ApiError::conflict(
             "vpc_busy",
             format!("the VPC is {}; wait for its job to finish", vpc.status),
@@ -290,7 +290,7 @@ async fn delete_vpc(
     holds.extend(
         peerings
             .iter()
-            .filter(|p| p.status != "rejected")
+            .filter(|p| p.status != PeeringStatus::Rejected)
             .map(|p| format!("peering {} ({}) with VPC {}", p.id, p.status, other_side(p, vpc_id))),
     );
     if !holds.is_empty() {
@@ -300,7 +300,7 @@ async fn delete_vpc(
         ));
     }
     let now = state.clock.now();
-    db::vpcs::set_status(&mut *tx, ctx.org_id, vpc_id, "deleting", now).await?;
+    db::vpcs::set_status(&mut *tx, ctx.org_id, vpc_id, VpcStatus::Deleting, now).await?;
     let job = enqueue(&mut tx, &state, &ctx, jobs::DELETE_VPC, vec![step::on(step::REMOVE_NETWORK, vpc_id)])
         .await?;
     Event::new("vpc.deleted", &meta)
@@ -387,7 +387,7 @@ pub(crate) async fn vpc_for_store(
             ),
         ));
     }
-    if vpc.status != "available" {
+    if vpc.status != VpcStatus::Available {
         return Err(ApiError::conflict(
             "vpc_not_available",
             format!("{} is {}; place stores in it once it is available", describe(&vpc), vpc.status),
@@ -422,9 +422,9 @@ pub(crate) async fn place_nodes(
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PeeringView {
     pub id: Uuid,
-    /// `pending_acceptance` (the peer's organization has yet to accept), `provisioning`,
-    /// `active`, `rejected`, `failed` (delete it to clean up) or `deleting`.
-    pub status: String,
+    /// Never `deleted` here. `pending_acceptance`: the peer's organization has yet to accept;
+    /// delete a `failed` peering to clean it up.
+    pub status: PeeringStatus,
     /// The VPC that asked, and its organization.
     pub vpc_id: Uuid,
     pub org_id: Uuid,
@@ -469,8 +469,7 @@ pub struct CreatePeering {
 /// The view of a peering from `ctx`'s organization.
 async fn peering_view(state: &AppState, ctx: &Ctx, p: PeeringRow) -> ApiResult<PeeringView> {
     let mine = db::vpcs::get_by_id(&state.db, p.org_id, p.vpc_id).await?.ok_or_else(|| missing(p.vpc_id))?;
-    let accepted = matches!(p.status.as_str(), "provisioning" | "active" | "deleting" | "failed");
-    let peer_visible = !p.needs_acceptance() || accepted || ctx.org_id == p.peer_org_id;
+    let peer_visible = !p.needs_acceptance() || p.status.is_linked() || ctx.org_id == p.peer_org_id;
     let peer = match peer_visible {
         true => db::vpcs::get_by_id(&state.db, p.peer_org_id, p.peer_vpc_id).await?,
         false => None,
@@ -536,7 +535,7 @@ fn pending_error(p: &PeeringRow) -> ApiError {
 }
 
 fn available(v: &VpcRow) -> ApiResult<()> {
-    if v.status == "available" {
+    if v.status == VpcStatus::Available {
         Ok(())
     } else {
         Err(ApiError::conflict("vpc_not_available", format!("{} is {}", describe(v), v.status)))
@@ -623,7 +622,7 @@ async fn create_peering(
         joinable(mine, peer)?;
     }
     let id = Uuid::now_v7();
-    let status = if cross_org { "pending_acceptance" } else { "provisioning" };
+    let status = if cross_org { PeeringStatus::PendingAcceptance } else { PeeringStatus::Provisioning };
     let new = db::vpcs::NewPeering {
         id,
         vpc_id,
@@ -733,7 +732,7 @@ fn answering(ctx: &Ctx, vpc_id: Uuid, p: &PeeringRow) -> ApiResult<()> {
             "only the organization of the peer VPC accepts or rejects a peering, and only one asked by another organization",
         ));
     }
-    if p.status != "pending_acceptance" {
+    if p.status != PeeringStatus::PendingAcceptance {
         return Err(pending_error(p));
     }
     Ok(())
@@ -768,7 +767,7 @@ async fn accept_peering(
     available(mine)?;
     joinable(asking, mine)?;
     let now = state.clock.now();
-    db::vpcs::set_peering_status(&mut *tx, org_id, peering_id, "provisioning", now).await?;
+    db::vpcs::set_peering_status(&mut *tx, org_id, peering_id, PeeringStatus::Provisioning, now).await?;
     let job = enqueue(&mut tx, &state, &ctx, jobs::CREATE_PEERING, connect_steps(peering_id)).await?;
     Event::new("vpc.peering_accepted", &meta)
         .in_ctx(&ctx, &user.principal.email)
@@ -804,7 +803,7 @@ async fn reject_peering(
     let (ctx, mut tx, p) = peering_write(&state, &user, org_id, vpc_id, peering_id).await?;
     answering(&ctx, vpc_id, &p)?;
     let now = state.clock.now();
-    db::vpcs::set_peering_status(&mut *tx, org_id, peering_id, "rejected", now).await?;
+    db::vpcs::set_peering_status(&mut *tx, org_id, peering_id, PeeringStatus::Rejected, now).await?;
     Event::new("vpc.peering_rejected", &meta)
         .in_ctx(&ctx, &user.principal.email)
         .target(format!("vpc:{vpc_id}"))
@@ -841,19 +840,19 @@ async fn delete_peering(
 ) -> ApiResult<Response> {
     let (ctx, mut tx, p) = peering_write(&state, &user, org_id, vpc_id, peering_id).await?;
     let now = state.clock.now();
-    let job = match p.status.as_str() {
-        "provisioning" | "deleting" => {
+    let job = match p.status {
+        PeeringStatus::Provisioning | PeeringStatus::Deleting => {
             return Err(ApiError::conflict(
                 "peering_busy",
                 format!("the peering is {}; wait for its job to finish", p.status),
             ));
         }
-        "pending_acceptance" | "rejected" => {
-            db::vpcs::set_peering_status(&mut *tx, org_id, peering_id, "deleted", now).await?;
+        PeeringStatus::PendingAcceptance | PeeringStatus::Rejected => {
+            db::vpcs::set_peering_status(&mut *tx, org_id, peering_id, PeeringStatus::Deleted, now).await?;
             None
         }
         _ => {
-            db::vpcs::set_peering_status(&mut *tx, org_id, peering_id, "deleting", now).await?;
+            db::vpcs::set_peering_status(&mut *tx, org_id, peering_id, PeeringStatus::Deleting, now).await?;
             let steps = vec![
                 step::on(step::APPLY_PEERING_ACCESS, peering_id),
                 step::on(step::DISCONNECT_PEERING, peering_id),

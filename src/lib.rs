@@ -18,6 +18,7 @@ pub mod pg;
 pub mod provision;
 pub mod quota;
 pub mod serve;
+pub mod service;
 pub mod telemetry;
 pub mod tls;
 

@@ -3,8 +3,10 @@
 pub mod extract;
 pub mod middleware;
 pub mod openapi;
+pub mod page;
 mod router;
 pub mod routes;
+pub mod views;
 
 pub use router::build_router;
 

@@ -19,10 +19,11 @@ use crate::db::backups::BackupRow;
 use crate::domain::{BackupStatus, Ctx, NodeState, Scope, StoreOperation, StoreStatus};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::http::extract::{ActiveUser, AppJson, AppPath, AppQuery};
-use crate::http::routes::jobs::JobView;
-use crate::http::routes::stores::{busy_error, decode_cursor};
+use crate::http::page::PageRequest;
+use crate::http::views::JobView;
 use crate::jobs::schedule::Started;
 use crate::jobs::{self, step};
+use crate::service::jobs::{Enqueue, busy, enqueue};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -152,7 +153,7 @@ async fn create_backup(
         Started::Backup { backup_id, job_id } => (backup_id, job_id),
         Started::Busy => {
             let active = db::jobs::active_for_store(&mut *tx, ctx.org_id, store_id).await?;
-            return Err(busy_error(active));
+            return Err(busy(active.as_ref()).into());
         }
         Started::OverQuota(over) => return Err(crate::domain::Error::QuotaExceeded(over).into()),
     };
@@ -229,18 +230,9 @@ async fn list_backups(
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::BackupsRead)?;
     store_even_deleted(&state, &ctx, store_id).await?;
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=100).contains(&limit) {
-        return Err(ApiError::field("limit", "must be 1 to 100"));
-    }
-    let before = q.cursor.as_deref().map(decode_cursor).transpose()?;
-    let mut rows = db::backups::list(&state.db, &ctx, store_id, before, limit + 1).await?;
-    let next_cursor = if rows.len() as i64 > limit {
-        rows.truncate(limit as usize);
-        rows.last().map(|b| format!("{}_{}", b.created_at.unix_timestamp_nanos(), b.id))
-    } else {
-        None
-    };
+    let page = PageRequest::new(q.cursor.as_deref(), q.limit, 100)?;
+    let rows = db::backups::list(&state.db, &ctx, store_id, page.after, page.fetch()).await?;
+    let (rows, next_cursor) = page.finish(rows, |b| (b.created_at, b.id));
     Ok(AppJson(BackupList { items: rows.into_iter().map(Into::into).collect(), next_cursor }))
 }
 
@@ -520,35 +512,13 @@ async fn restore_store(
         }
     }
     steps.push(step::FINISH_AVAILABLE.into());
-    let job_id = Uuid::now_v7();
     let params = serde_json::json!({
         "backup_id": backup.id,
         "point_in_time": body.point_in_time.map(|t| t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()),
     });
-    db::jobs::insert(
-        &mut *tx,
-        ctx.org_id,
-        db::jobs::NewJob {
-            id: job_id,
-            store_id: Some(store_id),
-            kind: jobs::RESTORE,
-            params,
-            steps: &steps,
-            created_by: Some(ctx.user_id),
-            now,
-        },
-    )
-    .await
-    .map_err(|e| {
-        crate::error::on_constraint(e, |c| {
-            (c == "jobs_one_active_per_store").then(|| {
-                ApiError::conflict(
-                    "job_in_progress",
-                    "a job is in progress on this store; wait for it to finish",
-                )
-            })
-        })
-    })?;
+    let job =
+        enqueue(&mut tx, &state, &ctx, Enqueue::store(store_id, jobs::RESTORE, steps).with_params(params))
+            .await?;
     db::stores::set_status(&mut *tx, ctx.org_id, store_id, StoreStatus::Restoring, now).await?;
     Event::new("store.restore_started", &meta)
         .in_ctx(&ctx, &user.principal.email)
@@ -557,7 +527,6 @@ async fn restore_store(
         .detail("point_in_time", body.point_in_time.map(|t| t.unix_timestamp()))
         .record_in(&mut tx, now)
         .await?;
-    let job = db::jobs::get(&mut *tx, &ctx, job_id).await?.ok_or(ApiError::not_found("job"))?;
     tx.commit().await?;
     state.wake.notify_waiters();
     Ok((StatusCode::ACCEPTED, AppJson(job.into())))

@@ -2,7 +2,6 @@
 
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -11,11 +10,11 @@ use uuid::Uuid;
 use crate::app::AppState;
 use crate::audit::{Event, RequestMeta};
 use crate::db;
-use crate::db::jobs::JobRow;
 use crate::domain::{JobStatus, Scope};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::http::extract::{ActiveUser, AppJson, AppPath, AppQuery};
-use crate::http::routes::stores::decode_cursor;
+use crate::http::page::PageRequest;
+use crate::http::views::{JobView, LogLine};
 use crate::jobs;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -24,93 +23,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_store_jobs))
         .routes(routes!(get_job))
         .routes(routes!(cancel_job))
-}
-
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct StepView {
-    pub name: String,
-    pub state: StepState,
-}
-
-/// Where one step of a job stands: read from the job's status and the index of its next step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum StepState {
-    Done,
-    Running,
-    Pending,
-}
-
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct LogLine {
-    #[serde(with = "time::serde::rfc3339")]
-    pub at: OffsetDateTime,
-    pub level: String,
-    pub message: String,
-}
-
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct JobView {
-    pub id: Uuid,
-    /// `create_store`, `delete_store`, `add_node`, `remove_node`, `restart_node`,
-    /// `repair_store`, `resize_store`.
-    pub kind: String,
-    pub status: JobStatus,
-    pub store_id: Option<Uuid>,
-    /// Steps done, as a percentage of all steps.
-    pub progress: u8,
-    pub steps: Vec<StepView>,
-    pub attempts: i32,
-    pub max_attempts: i32,
-    /// Why the last attempt failed (and, for a failed job, why it gave up).
-    pub error: Option<String>,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub started_at: Option<OffsetDateTime>,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub finished_at: Option<OffsetDateTime>,
-    /// Only on `GET .../jobs/{job_id}`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub log: Option<Vec<LogLine>>,
-}
-
-impl From<JobRow> for JobView {
-    fn from(j: JobRow) -> Self {
-        let done = usize::try_from(j.step).unwrap_or(0);
-        let total = j.steps.len().max(1);
-        let steps = j
-            .steps
-            .iter()
-            .enumerate()
-            .map(|(i, name)| StepView {
-                name: name.clone(),
-                state: if i < done {
-                    StepState::Done
-                } else if i == done && j.status == JobStatus::Running {
-                    StepState::Running
-                } else {
-                    StepState::Pending
-                },
-            })
-            .collect();
-        let progress = if j.status == JobStatus::Succeeded { 100 } else { (done * 100 / total) as u8 };
-        Self {
-            id: j.id,
-            kind: j.kind,
-            status: j.status,
-            store_id: j.store_id,
-            progress,
-            steps,
-            attempts: j.attempts,
-            max_attempts: j.max_attempts,
-            error: j.error,
-            created_at: j.created_at,
-            started_at: j.started_at,
-            finished_at: j.finished_at,
-            log: None,
-        }
-    }
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -141,18 +53,9 @@ async fn page(
     store: Option<Uuid>,
     q: JobQuery,
 ) -> ApiResult<JobList> {
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=100).contains(&limit) {
-        return Err(ApiError::field("limit", "must be 1 to 100"));
-    }
-    let before = q.cursor.as_deref().map(decode_cursor).transpose()?;
-    let mut rows = db::jobs::list(&state.db, ctx, store, before, limit + 1).await?;
-    let next_cursor = if rows.len() as i64 > limit {
-        rows.truncate(limit as usize);
-        rows.last().map(|j| format!("{}_{}", j.created_at.unix_timestamp_nanos(), j.id))
-    } else {
-        None
-    };
+    let page = PageRequest::new(q.cursor.as_deref(), q.limit, 100)?;
+    let rows = db::jobs::list(&state.db, ctx, store, page.after, page.fetch()).await?;
+    let (rows, next_cursor) = page.finish(rows, |j| (j.created_at, j.id));
     Ok(JobList { items: rows.into_iter().map(Into::into).collect(), next_cursor })
 }
 

@@ -19,10 +19,11 @@ use crate::db::parameter_groups::GroupRow;
 use crate::domain::{Scope, StoreOperation};
 use crate::error::{ApiError, ApiResult, FieldError, Problem, on_constraint};
 use crate::http::extract::{ActiveUser, AppJson, AppPath, AppQuery, Authenticated};
-use crate::http::routes::jobs::JobView;
+use crate::http::views::JobView;
 use crate::jobs::{self, step};
 use crate::provision::parameters::{ParamDef, catalog};
 use crate::provision::sizing;
+use crate::service::jobs::Enqueue;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -400,9 +401,13 @@ async fn apply_group(
     nodes.sort_by_key(|n| n.role == "primary");
     let mut steps: Vec<String> = nodes.iter().map(|n| step::on(step::APPLY_PARAMETERS, n.id)).collect();
     steps.push(step::FINISH_AVAILABLE.into());
-    let job =
-        crate::http::routes::stores::enqueue(&mut tx, &state, &ctx, store_id, jobs::APPLY_PARAMETERS, steps)
-            .await?;
+    let job = crate::service::jobs::enqueue(
+        &mut tx,
+        &state,
+        &ctx,
+        Enqueue::store(store_id, jobs::APPLY_PARAMETERS, steps),
+    )
+    .await?;
     let now = state.clock.now();
     db::parameter_groups::assign(&mut *tx, &ctx, store_id, group.id, now).await?;
     Event::new("store.parameter_group_applied", &meta)

@@ -23,12 +23,14 @@ use crate::db::stores::{NodeRow, StoreRow};
 use crate::domain::{Ctx, NodeState, Scope, StoreOperation, StoreStatus};
 use crate::error::{ApiError, ApiResult, Problem, on_constraint};
 use crate::http::extract::{ActiveUser, AppJson, AppPath, AppQuery};
-use crate::http::routes::jobs::JobView;
+use crate::http::page::PageRequest;
 use crate::http::routes::vpcs::{self, StoreNetwork};
+use crate::http::views::JobView;
 use crate::jobs::{self, step};
 use crate::provision::catalog::Choice;
 use crate::provision::sizing;
 use crate::quota::{self, Quota};
+use crate::service::jobs::{Enqueue, busy, enqueue};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -243,65 +245,6 @@ fn tags(raw: &[String]) -> ApiResult<Vec<String>> {
 
 fn password() -> String {
     rand::thread_rng().sample_iter(&Alphanumeric).take(32).map(char::from).collect()
-}
-
-/// Enqueues a job for a store in the caller's transaction; a job already in progress is 409.
-pub(crate) async fn enqueue(
-    tx: &mut Transaction<'_, Postgres>,
-    state: &AppState,
-    ctx: &Ctx,
-    store_id: Uuid,
-    kind: &str,
-    steps: Vec<String>,
-) -> ApiResult<db::jobs::JobRow> {
-    enqueue_with(tx, state, ctx, store_id, kind, steps, serde_json::json!({})).await
-}
-
-/// [`enqueue`] with parameters for the steps.
-async fn enqueue_with(
-    tx: &mut Transaction<'_, Postgres>,
-    state: &AppState,
-    ctx: &Ctx,
-    store_id: Uuid,
-    kind: &str,
-    steps: Vec<String>,
-    params: serde_json::Value,
-) -> ApiResult<db::jobs::JobRow> {
-    let id = Uuid::now_v7();
-    let insert = db::jobs::insert(
-        &mut **tx,
-        ctx.org_id,
-        db::jobs::NewJob {
-            id,
-            store_id: Some(store_id),
-            kind,
-            params,
-            steps: &steps,
-            created_by: Some(ctx.user_id),
-            now: state.clock.now(),
-        },
-    )
-    .await;
-    if let Err(e) = insert {
-        let busy =
-            matches!(&e, sqlx::Error::Database(d) if d.constraint() == Some("jobs_one_active_per_store"));
-        if busy {
-            let active = db::jobs::active_for_store(&state.db, ctx.org_id, store_id).await?;
-            return Err(busy_error(active));
-        }
-        return Err(e.into());
-    }
-    db::jobs::get(&mut **tx, ctx, id).await?.ok_or_else(|| anyhow::anyhow!("job vanished").into())
-}
-
-/// 409 naming the job in progress.
-pub(crate) fn busy_error(active: Option<db::jobs::JobRow>) -> ApiError {
-    let what =
-        active.map(|j| format!("job {} ({}, {})", j.id, j.kind, j.status)).unwrap_or_else(|| "a job".into());
-    ApiError::conflict(
-        "job_in_progress",
-        format!("{what} is in progress on this store; wait for it to finish"),
-    )
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -524,7 +467,9 @@ async fn create_store(
         }}),
         _ => serde_json::json!({}),
     };
-    let job = enqueue_with(&mut tx, &state, &ctx, id, jobs::CREATE_STORE, steps, params).await?;
+    let job =
+        enqueue(&mut tx, &state, &ctx, Enqueue::store(id, jobs::CREATE_STORE, steps).with_params(params))
+            .await?;
     Event::new("store.created", &meta)
         .in_ctx(&ctx, &user.principal.email)
         .target(format!("store:{id}"))
@@ -651,21 +596,6 @@ pub struct StoreList {
     pub next_cursor: Option<String>,
 }
 
-fn encode_cursor(at: OffsetDateTime, id: Uuid) -> String {
-    format!("{}_{id}", at.unix_timestamp_nanos())
-}
-
-pub fn decode_cursor(c: &str) -> ApiResult<(OffsetDateTime, Uuid)> {
-    let bad = || ApiError::field("cursor", "is not a cursor from this API");
-    let (at, id) = c.split_once('_').ok_or_else(bad)?;
-    let at = at
-        .parse::<i128>()
-        .ok()
-        .and_then(|n| OffsetDateTime::from_unix_timestamp_nanos(n).ok())
-        .ok_or_else(bad)?;
-    Ok((at, id.parse().map_err(|_| bad())?))
-}
-
 /// The organization's stores, oldest first.
 #[utoipa::path(
     get, path = "/api/v1/orgs/{org_id}/stores", tag = "stores",
@@ -684,19 +614,15 @@ async fn list_stores(
 ) -> ApiResult<AppJson<StoreList>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::StoresRead)?;
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=100).contains(&limit) {
-        return Err(ApiError::field("limit", "must be 1 to 100"));
-    }
-    let after = q.cursor.as_deref().map(decode_cursor).transpose()?;
-    let filter = db::stores::ListFilter { status: q.status, tag: q.tag.as_deref(), after, limit: limit + 1 };
-    let mut rows = db::stores::list(&state.db, &ctx, &filter).await?;
-    let next_cursor = if rows.len() as i64 > limit {
-        rows.truncate(limit as usize);
-        rows.last().map(|s| encode_cursor(s.created_at, s.id))
-    } else {
-        None
+    let page = PageRequest::new(q.cursor.as_deref(), q.limit, 100)?;
+    let filter = db::stores::ListFilter {
+        status: q.status,
+        tag: q.tag.as_deref(),
+        after: page.after,
+        limit: page.fetch(),
     };
+    let rows = db::stores::list(&state.db, &ctx, &filter).await?;
+    let (rows, next_cursor) = page.finish(rows, |s| (s.created_at, s.id));
     let ids: Vec<Uuid> = rows.iter().map(|s| s.id).collect();
     let mut nodes = db::stores::nodes(&state.db, ctx.org_id, &ids).await?;
     let mut items = Vec::with_capacity(rows.len());
@@ -846,7 +772,8 @@ async fn update_store(
             steps.extend(nodes.iter().map(|n| step::on(step::GROW_VOLUME, n.id)));
         }
         steps.push(step::FINISH_AVAILABLE.into());
-        job = Some(enqueue(&mut tx, &state, &ctx, store_id, jobs::RESIZE_STORE, steps).await?);
+        job =
+            Some(enqueue(&mut tx, &state, &ctx, Enqueue::store(store_id, jobs::RESIZE_STORE, steps)).await?);
     }
     Event::new("store.updated", &meta)
         .in_ctx(&ctx, &user.principal.email)
@@ -923,7 +850,7 @@ async fn delete_store(
         steps.push(step::DELETE_BACKUPS.into());
     }
     steps.push(step::FINISH_DELETED.into());
-    let job = enqueue(&mut tx, &state, &ctx, store_id, jobs::DELETE_STORE, steps).await?;
+    let job = enqueue(&mut tx, &state, &ctx, Enqueue::store(store_id, jobs::DELETE_STORE, steps)).await?;
     db::stores::set_status(&mut *tx, ctx.org_id, store_id, StoreStatus::Deleting, state.clock.now()).await?;
     Event::new("store.deleted", &meta)
         .in_ctx(&ctx, &user.principal.email)
@@ -978,7 +905,7 @@ async fn add_node(
     }
     // Checked before taking a port, for a clear answer; the unique index decides races.
     if let Some(active) = db::jobs::active_for_store(&mut *tx, ctx.org_id, store_id).await? {
-        return Err(busy_error(Some(active)));
+        return Err(busy(Some(&active)).into());
     }
     quota::reserve(&mut tx, &state.plane.quotas, ctx.org_id, &[(Quota::Nodes, 1)]).await?;
     let port = jobs::allocate_ports(&mut tx, state.plane.ports.clone(), 1).await?[0];
@@ -989,7 +916,7 @@ async fn add_node(
         vpcs::place_nodes(&mut tx, &ctx, vpc_id, &[node]).await?;
     }
     let steps = vec![step::on(step::CREATE_REPLICA, node), step::FINISH_AVAILABLE.into()];
-    let job = enqueue(&mut tx, &state, &ctx, store_id, jobs::ADD_NODE, steps).await?;
+    let job = enqueue(&mut tx, &state, &ctx, Enqueue::store(store_id, jobs::ADD_NODE, steps)).await?;
     let change = NodeChange { action: "store.node_added", node, node_count: nodes.len() as i32 + 1 };
     finish_node_change(&state, &meta, &user, &ctx, tx, &store, job, change).await
 }
@@ -1027,7 +954,7 @@ async fn remove_node(
         return Err(ApiError::conflict("primary_node", detail));
     }
     let steps = vec![step::on(step::REMOVE_NODE, node_id), step::FINISH_AVAILABLE.into()];
-    let job = enqueue(&mut tx, &state, &ctx, store_id, jobs::REMOVE_NODE, steps).await?;
+    let job = enqueue(&mut tx, &state, &ctx, Enqueue::store(store_id, jobs::REMOVE_NODE, steps)).await?;
     let change =
         NodeChange { action: "store.node_removed", node: node_id, node_count: nodes.len() as i32 - 1 };
     finish_node_change(&state, &meta, &user, &ctx, tx, &store, job, change).await
@@ -1102,7 +1029,7 @@ async fn restart_node(
     let nodes = db::stores::nodes(&mut *tx, ctx.org_id, &[store_id]).await?;
     nodes.iter().find(|n| n.id == node_id).ok_or(ApiError::not_found("node"))?;
     let steps = vec![step::on(step::RESTART_NODE, node_id), step::FINISH_AVAILABLE.into()];
-    let job = enqueue(&mut tx, &state, &ctx, store_id, jobs::RESTART_NODE, steps).await?;
+    let job = enqueue(&mut tx, &state, &ctx, Enqueue::store(store_id, jobs::RESTART_NODE, steps)).await?;
     Event::new("store.node_restarted", &meta)
         .in_ctx(&ctx, &user.principal.email)
         .target(format!("store:{store_id}"))
@@ -1147,7 +1074,7 @@ async fn repair_store(
         .map(|n| step::on(step::REBUILD_NODE, n.id))
         .collect();
     steps.push(step::FINISH_AVAILABLE.into());
-    let job = enqueue(&mut tx, &state, &ctx, store_id, jobs::REPAIR_STORE, steps).await?;
+    let job = enqueue(&mut tx, &state, &ctx, Enqueue::store(store_id, jobs::REPAIR_STORE, steps)).await?;
     Event::new("store.repaired", &meta)
         .in_ctx(&ctx, &user.principal.email)
         .target(format!("store:{store_id}"))
@@ -1207,13 +1134,5 @@ mod tests {
         for bad in ["", "1db", "Orders", "a_b", "a-", "x'; drop table stores; --", &"a".repeat(64)] {
             assert!(store_name(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn cursors_round_trip() {
-        let at = OffsetDateTime::now_utc();
-        let id = Uuid::now_v7();
-        assert_eq!(decode_cursor(&encode_cursor(at, id)).unwrap(), (at, id));
-        assert!(decode_cursor("garbage").is_err());
     }
 }

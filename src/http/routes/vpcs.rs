@@ -26,10 +26,11 @@ use crate::db::vpcs::{PeeringRow, VpcRow};
 use crate::domain::{Ctx, PeeringStatus, Scope, VpcBlock, VpcStatus, node_addresses};
 use crate::error::{ApiError, ApiResult, Problem, on_constraint};
 use crate::http::extract::{ActiveUser, AppJson, AppPath};
-use crate::http::routes::jobs::JobView;
 use crate::http::routes::stores::store_name;
+use crate::http::views::JobView;
 use crate::jobs::{self, step};
 use crate::quota::{self, Quota};
+use crate::service::jobs::{Enqueue, enqueue};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -115,28 +116,6 @@ fn describe(v: &VpcRow) -> String {
     format!("VPC {} ({}, {})", v.name, v.id, v.cidr)
 }
 
-/// Enqueues a VPC or peering job in the caller's transaction.
-async fn enqueue(
-    tx: &mut Transaction<'_, Postgres>,
-    state: &AppState,
-    ctx: &Ctx,
-    kind: &str,
-    steps: Vec<String>,
-) -> ApiResult<db::jobs::JobRow> {
-    let id = Uuid::now_v7();
-    let job = db::jobs::NewJob {
-        id,
-        store_id: None,
-        kind,
-        params: serde_json::json!({}),
-        steps: &steps,
-        created_by: Some(ctx.user_id),
-        now: state.clock.now(),
-    };
-    db::jobs::insert(&mut **tx, ctx.org_id, job).await?;
-    db::jobs::get(&mut **tx, ctx, id).await?.ok_or_else(|| anyhow::anyhow!("job vanished").into())
-}
-
 async fn vpc_of(state: &AppState, ctx: &Ctx, vpc_id: Uuid) -> ApiResult<VpcRow> {
     db::vpcs::get(&state.db, ctx, vpc_id).await?.ok_or(ApiError::not_found("VPC"))
 }
@@ -214,8 +193,13 @@ async fn create_vpc(
                 .then(|| ApiError::conflict("name_taken", format!("a VPC named {name} exists")))
         })
     })?;
-    let job =
-        enqueue(&mut tx, &state, &ctx, jobs::CREATE_VPC, vec![step::on(step::CREATE_NETWORK, id)]).await?;
+    let job = enqueue(
+        &mut tx,
+        &state,
+        &ctx,
+        Enqueue::network(jobs::CREATE_VPC, vec![step::on(step::CREATE_NETWORK, id)]),
+    )
+    .await?;
     Event::new("vpc.created", &meta)
         .in_ctx(&ctx, &user.principal.email)
         .target(format!("vpc:{id}"))
@@ -301,8 +285,13 @@ async fn delete_vpc(
     }
     let now = state.clock.now();
     db::vpcs::set_status(&mut *tx, ctx.org_id, vpc_id, VpcStatus::Deleting, now).await?;
-    let job = enqueue(&mut tx, &state, &ctx, jobs::DELETE_VPC, vec![step::on(step::REMOVE_NETWORK, vpc_id)])
-        .await?;
+    let job = enqueue(
+        &mut tx,
+        &state,
+        &ctx,
+        Enqueue::network(jobs::DELETE_VPC, vec![step::on(step::REMOVE_NETWORK, vpc_id)]),
+    )
+    .await?;
     Event::new("vpc.deleted", &meta)
         .in_ctx(&ctx, &user.principal.email)
         .target(format!("vpc:{vpc_id}"))
@@ -641,7 +630,9 @@ async fn create_peering(
     })?;
     let job = match cross_org {
         true => None,
-        false => Some(enqueue(&mut tx, &state, &ctx, jobs::CREATE_PEERING, connect_steps(id)).await?),
+        false => Some(
+            enqueue(&mut tx, &state, &ctx, Enqueue::network(jobs::CREATE_PEERING, connect_steps(id))).await?,
+        ),
     };
     Event::new("vpc.peering_requested", &meta)
         .in_ctx(&ctx, &user.principal.email)
@@ -768,7 +759,9 @@ async fn accept_peering(
     joinable(asking, mine)?;
     let now = state.clock.now();
     db::vpcs::set_peering_status(&mut *tx, org_id, peering_id, PeeringStatus::Provisioning, now).await?;
-    let job = enqueue(&mut tx, &state, &ctx, jobs::CREATE_PEERING, connect_steps(peering_id)).await?;
+    let job =
+        enqueue(&mut tx, &state, &ctx, Enqueue::network(jobs::CREATE_PEERING, connect_steps(peering_id)))
+            .await?;
     Event::new("vpc.peering_accepted", &meta)
         .in_ctx(&ctx, &user.principal.email)
         .target(format!("vpc:{vpc_id}"))
@@ -857,7 +850,7 @@ async fn delete_peering(
                 step::on(step::APPLY_PEERING_ACCESS, peering_id),
                 step::on(step::DISCONNECT_PEERING, peering_id),
             ];
-            Some(enqueue(&mut tx, &state, &ctx, jobs::DELETE_PEERING, steps).await?)
+            Some(enqueue(&mut tx, &state, &ctx, Enqueue::network(jobs::DELETE_PEERING, steps)).await?)
         }
     };
     Event::new("vpc.peering_deleted", &meta)

@@ -163,12 +163,23 @@ impl Volume {
             .with_context(|| format!("{} is not mounted", self.mount_point.display()))
     }
 
-    /// Unmounts the volume (its loop device goes with it); the image stays. Idempotent.
+    /// Unmounts the volume (its loop device goes with it); the image stays. Idempotent. A
+    /// server that has just stopped, or the removal of data a restore replaced, may still hold
+    /// it for a moment ("target is busy"): it is asked again for a while before the error is
+    /// the step's, to retry.
     pub async fn unmount(&self) -> anyhow::Result<()> {
+        let mut tries = 0;
         while self.mounted() {
             let mut umount = tokio::process::Command::new("umount");
             umount.arg(&self.mount_point);
-            tool(umount, "umount").await?;
+            match tool(umount, "umount").await {
+                Ok(()) => {}
+                Err(e) if tries < UNMOUNT_TRIES && format!("{e:#}").contains("busy") => {
+                    tries += 1;
+                    tokio::time::sleep(UNMOUNT_PAUSE).await;
+                }
+                Err(e) => return Err(e),
+            }
         }
         Ok(())
     }
@@ -198,6 +209,10 @@ impl Volume {
 fn unescape(field: &str) -> String {
     field.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
 }
+
+/// How often, and how far apart, a busy volume is asked to unmount again: 10 s in all.
+const UNMOUNT_TRIES: u32 = 40;
+const UNMOUNT_PAUSE: std::time::Duration = std::time::Duration::from_millis(250);
 
 async fn tool(mut cmd: tokio::process::Command, what: &str) -> anyhow::Result<()> {
     cmd.stdin(std::process::Stdio::null());

@@ -1,0 +1,6 @@
+//! Services: the domain's operations, one module per aggregate. A function takes the tenant
+//! context first, owns its transaction, its state checks, its audit event and its job, and
+//! returns domain values or a domain error; the HTTP handlers extract, authorize, call and
+//! render. Nothing here knows HTTP.
+
+pub mod jobs;

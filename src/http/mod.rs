@@ -4,6 +4,7 @@ pub mod extract;
 pub mod middleware;
 pub mod openapi;
 pub mod page;
+mod password;
 mod router;
 pub mod routes;
 pub mod views;

@@ -1,13 +1,16 @@
 //! Views that several resources render: a job, which every change to a store, a VPC or a
-//! peering answers with.
+//! peering answers with, and the signed-in user, which login and `users/me` answer with.
 
 use serde::Serialize;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::db::invitations::InvitationRow;
 use crate::db::jobs::JobRow;
-use crate::domain::JobStatus;
+use crate::domain::{InvitationStatus, JobStatus, Principal, Role};
+use crate::error::ApiResult;
+use crate::service::members::parse_role;
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct StepView {
@@ -94,4 +97,111 @@ impl From<JobRow> for JobView {
             log: None,
         }
     }
+}
+
+/// A point in time as CCX writes it: seconds and nanoseconds since the Unix epoch.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Timestamp {
+    pub seconds: i64,
+    pub nanos: i32,
+}
+
+impl From<OffsetDateTime> for Timestamp {
+    fn from(t: OffsetDateTime) -> Self {
+        Self { seconds: t.unix_timestamp(), nanos: t.nanosecond() as i32 }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserOrg {
+    pub id: Uuid,
+    pub name: String,
+    pub role: Role,
+}
+
+/// The user, in the shape of CCX's login response, with their organizations and roles.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserView {
+    pub id: Uuid,
+    /// The login: the user's e-mail address.
+    pub login: String,
+    pub first_name: String,
+    pub last_name: String,
+    /// Where the account comes from (`local`: a password kept by Berth).
+    pub origin: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    /// True until the initial password set by an administrator is replaced; until then only
+    /// `/api/auth/*` and `/api/v1/users/me*` answer.
+    pub must_change_password: bool,
+    pub organizations: Vec<UserOrg>,
+    pub additional_fields: serde_json::Map<String, serde_json::Value>,
+}
+
+impl From<Principal> for UserView {
+    fn from(p: Principal) -> Self {
+        Self {
+            id: p.user_id,
+            login: p.email,
+            first_name: p.first_name,
+            last_name: p.last_name,
+            origin: p.origin,
+            created_at: p.created_at.into(),
+            updated_at: p.updated_at.into(),
+            must_change_password: p.must_change_password,
+            organizations: p
+                .orgs
+                .into_iter()
+                .map(|o| UserOrg { id: o.id, name: o.name, role: o.role })
+                .collect(),
+            additional_fields: Default::default(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InvitationView {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub org_name: String,
+    /// The address invited.
+    pub email: String,
+    /// The role the invitee gets by accepting.
+    pub role: Role,
+    pub status: InvitationStatus,
+    /// Who invited (last, when the address was invited again).
+    pub invited_by: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Until when it can be accepted (7 days after it was made).
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub answered_at: Option<OffsetDateTime>,
+}
+
+pub fn invitation_status_at(
+    stored: &str,
+    expires_at: OffsetDateTime,
+    now: OffsetDateTime,
+) -> ApiResult<InvitationStatus> {
+    InvitationStatus::at(stored, expires_at, now)
+        .ok_or_else(|| anyhow::anyhow!("unknown invitation status {stored:?} in the database").into())
+}
+
+/// An invitation as `now` sees it (a pending one past its expiry is `expired`).
+pub fn invitation_view(r: InvitationRow, now: OffsetDateTime) -> ApiResult<InvitationView> {
+    Ok(InvitationView {
+        status: invitation_status_at(&r.status, r.expires_at, now)?,
+        role: parse_role(&r.role)?,
+        id: r.id,
+        org_id: r.org_id,
+        org_name: r.org_name,
+        email: r.email,
+        invited_by: r.invited_by,
+        created_at: r.created_at,
+        expires_at: r.expires_at,
+        answered_at: r.answered_at,
+    })
 }

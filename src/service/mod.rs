@@ -3,4 +3,7 @@
 //! returns domain values or a domain error; the HTTP handlers extract, authorize, call and
 //! render. Nothing here knows HTTP.
 
+pub mod backups;
 pub mod jobs;
+pub mod members;
+pub mod vpcs;

@@ -9,13 +9,13 @@ use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::audit::{Event, Outcome, RequestMeta};
-use crate::auth::throttle::{self, Limit};
 use crate::auth::{PRINCIPAL_KEY, USER_ID_KEY};
 use crate::db;
 use crate::domain::{AuthMethod, Principal, Scope, password};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::http::extract::{AppJson, Authenticated};
-use crate::http::routes::users::UserView;
+use crate::http::password::check_password;
+use crate::http::views::UserView;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(login)).routes(routes!(logout)).routes(routes!(check))
@@ -117,29 +117,6 @@ async fn audit_login(
         }
     }
     Ok(())
-}
-
-/// Checks a password against the stored hash (or a dummy when `stored` is `None`), under the
-/// throttles of the login and of the request's source address: the attempt is counted before
-/// the hash, so `Ok(false)` is a counted failure and 429 a refusal without hashing; a success
-/// forgets the login's failures.
-pub async fn check_password(
-    state: &AppState,
-    meta: &RequestMeta,
-    login: &str,
-    password: SecretString,
-    stored: Option<String>,
-) -> ApiResult<bool> {
-    let limits = [Limit::login(&state.auth, login), Limit::address(&state.auth, meta.source_ip.as_deref())];
-    let reservation = throttle::reserve(&state.db, &limits, state.clock.now()).await??;
-    if state.hasher.verify(password, stored).await? {
-        reservation.give_back(&state.db, &[&limits[0]]).await?;
-        Ok(true)
-    } else {
-        // A failure stays counted.
-        drop(reservation);
-        Ok(false)
-    }
 }
 
 /// Signs out: the session ends server-side, for every instance of Berth, at once.

@@ -23,6 +23,7 @@ use crate::http::page::PageRequest;
 use crate::http::views::JobView;
 use crate::jobs::schedule::Started;
 use crate::jobs::{self, step};
+use crate::service::backups;
 use crate::service::jobs::{Enqueue, busy, enqueue};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -297,22 +298,6 @@ async fn delete_backup(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn archive_of(
-    state: &AppState,
-    ctx: &Ctx,
-    store_id: Uuid,
-    backup_id: Uuid,
-) -> ApiResult<(BackupRow, std::path::PathBuf)> {
-    let b =
-        db::backups::get(&state.db, ctx, store_id, backup_id).await?.ok_or(ApiError::not_found("backup"))?;
-    if b.status != BackupStatus::Succeeded {
-        return Err(ApiError::conflict("backup_not_ready", format!("the backup is {}", b.status)));
-    }
-    let key = b.location.clone().ok_or_else(|| anyhow::anyhow!("a succeeded backup without an archive"))?;
-    let path = state.plane.backups.readable(&key).await?;
-    Ok((b, path))
-}
-
 /// Streams the archive (`application/gzip`), with its SHA-256 in `X-Checksum-SHA256`. The
 /// archive holds all the store's data and its users' password verifiers: it needs
 /// `backups:download` (members and above), and every download is in the audit trail.
@@ -334,7 +319,7 @@ async fn download_backup(
 ) -> ApiResult<Response> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::BackupsDownload)?;
-    let (b, path) = archive_of(&state, &ctx, store_id, backup_id).await?;
+    let (b, path) = backups::archive_of(&state, &ctx, store_id, backup_id).await?;
     let file =
         tokio::fs::File::open(&path).await.map_err(|e| anyhow::anyhow!("opening {}: {e}", path.display()))?;
     Event::new("backup.downloaded", &meta)
@@ -385,7 +370,7 @@ async fn verify_backup(
 ) -> ApiResult<AppJson<Verification>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::BackupsWrite)?;
-    let (b, path) = archive_of(&state, &ctx, store_id, backup_id).await?;
+    let (b, path) = backups::archive_of(&state, &ctx, store_id, backup_id).await?;
     let (size, actual) = match crate::backup::checksum(&path).await {
         Ok((s, a)) => (Some(s), Some(a)),
         Err(_) => (None, None),
@@ -408,58 +393,6 @@ pub struct RestoreRequest {
     pub point_in_time: Option<OffsetDateTime>,
     /// The store's name, to confirm: a restore replaces its data.
     pub confirm: String,
-}
-
-/// The backup a restore of `store_id` starts from: the one named, or the newest full backup
-/// before `point_in_time`; refused when its archive does not match its checksum. `field` prefixes
-/// the names of the fields in errors (`restore_from.`).
-pub(crate) async fn resolve_backup(
-    state: &AppState,
-    ctx: &Ctx,
-    store_id: Uuid,
-    backup_id: Option<Uuid>,
-    point_in_time: Option<OffsetDateTime>,
-    field: &str,
-) -> ApiResult<BackupRow> {
-    let backup = match (backup_id, point_in_time) {
-        (Some(id), None) => db::backups::get(&state.db, ctx, store_id, id)
-            .await?
-            .filter(|b| b.status == BackupStatus::Succeeded)
-            .ok_or_else(|| {
-                ApiError::field(format!("{field}backup_id"), "no succeeded backup of this store has that id")
-            })?,
-        (None, Some(t)) => {
-            if t > state.clock.now() {
-                return Err(ApiError::field(format!("{field}point_in_time"), "is in the future"));
-            }
-            db::backups::latest_full_before(&state.db, ctx, store_id, t).await?.ok_or_else(|| {
-                ApiError::field(
-                    format!("{field}point_in_time"),
-                    "no full backup of this store finished before that time",
-                )
-            })?
-        }
-        _ => {
-            return Err(ApiError::field(
-                format!("{field}backup_id"),
-                "give backup_id or point_in_time, one of them",
-            ));
-        }
-    };
-    let (_, path) = archive_of(state, ctx, store_id, backup.id).await?;
-    let (_, actual) = crate::backup::checksum(&path)
-        .await
-        .map_err(|e| ApiError::conflict("backup_corrupt", format!("{e:#}")))?;
-    if Some(&actual) != backup.sha256.as_ref() {
-        return Err(ApiError::conflict(
-            "backup_corrupt",
-            format!(
-                "the archive of backup {} does not match its checksum; restore another backup",
-                backup.id
-            ),
-        ));
-    }
-    Ok(backup)
 }
 
 /// Restores the store in place. From a full backup or to a point in time, the primary gets the
@@ -494,7 +427,8 @@ async fn restore_store(
     // Before reading the archive (its checksum is a read of all of it); again under the lock.
     store.status.check(StoreOperation::Restore)?;
     let now = state.clock.now();
-    let backup = resolve_backup(&state, &ctx, store_id, body.backup_id, body.point_in_time, "").await?;
+    let backup =
+        backups::resolve_backup(&state, &ctx, store_id, body.backup_id, body.point_in_time, "").await?;
     let mut tx = state.db.begin().await?;
     let store =
         db::stores::get_for_update(&mut tx, &ctx, store_id).await?.ok_or(ApiError::not_found("store"))?;

@@ -17,10 +17,11 @@ use crate::app::AppState;
 use crate::audit::{Event, RequestMeta};
 use crate::db;
 use crate::db::invitations::{InvitationRow, Locked};
-use crate::domain::{Ctx, Email, InvitationStatus, Role, Scope};
+use crate::domain::{Ctx, InvitationStatus, Role, Scope};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::http::extract::{ActiveUser, AppJson, AppPath};
-use crate::http::routes::orgs::{on_membership_conflict, parse_role};
+use crate::http::views::{InvitationView, invitation_status_at, invitation_view as view};
+use crate::service::members::{on_membership_conflict, parse_role};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -30,47 +31,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(answer_invitation))
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct InvitationView {
-    pub id: Uuid,
-    pub org_id: Uuid,
-    pub org_name: String,
-    /// The address invited.
-    pub email: String,
-    /// The role the invitee gets by accepting.
-    pub role: Role,
-    pub status: InvitationStatus,
-    /// Who invited (last, when the address was invited again).
-    pub invited_by: Option<String>,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created_at: OffsetDateTime,
-    /// Until when it can be accepted (7 days after it was made).
-    #[serde(with = "time::serde::rfc3339")]
-    pub expires_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub answered_at: Option<OffsetDateTime>,
-}
-
-fn status_at(stored: &str, expires_at: OffsetDateTime, now: OffsetDateTime) -> ApiResult<InvitationStatus> {
-    InvitationStatus::at(stored, expires_at, now)
-        .ok_or_else(|| anyhow::anyhow!("unknown invitation status {stored:?} in the database").into())
-}
-
-fn view(r: InvitationRow, now: OffsetDateTime) -> ApiResult<InvitationView> {
-    Ok(InvitationView {
-        status: status_at(&r.status, r.expires_at, now)?,
-        role: parse_role(&r.role)?,
-        id: r.id,
-        org_id: r.org_id,
-        org_name: r.org_name,
-        email: r.email,
-        invited_by: r.invited_by,
-        created_at: r.created_at,
-        expires_at: r.expires_at,
-        answered_at: r.answered_at,
-    })
-}
-
 fn views(rows: Vec<InvitationRow>, now: OffsetDateTime) -> ApiResult<InvitationList> {
     Ok(InvitationList { items: rows.into_iter().map(|r| view(r, now)).collect::<ApiResult<_>>()? })
 }
@@ -78,32 +38,6 @@ fn views(rows: Vec<InvitationRow>, now: OffsetDateTime) -> ApiResult<InvitationL
 #[derive(Debug, Serialize, ToSchema)]
 pub struct InvitationList {
     pub items: Vec<InvitationView>,
-}
-
-/// Invites `email` into the context's organization as `role`, or renews its open invitation:
-/// what adding an address that is not a member does. Nothing here depends on whether the
-/// address has an account, so neither the answer nor the audit trail can tell.
-pub(crate) async fn invite(
-    state: &AppState,
-    meta: &RequestMeta,
-    ctx: &Ctx,
-    actor: &str,
-    email: &Email,
-    role: Role,
-) -> ApiResult<InvitationView> {
-    let now = state.clock.now();
-    let mut tx = state.db.begin().await?;
-    let id = db::invitations::upsert(&mut *tx, ctx, email, role, now).await?;
-    Event::new("member.invited", meta)
-        .in_ctx(ctx, actor)
-        .target(format!("invitation:{id}"))
-        .detail("email", email.as_str())
-        .detail("role", role)
-        .record_in(&mut tx, now)
-        .await?;
-    let row = db::invitations::get(&mut *tx, ctx, id).await?.ok_or(ApiError::not_found("invitation"))?;
-    tx.commit().await?;
-    view(row, now)
 }
 
 /// The organization's invitations, newest first, with their state (expired ones included).
@@ -155,7 +89,7 @@ async fn revoke_invitation(
     let now = state.clock.now();
     let mut tx = state.db.begin().await?;
     let inv = db::invitations::lock(&mut tx, &ctx, id).await?.ok_or(ApiError::not_found("invitation"))?;
-    let status = status_at(&inv.status, inv.expires_at, now)?;
+    let status = invitation_status_at(&inv.status, inv.expires_at, now)?;
     if !status.may_revoke() {
         return Err(answered(status));
     }
@@ -203,7 +137,7 @@ async fn lock_open(
 ) -> ApiResult<Locked> {
     let inv =
         db::invitations::lock_addressed_to(tx, email, id).await?.ok_or(ApiError::not_found("invitation"))?;
-    match status_at(&inv.status, inv.expires_at, now)? {
+    match invitation_status_at(&inv.status, inv.expires_at, now)? {
         InvitationStatus::Pending => Ok(inv),
         InvitationStatus::Expired => Err(ApiError::conflict(
             "invitation_expired",

@@ -16,7 +16,8 @@ use crate::db::orgs::{MemberRow, OrgRow};
 use crate::domain::{AuthMethod, Ctx, Email, NewPassword, PrincipalOrg, Role, Scope};
 use crate::error::{ApiError, ApiResult, Problem, on_constraint};
 use crate::http::extract::{ActiveUser, AppJson, AppPath};
-use crate::http::routes::invitations::{self, InvitationView};
+use crate::http::views::{InvitationView, invitation_view};
+use crate::service::members::{self, on_membership_conflict, parse_role};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -61,10 +62,6 @@ impl From<&PrincipalOrg> for OrgView {
             updated_at: o.updated_at,
         }
     }
-}
-
-pub(crate) fn parse_role(s: &str) -> ApiResult<Role> {
-    Role::parse(s).ok_or_else(|| anyhow::anyhow!("unknown role {s:?} in the database").into())
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -249,15 +246,6 @@ impl IntoResponse for Added {
     }
 }
 
-fn already_member(email: &str) -> ApiError {
-    ApiError::conflict("already_member", format!("{email} is a member already"))
-}
-
-/// A membership that exists already, found by its primary key.
-pub(crate) fn on_membership_conflict(e: sqlx::Error, email: &str) -> ApiError {
-    on_constraint(e, |c| (c == "memberships_pkey").then(|| already_member(email)))
-}
-
 /// Adds a member by e-mail. An address that is not a member is invited (202): the account with
 /// it, now or once it exists, becomes a member by accepting (`/api/v1/users/me/invitations`).
 /// The answer is the same whether or not the address has an account. With a `password`, an
@@ -301,9 +289,12 @@ async fn add_member(
         .map(|p| NewPassword::parse(p).map_err(|m| ApiError::field("password", m)))
         .transpose()?;
     if db::orgs::member_by_email(&state.db, &ctx, &email).await?.is_some() {
-        return Err(already_member(email.as_str()));
+        return Err(members::already_member(email.as_str()).into());
     }
-    let invite = || invitations::invite(&state, &meta, &ctx, &user.principal.email, &email, body.role);
+    let invite = async || {
+        let row = members::invite(&state, &meta, &ctx, &user.principal.email, &email, body.role).await?;
+        invitation_view(row, state.clock.now())
+    };
     // Without a password nothing asks whether the address has an account.
     let Some(given) = given else {
         return Ok(Added::Invited(invite().await?));

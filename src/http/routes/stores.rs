@@ -20,17 +20,19 @@ use crate::app::AppState;
 use crate::audit::{Event, RequestMeta};
 use crate::db;
 use crate::db::stores::{NodeRow, StoreRow};
+use crate::domain::StoreNetwork;
+use crate::domain::names;
 use crate::domain::{Ctx, NodeState, Scope, StoreOperation, StoreStatus};
 use crate::error::{ApiError, ApiResult, Problem, on_constraint};
 use crate::http::extract::{ActiveUser, AppJson, AppPath, AppQuery};
 use crate::http::page::PageRequest;
-use crate::http::routes::vpcs::{self, StoreNetwork};
 use crate::http::views::JobView;
 use crate::jobs::{self, step};
 use crate::provision::catalog::Choice;
 use crate::provision::sizing;
 use crate::quota::{self, Quota};
 use crate::service::jobs::{Enqueue, busy, enqueue};
+use crate::service::vpcs;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -190,25 +192,7 @@ fn etag(revision: i32) -> HeaderValue {
     HeaderValue::from_str(&format!("\"{revision}\"")).expect("ascii")
 }
 
-/// Store (and VPC) names: 1 to 63 lower-case letters, digits and hyphens, starting with a letter
-/// (they become host-name labels in other drivers).
-pub(crate) fn store_name(raw: &str) -> ApiResult<String> {
-    let ok = !raw.is_empty()
-        && raw.len() <= 63
-        && raw.starts_with(|c: char| c.is_ascii_lowercase())
-        && !raw.ends_with('-')
-        && raw.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if ok {
-        Ok(raw.to_owned())
-    } else {
-        Err(ApiError::field(
-            "name",
-            "must be 1 to 63 lower-case letters, digits and hyphens, starting with a letter and not ending with a hyphen",
-        ))
-    }
-}
-
-/// What [`tags`] accepts, for the OpenAPI document.
+/// What [`names::tags`] accepts, for the OpenAPI document.
 fn tags_schema() -> utoipa::openapi::Array {
     let tag = utoipa::openapi::ObjectBuilder::new()
         .schema_type(utoipa::openapi::Type::String)
@@ -223,24 +207,6 @@ fn optional_tags_schema() -> utoipa::openapi::Array {
         utoipa::openapi::Type::Null,
     ]);
     schema
-}
-
-fn tags(raw: &[String]) -> ApiResult<Vec<String>> {
-    if raw.len() > 20 {
-        return Err(ApiError::field("tags", "at most 20 tags"));
-    }
-    for t in raw {
-        let ok = !t.is_empty()
-            && t.len() <= 64
-            && t.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '=' | '/'));
-        if !ok {
-            return Err(ApiError::field("tags", format!("{t:?}: 1 to 64 of A-Z a-z 0-9 - _ . : = /")));
-        }
-    }
-    let mut out = raw.to_vec();
-    out.sort();
-    out.dedup();
-    Ok(out)
 }
 
 fn password() -> String {
@@ -356,8 +322,8 @@ async fn create_store(
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::StoresWrite)?;
     let key = idempotency_key(&headers)?;
-    let name = store_name(&body.name)?;
-    let tags = tags(&body.tags)?;
+    let name = names::store_name(&body.name)?;
+    let tags = names::tags(&body.tags)?;
     state.plane.catalog.validate(&Choice {
         vendor: &body.vendor,
         version: &body.version,
@@ -514,7 +480,7 @@ async fn fork_source(
     let source = db::stores::get_by_id(&state.db, ctx.org_id, from.store_id).await?.ok_or_else(|| {
         ApiError::field("restore_from.store_id", "no store of this organization has that id")
     })?;
-    let backup = crate::http::routes::backups::resolve_backup(
+    let backup = crate::service::backups::resolve_backup(
         state,
         ctx,
         source.id,
@@ -701,8 +667,8 @@ async fn update_store(
 ) -> ApiResult<Response> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::StoresWrite)?;
-    let name = body.name.as_deref().map(store_name).transpose()?;
-    let tags = body.tags.as_deref().map(tags).transpose()?;
+    let name = body.name.as_deref().map(names::store_name).transpose()?;
+    let tags = body.tags.as_deref().map(names::tags).transpose()?;
     let mut tx = state.db.begin().await?;
     let store =
         db::stores::get_for_update(&mut tx, &ctx, store_id).await?.ok_or(ApiError::not_found("store"))?;
@@ -1120,19 +1086,4 @@ async fn reveal_credentials(
         database: view.connection.database,
         uri: view.connection.primary.map(|p| p.uri),
     }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn store_names() {
-        for good in ["a", "orders-db", "x1", &"a".repeat(63)] {
-            assert!(store_name(good).is_ok(), "{good}");
-        }
-        for bad in ["", "1db", "Orders", "a_b", "a-", "x'; drop table stores; --", &"a".repeat(64)] {
-            assert!(store_name(bad).is_err(), "{bad}");
-        }
-    }
 }

@@ -1,86 +1,24 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use secrecy::SecretString;
-use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
+use serde::Deserialize;
 use tower_sessions::Session;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::audit::Event;
 use crate::audit::RequestMeta;
 use crate::db;
-use crate::domain::{NewPassword, Principal, Role};
+use crate::domain::NewPassword;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::http::extract::{AppJson, Authenticated};
-use crate::http::routes::auth::check_password;
+use crate::http::password::check_password;
+use crate::http::views::UserView;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(me)).routes(routes!(change_password))
-}
-
-/// A point in time as CCX writes it: seconds and nanoseconds since the Unix epoch.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Timestamp {
-    pub seconds: i64,
-    pub nanos: i32,
-}
-
-impl From<OffsetDateTime> for Timestamp {
-    fn from(t: OffsetDateTime) -> Self {
-        Self { seconds: t.unix_timestamp(), nanos: t.nanosecond() as i32 }
-    }
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct UserOrg {
-    pub id: Uuid,
-    pub name: String,
-    pub role: Role,
-}
-
-/// The user, in the shape of CCX's login response, with their organizations and roles.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct UserView {
-    pub id: Uuid,
-    /// The login: the user's e-mail address.
-    pub login: String,
-    pub first_name: String,
-    pub last_name: String,
-    /// Where the account comes from (`local`: a password kept by Berth).
-    pub origin: String,
-    pub created_at: Timestamp,
-    pub updated_at: Timestamp,
-    /// True until the initial password set by an administrator is replaced; until then only
-    /// `/api/auth/*` and `/api/v1/users/me*` answer.
-    pub must_change_password: bool,
-    pub organizations: Vec<UserOrg>,
-    pub additional_fields: serde_json::Map<String, serde_json::Value>,
-}
-
-impl From<Principal> for UserView {
-    fn from(p: Principal) -> Self {
-        Self {
-            id: p.user_id,
-            login: p.email,
-            first_name: p.first_name,
-            last_name: p.last_name,
-            origin: p.origin,
-            created_at: p.created_at.into(),
-            updated_at: p.updated_at.into(),
-            must_change_password: p.must_change_password,
-            organizations: p
-                .orgs
-                .into_iter()
-                .map(|o| UserOrg { id: o.id, name: o.name, role: o.role })
-                .collect(),
-            additional_fields: Default::default(),
-        }
-    }
 }
 
 /// The signed-in user.

@@ -10,7 +10,7 @@
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use ipnet::{IpNet, Ipv4Net};
+use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use sqlx::{Postgres, Transaction};
 use time::OffsetDateTime;
@@ -23,14 +23,15 @@ use crate::app::AppState;
 use crate::audit::{Event, RequestMeta};
 use crate::db;
 use crate::db::vpcs::{PeeringRow, VpcRow};
-use crate::domain::{Ctx, PeeringStatus, Scope, VpcBlock, VpcStatus, node_addresses};
+use crate::domain::names::store_name;
+use crate::domain::{Ctx, PeeringStatus, Scope, VpcBlock, VpcStatus};
 use crate::error::{ApiError, ApiResult, Problem, on_constraint};
 use crate::http::extract::{ActiveUser, AppJson, AppPath};
-use crate::http::routes::stores::store_name;
 use crate::http::views::JobView;
 use crate::jobs::{self, step};
 use crate::quota::{self, Quota};
 use crate::service::jobs::{Enqueue, enqueue};
+use crate::service::vpcs::{describe, ipv4};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -103,17 +104,6 @@ pub struct CreateVpc {
 
 fn vpc_location(org_id: Uuid, id: Uuid) -> HeaderValue {
     HeaderValue::from_str(&format!("/api/v1/orgs/{org_id}/vpcs/{id}")).expect("ascii")
-}
-
-fn ipv4(net: IpNet) -> Option<Ipv4Net> {
-    match net {
-        IpNet::V4(n) => Some(n),
-        IpNet::V6(_) => None,
-    }
-}
-
-fn describe(v: &VpcRow) -> String {
-    format!("VPC {} ({}, {})", v.name, v.id, v.cidr)
 }
 
 async fn vpc_of(state: &AppState, ctx: &Ctx, vpc_id: Uuid) -> ApiResult<VpcRow> {
@@ -305,105 +295,6 @@ async fn delete_vpc(
 
 fn other_side(p: &PeeringRow, vpc_id: Uuid) -> Uuid {
     if p.vpc_id == vpc_id { p.peer_vpc_id } else { p.vpc_id }
-}
-
-// ---- Stores in VPCs ------------------------------------------------------------------------
-
-/// Where a store's nodes listen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum NetworkType {
-    /// The host's loopback (127.0.0.1), behind the store's firewall rules.
-    Public,
-    /// Inside a VPC: each node has its own address from the VPC's block and is reachable from
-    /// that VPC and from VPCs actively peered with it, and from nowhere else.
-    Private,
-}
-
-/// A store's network, chosen at creation.
-#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct StoreNetwork {
-    pub r#type: NetworkType,
-    /// For `private`: the VPC, of the same cloud and region as the store, and available.
-    pub vpc_id: Option<Uuid>,
-}
-
-impl StoreNetwork {
-    pub const PUBLIC: Self = Self { r#type: NetworkType::Public, vpc_id: None };
-
-    /// The VPC a store asks to be placed in, if any.
-    pub fn requested_vpc(&self) -> ApiResult<Option<Uuid>> {
-        match (self.r#type, self.vpc_id) {
-            (NetworkType::Public, None) => Ok(None),
-            (NetworkType::Public, Some(_)) => {
-                Err(ApiError::field("network.vpc_id", "only a private network is in a VPC"))
-            }
-            (NetworkType::Private, None) => {
-                Err(ApiError::field("network.vpc_id", "a private store needs the VPC to place it in"))
-            }
-            (NetworkType::Private, Some(id)) => Ok(Some(id)),
-        }
-    }
-
-    pub fn of(vpc_id: Option<Uuid>) -> Self {
-        match vpc_id {
-            Some(id) => Self { r#type: NetworkType::Private, vpc_id: Some(id) },
-            None => Self::PUBLIC,
-        }
-    }
-}
-
-/// Locks the VPC a new store is placed in, checking that it can take it.
-pub(crate) async fn vpc_for_store(
-    tx: &mut Transaction<'_, Postgres>,
-    ctx: &Ctx,
-    vpc_id: Uuid,
-    cloud: &str,
-    region: &str,
-) -> ApiResult<VpcRow> {
-    let vpc = db::vpcs::get_for_update(tx, ctx, vpc_id)
-        .await?
-        .ok_or_else(|| ApiError::field("network.vpc_id", format!("no VPC {vpc_id} in this organization")))?;
-    if vpc.cloud != cloud || vpc.region != region {
-        return Err(ApiError::field(
-            "network.vpc_id",
-            format!(
-                "{} is in {}/{}; a store is placed in a VPC of its own cloud and region ({cloud}/{region})",
-                describe(&vpc),
-                vpc.cloud,
-                vpc.region
-            ),
-        ));
-    }
-    if vpc.status != VpcStatus::Available {
-        return Err(ApiError::conflict(
-            "vpc_not_available",
-            format!("{} is {}; place stores in it once it is available", describe(&vpc), vpc.status),
-        ));
-    }
-    Ok(vpc)
-}
-
-/// Gives each node an address of the VPC's block that no node of the VPC holds, under the VPC's
-/// lock (two stores growing at once never pick the same).
-pub(crate) async fn place_nodes(
-    tx: &mut Transaction<'_, Postgres>,
-    ctx: &Ctx,
-    vpc_id: Uuid,
-    nodes: &[Uuid],
-) -> ApiResult<()> {
-    let vpc = &db::vpcs::get_for_update(tx, ctx, vpc_id).await?.ok_or(ApiError::not_found("VPC"))?;
-    let block = ipv4(vpc.cidr).ok_or_else(|| anyhow::anyhow!("VPC {} has no IPv4 block", vpc.id))?;
-    let used = db::vpcs::used_addresses(&mut **tx, ctx.org_id, vpc.id).await?;
-    let mut free = node_addresses(block).filter(|a| !used.contains(&a.to_string()));
-    for node in nodes {
-        let address = free.next().ok_or_else(|| {
-            ApiError::conflict("vpc_full", format!("{} has no address left for another node", describe(vpc)))
-        })?;
-        db::vpcs::place_node(&mut **tx, ctx.org_id, *node, vpc.id, &address.to_string()).await?;
-    }
-    Ok(())
 }
 
 // ---- Peerings --------------------------------------------------------------------------------

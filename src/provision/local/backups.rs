@@ -7,8 +7,9 @@ use std::time::Duration;
 use anyhow::Context;
 use sqlx::{Connection, PgConnection};
 
+use super::layout::ignore_not_found;
 use super::users::chown_tree;
-use super::{BASEBACKUP_TIMEOUT, LocalDriver, REPLACED, ignore_not_found};
+use super::{BASEBACKUP_TIMEOUT, LocalDriver, REPLACED};
 use crate::pg::Server;
 use crate::provision::sql::{execute_formatted, logical_restore_names, swap_in};
 use crate::provision::{NodeSpec, Provisioner};

@@ -3,13 +3,14 @@
 //! store, no volumes, sockets elsewhere) is moved over, its data kept.
 
 use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 
 use anyhow::{Context, bail};
 use uuid::Uuid;
 
 use super::users::{chown_tree, owner_of};
 use super::volume::Volume;
-use super::{BASEBACKUP_TIMEOUT, LocalDriver, REPLACED, ignore_not_found};
+use super::{BASEBACKUP_TIMEOUT, LocalDriver, REPLACED};
 use crate::pg::{RunAs, Server};
 use crate::provision::NodeSpec;
 
@@ -157,4 +158,33 @@ fn remove_replaced(node_dir: &std::path::Path) {
             tokio::task::spawn_blocking(move || std::fs::remove_dir_all(path));
         }
     }
+}
+
+pub(super) fn ignore_not_found(r: std::io::Result<()>) -> std::io::Result<()> {
+    match r {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
+/// A store's folder (and its sockets' folder) go with its last node; `Ok(true)` when they went.
+pub(super) fn remove_store_dir_if_empty(store_dir: &Path, socket_dir: &Path) -> anyhow::Result<bool> {
+    let nodes_left = match std::fs::read_dir(store_dir) {
+        Ok(entries) => entries.flatten().any(|e| parse_uuid(&e).is_some()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => return Err(e).with_context(|| format!("listing {}", store_dir.display())),
+    };
+    if nodes_left {
+        return Ok(false);
+    }
+    for dir in [store_dir, socket_dir] {
+        ignore_not_found(std::fs::remove_dir_all(dir))
+            .with_context(|| format!("removing {}", dir.display()))?;
+    }
+    Ok(true)
+}
+
+pub(super) fn parse_uuid(entry: &std::fs::DirEntry) -> Option<Uuid> {
+    entry.file_type().ok()?.is_dir().then_some(())?;
+    entry.file_name().to_str()?.parse().ok()
 }

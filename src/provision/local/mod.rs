@@ -23,6 +23,8 @@ use sqlx::{ConnectOptions, Connection, Executor, PgConnection};
 use uuid::Uuid;
 
 use self::config::{ensure_roles_and_database, hba_rules};
+use self::layout::{ignore_not_found, parse_uuid, remove_store_dir_if_empty};
+
 use self::net::Net;
 use self::users::{StoreUsers, chown_tree, owner_of};
 use self::volume::Volume;
@@ -249,35 +251,6 @@ impl LocalDriver {
         }
         Ok(())
     }
-}
-
-pub(super) fn ignore_not_found(r: std::io::Result<()>) -> std::io::Result<()> {
-    match r {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        other => other,
-    }
-}
-
-/// A store's folder (and its sockets' folder) go with its last node; `Ok(true)` when they went.
-fn remove_store_dir_if_empty(store_dir: &Path, socket_dir: &Path) -> anyhow::Result<bool> {
-    let nodes_left = match std::fs::read_dir(store_dir) {
-        Ok(entries) => entries.flatten().any(|e| parse_uuid(&e).is_some()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
-        Err(e) => return Err(e).with_context(|| format!("listing {}", store_dir.display())),
-    };
-    if nodes_left {
-        return Ok(false);
-    }
-    for dir in [store_dir, socket_dir] {
-        ignore_not_found(std::fs::remove_dir_all(dir))
-            .with_context(|| format!("removing {}", dir.display()))?;
-    }
-    Ok(true)
-}
-
-fn parse_uuid(entry: &std::fs::DirEntry) -> Option<Uuid> {
-    entry.file_type().ok()?.is_dir().then_some(())?;
-    entry.file_name().to_str()?.parse().ok()
 }
 
 #[async_trait]

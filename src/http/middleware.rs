@@ -86,8 +86,8 @@ fn carries_cookie(h: &HeaderMap, name: &str) -> bool {
     h.get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .any(|c| c.trim_start().split_once('=').is_some_and(|(k, _)| k == name))
+        .flat_map(cookie::Cookie::split_parse)
+        .any(|c| c.is_ok_and(|c| c.name() == name))
 }
 
 fn same_origin(h: &HeaderMap, host: Option<&str>, allowed: &[String]) -> bool {

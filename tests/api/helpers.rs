@@ -596,3 +596,20 @@ pub async fn strand_job(app: &TestApp, job: &str, step: i32) {
     .unwrap();
     assert_eq!(done.rows_affected(), 1, "no job {job}");
 }
+
+/// Whether a test of what only root can do (OS users, volumes, network namespaces) can run here.
+/// Not as root, it says on stderr what is skipped and the test returns; but where CI says it
+/// runs as root (`BERTH_TESTS_EXPECT_ROOT=1`, set by `.ci/run`), a skip would hide that nothing
+/// was tested, and fails instead.
+#[track_caller]
+pub fn root_can_run(what: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("BERTH_TESTS_EXPECT_ROOT").is_none_or(|v| v != "1"),
+        "{what} needs root, and BERTH_TESTS_EXPECT_ROOT=1 says these tests run as root"
+    );
+    eprintln!("skipped: {what} needs root");
+    false
+}

@@ -205,6 +205,7 @@ async fn each_store_runs_as_its_own_os_user_on_its_own_volume() {
         assert_eq!(isolation["os_users"], "shared", "{isolation}");
         assert_eq!(isolation["volume_sizes_enforced"], false);
         assert!(isolation["note"].as_str().unwrap().contains("root"));
+        crate::helpers::root_can_run("an OS user and a volume per store");
         return;
     }
     assert_eq!(*isolation, json!({"os_users": "per_store", "volume_sizes_enforced": true}));
@@ -277,8 +278,8 @@ fn store_view(v: &Value) -> (bool, bool) {
 
 #[tokio::test]
 async fn a_full_volume_fails_its_own_writes_and_nothing_else_until_it_grows() {
-    if !is_root() {
-        // Volumes are Berth's only as root (the deploy options say so: see the test above).
+    // Volumes are Berth's only as root (the deploy options say so: see the test above).
+    if !crate::helpers::root_can_run("a volume of its own per node") {
         return;
     }
     let app = TestApp::spawn().await.with_workers(2).await;

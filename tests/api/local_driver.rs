@@ -426,8 +426,8 @@ async fn a_node_of_the_older_layout_is_moved_over_at_start_with_its_data() {
 
 #[tokio::test]
 async fn what_a_removed_data_folder_left_on_the_host_is_swept_by_the_next_berth() {
-    if !nix::unistd::geteuid().is_root() {
-        // No OS users or volumes are made but as root.
+    // No OS users or volumes are made but as root.
+    if !crate::helpers::root_can_run("sweeping OS users and volumes") {
         return;
     }
     let gone = fixture();

@@ -5,6 +5,7 @@ pub mod middleware;
 pub mod openapi;
 pub mod page;
 mod password;
+pub mod rfc6749;
 mod router;
 pub mod routes;
 pub mod views;

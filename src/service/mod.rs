@@ -6,4 +6,5 @@
 pub mod backups;
 pub mod jobs;
 pub mod members;
+pub mod peerings;
 pub mod vpcs;

@@ -31,6 +31,7 @@ use crate::http::views::JobView;
 use crate::jobs::{self, step};
 use crate::quota::{self, Quota};
 use crate::service::jobs::{Enqueue, enqueue};
+use crate::service::peerings::{self, Deletion, answering, available, connect_steps, joinable, missing};
 use crate::service::vpcs::{describe, ipv4};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -369,59 +370,6 @@ async fn peering_view(state: &AppState, ctx: &Ctx, p: PeeringRow) -> ApiResult<P
     })
 }
 
-/// A VPC a peering names that is not there: the tables disagree with themselves.
-fn missing(id: Uuid) -> ApiError {
-    anyhow::anyhow!("VPC {id} of a peering is missing").into()
-}
-
-/// Whether two VPCs can be joined: one cloud, one region, blocks apart. Each rule broken is a 422
-/// naming both.
-fn joinable(a: &VpcRow, b: &VpcRow) -> ApiResult<()> {
-    let rule = |message: String| Err(ApiError::field("peer_vpc_id", message));
-    if a.cloud != b.cloud {
-        return rule(format!(
-            "a peering joins VPCs of one cloud: {} is on {}, {} on {}",
-            describe(a),
-            a.cloud,
-            describe(b),
-            b.cloud
-        ));
-    }
-    if a.region != b.region {
-        return rule(format!(
-            "a peering joins VPCs of one region (no traffic crosses regions): {} is in {}, {} in {}",
-            describe(a),
-            a.region,
-            describe(b),
-            b.region
-        ));
-    }
-    let overlap = match (ipv4(a.cidr), ipv4(b.cidr)) {
-        (Some(x), Some(y)) => x.contains(&y) || y.contains(&x),
-        _ => false,
-    };
-    if overlap {
-        return rule(format!(
-            "{} and {} overlap: overlapping blocks cannot be routed to each other",
-            describe(a),
-            describe(b)
-        ));
-    }
-    Ok(())
-}
-
-fn pending_error(p: &PeeringRow) -> ApiError {
-    ApiError::conflict("peering_not_pending", format!("the peering is {}, not pending acceptance", p.status))
-}
-
-fn available(v: &VpcRow) -> ApiResult<()> {
-    if v.status == VpcStatus::Available {
-        Ok(())
-    } else {
-        Err(ApiError::conflict("vpc_not_available", format!("{} is {}", describe(v), v.status)))
-    }
-}
-
 /// The peerings of a VPC, on either side: those it asked for and those asked of it.
 #[utoipa::path(
     get, path = "/api/v1/orgs/{org_id}/vpcs/{vpc_id}/peerings", tag = "vpcs",
@@ -539,10 +487,6 @@ async fn create_peering(
     peering_response(&state, &ctx, vpc_id, id, status, job).await
 }
 
-fn connect_steps(id: Uuid) -> Vec<String> {
-    vec![step::on(step::CONNECT_PEERING, id), step::on(step::APPLY_PEERING_ACCESS, id)]
-}
-
 async fn peering_response(
     state: &AppState,
     ctx: &Ctx,
@@ -604,20 +548,6 @@ async fn peering_write(
         .await?
         .ok_or(ApiError::not_found("peering"))?;
     Ok((ctx, tx, p))
-}
-
-/// The side that answers a request from another organization: the peer VPC's.
-fn answering(ctx: &Ctx, vpc_id: Uuid, p: &PeeringRow) -> ApiResult<()> {
-    if !(p.needs_acceptance() && p.peer_org_id == ctx.org_id && p.peer_vpc_id == vpc_id) {
-        return Err(ApiError::forbidden_as(
-            "not_the_peer",
-            "only the organization of the peer VPC accepts or rejects a peering, and only one asked by another organization",
-        ));
-    }
-    if p.status != PeeringStatus::PendingAcceptance {
-        return Err(pending_error(p));
-    }
-    Ok(())
 }
 
 /// Accepts a peering another organization asked of this VPC: 202, the peering `provisioning`
@@ -724,18 +654,12 @@ async fn delete_peering(
 ) -> ApiResult<Response> {
     let (ctx, mut tx, p) = peering_write(&state, &user, org_id, vpc_id, peering_id).await?;
     let now = state.clock.now();
-    let job = match p.status {
-        PeeringStatus::Provisioning | PeeringStatus::Deleting => {
-            return Err(ApiError::conflict(
-                "peering_busy",
-                format!("the peering is {}; wait for its job to finish", p.status),
-            ));
-        }
-        PeeringStatus::PendingAcceptance | PeeringStatus::Rejected => {
+    let job = match peerings::deletion(&p)? {
+        Deletion::Forget => {
             db::vpcs::set_peering_status(&mut *tx, org_id, peering_id, PeeringStatus::Deleted, now).await?;
             None
         }
-        _ => {
+        Deletion::Disconnect => {
             db::vpcs::set_peering_status(&mut *tx, org_id, peering_id, PeeringStatus::Deleting, now).await?;
             let steps = vec![
                 step::on(step::APPLY_PEERING_ACCESS, peering_id),

@@ -1,12 +1,23 @@
-//! Stores in VPCs: placing a new store in its VPC, and giving its nodes their addresses.
+//! VPCs: making and deleting them, placing a new store in one, and giving its nodes their
+//! addresses.
 
 use ipnet::{IpNet, Ipv4Net};
+use serde::Deserialize;
 use sqlx::{Postgres, Transaction};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::app::AppState;
+use crate::audit::{Event, RequestMeta};
 use crate::db;
+use crate::db::jobs::JobRow;
+use crate::db::vpcs::PeeringRow;
 use crate::db::vpcs::VpcRow;
-use crate::domain::{Ctx, Error, Result, VpcStatus, node_addresses};
+use crate::domain::names::store_name;
+use crate::domain::{Ctx, Error, PeeringStatus, Result, VpcBlock, VpcStatus, node_addresses};
+use crate::jobs::{self, step};
+use crate::quota::{self, Quota};
+use crate::service::jobs::{Enqueue, enqueue};
 
 /// A VPC as messages name it.
 pub fn describe(v: &VpcRow) -> String {
@@ -71,4 +82,139 @@ pub async fn place_nodes(
         db::vpcs::place_node(&mut **tx, ctx.org_id, *node, vpc.id, &address.to_string()).await?;
     }
     Ok(())
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateVpc {
+    /// As a store's name.
+    #[schema(example = "app-network", pattern = r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")]
+    pub name: String,
+    #[schema(example = "local")]
+    pub cloud: String,
+    #[schema(example = "local-1")]
+    pub region: String,
+    /// A private (RFC 1918) IPv4 network, /16 to /28, host bits clear, overlapping no other VPC
+    /// of the organization in the same cloud and region. The first host address is the
+    /// network's own; nodes of private stores get the ones after it.
+    #[schema(example = "10.61.0.0/24")]
+    pub cidr_ipv4_block: String,
+}
+
+/// Makes a VPC: checked, within the organization's quota of VPCs, apart from its others in
+/// the cloud and region; returns it (`creating`) and the job that makes its network.
+pub async fn create(
+    state: &AppState,
+    meta: &RequestMeta,
+    ctx: &Ctx,
+    actor: &str,
+    cmd: &CreateVpc,
+) -> Result<(VpcRow, JobRow)> {
+    let name = store_name(&cmd.name)?;
+    state.plane.catalog.validate_location(&cmd.cloud, &cmd.region)?;
+    state.plane.driver.networks_available().map_err(|why| Error::field("cloud", why))?;
+    let block = VpcBlock::parse(&cmd.cidr_ipv4_block).map_err(|m| Error::field("cidr_ipv4_block", m))?;
+    let now = state.clock.now();
+    let mut tx = state.db.begin().await?;
+    db::vpcs::lock_org(&mut tx, ctx).await?;
+    let others = db::vpcs::list(&mut *tx, ctx).await?;
+    let here = others.iter().filter(|v| v.cloud == cmd.cloud && v.region == cmd.region);
+    if let Some(other) = here.into_iter().find(|v| ipv4(v.cidr).is_some_and(|n| block.overlaps(&n))) {
+        return Err(Error::field(
+            "cidr_ipv4_block",
+            format!("{block} overlaps {} in {}/{}", describe(other), other.cloud, other.region),
+        ));
+    }
+    quota::reserve(&mut tx, &state.plane.quotas, ctx.org_id, &[(Quota::Vpcs, 1)]).await?;
+    let id = Uuid::now_v7();
+    let new = db::vpcs::NewVpc {
+        id,
+        name: &name,
+        cloud: &cmd.cloud,
+        region: &cmd.region,
+        cidr: IpNet::V4(block.net()),
+        now,
+    };
+    db::vpcs::insert(&mut *tx, ctx, new).await.map_err(|e| match &e {
+        sqlx::Error::Database(d) if d.constraint() == Some("vpcs_org_name_key") => {
+            Error::conflict("name_taken", format!("a VPC named {name} exists"))
+        }
+        _ => e.into(),
+    })?;
+    let job = enqueue(
+        &mut tx,
+        state,
+        ctx,
+        Enqueue::network(jobs::CREATE_VPC, vec![step::on(step::CREATE_NETWORK, id)]),
+    )
+    .await?;
+    Event::new("vpc.created", meta)
+        .in_ctx(ctx, actor)
+        .target(format!("vpc:{id}"))
+        .detail("name", &name)
+        .detail("cidr_ipv4_block", block.to_string())
+        .detail("job", job.id)
+        .record_in(&mut tx, now)
+        .await?;
+    let vpc = db::vpcs::get(&mut *tx, ctx, id).await?.ok_or(Error::NotFound("VPC"))?;
+    tx.commit().await?;
+    Ok((vpc, job))
+}
+
+/// Starts deleting a VPC: refused while its job runs or while it holds stores or peerings (each
+/// named); returns the job that removes its network.
+pub async fn delete(
+    state: &AppState,
+    meta: &RequestMeta,
+    ctx: &Ctx,
+    actor: &str,
+    vpc_id: Uuid,
+) -> Result<JobRow> {
+    let mut tx = state.db.begin().await?;
+    let vpc = db::vpcs::get_for_update(&mut tx, ctx, vpc_id).await?.ok_or(Error::NotFound("VPC"))?;
+    if matches!(vpc.status, VpcStatus::Creating | VpcStatus::Deleting) {
+        return Err(Error::conflict(
+            "vpc_busy",
+            format!("the VPC is {}; wait for its job to finish", vpc.status),
+        ));
+    }
+    let mut holds: Vec<String> = db::vpcs::stores_in(&mut *tx, ctx, vpc_id)
+        .await?
+        .into_iter()
+        .map(|(id, name)| format!("store {name} ({id})"))
+        .collect();
+    let peerings = db::vpcs::peerings_of(&mut *tx, ctx, vpc_id).await?;
+    holds.extend(
+        peerings
+            .iter()
+            .filter(|p| p.status != PeeringStatus::Rejected)
+            .map(|p| format!("peering {} ({}) with VPC {}", p.id, p.status, other_side(p, vpc_id))),
+    );
+    if !holds.is_empty() {
+        return Err(Error::conflict(
+            "vpc_in_use",
+            format!("the VPC holds {}; delete them first", holds.join(", ")),
+        ));
+    }
+    let now = state.clock.now();
+    db::vpcs::set_status(&mut *tx, ctx.org_id, vpc_id, VpcStatus::Deleting, now).await?;
+    let job = enqueue(
+        &mut tx,
+        state,
+        ctx,
+        Enqueue::network(jobs::DELETE_VPC, vec![step::on(step::REMOVE_NETWORK, vpc_id)]),
+    )
+    .await?;
+    Event::new("vpc.deleted", meta)
+        .in_ctx(ctx, actor)
+        .target(format!("vpc:{vpc_id}"))
+        .detail("job", job.id)
+        .record_in(&mut tx, now)
+        .await?;
+    tx.commit().await?;
+    Ok(job)
+}
+
+fn other_side(p: &PeeringRow, vpc_id: Uuid) -> Uuid {
+    if p.vpc_id == vpc_id { p.peer_vpc_id } else { p.vpc_id }
 }

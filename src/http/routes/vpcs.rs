@@ -10,7 +10,6 @@
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use sqlx::{Postgres, Transaction};
 use time::OffsetDateTime;
@@ -23,16 +22,14 @@ use crate::app::AppState;
 use crate::audit::{Event, RequestMeta};
 use crate::db;
 use crate::db::vpcs::{PeeringRow, VpcRow};
-use crate::domain::names::store_name;
-use crate::domain::{Ctx, PeeringStatus, Scope, VpcBlock, VpcStatus};
+use crate::domain::{Ctx, PeeringStatus, Scope, VpcStatus};
 use crate::error::{ApiError, ApiResult, Problem, on_constraint};
 use crate::http::extract::{ActiveUser, AppJson, AppPath};
 use crate::http::views::JobView;
 use crate::jobs::{self, step};
-use crate::quota::{self, Quota};
 use crate::service::jobs::{Enqueue, enqueue};
 use crate::service::peerings::{self, Deletion, answering, available, connect_steps, joinable, missing};
-use crate::service::vpcs::{describe, ipv4};
+use crate::service::vpcs::{self, CreateVpc};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -86,23 +83,6 @@ pub struct VpcAccepted {
     pub job: JobView,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateVpc {
-    /// As a store's name.
-    #[schema(example = "app-network", pattern = r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")]
-    pub name: String,
-    #[schema(example = "local")]
-    pub cloud: String,
-    #[schema(example = "local-1")]
-    pub region: String,
-    /// A private (RFC 1918) IPv4 network, /16 to /28, host bits clear, overlapping no other VPC
-    /// of the organization in the same cloud and region. The first host address is the
-    /// network's own; nodes of private stores get the ones after it.
-    #[schema(example = "10.61.0.0/24")]
-    pub cidr_ipv4_block: String,
-}
-
 fn vpc_location(org_id: Uuid, id: Uuid) -> HeaderValue {
     HeaderValue::from_str(&format!("/api/v1/orgs/{org_id}/vpcs/{id}")).expect("ascii")
 }
@@ -153,54 +133,8 @@ async fn create_vpc(
 ) -> ApiResult<Response> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::VpcsWrite)?;
-    let name = store_name(&body.name)?;
-    state.plane.catalog.validate_location(&body.cloud, &body.region)?;
-    state.plane.driver.networks_available().map_err(|why| ApiError::field("cloud", why))?;
-    let block = VpcBlock::parse(&body.cidr_ipv4_block).map_err(|m| ApiError::field("cidr_ipv4_block", m))?;
-    let now = state.clock.now();
-    let mut tx = state.db.begin().await?;
-    db::vpcs::lock_org(&mut tx, &ctx).await?;
-    let others = db::vpcs::list(&mut *tx, &ctx).await?;
-    let here = others.iter().filter(|v| v.cloud == body.cloud && v.region == body.region);
-    if let Some(other) = here.into_iter().find(|v| ipv4(v.cidr).is_some_and(|n| block.overlaps(&n))) {
-        return Err(ApiError::field(
-            "cidr_ipv4_block",
-            format!("{block} overlaps {} in {}/{}", describe(other), other.cloud, other.region),
-        ));
-    }
-    quota::reserve(&mut tx, &state.plane.quotas, ctx.org_id, &[(Quota::Vpcs, 1)]).await?;
-    let id = Uuid::now_v7();
-    let new = db::vpcs::NewVpc {
-        id,
-        name: &name,
-        cloud: &body.cloud,
-        region: &body.region,
-        cidr: IpNet::V4(block.net()),
-        now,
-    };
-    db::vpcs::insert(&mut *tx, &ctx, new).await.map_err(|e| {
-        on_constraint(e, |c| {
-            (c == "vpcs_org_name_key")
-                .then(|| ApiError::conflict("name_taken", format!("a VPC named {name} exists")))
-        })
-    })?;
-    let job = enqueue(
-        &mut tx,
-        &state,
-        &ctx,
-        Enqueue::network(jobs::CREATE_VPC, vec![step::on(step::CREATE_NETWORK, id)]),
-    )
-    .await?;
-    Event::new("vpc.created", &meta)
-        .in_ctx(&ctx, &user.principal.email)
-        .target(format!("vpc:{id}"))
-        .detail("name", &name)
-        .detail("cidr_ipv4_block", block.to_string())
-        .detail("job", job.id)
-        .record_in(&mut tx, now)
-        .await?;
-    let vpc = db::vpcs::get(&mut *tx, &ctx, id).await?.ok_or(ApiError::not_found("VPC"))?;
-    tx.commit().await?;
+    let (vpc, job) = vpcs::create(&state, &meta, &ctx, &user.principal.email, &body).await?;
+    let id = vpc.id;
     state.wake.notify_waiters();
     let mut res =
         (StatusCode::ACCEPTED, axum::Json(VpcAccepted { vpc: vpc.into(), job: job.into() })).into_response();
@@ -248,54 +182,9 @@ async fn delete_vpc(
 ) -> ApiResult<(StatusCode, AppJson<JobView>)> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::VpcsWrite)?;
-    let mut tx = state.db.begin().await?;
-    let vpc = db::vpcs::get_for_update(&mut tx, &ctx, vpc_id).await?.ok_or(ApiError::not_found("VPC"))?;
-    if matches!(vpc.status, VpcStatus::Creating | VpcStatus::Deleting) {
-        return Err(ApiError::conflict(
-            "vpc_busy",
-            format!("the VPC is {}; wait for its job to finish", vpc.status),
-        ));
-    }
-    let mut holds: Vec<String> = db::vpcs::stores_in(&mut *tx, &ctx, vpc_id)
-        .await?
-        .into_iter()
-        .map(|(id, name)| format!("store {name} ({id})"))
-        .collect();
-    let peerings = db::vpcs::peerings_of(&mut *tx, &ctx, vpc_id).await?;
-    holds.extend(
-        peerings
-            .iter()
-            .filter(|p| p.status != PeeringStatus::Rejected)
-            .map(|p| format!("peering {} ({}) with VPC {}", p.id, p.status, other_side(p, vpc_id))),
-    );
-    if !holds.is_empty() {
-        return Err(ApiError::conflict(
-            "vpc_in_use",
-            format!("the VPC holds {}; delete them first", holds.join(", ")),
-        ));
-    }
-    let now = state.clock.now();
-    db::vpcs::set_status(&mut *tx, ctx.org_id, vpc_id, VpcStatus::Deleting, now).await?;
-    let job = enqueue(
-        &mut tx,
-        &state,
-        &ctx,
-        Enqueue::network(jobs::DELETE_VPC, vec![step::on(step::REMOVE_NETWORK, vpc_id)]),
-    )
-    .await?;
-    Event::new("vpc.deleted", &meta)
-        .in_ctx(&ctx, &user.principal.email)
-        .target(format!("vpc:{vpc_id}"))
-        .detail("job", job.id)
-        .record_in(&mut tx, now)
-        .await?;
-    tx.commit().await?;
+    let job = vpcs::delete(&state, &meta, &ctx, &user.principal.email, vpc_id).await?;
     state.wake.notify_waiters();
     Ok((StatusCode::ACCEPTED, AppJson(job.into())))
-}
-
-fn other_side(p: &PeeringRow, vpc_id: Uuid) -> Uuid {
-    if p.vpc_id == vpc_id { p.peer_vpc_id } else { p.vpc_id }
 }
 
 // ---- Peerings --------------------------------------------------------------------------------

@@ -156,16 +156,7 @@ impl From<anyhow::Error> for ApiError {
     }
 }
 
-/// Maps a database constraint violation to the API error it means; anything else is a 500.
-/// Constraint names come from `migrations/` and are part of the contract between the two.
-pub fn on_constraint(err: sqlx::Error, map: impl FnOnce(&str) -> Option<ApiError>) -> ApiError {
-    if let sqlx::Error::Database(db) = &err {
-        if let Some(mapped) = db.constraint().and_then(map) {
-            return mapped;
-        }
-    }
-    DomainError::Internal(err.into()).into()
-}
+pub use crate::domain::on_constraint;
 
 /// SQLSTATEs by which a store's PostgreSQL says that what was to be created exists:
 /// `duplicate_database`, `duplicate_object`, and `unique_violation`, which a catalog's unique

@@ -83,3 +83,15 @@ impl From<sqlx::Error> for Error {
         }
     }
 }
+
+/// Maps a database constraint violation to the error it means (constraint names come from
+/// `migrations/` and are part of the contract between the two); any other database error is
+/// what it is.
+pub fn on_constraint<E: From<Error>>(err: sqlx::Error, map: impl FnOnce(&str) -> Option<E>) -> E {
+    if let sqlx::Error::Database(db) = &err {
+        if let Some(mapped) = db.constraint().and_then(map) {
+            return mapped;
+        }
+    }
+    Error::from(err).into()
+}

@@ -4,7 +4,7 @@ use crate::app::AppState;
 use crate::audit::{Event, RequestMeta};
 use crate::db;
 use crate::db::invitations::InvitationRow;
-use crate::domain::{Ctx, Email, Error, Result, Role};
+use crate::domain::{Ctx, Email, Error, Result, Role, on_constraint};
 
 /// A role as stored.
 pub fn parse_role(s: &str) -> Result<Role> {
@@ -17,10 +17,7 @@ pub fn already_member(email: &str) -> Error {
 
 /// A membership that exists already, found by its primary key: [`already_member`].
 pub fn on_membership_conflict(e: sqlx::Error, email: &str) -> Error {
-    match &e {
-        sqlx::Error::Database(d) if d.constraint() == Some("memberships_pkey") => already_member(email),
-        _ => e.into(),
-    }
+    on_constraint(e, |c| (c == "memberships_pkey").then(|| already_member(email)))
 }
 
 /// Invites `email` into the context's organization as `role`, or renews its open invitation:

@@ -14,7 +14,7 @@ use crate::db::jobs::JobRow;
 use crate::db::vpcs::PeeringRow;
 use crate::db::vpcs::VpcRow;
 use crate::domain::names::store_name;
-use crate::domain::{Ctx, Error, PeeringStatus, Result, VpcBlock, VpcStatus, node_addresses};
+use crate::domain::{Ctx, Error, PeeringStatus, Result, VpcBlock, VpcStatus, node_addresses, on_constraint};
 use crate::jobs::{self, step};
 use crate::quota::{self, Quota};
 use crate::service::jobs::{Enqueue, enqueue};
@@ -135,11 +135,11 @@ pub async fn create(
         cidr: IpNet::V4(block.net()),
         now,
     };
-    db::vpcs::insert(&mut *tx, ctx, new).await.map_err(|e| match &e {
-        sqlx::Error::Database(d) if d.constraint() == Some("vpcs_org_name_key") => {
-            Error::conflict("name_taken", format!("a VPC named {name} exists"))
-        }
-        _ => e.into(),
+    db::vpcs::insert(&mut *tx, ctx, new).await.map_err(|e| {
+        on_constraint(e, |c| {
+            (c == "vpcs_org_name_key")
+                .then(|| Error::conflict("name_taken", format!("a VPC named {name} exists")))
+        })
     })?;
     let job = enqueue(
         &mut tx,

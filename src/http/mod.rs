@@ -4,6 +4,7 @@ pub mod extract;
 pub mod middleware;
 pub mod openapi;
 pub mod page;
+pub mod respond;
 mod password;
 pub mod rfc6749;
 mod router;

@@ -212,13 +212,18 @@ pub async fn log(
 }
 
 pub async fn get(ex: impl PgExecutor<'_>, ctx: &Ctx, id: Uuid) -> sqlx::Result<Option<JobRow>> {
+    get_in_org(ex, ctx.org_id, id).await
+}
+
+/// [`get`], for Berth's own jobs (a scheduled backup's), enqueued with no user's context.
+pub async fn get_in_org(ex: impl PgExecutor<'_>, org_id: Uuid, id: Uuid) -> sqlx::Result<Option<JobRow>> {
     sqlx::query_as!(
         JobRow,
         r#"select id, org_id, store_id, kind, status as "status: JobStatus", params, steps, step, attempts, max_attempts,
                 run_after, locked_by, locked_until, cancel_requested, error, created_by, created_at, started_at,
                 finished_at, updated_at
            from jobs where org_id = $1 and id = $2"#,
-        ctx.org_id,
+        org_id,
         id
     )
     .fetch_optional(ex)

@@ -2,10 +2,13 @@
 //! claimed by workers with `for update skip locked` under a lease, heartbeated, retried with
 //! backoff, and made of idempotent steps, so that a crash anywhere only repeats a step.
 
+pub mod kinds;
 pub mod network;
+mod queue;
 pub mod reconcile;
 pub mod schedule;
 pub mod stats;
+pub mod step;
 mod steps;
 pub mod worker;
 
@@ -18,154 +21,31 @@ use uuid::Uuid;
 use crate::clock::Clock;
 use crate::crypto::MasterKey;
 use crate::db;
-use crate::domain::StoreStatus;
 use crate::provision::catalog::Catalog;
 use crate::provision::{NodeSpec, Provisioner};
 
-pub const CREATE_STORE: &str = "create_store";
-pub const DELETE_STORE: &str = "delete_store";
-pub const ADD_NODE: &str = "add_node";
-pub const REMOVE_NODE: &str = "remove_node";
-pub const RESTART_NODE: &str = "restart_node";
-pub const REPAIR_STORE: &str = "repair_store";
-pub const RESIZE_STORE: &str = "resize_store";
-pub const APPLY_PARAMETERS: &str = "apply_parameters";
-pub const BACKUP: &str = "backup";
-pub const RESTORE: &str = "restore";
-pub const CREATE_VPC: &str = "create_vpc";
-pub const DELETE_VPC: &str = "delete_vpc";
-pub const CREATE_PEERING: &str = "create_peering";
-pub const DELETE_PEERING: &str = "delete_peering";
+pub use self::kinds::JobKind;
+pub use self::queue::{Enqueue, NotEnqueued, enqueue};
+pub use self::step::Step;
+
+// The kind texts, for callers that still enqueue with [`Enqueue::store`] and
+// [`Enqueue::network`]; new code names the kind's type (`Enqueue::typed::<kinds::Restore>`).
+pub const CREATE_STORE: &str = kinds::CreateStore::KIND;
+pub const DELETE_STORE: &str = kinds::DeleteStore::KIND;
+pub const ADD_NODE: &str = kinds::AddNode::KIND;
+pub const REMOVE_NODE: &str = kinds::RemoveNode::KIND;
+pub const RESTART_NODE: &str = kinds::RestartNode::KIND;
+pub const REPAIR_STORE: &str = kinds::RepairStore::KIND;
+pub const RESIZE_STORE: &str = kinds::ResizeStore::KIND;
+pub const APPLY_PARAMETERS: &str = kinds::ApplyParameters::KIND;
+pub const BACKUP: &str = kinds::Backup::KIND;
+pub const RESTORE: &str = kinds::Restore::KIND;
+pub const CREATE_VPC: &str = kinds::CreateVpc::KIND;
+pub const DELETE_VPC: &str = kinds::DeleteVpc::KIND;
+pub const CREATE_PEERING: &str = kinds::CreatePeering::KIND;
+pub const DELETE_PEERING: &str = kinds::DeletePeering::KIND;
 /// Does nothing: for measuring the queue itself.
-pub const NOOP: &str = "noop";
-
-/// Steps, as stored in `jobs.steps`: `name` or `name:<node id>`.
-///
-/// Each says what a crash of the process does to it: just before it (the step runs when the job
-/// is taken again), in it, and just after it (before the worker recorded it done: it runs again).
-pub mod step {
-    /// Before: nothing on the host. In: `initdb` works in `data.init`, renamed into place only
-    /// once complete, so a half-made cluster is discarded and made again; a server started but
-    /// not yet given its roles is found running and its roles converge (`alter` or `create`).
-    /// After: again, the same: the cluster exists, the server runs, the roles are as wanted.
-    pub const CREATE_PRIMARY: &str = "create_primary";
-    /// Like [`CREATE_PRIMARY`]: the copy (`pg_basebackup`) goes to `data.init` and is renamed
-    /// into place whole, or discarded and made again.
-    pub const CREATE_REPLICA: &str = "create_replica";
-    /// Before: the node runs. In: the row says `removing` first; the server stops, then its
-    /// volume and folder go, then its row: a crash part-way leaves a stopped node whose removal
-    /// the retry finishes (every part is idempotent). After: the node's row is gone, and the
-    /// retry finds nothing to do.
-    pub const REMOVE_NODE: &str = "remove_node";
-    /// A stop, then a start: a crash between them leaves the node stopped, and the retry's stop
-    /// does nothing and its start starts it. Nothing is lost either way: a fast stop.
-    pub const RESTART_NODE: &str = "restart_node";
-    /// A replica removed and copied again from the primary (a primary is restarted in place):
-    /// [`REMOVE_NODE`] and then [`CREATE_REPLICA`], each as safe as they are.
-    pub const REBUILD_NODE: &str = "rebuild_node";
-    /// [`RESTART_NODE`] with the node's configuration (and its volume's size) rewritten from the
-    /// tables at the start.
-    pub const RECONFIGURE_NODE: &str = "reconfigure_node";
-    /// Grows the node's volume to the store's size, online (or, where the host refuses that,
-    /// with the node stopped for the moment). The filesystem's own size is compared with the
-    /// store's each time, so a crash between extending the image and growing the filesystem is
-    /// finished by the retry; a volume never shrinks. Where the host refuses to grow it online,
-    /// a crash before the node started again leaves it stopped: the retry finds its volume grown
-    /// or unmounted, and leaves the node (and the growing) to its next start, which Berth's own
-    /// next start makes; the health check reports it failed meanwhile.
-    pub const GROW_VOLUME: &str = "grow_volume";
-    /// Before: the group is in the tables; the node runs with its former parameters. In: each
-    /// parameter is written by `alter system` (which rewrites `postgresql.auto.conf` whole),
-    /// then the server reloads, then restarts if a changed parameter needs it: a crash leaves
-    /// some written and not yet in force, and the retry writes them all again, reloads, and
-    /// finds those still waiting for a restart in `pg_file_settings`. A crash between the
-    /// restart's stop and its start leaves the node stopped: the retry starts it first. After:
-    /// the retry writes the same values, finds nothing pending, and only reloads.
-    pub const APPLY_PARAMETERS: &str = "apply_parameters";
-    /// Before: the backup's row is `running`, with no archive. In: the driver writes the
-    /// archive aside (`.<name>.partial`), renames it to its key whole, and removes what it wrote
-    /// aside if it fails; a crash leaves a partial one, which the retry removes before taking
-    /// the backup again (from its own start), and one renamed into place but not yet recorded
-    /// is taken again over it. After (the row says `succeeded`, the job not yet done): the
-    /// retry keeps that backup and does nothing. A backup job that fails for good marks its
-    /// backup `failed` and removes its archive, never one recorded as taken.
-    pub const TAKE_BACKUP: &str = "take_backup";
-    /// Before: the node runs its current data. In: the backup is unpacked into `data.init`; the
-    /// current data steps aside to `data.before-restore` and stays there until the restored
-    /// node has recovered: a retry that finds data aside keeps it and treats what is in place as
-    /// the failed attempt's copy, and a failure puts it back. The data replaced is removed in
-    /// the background once the restored node serves; a crash meanwhile leaves it, and it goes at
-    /// the node's next start. From a logical backup, each database is restored into one of its
-    /// own and swapped in once whole, the one it replaces set aside until then: a crash leaves
-    /// the original in place or set aside, never dropped, and the retry restores again. After:
-    /// the node serves the restored data and the retry restores again (the same backup: the
-    /// same result; writes made in between are replaced too).
-    pub const RESTORE_NODE: &str = "restore_node";
-    /// The first node of a store made from another store's backup. Before: the node has no
-    /// data. In: from a full backup, [`RESTORE_NODE`]'s restore (nothing to set aside the first
-    /// time; a retry sets the earlier attempt's copy aside and removes it once its own has
-    /// recovered), then the store's own roles and passwords as in [`CREATE_PRIMARY`]: a crash
-    /// between the two leaves a node with the source's roles, which the retry restores again
-    /// before setting them. From a logical backup, an empty primary as [`CREATE_PRIMARY`], then
-    /// each database restored into one of its own and swapped in whole; a crash leaves a staging
-    /// database that the retry drops and makes again. The source store is only read (its
-    /// primary switches WAL segment, for a point in time, so that what it wrote is archived).
-    /// After: the retry restores the same backup again; the store is `deploying` until the job
-    /// ends, and what a client wrote to it meanwhile is replaced.
-    pub const FORK_PRIMARY: &str = "fork_primary";
-    /// Removes a deleted store's backups, when its deletion asked for that. Before: the store's
-    /// nodes are gone, its backups and archived WAL kept. In: the rows go first, in one
-    /// statement, then each archive, then the store's whole folder of backups (every archive
-    /// and its WAL), then its backup schedule: a crash after the rows leaves archives that no
-    /// row names, which the retry's removal of the whole folder takes with it. After: the retry
-    /// finds nothing left to remove.
-    pub const DELETE_BACKUPS: &str = "delete_backups";
-    /// One update of the store's status from its nodes' states: `available` when every node
-    /// runs, else `degraded`. A crash before or in it leaves the job's transitional status
-    /// (`deploying`, `modifying`, `restoring`) for the retry to settle; after it, the retry
-    /// settles it again from the states as they are then.
-    pub const FINISH_AVAILABLE: &str = "finish_available";
-    /// One update of the store's status to `deleted`, once nothing of it is left on the host.
-    /// A crash before or in it leaves the store `deleting` for the retry; after it, the retry
-    /// sets the same status again.
-    pub const FINISH_DELETED: &str = "finish_deleted";
-    /// Does nothing: a crash anywhere repeats nothing.
-    pub const NOOP: &str = "noop";
-    /// `name:<vpc id>`. Before: the VPC is `creating`, with no namespace. In: the namespace,
-    /// its loopback up, its bridge, the gateway address (`addr replace`) and the bridge up, each
-    /// made only when missing: a crash leaves part of it, which the retry completes; a namespace
-    /// file left by a crash inside `ip netns add` (no namespace behind it) is deleted and made
-    /// again. The reconcile at start leaves a known VPC's namespace to its job and removes those
-    /// no VPC knows. After: the VPC is `available`; the retry finds the network whole.
-    pub const CREATE_NETWORK: &str = "create_network";
-    /// Before: the VPC is `deleting` and holds no store or peering. In: `ip netns del`, which
-    /// unmounts the namespace (its links, and the far ends of its veth pairs, go with it) and
-    /// then unlinks its file: a crash between the two leaves a file that is no namespace, which
-    /// the reconcile at start passes over and the retry deletes. After: the VPC is `deleted`;
-    /// the retry finds no namespace and marks it so again.
-    pub const REMOVE_NETWORK: &str = "remove_network";
-    /// `name:<peering id>`. Before: the peering is `provisioning` and both VPCs' networks
-    /// exist. In: one veth pair made whole by one `ip link add`, an end in each namespace (one
-    /// end found without the other is removed and the pair made again), then each end up and a
-    /// route to the other block (`route replace`): a crash leaves part of it, which the retry
-    /// completes; the reconcile at start keeps the link of a `provisioning` peering. After: the
-    /// peering is `active`; the retry finds the pair and replaces its routes with the same.
-    pub const CONNECT_PEERING: &str = "connect_peering";
-    /// Every node of both VPCs gets its `pg_hba.conf` rewritten from the tables (a private
-    /// store without firewall rules admits the blocks of its VPC's `active` peerings, not of a
-    /// `deleting` one) and reloaded, one node after another: a crash leaves some nodes with
-    /// their former rules, which the retry rewrites; after it, the retry writes the same again.
-    pub const APPLY_PEERING_ACCESS: &str = "apply_peering_access";
-    /// Before: the peering is `deleting`, its access already withdrawn by
-    /// [`APPLY_PEERING_ACCESS`], its link in place (the reconcile at start keeps it for the job).
-    /// In: deleting one end removes the pair and its routes at once. After: the peering is
-    /// `deleted`; the retry finds no link and marks it so again.
-    pub const DISCONNECT_PEERING: &str = "disconnect_peering";
-
-    pub fn on(name: &str, node: uuid::Uuid) -> String {
-        format!("{name}:{node}")
-    }
-}
+pub const NOOP: &str = kinds::Noop::KIND;
 
 /// What jobs act with: the data plane, the secrets to drive it, and the operator's limits on it.
 #[derive(Debug, Clone)]
@@ -320,32 +200,16 @@ pub struct JobEnv {
 }
 
 /// Undoes what the request that enqueued a job did beside it, for a job cancelled before its
-/// first step: nothing had reached the host yet.
+/// first step: nothing had reached the host yet. What that is, the job's kind says.
 pub async fn undo_cancelled(
     tx: &mut sqlx::PgConnection,
     job: &db::jobs::JobRow,
     now: time::OffsetDateTime,
 ) -> anyhow::Result<()> {
-    let Some(store_id) = job.store_id else { return Ok(()) };
-    match job.kind.as_str() {
-        CREATE_STORE => {
-            db::stores::delete_nodes_of(&mut *tx, job.org_id, store_id).await?;
-            db::stores::set_status(&mut *tx, job.org_id, store_id, StoreStatus::Deleted, now).await?;
-        }
-        ADD_NODE => {
-            for s in &job.steps {
-                if let Some(id) = s.strip_prefix(&format!("{}:", step::CREATE_REPLICA)) {
-                    db::stores::delete_node(&mut *tx, id.parse()?).await?;
-                }
-            }
-            db::stores::settle(&mut *tx, job.org_id, store_id, now).await?;
-        }
-        _ => db::stores::settle(&mut *tx, job.org_id, store_id, now).await?,
-    }
-    Ok(())
+    kinds::of(&job.kind).undo_cancelled(tx, job, now).await
 }
 
 /// Kinds whose request changed nothing that cancelling could not undo.
 pub fn cancellable(kind: &str) -> bool {
-    !matches!(kind, RESIZE_STORE | APPLY_PARAMETERS | BACKUP | RESTORE) && !network::owns_kind(kind)
+    kinds::of(kind).cancellable()
 }

@@ -7,16 +7,12 @@ use anyhow::{Context, bail};
 use ipnet::{IpNet, Ipv4Net};
 use uuid::Uuid;
 
-use super::{CREATE_PEERING, CREATE_VPC, DELETE_PEERING, DELETE_VPC, JobEnv, step};
+use super::{JobEnv, Step};
 use crate::db;
 use crate::db::jobs::JobRow;
 use crate::db::vpcs::{PeeringRow, VpcRow};
 use crate::domain::{PeeringStatus, VpcStatus};
 use crate::provision::{NetworkSpec, NodeNetwork, PeeringSpec};
-
-pub fn owns_kind(kind: &str) -> bool {
-    matches!(kind, CREATE_VPC | DELETE_VPC | CREATE_PEERING | DELETE_PEERING)
-}
 
 fn ipv4(net: IpNet) -> anyhow::Result<Ipv4Net> {
     match net {
@@ -48,42 +44,49 @@ pub async fn peering_spec(db: &sqlx::PgPool, p: &PeeringRow) -> anyhow::Result<P
     Ok(PeeringSpec { peering_id: p.id, a: network_spec(&a)?, b: network_spec(&b)? })
 }
 
-pub async fn run(env: &JobEnv, job: &JobRow, name: &str, id: Uuid) -> anyhow::Result<()> {
+/// [`Step::CreateNetwork`](super::Step::CreateNetwork).
+pub async fn create_network(env: &JobEnv, job: &JobRow, vpc_id: Uuid) -> anyhow::Result<()> {
+    let vpc = db::vpcs::get_by_id(&env.db, job.org_id, vpc_id).await?.context("the VPC is gone")?;
+    env.plane.driver.create_network(&network_spec(&vpc)?).await?;
+    db::vpcs::set_status(&env.db, job.org_id, vpc_id, VpcStatus::Available, env.clock.now()).await?;
+    Ok(())
+}
+
+/// [`Step::RemoveNetwork`](super::Step::RemoveNetwork).
+pub async fn remove_network(env: &JobEnv, job: &JobRow, vpc_id: Uuid) -> anyhow::Result<()> {
+    env.plane.driver.remove_network(vpc_id).await?;
+    db::vpcs::set_status(&env.db, job.org_id, vpc_id, VpcStatus::Deleted, env.clock.now()).await?;
+    Ok(())
+}
+
+/// [`Step::ConnectPeering`](super::Step::ConnectPeering).
+pub async fn connect_peering(env: &JobEnv, job: &JobRow, id: Uuid) -> anyhow::Result<()> {
+    let p = peering(env, job, id).await?;
+    env.plane.driver.create_peering(&peering_spec(&env.db, &p).await?).await?;
+    // Active before the firewalls are brought up to date (the next step), so that a node
+    // made meanwhile either reads it or is there for that step.
+    db::vpcs::set_peering_status(&env.db, job.org_id, id, PeeringStatus::Active, env.clock.now()).await?;
+    Ok(())
+}
+
+/// [`Step::ApplyPeeringAccess`](super::Step::ApplyPeeringAccess).
+pub async fn apply_peering_access(env: &JobEnv, job: &JobRow, id: Uuid) -> anyhow::Result<()> {
     let now = env.clock.now();
-    let driver = env.plane.driver.as_ref();
-    match name {
-        step::CREATE_NETWORK => {
-            let vpc = db::vpcs::get_by_id(&env.db, job.org_id, id).await?.context("the VPC is gone")?;
-            driver.create_network(&network_spec(&vpc)?).await?;
-            db::vpcs::set_status(&env.db, job.org_id, id, VpcStatus::Available, now).await?;
+    let p = peering(env, job, id).await?;
+    let touched = db::vpcs::nodes_in(&env.db, &[p.vpc_id, p.peer_vpc_id]).await?;
+    for (org_id, store_id, node_id) in touched {
+        if let Some(spec) = env.plane.node_spec(&env.db, org_id, store_id, node_id, now).await? {
+            env.plane.driver.apply_access(&spec).await?;
         }
-        step::REMOVE_NETWORK => {
-            driver.remove_network(id).await?;
-            db::vpcs::set_status(&env.db, job.org_id, id, VpcStatus::Deleted, now).await?;
-        }
-        step::CONNECT_PEERING => {
-            let p = peering(env, job, id).await?;
-            driver.create_peering(&peering_spec(&env.db, &p).await?).await?;
-            // Active before the firewalls are brought up to date (the next step), so that a node
-            // made meanwhile either reads it or is there for that step.
-            db::vpcs::set_peering_status(&env.db, job.org_id, id, PeeringStatus::Active, now).await?;
-        }
-        step::APPLY_PEERING_ACCESS => {
-            let p = peering(env, job, id).await?;
-            let touched = db::vpcs::nodes_in(&env.db, &[p.vpc_id, p.peer_vpc_id]).await?;
-            for (org_id, store_id, node_id) in touched {
-                if let Some(spec) = env.plane.node_spec(&env.db, org_id, store_id, node_id, now).await? {
-                    driver.apply_access(&spec).await?;
-                }
-            }
-        }
-        step::DISCONNECT_PEERING => {
-            let p = peering(env, job, id).await?;
-            driver.remove_peering(&peering_spec(&env.db, &p).await?).await?;
-            db::vpcs::set_peering_status(&env.db, job.org_id, id, PeeringStatus::Deleted, now).await?;
-        }
-        other => bail!("unknown step {other}"),
     }
+    Ok(())
+}
+
+/// [`Step::DisconnectPeering`](super::Step::DisconnectPeering).
+pub async fn disconnect_peering(env: &JobEnv, job: &JobRow, id: Uuid) -> anyhow::Result<()> {
+    let p = peering(env, job, id).await?;
+    env.plane.driver.remove_peering(&peering_spec(&env.db, &p).await?).await?;
+    db::vpcs::set_peering_status(&env.db, job.org_id, id, PeeringStatus::Deleted, env.clock.now()).await?;
     Ok(())
 }
 
@@ -91,18 +94,23 @@ async fn peering(env: &JobEnv, job: &JobRow, id: Uuid) -> anyhow::Result<Peering
     db::vpcs::peering_by_id(&env.db, job.org_id, id).await?.context("the peering is gone")
 }
 
-/// A network job that failed for good leaves its VPC or peering `failed`: it can be deleted,
-/// which removes whatever was made.
-pub async fn on_final_failure(env: &JobEnv, job: &JobRow) -> anyhow::Result<()> {
-    let now = env.clock.now();
-    let target = job.steps.first().and_then(|s| s.split_once(':')).and_then(|(_, id)| id.parse().ok());
-    let Some(id) = target else { return Ok(()) };
-    match job.kind.as_str() {
-        CREATE_VPC | DELETE_VPC => {
-            db::vpcs::set_status(&env.db, job.org_id, id, VpcStatus::Failed, now).await?
-        }
-        _ => db::vpcs::set_peering_status(&env.db, job.org_id, id, PeeringStatus::Failed, now).await?,
-    }
+/// What a network job acts on: the id its first step names.
+fn target(job: &JobRow) -> Option<Uuid> {
+    job.steps.first().and_then(|s| Step::parse(s).ok()).and_then(|s| s.id())
+}
+
+/// A VPC's job that failed for good leaves the VPC `failed`: it can be deleted, which removes
+/// whatever was made.
+pub async fn fail_vpc(env: &JobEnv, job: &JobRow) -> anyhow::Result<()> {
+    let Some(id) = target(job) else { return Ok(()) };
+    db::vpcs::set_status(&env.db, job.org_id, id, VpcStatus::Failed, env.clock.now()).await?;
+    Ok(())
+}
+
+/// A peering's job that failed for good leaves the peering `failed`, like [`fail_vpc`].
+pub async fn fail_peering(env: &JobEnv, job: &JobRow) -> anyhow::Result<()> {
+    let Some(id) = target(job) else { return Ok(()) };
+    db::vpcs::set_peering_status(&env.db, job.org_id, id, PeeringStatus::Failed, env.clock.now()).await?;
     Ok(())
 }
 

@@ -11,7 +11,8 @@ use croner::parser::{CronParser, Seconds, Year};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{BACKUP, JobEnv, step};
+use super::kinds::{Backup, BackupParams, BackupSource};
+use super::{Enqueue, JobEnv, NotEnqueued, Step, enqueue};
 use crate::db;
 use crate::domain::StoreStatus;
 use crate::quota::{self, QuotaExceeded, Quotas};
@@ -128,32 +129,18 @@ pub async fn start_backup(
     let mut sp = tx.begin().await?;
     let backup_id = Uuid::now_v7();
     db::backups::insert(&mut *sp, org_id, backup_id, b.store_id, b.kind, b.trigger, now).await?;
-    let job_id = Uuid::now_v7();
-    let steps = vec![step::on(step::TAKE_BACKUP, backup_id)];
-    let inserted = db::jobs::insert(
-        &mut *sp,
-        org_id,
-        db::jobs::NewJob {
-            id: job_id,
-            store_id: Some(b.store_id),
-            kind: BACKUP,
-            params: serde_json::json!({ "source": b.source }),
-            steps: &steps,
-            created_by: b.created_by,
-            now,
-        },
-    )
-    .await;
-    match inserted {
-        Ok(()) => {
+    let params = BackupParams { source: BackupSource::from_text(b.source) };
+    let job = Enqueue::typed::<Backup>(b.store_id, params, vec![Step::TakeBackup(backup_id)]);
+    match enqueue(&mut sp, org_id, b.created_by, now, job).await {
+        Ok(job) => {
             sp.commit().await?;
-            Ok(Started::Backup { backup_id, job_id })
+            Ok(Started::Backup { backup_id, job_id: job.id })
         }
-        Err(sqlx::Error::Database(d)) if d.constraint() == Some("jobs_one_active_per_store") => {
+        Err(NotEnqueued::Blocked(_)) => {
             sp.rollback().await?;
             Ok(Started::Busy)
         }
-        Err(e) => Err(e.into()),
+        Err(NotEnqueued::Db(e)) => Err(e.into()),
     }
 }
 

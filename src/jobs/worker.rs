@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
-use super::{JobEnv, NOOP, steps};
+use super::{JobEnv, Step, kinds};
 use crate::db;
 use crate::db::jobs::JobRow;
 use crate::domain::JobStatus;
@@ -16,26 +16,6 @@ use crate::domain::JobStatus;
 pub const LEASE: Duration = Duration::from_secs(30);
 const HEARTBEAT: Duration = Duration::from_secs(10);
 const POLL: Duration = Duration::from_millis(500);
-/// The longest one step may take before it counts as failed.
-const STEP_TIMEOUT: Duration = Duration::from_secs(600);
-/// Steps that copy a whole store (backups, restores, replicas made by `pg_basebackup`) take as
-/// long as the data takes to copy; the lease, kept alive by the heartbeat, is what notices a
-/// worker that died.
-const COPY_STEP_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
-
-fn step_timeout(step: &str) -> Duration {
-    use super::step;
-    let name = step.split_once(':').map_or(step, |(name, _)| name);
-    match name {
-        step::TAKE_BACKUP
-        | step::RESTORE_NODE
-        | step::FORK_PRIMARY
-        | step::CREATE_REPLICA
-        | step::REBUILD_NODE => COPY_STEP_TIMEOUT,
-        _ => STEP_TIMEOUT,
-    }
-}
-
 fn lease() -> time::Duration {
     time::Duration::try_from(LEASE).expect("lease fits")
 }
@@ -125,7 +105,7 @@ async fn run_worker(env: JobEnv, worker: String, wake: Arc<Notify>, mut stopped:
 }
 
 async fn log(env: &JobEnv, job: &JobRow, level: &str, message: &str) {
-    if job.kind == NOOP {
+    if !kinds::of(&job.kind).logged() {
         return;
     }
     if let Err(e) = db::jobs::log(&env.db, job.id, level, message, env.clock.now()).await {
@@ -178,7 +158,7 @@ async fn run_job(env: &JobEnv, worker: &str, job: JobRow, stopped: &watch::Recei
             let message = format!("{e:#}");
             if job.attempts >= job.max_attempts {
                 log(env, &job, "error", &format!("failed for good: {message}")).await;
-                if let Err(e) = steps::on_final_failure(env, &job).await {
+                if let Err(e) = kinds::of(&job.kind).on_final_failure(env, &job).await {
                     tracing::error!(error = %e, "cleaning up after a failed job");
                 }
                 db::jobs::finish(&env.db, job.id, worker, JobStatus::Failed, Some(&message), now)
@@ -211,15 +191,23 @@ enum Outcome {
 
 async fn run_steps(env: &JobEnv, worker: &str, job: &JobRow, stopped: &watch::Receiver<bool>) -> Outcome {
     let start = usize::try_from(job.step).unwrap_or(0);
+    // The kind runs each step: the worker only walks them, in order, under the lease.
+    let kind = kinds::of(&job.kind);
     for (i, step) in job.steps.iter().enumerate().skip(start) {
         if *stopped.borrow() {
             return Outcome::Paused;
         }
         log(env, job, "info", &format!("step {}/{}: {step}", i + 1, job.steps.len())).await;
-        match tokio::time::timeout(step_timeout(step), steps::run(env, job, step)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Outcome::Failed(e.context(format!("step {step}"))),
-            Err(_) => return Outcome::Failed(anyhow::anyhow!("step {step} timed out")),
+        let ran = match Step::parse(step) {
+            Ok(parsed) => match tokio::time::timeout(kind.timeout(&parsed), kind.run(env, job, parsed)).await
+            {
+                Ok(done) => done.map_err(|e| e.context(format!("step {step}"))),
+                Err(_) => Err(anyhow::anyhow!("step {step} timed out")),
+            },
+            Err(e) => Err(e.context(format!("step {step}"))),
+        };
+        if let Err(e) = ran {
+            return Outcome::Failed(e);
         }
         // The last step's progress is recorded by `finish`, in the same statement.
         if i + 1 == job.steps.len() {

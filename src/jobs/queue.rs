@@ -1,0 +1,109 @@
+//! Enqueueing: a job written in the caller's transaction, beside the change it serves, with a
+//! store's one-job-at-a-time rule (`jobs_one_active_per_store`) answered in this one place.
+
+use sqlx::{Connection, PgConnection};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::Step;
+use super::kinds::{JobKind, NoParams};
+use crate::db;
+use crate::db::jobs::JobRow;
+
+/// A job to enqueue.
+#[derive(Debug, Clone)]
+pub struct Enqueue<'a> {
+    /// The store it changes; none for a VPC's or a peering's.
+    pub store_id: Option<Uuid>,
+    pub kind: &'a str,
+    pub steps: Vec<String>,
+    /// What its steps read back.
+    pub params: serde_json::Value,
+}
+
+impl<'a> Enqueue<'a> {
+    /// A job of a store, without parameters.
+    pub fn store(store_id: Uuid, kind: &'a str, steps: Vec<String>) -> Self {
+        Self { store_id: Some(store_id), kind, steps, params: serde_json::json!({}) }
+    }
+
+    /// A job of a VPC or a peering.
+    pub fn network(kind: &'a str, steps: Vec<String>) -> Self {
+        Self { store_id: None, kind, steps, params: serde_json::json!({}) }
+    }
+
+    pub fn with_params(self, params: serde_json::Value) -> Self {
+        Self { params, ..self }
+    }
+}
+
+impl Enqueue<'static> {
+    /// A job of kind `K` on a store, with its params and steps.
+    pub fn typed<K: JobKind>(store_id: Uuid, params: K::Params, steps: Vec<Step>) -> Self {
+        Self::build::<K>(Some(store_id), &params, &steps)
+    }
+
+    /// A job of kind `K`, which has no params, on a store.
+    pub fn of<K: JobKind<Params = NoParams>>(store_id: Uuid, steps: Vec<Step>) -> Self {
+        Self::build::<K>(Some(store_id), &NoParams {}, &steps)
+    }
+
+    /// A job of kind `K`, which has no params, on a VPC or a peering.
+    pub fn network_of<K: JobKind<Params = NoParams>>(steps: Vec<Step>) -> Self {
+        Self::build::<K>(None, &NoParams {}, &steps)
+    }
+
+    fn build<K: JobKind>(store_id: Option<Uuid>, params: &K::Params, steps: &[Step]) -> Self {
+        // Params are plain structs of ids, strings and times: they always make JSON.
+        let params = serde_json::to_value(params).expect("job params serialize to JSON");
+        Self { store_id, kind: K::KIND, steps: Step::render_all(steps), params }
+    }
+}
+
+/// Why a job was not enqueued.
+#[derive(Debug, thiserror::Error)]
+pub enum NotEnqueued {
+    /// The store has a job queued or running: this one (read after the refusal; none if it
+    /// ended meanwhile).
+    #[error("a job is in progress on the store")]
+    Blocked(Option<Box<JobRow>>),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+/// Enqueues `job` in the caller's transaction, for `org_id`, as `created_by` (none for Berth's
+/// own, such as scheduled backups). A store with a job in progress refuses it with
+/// [`NotEnqueued::Blocked`]; the caller's transaction stays usable either way (the insert runs
+/// in a savepoint).
+pub async fn enqueue(
+    tx: &mut PgConnection,
+    org_id: Uuid,
+    created_by: Option<Uuid>,
+    now: OffsetDateTime,
+    job: Enqueue<'_>,
+) -> Result<JobRow, NotEnqueued> {
+    let id = Uuid::now_v7();
+    let new = db::jobs::NewJob {
+        id,
+        store_id: job.store_id,
+        kind: job.kind,
+        params: job.params,
+        steps: &job.steps,
+        created_by,
+        now,
+    };
+    let mut sp = tx.begin().await?;
+    match db::jobs::insert(&mut *sp, org_id, new).await {
+        Ok(()) => sp.commit().await?,
+        Err(sqlx::Error::Database(d)) if d.constraint() == Some("jobs_one_active_per_store") => {
+            sp.rollback().await?;
+            let active = match job.store_id {
+                Some(store_id) => db::jobs::active_for_store(&mut *tx, org_id, store_id).await?,
+                None => None,
+            };
+            return Err(NotEnqueued::Blocked(active.map(Box::new)));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    db::jobs::get_in_org(&mut *tx, org_id, id).await?.ok_or(NotEnqueued::Db(sqlx::Error::RowNotFound))
+}

@@ -1,6 +1,15 @@
 //! Durable jobs: rows in `jobs`, written in the same transaction as the change they serve,
 //! claimed by workers with `for update skip locked` under a lease, heartbeated, retried with
 //! backoff, and made of idempotent steps, so that a crash anywhere only repeats a step.
+//!
+//! - [`enqueue`] (in `queue.rs`) writes a job, or names the job that blocks it;
+//! - [`kinds`]: one module per kind of job, declaring its params, its steps, whether it may be
+//!   cancelled and how that is undone, and what its failure leaves; [`kinds::of`] maps the
+//!   stored kind text to it, in one place;
+//! - [`Step`] (in `step.rs`): a step, read from and written to its stored text in one place,
+//!   with what a crash does to it and how long it may take;
+//! - `steps/` and [`network`]: what each step does;
+//! - [`worker`]: claims jobs and walks their steps, asking the kind to run each.
 
 pub mod kinds;
 pub mod network;

@@ -3,9 +3,10 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use serde_json::json;
 use sqlx::PgConnection;
+use uuid::Uuid;
 
-use crate::helpers::{TestApp, create_credential, wait_job};
-use crate::stores::{create, wait_for};
+use crate::client::{Backup, Fields, store_body, store_path};
+use crate::helpers::TestApp;
 
 pub async fn conn(port: i64, password: &str) -> PgConnection {
     crate::helpers::node_connect(port, "dbadmin", password, "defaultdb").await.unwrap()
@@ -16,17 +17,15 @@ pub async fn count(port: i64, password: &str) -> i64 {
 }
 
 /// Restores the store at `base` in place with `body`, and waits until it is available again.
-async fn restore_in_place(app: &TestApp, owner: &str, base: &str, id: &str, body: serde_json::Value) {
+async fn restore_in_place(app: &TestApp, owner: &str, base: &str, id: Uuid, body: serde_json::Value) {
     let r = app.post(&format!("{base}/restore")).cookie(owner).json(body).send().await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
-    let job = wait_job(app, owner, app.owner_org, r.json()["id"].as_str().unwrap()).await;
-    assert_eq!(job["status"], "succeeded", "{job}");
-    wait_for(app, owner, app.owner_org, id, "available").await;
+    app.job_succeeded(owner, app.owner_org, r.accepted_job()).await;
+    app.wait_store(owner, app.owner_org, id, "available").await;
 }
 
 /// A running one-node store whose table `t` holds 1..=`rows`.
 pub struct Source {
-    pub id: String,
+    pub id: Uuid,
     pub password: String,
     pub port: i64,
     /// `/api/v1/orgs/{org}/stores/{id}`.
@@ -34,17 +33,13 @@ pub struct Source {
 }
 
 pub async fn store_with_rows(app: &TestApp, owner: &str, name: &str, rows: i64) -> Source {
-    let org = app.owner_org;
-    let created = create(app, owner, name, 1).await;
-    let id = created["store"]["id"].as_str().unwrap().to_owned();
-    let password = created["credentials"]["password"].as_str().unwrap().to_owned();
-    let store = wait_for(app, owner, org, &id, "available").await;
-    let port = store["nodes"][0]["port"].as_i64().unwrap();
+    let store = app.new_ready_store(owner, name, 1).await;
+    let port = store.port();
     sqlx::raw_sql(&format!("create table t (x int); insert into t select generate_series(1, {rows})"))
-        .execute(&mut conn(port, &password).await)
+        .execute(&mut conn(port, &store.password).await)
         .await
         .unwrap();
-    Source { base: format!("/api/v1/orgs/{org}/stores/{id}"), id, password, port }
+    Source { base: store.path(), id: store.id, password: store.password, port }
 }
 
 #[tokio::test]
@@ -54,14 +49,9 @@ async fn backups_restore_exactly_and_to_a_point_in_time() {
     let org = app.owner_org;
     let Source { id, password, port, base } = store_with_rows(&app, &owner, "safe", 1000).await;
 
-    let b = app.post(&format!("{base}/backups")).cookie(&owner).json(json!({"kind": "full"})).send().await;
-    assert_eq!(b.status, StatusCode::ACCEPTED, "{}", b.text());
-    let backup_id = b.json()["backup"]["id"].as_str().unwrap().to_owned();
-    let job = wait_job(&app, &owner, org, b.json()["job"]["id"].as_str().unwrap()).await;
-    assert_eq!(job["status"], "succeeded", "{job}");
-    let backup = app.get(&format!("{base}/backups/{backup_id}")).cookie(&owner).send().await.json();
+    let Backup { id: backup_id, body: backup } = app.take_backup(&owner, org, id, "full").await;
     assert_eq!(backup["status"], "succeeded");
-    assert_eq!(backup["sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(backup.str_at("/sha256").len(), 64);
     assert!(backup["size_bytes"].as_i64().unwrap() > 1000);
 
     // More writes after the backup; a moment between them; then more.
@@ -81,10 +71,10 @@ async fn backups_restore_exactly_and_to_a_point_in_time() {
         .send()
         .await;
     r.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
-    restore_in_place(&app, &owner, &base, &id, json!({"point_in_time": pitr, "confirm": "safe"})).await;
+    restore_in_place(&app, &owner, &base, id, json!({"point_in_time": pitr, "confirm": "safe"})).await;
     assert_eq!(count(port, &password).await, 1001, "A (-1) without B (-2)");
 
-    restore_in_place(&app, &owner, &base, &id, json!({"backup_id": backup_id, "confirm": "safe"})).await;
+    restore_in_place(&app, &owner, &base, id, json!({"backup_id": backup_id, "confirm": "safe"})).await;
     assert_eq!(count(port, &password).await, 1000, "only the rows of the backup");
 
     let dl = app.get(&format!("{base}/backups/{backup_id}/download")).cookie(&owner).send().await;
@@ -93,7 +83,7 @@ async fn backups_restore_exactly_and_to_a_point_in_time() {
     use sha2::Digest;
     assert_eq!(
         hex::encode(sha2::Sha256::digest(&dl.body)),
-        backup["sha256"].as_str().unwrap(),
+        backup.str_at("/sha256"),
         "the download is the archive"
     );
 
@@ -122,19 +112,7 @@ async fn backups_restore_exactly_and_to_a_point_in_time() {
     );
     assert!(!path.exists(), "the archive is removed with the backup");
 
-    let d = app.delete(&format!("/api/v1/orgs/{org}/stores/{id}")).cookie(&owner).send().await;
-    assert_eq!(d.status, StatusCode::ACCEPTED);
-    wait_for(&app, &owner, org, &id, "gone").await;
-}
-
-/// Takes a backup of `kind` and waits for it to succeed; returns it.
-pub async fn backup(app: &TestApp, owner: &str, base: &str, kind: &str) -> serde_json::Value {
-    let b = app.post(&format!("{base}/backups")).cookie(owner).json(json!({"kind": kind})).send().await;
-    assert_eq!(b.status, StatusCode::ACCEPTED, "{}", b.text());
-    let job = wait_job(app, owner, app.owner_org, b.json()["job"]["id"].as_str().unwrap()).await;
-    assert_eq!(job["status"], "succeeded", "{job}");
-    let id = b.json()["backup"]["id"].as_str().unwrap().to_owned();
-    app.get(&format!("{base}/backups/{id}")).cookie(owner).send().await.json()
+    app.delete_store(&owner, org, id).await;
 }
 
 /// Creates a store made from a backup and waits until it is available; returns (store, password).
@@ -144,15 +122,12 @@ async fn fork(
     name: &str,
     from: serde_json::Value,
 ) -> (serde_json::Value, String) {
-    let mut body = crate::stores::body(name, 1);
+    let mut body = store_body(name, 1);
     body["restore_from"] = from;
-    let r = app.post(&format!("/api/v1/orgs/{}/stores", app.owner_org)).cookie(owner).json(body).send().await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
-    let job = wait_job(app, owner, app.owner_org, r.json()["job"]["id"].as_str().unwrap()).await;
-    assert_eq!(job["status"], "succeeded", "{job}");
-    let id = r.json()["store"]["id"].as_str().unwrap().to_owned();
-    let store = wait_for(app, owner, app.owner_org, &id, "available").await;
-    (store, r.json()["credentials"]["password"].as_str().unwrap().to_owned())
+    let created = app.create_store(owner, app.owner_org, body).await;
+    app.job_succeeded(owner, app.owner_org, created.job_id).await;
+    let store = app.wait_store(owner, app.owner_org, created.id, "available").await;
+    (store, created.password)
 }
 
 #[tokio::test]
@@ -161,36 +136,34 @@ async fn a_deleted_store_comes_back_from_its_backups_full_or_logical() {
     let owner = app.login_owner().await;
     let org = app.owner_org;
     let Source { id, password, port, base } = store_with_rows(&app, &owner, "doomed", 500).await;
-    let full = backup(&app, &owner, &base, "full").await;
+    let full = app.take_backup(&owner, org, id, "full").await.id;
     sqlx::raw_sql("insert into t values (-1)").execute(&mut conn(port, &password).await).await.unwrap();
-    let logical = backup(&app, &owner, &base, "logical").await;
+    let Backup { id: logical_id, body: logical } = app.take_backup(&owner, org, id, "logical").await;
     assert_eq!(logical["kind"], "logical");
     assert_eq!(logical["trigger"], "manual");
     assert_eq!(logical["start_lsn"], serde_json::Value::Null, "a dump covers no WAL range");
-    assert_eq!(logical["sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(logical.str_at("/sha256").len(), 64);
 
     // A mistaken delete: the backups stay, listed under the deleted store.
-    let d = app.delete(&base).cookie(&owner).send().await;
-    assert_eq!(d.status, StatusCode::ACCEPTED);
-    wait_for(&app, &owner, org, &id, "gone").await;
+    app.delete_store(&owner, org, id).await;
     let listed = app.get(&format!("{base}/backups")).cookie(&owner).send().await.json();
     assert_eq!(listed["items"].as_array().unwrap().len(), 2, "{listed}");
 
     // Another version cannot take a physical copy.
-    let mut wrong = crate::stores::body("wrong-version", 1);
+    let mut wrong = store_body("wrong-version", 1);
     wrong["version"] = json!("9");
-    wrong["restore_from"] = json!({"store_id": id, "backup_id": full["id"]});
+    wrong["restore_from"] = json!({"store_id": id, "backup_id": full});
     let r = app.post(&format!("/api/v1/orgs/{org}/stores")).cookie(&owner).json(wrong).send().await;
     r.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
 
     let (copy, copy_password) =
-        fork(&app, &owner, "from-full", json!({"store_id": id, "backup_id": full["id"]})).await;
+        fork(&app, &owner, "from-full", json!({"store_id": id, "backup_id": full})).await;
     let copy_port = copy["nodes"][0]["port"].as_i64().unwrap();
     assert_ne!(copy_password, password, "a fork has its own password");
     assert_eq!(count(copy_port, &copy_password).await, 500, "the rows of the full backup only");
 
     let (copy, copy_password) =
-        fork(&app, &owner, "from-dump", json!({"store_id": id, "backup_id": logical["id"]})).await;
+        fork(&app, &owner, "from-dump", json!({"store_id": id, "backup_id": logical_id})).await;
     let copy_port = copy["nodes"][0]["port"].as_i64().unwrap();
     assert_eq!(count(copy_port, &copy_password).await, 501, "the rows of the dump");
     let owner_of_t: String =
@@ -201,29 +174,28 @@ async fn a_deleted_store_comes_back_from_its_backups_full_or_logical() {
     assert_eq!(owner_of_t, "dbadmin", "restored objects belong to the new store's admin");
 
     // Asked to, a deletion takes the backups with it.
-    let copy_id = copy["id"].as_str().unwrap();
-    let copy_base = format!("/api/v1/orgs/{org}/stores/{copy_id}");
-    let b = backup(&app, &owner, &copy_base, "full").await;
-    let key = format!("{copy_id}/{}.tar.gz", b["id"].as_str().unwrap());
+    let copy_id = copy.uuid_at("/id");
+    let copy_base = store_path(org, copy_id);
+    let b = app.take_backup(&owner, org, copy_id, "full").await;
+    let key = format!("{copy_id}/{}.tar.gz", b.id);
     let archive = app.state.plane.backups.readable(&key).await.unwrap();
     assert!(archive.exists());
     let d = app.delete(&format!("{copy_base}?delete_backups=true")).cookie(&owner).send().await;
-    assert_eq!(d.status, StatusCode::ACCEPTED);
-    let job = wait_job(&app, &owner, org, d.json()["id"].as_str().unwrap()).await;
-    assert_eq!(job["status"], "succeeded", "{job}");
+    app.job_succeeded(&owner, org, d.accepted_job()).await;
     let listed = app.get(&format!("{copy_base}/backups")).cookie(&owner).send().await.json();
     assert_eq!(listed["items"].as_array().unwrap().len(), 0, "{listed}");
     assert!(!archive.exists(), "the archive went with the store");
-    assert!(!app.state.plane.backups.wal_dir(copy_id.parse().unwrap()).exists(), "and its WAL");
+    assert!(!app.state.plane.backups.wal_dir(copy_id).exists(), "and its WAL");
 }
 
 #[tokio::test]
 async fn a_point_in_time_fork_and_an_in_place_logical_restore() {
     let app = TestApp::spawn().await.with_workers(2).await;
     let owner = app.login_owner().await;
+    let org = app.owner_org;
     let Source { id, password, port, base } = store_with_rows(&app, &owner, "source", 10).await;
-    let logical = backup(&app, &owner, &base, "logical").await;
-    backup(&app, &owner, &base, "full").await;
+    let logical = app.take_backup(&owner, org, id, "logical").await.id;
+    app.take_backup(&owner, org, id, "full").await;
     sqlx::raw_sql("insert into t values (-1)").execute(&mut conn(port, &password).await).await.unwrap();
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let moment = time::OffsetDateTime::now_utc();
@@ -233,7 +205,7 @@ async fn a_point_in_time_fork_and_an_in_place_logical_restore() {
 
     let window = app.get(&format!("{base}/restore-window")).cookie(&owner).send().await.json();
     let earliest = time::OffsetDateTime::parse(
-        window["earliest"].as_str().unwrap(),
+        window.str_at("/earliest"),
         &time::format_description::well_known::Rfc3339,
     )
     .unwrap();
@@ -253,8 +225,7 @@ async fn a_point_in_time_fork_and_an_in_place_logical_restore() {
     assert_eq!(count(port, &password).await, 12, "the source is untouched");
 
     // The dump, in place: the table as it was when the dump was taken.
-    restore_in_place(&app, &owner, &base, &id, json!({"backup_id": logical["id"], "confirm": "source"}))
-        .await;
+    restore_in_place(&app, &owner, &base, id, json!({"backup_id": logical, "confirm": "source"})).await;
     assert_eq!(count(port, &password).await, 10);
 }
 
@@ -263,10 +234,8 @@ async fn schedules_validate_start_backups_once_across_instances_and_retention_pr
     let app = TestApp::spawn().await.with_workers(1).await;
     let owner = app.login_owner().await;
     let org = app.owner_org;
-    let created = create(&app, &owner, "scheduled", 1).await;
-    let id = created["store"]["id"].as_str().unwrap().to_owned();
-    wait_for(&app, &owner, org, &id, "available").await;
-    let base = format!("/api/v1/orgs/{org}/stores/{id}");
+    let store = app.new_ready_store(&owner, "scheduled", 1).await;
+    let (id, base) = (store.id, store.path());
     let path = format!("{base}/backup-schedule");
 
     let s = app.get(&path).cookie(&owner).send().await.json();
@@ -289,7 +258,7 @@ async fn schedules_validate_start_backups_once_across_instances_and_retention_pr
     }
     let r =
         app.put(&path).cookie(&owner).json(json!({"full_cron": "61 * * * *", "retention": {}})).send().await;
-    assert!(r.json()["detail"].as_str().unwrap().contains("61"), "the reason names the value: {}", r.text());
+    assert!(r.string_at("/detail").contains("61"), "the reason names the value: {}", r.text());
     assert_eq!(
         app.get(&path).cookie(&owner).send().await.json()["full_cron"],
         "0 3 * * *",
@@ -303,7 +272,7 @@ async fn schedules_validate_start_backups_once_across_instances_and_retention_pr
         .send()
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    let next = r.json()["next_full_at"].as_str().unwrap().to_owned();
+    let next = r.string_at("/next_full_at");
 
     // Two Berth instances on one database, their schedulers ticking at the same moment.
     let other = crate::helpers::pool(&app.db_options).await;
@@ -323,31 +292,27 @@ async fn schedules_validate_start_backups_once_across_instances_and_retention_pr
     assert_eq!(items[0]["trigger"], "schedule");
     let (a, b) = tokio::join!(tick(env_a.clone()), tick(env_b.clone()));
     assert_eq!(a.started + b.started, 0, "and not again within the hour");
-    let first = items[0]["id"].as_str().unwrap().to_owned();
-    let job = app.get(&format!("{base}/jobs")).cookie(&owner).send().await.json()["items"][0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    assert_eq!(wait_job(&app, &owner, org, &job).await["status"], "succeeded");
+    let first = items[0].uuid_at("/id");
+    let job = app.get(&format!("{base}/jobs")).cookie(&owner).send().await.uuid_at("/items/0/id");
+    assert_eq!(app.wait_job(&owner, org, job).await["status"], "succeeded");
     let taken = app.get(&format!("{base}/backups/{first}")).cookie(&owner).send().await.json();
     assert_eq!(taken["status"], "succeeded", "{taken}");
 
     // Two more by hand: retention (2) lets the oldest go, with the WAL before the oldest kept.
-    backup(&app, &owner, &base, "full").await;
-    let newest = backup(&app, &owner, &base, "full").await;
-    let store_id: uuid::Uuid = id.parse().unwrap();
+    app.take_backup(&owner, org, id, "full").await;
+    let newest = app.take_backup(&owner, org, id, "full").await;
+    let store_id = id;
     let wal_before = app.state.plane.backups.wal_segments(store_id).await.unwrap().len();
     let (a, b) = tokio::join!(tick(env_a.clone()), tick(env_b.clone()));
     assert_eq!(a.pruned + b.pruned, 1);
     let listed = app.get(&format!("{base}/backups")).cookie(&owner).send().await.json();
-    let ids: Vec<&str> =
-        listed["items"].as_array().unwrap().iter().map(|b| b["id"].as_str().unwrap()).collect();
+    let ids: Vec<Uuid> = listed["items"].as_array().unwrap().iter().map(|b| b.uuid_at("/id")).collect();
     assert_eq!(ids.len(), 2);
-    assert!(!ids.contains(&first.as_str()), "the oldest is pruned");
-    assert_eq!(ids[0], newest["id"].as_str().unwrap());
+    assert!(!ids.contains(&first), "the oldest is pruned");
+    assert_eq!(ids[0], newest.id);
     let archive = app.state.plane.backups.readable(&format!("{id}/{first}.tar.gz")).await.unwrap();
     assert!(!archive.exists(), "with its archive");
-    let oldest_start = listed["items"][1]["start_lsn"].as_str().unwrap();
+    let oldest_start = listed.str_at("/items/1/start_lsn");
     let keep_from = berth::backup::lsn_segment(oldest_start).unwrap();
     let segments = app.state.plane.backups.wal_segments(store_id).await.unwrap();
     assert!(!segments.is_empty() && segments.len() < wal_before, "{wal_before} → {}", segments.len());
@@ -359,9 +324,8 @@ async fn archives_are_for_members_only_and_every_download_is_audited() {
     let app = TestApp::spawn().await.with_workers(2).await;
     let owner = app.login_owner().await;
     let org = app.owner_org;
-    let Source { base, .. } = store_with_rows(&app, &owner, "guarded", 10).await;
-    let b = backup(&app, &owner, &base, "full").await;
-    let id = b["id"].as_str().unwrap();
+    let Source { id: store, base, .. } = store_with_rows(&app, &owner, "guarded", 10).await;
+    let Backup { id, body: b } = app.take_backup(&owner, org, store, "full").await;
     let (download, verify) = (format!("{base}/backups/{id}/download"), format!("{base}/backups/{id}/verify"));
     let (_, viewer) = app.active_member(&owner, org, "viewer@example.com", "viewer").await;
     let (_, member) = app.active_member(&owner, org, "member@example.com", "member").await;
@@ -395,11 +359,9 @@ async fn archives_are_for_members_only_and_every_download_is_audited() {
 
     // A credential needs the scope of its own; backups:read is not enough, and a viewer cannot
     // grant it.
-    let (cid, secret) = create_credential(&app, &member, org, &["backups:read", "backups:write"]).await;
-    let tok = app.token(&cid, &secret).await["access_token"].as_str().unwrap().to_owned();
+    let tok = app.bearer_token(&member, org, &["backups:read", "backups:write"]).await;
     app.get(&download).bearer(&tok).send().await.assert_problem(StatusCode::FORBIDDEN, "insufficient_scope");
-    let (cid, secret) = create_credential(&app, &member, org, &["backups:download"]).await;
-    let tok = app.token(&cid, &secret).await["access_token"].as_str().unwrap().to_owned();
+    let tok = app.bearer_token(&member, org, &["backups:download"]).await;
     assert_eq!(app.get(&download).bearer(&tok).send().await.status, StatusCode::OK);
     let credential: Option<uuid::Uuid> = sqlx::query_scalar(
         "select credential_id from audit_events where action = 'backup.downloaded' order by id desc limit 1",

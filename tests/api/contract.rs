@@ -12,8 +12,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::helpers::{TestApp, create_credential};
-use crate::stores;
+use crate::client::store_body;
+use crate::helpers::TestApp;
 
 const DEFAULT_SEED: &str = "15";
 /// Cases per operation and phase: about 3,000 per run of the two here, over 86 operations.
@@ -113,12 +113,9 @@ async fn every_operation_keeps_to_the_served_document() {
     let owner = app.login_owner().await;
     // A running store, protected from the fuzzer's deletes, so that the operations on a store's
     // databases, users and parameters get past "not running".
-    let mut create = stores::body("contract", 1);
+    let mut create = store_body("contract", 1);
     create["deletion_protection"] = serde_json::json!(true);
-    let r = app.post(&format!("/api/v1/orgs/{org}/stores")).cookie(&owner).json(create).send().await;
-    assert_eq!(r.status, 202, "{}", r.text());
-    let store_id = r.json()["store"]["id"].as_str().unwrap().to_owned();
-    stores::wait_for(&app, &owner, org, &store_id, "available").await;
+    app.ready_store(&owner, org, create).await;
     // With the store running, the workers stop: what the fuzzer starts queues and waits.
     app.workers.take().unwrap().shutdown().await;
     let all = [
@@ -132,8 +129,7 @@ async fn every_operation_keeps_to_the_served_document() {
         "vpcs:read",
         "vpcs:write",
     ];
-    let (id, secret) = create_credential(&app, &owner, org, &all).await;
-    let token = app.token(&id, &secret).await["access_token"].as_str().unwrap().to_owned();
+    let token = app.bearer_token(&owner, org, &all).await;
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

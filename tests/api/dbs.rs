@@ -3,7 +3,6 @@ use serde_json::json;
 use sqlx::PgConnection;
 
 use crate::helpers::TestApp;
-use crate::stores::{create, wait_for};
 
 async fn connect(port: i64, user: &str, password: &str, db: &str) -> Result<PgConnection, String> {
     crate::helpers::node_connect(port, user, password, db).await.map_err(|e| e.to_string())
@@ -17,13 +16,9 @@ async fn run(conn: &mut PgConnection, sql: &str) -> Result<(), String> {
 async fn databases_and_users_are_real_and_can_do_exactly_what_they_were_granted() {
     let app = TestApp::spawn().await.with_workers(2).await;
     let owner = app.login_owner().await;
-    let org = app.owner_org;
-    let created = create(&app, &owner, "dbs", 1).await;
-    let id = created["store"]["id"].as_str().unwrap().to_owned();
-    let admin_pw = created["credentials"]["password"].as_str().unwrap().to_owned();
-    let store = wait_for(&app, &owner, org, &id, "available").await;
-    let port = store["nodes"][0]["port"].as_i64().unwrap();
-    let base = format!("/api/v1/orgs/{org}/stores/{id}");
+    let ready = app.new_ready_store(&owner, "dbs", 1).await;
+    let (admin_pw, port) = (ready.password.clone(), ready.port());
+    let base = ready.path();
 
     let r = app.post(&format!("{base}/databases")).cookie(&owner).json(json!({"name": "app"})).send().await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
@@ -59,7 +54,7 @@ async fn databases_and_users_are_real_and_can_do_exactly_what_they_were_granted(
             .send()
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
-        passwords.insert(name, r.json()["password"].as_str().unwrap().to_owned());
+        passwords.insert(name, r.string_at("/password"));
     }
     let listed = app.get(&format!("{base}/db-users")).cookie(&owner).send().await;
     for p in passwords.values() {
@@ -98,7 +93,7 @@ async fn databases_and_users_are_real_and_can_do_exactly_what_they_were_granted(
         .send()
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    let fresh = r.json()["password"].as_str().unwrap().to_owned();
+    let fresh = r.string_at("/password");
     assert!(connect(port, "reader", &passwords["reader"], "app").await.is_err());
     connect(port, "reader", &fresh, "app").await.unwrap();
 

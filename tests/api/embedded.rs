@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
+use crate::client::Fields;
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -241,8 +243,8 @@ async fn a_store_survives_berth_being_killed_mid_creation() {
         .unwrap();
     let cookie = login.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
     let me: serde_json::Value = login.json().await.unwrap();
-    let org = me["organizations"][0]["id"].as_str().unwrap().to_owned();
-    let version = berth::pg::PgBinaries::locate(None).unwrap().major.to_string();
+    let org = me.uuid_at("/organizations/0/id");
+    let version = crate::client::pg_version();
     let created: serde_json::Value = http
         .post(format!("{base}/api/v1/orgs/{org}/stores"))
         .header("cookie", &cookie)
@@ -254,9 +256,8 @@ async fn a_store_survives_berth_being_killed_mid_creation() {
         .json()
         .await
         .unwrap();
-    let store = created["store"]["id"].as_str().unwrap().to_owned();
-    let job = created["job"]["id"].as_str().unwrap().to_owned();
-    let password = created["credentials"]["password"].as_str().unwrap().to_owned();
+    let (store, job) = (created.uuid_at("/store/id"), created.uuid_at("/job/id"));
+    let password = created.string_at("/credentials/password");
 
     // Kill it once the primary exists and before the replicas are done.
     let deadline = Instant::now() + Duration::from_secs(120);

@@ -1,8 +1,8 @@
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
+use crate::client::Fields;
 use crate::helpers::TestApp;
-use crate::stores::{create, wait_for};
 
 /// Connects to the node from a chosen loopback source address, as dbadmin, and runs a query.
 async fn connect_from(source: &str, port: i64, password: &str) -> Result<(), String> {
@@ -40,17 +40,14 @@ async fn rules_are_enforced_by_the_node_itself() {
     let app = TestApp::spawn().await.with_workers(2).await;
     let owner = app.login_owner().await;
     let org = app.owner_org;
-    let created = create(&app, &owner, "walled", 1).await;
-    let id = created["store"]["id"].as_str().unwrap().to_owned();
-    let password = created["credentials"]["password"].as_str().unwrap().to_owned();
-    let store = wait_for(&app, &owner, org, &id, "available").await;
-    let port = store["nodes"][0]["port"].as_i64().unwrap();
+    let ready = app.new_ready_store(&owner, "walled", 1).await;
+    let (id, password, port) = (ready.id, ready.password.clone(), ready.port());
     let rules = format!("/api/v1/orgs/{org}/stores/{id}/firewall-rules");
 
     // A new store admits this host, by a rule that is listed like any other.
     let listed = app.get(&rules).cookie(&owner).send().await.json();
     assert_eq!(listed["items"][0]["source"], "127.0.0.1/32");
-    let default_rule = listed["items"][0]["id"].as_str().unwrap().to_owned();
+    let default_rule = listed.uuid_at("/items/0/id");
     connect_from("127.0.0.1", port, &password).await.unwrap();
     refused(connect_from("127.0.0.2", port, &password).await);
 
@@ -62,7 +59,7 @@ async fn rules_are_enforced_by_the_node_itself() {
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     assert_eq!(r.json()["source"], "127.0.0.2/32", "a bare address is one host");
-    let rule2 = r.json()["id"].as_str().unwrap().to_owned();
+    let rule2 = r.uuid_at("/id");
     connect_from("127.0.0.2", port, &password).await.expect("allowed source connects");
     refused(connect_from("127.0.0.3", port, &password).await);
 
@@ -84,7 +81,7 @@ async fn rules_are_enforced_by_the_node_itself() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let listed = r.json();
     let sources: Vec<&str> =
-        listed["items"].as_array().unwrap().iter().map(|i| i["source"].as_str().unwrap()).collect();
+        listed["items"].as_array().unwrap().iter().map(|i| i.str_at("/source")).collect();
     assert_eq!(sources, ["127.0.0.0/30", "::1/128"]);
     connect_from("127.0.0.3", port, &password).await.expect("inside 127.0.0.0/30");
     refused(connect_from("127.0.0.4", port, &password).await);
@@ -106,9 +103,7 @@ async fn rules_are_enforced_by_the_node_itself() {
     refused(connect_from("127.0.0.4", port, &password).await);
     assert_eq!(app.get(&rules).cookie(&owner).send().await.json()["items"].as_array().unwrap().len(), 2);
 
-    let d = app.delete(&format!("/api/v1/orgs/{org}/stores/{id}")).cookie(&owner).send().await;
-    assert_eq!(d.status, StatusCode::ACCEPTED);
-    wait_for(&app, &owner, org, &id, "gone").await;
+    app.delete_store(&owner, org, id).await;
 }
 
 #[tokio::test]
@@ -116,8 +111,7 @@ async fn bad_rules_are_422_or_409_and_change_nothing() {
     let app = TestApp::spawn().await;
     let owner = app.login_owner().await;
     let org = app.owner_org;
-    let created = create(&app, &owner, "rules", 1).await;
-    let id = created["store"]["id"].as_str().unwrap();
+    let id = app.new_store(&owner, "rules", 1).await.id;
     let rules = format!("/api/v1/orgs/{org}/stores/{id}/firewall-rules");
     let past = (app.clock_now() - time::Duration::minutes(1))
         .format(&time::format_description::well_known::Rfc3339)

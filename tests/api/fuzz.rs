@@ -11,8 +11,8 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde_json::{Map, Value, json};
 
-use crate::helpers::{TestApp, TestResponse, basic, create_credential};
-use crate::stores;
+use crate::client::{Fields, store_body};
+use crate::helpers::{TestApp, TestResponse, basic};
 
 const DEFAULT_SEED: u64 = 15;
 /// Rounds over every operation, each with a cookie and with a token: 86 × 2 × 12 ≈ 2,000
@@ -286,7 +286,7 @@ impl Gen<'_> {
     fn uri(&mut self, template: &str, params: &[Value]) -> String {
         let mut path = template.to_owned();
         for p in params.iter().filter(|p| p["in"] == "path") {
-            let name = p["name"].as_str().unwrap();
+            let name = p.str_at("/name");
             let value = match self.known.get(name) {
                 Some(v) if self.chance(0.85) => v.to_owned(),
                 _ if self.chance(0.3) => uuid::Uuid::new_v4().to_string(),
@@ -298,7 +298,7 @@ impl Gen<'_> {
         let mut query: Vec<String> = vec![];
         for p in params.iter().filter(|p| p["in"] == "query") {
             if self.chance(0.5) {
-                query.push(format!("{}={}", p["name"].as_str().unwrap(), self.pick(HOSTILE_QUERY)));
+                query.push(format!("{}={}", p.str_at("/name"), self.pick(HOSTILE_QUERY)));
             }
         }
         if self.chance(0.1) {
@@ -370,7 +370,7 @@ impl Gen<'_> {
                     4 => " ".into(),
                     _ => uuid::Uuid::new_v4().to_string(),
                 };
-                out.push((p["name"].as_str().unwrap().to_owned(), v));
+                out.push((p.string_at("/name"), v));
             }
         }
         if self.chance(0.05) {
@@ -413,17 +413,12 @@ async fn no_route_answers_malformed_input_with_a_5xx_or_a_body_that_is_not_a_pro
     let mut app = TestApp::spawn().await.with_workers(1).await;
     let mut cookie = app.login_owner().await;
     let org = app.owner_org;
-    let mut create = stores::body("fuzzed", 1);
+    let mut create = store_body("fuzzed", 1);
     create["deletion_protection"] = json!(true);
-    let r = app.post(&format!("/api/v1/orgs/{org}/stores")).cookie(&cookie).json(create).send().await;
-    assert_eq!(r.status, 202, "{}", r.text());
-    let created = r.json();
-    let store_id = created["store"]["id"].as_str().unwrap().to_owned();
-    let job_id = created["job"]["id"].as_str().unwrap().to_owned();
-    let store = stores::wait_for(&app, &cookie, org, &store_id, "available").await;
+    let store = app.ready_store(&cookie, org, create).await;
     // With the store running, the workers stop: what the fuzzer starts queues and waits.
     app.workers.take().unwrap().shutdown().await;
-    let base = format!("/api/v1/orgs/{org}/stores/{store_id}");
+    let base = store.path();
     let r = app.post(&format!("{base}/databases")).cookie(&cookie).json(json!({"name": "app"})).send().await;
     assert_eq!(r.status, 201, "{}", r.text());
     let r = app
@@ -437,18 +432,17 @@ async fn no_route_answers_malformed_input_with_a_5xx_or_a_body_that_is_not_a_pro
         .as_array()
         .unwrap()
         .iter()
-        .map(|s| s["name"].as_str().unwrap().to_owned())
+        .map(|s| s.string_at("/name"))
         .collect();
     let scopes: Vec<&str> = scopes.iter().map(String::as_str).collect();
-    let (client_id, secret) = create_credential(&app, &cookie, org, &scopes).await;
-    let token = app.token(&client_id, &secret).await["access_token"].as_str().unwrap().to_owned();
+    let token = app.bearer_token(&cookie, org, &scopes).await;
 
     let known = Known {
         values: vec![
             ("org_id", org.to_string()),
-            ("store_id", store_id.clone()),
-            ("node_id", store["nodes"][0]["id"].as_str().unwrap().to_owned()),
-            ("job_id", job_id),
+            ("store_id", store.id.to_string()),
+            ("node_id", store.node_id().to_string()),
+            ("job_id", store.created.job_id.to_string()),
             ("name", if seed % 2 == 0 { "app".into() } else { "fuzzer".into() }),
         ],
     };

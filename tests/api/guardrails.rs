@@ -5,13 +5,12 @@ use axum::http::StatusCode;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use crate::client::{Fields, pg_version as version, store_body as body};
 use crate::helpers::TestApp;
-use crate::stores::{body, create, version};
 
 /// What the store's create job would leave behind, without running it: the job done and the
 /// store available, so the next change to it is not refused as busy.
-async fn settle(app: &TestApp, store: &str) {
-    let id: Uuid = store.parse().unwrap();
+async fn settle(app: &TestApp, id: Uuid) {
     sqlx::query("update jobs set status = 'succeeded', finished_at = now() where store_id = $1 and status in ('queued', 'running')")
         .bind(id)
         .execute(&app.db)
@@ -24,13 +23,11 @@ async fn settle(app: &TestApp, store: &str) {
         .unwrap();
 }
 
-async fn create_sized(app: &TestApp, cookie: &str, name: &str, size: &str) -> String {
+async fn create_sized(app: &TestApp, cookie: &str, name: &str, size: &str) -> Uuid {
     let mut b = body(name, 1);
     b["instance_size"] = json!(size);
-    let r = app.post(&format!("/api/v1/orgs/{}/stores", app.owner_org)).cookie(cookie).json(b).send().await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
-    let id = r.json()["store"]["id"].as_str().unwrap().to_owned();
-    settle(app, &id).await;
+    let id = app.create_store(cookie, app.owner_org, b).await.id;
+    settle(app, id).await;
     id
 }
 
@@ -48,7 +45,7 @@ fn assert_field(r: &crate::helpers::TestResponse, field: &str, says: &[&str]) {
     let e = &r.json()["errors"][0];
     assert_eq!(e["field"], field, "{}", r.text());
     for s in says {
-        assert!(e["message"].as_str().unwrap().contains(s), "{s:?} in {}", r.text());
+        assert!(e.str_at("/message").contains(s), "{s:?} in {}", r.text());
     }
 }
 
@@ -65,7 +62,7 @@ async fn a_group_must_fit_an_instance_size_to_be_made_applied_or_kept_through_a_
         "parameters.shared_buffers",
         &["no instance size holds it", "medium", "at most 1638 MB"],
     );
-    assert!(r.json()["detail"].as_str().unwrap().contains("shared_buffers"));
+    assert!(r.string_at("/detail").contains("shared_buffers"));
     let r = group(&app, &owner, "too-many", json!({"max_connections": "2000"})).await;
     assert_field(&r, "parameters.max_connections", &["at most 1024"]);
     let groups: i64 =
@@ -74,7 +71,7 @@ async fn a_group_must_fit_an_instance_size_to_be_made_applied_or_kept_through_a_
 
     let r = group(&app, &owner, "big", json!({"shared_buffers": "1GB"})).await;
     assert_eq!(r.status, StatusCode::CREATED, "medium holds it: {}", r.text());
-    let big = r.json()["id"].as_str().unwrap().to_owned();
+    let big = r.uuid_at("/id");
     let r = app
         .put(&format!("/api/v1/orgs/{org}/parameter-groups/{big}"))
         .cookie(&owner)
@@ -85,16 +82,16 @@ async fn a_group_must_fit_an_instance_size_to_be_made_applied_or_kept_through_a_
 
     // Applying it to the smallest size names the parameter and that size's bound.
     let tiny = create_sized(&app, &owner, "tiny-one", "tiny").await;
-    let apply = |store: &str, group: &str| {
+    let apply = |store: Uuid, group: Uuid| {
         app.post(&format!("/api/v1/orgs/{org}/stores/{store}/parameter-group"))
             .cookie(&owner)
             .json(json!({"group_id": group}))
             .send()
     };
-    let r = apply(&tiny, &big).await;
+    let r = apply(tiny, big).await;
     assert_field(&r, "parameters.shared_buffers", &["1024 MB", "tiny", "at most 102 MB"]);
     let applied: Option<Uuid> = sqlx::query_scalar("select parameter_group_id from stores where id = $1")
-        .bind(tiny.parse::<Uuid>().unwrap())
+        .bind(tiny)
         .fetch_one(&app.db)
         .await
         .unwrap();
@@ -102,8 +99,8 @@ async fn a_group_must_fit_an_instance_size_to_be_made_applied_or_kept_through_a_
 
     // A medium store takes it; resizing that store down is refused while the group is on it.
     let medium = create_sized(&app, &owner, "medium-one", "medium").await;
-    assert_eq!(apply(&medium, &big).await.status, StatusCode::ACCEPTED);
-    settle(&app, &medium).await;
+    assert_eq!(apply(medium, big).await.status, StatusCode::ACCEPTED);
+    settle(&app, medium).await;
     let store = format!("/api/v1/orgs/{org}/stores/{medium}");
     for smaller in ["tiny", "small"] {
         let r = app.patch(&store).cookie(&owner).json(json!({"instance_size": smaller})).send().await;
@@ -113,7 +110,7 @@ async fn a_group_must_fit_an_instance_size_to_be_made_applied_or_kept_through_a_
     assert_eq!((s["instance_size"].as_str(), s["status"].as_str()), (Some("medium"), Some("available")));
     let jobs: i64 =
         sqlx::query_scalar("select count(*) from jobs where store_id = $1 and kind = 'resize_store'")
-            .bind(medium.parse::<Uuid>().unwrap())
+            .bind(medium)
             .fetch_one(&app.db)
             .await
             .unwrap();
@@ -123,11 +120,8 @@ async fn a_group_must_fit_an_instance_size_to_be_made_applied_or_kept_through_a_
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
 
     // A group changed to more than a store using it holds is refused, naming the store.
-    let lean = group(&app, &owner, "lean", json!({"shared_buffers": "64MB"})).await.json()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    assert_eq!(apply(&tiny, &lean).await.status, StatusCode::ACCEPTED);
+    let lean = group(&app, &owner, "lean", json!({"shared_buffers": "64MB"})).await.uuid_at("/id");
+    assert_eq!(apply(tiny, lean).await.status, StatusCode::ACCEPTED);
     let r = app
         .put(&format!("/api/v1/orgs/{org}/parameter-groups/{lean}"))
         .cookie(&owner)
@@ -145,12 +139,7 @@ async fn put(app: &TestApp, cookie: &str, path: &str, b: Value) -> crate::helper
 async fn a_schedule_keeps_the_operators_minimum_interval_and_a_retention() {
     let mut app = TestApp::spawn().await;
     let owner = app.login_owner().await;
-    let created = create(&app, &owner, "scheduled", 1).await;
-    let path = format!(
-        "/api/v1/orgs/{}/stores/{}/backup-schedule",
-        app.owner_org,
-        created["store"]["id"].as_str().unwrap()
-    );
+    let path = format!("{}/backup-schedule", app.new_store(&owner, "scheduled", 1).await.path());
     let r = put(&app, &owner, &path, json!({"full_cron": "*/10 * * * *", "retention": {"count": 3}})).await;
     assert_field(&r, "full_cron", &["again 10m later", "at least 1h apart"]);
     let r = put(
@@ -212,7 +201,7 @@ fn assert_quota(r: &crate::helpers::TestResponse, quota: &str, limit: i64, usage
         (Some(quota), Some(limit), Some(usage)),
         "{p}"
     );
-    assert!(p["detail"].as_str().unwrap().contains(&limit.to_string()), "{p}");
+    assert!(p.str_at("/detail").contains(&limit.to_string()), "{p}");
 }
 
 async fn quotas(app: &TestApp, cookie: &str) -> Vec<(String, i64, i64)> {
@@ -222,13 +211,7 @@ async fn quotas(app: &TestApp, cookie: &str) -> Vec<(String, i64, i64)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|q| {
-            (
-                q["quota"].as_str().unwrap().to_owned(),
-                q["limit"].as_i64().unwrap(),
-                q["usage"].as_i64().unwrap(),
-            )
-        })
+        .map(|q| (q.string_at("/quota"), q["limit"].as_i64().unwrap(), q["usage"].as_i64().unwrap()))
         .collect()
 }
 
@@ -237,7 +220,7 @@ async fn quotas_come_from_the_operator_an_organization_may_have_its_own_and_usag
     let mut app = TestApp::spawn().await;
     let owner = app.login_owner().await;
     let (_, viewer) = app.active_member(&owner, app.owner_org, "viewer@example.com", "viewer").await;
-    create(&app, &owner, "counted", 2).await;
+    app.new_store(&owner, "counted", 2).await;
     let want = |stores: i64| {
         vec![
             ("stores".to_owned(), stores, 1),
@@ -285,7 +268,7 @@ async fn the_node_quota_holds_on_create_and_on_adding_a_node() {
     let owner = app.login_owner().await;
     let org = app.owner_org;
     override_quota(&app, "nodes", 3).await;
-    let first = create(&app, &owner, "pair", 2).await["store"]["id"].as_str().unwrap().to_owned();
+    let first = app.new_store(&owner, "pair", 2).await.id;
     let r = app
         .post(&format!("/api/v1/orgs/{org}/stores"))
         .cookie(&owner)
@@ -293,10 +276,10 @@ async fn the_node_quota_holds_on_create_and_on_adding_a_node() {
         .send()
         .await;
     assert_quota(&r, "nodes", 3, 2);
-    settle(&app, &first).await;
+    settle(&app, first).await;
     let add = format!("/api/v1/orgs/{org}/stores/{first}/nodes");
     assert_eq!(app.post(&add).cookie(&owner).send().await.status, StatusCode::ACCEPTED);
-    settle(&app, &first).await;
+    settle(&app, first).await;
     let r = app.post(&add).cookie(&owner).send().await;
     assert_quota(&r, "nodes", 3, 3);
     let nodes: i64 = sqlx::query_scalar("select count(*) from store_nodes").fetch_one(&app.db).await.unwrap();
@@ -325,9 +308,9 @@ async fn backups_stop_starting_once_the_kept_bytes_fill_the_quota() {
     let app = TestApp::spawn().await;
     let owner = app.login_owner().await;
     let org = app.owner_org;
-    let store = create(&app, &owner, "kept", 1).await["store"]["id"].as_str().unwrap().to_owned();
-    settle(&app, &store).await;
-    let store_id: Uuid = store.parse().unwrap();
+    let store = app.new_store(&owner, "kept", 1).await.id;
+    settle(&app, store).await;
+    let store_id = store;
     override_quota(&app, "backup_bytes", 1000).await;
     // A backup taken earlier, of exactly the quota.
     sqlx::query(
@@ -374,7 +357,7 @@ async fn the_node_port_range_running_out_is_503_capacity_exhausted() {
     let app = TestApp::spawn().await;
     let owner = app.login_owner().await;
     let path = format!("/api/v1/orgs/{}/stores", app.owner_org);
-    let first = create(&app, &owner, "first", 1).await["store"]["id"].as_str().unwrap().to_owned();
+    let first = app.new_store(&owner, "first", 1).await.id;
     let mut made = 1;
     let mut create_until_refused = async |nodes: i64| loop {
         let r = app.post(&path).cookie(&owner).json(body(&format!("wide-{made}"), nodes)).send().await;
@@ -387,7 +370,7 @@ async fn the_node_port_range_running_out_is_503_capacity_exhausted() {
     // Stores of five nodes until the range cannot take one, then of one until it is full.
     let (refused, _) = create_until_refused(5).await;
     refused.assert_problem(StatusCode::SERVICE_UNAVAILABLE, "capacity_exhausted");
-    assert!(refused.json()["detail"].as_str().unwrap().contains("needs 5"), "{}", refused.text());
+    assert!(refused.string_at("/detail").contains("needs 5"), "{}", refused.text());
     let (refused, made) = create_until_refused(1).await;
     refused.assert_problem(StatusCode::SERVICE_UNAVAILABLE, "capacity_exhausted");
     assert!(refused.header("retry-after").is_some_and(|v| v.parse::<u64>().is_ok()), "{:?}", refused.headers);
@@ -395,7 +378,7 @@ async fn the_node_port_range_running_out_is_503_capacity_exhausted() {
     assert_eq!(stores, made as i64, "a refused store is not made");
 
     // Adding a node when no port is left is the same answer.
-    settle(&app, &first).await;
+    settle(&app, first).await;
     let r = app.post(&format!("{path}/{first}/nodes")).cookie(&owner).send().await;
     r.assert_problem(StatusCode::SERVICE_UNAVAILABLE, "capacity_exhausted");
 }

@@ -5,6 +5,7 @@ use std::os::unix::process::CommandExt;
 use std::str::FromStr;
 use std::sync::Arc;
 
+use crate::client::Fields;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
@@ -299,7 +300,7 @@ impl TestApp {
         org: uuid::Uuid,
         email: &str,
         role: &str,
-    ) -> (String, String) {
+    ) -> (uuid::Uuid, String) {
         let initial = "initial-password-0001";
         let r = self
             .post(&format!("/api/v1/orgs/{org}/members"))
@@ -308,7 +309,7 @@ impl TestApp {
             .send()
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
-        let user_id = r.json()["member"]["user_id"].as_str().unwrap().to_owned();
+        let user_id = r.uuid_at("/member/user_id");
         let cookie = self.login(email, initial).await;
         let r = self
             .post("/api/v1/users/me/password")
@@ -465,7 +466,7 @@ pub async fn create_credential(
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     let j = r.json();
-    (j["client_id"].as_str().unwrap().to_owned(), j["client_secret"].as_str().unwrap().to_owned())
+    (j.string_at("/client_id"), j.string_at("/client_secret"))
 }
 
 /// A secret in the form Berth made before the tags: a prefix and base64url of `random_bytes`.
@@ -486,18 +487,6 @@ impl TestApp {
     pub fn clock_now(&self) -> time::OffsetDateTime {
         use berth::clock::Clock;
         self.clock.now()
-    }
-
-    /// client_credentials with HTTP Basic; returns the token response, asserting 200.
-    pub async fn token(&self, id: &str, secret: &str) -> Value {
-        let r = self
-            .post("/api/auth/oauth2/token")
-            .header("authorization", &basic(id, secret))
-            .form(&[("grant_type", "client_credentials")])
-            .send()
-            .await;
-        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-        r.json()
     }
 }
 
@@ -535,21 +524,6 @@ impl TestApp {
     }
 }
 
-/// Polls a job until it ends. The tests' clock stands still, so a job waiting out a retry's
-/// backoff would wait forever: an attempt that failed fails the test at once, with the job.
-pub async fn wait_job(app: &TestApp, cookie: &str, org: uuid::Uuid, job: &str) -> Value {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
-    loop {
-        let j = app.get(&format!("/api/v1/orgs/{org}/jobs/{job}")).cookie(cookie).send().await.json();
-        if matches!(j["status"].as_str(), Some("succeeded" | "failed" | "cancelled")) {
-            return j;
-        }
-        assert!(!(j["status"] == "queued" && j["error"].is_string()), "an attempt failed: {j}");
-        assert!(std::time::Instant::now() < deadline, "job still {} after 180 s", j["status"]);
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
-}
-
 /// How a client reaches a store node on this host.
 pub fn node_options(port: i64, user: &str, password: &str, db: &str) -> PgConnectOptions {
     PgConnectOptions::new_without_pgpass()
@@ -582,11 +556,11 @@ pub async fn strand_jobs(app: &TestApp) {
 /// Makes one job look as if its worker was killed inside step `step` (counted from 0) of its
 /// first attempt: running, under a lease that has run out by the app's clock, for the next
 /// worker to take over (see [`strand_jobs`]).
-pub async fn strand_job(app: &TestApp, job: &str, step: i32) {
+pub async fn strand_job(app: &TestApp, job: uuid::Uuid, step: i32) {
     let done = sqlx::query(
         "update jobs set status = 'running', locked_by = 'gone:1:x/0', attempts = 1, step = $2,
                          finished_at = null, error = null, locked_until = $3
-         where id = $1::uuid",
+         where id = $1",
     )
     .bind(job)
     .bind(step)

@@ -3,8 +3,8 @@
 use axum::http::StatusCode;
 use serde_json::json;
 
+use crate::client::{Fields, store_body};
 use crate::helpers::{TestApp, TestResponse};
-use crate::stores;
 
 /// A 422 problem naming `field` as holding a NUL.
 #[track_caller]
@@ -12,7 +12,7 @@ fn assert_nul_refused(r: &TestResponse, field: &str) {
     r.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
     let errors = &r.json()["errors"];
     assert_eq!(errors[0]["field"], field, "{}", r.text());
-    assert!(errors[0]["message"].as_str().unwrap().contains("NUL"), "{}", r.text());
+    assert!(errors[0].str_at("/message").contains("NUL"), "{}", r.text());
 }
 
 #[tokio::test]
@@ -29,7 +29,7 @@ async fn a_nul_in_any_string_is_a_422_naming_the_field() {
         .await;
     assert_nul_refused(&r, "login");
 
-    let mut body = stores::body("nul\u{0}store", 1);
+    let mut body = store_body("nul\u{0}store", 1);
     let r = app.post(&format!("/api/v1/orgs/{org}/stores")).cookie(&owner).json(body.clone()).send().await;
     assert_nul_refused(&r, "name");
     body["name"] = json!("fine");
@@ -76,10 +76,7 @@ async fn race(app: &TestApp, cookie: &str, path: &str, body: serde_json::Value) 
 async fn system_databases_are_refused_and_concurrent_creates_are_one_201_and_one_409() {
     let app = TestApp::spawn().await.with_workers(1).await;
     let owner = app.login_owner().await;
-    let org = app.owner_org;
-    let id = stores::create(&app, &owner, "inputs", 1).await["store"]["id"].as_str().unwrap().to_owned();
-    stores::wait_for(&app, &owner, org, &id, "available").await;
-    let base = format!("/api/v1/orgs/{org}/stores/{id}");
+    let base = app.new_ready_store(&owner, "inputs", 1).await.path();
 
     for system in ["template1", "template0", "postgres"] {
         let r = app.delete(&format!("{base}/databases/{system}")).cookie(&owner).send().await;

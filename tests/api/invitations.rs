@@ -1,13 +1,13 @@
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
+use crate::client::Fields;
 use crate::helpers::{TestApp, TestResponse, member_password};
 
 /// An account of its own (a member of another organization, "Elsewhere"), signed in; returns
 /// its cookie.
 async fn existing_account(app: &TestApp, owner: &str, email: &str) -> String {
-    let elsewhere = app.post("/api/v1/orgs").cookie(owner).json(json!({"name": "Elsewhere"})).send().await;
-    let elsewhere = elsewhere.json()["id"].as_str().unwrap().parse().unwrap();
+    let elsewhere = app.create_org(owner, "Elsewhere").await;
     app.active_member(owner, elsewhere, email, "viewer").await.1
 }
 
@@ -21,10 +21,10 @@ async fn my_invitations(app: &TestApp, cookie: &str) -> Vec<Value> {
     r.json()["items"].as_array().unwrap().clone()
 }
 
-async fn org_invitation(app: &TestApp, owner: &str, id: &str) -> Value {
+async fn org_invitation(app: &TestApp, owner: &str, id: uuid::Uuid) -> Value {
     let r = app.get(&format!("/api/v1/orgs/{}/invitations", app.owner_org)).cookie(owner).send().await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    r.json()["items"].as_array().unwrap().iter().find(|i| i["id"] == id).cloned().expect("listed")
+    r.json()["items"].as_array().unwrap().iter().find(|i| i["id"] == id.to_string()).cloned().expect("listed")
 }
 
 async fn is_member(app: &TestApp, email: &str) -> bool {
@@ -67,14 +67,14 @@ async fn an_existing_account_is_invited_and_becomes_a_member_only_by_accepting()
     assert_eq!(inv["role"], "member");
     assert_eq!(inv["status"], "pending");
     assert_eq!(inv["org_name"], "Acme");
-    let id = inv["id"].as_str().unwrap().to_owned();
+    let id = inv.uuid_at("/id");
     let created = time::OffsetDateTime::parse(
-        inv["created_at"].as_str().unwrap(),
+        inv.str_at("/created_at"),
         &time::format_description::well_known::Rfc3339,
     )
     .unwrap();
     let expires = time::OffsetDateTime::parse(
-        inv["expires_at"].as_str().unwrap(),
+        inv.str_at("/expires_at"),
         &time::format_description::well_known::Rfc3339,
     )
     .unwrap();
@@ -104,7 +104,7 @@ async fn an_existing_account_is_invited_and_becomes_a_member_only_by_accepting()
     // Bob sees it, and nobody else does.
     let mine = my_invitations(&app, &bob).await;
     assert_eq!(mine.len(), 1);
-    assert_eq!(mine[0]["id"], id.as_str());
+    assert_eq!(mine[0]["id"], id.to_string());
     assert_eq!(mine[0]["invited_by"], crate::helpers::OWNER_EMAIL);
     let carol = existing_account(&app, &owner, "carol@example.com").await;
     assert!(my_invitations(&app, &carol).await.is_empty());
@@ -121,7 +121,7 @@ async fn an_existing_account_is_invited_and_becomes_a_member_only_by_accepting()
     assert_eq!(events_by(&app, "bob@example.com").await, ["invitation.accepted"]);
     app.post(&accept).cookie(&bob).send().await.assert_problem(StatusCode::CONFLICT, "invitation_answered");
     assert!(my_invitations(&app, &bob).await.is_empty());
-    assert_eq!(org_invitation(&app, &owner, &id).await["status"], "accepted");
+    assert_eq!(org_invitation(&app, &owner, id).await["status"], "accepted");
     // From now on his sign-ins are Acme's business too.
     app.login("bob@example.com", &member_password("bob@example.com")).await;
     assert_eq!(events_by(&app, "bob@example.com").await, ["invitation.accepted", "login"]);
@@ -211,7 +211,7 @@ async fn invitations_can_be_declined_revoked_and_expire() {
     let bob = existing_account(&app, &owner, "bob@example.com").await;
     let id_of = |r: TestResponse| {
         assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
-        r.json()["id"].as_str().unwrap().to_owned()
+        r.uuid_at("/id")
     };
 
     // Declined: no member, the org sees it declined, and the decline is not in the org's trail.
@@ -220,7 +220,7 @@ async fn invitations_can_be_declined_revoked_and_expire() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert_eq!(r.json()["status"], "declined");
     assert!(!is_member(&app, "bob@example.com").await);
-    assert_eq!(org_invitation(&app, &owner, &id).await["status"], "declined");
+    assert_eq!(org_invitation(&app, &owner, id).await["status"], "declined");
     app.post(&format!("/api/v1/users/me/invitations/{id}/accept"))
         .cookie(&bob)
         .send()
@@ -265,12 +265,8 @@ async fn invitations_can_be_declined_revoked_and_expire() {
     .unwrap();
     assert_eq!(revoked, 1);
     // Another organization's invitation is no invitation.
-    let other = app.post("/api/v1/orgs").cookie(&owner).json(json!({"name": "Other"})).send().await.json();
-    let r = app
-        .delete(&format!("/api/v1/orgs/{}/invitations/{id}", other["id"].as_str().unwrap()))
-        .cookie(&owner)
-        .send()
-        .await;
+    let other = app.create_org(&owner, "Other").await;
+    let r = app.delete(&format!("/api/v1/orgs/{other}/invitations/{id}")).cookie(&owner).send().await;
     r.assert_problem(StatusCode::NOT_FOUND, "not_found");
     // Only an owner withdraws an invitation to become an owner.
     let id = id_of(invite(&app, &owner, json!({"email": "bob@example.com", "role": "owner"})).await);
@@ -291,11 +287,11 @@ async fn invitations_can_be_declined_revoked_and_expire() {
         .assert_problem(StatusCode::CONFLICT, "invitation_expired");
     assert!(!is_member(&app, "bob@example.com").await);
     let owner = app.login_owner().await;
-    assert_eq!(org_invitation(&app, &owner, &id).await["status"], "expired");
+    assert_eq!(org_invitation(&app, &owner, id).await["status"], "expired");
     // Inviting again renews it.
     let again = id_of(invite(&app, &owner, json!({"email": "bob@example.com", "role": "owner"})).await);
     assert_eq!(again, id);
-    assert_eq!(org_invitation(&app, &owner, &id).await["status"], "pending");
+    assert_eq!(org_invitation(&app, &owner, id).await["status"], "pending");
     let r = app.post(&format!("/api/v1/users/me/invitations/{id}/accept")).cookie(&bob).send().await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let role: String = sqlx::query_scalar(
@@ -314,14 +310,13 @@ async fn invitations_are_answered_by_their_signed_in_invitee_only() {
     let owner = app.login_owner().await;
     let bob = existing_account(&app, &owner, "bob@example.com").await;
     let r = invite(&app, &owner, json!({"email": "bob@example.com", "role": "viewer"})).await;
-    let id = r.json()["id"].as_str().unwrap().to_owned();
+    let id = r.uuid_at("/id");
     // A token of Bob's (in the org he is in) cannot answer for him.
     let elsewhere: uuid::Uuid = sqlx::query_scalar("select id from organizations where name = 'Elsewhere'")
         .fetch_one(&app.db)
         .await
         .unwrap();
-    let (cid, secret) = crate::helpers::create_credential(&app, &bob, elsewhere, &["org:read"]).await;
-    let tok = app.token(&cid, &secret).await["access_token"].as_str().unwrap().to_owned();
+    let tok = app.bearer_token(&bob, elsewhere, &["org:read"]).await;
     for r in [
         app.get("/api/v1/users/me/invitations").bearer(&tok).send().await,
         app.post(&format!("/api/v1/users/me/invitations/{id}/accept")).bearer(&tok).send().await,

@@ -8,8 +8,8 @@ use axum::http::StatusCode;
 use serde_json::{Value, json};
 use sqlx::PgConnection;
 
-use crate::helpers::{TestApp, node_connect, wait_job};
-use crate::stores::{body, wait_for};
+use crate::client::{Fields, store_body};
+use crate::helpers::{TestApp, node_connect};
 
 fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
@@ -20,15 +20,11 @@ async fn run(conn: &mut PgConnection, sql: &str) -> Result<(), String> {
 }
 
 /// A store of `volume_size` GB, available; its id, the admin's password and its node's port.
-async fn store(app: &TestApp, cookie: &str, name: &str, volume_size: i64) -> (String, String, i64) {
-    let mut b = body(name, 1);
+async fn store(app: &TestApp, cookie: &str, name: &str, volume_size: i64) -> (uuid::Uuid, String, i64) {
+    let mut b = store_body(name, 1);
     b["volume_size"] = json!(volume_size);
-    let r = app.post(&format!("/api/v1/orgs/{}/stores", app.owner_org)).cookie(cookie).json(b).send().await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
-    let id = r.json()["store"]["id"].as_str().unwrap().to_owned();
-    let password = r.json()["credentials"]["password"].as_str().unwrap().to_owned();
-    let s = wait_for(app, cookie, app.owner_org, &id, "available").await;
-    (id, password, s["nodes"][0]["port"].as_i64().unwrap())
+    let s = app.ready_store(cookie, app.owner_org, b).await;
+    (s.id, s.password.clone(), s.port())
 }
 
 /// Everything that would take a customer's SQL session past their own store: server files and
@@ -68,7 +64,7 @@ async fn neither_the_store_admin_nor_an_admin_user_can_reach_past_the_store() {
             .send()
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
-        passwords.push((name.to_owned(), r.json()["password"].as_str().unwrap().to_owned()));
+        passwords.push((name.to_owned(), r.string_at("/password")));
     }
     for (user, password) in &passwords {
         let mut conn = node_connect(port, user, password, "defaultdb").await.unwrap();
@@ -131,8 +127,7 @@ async fn neither_the_store_admin_nor_an_admin_user_can_reach_past_the_store() {
 async fn a_role_an_older_berth_left_escalated_is_brought_to_the_model_at_start() {
     let app = TestApp::spawn().await.with_workers(2).await;
     let owner = app.login_owner().await;
-    let (id, admin_pw, port) = store(&app, &owner, "older", 1).await;
-    let store_id: uuid::Uuid = id.parse().unwrap();
+    let (store_id, admin_pw, port) = store(&app, &owner, "older", 1).await;
     let node_id: uuid::Uuid = sqlx::query_scalar("select id from store_nodes where store_id = $1")
         .bind(store_id)
         .fetch_one(&app.db)
@@ -204,7 +199,7 @@ async fn each_store_runs_as_its_own_os_user_on_its_own_volume() {
         // Not enforced, and said so.
         assert_eq!(isolation["os_users"], "shared", "{isolation}");
         assert_eq!(isolation["volume_sizes_enforced"], false);
-        assert!(isolation["note"].as_str().unwrap().contains("root"));
+        assert!(isolation.str_at("/note").contains("root"));
         crate::helpers::root_can_run("an OS user and a volume per store");
         return;
     }
@@ -212,8 +207,10 @@ async fn each_store_runs_as_its_own_os_user_on_its_own_volume() {
     let (a, _, _) = store(&app, &owner, "tenant-a", 1).await;
     let (b, _, b_port) = store(&app, &owner, "tenant-b", 1).await;
     let dirs = data_dirs(&app.nodes_root);
-    let owner_of = |id: &str| dirs.iter().find(|(d, _)| d.to_string_lossy().contains(id)).unwrap().clone();
-    let ((a_data, a_uid), (b_data, b_uid)) = (owner_of(&a), owner_of(&b));
+    let owner_of = |id: uuid::Uuid| {
+        dirs.iter().find(|(d, _)| d.to_string_lossy().contains(&id.to_string())).unwrap().clone()
+    };
+    let ((a_data, a_uid), (b_data, b_uid)) = (owner_of(a), owner_of(b));
     assert_ne!(a_uid, b_uid, "two stores, two OS users");
     let control_uid = nix::unistd::User::from_name("postgres").unwrap().unwrap().uid.as_raw();
     assert!(a_uid != control_uid && b_uid != control_uid, "not the control database's user");
@@ -223,14 +220,15 @@ async fn each_store_runs_as_its_own_os_user_on_its_own_volume() {
     let control = crate::helpers::control_root();
     let stores = app.nodes_root.join("stores");
     let mut private = vec![b_data.clone(), b_data.parent().unwrap().to_owned(), stores.clone()];
-    let b_backups = app.state.plane.backups.wal_dir(b.parse().unwrap()).parent().unwrap().to_owned();
+    let b_backups = app.state.plane.backups.wal_dir(b).parent().unwrap().to_owned();
     private.extend([b_backups.parent().unwrap().to_owned(), b_backups]);
     private.extend(control.iter().map(|c| c.join("pg")));
     for dir in private {
         let out = as_user(&a_user, &["ls", &dir.to_string_lossy()]);
         assert!(!out.status.success(), "{a_user} lists {}", dir.display());
     }
-    let mut sockets = vec![(app.nodes_root.join("stores").join(&b).join("run"), b_port.to_string())];
+    let mut sockets =
+        vec![(app.nodes_root.join("stores").join(b.to_string()).join("run"), b_port.to_string())];
     sockets.extend(control.iter().map(|c| (c.join("run"), "5432".to_owned())));
     for (host, port) in sockets {
         for role in ["berth", "postgres", &a_user] {
@@ -264,12 +262,10 @@ async fn each_store_runs_as_its_own_os_user_on_its_own_volume() {
 
     // Deleting a store removes its volume and its OS user.
     let d = app.delete(&format!("/api/v1/orgs/{}/stores/{a}", app.owner_org)).cookie(&owner).send().await;
-    assert_eq!(d.status, StatusCode::ACCEPTED);
-    let job = wait_job(&app, &owner, app.owner_org, d.json()["id"].as_str().unwrap()).await;
-    assert_eq!(job["status"], "succeeded", "{job}");
+    app.job_succeeded(&owner, app.owner_org, d.accepted_job()).await;
     assert!(nix::unistd::User::from_name(&a_user).unwrap().is_none(), "{a_user} is gone");
     let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
-    assert!(!mounts.contains(&a), "A's volume is unmounted");
+    assert!(!mounts.contains(&a.to_string()), "A's volume is unmounted");
 }
 
 fn store_view(v: &Value) -> (bool, bool) {
@@ -325,16 +321,8 @@ async fn a_full_volume_fails_its_own_writes_and_nothing_else_until_it_grows() {
         .await
         .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
     let r = app.patch(&url).cookie(&owner).json(json!({"volume_size": 3})).send().await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
-    let job = wait_job(&app, &owner, org, r.json()["job"]["id"].as_str().unwrap()).await;
-    assert_eq!(job["status"], "succeeded", "{job}");
-    assert!(
-        job["steps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|s| s["name"].as_str().unwrap().starts_with("grow_volume:"))
-    );
+    let job = app.job_succeeded(&owner, org, r.accepted("store").job_id).await;
+    assert!(job["steps"].as_array().unwrap().iter().any(|s| s.str_at("/name").starts_with("grow_volume:")));
     berth::jobs::reconcile::check_all(&app.state.job_env()).await.unwrap();
     let s = app.get(&url).cookie(&owner).send().await.json();
     assert_eq!(store_view(&s), (false, false), "{s}");

@@ -3,6 +3,7 @@
 mod audit;
 mod auth;
 mod backups;
+mod client;
 mod contract;
 mod crashes;
 mod dbs;

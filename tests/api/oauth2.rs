@@ -4,6 +4,7 @@ use time::Duration;
 
 use berth::auth::token;
 
+use crate::client::Fields;
 use crate::helpers::{TestApp, TestResponse, basic, create_credential, untagged};
 
 const TOKEN: &str = "/api/auth/oauth2/token";
@@ -84,8 +85,7 @@ async fn credential_input_is_validated() {
         .await;
     r.assert_problem(StatusCode::FORBIDDEN, "insufficient_role");
     // A token cannot mint credentials either.
-    let (id, secret) = create_credential(&app, &owner, app.owner_org, &["org:admin", "org:read"]).await;
-    let tok = app.token(&id, &secret).await["access_token"].as_str().unwrap().to_owned();
+    let tok = app.bearer_token(&owner, app.owner_org, &["org:admin", "org:read"]).await;
     let r = app
         .post(&path)
         .bearer(&tok)
@@ -117,8 +117,8 @@ async fn client_credentials_with_basic_encoded_or_not_and_with_body_authenticati
         assert_eq!(t["token_type"], "Bearer");
         assert_eq!(t["expires_in"], 3600);
         assert_eq!(t["scope"], "org:read stores:read");
-        assert!(t["access_token"].as_str().unwrap().starts_with("brt_"));
-        assert!(t["refresh_token"].as_str().unwrap().starts_with("brr_"));
+        assert!(t.str_at("/access_token").starts_with("brt_"));
+        assert!(t.str_at("/refresh_token").starts_with("brr_"));
         assert_eq!(r.header("cache-control"), Some("no-store"));
         assert_eq!(r.header("pragma"), Some("no-cache"));
     }
@@ -134,7 +134,7 @@ async fn client_credentials_with_basic_encoded_or_not_and_with_body_authenticati
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert_eq!(r.json()["scope"], "org:read");
-    let tok = r.json()["access_token"].as_str().unwrap().to_owned();
+    let tok = r.string_at("/access_token");
 
     for scheme in ["Bearer", "bearer", "BEARER"] {
         let c = app.get("/api/auth/check").header("authorization", &format!("{scheme} {tok}")).send().await;
@@ -209,7 +209,7 @@ async fn token_endpoint_errors_follow_rfc_6749() {
     // Another client's refresh token is no grant of this client.
     let (id2, secret2) = create_credential(&app, &owner, app.owner_org, &["org:read"]).await;
     let other = app.token(&id2, &secret2).await;
-    let r = app.refresh(&good, other["refresh_token"].as_str().unwrap(), None).await;
+    let r = app.refresh(&good, &other.refresh_token, None).await;
     assert_oauth_error(&r, StatusCode::BAD_REQUEST, "invalid_grant");
 
     // A credential whose creator left the organization is no longer authorized.
@@ -227,15 +227,15 @@ async fn refresh_tokens_rotate_and_a_reused_one_revokes_the_family() {
     let (id, secret) = create_credential(&app, &owner, app.owner_org, &["org:read", "stores:read"]).await;
     let auth = basic(&id, &secret);
     let first = app.token(&id, &secret).await;
-    let refresh1 = first["refresh_token"].as_str().unwrap().to_owned();
+    let refresh1 = first.refresh_token.clone();
 
     let r = app.refresh(&auth, &refresh1, Some("org:read")).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let second = r.json();
     assert_eq!(second["scope"], "org:read", "a refresh may narrow the scope");
-    let refresh2 = second["refresh_token"].as_str().unwrap().to_owned();
+    let refresh2 = second.string_at("/refresh_token");
     assert_ne!(refresh1, refresh2);
-    let access2 = second["access_token"].as_str().unwrap().to_owned();
+    let access2 = second.string_at("/access_token");
     assert_eq!(app.bearer_status(&access2).await, StatusCode::OK);
     // A refresh cannot widen the grant beyond what it was.
     let r = app.refresh(&auth, &refresh2, Some("org:read stores:read")).await;
@@ -248,13 +248,10 @@ async fn refresh_tokens_rotate_and_a_reused_one_revokes_the_family() {
     let r = app.refresh(&auth, &refresh2, None).await;
     assert_oauth_error(&r, StatusCode::BAD_REQUEST, "invalid_grant");
     // Another grant of the same credential is untouched.
-    let access1 = first["access_token"].as_str().unwrap();
+    let access1 = &first.access_token;
     assert_eq!(app.bearer_status(access1).await, StatusCode::UNAUTHORIZED, "same family");
     let fresh = app.token(&id, &secret).await;
-    assert_eq!(
-        app.get("/api/auth/check").bearer(fresh["access_token"].as_str().unwrap()).send().await.status,
-        StatusCode::OK
-    );
+    assert_eq!(app.get("/api/auth/check").bearer(&fresh.access_token).send().await.status, StatusCode::OK);
 }
 
 #[tokio::test]
@@ -263,7 +260,7 @@ async fn tokens_expire_and_never_outlive_their_credential() {
     let owner = app.login_owner().await;
     let (id, secret) = create_credential(&app, &owner, app.owner_org, &["org:read"]).await;
     let t = app.token(&id, &secret).await;
-    let access = t["access_token"].as_str().unwrap().to_owned();
+    let access = t.access_token.clone();
     app.clock.advance(Duration::minutes(59));
     assert_eq!(app.bearer_status(&access).await, StatusCode::OK);
     app.clock.advance(Duration::minutes(1));
@@ -271,17 +268,17 @@ async fn tokens_expire_and_never_outlive_their_credential() {
     r.assert_problem(StatusCode::UNAUTHORIZED, "invalid_token");
     assert!(r.header("www-authenticate").unwrap().contains(r#"error="invalid_token""#));
     // The refresh token still gets a new access token within its own lifetime.
-    let r = app.refresh(&basic(&id, &secret), t["refresh_token"].as_str().unwrap(), None).await;
+    let r = app.refresh(&basic(&id, &secret), &t.refresh_token, None).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
 
     // 30 minutes before the credential expires, a token lives 30 minutes, not an hour.
     app.clock.advance(Duration::days(30) - Duration::minutes(90));
     let late = app.token(&id, &secret).await;
-    let expires_in = late["expires_in"].as_i64().unwrap();
+    let expires_in = late.body["expires_in"].as_i64().unwrap();
     assert!((1790..=1800).contains(&expires_in), "{expires_in}");
     app.clock.advance(Duration::minutes(31));
     assert_eq!(
-        app.get("/api/auth/check").bearer(late["access_token"].as_str().unwrap()).send().await.status,
+        app.get("/api/auth/check").bearer(&late.access_token).send().await.status,
         StatusCode::UNAUTHORIZED
     );
     let r = app
@@ -302,14 +299,14 @@ async fn revoking_a_credential_or_a_token_takes_effect_at_the_next_request() {
     let (id, secret) = create_credential(&app, &owner, org, &["org:read"]).await;
     let a = app.token(&id, &secret).await;
     let b = app.token(&id, &secret).await;
-    let access_a = a["access_token"].as_str().unwrap();
-    let access_b = b["access_token"].as_str().unwrap();
+    let access_a = &a.access_token;
+    let access_b = &b.access_token;
 
     // RFC 7009: revoking a refresh token revokes its grant; other grants live on.
     let r = app
         .post("/api/auth/oauth2/revoke")
         .header("authorization", &basic(&id, &secret))
-        .form(&[("token", a["refresh_token"].as_str().unwrap()), ("token_type_hint", "refresh_token")])
+        .form(&[("token", a.refresh_token.as_str()), ("token_type_hint", "refresh_token")])
         .send()
         .await;
     assert_eq!(r.status, StatusCode::OK);
@@ -346,8 +343,7 @@ async fn scopes_and_the_creators_role_both_limit_a_token() {
     let owner = app.login_owner().await;
     let org = app.owner_org;
     let members = format!("/api/v1/orgs/{org}/members");
-    let (id, secret) = create_credential(&app, &owner, org, &["stores:read", "org:read"]).await;
-    let tok = app.token(&id, &secret).await["access_token"].as_str().unwrap().to_owned();
+    let tok = app.bearer_token(&owner, org, &["stores:read", "org:read"]).await;
     let r = app
         .post(&members)
         .bearer(&tok)
@@ -363,8 +359,7 @@ async fn scopes_and_the_creators_role_both_limit_a_token() {
 
     // An admin's org:admin credential narrows when the admin is demoted, and dies when removed.
     let (admin_id, admin) = app.active_member(&owner, org, "admin@example.com", "admin").await;
-    let (aid, asecret) = create_credential(&app, &admin, org, &["org:admin", "org:read"]).await;
-    let atok = app.token(&aid, &asecret).await["access_token"].as_str().unwrap().to_owned();
+    let atok = app.bearer_token(&admin, org, &["org:admin", "org:read"]).await;
     let r = app
         .post(&members)
         .bearer(&atok)
@@ -404,14 +399,10 @@ async fn a_credential_of_one_org_cannot_see_or_touch_another() {
     let app = TestApp::spawn().await;
     let owner = app.login_owner().await;
     let a = app.owner_org;
-    let b = app.post("/api/v1/orgs").cookie(&owner).json(json!({"name": "B"})).send().await.json()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let b: uuid::Uuid = b.parse().unwrap();
+    let b = app.create_org(&owner, "B").await;
     // The same user owns both organizations; the credential is B's and acts in B only.
     let (id, secret) = create_credential(&app, &owner, b, &["org:read", "org:admin", "stores:read"]).await;
-    let tok = app.token(&id, &secret).await["access_token"].as_str().unwrap().to_owned();
+    let tok = app.token(&id, &secret).await.access_token;
     let orgs = app.get("/api/v1/orgs").bearer(&tok).send().await.json();
     assert_eq!(orgs["items"].as_array().unwrap().len(), 1);
     assert_eq!(orgs["items"][0]["id"], b.to_string());
@@ -467,8 +458,7 @@ async fn metadata_and_scopes_are_published() {
         json!(["client_secret_basic", "client_secret_post"])
     );
     let s = app.get("/api/v1/scopes").send().await.json();
-    let names: Vec<&str> =
-        s["items"].as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = s["items"].as_array().unwrap().iter().map(|i| i.str_at("/name")).collect();
     for want in ["stores:read", "stores:write", "backups:read", "backups:write", "org:read", "org:admin"] {
         assert!(names.contains(&want), "{want}");
     }
@@ -540,12 +530,7 @@ async fn changing_a_password_revokes_the_users_credentials_in_every_org_and_no_o
     let owner = app.login_owner().await;
     let org = app.owner_org;
     let (_, admin) = app.active_member(&owner, org, "ci@example.com", "admin").await;
-    let second = app.post("/api/v1/orgs").cookie(&admin).json(json!({"name": "Second"})).send().await.json()
-        ["id"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let second = app.create_org(&admin, "Second").await;
     let mine = [
         create_credential(&app, &admin, org, &["org:read"]).await,
         create_credential(&app, &admin, second, &["org:read"]).await,
@@ -566,10 +551,7 @@ async fn changing_a_password_revokes_the_users_credentials_in_every_org_and_no_o
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text());
 
     for ((id, secret), tokens) in mine.iter().zip(&access) {
-        assert_eq!(
-            app.bearer_status(tokens["access_token"].as_str().unwrap()).await,
-            StatusCode::UNAUTHORIZED
-        );
+        assert_eq!(app.bearer_status(&tokens.access_token).await, StatusCode::UNAUTHORIZED);
         let r = app
             .post(TOKEN)
             .header("authorization", &basic(id, secret))
@@ -577,11 +559,11 @@ async fn changing_a_password_revokes_the_users_credentials_in_every_org_and_no_o
             .send()
             .await;
         assert_oauth_error(&r, StatusCode::UNAUTHORIZED, "invalid_client");
-        let r = app.refresh(&basic(id, secret), tokens["refresh_token"].as_str().unwrap(), None).await;
+        let r = app.refresh(&basic(id, secret), &tokens.refresh_token, None).await;
         assert_ne!(r.status, StatusCode::OK, "a refresh token of a revoked credential: {}", r.text());
     }
     assert_eq!(
-        app.bearer_status(access[2]["access_token"].as_str().unwrap()).await,
+        app.bearer_status(&access[2].access_token).await,
         StatusCode::OK,
         "the owner's credential lives on"
     );
@@ -654,7 +636,7 @@ async fn secrets_issued_before_the_tags_work_until_they_expire() {
     let auth = basic(&old_id, &old_secret);
     let r = app.refresh(&auth, &refresh, None).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    let next = r.json()["access_token"].as_str().unwrap().to_owned();
+    let next = r.string_at("/access_token");
     assert_eq!(next.len(), 4 + 64, "what is issued now is tagged");
     assert_eq!(app.bearer_status(&next).await, StatusCode::OK);
     app.token(&old_id, &old_secret).await;

@@ -1,7 +1,8 @@
 use axum::http::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{TestApp, create_credential, member_password};
+use crate::client::Fields;
+use crate::helpers::{TestApp, member_password};
 
 #[tokio::test]
 async fn creating_an_org_makes_the_caller_its_owner() {
@@ -12,8 +13,7 @@ async fn creating_an_org_makes_the_caller_its_owner() {
     assert_eq!(r.json()["name"], "Second");
     assert_eq!(r.json()["role"], "owner");
     let list = app.get("/api/v1/orgs").cookie(&owner).send().await.json();
-    let names: Vec<&str> =
-        list["items"].as_array().unwrap().iter().map(|o| o["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = list["items"].as_array().unwrap().iter().map(|o| o.str_at("/name")).collect();
     assert_eq!(names, ["Acme", "Second"]);
     for bad in [
         json!({"name": ""}),
@@ -36,13 +36,8 @@ async fn another_orgs_ids_answer_404_on_every_route() {
     let a = app.owner_org;
     let (a_member, _) = app.active_member(&owner, a, "a-member@example.com", "member").await;
     // Mallory owns org B and is not in A.
-    let (_, mallory) = app.active_member(&owner, a, "mallory@example.com", "viewer").await;
-    let b = app.post("/api/v1/orgs").cookie(&mallory).json(json!({"name": "B"})).send().await.json()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let mallory_id =
-        app.get("/api/v1/users/me").cookie(&mallory).send().await.json()["id"].as_str().unwrap().to_owned();
+    let (mallory_id, mallory) = app.active_member(&owner, a, "mallory@example.com", "viewer").await;
+    let b = app.create_org(&mallory, "B").await;
     assert_eq!(
         app.delete(&format!("/api/v1/orgs/{a}/members/{mallory_id}")).cookie(&owner).send().await.status,
         StatusCode::NO_CONTENT
@@ -82,8 +77,8 @@ async fn another_orgs_ids_answer_404_on_every_route() {
         .send()
         .await;
     via_b.assert_problem(StatusCode::NOT_FOUND, "not_found");
-    let role: String = sqlx::query_scalar("select role from memberships where user_id = $1::text::uuid")
-        .bind(&a_member)
+    let role: String = sqlx::query_scalar("select role from memberships where user_id = $1")
+        .bind(a_member)
         .fetch_one(&app.db)
         .await
         .unwrap();
@@ -110,7 +105,7 @@ async fn the_callers_organizations_are_current_at_the_next_request() {
         .fetch_one(&app.db)
         .await
         .unwrap();
-    assert!(mine.json()["created_at"].as_str().unwrap().starts_with(&created), "{}", mine.text());
+    assert!(mine.string_at("/created_at").starts_with(&created), "{}", mine.text());
 
     let members = format!("/api/v1/orgs/{org}/members/{id}");
     let r = app.patch(&members).cookie(&owner).json(json!({"role": "admin"})).send().await;
@@ -169,8 +164,7 @@ async fn roles_limit_what_members_may_do() {
         .send()
         .await;
     r.assert_problem(StatusCode::FORBIDDEN, "owner_only");
-    let owner_id =
-        app.get("/api/v1/users/me").cookie(&owner).send().await.json()["id"].as_str().unwrap().to_owned();
+    let owner_id = app.user_id(&owner).await;
     let r = app
         .patch(&format!("{members}/{owner_id}"))
         .cookie(&admin)
@@ -215,8 +209,7 @@ async fn the_last_owner_can_be_neither_removed_nor_demoted() {
     let owner = app.login_owner().await;
     let org = app.owner_org;
     let members = format!("/api/v1/orgs/{org}/members");
-    let owner_id =
-        app.get("/api/v1/users/me").cookie(&owner).send().await.json()["id"].as_str().unwrap().to_owned();
+    let owner_id = app.user_id(&owner).await;
 
     app.delete(&format!("{members}/{owner_id}"))
         .cookie(&owner)
@@ -329,8 +322,7 @@ async fn a_bearer_token_cannot_create_logins_or_owners_a_session_can() {
     let org = app.owner_org;
     let members = format!("/api/v1/orgs/{org}/members");
     let (member_id, _) = app.active_member(&owner, org, "m@example.com", "member").await;
-    let (id, secret) = create_credential(&app, &owner, org, &["org:read", "org:admin"]).await;
-    let tok = app.token(&id, &secret).await["access_token"].as_str().unwrap().to_owned();
+    let tok = app.bearer_token(&owner, org, &["org:read", "org:admin"]).await;
     let users = || async {
         sqlx::query_scalar::<_, i64>("select count(*) from users").fetch_one(&app.db).await.unwrap()
     };
@@ -348,8 +340,8 @@ async fn a_bearer_token_cannot_create_logins_or_owners_a_session_can() {
         app.patch(&format!("{members}/{member_id}")).bearer(&tok).json(json!({"role": "owner"})).send().await;
     r.assert_problem(StatusCode::FORBIDDEN, "session_required");
     assert_eq!(users().await, before, "no account was made");
-    let role: String = sqlx::query_scalar("select role from memberships where user_id = $1::uuid")
-        .bind(&member_id)
+    let role: String = sqlx::query_scalar("select role from memberships where user_id = $1")
+        .bind(member_id)
         .fetch_one(&app.db)
         .await
         .unwrap();

@@ -3,8 +3,8 @@ use std::time::{Duration, Instant};
 use axum::http::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{TestApp, wait_job};
-use crate::stores::{create, version, wait_for};
+use crate::client::{Fields, pg_version as version};
+use crate::helpers::TestApp;
 
 async fn show(port: i64, password: &str, name: &str) -> String {
     let mut c = crate::helpers::node_connect(port, "dbadmin", password, "defaultdb").await.unwrap();
@@ -35,12 +35,8 @@ async fn a_group_is_validated_applied_to_every_node_and_drift_is_read_from_the_n
         .send()
         .await;
     bad.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
-    let fields: Vec<String> = bad.json()["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap().to_owned())
-        .collect();
+    let fields: Vec<String> =
+        bad.json()["errors"].as_array().unwrap().iter().map(|e| e.string_at("/field")).collect();
     assert_eq!(fields, ["parameters.fsync", "parameters.max_connections", "parameters.work_mem"]);
     assert!(bad.text().contains("10 to 5000"), "names the range: {}", bad.text());
 
@@ -55,12 +51,10 @@ async fn a_group_is_validated_applied_to_every_node_and_drift_is_read_from_the_n
     let g = g.json();
     assert_eq!(g["parameters"]["work_mem"], "4096");
     assert_eq!(g["parameters"]["jit"], "off");
-    let group_id = g["id"].as_str().unwrap().to_owned();
+    let group_id = g.uuid_at("/id");
 
-    let created = create(&app, &owner, "tuned", 2).await;
-    let id = created["store"]["id"].as_str().unwrap().to_owned();
-    let password = created["credentials"]["password"].as_str().unwrap().to_owned();
-    let store = wait_for(&app, &owner, org, &id, "available").await;
+    let ready = app.new_ready_store(&owner, "tuned", 2).await;
+    let (id, password, store) = (ready.id, &ready.password, &ready.view);
     let ports: Vec<i64> =
         store["nodes"].as_array().unwrap().iter().map(|n| n["port"].as_i64().unwrap()).collect();
 
@@ -70,42 +64,27 @@ async fn a_group_is_validated_applied_to_every_node_and_drift_is_read_from_the_n
         .json(json!({"group_id": group_id}))
         .send()
         .await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
-    let job = wait_job(&app, &owner, org, r.json()["id"].as_str().unwrap()).await;
-    assert_eq!(job["status"], "succeeded", "{job}");
-    let log: Vec<&str> =
-        job["log"].as_array().unwrap().iter().map(|l| l["message"].as_str().unwrap()).collect();
+    let job = app.job_succeeded(&owner, org, r.accepted_job()).await;
+    let log: Vec<&str> = job["log"].as_array().unwrap().iter().map(|l| l.str_at("/message")).collect();
     assert_eq!(log.iter().filter(|l| l.contains("restarted for max_connections")).count(), 2, "{log:?}");
     for port in &ports {
-        assert_eq!(show(*port, &password, "work_mem").await, "4MB");
-        assert_eq!(show(*port, &password, "statement_timeout").await, "5s");
-        assert_eq!(show(*port, &password, "max_connections").await, "60");
-        assert_eq!(show(*port, &password, "jit").await, "off");
+        assert_eq!(show(*port, password, "work_mem").await, "4MB");
+        assert_eq!(show(*port, password, "statement_timeout").await, "5s");
+        assert_eq!(show(*port, password, "max_connections").await, "60");
+        assert_eq!(show(*port, password, "jit").await, "off");
     }
-    wait_for(&app, &owner, org, &id, "available").await;
+    app.wait_store(&owner, org, id, "available").await;
 
     let p = app.get(&format!("/api/v1/orgs/{org}/stores/{id}/parameters")).cookie(&owner).send().await.json();
-    assert_eq!(p["group_id"], group_id.as_str());
+    assert_eq!(p["group_id"], group_id.to_string());
     let wm = p["items"].as_array().unwrap().iter().find(|i| i["name"] == "work_mem").unwrap().clone();
     assert_eq!(wm["group_setting"], "4096");
     assert_eq!(wm["drift"], false);
     assert!(wm["nodes"].as_array().unwrap().iter().all(|n| n["setting"] == "4096"));
 
     // Someone changes a node behind Berth's back: the drift shows.
-    let primary = store["nodes"].as_array().unwrap().iter().find(|n| n["role"] == "primary").unwrap();
-    let spec = app
-        .state
-        .plane
-        .node_spec(
-            &app.db,
-            org,
-            id.parse().unwrap(),
-            primary["id"].as_str().unwrap().parse().unwrap(),
-            app.clock_now(),
-        )
-        .await
-        .unwrap()
-        .unwrap();
+    let primary = ready.node("primary").uuid_at("/id");
+    let spec = app.state.plane.node_spec(&app.db, org, id, primary, app.clock_now()).await.unwrap().unwrap();
     let mut su = app.state.plane.driver.superuser(&spec, "postgres").await.unwrap();
     sqlx::raw_sql("alter system set work_mem = '1MB'").execute(&mut su).await.unwrap();
     sqlx::raw_sql("select pg_reload_conf()").execute(&mut su).await.unwrap();
@@ -126,7 +105,5 @@ async fn a_group_is_validated_applied_to_every_node_and_drift_is_read_from_the_n
         .send()
         .await
         .assert_problem(StatusCode::CONFLICT, "group_in_use");
-    let d = app.delete(&format!("/api/v1/orgs/{org}/stores/{id}")).cookie(&owner).send().await;
-    assert_eq!(d.status, StatusCode::ACCEPTED);
-    wait_for(&app, &owner, org, &id, "gone").await;
+    app.delete_store(&owner, org, id).await;
 }

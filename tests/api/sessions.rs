@@ -2,6 +2,7 @@ use axum::http::StatusCode;
 use serde_json::json;
 use time::Duration;
 
+use crate::client::Fields;
 use crate::helpers::{OWNER_EMAIL, OWNER_PASSWORD, TestApp};
 
 #[tokio::test]
@@ -135,7 +136,7 @@ async fn checks_read_together_each_get_their_own_session() {
         let body = r.json();
         assert_eq!(body["login"], login);
         let got: Vec<&str> =
-            body["organizations"].as_array().unwrap().iter().map(|o| o["role"].as_str().unwrap()).collect();
+            body["organizations"].as_array().unwrap().iter().map(|o| o.str_at("/role")).collect();
         assert_eq!(got, roles, "{body}");
     }
 }

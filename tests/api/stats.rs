@@ -2,18 +2,14 @@ use axum::http::StatusCode;
 use sqlx::{Connection, PgConnection};
 
 use crate::helpers::TestApp;
-use crate::stores::{create, wait_for};
 
 #[tokio::test]
 async fn a_real_workload_moves_the_counters() {
     let app = TestApp::spawn().await.with_workers(2).await;
     let owner = app.login_owner().await;
     let org = app.owner_org;
-    let created = create(&app, &owner, "busy", 1).await;
-    let id = created["store"]["id"].as_str().unwrap().to_owned();
-    let password = created["credentials"]["password"].as_str().unwrap().to_owned();
-    let store = wait_for(&app, &owner, org, &id, "available").await;
-    let port = store["nodes"][0]["port"].as_i64().unwrap();
+    let ready = app.new_ready_store(&owner, "busy", 1).await;
+    let (id, password, port) = (ready.id, ready.password.clone(), ready.port());
     let env = app.state.job_env();
     let retention = time::Duration::days(7);
 
@@ -104,9 +100,7 @@ async fn a_real_workload_moves_the_counters() {
     assert_eq!(n, 1, "only the newest sample is left");
 
     let owner = app.login_owner().await;
-    let d = app.delete(&format!("/api/v1/orgs/{org}/stores/{id}")).cookie(&owner).send().await;
-    assert_eq!(d.status, StatusCode::ACCEPTED);
-    wait_for(&app, &owner, org, &id, "gone").await;
+    app.delete_store(&owner, org, id).await;
 }
 
 fn urlencode(s: &str) -> String {

@@ -51,8 +51,7 @@ async fn a_store_still_deploying_is_not_restored_and_one_being_deleted_is_not_de
     let app = TestApp::spawn().await;
     let owner = app.login_owner().await;
     let org = app.owner_org;
-    let created = crate::stores::create(&app, &owner, "early", 1).await;
-    let id = created["store"]["id"].as_str().unwrap();
+    let id = app.new_store(&owner, "early", 1).await.id;
     let r = app
         .post(&format!("/api/v1/orgs/{org}/stores/{id}/restore"))
         .cookie(&owner)
@@ -60,10 +59,10 @@ async fn a_store_still_deploying_is_not_restored_and_one_being_deleted_is_not_de
         .send()
         .await;
     r.assert_problem(StatusCode::CONFLICT, "store_busy");
-    assert!(r.json()["detail"].as_str().unwrap().contains("deploying"), "{}", r.text());
+    assert!(r.string_at("/detail").contains("deploying"), "{}", r.text());
 
     sqlx::query("update stores set status = 'deleting' where id = $1")
-        .bind(id.parse::<Uuid>().unwrap())
+        .bind(id)
         .execute(&app.db)
         .await
         .unwrap();

@@ -4,56 +4,10 @@ use axum::http::StatusCode;
 use serde_json::{Value, json};
 use sqlx::Connection;
 
-use crate::helpers::{TestApp, create_credential, wait_job};
-
-pub fn body(name: &str, nodes: i64) -> Value {
-    json!({"name": name, "vendor": "postgres", "version": version(), "instance_size": "tiny",
-           "volume_size": 10, "nodes": nodes, "cloud": "local", "region": "local-1"})
-}
-
-/// The newest PostgreSQL installed here.
-pub fn version() -> String {
-    let v = berth::pg::PgBinaries::locate(None).unwrap();
-    v.major.to_string()
-}
-
-/// Polls the store until it reaches `want` (or fails the test on `failed`).
-pub async fn wait_for(app: &TestApp, cookie: &str, org: uuid::Uuid, id: &str, want: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        let r = app.get(&format!("/api/v1/orgs/{org}/stores/{id}")).cookie(cookie).send().await;
-        if want == "gone" && r.status == StatusCode::NOT_FOUND {
-            return Value::Null;
-        }
-        let s = r.json();
-        if s["status"] == want {
-            return s;
-        }
-        assert_ne!(s["status"], "failed", "store failed: {s}");
-        assert!(Instant::now() < deadline, "store still {} after 180 s: {s}", s["status"]);
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-}
+use crate::client::{Fields, pg_version as version, store_body as body, store_path};
+use crate::helpers::TestApp;
 
 use crate::helpers::node_connect as connect;
-
-pub async fn create(app: &TestApp, cookie: &str, name: &str, nodes: i64) -> Value {
-    let r = app
-        .post(&format!("/api/v1/orgs/{}/stores", app.owner_org))
-        .cookie(cookie)
-        .json(body(name, nodes))
-        .send()
-        .await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
-    assert_eq!(
-        r.header("location"),
-        Some(
-            format!("/api/v1/orgs/{}/stores/{}", app.owner_org, r.json()["store"]["id"].as_str().unwrap())
-                .as_str()
-        )
-    );
-    r.json()
-}
 
 #[tokio::test]
 async fn deploy_options_offer_the_installed_versions() {
@@ -81,27 +35,24 @@ async fn a_one_node_store_is_a_real_database_and_deleting_it_removes_it() {
     let app = TestApp::spawn().await.with_workers(2).await;
     let owner = app.login_owner().await;
     let org = app.owner_org;
-    let created = create(&app, &owner, "one", 1).await;
-    assert_eq!(created["store"]["status"], "deploying");
-    assert_eq!(created["job"]["kind"], "create_store");
-    let id = created["store"]["id"].as_str().unwrap().to_owned();
-    let creds = &created["credentials"];
-    let password = creds["password"].as_str().unwrap().to_owned();
+    let created = app.new_store(&owner, "one", 1).await;
+    assert_eq!(created.body["store"]["status"], "deploying");
+    assert_eq!(created.body["job"]["kind"], "create_store");
+    let (id, password) = (created.id, created.password.clone());
+    let creds = &created.body["credentials"];
     assert!(password.len() >= 24);
 
-    let store = wait_for(&app, &owner, org, &id, "available").await;
+    let store = app.wait_store(&owner, org, id, "available").await;
     assert!(!store.to_string().contains(&password), "the password is never in a store");
     let node = &store["nodes"][0];
     assert_eq!(node["role"], "primary");
     assert_eq!(node["state"], "running");
     let port = node["port"].as_i64().unwrap();
     assert_eq!(store["connection"]["primary"]["port"], port);
-    assert!(
-        store["connection"]["primary"]["uri"].as_str().unwrap().starts_with("postgres://dbadmin@127.0.0.1:")
-    );
+    assert!(store.str_at("/connection/primary/uri").starts_with("postgres://dbadmin@127.0.0.1:"));
 
-    let user = creds["username"].as_str().unwrap();
-    let db = creds["database"].as_str().unwrap();
+    let user = creds.str_at("/username");
+    let db = creds.str_at("/database");
     let mut conn =
         connect(port, user, &password, db).await.expect("connecting with the returned credentials");
     let one: i32 = sqlx::query_scalar("select 1").fetch_one(&mut conn).await.unwrap();
@@ -120,12 +71,8 @@ async fn a_one_node_store_is_a_real_database_and_deleting_it_removes_it() {
     assert_eq!(revealed.status, StatusCode::OK);
     assert_eq!(revealed.json()["password"], password.as_str());
 
-    let job = app
-        .get(&format!("/api/v1/orgs/{org}/jobs/{}", created["job"]["id"].as_str().unwrap()))
-        .cookie(&owner)
-        .send()
-        .await
-        .json();
+    let job =
+        app.get(&format!("/api/v1/orgs/{org}/jobs/{}", created.job_id)).cookie(&owner).send().await.json();
     assert_eq!(job["status"], "succeeded");
     assert_eq!(job["progress"], 100);
     assert!(job["log"].as_array().unwrap().len() >= 2);
@@ -139,8 +86,7 @@ async fn a_one_node_store_is_a_real_database_and_deleting_it_removes_it() {
         .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
     assert_eq!(r.json()["store"]["status"], "modifying");
-    let job = wait_job(&app, &owner, org, r.json()["job"]["id"].as_str().unwrap()).await;
-    assert_eq!(job["status"], "succeeded", "{job}");
+    app.job_succeeded(&owner, org, r.accepted("store").job_id).await;
     let mut conn = connect(port, user, &password, db).await.unwrap();
     let buffers: String = sqlx::query_scalar("show shared_buffers").fetch_one(&mut conn).await.unwrap();
     assert_eq!(buffers, "256MB");
@@ -153,11 +99,9 @@ async fn a_one_node_store_is_a_real_database_and_deleting_it_removes_it() {
         .await;
     r.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
 
-    let d = app.delete(&format!("/api/v1/orgs/{org}/stores/{id}")).cookie(&owner).send().await;
-    assert_eq!(d.status, StatusCode::ACCEPTED, "{}", d.text());
-    wait_for(&app, &owner, org, &id, "gone").await;
+    app.delete_store(&owner, org, id).await;
     assert!(connect(port, user, &password, db).await.is_err(), "the server is stopped");
-    let dir = app.nodes_root.join("stores").join(&id);
+    let dir = app.nodes_root.join("stores").join(id.to_string());
     assert!(!dir.exists(), "the data is removed: {}", dir.display());
 }
 
@@ -166,10 +110,8 @@ async fn a_three_node_store_replicates_and_nodes_come_and_go() {
     let app = TestApp::spawn().await.with_workers(2).await;
     let owner = app.login_owner().await;
     let org = app.owner_org;
-    let created = create(&app, &owner, "three", 3).await;
-    let id = created["store"]["id"].as_str().unwrap().to_owned();
-    let password = created["credentials"]["password"].as_str().unwrap().to_owned();
-    let store = wait_for(&app, &owner, org, &id, "available").await;
+    let ready = app.new_ready_store(&owner, "three", 3).await;
+    let (id, password, store) = (ready.id, ready.password.clone(), &ready.view);
     let nodes = store["nodes"].as_array().unwrap().clone();
     assert_eq!(nodes.len(), 3);
     assert_eq!(nodes.iter().filter(|n| n["role"] == "primary").count(), 1);
@@ -195,32 +137,23 @@ async fn a_three_node_store_replicates_and_nodes_come_and_go() {
     assert_eq!(store["connection"]["read_only"].as_array().unwrap().len(), 2);
 
     // The primary cannot be removed while replicas exist.
-    let r = app
-        .delete(&format!("/api/v1/orgs/{org}/stores/{id}/nodes/{}", primary["id"].as_str().unwrap()))
-        .cookie(&owner)
-        .send()
-        .await;
+    let r =
+        app.delete(&format!("{}/nodes/{}", ready.path(), primary.uuid_at("/id"))).cookie(&owner).send().await;
     r.assert_problem(StatusCode::CONFLICT, "primary_node");
 
     // Remove a replica: its server goes away.
     let replica = nodes.iter().find(|n| n["role"] == "replica").unwrap();
-    let r = app
-        .delete(&format!("/api/v1/orgs/{org}/stores/{id}/nodes/{}", replica["id"].as_str().unwrap()))
-        .cookie(&owner)
-        .send()
-        .await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
-    wait_job(&app, &owner, org, r.json()["job"]["id"].as_str().unwrap()).await;
-    let store = wait_for(&app, &owner, org, &id, "available").await;
+    let r =
+        app.delete(&format!("{}/nodes/{}", ready.path(), replica.uuid_at("/id"))).cookie(&owner).send().await;
+    app.wait_job(&owner, org, r.accepted("store").job_id).await;
+    let store = app.wait_store(&owner, org, id, "available").await;
     assert_eq!(store["nodes"].as_array().unwrap().len(), 2);
     assert!(connect(port_of(replica), "dbadmin", &password, "defaultdb").await.is_err());
 
     // Add one back; it catches up with the primary.
-    let r = app.post(&format!("/api/v1/orgs/{org}/stores/{id}/nodes")).cookie(&owner).send().await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
-    let job = wait_job(&app, &owner, org, r.json()["job"]["id"].as_str().unwrap()).await;
-    assert_eq!(job["status"], "succeeded", "{job}");
-    let store = wait_for(&app, &owner, org, &id, "available").await;
+    let r = app.post(&format!("{}/nodes", ready.path())).cookie(&owner).send().await;
+    app.job_succeeded(&owner, org, r.accepted("store").job_id).await;
+    let store = app.wait_store(&owner, org, id, "available").await;
     assert_eq!(store["nodes"].as_array().unwrap().len(), 3);
     let newest = store["nodes"]
         .as_array()
@@ -235,20 +168,16 @@ async fn a_three_node_store_replicates_and_nodes_come_and_go() {
 
     // Restart a node: it comes back.
     let r = app
-        .post(&format!("/api/v1/orgs/{org}/stores/{id}/nodes/{}/restart", newest["id"].as_str().unwrap()))
+        .post(&format!("{}/nodes/{}/restart", ready.path(), newest.uuid_at("/id")))
         .cookie(&owner)
         .send()
         .await;
-    assert_eq!(r.status, StatusCode::ACCEPTED);
-    let job = wait_job(&app, &owner, org, r.json()["id"].as_str().unwrap()).await;
-    assert_eq!(job["status"], "succeeded", "{job}");
+    app.job_succeeded(&owner, org, r.accepted_job()).await;
     let mut n = connect(port_of(&newest), "dbadmin", &password, "defaultdb").await.unwrap();
     let x: i32 = sqlx::query_scalar("select x from t").fetch_one(&mut n).await.unwrap();
     assert_eq!(x, 42);
 
-    let d = app.delete(&format!("/api/v1/orgs/{org}/stores/{id}")).cookie(&owner).send().await;
-    assert_eq!(d.status, StatusCode::ACCEPTED);
-    wait_for(&app, &owner, org, &id, "gone").await;
+    app.delete_store(&owner, org, id).await;
 }
 
 #[tokio::test]
@@ -261,20 +190,14 @@ async fn concurrent_retries_with_one_idempotency_key_create_one_store() {
     let calls = (0..20)
         .map(|_| app.post(&path).cookie(&owner).header("idempotency-key", &key).json(body("idem", 1)).send());
     let answers = futures::future::join_all(calls).await;
-    let ids: std::collections::HashSet<String> = answers
-        .iter()
-        .map(|r| {
-            assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
-            r.json()["store"]["id"].as_str().unwrap().to_owned()
-        })
-        .collect();
+    let ids: std::collections::HashSet<uuid::Uuid> = answers.iter().map(|r| r.accepted("store").id).collect();
     assert_eq!(ids.len(), 1, "one store for one key");
     let stores: i64 = sqlx::query_scalar("select count(*) from stores").fetch_one(&app.db).await.unwrap();
     let jobs: i64 = sqlx::query_scalar("select count(*) from jobs").fetch_one(&app.db).await.unwrap();
     assert_eq!((stores, jobs), (1, 1));
     let stored: Value =
         sqlx::query_scalar("select response from idempotency_keys").fetch_one(&app.db).await.unwrap();
-    let password = answers[0].json()["credentials"]["password"].as_str().unwrap().to_owned();
+    let password = answers[0].string_at("/credentials/password");
     assert!(!stored.to_string().contains(&password), "the stored response is encrypted");
 
     let other =
@@ -289,9 +212,7 @@ async fn a_stale_etag_is_412_and_a_fresh_one_applies() {
     let app = TestApp::spawn().await;
     let owner = app.login_owner().await;
     let org = app.owner_org;
-    let created = create(&app, &owner, "tagged", 1).await;
-    let id = created["store"]["id"].as_str().unwrap();
-    let path = format!("/api/v1/orgs/{org}/stores/{id}");
+    let path = store_path(org, app.new_store(&owner, "tagged", 1).await.id);
     let etag = app.get(&path).cookie(&owner).send().await.header("etag").unwrap().to_owned();
     let r = app
         .patch(&path)
@@ -362,13 +283,13 @@ async fn bad_store_input_is_422_naming_the_field_and_creates_nothing() {
         r.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
         let errors = r.json();
         let fields: Vec<&str> =
-            errors["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+            errors["errors"].as_array().unwrap().iter().map(|e| e.str_at("/field")).collect();
         assert!(fields.contains(&field), "{b}: {}", r.text());
     }
     let n: i64 = sqlx::query_scalar("select count(*) from stores").fetch_one(&app.db).await.unwrap();
     let j: i64 = sqlx::query_scalar("select count(*) from jobs").fetch_one(&app.db).await.unwrap();
     assert_eq!((n, j), (0, 0));
-    create(&app, &owner, "taken", 1).await;
+    app.new_store(&owner, "taken", 1).await;
     let r = app.post(&path).cookie(&owner).json(body("taken", 1)).send().await;
     r.assert_problem(StatusCode::CONFLICT, "name_taken");
 }
@@ -378,29 +299,17 @@ async fn another_orgs_stores_and_jobs_answer_404_everywhere() {
     let app = TestApp::spawn().await;
     let owner = app.login_owner().await;
     let a = app.owner_org;
-    let created = create(&app, &owner, "secret-store", 1).await;
-    let id = created["store"]["id"].as_str().unwrap().to_owned();
-    let node = created["store"]["nodes"][0]["id"].as_str().unwrap().to_owned();
-    let job = created["job"]["id"].as_str().unwrap().to_owned();
+    let created = app.new_store(&owner, "secret-store", 1).await;
+    let (id, job) = (created.id, created.job_id);
+    let node = created.body.uuid_at("/store/nodes/0/id");
 
-    let (_, mallory) = app.active_member(&owner, a, "mallory@example.com", "viewer").await;
-    let b = app.post("/api/v1/orgs").cookie(&mallory).json(json!({"name": "B"})).send().await.json()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let (cid, secret) = create_credential(
-        &app,
-        &mallory,
-        b.parse().unwrap(),
-        &["stores:read", "stores:write", "backups:read", "backups:write", "backups:download"],
-    )
-    .await;
-    let tok = app.token(&cid, &secret).await["access_token"].as_str().unwrap().to_owned();
-    let mallory_id =
-        app.get("/api/v1/users/me").cookie(&mallory).send().await.json()["id"].as_str().unwrap().to_owned();
+    let (mallory_id, mallory) = app.active_member(&owner, a, "mallory@example.com", "viewer").await;
+    let b = app.create_org(&mallory, "B").await;
+    let scopes = ["stores:read", "stores:write", "backups:read", "backups:write", "backups:download"];
+    let tok = app.bearer_token(&mallory, b, &scopes).await;
     app.delete(&format!("/api/v1/orgs/{a}/members/{mallory_id}")).cookie(&owner).send().await;
 
-    for org in [a.to_string(), b.clone()] {
+    for org in [a, b] {
         let s = format!("/api/v1/orgs/{org}/stores/{id}");
         let calls = vec![
             app.get(&s).bearer(&tok).send().await,
@@ -473,7 +382,7 @@ async fn another_orgs_stores_and_jobs_answer_404_everywhere() {
     }
     // A fork in B from A's store is refused exactly as from a store that never existed.
     let mut refusals = vec![];
-    for source in [id.clone(), uuid::Uuid::now_v7().to_string()] {
+    for source in [id, uuid::Uuid::now_v7()] {
         let mut fork = body("fork", 1);
         fork["restore_from"] = json!({"store_id": source, "point_in_time": "2026-01-01T00:00:00Z"});
         let r = app.post(&format!("/api/v1/orgs/{b}/stores")).bearer(&tok).json(fork).send().await;
@@ -495,35 +404,33 @@ async fn a_queued_job_can_be_cancelled_a_running_one_cannot() {
     let app = TestApp::spawn().await;
     let owner = app.login_owner().await;
     let org = app.owner_org;
-    let created = create(&app, &owner, "never", 1).await;
-    let job = created["job"]["id"].as_str().unwrap();
+    let created = app.new_store(&owner, "never", 1).await;
+    let job = created.job_id;
     let r = app.post(&format!("/api/v1/orgs/{org}/jobs/{job}/cancel")).cookie(&owner).send().await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert_eq!(r.json()["status"], "cancelled");
-    let id = created["store"]["id"].as_str().unwrap();
     assert_eq!(
-        app.get(&format!("/api/v1/orgs/{org}/stores/{id}")).cookie(&owner).send().await.status,
+        app.get(&store_path(org, created.id)).cookie(&owner).send().await.status,
         StatusCode::NOT_FOUND
     );
     let again = app.post(&format!("/api/v1/orgs/{org}/jobs/{job}/cancel")).cookie(&owner).send().await;
     again.assert_problem(StatusCode::CONFLICT, "not_cancellable");
     // The name is free again.
-    create(&app, &owner, "never", 1).await;
+    app.new_store(&owner, "never", 1).await;
 
     // A job back in the queue after a failed attempt may have made a server already: cancelling
     // it would leave that server to no one, so it is refused, saying why.
-    let tried = create(&app, &owner, "tried", 1).await;
-    let job = tried["job"]["id"].as_str().unwrap();
+    let tried = app.new_store(&owner, "tried", 1).await;
+    let job = tried.job_id;
     sqlx::query("update jobs set attempts = 1, error = 'initdb failed' where id = $1")
-        .bind(job.parse::<uuid::Uuid>().unwrap())
+        .bind(job)
         .execute(&app.db)
         .await
         .unwrap();
     let r = app.post(&format!("/api/v1/orgs/{org}/jobs/{job}/cancel")).cookie(&owner).send().await;
     r.assert_problem(StatusCode::CONFLICT, "not_cancellable");
-    assert!(r.json()["detail"].as_str().unwrap().contains("already acted on the host"), "{}", r.text());
-    let store = tried["store"]["id"].as_str().unwrap();
-    let s = app.get(&format!("/api/v1/orgs/{org}/stores/{store}")).cookie(&owner).send().await;
+    assert!(r.string_at("/detail").contains("already acted on the host"), "{}", r.text());
+    let s = app.get(&store_path(org, tried.id)).cookie(&owner).send().await;
     assert_eq!(s.json()["status"], "deploying", "the store is left to its job");
 }
 
@@ -533,13 +440,12 @@ async fn a_second_change_while_a_job_runs_is_409_naming_that_job() {
     let app = TestApp::spawn().await;
     let owner = app.login_owner().await;
     let org = app.owner_org;
-    let created = create(&app, &owner, "busy", 1).await;
-    let id = created["store"]["id"].as_str().unwrap();
-    let job = created["job"]["id"].as_str().unwrap();
+    let created = app.new_store(&owner, "busy", 1).await;
+    let (id, job) = (created.id, created.job_id.to_string());
     let r = app.delete(&format!("/api/v1/orgs/{org}/stores/{id}")).cookie(&owner).send().await;
     r.assert_problem(StatusCode::CONFLICT, "job_in_progress");
-    let detail = r.json()["detail"].as_str().unwrap().to_owned();
-    assert!(detail.contains(job) && detail.contains("create_store"), "{detail}");
+    let detail = r.string_at("/detail");
+    assert!(detail.contains(&job) && detail.contains("create_store"), "{detail}");
     let r = app.post(&format!("/api/v1/orgs/{org}/stores/{id}/repair")).cookie(&owner).send().await;
     r.assert_problem(StatusCode::CONFLICT, "job_in_progress");
     let jobs: i64 = sqlx::query_scalar("select count(*) from jobs").fetch_one(&app.db).await.unwrap();
@@ -551,13 +457,10 @@ async fn repair_and_restart_bring_back_stopped_nodes_and_strays_are_removed() {
     let app = TestApp::spawn().await.with_workers(2).await;
     let owner = app.login_owner().await;
     let org = app.owner_org;
-    let created = create(&app, &owner, "mend", 2).await;
-    let id = created["store"]["id"].as_str().unwrap().to_owned();
-    let password = created["credentials"]["password"].as_str().unwrap().to_owned();
-    let store = wait_for(&app, &owner, org, &id, "available").await;
-    let replica = store["nodes"].as_array().unwrap().iter().find(|n| n["role"] == "replica").unwrap().clone();
-    let (store_id, node_id): (uuid::Uuid, uuid::Uuid) =
-        (id.parse().unwrap(), replica["id"].as_str().unwrap().parse().unwrap());
+    let ready = app.new_ready_store(&owner, "mend", 2).await;
+    let (id, password) = (ready.id, ready.password.clone());
+    let replica = ready.node("replica");
+    let (store_id, node_id) = (id, replica.uuid_at("/id"));
     let driver = app.state.plane.driver.clone();
     let spec =
         app.state.plane.node_spec(&app.db, org, store_id, node_id, app.clock_now()).await.unwrap().unwrap();
@@ -574,12 +477,10 @@ async fn repair_and_restart_bring_back_stopped_nodes_and_strays_are_removed() {
 
     // Repair rebuilds it from the primary.
     let r = app.post(&format!("/api/v1/orgs/{org}/stores/{id}/repair")).cookie(&owner).send().await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
-    let job = wait_job(&app, &owner, org, r.json()["id"].as_str().unwrap()).await;
-    assert_eq!(job["status"], "succeeded", "{job}");
+    let job = app.job_succeeded(&owner, org, r.accepted_job()).await;
     assert!(job["steps"].as_array().unwrap().iter().any(|s| s["name"] == format!("rebuild_node:{node_id}")));
     connect(port, "dbadmin", &password, "defaultdb").await.expect("the rebuilt replica serves");
-    wait_for(&app, &owner, org, &id, "available").await;
+    app.wait_store(&owner, org, id, "available").await;
 
     // At start, Berth starts nodes that should run and sets aside, untouched, the servers no
     // store knows (a lost or wrong control database must not delete a customer's data).
@@ -609,7 +510,5 @@ async fn repair_and_restart_bring_back_stopped_nodes_and_strays_are_removed() {
     assert!(driver.quarantined().unwrap().is_empty());
     assert!(!std::path::Path::new(&q.path).exists(), "purged on purpose, it is gone");
 
-    let d = app.delete(&format!("/api/v1/orgs/{org}/stores/{id}")).cookie(&owner).send().await;
-    assert_eq!(d.status, StatusCode::ACCEPTED);
-    wait_for(&app, &owner, org, &id, "gone").await;
+    app.delete_store(&owner, org, id).await;
 }

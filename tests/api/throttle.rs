@@ -175,7 +175,7 @@ async fn a_flood_of_made_up_tokens_and_clients_is_audited_once_per_minute() {
     let app = TestApp::spawn().await;
     let owner = app.login_owner().await;
     let (id, secret) = create_credential(&app, &owner, app.owner_org, &["org:read"]).await;
-    let good = app.token(&id, &secret).await["access_token"].as_str().unwrap().to_owned();
+    let good = app.token(&id, &secret).await.access_token;
     let before = audit_rows(&app).await;
 
     let org = format!("/api/v1/orgs/{}", app.owner_org);
@@ -221,8 +221,8 @@ async fn made_up_tokens_and_clients_are_refused_without_the_database() {
     let owner = app.login_owner().await;
     let (id, secret) = create_credential(&app, &owner, app.owner_org, &["org:read"]).await;
     let good = app.token(&id, &secret).await;
-    let access = good["access_token"].as_str().unwrap();
-    let refresh = good["refresh_token"].as_str().unwrap();
+    let access = &good.access_token;
+    let refresh = &good.refresh_token;
     let org = format!("/api/v1/orgs/{}", app.owner_org);
     let mut forged = access.to_owned();
     forged.replace_range(10..11, if &access[10..11] == "A" { "B" } else { "A" });
@@ -252,7 +252,7 @@ async fn refused_credentials_are_answered_late_and_others_at_once() {
     let app = TestApp::spawn_with(AuthConfig { refusal_delay: delay, ..test_auth_config() }).await;
     let owner = app.login_owner().await;
     let (id, secret) = create_credential(&app, &owner, app.owner_org, &["org:read"]).await;
-    let token = app.token(&id, &secret).await["access_token"].as_str().unwrap().to_owned();
+    let token = app.token(&id, &secret).await.access_token;
     let org = format!("/api/v1/orgs/{}", app.owner_org);
 
     let started = std::time::Instant::now();

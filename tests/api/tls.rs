@@ -1,10 +1,8 @@
 use axum::http::StatusCode;
-use serde_json::json;
 use sqlx::postgres::PgSslMode;
 use sqlx::{Connection, PgConnection};
 
 use crate::helpers::TestApp;
-use crate::stores::{create, wait_for};
 
 async fn connect_verified(host: &str, port: i64, password: &str, ca: &std::path::Path) -> Result<(), String> {
     let opts = crate::helpers::node_options(port, "dbadmin", password, "defaultdb")
@@ -35,11 +33,8 @@ async fn nodes_serve_tls_that_verifies_with_their_orgs_ca_only() {
         sqlx::query_scalar("select key_enc from org_cas").fetch_one(&app.db).await.unwrap();
     assert!(!String::from_utf8_lossy(&key_enc).contains("PRIVATE KEY"), "the CA key is encrypted at rest");
 
-    let created = create(&app, &owner, "tls", 1).await;
-    let id = created["store"]["id"].as_str().unwrap().to_owned();
-    let password = created["credentials"]["password"].as_str().unwrap().to_owned();
-    let store = wait_for(&app, &owner, org, &id, "available").await;
-    let port = store["nodes"][0]["port"].as_i64().unwrap();
+    let ready = app.new_ready_store(&owner, "tls", 1).await;
+    let (id, password, port) = (ready.id, ready.password.clone(), ready.port());
 
     let dir = tempfile::tempdir().unwrap();
     let ours = dir.path().join("ours.pem");
@@ -47,19 +42,13 @@ async fn nodes_serve_tls_that_verifies_with_their_orgs_ca_only() {
     connect_verified("127.0.0.1", port, &password, &ours).await.expect("verify-full with the org's CA");
     connect_verified("localhost", port, &password, &ours).await.expect("the certificate names localhost too");
 
-    let other = app.post("/api/v1/orgs").cookie(&owner).json(json!({"name": "Other"})).send().await.json();
-    let other_ca = app
-        .get(&format!("/api/v1/orgs/{}/ca.pem", other["id"].as_str().unwrap()))
-        .cookie(&owner)
-        .send()
-        .await;
+    let other = app.create_org(&owner, "Other").await;
+    let other_ca = app.get(&format!("/api/v1/orgs/{other}/ca.pem")).cookie(&owner).send().await;
     assert_ne!(other_ca.body, ca.body);
     let theirs = dir.path().join("theirs.pem");
     std::fs::write(&theirs, &other_ca.body).unwrap();
     let e = connect_verified("127.0.0.1", port, &password, &theirs).await.unwrap_err();
     assert!(e.to_lowercase().contains("certificate") || e.to_lowercase().contains("tls"), "{e}");
 
-    let d = app.delete(&format!("/api/v1/orgs/{org}/stores/{id}")).cookie(&owner).send().await;
-    assert_eq!(d.status, StatusCode::ACCEPTED);
-    wait_for(&app, &owner, org, &id, "gone").await;
+    app.delete_store(&owner, org, id).await;
 }

@@ -7,15 +7,15 @@ use axum::http::StatusCode;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, wait_job};
-use crate::stores::{version, wait_for};
+use crate::client::{Fields, pg_version as version};
+use crate::helpers::TestApp;
 
 /// Whether this host lets Berth make networks; if not, checks that creating a VPC says why.
 pub async fn networks_or_refusal(app: &TestApp, cookie: &str) -> bool {
     if app.state.plane.driver.networks_available().is_ok() {
         return true;
     }
-    let r = post_vpc(app, cookie, app.owner_org, "refused", "10.61.0.0/24").await;
+    let r = app.post_vpc(cookie, app.owner_org, "refused", "10.61.0.0/24").await;
     r.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
     assert_eq!(r.json()["errors"][0]["field"], "cloud", "{}", r.text());
     let options = app.get("/api/v1/content/deploy-options").cookie(cookie).send().await.json();
@@ -26,37 +26,9 @@ pub async fn networks_or_refusal(app: &TestApp, cookie: &str) -> bool {
     false
 }
 
-pub async fn post_vpc(
-    app: &TestApp,
-    cookie: &str,
-    org: Uuid,
-    name: &str,
-    cidr: &str,
-) -> crate::helpers::TestResponse {
-    app.post(&format!("/api/v1/orgs/{org}/vpcs"))
-        .cookie(cookie)
-        .json(json!({"name": name, "cloud": "local", "region": "local-1", "cidr_ipv4_block": cidr}))
-        .send()
-        .await
-}
-
-/// Creates a VPC and waits until its network is made; returns its id.
-pub async fn vpc(app: &TestApp, cookie: &str, org: Uuid, name: &str, cidr: &str) -> String {
-    let r = post_vpc(app, cookie, org, name, cidr).await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
-    let id = r.json()["vpc"]["id"].as_str().unwrap().to_owned();
-    assert_eq!(r.header("location"), Some(format!("/api/v1/orgs/{org}/vpcs/{id}").as_str()));
-    assert_eq!(r.json()["vpc"]["status"], "creating");
-    let job = wait_job(app, cookie, org, r.json()["job"]["id"].as_str().unwrap()).await;
-    assert_eq!(job["status"], "succeeded", "{job}");
-    let v = app.get(&format!("/api/v1/orgs/{org}/vpcs/{id}")).cookie(cookie).send().await.json();
-    assert_eq!(v["status"], "available", "{v}");
-    id
-}
-
 /// The namespace of one of the app's VPCs.
-pub fn netns(app: &TestApp, vpc_id: &str) -> String {
-    berth::provision::local::net::netns_name(&app.nodes_root, vpc_id.parse().unwrap())
+pub fn netns(app: &TestApp, vpc_id: Uuid) -> String {
+    berth::provision::local::net::netns_name(&app.nodes_root, vpc_id)
 }
 
 pub fn ip(args: &[&str]) -> String {
@@ -100,7 +72,7 @@ fn refused(r: Result<String, String>) {
     assert!(e.contains("pg_hba.conf"), "refused by the node's rules, not something else: {e}");
 }
 
-fn private_store(name: &str, nodes: i64, vpc_id: &str) -> Value {
+fn private_store(name: &str, nodes: i64, vpc_id: Uuid) -> Value {
     json!({"name": name, "vendor": "postgres", "version": version(), "instance_size": "tiny",
            "volume_size": 10, "nodes": nodes, "cloud": "local", "region": "local-1",
            "network": {"type": "private", "vpc_id": vpc_id}})
@@ -116,34 +88,23 @@ async fn a_private_store_is_reachable_from_its_vpc_and_active_peerings_only() {
     let org = app.owner_org;
     let options = app.get("/api/v1/content/deploy-options").cookie(&owner).send().await.json();
     assert_eq!(options["clouds"][0]["vpcs"]["available"], true, "{options}");
-    let a = vpc(&app, &owner, org, "net-a", "10.61.0.0/24").await;
-    let b = vpc(&app, &owner, org, "net-b", "10.62.0.0/24").await;
-    let (ns_a, ns_b) = (netns(&app, &a), netns(&app, &b));
+    let a = app.create_vpc(&owner, org, "net-a", "10.61.0.0/24").await;
+    let b = app.create_vpc(&owner, org, "net-b", "10.62.0.0/24").await;
+    let (ns_a, ns_b) = (netns(&app, a), netns(&app, b));
     assert!(ip(&["-n", &ns_a, "-4", "addr", "show", "vpc0"]).contains("inet 10.61.0.1/24"));
     assert_eq!(ip(&["-n", &ns_a, "route", "show", "default"]).trim(), "", "no way out of the VPC");
 
     // A private store with a replica: both nodes in the VPC, each at its own address.
-    let r = app
-        .post(&format!("/api/v1/orgs/{org}/stores"))
-        .cookie(&owner)
-        .json(private_store("inner", 2, &a))
-        .send()
-        .await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
-    let created = r.json();
-    let id = created["store"]["id"].as_str().unwrap().to_owned();
-    let password = created["credentials"]["password"].as_str().unwrap().to_owned();
-    assert_eq!(created["store"]["network"], json!({"type": "private", "vpc_id": a}));
-    let store = wait_for(&app, &owner, org, &id, "available").await;
-    let node =
-        |role: &str| store["nodes"].as_array().unwrap().iter().find(|n| n["role"] == role).unwrap().clone();
-    let (primary, replica) = (node("primary"), node("replica"));
-    let host = primary["host"].as_str().unwrap().to_owned();
+    let ready = app.ready_store(&owner, org, private_store("inner", 2, a)).await;
+    let (id, password, store) = (ready.id, ready.password.clone(), &ready.view);
+    assert_eq!(ready.created.body["store"]["network"], json!({"type": "private", "vpc_id": a}));
+    let (primary, replica) = (ready.node("primary"), ready.node("replica"));
+    let host = primary.string_at("/host");
     let port = primary["port"].as_i64().unwrap();
     assert_eq!(host, "10.61.0.2");
     assert_eq!(replica["host"], "10.61.0.3");
     assert_eq!(store["connection"]["primary"]["host"], host);
-    let rules = format!("/api/v1/orgs/{org}/stores/{id}/firewall-rules");
+    let rules = format!("{}/firewall-rules", ready.path());
     assert_eq!(app.get(&rules).cookie(&owner).send().await.json()["items"], json!([]), "no rule by default");
 
     // Inside the VPC, clients connect, and the replica streams from the primary.
@@ -168,11 +129,10 @@ async fn a_private_store_is_reachable_from_its_vpc_and_active_peerings_only() {
         .json(json!({"peer_vpc_id": a}))
         .send()
         .await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
-    let peering = r.json()["peering"]["id"].as_str().unwrap().to_owned();
-    assert_eq!(r.json()["peering"]["peer_cidr_ipv4_block"], "10.61.0.0/24");
-    let job = wait_job(&app, &owner, org, r.json()["job"]["id"].as_str().unwrap()).await;
-    assert_eq!(job["status"], "succeeded", "{job}");
+    let asked = r.accepted("peering");
+    let peering = asked.id;
+    assert_eq!(asked.body["peering"]["peer_cidr_ipv4_block"], "10.61.0.0/24");
+    app.job_succeeded(&owner, org, asked.job_id).await;
     for side in [&a, &b] {
         let p = app
             .get(&format!("/api/v1/orgs/{org}/vpcs/{side}/peerings/{peering}"))
@@ -196,29 +156,21 @@ async fn a_private_store_is_reachable_from_its_vpc_and_active_peerings_only() {
     // A VPC that holds a store or a peering cannot go.
     let r = app.delete(&format!("/api/v1/orgs/{org}/vpcs/{a}")).cookie(&owner).send().await;
     r.assert_problem(StatusCode::CONFLICT, "vpc_in_use");
-    let detail = r.json()["detail"].as_str().unwrap().to_owned();
-    assert!(detail.contains("store inner") && detail.contains(&peering), "{detail}");
+    let detail = r.string_at("/detail");
+    assert!(detail.contains("store inner") && detail.contains(&peering.to_string()), "{detail}");
 
     // Without the peering, the other VPC is shut out again.
     let r =
         app.delete(&format!("/api/v1/orgs/{org}/vpcs/{a}/peerings/{peering}")).cookie(&owner).send().await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
-    assert_eq!(wait_job(&app, &owner, org, r.json()["id"].as_str().unwrap()).await["status"], "succeeded");
+    app.job_succeeded(&owner, org, r.accepted_job()).await;
     unreachable(psql_in(&ns_b, &host, port, &password, "select 1").await);
     let listed = app.get(&format!("/api/v1/orgs/{org}/vpcs/{b}/peerings")).cookie(&owner).send().await.json();
     assert_eq!(listed["items"], json!([]));
 
     // Deleted, the store leaves the VPC free to go; the networks go with their VPCs.
-    let d = app.delete(&format!("/api/v1/orgs/{org}/stores/{id}")).cookie(&owner).send().await;
-    assert_eq!(d.status, StatusCode::ACCEPTED);
-    wait_for(&app, &owner, org, &id, "gone").await;
-    for v in [&a, &b] {
-        let r = app.delete(&format!("/api/v1/orgs/{org}/vpcs/{v}")).cookie(&owner).send().await;
-        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
-        assert_eq!(
-            wait_job(&app, &owner, org, r.json()["id"].as_str().unwrap()).await["status"],
-            "succeeded"
-        );
+    app.delete_store(&owner, org, id).await;
+    for v in [a, b] {
+        app.delete_vpc(&owner, org, v).await;
         let gone = app.get(&format!("/api/v1/orgs/{org}/vpcs/{v}")).cookie(&owner).send().await;
         gone.assert_problem(StatusCode::NOT_FOUND, "not_found");
     }
@@ -234,7 +186,7 @@ async fn vpc_blocks_are_checked_and_each_broken_rule_is_named() {
         return;
     }
     let org = app.owner_org;
-    let first = vpc(&app, &owner, org, "first", "10.63.0.0/24").await;
+    let first = app.create_vpc(&owner, org, "first", "10.63.0.0/24").await;
     for (name, cidr, says) in [
         ("over", "10.63.0.128/25", format!("overlaps VPC first ({first}")),
         ("wide", "10.0.0.0/8", "a VPC's block is /16 to /28".to_owned()),
@@ -243,12 +195,12 @@ async fn vpc_blocks_are_checked_and_each_broken_rule_is_named() {
         ("hosty", "10.64.0.1/24", "the network is 10.64.0.0/24".to_owned()),
         ("v6", "fd00::/64", "IPv4".to_owned()),
     ] {
-        let r = post_vpc(&app, &owner, org, name, cidr).await;
+        let r = app.post_vpc(&owner, org, name, cidr).await;
         r.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
         assert_eq!(r.json()["errors"][0]["field"], "cidr_ipv4_block", "{cidr}: {}", r.text());
         assert!(r.text().contains(&says), "{cidr} names {says}: {}", r.text());
     }
-    post_vpc(&app, &owner, org, "first", "10.65.0.0/24")
+    app.post_vpc(&owner, org, "first", "10.65.0.0/24")
         .await
         .assert_problem(StatusCode::CONFLICT, "name_taken");
     let r = app
@@ -270,7 +222,7 @@ async fn vpc_blocks_are_checked_and_each_broken_rule_is_named() {
         (json!({"type": "public", "vpc_id": first}), "network.vpc_id"),
         (json!({"type": "secret"}), "network.type"),
     ] {
-        let mut body = private_store("nowhere", 1, &first);
+        let mut body = private_store("nowhere", 1, first);
         body["network"] = network.clone();
         let r = app.post(&stores).cookie(&owner).json(body).send().await;
         r.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
@@ -279,8 +231,7 @@ async fn vpc_blocks_are_checked_and_each_broken_rule_is_named() {
     let made: i64 = sqlx::query_scalar("select count(*) from stores").fetch_one(&app.db).await.unwrap();
     assert_eq!(made, 0, "no store was made");
 
-    let r = app.delete(&format!("/api/v1/orgs/{org}/vpcs/{first}")).cookie(&owner).send().await;
-    assert_eq!(wait_job(&app, &owner, org, r.json()["id"].as_str().unwrap()).await["status"], "succeeded");
+    app.delete_vpc(&owner, org, first).await;
 }
 
 /// A catalog with a second region, for the rules that cross one.
@@ -306,7 +257,7 @@ async fn peerings_and_stores_stay_within_one_region() {
         return;
     }
     let org = app.owner_org;
-    let here = vpc(&app, &owner, org, "here", "10.67.0.0/24").await;
+    let here = app.create_vpc(&owner, org, "here", "10.67.0.0/24").await;
     // The same block in another region is another network: no overlap there.
     let r = app
         .post(&format!("/api/v1/orgs/{org}/vpcs"))
@@ -314,9 +265,9 @@ async fn peerings_and_stores_stay_within_one_region() {
         .json(json!({"name": "there", "cloud": "local", "region": "local-2", "cidr_ipv4_block": "10.67.0.0/24"}))
         .send()
         .await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
-    let there = r.json()["vpc"]["id"].as_str().unwrap().to_owned();
-    wait_job(&app, &owner, org, r.json()["job"]["id"].as_str().unwrap()).await;
+    let made = r.accepted("vpc");
+    let there = made.id;
+    app.wait_job(&owner, org, made.job_id).await;
 
     let r = app
         .post(&format!("/api/v1/orgs/{org}/vpcs/{here}/peerings"))
@@ -345,7 +296,7 @@ async fn peerings_and_stores_stay_within_one_region() {
     let r = app
         .post(&format!("/api/v1/orgs/{org}/stores"))
         .cookie(&owner)
-        .json(private_store("far", 1, &there))
+        .json(private_store("far", 1, there))
         .send()
         .await;
     r.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
@@ -353,9 +304,9 @@ async fn peerings_and_stores_stay_within_one_region() {
     let peerings: i64 =
         sqlx::query_scalar("select count(*) from vpc_peerings").fetch_one(&app.db).await.unwrap();
     assert_eq!(peerings, 0);
-    for v in [&here, &there] {
+    for v in [here, there] {
         let r = app.delete(&format!("/api/v1/orgs/{org}/vpcs/{v}")).cookie(&owner).send().await;
-        wait_job(&app, &owner, org, r.json()["id"].as_str().unwrap()).await;
+        app.wait_job(&owner, org, r.uuid_at("/id")).await;
     }
 }
 
@@ -369,23 +320,17 @@ async fn another_organization_must_accept_and_cannot_be_probed() {
     let a_org = app.owner_org;
     // Bob owns organization B and is not in A.
     let (bob_id, bob) = app.active_member(&owner, a_org, "bob@example.com", "viewer").await;
-    let b_org: Uuid =
-        app.post("/api/v1/orgs").cookie(&bob).json(json!({"name": "B"})).send().await.json()["id"]
-            .as_str()
-            .unwrap()
-            .parse()
-            .unwrap();
+    let b_org = app.create_org(&bob, "B").await;
     let r = app.delete(&format!("/api/v1/orgs/{a_org}/members/{bob_id}")).cookie(&owner).send().await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
 
-    let mine = vpc(&app, &owner, a_org, "mine", "10.71.0.0/24").await;
-    let theirs = vpc(&app, &bob, b_org, "theirs", "10.72.0.0/24").await;
-    let clash = vpc(&app, &bob, b_org, "clash", "10.71.0.0/25").await;
+    let mine = app.create_vpc(&owner, a_org, "mine", "10.71.0.0/24").await;
+    let theirs = app.create_vpc(&bob, b_org, "theirs", "10.72.0.0/24").await;
+    let clash = app.create_vpc(&bob, b_org, "clash", "10.71.0.0/25").await;
 
     // Asking: the same answer whether or not B has such a VPC.
-    let ask = |peer: String| {
+    let ask = |peer: Uuid| {
         let (app, owner) = (&app, &owner);
-        let mine = mine.clone();
         async move {
             app.post(&format!("/api/v1/orgs/{a_org}/vpcs/{mine}/peerings"))
                 .cookie(owner)
@@ -394,8 +339,8 @@ async fn another_organization_must_accept_and_cannot_be_probed() {
                 .await
         }
     };
-    let real = ask(theirs.clone()).await;
-    let bogus = ask(Uuid::now_v7().to_string()).await;
+    let real = ask(theirs).await;
+    let bogus = ask(Uuid::now_v7()).await;
     let shape = |r: &crate::helpers::TestResponse| {
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
         let p = &r.json()["peering"];
@@ -403,8 +348,8 @@ async fn another_organization_must_accept_and_cannot_be_probed() {
     };
     assert_eq!(shape(&real), (json!("pending_acceptance"), Value::Null, Value::Null));
     assert_eq!(shape(&real), shape(&bogus));
-    let pending = real.json()["peering"]["id"].as_str().unwrap().to_owned();
-    let bogus_id = bogus.json()["peering"]["id"].as_str().unwrap().to_owned();
+    let pending = real.uuid_at("/peering/id");
+    let bogus_id = bogus.uuid_at("/peering/id");
 
     // The asking side cannot accept for the other.
     let own_accept = format!("/api/v1/orgs/{a_org}/vpcs/{mine}/peerings/{pending}/accept");
@@ -414,7 +359,7 @@ async fn another_organization_must_accept_and_cannot_be_probed() {
     let b_list =
         app.get(&format!("/api/v1/orgs/{b_org}/vpcs/{theirs}/peerings")).cookie(&bob).send().await.json();
     assert_eq!(b_list["items"].as_array().unwrap().len(), 1, "{b_list}");
-    assert_eq!(b_list["items"][0]["id"], pending);
+    assert_eq!(b_list["items"][0]["id"], pending.to_string());
     assert_eq!(b_list["items"][0]["cidr_ipv4_block"], "10.71.0.0/24");
     assert_eq!(b_list["items"][0]["org_id"], a_org.to_string());
 
@@ -424,11 +369,7 @@ async fn another_organization_must_accept_and_cannot_be_probed() {
         .cookie(&bob)
         .send()
         .await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
-    assert_eq!(
-        wait_job(&app, &bob, b_org, r.json()["job"]["id"].as_str().unwrap()).await["status"],
-        "succeeded"
-    );
+    app.job_succeeded(&bob, b_org, r.accepted("peering").job_id).await;
     let seen = app
         .get(&format!("/api/v1/orgs/{a_org}/vpcs/{mine}/peerings/{pending}"))
         .cookie(&owner)
@@ -437,7 +378,7 @@ async fn another_organization_must_accept_and_cannot_be_probed() {
         .json();
     assert_eq!(seen["status"], "active");
     assert_eq!(seen["peer_cidr_ipv4_block"], "10.72.0.0/24", "shown once accepted");
-    let routes = ip(&["-n", &netns(&app, &mine), "route"]);
+    let routes = ip(&["-n", &netns(&app, mine), "route"]);
     assert!(routes.contains("10.72.0.0/24"), "{routes}");
     let again = app
         .post(&format!("/api/v1/orgs/{b_org}/vpcs/{theirs}/peerings/{pending}/accept"))
@@ -453,7 +394,7 @@ async fn another_organization_must_accept_and_cannot_be_probed() {
         .json(json!({"peer_vpc_id": clash, "peer_org_id": b_org}))
         .send()
         .await;
-    let overlapping = r.json()["peering"]["id"].as_str().unwrap().to_owned();
+    let overlapping = r.uuid_at("/peering/id");
     let r = app
         .post(&format!("/api/v1/orgs/{b_org}/vpcs/{clash}/peerings/{overlapping}/accept"))
         .cookie(&bob)
@@ -483,7 +424,7 @@ async fn another_organization_must_accept_and_cannot_be_probed() {
     let p = format!("/api/v1/orgs/{a_org}/vpcs/{mine}/peerings/{pending}");
     let calls = [
         app.get(&format!("/api/v1/orgs/{a_org}/vpcs")).cookie(&bob).send().await,
-        post_vpc(&app, &bob, a_org, "intruder", "10.73.0.0/24").await,
+        app.post_vpc(&bob, a_org, "intruder", "10.73.0.0/24").await,
         app.get(&format!("/api/v1/orgs/{a_org}/vpcs/{mine}")).cookie(&bob).send().await,
         app.delete(&format!("/api/v1/orgs/{a_org}/vpcs/{mine}")).cookie(&bob).send().await,
         app.get(&format!("/api/v1/orgs/{a_org}/vpcs/{mine}/peerings")).cookie(&bob).send().await,
@@ -516,9 +457,8 @@ async fn another_organization_must_accept_and_cannot_be_probed() {
         .cookie(&bob)
         .send()
         .await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
-    assert_eq!(wait_job(&app, &bob, b_org, r.json()["id"].as_str().unwrap()).await["status"], "succeeded");
-    assert!(!ip(&["-n", &netns(&app, &mine), "route"]).contains("10.72.0.0/24"));
+    app.job_succeeded(&bob, b_org, r.accepted_job()).await;
+    assert!(!ip(&["-n", &netns(&app, mine), "route"]).contains("10.72.0.0/24"));
     let audit: Vec<String> =
         sqlx::query_scalar("select action from audit_events where action like 'vpc.%' order by id")
             .fetch_all(&app.db)
@@ -529,10 +469,9 @@ async fn another_organization_must_accept_and_cannot_be_probed() {
     {
         assert!(audit.iter().any(|a| a == action), "{action} in {audit:?}");
     }
-    for (org, cookie, v) in [(a_org, &owner, &mine), (b_org, &bob, &theirs), (b_org, &bob, &clash)] {
+    for (org, cookie, v) in [(a_org, &owner, mine), (b_org, &bob, theirs), (b_org, &bob, clash)] {
         let r = app.delete(&format!("/api/v1/orgs/{org}/vpcs/{v}")).cookie(cookie).send().await;
-        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
-        wait_job(&app, cookie, org, r.json()["id"].as_str().unwrap()).await;
+        app.wait_job(cookie, org, r.accepted_job()).await;
     }
 }
 
@@ -545,17 +484,15 @@ async fn a_crash_while_a_vpc_is_made_leaves_nothing_half_made() {
         return;
     }
     let org = app.owner_org;
-    let r = post_vpc(&app, &owner, org, "interrupted", "10.74.0.0/24").await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
-    let id = r.json()["vpc"]["id"].as_str().unwrap().to_owned();
-    let job = r.json()["job"]["id"].as_str().unwrap().to_owned();
-    let ns = netns(&app, &id);
+    let made = app.post_vpc(&owner, org, "interrupted", "10.74.0.0/24").await.accepted("vpc");
+    let (id, job) = (made.id, made.job_id);
+    let ns = netns(&app, id);
     // Berth was killed inside the step: the namespace made, nothing in it yet; its worker gone.
     ip(&["netns", "add", &ns]);
     crate::helpers::strand_jobs(&app).await;
     // Left over from other crashes: a namespace of a VPC no table knows, and in this one a
     // peering link that no peering knows.
-    let stray = netns(&app, &Uuid::now_v7().to_string());
+    let stray = netns(&app, Uuid::now_v7());
     ip(&["netns", "add", &stray]);
     ip(&["-n", &ns, "link", "add", "pr-0123456789ab", "type", "veth", "peer", "name", "pr-ba9876543210"]);
 
@@ -563,7 +500,7 @@ async fn a_crash_while_a_vpc_is_made_leaves_nothing_half_made() {
     berth::jobs::reconcile::at_start(&app.state.job_env()).await.unwrap();
     assert!(!namespaces().contains(&stray), "the unknown network is gone");
     let app = app.with_workers(1).await;
-    let done = wait_job(&app, &owner, org, &job).await;
+    let done = app.wait_job(&owner, org, job).await;
     assert_eq!(done["status"], "succeeded", "{done}");
     assert_eq!(done["attempts"], 2);
     let v = app.get(&format!("/api/v1/orgs/{org}/vpcs/{id}")).cookie(&owner).send().await.json();
@@ -578,7 +515,6 @@ async fn a_crash_while_a_vpc_is_made_leaves_nothing_half_made() {
         namespaces().into_iter().filter(|n| n.starts_with(&ns[..ns.len() - 32])).collect();
     assert_eq!(ours, std::slice::from_ref(&ns), "this Berth's networks: exactly its VPC's");
 
-    let r = app.delete(&format!("/api/v1/orgs/{org}/vpcs/{id}")).cookie(&owner).send().await;
-    assert_eq!(wait_job(&app, &owner, org, r.json()["id"].as_str().unwrap()).await["status"], "succeeded");
+    app.delete_vpc(&owner, org, id).await;
     assert!(!namespaces().contains(&ns));
 }

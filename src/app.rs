@@ -13,7 +13,8 @@ use crate::auth::token::{self, TagKey};
 use crate::auth::{PasswordHasher, PgSessionStore};
 use crate::clock::Clock;
 use crate::config::AuthConfig;
-use crate::jobs::{DataPlane, JobEnv};
+use crate::jobs::JobEnv;
+use crate::provision::DataPlane;
 
 #[derive(Clone, FromRef)]
 pub struct AppState {

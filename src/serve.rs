@@ -20,8 +20,9 @@ use crate::config::{
 use crate::crypto::MasterKey;
 use crate::http::build_router;
 use crate::jobs::worker::Workers;
-use crate::jobs::{DataPlane, JobEnv, reconcile};
+use crate::jobs::{JobEnv, reconcile};
 use crate::pg::{EmbeddedOptions, EmbeddedPg, PgBinaries, RunAs};
+use crate::provision::DataPlane;
 use crate::provision::Provisioner;
 use crate::provision::catalog::Catalog;
 use crate::provision::local::LocalDriver;

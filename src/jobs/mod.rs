@@ -16,6 +16,7 @@ pub mod network;
 mod queue;
 pub mod reconcile;
 pub mod schedule;
+mod spec;
 pub mod stats;
 pub mod step;
 mod steps;
@@ -23,19 +24,13 @@ pub mod worker;
 
 use std::sync::Arc;
 
-use anyhow::Context;
-use secrecy::{ExposeSecret, SecretString};
-use uuid::Uuid;
-
 use crate::clock::Clock;
-use crate::crypto::MasterKey;
 use crate::db;
-use crate::provision::catalog::Catalog;
-use crate::provision::{NodeSpec, Provisioner};
 
 pub use self::kinds::JobKind;
 pub use self::queue::{Enqueue, NotEnqueued, enqueue};
 pub use self::step::Step;
+pub use crate::provision::DataPlane;
 
 // The kind texts, for callers that still enqueue with [`Enqueue::store`] and
 // [`Enqueue::network`]; new code names the kind's type (`Enqueue::typed::<kinds::Restore>`).
@@ -55,114 +50,6 @@ pub const CREATE_PEERING: &str = kinds::CreatePeering::KIND;
 pub const DELETE_PEERING: &str = kinds::DeletePeering::KIND;
 /// Does nothing: for measuring the queue itself.
 pub const NOOP: &str = kinds::Noop::KIND;
-
-/// What jobs act with: the data plane, the secrets to drive it, and the operator's limits on it.
-#[derive(Debug, Clone)]
-pub struct DataPlane {
-    pub driver: Arc<dyn Provisioner>,
-    pub catalog: Arc<Catalog>,
-    pub master_key: MasterKey,
-    /// Loopback ports handed to nodes.
-    pub ports: std::ops::RangeInclusive<u16>,
-    /// The operator's default quotas of every organization.
-    pub quotas: crate::quota::Quotas,
-    /// The shortest time a backup schedule may leave between two backups of one kind.
-    pub backup_min_interval: std::time::Duration,
-    /// Where backups and archived WAL are kept.
-    pub backups: Arc<dyn crate::backup::BackupStore>,
-}
-
-impl DataPlane {
-    /// The driver's spec of a node at `now`, with the store's secrets decrypted and the firewall
-    /// rules in force. A private store with no rules admits its VPC and the VPCs actively peered
-    /// with it; with rules, exactly what they allow.
-    pub async fn node_spec(
-        &self,
-        db: &sqlx::PgPool,
-        org_id: Uuid,
-        store_id: Uuid,
-        node_id: Uuid,
-        now: time::OffsetDateTime,
-    ) -> anyhow::Result<Option<NodeSpec>> {
-        let Some(store) = db::stores::get_by_id(db, org_id, store_id).await? else { return Ok(None) };
-        let nodes = db::stores::nodes(db, org_id, &[store_id]).await?;
-        let Some(node) = nodes.iter().find(|n| n.id == node_id) else { return Ok(None) };
-        let secrets = db::stores::secrets(db, org_id, store_id).await?.context("store secrets")?;
-        let settings = self
-            .catalog
-            .settings(&store.instance_size)
-            .with_context(|| format!("instance size {} is no longer in the catalog", store.instance_size))?;
-        let network = match store.vpc_id {
-            Some(vpc_id) => Some(network::node_network(db, org_id, vpc_id, &node.host).await?),
-            None => None,
-        };
-        let mut access = db::firewall::sources(db, org_id, store_id, now).await?;
-        if let (Some(vpc_id), true) = (store.vpc_id, access.is_empty()) {
-            access = db::vpcs::default_sources(db, org_id, vpc_id).await?;
-        }
-        let reveal = |blob: &[u8]| -> anyhow::Result<SecretString> {
-            let plain = self.master_key.decrypt(blob, store_id.as_bytes())?;
-            Ok(SecretString::from(String::from_utf8(plain).context("password is not UTF-8")?))
-        };
-        Ok(Some(NodeSpec {
-            store_id,
-            node_id,
-            version: store.version.clone(),
-            port: u16::try_from(node.port).context("port out of range")?,
-            settings,
-            volume_size_gb: u32::try_from(store.volume_size_gb).context("volume size out of range")?,
-            admin_user: store.admin_user.clone(),
-            admin_password: reveal(&secrets.admin_password_enc)?,
-            database: store.database_name.clone(),
-            replication_password: reveal(&secrets.replication_password_enc)?,
-            access,
-            user_hosts: db::db_users::host_restrictions(db, org_id, store_id).await?,
-            tls: Some(self.node_tls(db, org_id, &node.host, now).await?),
-            wal_archive: Some(self.backups.wal_dir(store_id)),
-            network,
-        }))
-    }
-
-    /// Enough of a node's spec to reach it over Berth's administrative path and ask how it is:
-    /// no secrets decrypted and no certificate issued, for the health checks and the statistics
-    /// that visit every node every few seconds.
-    pub fn probe_spec(&self, node: &db::stores::NodeRow) -> anyhow::Result<NodeSpec> {
-        Ok(NodeSpec {
-            port: u16::try_from(node.port).context("port out of range")?,
-            ..NodeSpec::bare(node.store_id, node.id)
-        })
-    }
-
-    /// The organization's CA (certificate PEM and key), made on first use.
-    pub async fn org_ca(
-        &self,
-        db: &sqlx::PgPool,
-        org_id: Uuid,
-        now: time::OffsetDateTime,
-    ) -> anyhow::Result<(String, SecretString)> {
-        if db::org_cas::get(db, org_id).await?.is_none() {
-            let (cert, key) = crate::tls::new_ca(org_id, now)?;
-            let sealed = self.master_key.encrypt(key.expose_secret().as_bytes(), org_id.as_bytes());
-            db::org_cas::insert_if_absent(db, org_id, &cert, &sealed, now).await?;
-        }
-        let ca = db::org_cas::get(db, org_id).await?.context("the CA vanished")?;
-        let key = self.master_key.decrypt(&ca.key_enc, org_id.as_bytes())?;
-        Ok((ca.cert_pem, SecretString::from(String::from_utf8(key).context("CA key is not UTF-8")?)))
-    }
-
-    async fn node_tls(
-        &self,
-        db: &sqlx::PgPool,
-        org_id: Uuid,
-        host: &str,
-        now: time::OffsetDateTime,
-    ) -> anyhow::Result<crate::provision::NodeTls> {
-        let (_, ca_key) = self.org_ca(db, org_id, now).await?;
-        let hosts: Vec<&str> = if host == "127.0.0.1" { vec!["localhost", host] } else { vec![host] };
-        let (cert_pem, key_pem) = crate::tls::issue_server_cert(org_id, &ca_key, &hosts, now)?;
-        Ok(crate::provision::NodeTls { cert_pem, key_pem })
-    }
-}
 
 /// Picks `n` ports of the plane's range that no node row holds and nothing listens on, under a
 /// transaction-scoped lock so that two requests cannot pick the same. A range used up is the

@@ -4,6 +4,7 @@
 pub mod catalog;
 pub mod local;
 pub mod parameters;
+mod plane;
 pub mod sizing;
 pub mod sql;
 
@@ -15,6 +16,8 @@ use async_trait::async_trait;
 use ipnet::Ipv4Net;
 use secrecy::SecretString;
 use uuid::Uuid;
+
+pub use self::plane::DataPlane;
 
 /// Server settings derived from an instance size.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,5 +6,7 @@
 pub mod backups;
 pub mod jobs;
 pub mod members;
+pub mod nodes;
 pub mod peerings;
+pub mod stores;
 pub mod vpcs;

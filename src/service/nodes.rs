@@ -11,7 +11,7 @@ use crate::db;
 use crate::db::jobs::JobRow;
 use crate::db::stores::{NodeRow, StoreRow};
 use crate::domain::{Ctx, Error, Result, StoreOperation, StoreStatus};
-use crate::jobs::{self, step};
+use crate::jobs::{self, Step, kinds};
 use crate::quota::{self, Quota};
 use crate::service::jobs::{Enqueue, busy, enqueue};
 use crate::service::stores::{self, StoreDetail};
@@ -62,7 +62,7 @@ pub async fn add(
         vpcs::place_nodes(&mut tx, ctx, vpc_id, &[node]).await?;
     }
     let steps = add_steps(node);
-    let job = enqueue(&mut tx, state, ctx, Enqueue::store(store_id, jobs::ADD_NODE, steps)).await?;
+    let job = enqueue(&mut tx, state, ctx, Enqueue::of::<kinds::AddNode>(store_id, steps)).await?;
     let change = NodeChange { action: "store.node_added", node, node_count: nodes.len() as i32 + 1 };
     finish_node_change(state, meta, ctx, actor, tx, &store, job, change).await
 }
@@ -76,8 +76,8 @@ fn check_room(count: usize, max: u32) -> Result<()> {
 }
 
 /// The steps of adding `node`: a replica copied from the primary.
-pub fn add_steps(node: Uuid) -> Vec<String> {
-    vec![step::on(step::CREATE_REPLICA, node), step::FINISH_AVAILABLE.into()]
+pub fn add_steps(node: Uuid) -> Vec<Step> {
+    vec![Step::CreateReplica(node), Step::FinishAvailable]
 }
 
 /// Removes a replica. The primary cannot be removed while replicas exist (remove them first, or
@@ -94,7 +94,7 @@ pub async fn remove(
     let (store, nodes) = store_for_node_op(&mut tx, ctx, store_id).await?;
     check_removable(&nodes, node_id)?;
     let steps = remove_steps(node_id);
-    let job = enqueue(&mut tx, state, ctx, Enqueue::store(store_id, jobs::REMOVE_NODE, steps)).await?;
+    let job = enqueue(&mut tx, state, ctx, Enqueue::of::<kinds::RemoveNode>(store_id, steps)).await?;
     let change =
         NodeChange { action: "store.node_removed", node: node_id, node_count: nodes.len() as i32 - 1 };
     finish_node_change(state, meta, ctx, actor, tx, &store, job, change).await
@@ -115,8 +115,8 @@ fn check_removable(nodes: &[NodeRow], node_id: Uuid) -> Result<()> {
 }
 
 /// The steps of removing `node`.
-pub fn remove_steps(node: Uuid) -> Vec<String> {
-    vec![step::on(step::REMOVE_NODE, node), step::FINISH_AVAILABLE.into()]
+pub fn remove_steps(node: Uuid) -> Vec<Step> {
+    vec![Step::RemoveNode(node), Step::FinishAvailable]
 }
 
 struct NodeChange {
@@ -175,7 +175,7 @@ pub async fn restart(
     let (_, nodes) = store_for_node_op(&mut tx, ctx, store_id).await?;
     nodes.iter().find(|n| n.id == node_id).ok_or(Error::NotFound("node"))?;
     let steps = restart_steps(node_id);
-    let job = enqueue(&mut tx, state, ctx, Enqueue::store(store_id, jobs::RESTART_NODE, steps)).await?;
+    let job = enqueue(&mut tx, state, ctx, Enqueue::of::<kinds::RestartNode>(store_id, steps)).await?;
     Event::new("store.node_restarted", meta)
         .in_ctx(ctx, actor)
         .target(format!("store:{store_id}"))
@@ -188,8 +188,8 @@ pub async fn restart(
 }
 
 /// The steps of restarting `node`.
-pub fn restart_steps(node: Uuid) -> Vec<String> {
-    vec![step::on(step::RESTART_NODE, node), step::FINISH_AVAILABLE.into()]
+pub fn restart_steps(node: Uuid) -> Vec<Step> {
+    vec![Step::RestartNode(node), Step::FinishAvailable]
 }
 
 #[cfg(test)]
@@ -201,10 +201,10 @@ mod tests {
     #[test]
     fn each_node_operation_is_one_step_on_its_node_then_the_finish() {
         let id = Uuid::now_v7();
-        let finish = step::FINISH_AVAILABLE.to_owned();
-        assert_eq!(add_steps(id), vec![step::on(step::CREATE_REPLICA, id), finish.clone()]);
-        assert_eq!(remove_steps(id), vec![step::on(step::REMOVE_NODE, id), finish.clone()]);
-        assert_eq!(restart_steps(id), vec![step::on(step::RESTART_NODE, id), finish]);
+        let finish = Step::FinishAvailable;
+        assert_eq!(add_steps(id), vec![Step::CreateReplica(id), finish]);
+        assert_eq!(remove_steps(id), vec![Step::RemoveNode(id), finish]);
+        assert_eq!(restart_steps(id), vec![Step::RestartNode(id), finish]);
     }
 
     #[test]

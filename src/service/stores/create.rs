@@ -18,7 +18,8 @@ use crate::db;
 use crate::db::backups::BackupRow;
 use crate::db::jobs::JobRow;
 use crate::domain::{Ctx, Error, Result, StoreNetwork, names, on_constraint};
-use crate::jobs::{self, step};
+use crate::jobs::kinds::{self, CreateStoreParams};
+use crate::jobs::{self, Step};
 use crate::provision::catalog::Choice;
 use crate::quota::{self, Quota};
 use crate::service::jobs::{Enqueue, enqueue};
@@ -225,10 +226,9 @@ pub async fn create(
     let steps = create_steps(&node_ids, fork.is_some());
     let params = match (&fork, &cmd.restore_from) {
         (Some(backup), Some(from)) => fork_params(from, backup.id),
-        _ => serde_json::json!({}),
+        _ => CreateStoreParams::default(),
     };
-    let job = enqueue(&mut tx, state, ctx, Enqueue::store(id, jobs::CREATE_STORE, steps).with_params(params))
-        .await?;
+    let job = enqueue(&mut tx, state, ctx, Enqueue::typed::<kinds::CreateStore>(id, params, steps)).await?;
     Event::new("store.created", meta)
         .in_ctx(ctx, actor)
         .target(format!("store:{id}"))
@@ -263,25 +263,25 @@ fn role(i: usize) -> &'static str {
 
 /// The steps that build a new store of these nodes (the primary first): the primary made empty
 /// or from the fork's backup, then each replica copied from it.
-pub fn create_steps(node_ids: &[Uuid], fork: bool) -> Vec<String> {
-    let first = if fork { step::FORK_PRIMARY } else { step::CREATE_PRIMARY };
-    let mut steps: Vec<String> = node_ids
+pub fn create_steps(node_ids: &[Uuid], fork: bool) -> Vec<Step> {
+    let mut steps: Vec<Step> = node_ids
         .iter()
         .enumerate()
-        .map(|(i, node)| step::on(if i == 0 { first } else { step::CREATE_REPLICA }, *node))
+        .map(|(i, &node)| match (i, fork) {
+            (0, true) => Step::ForkPrimary(node),
+            (0, false) => Step::CreatePrimary(node),
+            _ => Step::CreateReplica(node),
+        })
         .collect();
-    steps.push(step::FINISH_AVAILABLE.into());
+    steps.push(Step::FinishAvailable);
     steps
 }
 
 /// What the fork's steps read back: the source store, the backup found for it, and the moment
 /// asked for.
-fn fork_params(from: &RestoreFrom, backup_id: Uuid) -> serde_json::Value {
-    serde_json::json!({ "restore_from": {
-        "store_id": from.store_id,
-        "backup_id": backup_id,
-        "point_in_time": from.point_in_time.map(|t| t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()),
-    }})
+fn fork_params(from: &RestoreFrom, backup_id: Uuid) -> CreateStoreParams {
+    let from = kinds::RestoreFrom { store_id: from.store_id, backup_id, point_in_time: from.point_in_time };
+    CreateStoreParams { restore_from: Some(from) }
 }
 
 /// The backup a fork starts from, checked: a store of the organization (deleted or not), a good
@@ -346,10 +346,10 @@ mod tests {
         assert_eq!(
             create_steps(&nodes, false),
             vec![
-                step::on(step::CREATE_PRIMARY, nodes[0]),
-                step::on(step::CREATE_REPLICA, nodes[1]),
-                step::on(step::CREATE_REPLICA, nodes[2]),
-                step::FINISH_AVAILABLE.to_owned(),
+                Step::CreatePrimary(nodes[0]),
+                Step::CreateReplica(nodes[1]),
+                Step::CreateReplica(nodes[2]),
+                Step::FinishAvailable,
             ]
         );
         assert_eq!((role(0), role(1), role(2)), ("primary", "replica", "replica"));
@@ -359,9 +359,9 @@ mod tests {
     fn a_fork_restores_its_primary_from_the_backup() {
         let nodes = [Uuid::now_v7(), Uuid::now_v7()];
         let steps = create_steps(&nodes, true);
-        assert_eq!(steps[0], step::on(step::FORK_PRIMARY, nodes[0]));
-        assert_eq!(steps[1], step::on(step::CREATE_REPLICA, nodes[1]));
-        assert_eq!(steps.last().map(String::as_str), Some(step::FINISH_AVAILABLE));
+        assert_eq!(steps[0], Step::ForkPrimary(nodes[0]));
+        assert_eq!(steps[1], Step::CreateReplica(nodes[1]));
+        assert_eq!(steps.last(), Some(&Step::FinishAvailable));
     }
 
     #[test]
@@ -369,12 +369,10 @@ mod tests {
         let (store_id, backup_id) = (Uuid::now_v7(), Uuid::now_v7());
         let at = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
         let from = RestoreFrom { store_id, backup_id: None, point_in_time: Some(at) };
-        let p = fork_params(&from, backup_id);
-        assert_eq!(p["restore_from"]["store_id"], store_id.to_string());
-        assert_eq!(p["restore_from"]["backup_id"], backup_id.to_string());
-        assert_eq!(p["restore_from"]["point_in_time"], "2023-11-14T22:13:20Z");
+        let p = fork_params(&from, backup_id).restore_from.unwrap();
+        assert_eq!((p.store_id, p.backup_id, p.point_in_time), (store_id, backup_id, Some(at)));
         let from = RestoreFrom { store_id, backup_id: Some(backup_id), point_in_time: None };
-        assert!(fork_params(&from, backup_id)["restore_from"]["point_in_time"].is_null());
+        assert_eq!(fork_params(&from, backup_id).restore_from.unwrap().point_in_time, None);
     }
 
     #[test]

@@ -19,7 +19,7 @@ use crate::db;
 use crate::db::jobs::JobRow;
 use crate::db::stores::{ListFilter, NodeRow, StoreRow};
 use crate::domain::{Ctx, Error, NodeState, Result, StoreOperation, StoreStatus, names, on_constraint};
-use crate::jobs::{self, step};
+use crate::jobs::{Step, kinds};
 use crate::provision::catalog::Choice;
 use crate::provision::sizing;
 use crate::service::jobs::{Enqueue, enqueue};
@@ -188,7 +188,7 @@ pub async fn update(
     if resizing {
         let nodes = db::stores::nodes(&mut *tx, ctx.org_id, &[store_id]).await?;
         let steps = resize_steps(&nodes, size.is_some());
-        job = Some(enqueue(&mut tx, state, ctx, Enqueue::store(store_id, jobs::RESIZE_STORE, steps)).await?);
+        job = Some(enqueue(&mut tx, state, ctx, Enqueue::of::<kinds::ResizeStore>(store_id, steps)).await?);
     }
     Event::new("store.updated", meta)
         .in_ctx(ctx, actor)
@@ -211,13 +211,13 @@ pub async fn update(
 /// The steps of a resize: a new instance size restarts every node, replicas first so that the
 /// primary restarts last and once (a restart also brings each volume to its new size); a larger
 /// volume alone grows each node's.
-pub fn resize_steps(nodes: &[NodeRow], new_instance_size: bool) -> Vec<String> {
-    let mut steps: Vec<String> = if new_instance_size {
-        replicas_first(nodes).map(|n| step::on(step::RECONFIGURE_NODE, n.id)).collect()
+pub fn resize_steps(nodes: &[NodeRow], new_instance_size: bool) -> Vec<Step> {
+    let mut steps: Vec<Step> = if new_instance_size {
+        replicas_first(nodes).map(|n| Step::ReconfigureNode(n.id)).collect()
     } else {
-        nodes.iter().map(|n| step::on(step::GROW_VOLUME, n.id)).collect()
+        nodes.iter().map(|n| Step::GrowVolume(n.id)).collect()
     };
-    steps.push(step::FINISH_AVAILABLE.into());
+    steps.push(Step::FinishAvailable);
     steps
 }
 
@@ -246,7 +246,7 @@ pub async fn delete(
     store.status.check(StoreOperation::Delete)?;
     let nodes = db::stores::nodes(&mut *tx, ctx.org_id, &[store_id]).await?;
     let steps = delete_steps(&nodes, delete_backups);
-    let job = enqueue(&mut tx, state, ctx, Enqueue::store(store_id, jobs::DELETE_STORE, steps)).await?;
+    let job = enqueue(&mut tx, state, ctx, Enqueue::of::<kinds::DeleteStore>(store_id, steps)).await?;
     db::stores::set_status(&mut *tx, ctx.org_id, store_id, StoreStatus::Deleting, state.clock.now()).await?;
     Event::new("store.deleted", meta)
         .in_ctx(ctx, actor)
@@ -261,12 +261,12 @@ pub async fn delete(
 }
 
 /// The steps of a deletion: every node removed, the primary last; then the backups, if asked.
-pub fn delete_steps(nodes: &[NodeRow], delete_backups: bool) -> Vec<String> {
-    let mut steps: Vec<String> = replicas_first(nodes).map(|n| step::on(step::REMOVE_NODE, n.id)).collect();
+pub fn delete_steps(nodes: &[NodeRow], delete_backups: bool) -> Vec<Step> {
+    let mut steps: Vec<Step> = replicas_first(nodes).map(|n| Step::RemoveNode(n.id)).collect();
     if delete_backups {
-        steps.push(step::DELETE_BACKUPS.into());
+        steps.push(Step::DeleteBackups);
     }
-    steps.push(step::FINISH_DELETED.into());
+    steps.push(Step::FinishDeleted);
     steps
 }
 
@@ -283,7 +283,7 @@ pub async fn repair(
     store.status.check(StoreOperation::Repair)?;
     let nodes = db::stores::nodes(&mut *tx, ctx.org_id, &[store_id]).await?;
     let steps = repair_steps(&nodes);
-    let job = enqueue(&mut tx, state, ctx, Enqueue::store(store_id, jobs::REPAIR_STORE, steps)).await?;
+    let job = enqueue(&mut tx, state, ctx, Enqueue::of::<kinds::RepairStore>(store_id, steps)).await?;
     Event::new("store.repaired", meta)
         .in_ctx(ctx, actor)
         .target(format!("store:{store_id}"))
@@ -297,15 +297,15 @@ pub async fn repair(
 
 /// The steps of a repair: each node that is not running rebuilt, the primary first (replicas are
 /// copied afresh from it).
-pub fn repair_steps(nodes: &[NodeRow]) -> Vec<String> {
+pub fn repair_steps(nodes: &[NodeRow]) -> Vec<Step> {
     let mut sorted: Vec<&NodeRow> = nodes.iter().collect();
     sorted.sort_by_key(|n| n.role != "primary");
-    let mut steps: Vec<String> = sorted
+    let mut steps: Vec<Step> = sorted
         .into_iter()
         .filter(|n| n.state != NodeState::Running)
-        .map(|n| step::on(step::REBUILD_NODE, n.id))
+        .map(|n| Step::RebuildNode(n.id))
         .collect();
-    steps.push(step::FINISH_AVAILABLE.into());
+    steps.push(Step::FinishAvailable);
     steps
 }
 
@@ -370,25 +370,25 @@ pub(crate) mod tests {
     #[test]
     fn a_new_instance_size_restarts_the_primary_last() {
         let nodes = store_of_three();
-        let on = |i: usize| step::on(step::RECONFIGURE_NODE, nodes[i].id);
-        assert_eq!(resize_steps(&nodes, true), vec![on(1), on(2), on(0), step::FINISH_AVAILABLE.into()]);
+        let on = |i: usize| Step::ReconfigureNode(nodes[i].id);
+        assert_eq!(resize_steps(&nodes, true), vec![on(1), on(2), on(0), Step::FinishAvailable]);
     }
 
     #[test]
     fn a_larger_volume_alone_grows_every_node_in_place() {
         let nodes = store_of_three();
-        let on = |i: usize| step::on(step::GROW_VOLUME, nodes[i].id);
-        assert_eq!(resize_steps(&nodes, false), vec![on(0), on(1), on(2), step::FINISH_AVAILABLE.into()]);
+        let on = |i: usize| Step::GrowVolume(nodes[i].id);
+        assert_eq!(resize_steps(&nodes, false), vec![on(0), on(1), on(2), Step::FinishAvailable]);
     }
 
     #[test]
     fn a_deletion_removes_the_primary_last_and_the_backups_if_asked() {
         let nodes = store_of_three();
-        let on = |i: usize| step::on(step::REMOVE_NODE, nodes[i].id);
-        assert_eq!(delete_steps(&nodes, false), vec![on(1), on(2), on(0), step::FINISH_DELETED.into()]);
+        let on = |i: usize| Step::RemoveNode(nodes[i].id);
+        assert_eq!(delete_steps(&nodes, false), vec![on(1), on(2), on(0), Step::FinishDeleted]);
         assert_eq!(
             delete_steps(&nodes, true),
-            vec![on(1), on(2), on(0), step::DELETE_BACKUPS.into(), step::FINISH_DELETED.into()]
+            vec![on(1), on(2), on(0), Step::DeleteBackups, Step::FinishDeleted]
         );
     }
 
@@ -399,10 +399,10 @@ pub(crate) mod tests {
             node("replica", NodeState::Running),
             node("primary", NodeState::Failed),
         ];
-        let on = |i: usize| step::on(step::REBUILD_NODE, nodes[i].id);
-        assert_eq!(repair_steps(&nodes), vec![on(2), on(0), step::FINISH_AVAILABLE.into()]);
+        let on = |i: usize| Step::RebuildNode(nodes[i].id);
+        assert_eq!(repair_steps(&nodes), vec![on(2), on(0), Step::FinishAvailable]);
         let healthy = store_of_three();
-        assert_eq!(repair_steps(&healthy), vec![step::FINISH_AVAILABLE.to_owned()]);
+        assert_eq!(repair_steps(&healthy), vec![Step::FinishAvailable]);
     }
 
     #[test]

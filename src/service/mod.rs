@@ -10,4 +10,5 @@ pub mod firewall;
 pub mod jobs;
 pub mod members;
 pub mod peerings;
+pub mod system;
 pub mod vpcs;

@@ -186,6 +186,7 @@ async fn list_users(
         (status = 404, description = "No such store for the caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The user exists, or the store is not running", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid name, password, privilege, database or host", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Made, but a node could not take its host network now", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn create_user(
@@ -212,6 +213,7 @@ async fn create_user(
         (status = 204, description = "Dropped"),
         (status = 404, description = "No such store or user", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The store is not running", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Dropped, but a node could not take its new access now", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn drop_user(

@@ -158,23 +158,6 @@ impl From<anyhow::Error> for ApiError {
 
 pub use crate::domain::on_constraint;
 
-/// SQLSTATEs by which a store's PostgreSQL says that what was to be created exists:
-/// `duplicate_database`, `duplicate_object`, and `unique_violation`, which a catalog's unique
-/// index raises when two concurrent CREATEs both passed the server's own check for a name.
-const DUPLICATE_SQLSTATES: [&str; 3] = ["42P04", "42710", "23505"];
-
-/// Maps a data-plane error saying "it exists" to `conflict` (two requests racing to create one
-/// database or role both passed Berth's check); anything else is a 500.
-pub fn on_duplicate(err: anyhow::Error, conflict: impl FnOnce() -> ApiError) -> ApiError {
-    let duplicate = err.chain().any(|e| {
-        e.downcast_ref::<sqlx::Error>()
-            .and_then(|e| e.as_database_error())
-            .and_then(|db| db.code())
-            .is_some_and(|code| DUPLICATE_SQLSTATES.contains(&code.as_ref()))
-    });
-    if duplicate { conflict() } else { DomainError::Internal(err).into() }
-}
-
 impl From<crate::auth::throttle::Throttled> for ApiError {
     fn from(t: crate::auth::throttle::Throttled) -> Self {
         Self::TooManyRequests { retry_after_secs: t.retry_after_secs }

@@ -18,6 +18,7 @@ pub mod quotas;
 pub mod sessions;
 pub mod stats;
 pub mod stores;
+pub mod system;
 pub mod tokens;
 pub mod users;
 pub mod vpcs;

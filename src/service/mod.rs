@@ -3,10 +3,14 @@
 //! returns domain values or a domain error; the HTTP handlers extract, authorize, call and
 //! render. Nothing here knows HTTP.
 
+pub mod access;
 pub mod backups;
+pub mod databases;
+pub mod firewall;
 pub mod jobs;
 pub mod members;
 pub mod nodes;
 pub mod peerings;
 pub mod stores;
+pub mod system;
 pub mod vpcs;

@@ -6,7 +6,7 @@ use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::http::extract::{AppJson, Authenticated};
-use crate::provision::catalog::{DeployOptions, VpcSupport};
+use crate::service::system::{self, DeployOptions};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(deploy_options))
@@ -23,13 +23,5 @@ pub fn router() -> OpenApiRouter<AppState> {
     )
 )]
 async fn deploy_options(State(state): State<AppState>, _user: Authenticated) -> AppJson<DeployOptions> {
-    let mut options = state.plane.catalog.options().clone();
-    // One driver serves every cloud of the catalog: the host decides for all of them.
-    let vpcs = VpcSupport::from(state.plane.driver.networks_available());
-    let isolation = state.plane.driver.isolation();
-    for cloud in &mut options.clouds {
-        cloud.vpcs = vpcs.clone();
-        cloud.isolation = isolation.clone();
-    }
-    AppJson(options)
+    AppJson(system::deploy_options(&state))
 }

@@ -5,19 +5,15 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::MIGRATOR;
 use crate::app::AppState;
-use crate::db;
-use crate::domain::Scope;
+use crate::db::jobs::WorkerRow;
 use crate::error::ApiResult;
 use crate::http::extract::{AppJson, Authenticated};
+use crate::service::system::{self, Isolation, Quarantined};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(status)).routes(routes!(health)).routes(routes!(system_status))
 }
-
-/// A worker not heard from for this long is gone.
-const WORKER_GONE: time::Duration = time::Duration::seconds(30);
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Alive {
@@ -66,50 +62,19 @@ pub struct Health {
     )
 )]
 async fn health(State(state): State<AppState>) -> (StatusCode, AppJson<Health>) {
-    let probe = async {
-        let applied: i64 = sqlx::query_scalar("select count(*) from _sqlx_migrations where success")
-            .fetch_one(&state.db)
-            .await?;
-        let workers = db::jobs::live_workers(&state.db, state.clock.now() - WORKER_GONE).await?.len();
-        Ok::<_, sqlx::Error>((applied, workers))
-    };
-    let mut live_workers = None;
-    let known = MIGRATOR.iter().count();
-    let (status, database) = match tokio::time::timeout(std::time::Duration::from_secs(3), probe).await {
-        Ok(Ok((applied, workers))) => {
-            live_workers = Some(workers);
-            let ready = applied as usize >= known && workers > 0;
-            (
-                if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE },
-                DatabaseHealth {
-                    reachable: true,
-                    server_version: None,
-                    migrations_applied: Some(applied),
-                    migrations_known: known,
-                },
-            )
-        }
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "health probe failed");
-            (StatusCode::SERVICE_UNAVAILABLE, unreachable(known))
-        }
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, unreachable(known)),
-    };
+    let probe = system::readiness(&state).await;
+    let ready = probe.ready();
     let health = Health {
-        status: if status == StatusCode::OK { "ok" } else { "unavailable" }.into(),
-        database,
-        live_workers,
+        status: if ready { "ok" } else { "unavailable" }.into(),
+        database: DatabaseHealth {
+            reachable: probe.reached.is_some(),
+            server_version: None,
+            migrations_applied: probe.reached.map(|r| r.migrations_applied),
+            migrations_known: probe.migrations_known,
+        },
+        live_workers: probe.reached.map(|r| r.live_workers),
     };
-    (status, AppJson(health))
-}
-
-fn unreachable(known: usize) -> DatabaseHealth {
-    DatabaseHealth {
-        reachable: false,
-        server_version: None,
-        migrations_applied: None,
-        migrations_known: known,
-    }
+    (if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, AppJson(health))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -121,6 +86,18 @@ pub struct WorkerInfo {
     pub started_at: time::OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub heartbeat_at: time::OffsetDateTime,
+}
+
+impl From<WorkerRow> for WorkerInfo {
+    fn from(w: WorkerRow) -> Self {
+        Self {
+            id: w.id,
+            hostname: w.hostname,
+            pid: w.pid,
+            started_at: w.started_at,
+            heartbeat_at: w.heartbeat_at,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -138,10 +115,10 @@ pub struct DriverInfo {
     /// PostgreSQL major versions the driver can run here.
     pub postgres_versions: Vec<String>,
     /// What separates one store from another here.
-    pub isolation: crate::provision::Isolation,
+    pub isolation: Isolation,
     /// Nodes found on the host that no store knows, set aside untouched rather than deleted:
     /// for an operator to take back or remove (`berth quarantine purge <id>`).
-    pub quarantined: Vec<crate::provision::Quarantined>,
+    pub quarantined: Vec<Quarantined>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -180,53 +157,40 @@ async fn system_status(
     State(state): State<AppState>,
     user: Authenticated,
 ) -> ApiResult<AppJson<SystemStatus>> {
-    let version: String = sqlx::query_scalar("show server_version").fetch_one(&state.db).await?;
-    let applied: i64 = sqlx::query_scalar("select count(*) from _sqlx_migrations where success")
-        .fetch_one(&state.db)
-        .await?;
-    let workers = db::jobs::live_workers(&state.db, state.clock.now() - WORKER_GONE).await?;
-    let q = db::jobs::queue_stats(&state.db).await?;
-    let admin_of: Vec<uuid::Uuid> =
-        user.principal.orgs.iter().filter(|o| o.role.allows(Scope::OrgAdmin)).map(|o| o.id).collect();
-    let is_admin = !admin_of.is_empty();
-    let mut organizations: Vec<OrgStores> =
-        admin_of.iter().map(|id| OrgStores { org_id: *id, stores: Default::default() }).collect();
-    for (org, status, n) in db::stores::count_by_status(&state.db, &admin_of).await? {
-        if let Some(o) = organizations.iter_mut().find(|o| o.org_id == org) {
-            o.stores.insert(status.to_string(), n);
+    let s = system::status(&state, &user.principal).await?;
+    let (workers, driver) = match s.admin {
+        Some(a) => {
+            let d = a.driver;
+            let driver = DriverInfo {
+                name: d.name,
+                postgres_versions: d.postgres_versions,
+                isolation: d.isolation,
+                quarantined: d.quarantined,
+            };
+            (Some(a.workers.into_iter().map(Into::into).collect()), Some(driver))
         }
-    }
+        None => (None, None),
+    };
     Ok(AppJson(SystemStatus {
         version: env!("CARGO_PKG_VERSION").into(),
         database: DatabaseHealth {
             reachable: true,
-            server_version: Some(version),
-            migrations_applied: Some(applied),
-            migrations_known: MIGRATOR.iter().count(),
+            server_version: Some(s.server_version),
+            migrations_applied: Some(s.migrations_applied),
+            migrations_known: s.migrations_known,
         },
-        live_workers: workers.len(),
-        queue: QueueInfo { queued: q.queued, running: q.running, oldest_queued_at: q.oldest_queued },
-        workers: is_admin.then(|| {
-            workers
-                .into_iter()
-                .map(|w| WorkerInfo {
-                    id: w.id,
-                    hostname: w.hostname,
-                    pid: w.pid,
-                    started_at: w.started_at,
-                    heartbeat_at: w.heartbeat_at,
-                })
-                .collect()
-        }),
-        driver: match is_admin {
-            true => Some(DriverInfo {
-                name: state.plane.driver.name().into(),
-                postgres_versions: state.plane.driver.postgres_versions(),
-                isolation: state.plane.driver.isolation(),
-                quarantined: state.plane.driver.quarantined()?,
-            }),
-            false => None,
+        live_workers: s.live_workers,
+        queue: QueueInfo {
+            queued: s.queue.queued,
+            running: s.queue.running,
+            oldest_queued_at: s.queue.oldest_queued,
         },
-        organizations,
+        workers,
+        driver,
+        organizations: s
+            .organizations
+            .into_iter()
+            .map(|(org_id, stores)| OrgStores { org_id, stores })
+            .collect(),
     }))
 }

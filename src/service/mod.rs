@@ -4,6 +4,7 @@
 //! render. Nothing here knows HTTP.
 
 pub mod backups;
+pub mod invitations;
 pub mod jobs;
 pub mod members;
 pub mod peerings;

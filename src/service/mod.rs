@@ -3,9 +3,11 @@
 //! returns domain values or a domain error; the HTTP handlers extract, authorize, call and
 //! render. Nothing here knows HTTP.
 
+pub mod audit;
 pub mod backups;
 pub mod invitations;
 pub mod jobs;
 pub mod members;
 pub mod peerings;
+pub mod stats;
 pub mod vpcs;

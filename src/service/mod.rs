@@ -4,10 +4,14 @@
 //! render. Nothing here knows HTTP.
 
 pub mod audit;
+pub mod auth;
 pub mod backups;
+pub mod ca;
 pub mod invitations;
 pub mod jobs;
 pub mod members;
 pub mod peerings;
+pub mod quotas;
 pub mod stats;
+pub mod users;
 pub mod vpcs;

@@ -437,4 +437,25 @@ mod tests {
         assert!(deletion_of(PeeringStatus::Provisioning).is_err());
         assert!(deletion_of(PeeringStatus::Deleting).is_err());
     }
+
+    #[test]
+    fn the_asking_side_sees_the_peer_only_once_it_is_accepted() {
+        let (us, them, their_vpc) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let ctx =
+            |org_id| Ctx { user_id: Uuid::nil(), org_id, role: Role::Owner, method: AuthMethod::Session };
+        let asked = peering(PeeringStatus::PendingAcceptance, us, them, their_vpc);
+        assert!(!peer_visible(&ctx(us), &asked));
+        assert!(peer_visible(&ctx(them), &asked));
+        assert!(!peer_visible(&ctx(us), &peering(PeeringStatus::Rejected, us, them, their_vpc)));
+        assert!(peer_visible(&ctx(us), &peering(PeeringStatus::Active, us, them, their_vpc)));
+        // Within one organization, at once.
+        assert!(peer_visible(&ctx(us), &peering(PeeringStatus::Provisioning, us, us, their_vpc)));
+    }
+
+    #[test]
+    fn access_opens_after_the_link_and_closes_before_it_goes() {
+        let id = Uuid::now_v7();
+        assert_eq!(connect_steps(id), vec![Step::ConnectPeering(id), Step::ApplyPeeringAccess(id)]);
+        assert_eq!(disconnect_steps(id), vec![Step::ApplyPeeringAccess(id), Step::DisconnectPeering(id)]);
+    }
 }

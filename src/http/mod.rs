@@ -4,7 +4,6 @@ pub mod extract;
 pub mod middleware;
 pub mod openapi;
 pub mod page;
-mod password;
 pub mod respond;
 pub mod rfc6749;
 mod router;

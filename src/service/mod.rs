@@ -4,13 +4,20 @@
 //! render. Nothing here knows HTTP.
 
 pub mod access;
+pub mod audit;
+pub mod auth;
 pub mod backups;
+pub mod ca;
 pub mod databases;
 pub mod firewall;
+pub mod invitations;
 pub mod jobs;
 pub mod members;
 pub mod nodes;
 pub mod peerings;
+pub mod quotas;
+pub mod stats;
 pub mod stores;
 pub mod system;
+pub mod users;
 pub mod vpcs;

@@ -1,5 +1,5 @@
-//! VPCs: making and deleting them, placing a new store in one, and giving its nodes their
-//! addresses.
+//! VPCs: reading, making and deleting them, placing a new store in one, and giving its nodes
+//! their addresses.
 
 use ipnet::{IpNet, Ipv4Net};
 use serde::Deserialize;
@@ -15,7 +15,7 @@ use crate::db::vpcs::PeeringRow;
 use crate::db::vpcs::VpcRow;
 use crate::domain::names::store_name;
 use crate::domain::{Ctx, Error, PeeringStatus, Result, VpcBlock, VpcStatus, node_addresses, on_constraint};
-use crate::jobs::{self, step};
+use crate::jobs::{Step, kinds};
 use crate::quota::{self, Quota};
 use crate::service::jobs::{Enqueue, enqueue};
 
@@ -84,6 +84,16 @@ pub async fn place_nodes(
     Ok(())
 }
 
+/// The organization's VPCs.
+pub async fn list(state: &AppState, ctx: &Ctx) -> Result<Vec<VpcRow>> {
+    Ok(db::vpcs::list(&state.db, ctx).await?)
+}
+
+/// One VPC of the organization.
+pub async fn get(state: &AppState, ctx: &Ctx, vpc_id: Uuid) -> Result<VpcRow> {
+    db::vpcs::get(&state.db, ctx, vpc_id).await?.ok_or(Error::NotFound("VPC"))
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateVpc {
@@ -141,13 +151,9 @@ pub async fn create(
                 .then(|| Error::conflict("name_taken", format!("a VPC named {name} exists")))
         })
     })?;
-    let job = enqueue(
-        &mut tx,
-        state,
-        ctx,
-        Enqueue::network(jobs::CREATE_VPC, vec![step::on(step::CREATE_NETWORK, id)]),
-    )
-    .await?;
+    let job =
+        enqueue(&mut tx, state, ctx, Enqueue::network_of::<kinds::CreateVpc>(vec![Step::CreateNetwork(id)]))
+            .await?;
     Event::new("vpc.created", meta)
         .in_ctx(ctx, actor)
         .target(format!("vpc:{id}"))
@@ -202,7 +208,7 @@ pub async fn delete(
         &mut tx,
         state,
         ctx,
-        Enqueue::network(jobs::DELETE_VPC, vec![step::on(step::REMOVE_NETWORK, vpc_id)]),
+        Enqueue::network_of::<kinds::DeleteVpc>(vec![Step::RemoveNetwork(vpc_id)]),
     )
     .await?;
     Event::new("vpc.deleted", meta)

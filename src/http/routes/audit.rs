@@ -9,11 +9,11 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::app::AppState;
-use crate::db;
-use crate::db::audit::{EventRow, Filter};
+use crate::db::audit::EventRow;
 use crate::domain::Scope;
-use crate::error::{ApiError, ApiResult, Problem};
+use crate::error::{ApiResult, Problem};
 use crate::http::extract::{ActiveUser, AppJson, AppPath, AppQuery};
+use crate::service::audit::{self, Query};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list_events)).routes(routes!(verify_chain))
@@ -112,31 +112,18 @@ async fn list_events(
 ) -> ApiResult<AppJson<AuditPage>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::OrgAdmin)?;
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::field("limit", "must be 1 to 200"));
-    }
-    let before_id = q
-        .cursor
-        .as_deref()
-        .map(|c| c.parse::<i64>().map_err(|_| ApiError::field("cursor", "is not a cursor from this API")))
-        .transpose()?;
-    let filter = Filter {
+    let query = Query {
         actor: q.actor.as_deref(),
         action: q.action.as_deref(),
         from: q.from,
         to: q.to,
-        before_id,
-        limit: limit + 1,
+        cursor: q.cursor.as_deref(),
+        limit: q.limit,
     };
-    let mut rows = db::audit::list(&state.db, &ctx, &filter).await?;
-    let next_cursor = (rows.len() as i64 > limit).then(|| {
-        rows.truncate(limit as usize);
-        rows.last().map(|r| r.id.to_string())
-    });
+    let events = audit::list(&state, &ctx, &query).await?;
     Ok(AppJson(AuditPage {
-        items: rows.into_iter().map(Into::into).collect(),
-        next_cursor: next_cursor.flatten(),
+        items: events.items.into_iter().map(Into::into).collect(),
+        next_cursor: events.next,
     }))
 }
 
@@ -168,19 +155,10 @@ async fn verify_chain(
 ) -> ApiResult<AppJson<ChainVerification>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::OrgAdmin)?;
-    let chain = db::audit::chain(&state.db, &ctx).await?;
-    let mut prev: Option<Vec<u8>> = None;
-    let mut broken = None;
-    for ev in &chain {
-        if ev.prev_hash != prev || ev.compute_hash(prev.as_deref()) != ev.hash {
-            broken = Some(ev.id);
-            break;
-        }
-        prev = Some(ev.hash.clone());
-    }
+    let v = audit::verify(&state, &ctx).await?;
     Ok(AppJson(ChainVerification {
-        valid: broken.is_none(),
-        events_checked: chain.len(),
-        first_invalid_event_id: broken,
+        valid: v.first_invalid.is_none(),
+        events_checked: v.checked,
+        first_invalid_event_id: v.first_invalid,
     }))
 }

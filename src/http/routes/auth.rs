@@ -1,6 +1,6 @@
 use axum::extract::State;
 use axum::http::StatusCode;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
 use utoipa::ToSchema;
@@ -8,14 +8,13 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::AppState;
-use crate::audit::{Event, Outcome, RequestMeta};
+use crate::audit::RequestMeta;
 use crate::auth::{PRINCIPAL_KEY, USER_ID_KEY};
-use crate::db;
-use crate::domain::{AuthMethod, Principal, Scope, password};
+use crate::domain::{AuthMethod, Principal, Scope};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::http::extract::{AppJson, Authenticated};
-use crate::http::password::check_password;
 use crate::http::views::UserView;
+use crate::service::auth;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(login)).routes(routes!(logout)).routes(routes!(check))
@@ -56,29 +55,8 @@ async fn login(
     session: Session,
     AppJson(body): AppJson<LoginRequest>,
 ) -> ApiResult<AppJson<UserView>> {
-    let login = body.login.trim().to_lowercase();
-    if login.is_empty() || login.len() > 254 {
-        return Err(ApiError::field("login", "must be an e-mail address of 1 to 254 characters"));
-    }
-    if body.password.expose_secret().chars().count() > password::MAX_LEN {
-        return Err(ApiError::field("password", "is longer than any password can be"));
-    }
-    let user = db::users::find_for_login(&state.db, &login).await?;
-    let (principal, stored) = match user {
-        Some(u) => (Some(u.principal), Some(u.password_hash)),
-        None => (None, None),
-    };
-    let verdict = check_password(&state, &meta, &login, body.password, stored).await;
-    let outcome = match &verdict {
-        Ok(true) => Outcome::Success,
-        Ok(false) => Outcome::Failure,
-        Err(_) => Outcome::Denied,
-    };
-    audit_login(&state, &meta, &login, principal.as_ref(), outcome).await?;
-    if !verdict? {
-        return Err(ApiError::InvalidCredentials);
-    }
-    let principal = principal.ok_or_else(|| anyhow::anyhow!("verified a password without a user"))?;
+    let principal =
+        auth::login(&state, &meta, &body.login, body.password).await??.ok_or(ApiError::InvalidCredentials)?;
     let user_id = principal.user_id;
 
     // A new id at every login: a session id planted before login is worth nothing after it.
@@ -87,36 +65,6 @@ async fn login(
     session.insert(USER_ID_KEY, user_id).await.map_err(|e| anyhow::anyhow!("{e}"))?;
 
     Ok(AppJson(principal.into()))
-}
-
-/// Records a login attempt in the chain of every organization of the user it names (the system
-/// chain for a login that names nobody).
-async fn audit_login(
-    state: &AppState,
-    meta: &RequestMeta,
-    login: &str,
-    user: Option<&crate::domain::Principal>,
-    outcome: Outcome,
-) -> ApiResult<()> {
-    let orgs: Vec<uuid::Uuid> = user.map(|u| u.orgs.iter().map(|o| o.id).collect()).unwrap_or_default();
-    let mut ev = Event::new("login", meta).claimed_actor(login).outcome(outcome);
-    if let Some(id) = user.map(|u| u.user_id) {
-        ev = ev.actor_user(id).target(format!("user:{id}"));
-    }
-    let now = state.clock.now();
-    let chains: Vec<Event> = match orgs.as_slice() {
-        [] => vec![ev],
-        _ => orgs.into_iter().map(|org| ev.clone().org(org)).collect(),
-    };
-    for ev in chains {
-        if outcome == Outcome::Denied {
-            // Refused without a hash: anyone can send these as fast as they like.
-            ev.detail("reason", "throttled").tally(&state.refusals, now);
-        } else {
-            ev.record(&state.db, now).await?;
-        }
-    }
-    Ok(())
 }
 
 /// Signs out: the session ends server-side, for every instance of Berth, at once.
@@ -133,13 +81,7 @@ async fn logout(State(state): State<AppState>, meta: RequestMeta, session: Sessi
         session.get::<Principal>(PRINCIPAL_KEY).await.map_err(|e| anyhow::anyhow!("loading session: {e}"))?;
     session.flush().await.map_err(|e| anyhow::anyhow!("ending session: {e}"))?;
     if let Some(p) = principal {
-        for org in &p.orgs {
-            Event::new("logout", &meta)
-                .org(org.id)
-                .by(&p, &AuthMethod::Session)
-                .record(&state.db, state.clock.now())
-                .await?;
-        }
+        auth::logged_out(&state, &meta, &p).await?;
     }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -11,6 +11,7 @@ use crate::app::AppState;
 use crate::domain::Scope;
 use crate::error::ApiResult;
 use crate::http::extract::{ActiveUser, AppPath};
+use crate::service::ca;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(download_ca))
@@ -33,7 +34,7 @@ async fn download_ca(
 ) -> ApiResult<Response> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::StoresRead)?;
-    let (pem, _) = state.plane.org_ca(&state.db, ctx.org_id, state.clock.now()).await?;
+    let pem = ca::certificate(&state, &ctx).await?;
     let mut res = pem.into_response();
     let h = res.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-pem-file"));

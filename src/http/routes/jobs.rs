@@ -8,14 +8,13 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::app::AppState;
-use crate::audit::{Event, RequestMeta};
-use crate::db;
-use crate::domain::{JobStatus, Scope};
-use crate::error::{ApiError, ApiResult, Problem};
+use crate::audit::RequestMeta;
+use crate::domain::{Ctx, Scope};
+use crate::error::{ApiResult, Problem};
 use crate::http::extract::{ActiveUser, AppJson, AppPath, AppQuery};
 use crate::http::page::PageRequest;
 use crate::http::views::{JobView, LogLine};
-use crate::jobs;
+use crate::service::jobs::{self, Page};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -47,14 +46,9 @@ pub struct JobList {
     pub next_cursor: Option<String>,
 }
 
-async fn page(
-    state: &AppState,
-    ctx: &crate::domain::Ctx,
-    store: Option<Uuid>,
-    q: JobQuery,
-) -> ApiResult<JobList> {
+async fn page(state: &AppState, ctx: &Ctx, store: Option<Uuid>, q: JobQuery) -> ApiResult<JobList> {
     let page = PageRequest::new(q.cursor.as_deref(), q.limit, 100)?;
-    let rows = db::jobs::list(&state.db, ctx, store, page.after, page.fetch()).await?;
+    let rows = jobs::list(state, ctx, store, Page { after: page.after, fetch: page.fetch() }).await?;
     let (rows, next_cursor) = page.finish(rows, |j| (j.created_at, j.id));
     Ok(JobList { items: rows.into_iter().map(Into::into).collect(), next_cursor })
 }
@@ -97,7 +91,6 @@ async fn list_store_jobs(
 ) -> ApiResult<AppJson<JobList>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::StoresRead)?;
-    db::stores::get(&state.db, &ctx, store_id).await?.ok_or(ApiError::not_found("store"))?;
     Ok(AppJson(page(&state, &ctx, Some(store_id), q).await?))
 }
 
@@ -118,8 +111,7 @@ async fn get_job(
 ) -> ApiResult<AppJson<JobView>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::StoresRead)?;
-    let job = db::jobs::get(&state.db, &ctx, job_id).await?.ok_or(ApiError::not_found("job"))?;
-    let log = db::jobs::logs(&state.db, &ctx, job_id).await?;
+    let (job, log) = jobs::get(&state, &ctx, job_id).await?;
     let mut view = JobView::from(job);
     view.log =
         Some(log.into_iter().map(|l| LogLine { at: l.at, level: l.level, message: l.message }).collect());
@@ -147,40 +139,6 @@ async fn cancel_job(
 ) -> ApiResult<AppJson<JobView>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::StoresWrite)?;
-    let now = state.clock.now();
-    let mut tx = state.db.begin().await?;
-    let found = db::jobs::get(&mut *tx, &ctx, job_id).await?.ok_or(ApiError::not_found("job"))?;
-    if !jobs::cancellable(&found.kind) {
-        return Err(ApiError::conflict(
-            "not_cancellable",
-            format!("a {} job cannot be cancelled", found.kind),
-        ));
-    }
-    let Some(job) = db::jobs::cancel_queued(&mut *tx, &ctx, job_id, now).await? else {
-        let job = db::jobs::get(&mut *tx, &ctx, job_id).await?.ok_or(ApiError::not_found("job"))?;
-        let why = if job.status == JobStatus::Queued && job.attempts > 0 {
-            // Its failed attempt may have made servers or folders that only its retry finishes
-            // or its own failure handling removes: cancelling now would leave them orphaned.
-            format!(
-                "the job's attempt {} already acted on the host and failed; it will be retried \
-                 (see its error), and cannot be cancelled half-done",
-                job.attempts
-            )
-        } else {
-            format!(
-                "the job is {} at step {}; only a job that has not started can be cancelled",
-                job.status, job.step
-            )
-        };
-        return Err(ApiError::conflict("not_cancellable", why));
-    };
-    jobs::undo_cancelled(&mut tx, &job, now).await?;
-    Event::new("job.cancelled", &meta)
-        .in_ctx(&ctx, &user.principal.email)
-        .target(format!("job:{job_id}"))
-        .detail("kind", &job.kind)
-        .record_in(&mut tx, now)
-        .await?;
-    tx.commit().await?;
+    let job = jobs::cancel(&state, &meta, &ctx, &user.principal.email, job_id).await?;
     Ok(AppJson(job.into()))
 }

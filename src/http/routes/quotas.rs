@@ -8,11 +8,11 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::app::AppState;
-use crate::db;
 use crate::domain::Scope;
 use crate::error::ApiResult;
 use crate::http::extract::{ActiveUser, AppJson, AppPath};
-use crate::quota::{self, Quota};
+use crate::quota::Quota;
+use crate::service::quotas;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list_quotas))
@@ -49,11 +49,10 @@ async fn list_quotas(
 ) -> ApiResult<AppJson<QuotaList>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::OrgRead)?;
-    let limits = quota::limits(&state.db, &state.plane.quotas, ctx.org_id).await?;
-    let usage = db::quotas::usage(&state.db, ctx.org_id).await?;
-    let items = Quota::ALL
-        .iter()
-        .map(|&q| QuotaView { quota: q, limit: limits.limit(q), usage: usage.of(q) })
+    let items = quotas::list(&state, &ctx)
+        .await?
+        .into_iter()
+        .map(|q| QuotaView { quota: q.quota, limit: q.limit, usage: q.usage })
         .collect();
     Ok(AppJson(QuotaList { items }))
 }

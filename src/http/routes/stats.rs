@@ -1,7 +1,5 @@
 //! A store's statistics, as sampled from its nodes by the collector.
 
-use std::collections::BTreeMap;
-
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -11,27 +9,14 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::app::AppState;
-use crate::db;
 use crate::domain::Scope;
-use crate::error::{ApiError, ApiResult, Problem};
+use crate::error::{ApiResult, Problem};
 use crate::http::extract::{ActiveUser, AppJson, AppPath, AppQuery};
+use crate::service::stats::{self, SeriesRequest};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(series)).routes(routes!(summary))
 }
-
-pub const METRICS: [&str; 10] = [
-    "connections",
-    "xact_commit",
-    "xact_rollback",
-    "tup_fetched",
-    "tup_inserted",
-    "tup_updated",
-    "tup_deleted",
-    "db_size_bytes",
-    "cache_hit_ratio",
-    "replication_lag_bytes",
-];
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -97,25 +82,18 @@ async fn series(
 ) -> ApiResult<AppJson<Series>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::StoresRead)?;
-    if !METRICS.contains(&q.metric.as_str()) {
-        return Err(ApiError::field("metric", format!("must be one of: {}", METRICS.join(", "))));
-    }
-    let to = q.to.unwrap_or_else(|| state.clock.now());
-    let from = q.from.unwrap_or(to - time::Duration::HOUR);
-    let step = q.step.unwrap_or(60);
-    if from >= to {
-        return Err(ApiError::field("from", "must be before to"));
-    }
-    if step < 1 || (to - from).whole_seconds() / step > 1000 {
-        return Err(ApiError::field("step", "must be at least 1 second and give at most 1,000 buckets"));
-    }
-    db::stores::get(&state.db, &ctx, store_id).await?.ok_or(ApiError::not_found("store"))?;
-    let points = db::stats::series(&state.db, &ctx, store_id, &q.metric, from, to, step).await?;
-    let mut by_node: BTreeMap<Uuid, Vec<SeriesPoint>> = BTreeMap::new();
-    for p in points {
-        by_node.entry(p.node_id).or_default().push(SeriesPoint { at: p.bucket, avg: p.avg, max: p.max });
-    }
-    let items = by_node.into_iter().map(|(node_id, points)| NodeSeries { node_id, points }).collect();
+    let request = SeriesRequest { metric: &q.metric, from: q.from, to: q.to, step: q.step };
+    let (by_node, step) = stats::series(&state, &ctx, store_id, &request).await?;
+    let items = by_node
+        .into_iter()
+        .map(|(node_id, points)| NodeSeries {
+            node_id,
+            points: points
+                .into_iter()
+                .map(|p| SeriesPoint { at: p.bucket, avg: p.avg, max: p.max })
+                .collect(),
+        })
+        .collect();
     Ok(AppJson(Series { metric: q.metric, step, items }))
 }
 
@@ -158,8 +136,7 @@ async fn summary(
 ) -> ApiResult<AppJson<Summary>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::StoresRead)?;
-    db::stores::get(&state.db, &ctx, store_id).await?.ok_or(ApiError::not_found("store"))?;
-    let items = db::stats::latest(&state.db, &ctx, store_id)
+    let items = stats::summary(&state, &ctx, store_id)
         .await?
         .into_iter()
         .map(|l| NodeSummary {

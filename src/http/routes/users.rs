@@ -8,14 +8,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::AppState;
-use crate::audit::Event;
 use crate::audit::RequestMeta;
-use crate::db;
-use crate::domain::NewPassword;
-use crate::error::{ApiError, ApiResult, Problem};
+use crate::error::{ApiResult, Problem};
 use crate::http::extract::{AppJson, Authenticated};
-use crate::http::password::check_password;
 use crate::http::views::UserView;
+use crate::service::users;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(me)).routes(routes!(change_password))
@@ -65,35 +62,12 @@ async fn change_password(
     AppJson(body): AppJson<ChangePassword>,
 ) -> ApiResult<StatusCode> {
     user.method.require_session("changing a password")?;
-    let new = NewPassword::parse(body.new_password).map_err(|m| ApiError::field("new_password", m))?;
-    let user_id = user.principal.user_id;
-    let stored = db::users::password_hash(&state.db, user_id).await?;
-    if !check_password(&state, &meta, &user.principal.email, body.current_password, stored).await? {
-        return Err(ApiError::forbidden_as(
-            "wrong_current_password",
-            "current_password is not the current password",
-        ));
-    }
-    let hash = state.hasher.hash(new.into_secret()).await?;
-
+    let change =
+        users::check_change(&state, &meta, &user.principal, body.current_password, body.new_password)
+            .await??;
     // The current session continues under a fresh id, which the session layer stores after this
     // handler returns; every session stored before, on any instance, ends here.
     session.cycle_id().await.map_err(|e| anyhow::anyhow!("cycling session: {e}"))?;
-    let mut tx = state.db.begin().await?;
-    db::users::set_password(&mut *tx, user_id, &hash, state.clock.now()).await?;
-    let ended = db::sessions::delete_others(&mut *tx, user_id, None).await?;
-    // Whoever learnt the old password may have made credentials with it: they end with it.
-    let revoked = db::credentials::revoke_created_by(&mut tx, user_id, state.clock.now()).await?;
-    for org in &user.principal.orgs {
-        Event::new("user.password_changed", &meta)
-            .org(org.id)
-            .by(&user.principal, &user.method)
-            .target(format!("user:{user_id}"))
-            .detail("sessions_ended", ended)
-            .detail("credentials_revoked", revoked.iter().filter(|o| **o == org.id).count())
-            .record_in(&mut tx, state.clock.now())
-            .await?;
-    }
-    tx.commit().await?;
+    users::change_password(&state, &meta, &user.principal, &user.method, change).await?;
     Ok(StatusCode::NO_CONTENT)
 }

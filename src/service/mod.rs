@@ -6,5 +6,6 @@
 pub mod backups;
 pub mod jobs;
 pub mod members;
+pub mod parameter_groups;
 pub mod peerings;
 pub mod vpcs;

@@ -4,6 +4,7 @@
 //! render. Nothing here knows HTTP.
 
 pub mod backups;
+pub mod credentials;
 pub mod jobs;
 pub mod members;
 pub mod parameter_groups;

@@ -7,6 +7,7 @@ pub mod backups;
 pub mod credentials;
 pub mod jobs;
 pub mod members;
+pub mod orgs;
 pub mod parameter_groups;
 pub mod peerings;
 pub mod vpcs;

@@ -181,19 +181,10 @@ pub struct InvitationView {
     pub answered_at: Option<OffsetDateTime>,
 }
 
-pub fn invitation_status_at(
-    stored: &str,
-    expires_at: OffsetDateTime,
-    now: OffsetDateTime,
-) -> ApiResult<InvitationStatus> {
-    InvitationStatus::at(stored, expires_at, now)
-        .ok_or_else(|| anyhow::anyhow!("unknown invitation status {stored:?} in the database").into())
-}
-
 /// An invitation as `now` sees it (a pending one past its expiry is `expired`).
 pub fn invitation_view(r: InvitationRow, now: OffsetDateTime) -> ApiResult<InvitationView> {
     Ok(InvitationView {
-        status: invitation_status_at(&r.status, r.expires_at, now)?,
+        status: crate::service::members::status_at(&r.status, r.expires_at, now)?,
         role: parse_role(&r.role)?,
         id: r.id,
         org_id: r.org_id,

@@ -3,15 +3,19 @@
 
 use secrecy::SecretString;
 use serde::Deserialize;
+use sqlx::{Postgres, Transaction};
+use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::audit::{Event, RequestMeta};
 use crate::db;
-use crate::db::invitations::InvitationRow;
+use crate::db::invitations::{InvitationRow, Locked};
 use crate::db::orgs::MemberRow;
-use crate::domain::{Ctx, Email, Error, NewPassword, Result, Role, on_constraint};
+use crate::domain::{
+    AuthMethod, Ctx, Email, Error, InvitationStatus, NewPassword, Principal, Result, Role, on_constraint,
+};
 
 /// A role as stored.
 pub fn parse_role(s: &str) -> Result<Role> {
@@ -228,6 +232,125 @@ pub async fn remove(
     Ok(())
 }
 
+/// A stored invitation's status at `now`.
+pub fn status_at(stored: &str, expires_at: OffsetDateTime, now: OffsetDateTime) -> Result<InvitationStatus> {
+    InvitationStatus::at(stored, expires_at, now)
+        .ok_or_else(|| anyhow::anyhow!("unknown invitation status {stored:?} in the database").into())
+}
+
+fn answered(status: InvitationStatus) -> Error {
+    Error::conflict("invitation_answered", format!("the invitation is {} already", status.as_str()))
+}
+
+/// The organization's invitations, newest first, expired ones included.
+pub async fn invitations(state: &AppState, ctx: &Ctx) -> Result<Vec<InvitationRow>> {
+    Ok(db::invitations::list(&state.db, ctx).await?)
+}
+
+/// Whether `actor` may withdraw an invitation of `role` that stands at `status`: until it is
+/// answered, and one to become an owner only by an owner.
+pub fn check_withdrawal(actor: Role, role: Role, status: InvitationStatus) -> Result<()> {
+    if !status.may_revoke() {
+        return Err(answered(status));
+    }
+    if role == Role::Owner && actor != Role::Owner {
+        return Err(owner_only("only an owner can withdraw an invitation to become an owner"));
+    }
+    Ok(())
+}
+
+/// Withdraws an invitation of the context's organization that has not been answered.
+pub async fn revoke_invitation(
+    state: &AppState,
+    meta: &RequestMeta,
+    ctx: &Ctx,
+    actor: &str,
+    id: Uuid,
+) -> Result<()> {
+    let now = state.clock.now();
+    let mut tx = state.db.begin().await?;
+    let inv = db::invitations::lock(&mut tx, ctx, id).await?.ok_or(Error::NotFound("invitation"))?;
+    let status = status_at(&inv.status, inv.expires_at, now)?;
+    check_withdrawal(ctx.role, parse_role(&inv.role)?, status)?;
+    db::invitations::answer(&mut *tx, id, InvitationStatus::Revoked, now).await?;
+    Event::new("invitation.revoked", meta)
+        .in_ctx(ctx, actor)
+        .target(format!("invitation:{id}"))
+        .record_in(&mut tx, now)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The invitations to `email` that can still be answered at `now`.
+pub async fn open_for(state: &AppState, email: &str, now: OffsetDateTime) -> Result<Vec<InvitationRow>> {
+    Ok(db::invitations::open_for(&state.db, email, now).await?)
+}
+
+/// Locks one of the invitee's invitations that can still be answered.
+async fn lock_open(
+    tx: &mut Transaction<'_, Postgres>,
+    email: &str,
+    id: Uuid,
+    now: OffsetDateTime,
+) -> Result<Locked> {
+    let inv =
+        db::invitations::lock_addressed_to(tx, email, id).await?.ok_or(Error::NotFound("invitation"))?;
+    match status_at(&inv.status, inv.expires_at, now)? {
+        InvitationStatus::Pending => Ok(inv),
+        InvitationStatus::Expired => Err(Error::conflict(
+            "invitation_expired",
+            "the invitation has expired; ask the organization for a new one",
+        )),
+        other => Err(answered(other)),
+    }
+}
+
+/// The invitee's answer to an invitation.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Answer {
+    Accept,
+    Decline,
+}
+
+/// Answers an open invitation to the principal's address: accepting makes it a member with the
+/// invited role (in the organization's audit trail); declining is in the system's, as the
+/// principal never joined. Returns the invitation as answered.
+pub async fn answer(
+    state: &AppState,
+    meta: &RequestMeta,
+    principal: &Principal,
+    method: &AuthMethod,
+    id: Uuid,
+    answer: Answer,
+) -> Result<(InvitationRow, OffsetDateTime)> {
+    let email = &principal.email;
+    let now = state.clock.now();
+    let mut tx = state.db.begin().await?;
+    let inv = lock_open(&mut tx, email, id, now).await?;
+    let event = match answer {
+        Answer::Accept => {
+            let role = parse_role(&inv.role)?;
+            let ctx = Ctx { user_id: principal.user_id, org_id: inv.org_id, role, method: method.clone() };
+            db::orgs::add_member(&mut *tx, &ctx, ctx.user_id, role)
+                .await
+                .map_err(|e| on_membership_conflict(e, email))?;
+            db::invitations::answer(&mut *tx, id, InvitationStatus::Accepted, now).await?;
+            Event::new("invitation.accepted", meta).in_ctx(&ctx, email).detail("role", role)
+        }
+        Answer::Decline => {
+            db::invitations::answer(&mut *tx, id, InvitationStatus::Declined, now).await?;
+            Event::new("invitation.declined", meta).by(principal, method)
+        }
+    };
+    event.target(format!("invitation:{id}")).record_in(&mut tx, now).await?;
+    tx.commit().await?;
+    let row =
+        db::invitations::addressed_to(&state.db, email, id).await?.ok_or(Error::NotFound("invitation"))?;
+    Ok((row, now))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,5 +381,17 @@ mod tests {
         assert_eq!(code(check_removal(Admin, Owner, 2)), "owner_only");
         assert_eq!(code(check_removal(Owner, Owner, 1)), "last_owner");
         assert_eq!(code(check_removal(Owner, Owner, 2)), "ok");
+    }
+
+    #[test]
+    fn an_open_invitation_is_withdrawn_and_one_to_ownership_only_by_an_owner() {
+        use InvitationStatus::*;
+        use Role::*;
+        assert_eq!(code(check_withdrawal(Admin, Member, Pending)), "ok");
+        assert_eq!(code(check_withdrawal(Admin, Member, Expired)), "ok");
+        assert_eq!(code(check_withdrawal(Admin, Member, Accepted)), "invitation_answered");
+        assert_eq!(code(check_withdrawal(Owner, Owner, Revoked)), "invitation_answered");
+        assert_eq!(code(check_withdrawal(Admin, Owner, Pending)), "owner_only");
+        assert_eq!(code(check_withdrawal(Owner, Owner, Pending)), "ok");
     }
 }

@@ -5,8 +5,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::{Deserialize, Serialize};
-use sqlx::{Postgres, Transaction};
+use serde::Serialize;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -14,14 +13,13 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::app::AppState;
-use crate::audit::{Event, RequestMeta};
-use crate::db;
-use crate::db::invitations::{InvitationRow, Locked};
-use crate::domain::{Ctx, InvitationStatus, Role, Scope};
-use crate::error::{ApiError, ApiResult, Problem};
+use crate::audit::RequestMeta;
+use crate::db::invitations::InvitationRow;
+use crate::domain::Scope;
+use crate::error::{ApiResult, Problem};
 use crate::http::extract::{ActiveUser, AppJson, AppPath};
-use crate::http::views::{InvitationView, invitation_status_at, invitation_view as view};
-use crate::service::members::{on_membership_conflict, parse_role};
+use crate::http::views::{InvitationView, invitation_view as view};
+use crate::service::members::{self, Answer};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -57,12 +55,8 @@ async fn list_org_invitations(
 ) -> ApiResult<AppJson<InvitationList>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::OrgAdmin)?;
-    let rows = db::invitations::list(&state.db, &ctx).await?;
+    let rows = members::invitations(&state, &ctx).await?;
     Ok(AppJson(views(rows, state.clock.now())?))
-}
-
-fn answered(status: InvitationStatus) -> ApiError {
-    ApiError::conflict("invitation_answered", format!("the invitation is {} already", status.as_str()))
 }
 
 /// Withdraws an invitation that has not been answered. An invitation to become an owner can
@@ -86,26 +80,7 @@ async fn revoke_invitation(
 ) -> ApiResult<StatusCode> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::OrgAdmin)?;
-    let now = state.clock.now();
-    let mut tx = state.db.begin().await?;
-    let inv = db::invitations::lock(&mut tx, &ctx, id).await?.ok_or(ApiError::not_found("invitation"))?;
-    let status = invitation_status_at(&inv.status, inv.expires_at, now)?;
-    if !status.may_revoke() {
-        return Err(answered(status));
-    }
-    if parse_role(&inv.role)? == Role::Owner && ctx.role != Role::Owner {
-        return Err(ApiError::forbidden_as(
-            "owner_only",
-            "only an owner can withdraw an invitation to become an owner",
-        ));
-    }
-    db::invitations::answer(&mut *tx, id, InvitationStatus::Revoked, now).await?;
-    Event::new("invitation.revoked", &meta)
-        .in_ctx(&ctx, &user.principal.email)
-        .target(format!("invitation:{id}"))
-        .record_in(&mut tx, now)
-        .await?;
-    tx.commit().await?;
+    members::revoke_invitation(&state, &meta, &ctx, &user.principal.email, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -124,35 +99,8 @@ async fn my_invitations(
 ) -> ApiResult<AppJson<InvitationList>> {
     user.require_session()?;
     let now = state.clock.now();
-    let rows = db::invitations::open_for(&state.db, &user.principal.email, now).await?;
+    let rows = members::open_for(&state, &user.principal.email, now).await?;
     Ok(AppJson(views(rows, now)?))
-}
-
-/// Locks one of the invitee's invitations that can still be answered.
-async fn lock_open(
-    tx: &mut Transaction<'_, Postgres>,
-    email: &str,
-    id: Uuid,
-    now: OffsetDateTime,
-) -> ApiResult<Locked> {
-    let inv =
-        db::invitations::lock_addressed_to(tx, email, id).await?.ok_or(ApiError::not_found("invitation"))?;
-    match invitation_status_at(&inv.status, inv.expires_at, now)? {
-        InvitationStatus::Pending => Ok(inv),
-        InvitationStatus::Expired => Err(ApiError::conflict(
-            "invitation_expired",
-            "the invitation has expired; ask the organization for a new one",
-        )),
-        other => Err(answered(other)),
-    }
-}
-
-/// The invitee's answer to an invitation.
-#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Answer {
-    Accept,
-    Decline,
 }
 
 /// Answers an invitation to the signed-in user's address. `accept`: the user becomes a member
@@ -178,34 +126,6 @@ async fn answer_invitation(
     AppPath((id, answer)): AppPath<(Uuid, Answer)>,
 ) -> ApiResult<AppJson<InvitationView>> {
     user.require_session()?;
-    let email = &user.principal.email;
-    let now = state.clock.now();
-    let mut tx = state.db.begin().await?;
-    let inv = lock_open(&mut tx, email, id, now).await?;
-    let event = match answer {
-        Answer::Accept => {
-            let role = parse_role(&inv.role)?;
-            let ctx = Ctx {
-                user_id: user.principal.user_id,
-                org_id: inv.org_id,
-                role,
-                method: user.method.clone(),
-            };
-            db::orgs::add_member(&mut *tx, &ctx, ctx.user_id, role)
-                .await
-                .map_err(|e| on_membership_conflict(e, email))?;
-            db::invitations::answer(&mut *tx, id, InvitationStatus::Accepted, now).await?;
-            Event::new("invitation.accepted", &meta).in_ctx(&ctx, email).detail("role", role)
-        }
-        Answer::Decline => {
-            db::invitations::answer(&mut *tx, id, InvitationStatus::Declined, now).await?;
-            Event::new("invitation.declined", &meta).by(&user.principal, &user.method)
-        }
-    };
-    event.target(format!("invitation:{id}")).record_in(&mut tx, now).await?;
-    tx.commit().await?;
-    let row = db::invitations::addressed_to(&state.db, email, id)
-        .await?
-        .ok_or(ApiError::not_found("invitation"))?;
+    let (row, now) = members::answer(&state, &meta, &user.principal, &user.method, id, answer).await?;
     Ok(AppJson(view(row, now)?))
 }

@@ -139,3 +139,16 @@ pub async fn users(ex: impl PgExecutor<'_>, ctx: &Ctx, group: Uuid) -> sqlx::Res
     .fetch_all(ex)
     .await
 }
+
+/// The id of the group applied to a store (none: the defaults). The store must exist.
+pub async fn group_id_of_store(
+    ex: impl PgExecutor<'_>,
+    org_id: Uuid,
+    store_id: Uuid,
+) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar("select parameter_group_id from stores where org_id = $1 and id = $2")
+        .bind(org_id)
+        .bind(store_id)
+        .fetch_one(ex)
+        .await
+}

@@ -38,16 +38,20 @@ impl Role {
         })
     }
 
-    /// The permission table: what each role may do, as scopes.
-    pub fn allows(self, scope: Scope) -> bool {
-        let least = match scope {
+    /// The permission table: the least role whose members may hold each scope.
+    pub fn least(scope: Scope) -> Self {
+        match scope {
             Scope::OrgRead | Scope::StoresRead | Scope::BackupsRead | Scope::VpcsRead => Self::Viewer,
             Scope::StoresWrite | Scope::BackupsWrite | Scope::BackupsDownload | Scope::VpcsWrite => {
                 Self::Member
             }
             Scope::OrgAdmin => Self::Admin,
-        };
-        self >= least
+        }
+    }
+
+    /// What each role may do, as scopes.
+    pub fn allows(self, scope: Scope) -> bool {
+        self >= Self::least(scope)
     }
 }
 

@@ -16,6 +16,7 @@ use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use uuid::Uuid;
 
 use crate::auth::throttle::Throttled;
+use crate::service::credentials::GrantError;
 
 /// An RFC 6749 §5.2 error.
 #[derive(Debug, Serialize, ToSchema)]
@@ -77,6 +78,19 @@ impl From<sqlx::Error> for OAuthError {
             error: BasicErrorResponseType::Extension("temporarily_unavailable".into()),
             description: format!("internal error; quote {id} to the operator"),
             retry_after: Some(1),
+        }
+    }
+}
+
+impl From<GrantError> for OAuthError {
+    fn from(e: GrantError) -> Self {
+        match e {
+            GrantError::InvalidClient(d) => Self::invalid_client(d),
+            GrantError::UnauthorizedClient(d) => Self::new(BasicErrorResponseType::UnauthorizedClient, d),
+            GrantError::InvalidGrant(d) => Self::invalid_grant(d),
+            GrantError::InvalidScope(d) => Self::invalid_scope(d),
+            GrantError::Throttled(t) => Self::throttled(t),
+            GrantError::Database(e) => e.into(),
         }
     }
 }

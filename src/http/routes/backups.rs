@@ -13,18 +13,18 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::app::AppState;
-use crate::audit::{Event, RequestMeta};
-use crate::db;
+use crate::audit::RequestMeta;
+use crate::db::backup_schedules::ScheduleRow;
 use crate::db::backups::BackupRow;
-use crate::domain::{BackupStatus, Ctx, NodeState, Scope, StoreOperation, StoreStatus};
-use crate::error::{ApiError, ApiResult, Problem};
+use crate::domain::{BackupStatus, Scope};
+use crate::error::{ApiResult, Problem};
 use crate::http::extract::{ActiveUser, AppJson, AppPath, AppQuery};
 use crate::http::page::PageRequest;
+use crate::http::respond::Accepted;
 use crate::http::views::JobView;
-use crate::jobs::schedule::Started;
-use crate::jobs::{self, step};
-use crate::service::backups::{self, PutSchedule, RestoreWindow, Retention};
-use crate::service::jobs::{Enqueue, busy, enqueue};
+use crate::service::backups::{
+    self, CreateBackup, PutSchedule, RestoreRequest, RestoreWindow, Retention, Verification,
+};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -81,20 +81,6 @@ impl From<BackupRow> for BackupView {
     }
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateBackup {
-    /// `full`: a physical base backup, restorable in place, to a point in time, or into a new
-    /// store; `logical`: a `pg_dump` of every database, restorable in place or into a new store
-    /// of any version.
-    #[schema(example = "full", pattern = "^(full|logical)$")]
-    pub kind: String,
-    /// `replica` (a replica when one runs, else the primary) or `primary`. Default: the
-    /// schedule's `source`.
-    #[schema(pattern = "^(primary|replica)$")]
-    pub source: Option<String>,
-}
-
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BackupAccepted {
     pub backup: BackupView,
@@ -109,7 +95,7 @@ pub struct BackupAccepted {
     params(("org_id" = Uuid, Path), ("store_id" = Uuid, Path)),
     request_body = CreateBackup,
     responses(
-        (status = 202, body = BackupAccepted),
+        (status = 202, body = BackupAccepted, headers(("Location" = String, description = "The backup"))),
         (status = 404, description = "No such store for the caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "A job is in progress, or the store is not running", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Unknown kind or source; or `quota_exceeded`: the organization's backups fill its quota of backup bytes", body = Problem, content_type = "application/problem+json"),
@@ -121,56 +107,13 @@ async fn create_backup(
     user: ActiveUser,
     AppPath((org_id, store_id)): AppPath<(Uuid, Uuid)>,
     AppJson(body): AppJson<CreateBackup>,
-) -> ApiResult<(StatusCode, AppJson<BackupAccepted>)> {
+) -> ApiResult<Accepted<BackupAccepted>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::BackupsWrite)?;
-    if !matches!(body.kind.as_str(), "full" | "logical") {
-        return Err(ApiError::field("kind", "must be full or logical"));
-    }
-    if let Some(s) = &body.source {
-        backups::source(s)?;
-    }
-    let mut tx = state.db.begin().await?;
-    let store =
-        db::stores::get_for_update(&mut tx, &ctx, store_id).await?.ok_or(ApiError::not_found("store"))?;
-    store.status.check(StoreOperation::TakeBackup)?;
-    let source = match body.source {
-        Some(s) => s,
-        None => db::backup_schedules::get(&mut *tx, &ctx, store_id)
-            .await?
-            .map_or_else(|| "replica".to_owned(), |s| s.source),
-    };
-    let now = state.clock.now();
-    let backup = jobs::schedule::NewBackup {
-        org_id: ctx.org_id,
-        store_id,
-        kind: &body.kind,
-        trigger: "manual",
-        source: &source,
-        created_by: Some(ctx.user_id),
-        now,
-    };
-    let (id, job_id) = match jobs::schedule::start_backup(&mut tx, &state.plane.quotas, backup).await? {
-        Started::Backup { backup_id, job_id } => (backup_id, job_id),
-        Started::Busy => {
-            let active = db::jobs::active_for_store(&mut *tx, ctx.org_id, store_id).await?;
-            return Err(busy(active.as_ref()).into());
-        }
-        Started::OverQuota(over) => return Err(crate::domain::Error::QuotaExceeded(over).into()),
-    };
-    let job = db::jobs::get(&mut *tx, &ctx, job_id).await?.ok_or(ApiError::not_found("job"))?;
-    Event::new("backup.started", &meta)
-        .in_ctx(&ctx, &user.principal.email)
-        .target(format!("store:{store_id}"))
-        .detail("backup", id)
-        .detail("kind", &body.kind)
-        .record_in(&mut tx, now)
-        .await?;
-    let backup =
-        db::backups::get(&mut *tx, &ctx, store_id, id).await?.ok_or(ApiError::not_found("backup"))?;
-    tx.commit().await?;
+    let (backup, job) = backups::create(&state, &meta, &ctx, &user.principal.email, store_id, &body).await?;
     state.wake.notify_waiters();
-    Ok((StatusCode::ACCEPTED, AppJson(BackupAccepted { backup: backup.into(), job: job.into() })))
+    let location = format!("/api/v1/orgs/{org_id}/stores/{store_id}/backups/{}", backup.id);
+    Ok(Accepted::new(BackupAccepted { backup: backup.into(), job: job.into() }, location))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -195,16 +138,6 @@ pub struct BackupList {
     pub next_cursor: Option<String>,
 }
 
-async fn store_of(state: &AppState, ctx: &Ctx, store_id: Uuid) -> ApiResult<db::stores::StoreRow> {
-    db::stores::get(&state.db, ctx, store_id).await?.ok_or(ApiError::not_found("store"))
-}
-
-/// A store of the caller's organization, deleted or not: backups outlive their store, so that a
-/// mistaken delete can be undone.
-async fn store_even_deleted(state: &AppState, ctx: &Ctx, store_id: Uuid) -> ApiResult<db::stores::StoreRow> {
-    db::stores::get_by_id(&state.db, ctx.org_id, store_id).await?.ok_or(ApiError::not_found("store"))
-}
-
 /// The store's backups, newest first.
 #[utoipa::path(
     get, path = "/api/v1/orgs/{org_id}/stores/{store_id}/backups", tag = "backups",
@@ -223,9 +156,9 @@ async fn list_backups(
 ) -> ApiResult<AppJson<BackupList>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::BackupsRead)?;
-    store_even_deleted(&state, &ctx, store_id).await?;
+    backups::store_even_deleted(&state, &ctx, store_id).await?;
     let page = PageRequest::new(q.cursor.as_deref(), q.limit, 100)?;
-    let rows = db::backups::list(&state.db, &ctx, store_id, page.after, page.fetch()).await?;
+    let rows = backups::list(&state, &ctx, store_id, page.after, page.fetch()).await?;
     let (rows, next_cursor) = page.finish(rows, |b| (b.created_at, b.id));
     Ok(AppJson(BackupList { items: rows.into_iter().map(Into::into).collect(), next_cursor }))
 }
@@ -247,9 +180,7 @@ async fn get_backup(
 ) -> ApiResult<AppJson<BackupView>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::BackupsRead)?;
-    let b =
-        db::backups::get(&state.db, &ctx, store_id, backup_id).await?.ok_or(ApiError::not_found("backup"))?;
-    Ok(AppJson(b.into()))
+    Ok(AppJson(backups::get(&state, &ctx, store_id, backup_id).await?.into()))
 }
 
 /// Deletes a backup and its archive.
@@ -271,23 +202,7 @@ async fn delete_backup(
 ) -> ApiResult<StatusCode> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::BackupsWrite)?;
-    let b =
-        db::backups::get(&state.db, &ctx, store_id, backup_id).await?.ok_or(ApiError::not_found("backup"))?;
-    if b.status == BackupStatus::Running {
-        return Err(ApiError::conflict("backup_running", "the backup is still running"));
-    }
-    let mut tx = state.db.begin().await?;
-    db::backups::delete(&mut *tx, &ctx, store_id, backup_id).await?;
-    Event::new("backup.deleted", &meta)
-        .in_ctx(&ctx, &user.principal.email)
-        .target(format!("store:{store_id}"))
-        .detail("backup", backup_id)
-        .record_in(&mut tx, state.clock.now())
-        .await?;
-    tx.commit().await?;
-    if let Some(key) = &b.location {
-        state.plane.backups.delete(key).await?;
-    }
+    backups::delete(&state, &meta, &ctx, &user.principal.email, store_id, backup_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -312,15 +227,8 @@ async fn download_backup(
 ) -> ApiResult<Response> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::BackupsDownload)?;
-    let (b, path) = backups::archive_of(&state, &ctx, store_id, backup_id).await?;
-    let file =
-        tokio::fs::File::open(&path).await.map_err(|e| anyhow::anyhow!("opening {}: {e}", path.display()))?;
-    Event::new("backup.downloaded", &meta)
-        .in_ctx(&ctx, &user.principal.email)
-        .target(format!("store:{store_id}"))
-        .detail("backup", backup_id)
-        .record(&state.db, state.clock.now())
-        .await?;
+    let (b, file) =
+        backups::download(&state, &meta, &ctx, &user.principal.email, store_id, backup_id).await?;
     let mut res = Body::from_stream(tokio_util::io::ReaderStream::new(file)).into_response();
     let h = res.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/gzip"));
@@ -333,15 +241,6 @@ async fn download_backup(
     let disposition = format!("attachment; filename=\"backup-{backup_id}.tar.gz\"");
     h.insert(header::CONTENT_DISPOSITION, HeaderValue::from_str(&disposition).expect("ascii"));
     Ok(res)
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Verification {
-    /// The archive on disk matches the checksum taken when it was made.
-    pub valid: bool,
-    pub expected_sha256: Option<String>,
-    pub actual_sha256: Option<String>,
-    pub size_bytes: Option<u64>,
 }
 
 /// Re-reads the archive and checks it against its checksum. It reads the whole archive from
@@ -363,29 +262,7 @@ async fn verify_backup(
 ) -> ApiResult<AppJson<Verification>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::BackupsWrite)?;
-    let (b, path) = backups::archive_of(&state, &ctx, store_id, backup_id).await?;
-    let (size, actual) = match crate::backup::checksum(&path).await {
-        Ok((s, a)) => (Some(s), Some(a)),
-        Err(_) => (None, None),
-    };
-    Ok(AppJson(Verification {
-        valid: actual.is_some() && actual == b.sha256,
-        expected_sha256: b.sha256,
-        actual_sha256: actual,
-        size_bytes: size,
-    }))
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RestoreRequest {
-    /// Restore this backup, to the moment it finished.
-    pub backup_id: Option<Uuid>,
-    /// Restore to this moment (RFC 3339), from the newest backup before it and the archived WAL.
-    #[serde(default, with = "time::serde::rfc3339::option")]
-    pub point_in_time: Option<OffsetDateTime>,
-    /// The store's name, to confirm: a restore replaces its data.
-    pub confirm: String,
+    Ok(AppJson(backups::verify(&state, &ctx, store_id, backup_id).await?))
 }
 
 /// Restores the store in place. From a full backup or to a point in time, the primary gets the
@@ -398,7 +275,7 @@ pub struct RestoreRequest {
     params(("org_id" = Uuid, Path), ("store_id" = Uuid, Path)),
     request_body = RestoreRequest,
     responses(
-        (status = 202, body = JobView),
+        (status = 202, body = JobView, headers(("Location" = String, description = "The job"))),
         (status = 404, description = "No such store for the caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "A job is in progress, the store is not available or degraded (`store_busy`), or the archive is corrupt", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "No confirmation, no backup before that time, or a time in the future", body = Problem, content_type = "application/problem+json"),
@@ -410,53 +287,12 @@ async fn restore_store(
     user: ActiveUser,
     AppPath((org_id, store_id)): AppPath<(Uuid, Uuid)>,
     AppJson(body): AppJson<RestoreRequest>,
-) -> ApiResult<(StatusCode, AppJson<JobView>)> {
+) -> ApiResult<Accepted<JobView>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::BackupsWrite)?;
-    let store = store_of(&state, &ctx, store_id).await?;
-    if body.confirm != store.name {
-        return Err(ApiError::field("confirm", "must be the store's name: a restore replaces its data"));
-    }
-    // Before reading the archive (its checksum is a read of all of it); again under the lock.
-    store.status.check(StoreOperation::Restore)?;
-    let now = state.clock.now();
-    let backup =
-        backups::resolve_backup(&state, &ctx, store_id, body.backup_id, body.point_in_time, "").await?;
-    let mut tx = state.db.begin().await?;
-    let store =
-        db::stores::get_for_update(&mut tx, &ctx, store_id).await?.ok_or(ApiError::not_found("store"))?;
-    store.status.check(StoreOperation::Restore)?;
-    let mut nodes = db::stores::nodes(&mut *tx, ctx.org_id, &[store_id]).await?;
-    nodes.sort_by_key(|n| n.role != "primary");
-    let mut steps = vec![];
-    for n in &nodes {
-        match (n.role.as_str(), backup.kind.as_str()) {
-            ("primary", _) => steps.push(step::on(step::RESTORE_NODE, n.id)),
-            // Replicas stream what a logical restore writes; a physical one replaces the
-            // primary's history, so they are made again from it.
-            (_, "logical") => {}
-            _ => steps.push(step::on(step::REBUILD_NODE, n.id)),
-        }
-    }
-    steps.push(step::FINISH_AVAILABLE.into());
-    let params = serde_json::json!({
-        "backup_id": backup.id,
-        "point_in_time": body.point_in_time.map(|t| t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()),
-    });
-    let job =
-        enqueue(&mut tx, &state, &ctx, Enqueue::store(store_id, jobs::RESTORE, steps).with_params(params))
-            .await?;
-    db::stores::set_status(&mut *tx, ctx.org_id, store_id, StoreStatus::Restoring, now).await?;
-    Event::new("store.restore_started", &meta)
-        .in_ctx(&ctx, &user.principal.email)
-        .target(format!("store:{}", store.id))
-        .detail("backup", backup.id)
-        .detail("point_in_time", body.point_in_time.map(|t| t.unix_timestamp()))
-        .record_in(&mut tx, now)
-        .await?;
-    tx.commit().await?;
+    let job = backups::restore(&state, &meta, &ctx, &user.principal.email, store_id, &body).await?;
     state.wake.notify_waiters();
-    Ok((StatusCode::ACCEPTED, AppJson(job.into())))
+    Ok(Accepted::job(job))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -483,8 +319,8 @@ pub struct ScheduleView {
     pub updated_at: OffsetDateTime,
 }
 
-impl From<db::backup_schedules::ScheduleRow> for ScheduleView {
-    fn from(s: db::backup_schedules::ScheduleRow) -> Self {
+impl From<ScheduleRow> for ScheduleView {
+    fn from(s: ScheduleRow) -> Self {
         Self {
             full_cron: s.full_cron,
             logical_cron: s.logical_cron,
@@ -515,9 +351,7 @@ async fn get_schedule(
 ) -> ApiResult<AppJson<ScheduleView>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::BackupsRead)?;
-    let s =
-        db::backup_schedules::get(&state.db, &ctx, store_id).await?.ok_or(ApiError::not_found("store"))?;
-    Ok(AppJson(s.into()))
+    Ok(AppJson(backups::schedule(&state, &ctx, store_id).await?.into()))
 }
 
 /// Replaces the store's backup schedule. The scheduler inside the workers starts due backups
@@ -545,7 +379,6 @@ async fn put_schedule(
 ) -> ApiResult<AppJson<ScheduleView>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::BackupsWrite)?;
-    store_of(&state, &ctx, store_id).await?;
     let s = backups::put_schedule(&state, &meta, &ctx, &user.principal.email, store_id, &body).await?;
     Ok(AppJson(s.into()))
 }
@@ -567,11 +400,5 @@ async fn restore_window(
 ) -> ApiResult<AppJson<RestoreWindow>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::BackupsRead)?;
-    let store = store_even_deleted(&state, &ctx, store_id).await?;
-    let fulls = db::backups::succeeded_full(&state.db, &ctx, store_id).await?;
-    let segments = state.plane.backups.wal_segments(store_id).await?;
-    let nodes = db::stores::nodes(&state.db, ctx.org_id, &[store_id]).await?;
-    let running = store.status != StoreStatus::Deleted
-        && nodes.iter().any(|n| n.role == "primary" && n.state == NodeState::Running);
-    Ok(AppJson(backups::window(&fulls, &segments, running.then(|| state.clock.now()))))
+    Ok(AppJson(backups::restore_window(&state, &ctx, store_id).await?))
 }

@@ -10,28 +10,19 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use oauth2::basic::BasicErrorResponseType;
 use serde::Serialize;
-use sqlx::PgConnection;
-use time::{Duration, OffsetDateTime};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use uuid::Uuid;
 
 use crate::app::AppState;
-use crate::audit::{Event, Outcome, RequestMeta};
-use crate::auth::throttle::{self, Limit};
-use crate::auth::token::{self, TagKey};
-use crate::db;
+use crate::audit::RequestMeta;
 use crate::db::credentials::ClientAuth;
-use crate::db::tokens::{NewPair, Refresh};
-use crate::domain::Scope;
+use crate::domain::{Role, Scope};
 use crate::http::extract::AppJson;
 use crate::http::rfc6749::{
     Form, OAuthError, OAuthErrorBody, RevokeRequest, TokenRequest, client_credentials, no_store, parse_form,
 };
-
-pub const ACCESS_TTL: Duration = Duration::HOUR;
-pub const REFRESH_TTL: Duration = Duration::days(30);
+use crate::service::credentials::{self, TokenGrant, Tokens};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -56,9 +47,20 @@ pub struct TokenResponse {
     pub scope: String,
 }
 
-/// Authenticates the client under the throttles of its client id and of the request's source
-/// address. The secret is checked first (a SHA-256); a wrong one is then counted, and answered
-/// 401 only if the windows had room for it, 429 otherwise, however many arrive at once.
+impl From<Tokens> for TokenResponse {
+    fn from(t: Tokens) -> Self {
+        Self {
+            access_token: t.access_token,
+            token_type: "Bearer",
+            expires_in: t.expires_in,
+            refresh_token: t.refresh_token,
+            scope: t.scopes.join(" "),
+        }
+    }
+}
+
+/// The client the request authenticates (HTTP Basic or the form), as the credentials service
+/// checks it.
 async fn authenticate(
     state: &AppState,
     meta: &RequestMeta,
@@ -66,140 +68,7 @@ async fn authenticate(
     form: &Form,
 ) -> Result<ClientAuth, OAuthError> {
     let (client_id, secret) = client_credentials(headers, form)?;
-    let now = state.clock.now();
-    let refuse = |reason: &str, org: Option<Uuid>, credential: Option<Uuid>| {
-        let mut ev = Event::new("token.refused", meta)
-            .claimed_actor(&client_id)
-            .outcome(Outcome::Denied)
-            .detail("reason", reason);
-        if let Some(org) = org {
-            ev = ev.org(org);
-        }
-        if let Some(c) = credential {
-            ev = ev.credential(c);
-        }
-        ev
-    };
-    // A made-up client id is refused before the database. It is not counted either: with no
-    // credential behind it, there is no secret to guess.
-    if !state.token_tags.may_be_genuine(token::CLIENT_ID, &client_id) {
-        refuse("made-up client id", None, None).tally(&state.refusals, now);
-        return Err(OAuthError::invalid_client("unknown client or wrong secret"));
-    }
-    let limits = [Limit::client(&client_id), Limit::address(&state.auth, meta.source_ip.as_deref())];
-    if let Err(t) = throttle::check(&state.db, &limits, now).await? {
-        refuse("throttled", None, None).tally(&state.refusals, now);
-        return Err(OAuthError::throttled(t));
-    }
-    let found = db::credentials::for_client_auth(&state.db, &client_id).await?;
-    // Hash the presented secret even for an unknown client, so both take the same time.
-    let stored = found.as_ref().map_or(&[0u8; 32][..], |c| &c.secret_hash[..]);
-    let secret_ok = token::matches(&secret, stored) && found.is_some();
-    let (known_org, known_credential) = found.as_ref().map(|c| (c.org_id, c.id)).unzip();
-    let Some(client) = found.filter(|_| secret_ok) else {
-        // The failure stays counted: the reservation is not given back.
-        if let Err(t) = throttle::reserve(&state.db, &limits, now).await?.map(drop) {
-            refuse("throttled", known_org, known_credential).tally(&state.refusals, now);
-            return Err(OAuthError::throttled(t));
-        }
-        refuse("wrong client secret or unknown client", known_org, known_credential)
-            .tally(&state.refusals, now);
-        return Err(OAuthError::invalid_client("unknown client or wrong secret"));
-    };
-    let dead = if client.revoked_at.is_some() {
-        Some("the credential is revoked")
-    } else if client.expires_at <= now {
-        Some("the credential has expired")
-    } else {
-        None
-    };
-    if let Some(reason) = dead {
-        refuse(reason, Some(client.org_id), Some(client.id)).record(&state.db, now).await?;
-        return Err(OAuthError::invalid_client(reason));
-    }
-    if client.creator_role.is_none() {
-        refuse("the credential's creator left the organization", Some(client.org_id), Some(client.id))
-            .record(&state.db, now)
-            .await?;
-        return Err(OAuthError::new(
-            BasicErrorResponseType::UnauthorizedClient,
-            "the credential's creator is no longer a member of its organization",
-        ));
-    }
-    Ok(client)
-}
-
-/// The requested scopes, which must all be in `allowed`; none requested: all of `allowed`.
-fn granted_scopes(requested: Option<&String>, allowed: &[String]) -> Result<Vec<String>, OAuthError> {
-    let Some(requested) = requested else {
-        return Ok(allowed.to_vec());
-    };
-    let mut out: Vec<String> = vec![];
-    for s in requested.split(' ').filter(|s| !s.is_empty()) {
-        if Scope::parse(s).is_none() {
-            return Err(OAuthError::invalid_scope(format!("unknown scope {s}")));
-        }
-        if !allowed.iter().any(|a| a == s) {
-            return Err(OAuthError::invalid_scope(format!("scope {s} is not granted to this client")));
-        }
-        if !out.iter().any(|o| o == s) {
-            out.push(s.to_owned());
-        }
-    }
-    if out.is_empty() {
-        return Err(OAuthError::invalid_scope("scope is empty"));
-    }
-    Ok(out)
-}
-
-/// The grant a token pair belongs to.
-enum Grant {
-    /// A new grant (`client_credentials`): its pair is committed without waiting for the WAL
-    /// flush, see [`db::tokens::insert_pair`].
-    New,
-    /// The next pair of a grant, in the transaction that used its refresh token: durable.
-    Rotated(Uuid),
-}
-
-/// Issues an access token and a refresh token of `grant`, neither outliving the credential.
-async fn issue(
-    conn: &mut PgConnection,
-    tags: &TagKey,
-    client: &ClientAuth,
-    grant: Grant,
-    scopes: Vec<String>,
-    now: OffsetDateTime,
-) -> Result<TokenResponse, OAuthError> {
-    let (family_id, durable) = match grant {
-        Grant::New => (Uuid::now_v7(), false),
-        Grant::Rotated(family_id) => (family_id, true),
-    };
-    let access = tags.generate(token::ACCESS);
-    let refresh = tags.generate(token::REFRESH);
-    let access_expires = (now + ACCESS_TTL).min(client.expires_at);
-    let refresh_expires = (now + REFRESH_TTL).min(client.expires_at);
-    db::tokens::insert_pair(
-        conn,
-        NewPair {
-            access_hash: &token::hash(&access),
-            refresh_hash: &token::hash(&refresh),
-            credential_id: client.id,
-            family_id,
-            scopes: &scopes,
-            now,
-            access_expires_at: access_expires,
-            refresh_expires_at: refresh_expires,
-        },
-        durable,
-    )
-    .await?;
-    Ok(TokenResponse {
-        access_token: access,
-        token_type: "Bearer",
-        expires_in: (access_expires - now).whole_seconds(),
-        refresh_token: refresh,
-        scope: scopes.join(" "),
-    })
+    Ok(credentials::authenticate(state, meta, &client_id, &secret).await?)
 }
 
 /// The token endpoint. Authenticate the client with HTTP Basic (`client_secret_basic`) or with
@@ -229,60 +98,12 @@ async fn token_endpoint(
     let grant =
         form.get("grant_type").ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?.clone();
     let client = authenticate(&state, &meta, &headers, &form).await?;
-    let now = state.clock.now();
-    let response = match grant.as_str() {
-        "client_credentials" => {
-            let scopes = granted_scopes(form.get("scope"), &client.scopes)?;
-            let mut conn = state.db.acquire().await?;
-            issue(&mut conn, &state.token_tags, &client, Grant::New, scopes, now).await?
-        }
-        "refresh_token" => {
-            let presented = form
-                .get("refresh_token")
-                .ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
-            // Counted, not appended, like every refusal a client can repeat at will.
-            let refuse = || {
-                Event::new("token.refused", &meta)
-                    .org(client.org_id)
-                    .credential(client.id)
-                    .outcome(Outcome::Denied)
-                    .detail("reason", "invalid, expired or revoked refresh token")
-                    .tally(&state.refusals, now);
-                OAuthError::invalid_grant("the refresh token is invalid, expired or revoked")
-            };
-            // A made-up one is refused before the database.
-            if !state.token_tags.may_be_genuine(token::REFRESH, presented) {
-                return Err(refuse());
-            }
-            let mut tx = state.db.begin().await?;
-            match db::tokens::use_refresh(&mut tx, &token::hash(presented), client.id, now).await? {
-                Refresh::Rotated { family_id, scopes } => {
-                    let scopes = granted_scopes(form.get("scope"), &scopes)?;
-                    let r =
-                        issue(&mut tx, &state.token_tags, &client, Grant::Rotated(family_id), scopes, now)
-                            .await?;
-                    tx.commit().await?;
-                    r
-                }
-                Refresh::Reused { family_id } => {
-                    let revoked = db::tokens::revoke_family(&mut *tx, family_id, now).await?;
-                    Event::new("token.family_revoked", &meta)
-                        .org(client.org_id)
-                        .credential(client.id)
-                        .actor_user(client.created_by)
-                        .outcome(Outcome::Denied)
-                        .detail("reason", "a used refresh token was presented again")
-                        .detail("tokens_revoked", revoked)
-                        .record_in(&mut tx, now)
-                        .await?;
-                    tx.commit().await?;
-                    return Err(OAuthError::invalid_grant(
-                        "the refresh token was already used; the grant is revoked",
-                    ));
-                }
-                Refresh::Invalid => return Err(refuse()),
-            }
-        }
+    let grant = match grant.as_str() {
+        "client_credentials" => TokenGrant::ClientCredentials,
+        "refresh_token" => TokenGrant::Refresh(
+            form.get("refresh_token")
+                .ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?,
+        ),
         other => {
             return Err(OAuthError::new(
                 BasicErrorResponseType::UnsupportedGrantType,
@@ -290,6 +111,8 @@ async fn token_endpoint(
             ));
         }
     };
+    let scope = form.get("scope").map(String::as_str);
+    let response = TokenResponse::from(credentials::grant(&state, &meta, &client, grant, scope).await?);
     let mut res = axum::Json(response).into_response();
     no_store(res.headers_mut());
     Ok(res)
@@ -319,17 +142,7 @@ async fn revoke(
     let presented =
         form.get("token").ok_or_else(|| OAuthError::invalid_request("token is required"))?.clone();
     let client = authenticate(&state, &meta, &headers, &form).await?;
-    let now = state.clock.now();
-    let mut tx = state.db.begin().await?;
-    if db::tokens::revoke_token(&mut tx, &token::hash(&presented), client.id, now).await? {
-        Event::new("token.revoked", &meta)
-            .org(client.org_id)
-            .credential(client.id)
-            .actor_user(client.created_by)
-            .record_in(&mut tx, now)
-            .await?;
-    }
-    tx.commit().await?;
+    credentials::revoke_token(&state, &meta, &client, &presented).await?;
     let mut res = StatusCode::OK.into_response();
     no_store(res.headers_mut());
     Ok(res)
@@ -376,7 +189,7 @@ pub struct ScopeInfo {
     pub name: &'static str,
     pub description: &'static str,
     /// The least role whose members may hold it.
-    pub least_role: crate::domain::Role,
+    pub least_role: Role,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -387,17 +200,10 @@ pub struct ScopeList {
 /// The scopes a client credential can be given.
 #[utoipa::path(get, path = "/api/v1/scopes", tag = "oauth2", responses((status = 200, body = ScopeList)))]
 async fn scopes() -> AppJson<ScopeList> {
-    use crate::domain::Role;
-    let least = |s: Scope| {
-        [Role::Viewer, Role::Member, Role::Admin, Role::Owner]
-            .into_iter()
-            .find(|r| r.allows(s))
-            .unwrap_or(Role::Owner)
-    };
     AppJson(ScopeList {
         items: Scope::ALL
             .iter()
-            .map(|&s| ScopeInfo { name: s.as_str(), description: s.describe(), least_role: least(s) })
+            .map(|&s| ScopeInfo { name: s.as_str(), description: s.describe(), least_role: Role::least(s) })
             .collect(),
     })
 }

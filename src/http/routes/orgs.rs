@@ -1,7 +1,8 @@
+//! Organizations and their members.
+
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -10,14 +11,15 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::app::AppState;
-use crate::audit::{Event, RequestMeta};
-use crate::db;
+use crate::audit::RequestMeta;
 use crate::db::orgs::{MemberRow, OrgRow};
-use crate::domain::{AuthMethod, Ctx, Email, NewPassword, PrincipalOrg, Role, Scope};
-use crate::error::{ApiError, ApiResult, Problem, on_constraint};
+use crate::domain::{AuthMethod, PrincipalOrg, Role, Scope};
+use crate::error::{ApiError, ApiResult, Problem};
 use crate::http::extract::{ActiveUser, AppJson, AppPath};
+use crate::http::respond::{Accepted, Created};
 use crate::http::views::{InvitationView, invitation_view};
-use crate::service::members::{self, on_membership_conflict, parse_role};
+use crate::service::members::{self, AddMember, Added, parse_role};
+use crate::service::orgs::{self, CreateOrg};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -85,33 +87,13 @@ async fn list_orgs(user: ActiveUser) -> ApiResult<AppJson<OrgList>> {
     Ok(AppJson(OrgList { items: user.principal.orgs.iter().map(OrgView::from).collect() }))
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateOrg {
-    /// 1 to 100 characters, not all blank, without control characters.
-    #[schema(example = "Acme", pattern = r"^\s*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]{0,99}$")]
-    pub name: String,
-}
-
-fn org_name(raw: &str) -> ApiResult<String> {
-    let name = raw.trim();
-    let n = name.chars().count();
-    if n == 0 || n > 100 {
-        return Err(ApiError::field("name", "must be 1 to 100 characters"));
-    }
-    if name.chars().any(char::is_control) {
-        return Err(ApiError::field("name", "must not contain control characters"));
-    }
-    Ok(name.to_owned())
-}
-
 /// Creates an organization; the caller becomes its owner.
 #[utoipa::path(
     post, path = "/api/v1/orgs", tag = "orgs",
     security(("session" = [])),
     request_body = CreateOrg,
     responses(
-        (status = 201, body = OrgView),
+        (status = 201, body = OrgView, headers(("Location" = String, description = "The organization"))),
         (status = 403, description = "A bearer token, a cross-site request, or the initial password must be changed first", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid name", body = Problem, content_type = "application/problem+json"),
     )
@@ -121,22 +103,12 @@ async fn create_org(
     meta: RequestMeta,
     user: ActiveUser,
     AppJson(body): AppJson<CreateOrg>,
-) -> ApiResult<(StatusCode, AppJson<OrgView>)> {
+) -> ApiResult<Created<OrgView>> {
     user.require_session()?;
-    let name = org_name(&body.name)?;
-    let id = Uuid::now_v7();
-    let ctx = Ctx { user_id: user.principal.user_id, org_id: id, role: Role::Owner, method: user.method };
-    let mut tx = state.db.begin().await?;
-    db::orgs::create(&mut tx, id, &name, ctx.user_id).await?;
-    Event::new("org.created", &meta)
-        .in_ctx(&ctx, &user.principal.email)
-        .target(format!("org:{id}"))
-        .detail("name", &name)
-        .record_in(&mut tx, state.clock.now())
+    let row = orgs::create(&state, &meta, user.principal.user_id, user.method, &user.principal.email, &body)
         .await?;
-    let row = db::orgs::get(&mut *tx, &ctx).await?.ok_or(ApiError::not_found("organization"))?;
-    tx.commit().await?;
-    Ok((StatusCode::CREATED, AppJson(row.try_into()?)))
+    let location = format!("/api/v1/orgs/{}", row.id);
+    Ok(Created::new(OrgView::try_from(row)?, location))
 }
 
 /// One organization the caller belongs to. Any other id, existing or not, is 404.
@@ -207,22 +179,9 @@ async fn list_members(
 ) -> ApiResult<AppJson<MemberList>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::OrgRead)?;
-    let rows = db::orgs::list_members(&state.db, &ctx).await?;
+    let rows = members::list(&state, &ctx).await?;
     let items = rows.into_iter().map(MemberView::try_from).collect::<ApiResult<_>>()?;
     Ok(AppJson(MemberList { items }))
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AddMember {
-    #[schema(example = "dev@example.com", format = Email)]
-    pub email: String,
-    pub role: Role,
-    /// Initial password (12 to 1024 characters) for a new account, which becomes a member at
-    /// once and must change it at first login. Ignored, and not kept, when the address has an
-    /// account: that account is invited like any other. Not for bearer tokens.
-    #[schema(value_type = Option<String>, format = Password, min_length = 12, max_length = 1024)]
-    pub password: Option<SecretString>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -231,17 +190,17 @@ pub struct AddedMember {
     pub member: MemberView,
 }
 
-/// What adding a member did: made a new account a member, or invited the address.
-pub enum Added {
-    Member(AddedMember),
-    Invited(InvitationView),
+/// What adding a member did: 201 with the new member, or 202 with the invitation.
+pub enum AddedView {
+    Member(AddedMember, String),
+    Invited(InvitationView, String),
 }
 
-impl IntoResponse for Added {
+impl IntoResponse for AddedView {
     fn into_response(self) -> Response {
         match self {
-            Self::Member(m) => (StatusCode::CREATED, AppJson(m)).into_response(),
-            Self::Invited(i) => (StatusCode::ACCEPTED, AppJson(i)).into_response(),
+            Self::Member(m, location) => Created::new(m, location).into_response(),
+            Self::Invited(i, location) => Accepted::new(i, location).into_response(),
         }
     }
 }
@@ -257,8 +216,8 @@ impl IntoResponse for Added {
     params(("org_id" = Uuid, Path)),
     request_body = AddMember,
     responses(
-        (status = 201, description = "A new account, given the password, is a member", body = AddedMember),
-        (status = 202, description = "Invited; the invitation is pending until its invitee answers it", body = InvitationView),
+        (status = 201, description = "A new account, given the password, is a member", body = AddedMember, headers(("Location" = String, description = "The member"))),
+        (status = 202, description = "Invited; the invitation is pending until its invitee answers it", body = InvitationView, headers(("Location" = String, description = "The invitation"))),
         (status = 403, description = "Not allowed, a bearer token giving a password or the role owner (`session_required`), or a cross-site request", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Already a member", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid e-mail, role or password", body = Problem, content_type = "application/problem+json"),
@@ -270,67 +229,19 @@ async fn add_member(
     user: ActiveUser,
     AppPath(org_id): AppPath<Uuid>,
     AppJson(body): AppJson<AddMember>,
-) -> ApiResult<Added> {
+) -> ApiResult<AddedView> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::OrgAdmin)?;
-    // A leaked token must not mint a login of its own, or an owner who could revoke the rest.
-    if body.password.is_some() {
-        ctx.method.require_session("creating an account with a password")?;
-    }
-    if body.role == Role::Owner {
-        ctx.method.require_session("making an owner")?;
-    }
-    if body.role == Role::Owner && ctx.role != Role::Owner {
-        return Err(ApiError::forbidden_as("owner_only", "only an owner can add an owner"));
-    }
-    let email = Email::parse(&body.email).map_err(|m| ApiError::field("email", m))?;
-    let given = body
-        .password
-        .map(|p| NewPassword::parse(p).map_err(|m| ApiError::field("password", m)))
-        .transpose()?;
-    if db::orgs::member_by_email(&state.db, &ctx, &email).await?.is_some() {
-        return Err(members::already_member(email.as_str()).into());
-    }
-    let invite = async || {
-        let row = members::invite(&state, &meta, &ctx, &user.principal.email, &email, body.role).await?;
-        invitation_view(row, state.clock.now())
-    };
-    // Without a password nothing asks whether the address has an account.
-    let Some(given) = given else {
-        return Ok(Added::Invited(invite().await?));
-    };
-    if db::users::find_id_by_email(&state.db, &email).await?.is_some() {
-        return Ok(Added::Invited(invite().await?));
-    }
-
-    let hash = state.hasher.hash(given.into_secret()).await?;
-    let user_id = Uuid::now_v7();
-    let mut tx = state.db.begin().await?;
-    db::users::insert(
-        &mut *tx,
-        db::users::NewUser { id: user_id, email: &email, password_hash: &hash, must_change_password: true },
-    )
-    .await
-    .map_err(|e| {
-        on_constraint(e, |c| {
-            (c == "users_email_key")
-                .then(|| ApiError::conflict("conflict", "the account was created meanwhile; retry"))
-        })
-    })?;
-    db::orgs::add_member(&mut *tx, &ctx, user_id, body.role)
-        .await
-        .map_err(|e| on_membership_conflict(e, email.as_str()))?;
-    let member = db::orgs::get_member(&mut *tx, &ctx, user_id).await?.ok_or(ApiError::not_found("member"))?;
-    Event::new("member.added", &meta)
-        .in_ctx(&ctx, &user.principal.email)
-        .target(format!("user:{user_id}"))
-        .detail("email", email.as_str())
-        .detail("role", body.role)
-        .detail("account_created", true)
-        .record_in(&mut tx, state.clock.now())
-        .await?;
-    tx.commit().await?;
-    Ok(Added::Member(AddedMember { member: member.try_into()? }))
+    Ok(match members::add(&state, &meta, &ctx, &user.principal.email, body).await? {
+        Added::Member(m) => {
+            let location = format!("/api/v1/orgs/{org_id}/members/{}", m.user_id);
+            AddedView::Member(AddedMember { member: m.try_into()? }, location)
+        }
+        Added::Invited(i) => {
+            let location = format!("/api/v1/orgs/{org_id}/invitations/{}", i.id);
+            AddedView::Invited(invitation_view(i, state.clock.now())?, location)
+        }
+    })
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -363,34 +274,8 @@ async fn update_member(
 ) -> ApiResult<AppJson<MemberView>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::OrgAdmin)?;
-    if body.role == Role::Owner {
-        ctx.method.require_session("making an owner")?;
-    }
-    let mut tx = state.db.begin().await?;
-    let owners = db::orgs::lock_owners(&mut tx, &ctx).await?;
-    let target = db::orgs::get_member(&mut *tx, &ctx, user_id).await?.ok_or(ApiError::not_found("member"))?;
-    let current = parse_role(&target.role)?;
-    if (current == Role::Owner || body.role == Role::Owner) && ctx.role != Role::Owner {
-        return Err(ApiError::forbidden_as("owner_only", "only an owner can make or unmake an owner"));
-    }
-    if current == Role::Owner && body.role != Role::Owner && owners.len() <= 1 {
-        return Err(last_owner());
-    }
-    db::orgs::set_role(&mut *tx, &ctx, user_id, body.role, state.clock.now()).await?;
-    let member = db::orgs::get_member(&mut *tx, &ctx, user_id).await?.ok_or(ApiError::not_found("member"))?;
-    Event::new("member.role_changed", &meta)
-        .in_ctx(&ctx, &user.principal.email)
-        .target(format!("user:{user_id}"))
-        .detail("from", current)
-        .detail("to", body.role)
-        .record_in(&mut tx, state.clock.now())
-        .await?;
-    tx.commit().await?;
+    let member = members::set_role(&state, &meta, &ctx, &user.principal.email, user_id, body.role).await?;
     Ok(AppJson(member.try_into()?))
-}
-
-fn last_owner() -> ApiError {
-    ApiError::conflict("last_owner", "an organization must keep at least one owner; make another owner first")
 }
 
 /// Removes a member. Anyone may leave; removing others needs admin, and an owner needs an
@@ -416,38 +301,6 @@ async fn remove_member(
     if user_id != ctx.user_id || matches!(ctx.method, AuthMethod::Bearer { .. }) {
         ctx.require(Scope::OrgAdmin)?;
     }
-    let mut tx = state.db.begin().await?;
-    let owners = db::orgs::lock_owners(&mut tx, &ctx).await?;
-    let target = db::orgs::get_member(&mut *tx, &ctx, user_id).await?.ok_or(ApiError::not_found("member"))?;
-    if parse_role(&target.role)? == Role::Owner {
-        if ctx.role != Role::Owner {
-            return Err(ApiError::forbidden_as("owner_only", "only an owner can remove an owner"));
-        }
-        if owners.len() <= 1 {
-            return Err(last_owner());
-        }
-    }
-    db::orgs::remove_member(&mut *tx, &ctx, user_id).await?;
-    Event::new("member.removed", &meta)
-        .in_ctx(&ctx, &user.principal.email)
-        .target(format!("user:{user_id}"))
-        .detail("email", &target.email)
-        .detail("role", &target.role)
-        .record_in(&mut tx, state.clock.now())
-        .await?;
-    tx.commit().await?;
+    members::remove(&state, &meta, &ctx, &user.principal.email, user_id).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn org_names() {
-        assert_eq!(org_name("  Acme ").unwrap(), "Acme");
-        assert!(org_name("").is_err());
-        assert!(org_name(&"x".repeat(101)).is_err());
-        assert!(org_name("a\u{0}b").is_err());
-    }
 }

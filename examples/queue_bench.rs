@@ -33,7 +33,7 @@ use anyhow::{Context, bail, ensure};
 use berth::clock::SystemClock;
 use berth::crypto::MasterKey;
 use berth::jobs::worker::Workers;
-use berth::jobs::{DataPlane, JobEnv, NOOP, step};
+use berth::jobs::{DataPlane, JobEnv, JobKind, Step, kinds};
 use berth::pg::{EmbeddedOptions, EmbeddedPg, PgBinaries, RunAs};
 use berth::provision::Provisioner;
 use berth::provision::catalog::Catalog;
@@ -308,8 +308,8 @@ async fn fill(db: &PgPool, org: uuid::Uuid, n: usize) -> anyhow::Result<()> {
                from generate_series(1, $4) i) s",
     )
     .bind(org)
-    .bind(NOOP)
-    .bind(step::NOOP)
+    .bind(kinds::Noop::KIND)
+    .bind(Step::Noop.to_string())
     .bind(n as i64)
     .execute(db)
     .await?;

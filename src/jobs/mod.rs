@@ -32,25 +32,6 @@ pub use self::queue::{Enqueue, NotEnqueued, enqueue};
 pub use self::step::Step;
 pub use crate::provision::DataPlane;
 
-// The kind texts, for callers that still enqueue with [`Enqueue::store`] and
-// [`Enqueue::network`]; new code names the kind's type (`Enqueue::typed::<kinds::Restore>`).
-pub const CREATE_STORE: &str = kinds::CreateStore::KIND;
-pub const DELETE_STORE: &str = kinds::DeleteStore::KIND;
-pub const ADD_NODE: &str = kinds::AddNode::KIND;
-pub const REMOVE_NODE: &str = kinds::RemoveNode::KIND;
-pub const RESTART_NODE: &str = kinds::RestartNode::KIND;
-pub const REPAIR_STORE: &str = kinds::RepairStore::KIND;
-pub const RESIZE_STORE: &str = kinds::ResizeStore::KIND;
-pub const APPLY_PARAMETERS: &str = kinds::ApplyParameters::KIND;
-pub const BACKUP: &str = kinds::Backup::KIND;
-pub const RESTORE: &str = kinds::Restore::KIND;
-pub const CREATE_VPC: &str = kinds::CreateVpc::KIND;
-pub const DELETE_VPC: &str = kinds::DeleteVpc::KIND;
-pub const CREATE_PEERING: &str = kinds::CreatePeering::KIND;
-pub const DELETE_PEERING: &str = kinds::DeletePeering::KIND;
-/// Does nothing: for measuring the queue itself.
-pub const NOOP: &str = kinds::Noop::KIND;
-
 /// Picks `n` ports of the plane's range that no node row holds and nothing listens on, under a
 /// transaction-scoped lock so that two requests cannot pick the same. A range used up is the
 /// operator's capacity running out, not a fault of the request: `capacity_exhausted` (503).

@@ -21,22 +21,6 @@ pub struct Enqueue<'a> {
     pub params: serde_json::Value,
 }
 
-impl<'a> Enqueue<'a> {
-    /// A job of a store, without parameters.
-    pub fn store(store_id: Uuid, kind: &'a str, steps: Vec<String>) -> Self {
-        Self { store_id: Some(store_id), kind, steps, params: serde_json::json!({}) }
-    }
-
-    /// A job of a VPC or a peering.
-    pub fn network(kind: &'a str, steps: Vec<String>) -> Self {
-        Self { store_id: None, kind, steps, params: serde_json::json!({}) }
-    }
-
-    pub fn with_params(self, params: serde_json::Value) -> Self {
-        Self { params, ..self }
-    }
-}
-
 impl Enqueue<'static> {
     /// A job of kind `K` on a store, with its params and steps.
     pub fn typed<K: JobKind>(store_id: Uuid, params: K::Params, steps: Vec<Step>) -> Self {

@@ -264,54 +264,48 @@ impl fmt::Display for Step {
     }
 }
 
-// The stored names. Callers that still build steps as text use these with [`on`]; new code
-// builds [`Step`]s.
+// The stored names, read by [`Step::parse`] and written by its `Display`.
 
 /// [`Step::CreatePrimary`]
-pub const CREATE_PRIMARY: &str = "create_primary";
+const CREATE_PRIMARY: &str = "create_primary";
 /// [`Step::CreateReplica`]
-pub const CREATE_REPLICA: &str = "create_replica";
+const CREATE_REPLICA: &str = "create_replica";
 /// [`Step::RemoveNode`]
-pub const REMOVE_NODE: &str = "remove_node";
+const REMOVE_NODE: &str = "remove_node";
 /// [`Step::RestartNode`]
-pub const RESTART_NODE: &str = "restart_node";
+const RESTART_NODE: &str = "restart_node";
 /// [`Step::RebuildNode`]
-pub const REBUILD_NODE: &str = "rebuild_node";
+const REBUILD_NODE: &str = "rebuild_node";
 /// [`Step::ReconfigureNode`]
-pub const RECONFIGURE_NODE: &str = "reconfigure_node";
+const RECONFIGURE_NODE: &str = "reconfigure_node";
 /// [`Step::GrowVolume`]
-pub const GROW_VOLUME: &str = "grow_volume";
+const GROW_VOLUME: &str = "grow_volume";
 /// [`Step::ApplyParameters`]
-pub const APPLY_PARAMETERS: &str = "apply_parameters";
+const APPLY_PARAMETERS: &str = "apply_parameters";
 /// [`Step::TakeBackup`]
-pub const TAKE_BACKUP: &str = "take_backup";
+const TAKE_BACKUP: &str = "take_backup";
 /// [`Step::RestoreNode`]
-pub const RESTORE_NODE: &str = "restore_node";
+const RESTORE_NODE: &str = "restore_node";
 /// [`Step::ForkPrimary`]
-pub const FORK_PRIMARY: &str = "fork_primary";
+const FORK_PRIMARY: &str = "fork_primary";
 /// [`Step::DeleteBackups`]
-pub const DELETE_BACKUPS: &str = "delete_backups";
+const DELETE_BACKUPS: &str = "delete_backups";
 /// [`Step::FinishAvailable`]
-pub const FINISH_AVAILABLE: &str = "finish_available";
+const FINISH_AVAILABLE: &str = "finish_available";
 /// [`Step::FinishDeleted`]
-pub const FINISH_DELETED: &str = "finish_deleted";
+const FINISH_DELETED: &str = "finish_deleted";
 /// [`Step::Noop`]
-pub const NOOP: &str = "noop";
+const NOOP: &str = "noop";
 /// [`Step::CreateNetwork`]
-pub const CREATE_NETWORK: &str = "create_network";
+const CREATE_NETWORK: &str = "create_network";
 /// [`Step::RemoveNetwork`]
-pub const REMOVE_NETWORK: &str = "remove_network";
+const REMOVE_NETWORK: &str = "remove_network";
 /// [`Step::ConnectPeering`]
-pub const CONNECT_PEERING: &str = "connect_peering";
+const CONNECT_PEERING: &str = "connect_peering";
 /// [`Step::ApplyPeeringAccess`]
-pub const APPLY_PEERING_ACCESS: &str = "apply_peering_access";
+const APPLY_PEERING_ACCESS: &str = "apply_peering_access";
 /// [`Step::DisconnectPeering`]
-pub const DISCONNECT_PEERING: &str = "disconnect_peering";
-
-/// `name:<id>`, as text. New code writes `Step::CreateReplica(node)` instead.
-pub fn on(name: &str, id: Uuid) -> String {
-    format!("{name}:{id}")
-}
+const DISCONNECT_PEERING: &str = "disconnect_peering";
 
 #[cfg(test)]
 mod tests {
@@ -351,7 +345,7 @@ mod tests {
             assert_eq!(Step::parse(&text).unwrap(), *step, "{text}");
             // The text is the stored format: `name` or `name:<id>`, as `on` wrote it.
             match step.id() {
-                Some(id) => assert_eq!(text, on(step.name(), id)),
+                Some(id) => assert_eq!(text, format!("{}:{id}", step.name())),
                 None => assert_eq!(text, step.name()),
             }
         }

@@ -116,6 +116,7 @@ pub async fn cancel(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::jobs::JobKind;
 
     fn job(kind: &str, status: JobStatus, step: i32, attempts: i32) -> JobRow {
         let at = OffsetDateTime::UNIX_EPOCH;
@@ -152,16 +153,16 @@ mod tests {
 
     #[test]
     fn only_kinds_that_can_be_undone_are_cancellable() {
-        assert!(cancellable(jobs::NOOP).is_ok());
-        let refused = detail(cancellable(jobs::CREATE_VPC).unwrap_err());
+        assert!(cancellable(jobs::kinds::Noop::KIND).is_ok());
+        let refused = detail(cancellable(jobs::kinds::CreateVpc::KIND).unwrap_err());
         assert_eq!(refused, "a create_vpc job cannot be cancelled");
     }
 
     #[test]
     fn a_refusal_says_whether_the_job_started_or_already_failed_once() {
-        let retried = detail(not_cancellable(&job(jobs::NOOP, JobStatus::Queued, 0, 2)));
+        let retried = detail(not_cancellable(&job(jobs::kinds::Noop::KIND, JobStatus::Queued, 0, 2)));
         assert!(retried.contains("attempt 2 already acted on the host"), "{retried}");
-        let running = detail(not_cancellable(&job(jobs::NOOP, JobStatus::Running, 1, 1)));
+        let running = detail(not_cancellable(&job(jobs::kinds::Noop::KIND, JobStatus::Running, 1, 1)));
         assert!(running.contains("is running at step 1"), "{running}");
     }
 }

@@ -13,7 +13,7 @@ use crate::db;
 use crate::db::jobs::JobRow;
 use crate::db::parameter_groups::GroupRow;
 use crate::domain::{Ctx, Error, FieldError, Result, StoreOperation, on_constraint};
-use crate::jobs::{self, step};
+use crate::jobs::{Step, kinds};
 pub use crate::provision::parameters::ParamDef;
 use crate::provision::parameters::catalog;
 use crate::provision::sizing;
@@ -237,9 +237,9 @@ pub async fn apply(
     store.status.check(StoreOperation::ApplyParameters)?;
     let mut nodes = db::stores::nodes(&mut *tx, ctx.org_id, &[store_id]).await?;
     nodes.sort_by_key(|n| n.role == "primary");
-    let mut steps: Vec<String> = nodes.iter().map(|n| step::on(step::APPLY_PARAMETERS, n.id)).collect();
-    steps.push(step::FINISH_AVAILABLE.into());
-    let job = enqueue(&mut tx, state, ctx, Enqueue::store(store_id, jobs::APPLY_PARAMETERS, steps)).await?;
+    let mut steps: Vec<Step> = nodes.iter().map(|n| Step::ApplyParameters(n.id)).collect();
+    steps.push(Step::FinishAvailable);
+    let job = enqueue(&mut tx, state, ctx, Enqueue::of::<kinds::ApplyParameters>(store_id, steps)).await?;
     let now = state.clock.now();
     db::parameter_groups::assign(&mut *tx, ctx, store_id, group.id, now).await?;
     Event::new("store.parameter_group_applied", meta)

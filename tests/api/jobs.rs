@@ -1,7 +1,7 @@
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
-use berth::jobs::{NOOP, step};
+use berth::jobs::{JobKind, Step, kinds};
 
 use crate::helpers::TestApp;
 
@@ -16,8 +16,8 @@ async fn noop_jobs(app: &TestApp, n: usize) {
         )
         .bind(uuid::Uuid::now_v7())
         .bind(app.owner_org)
-        .bind(NOOP)
-        .bind(vec![step::NOOP.to_owned()])
+        .bind(kinds::Noop::KIND)
+        .bind(vec![Step::Noop.to_string()])
         .bind(now)
         .execute(&app.db)
         .await

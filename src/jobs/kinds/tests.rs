@@ -42,21 +42,21 @@ fn only_the_noop_kind_keeps_no_log() {
 fn the_kind_texts_are_the_stored_ones() {
     use crate::jobs;
     for (kind, text) in [
-        (jobs::CREATE_STORE, "create_store"),
-        (jobs::DELETE_STORE, "delete_store"),
-        (jobs::ADD_NODE, "add_node"),
-        (jobs::REMOVE_NODE, "remove_node"),
-        (jobs::RESTART_NODE, "restart_node"),
-        (jobs::REPAIR_STORE, "repair_store"),
-        (jobs::RESIZE_STORE, "resize_store"),
-        (jobs::APPLY_PARAMETERS, "apply_parameters"),
-        (jobs::BACKUP, "backup"),
-        (jobs::RESTORE, "restore"),
-        (jobs::CREATE_VPC, "create_vpc"),
-        (jobs::DELETE_VPC, "delete_vpc"),
-        (jobs::CREATE_PEERING, "create_peering"),
-        (jobs::DELETE_PEERING, "delete_peering"),
-        (jobs::NOOP, "noop"),
+        (jobs::kinds::CreateStore::KIND, "create_store"),
+        (jobs::kinds::DeleteStore::KIND, "delete_store"),
+        (jobs::kinds::AddNode::KIND, "add_node"),
+        (jobs::kinds::RemoveNode::KIND, "remove_node"),
+        (jobs::kinds::RestartNode::KIND, "restart_node"),
+        (jobs::kinds::RepairStore::KIND, "repair_store"),
+        (jobs::kinds::ResizeStore::KIND, "resize_store"),
+        (jobs::kinds::ApplyParameters::KIND, "apply_parameters"),
+        (jobs::kinds::Backup::KIND, "backup"),
+        (jobs::kinds::Restore::KIND, "restore"),
+        (jobs::kinds::CreateVpc::KIND, "create_vpc"),
+        (jobs::kinds::DeleteVpc::KIND, "delete_vpc"),
+        (jobs::kinds::CreatePeering::KIND, "create_peering"),
+        (jobs::kinds::DeletePeering::KIND, "delete_peering"),
+        (jobs::kinds::Noop::KIND, "noop"),
     ] {
         assert_eq!(kind, text);
         assert_eq!(of(text).name(), text);

@@ -21,8 +21,9 @@ use crate::db::backups::BackupRow;
 use crate::db::jobs::JobRow;
 use crate::db::stores::StoreRow;
 use crate::domain::{BackupStatus, Ctx, Error, NodeState, Result, StoreOperation, StoreStatus};
+use crate::jobs::kinds::{self, RestoreParams};
 use crate::jobs::schedule::{NewBackup, Started};
-use crate::jobs::{self, step};
+use crate::jobs::{self, Step};
 use crate::service::jobs::{Enqueue, busy, enqueue};
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -216,17 +217,17 @@ pub struct RestoreRequest {
 /// What a restore from a backup of `kind` does on each node, primary first: the primary is
 /// restored; a physical restore replaces its history, so the replicas are made again from it,
 /// while they stream what a logical restore writes.
-pub fn restore_steps(nodes: &mut [db::stores::NodeRow], kind: &str) -> Vec<String> {
+pub fn restore_steps(nodes: &mut [db::stores::NodeRow], kind: &str) -> Vec<Step> {
     nodes.sort_by_key(|n| n.role != "primary");
     let mut steps = vec![];
     for n in nodes.iter() {
         match (n.role.as_str(), kind) {
-            ("primary", _) => steps.push(step::on(step::RESTORE_NODE, n.id)),
+            ("primary", _) => steps.push(Step::RestoreNode(n.id)),
             (_, "logical") => {}
-            _ => steps.push(step::on(step::REBUILD_NODE, n.id)),
+            _ => steps.push(Step::RebuildNode(n.id)),
         }
     }
-    steps.push(step::FINISH_AVAILABLE.into());
+    steps.push(Step::FinishAvailable);
     steps
 }
 
@@ -253,13 +254,8 @@ pub async fn restore(
     store.status.check(StoreOperation::Restore)?;
     let mut nodes = db::stores::nodes(&mut *tx, ctx.org_id, &[store_id]).await?;
     let steps = restore_steps(&mut nodes, &backup.kind);
-    let params = serde_json::json!({
-        "backup_id": backup.id,
-        "point_in_time": cmd.point_in_time.map(|t| t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()),
-    });
-    let job =
-        enqueue(&mut tx, state, ctx, Enqueue::store(store_id, jobs::RESTORE, steps).with_params(params))
-            .await?;
+    let params = RestoreParams { backup_id: backup.id, point_in_time: cmd.point_in_time };
+    let job = enqueue(&mut tx, state, ctx, Enqueue::typed::<kinds::Restore>(store_id, params, steps)).await?;
     db::stores::set_status(&mut *tx, ctx.org_id, store_id, StoreStatus::Restoring, now).await?;
     Event::new("store.restore_started", meta)
         .in_ctx(ctx, actor)
@@ -468,7 +464,7 @@ mod tests {
     use super::{kind, restore_steps, source};
     use crate::db::stores::NodeRow;
     use crate::domain::NodeState;
-    use crate::jobs::step;
+    use crate::jobs::Step;
 
     #[test]
     fn a_backup_is_full_or_logical_from_the_primary_or_a_replica() {
@@ -506,13 +502,13 @@ mod tests {
         assert_eq!(
             full,
             [
-                step::on(step::RESTORE_NODE, ids[1]),
-                step::on(step::REBUILD_NODE, ids[0]),
-                step::on(step::REBUILD_NODE, ids[2]),
-                step::FINISH_AVAILABLE.to_owned(),
+                Step::RestoreNode(ids[1]),
+                Step::RebuildNode(ids[0]),
+                Step::RebuildNode(ids[2]),
+                Step::FinishAvailable,
             ]
         );
         let logical = restore_steps(&mut nodes, "logical");
-        assert_eq!(logical, [step::on(step::RESTORE_NODE, ids[1]), step::FINISH_AVAILABLE.to_owned()]);
+        assert_eq!(logical, [Step::RestoreNode(ids[1]), Step::FinishAvailable]);
     }
 }

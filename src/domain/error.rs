@@ -95,20 +95,3 @@ pub fn on_constraint<E: From<Error>>(err: sqlx::Error, map: impl FnOnce(&str) ->
     }
     Error::from(err).into()
 }
-
-/// SQLSTATEs by which a store's PostgreSQL says that what was to be created exists:
-/// `duplicate_database`, `duplicate_object`, and `unique_violation`, which a catalog's unique
-/// index raises when two concurrent CREATEs both passed the server's own check for a name.
-const DUPLICATE_SQLSTATES: [&str; 3] = ["42P04", "42710", "23505"];
-
-/// Maps a data-plane error saying "it exists" to `conflict` (two requests racing to create one
-/// database or role both passed Berth's check); anything else is internal.
-pub fn on_duplicate(err: anyhow::Error, conflict: impl FnOnce() -> Error) -> Error {
-    let duplicate = err.chain().any(|e| {
-        e.downcast_ref::<sqlx::Error>()
-            .and_then(|e| e.as_database_error())
-            .and_then(|db| db.code())
-            .is_some_and(|code| DUPLICATE_SQLSTATES.contains(&code.as_ref()))
-    });
-    if duplicate { conflict() } else { Error::Internal(err) }
-}

@@ -15,7 +15,7 @@ mod status;
 pub use cidr::{Cidr, VpcBlock, gateway, node_addresses};
 pub use ctx::{AuthMethod, Ctx, Principal, PrincipalOrg};
 pub use email::Email;
-pub use error::{Error, FieldError, Result, on_constraint, on_duplicate};
+pub use error::{Error, FieldError, Result, on_constraint};
 pub use invitation::InvitationStatus;
 pub use network::{NetworkType, StoreNetwork};
 pub use password::NewPassword;

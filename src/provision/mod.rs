@@ -2,6 +2,7 @@
 //! (Kubernetes, cloud VMs) can be added without touching the API or the jobs.
 
 pub mod catalog;
+pub mod error;
 pub mod local;
 pub mod parameters;
 mod plane;

@@ -1,19 +1,25 @@
 //! What Berth does inside a store's PostgreSQL, the same for every driver: databases, users and
 //! their privileges, over the driver's superuser connection.
 
-use anyhow::Context;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use sha2::Digest;
 use sqlx::{Executor, PgConnection};
 use utoipa::ToSchema;
 
+use super::error::{Error, Result};
 use super::{NodeSpec, Provisioner};
+
+/// A superuser connection to the node, or [`Error::Unreachable`]: what a request reports as the
+/// node being out of reach, not as Berth's fault.
+pub async fn connect(driver: &dyn Provisioner, spec: &NodeSpec, database: &str) -> Result<PgConnection> {
+    driver.superuser(spec, database).await.map_err(|source| Error::Unreachable { node: spec.node_id, source })
+}
 
 /// Identifiers and literals cannot be bound as parameters in DDL: the server quotes them itself
 /// with `format` (`%I`, `%L`), and the statement it returns is run without being prepared, cached
 /// or logged, since it may carry a password.
-pub async fn execute_formatted(conn: &mut PgConnection, template: &str, args: &[&str]) -> anyhow::Result<()> {
+pub async fn execute_formatted(conn: &mut PgConnection, template: &str, args: &[&str]) -> Result<()> {
     let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
     let sql: String = sqlx::query_scalar("select format($1, variadic $2::text[])")
         .bind(template)
@@ -34,8 +40,8 @@ pub struct DatabaseInfo {
 }
 
 /// The customer's databases (not `postgres` or the templates).
-pub async fn databases(driver: &dyn Provisioner, spec: &NodeSpec) -> anyhow::Result<Vec<DatabaseInfo>> {
-    let mut conn = driver.superuser(spec, "postgres").await?;
+pub async fn databases(driver: &dyn Provisioner, spec: &NodeSpec) -> Result<Vec<DatabaseInfo>> {
+    let mut conn = connect(driver, spec, "postgres").await?;
     let rows: Vec<(String, String, i64)> = sqlx::query_as(
         "select datname, pg_get_userbyid(datdba), pg_database_size(oid) from pg_database
          where not datistemplate and datname <> 'postgres' order by datname",
@@ -44,7 +50,7 @@ pub async fn databases(driver: &dyn Provisioner, spec: &NodeSpec) -> anyhow::Res
     .await?;
     let mut out = Vec::with_capacity(rows.len());
     for (name, owner, size_bytes) in rows {
-        let mut db = driver.superuser(spec, &name).await?;
+        let mut db = connect(driver, spec, &name).await?;
         let tables: i64 = sqlx::query_scalar(
             "select count(*) from pg_tables where schemaname not in ('pg_catalog', 'information_schema')",
         )
@@ -60,12 +66,12 @@ pub async fn databases(driver: &dyn Provisioner, spec: &NodeSpec) -> anyhow::Res
 pub const SYSTEM_DATABASES: [&str; 3] = ["postgres", "template0", "template1"];
 
 /// Whether the store has a customer database of this name (a template database is not one).
-pub async fn database_exists(driver: &dyn Provisioner, spec: &NodeSpec, name: &str) -> anyhow::Result<bool> {
-    database_exists_on(&mut driver.superuser(spec, "postgres").await?, name).await
+pub async fn database_exists(driver: &dyn Provisioner, spec: &NodeSpec, name: &str) -> Result<bool> {
+    database_exists_on(&mut connect(driver, spec, "postgres").await?, name).await
 }
 
 /// [`database_exists`] over a connection the caller holds.
-pub async fn database_exists_on(conn: &mut PgConnection, name: &str) -> anyhow::Result<bool> {
+pub async fn database_exists_on(conn: &mut PgConnection, name: &str) -> Result<bool> {
     Ok(sqlx::query_scalar(
         "select exists(select 1 from pg_database where datname = $1 and not datistemplate)",
     )
@@ -75,14 +81,14 @@ pub async fn database_exists_on(conn: &mut PgConnection, name: &str) -> anyhow::
 }
 
 /// A database owned by the store's admin role, closed to everyone else until granted.
-pub async fn create_database(driver: &dyn Provisioner, spec: &NodeSpec, name: &str) -> anyhow::Result<()> {
-    let mut conn = driver.superuser(spec, "postgres").await?;
+pub async fn create_database(driver: &dyn Provisioner, spec: &NodeSpec, name: &str) -> Result<()> {
+    let mut conn = connect(driver, spec, "postgres").await?;
     execute_formatted(&mut conn, "create database %I owner %I", &[name, &spec.admin_user]).await?;
     execute_formatted(&mut conn, "revoke connect, temporary on database %I from public", &[name]).await
 }
 
-pub async fn drop_database(driver: &dyn Provisioner, spec: &NodeSpec, name: &str) -> anyhow::Result<()> {
-    let mut conn = driver.superuser(spec, "postgres").await?;
+pub async fn drop_database(driver: &dyn Provisioner, spec: &NodeSpec, name: &str) -> Result<()> {
+    let mut conn = connect(driver, spec, "postgres").await?;
     execute_formatted(&mut conn, "drop database if exists %I with (force)", &[name]).await
 }
 
@@ -114,8 +120,8 @@ impl Privilege {
     }
 }
 
-async fn customer_databases(driver: &dyn Provisioner, spec: &NodeSpec) -> anyhow::Result<Vec<String>> {
-    let mut conn = driver.superuser(spec, "postgres").await?;
+async fn customer_databases(driver: &dyn Provisioner, spec: &NodeSpec) -> Result<Vec<String>> {
+    let mut conn = connect(driver, spec, "postgres").await?;
     Ok(sqlx::query_scalar(
         "select datname from pg_database where not datistemplate and datname <> 'postgres'",
     )
@@ -131,8 +137,8 @@ pub async fn create_user(
     password: &SecretString,
     privilege: Privilege,
     database: Option<&str>,
-) -> anyhow::Result<()> {
-    let mut conn = driver.superuser(spec, "postgres").await?;
+) -> Result<()> {
+    let mut conn = connect(driver, spec, "postgres").await?;
     // A role left by an attempt that crashed before Berth recorded it is taken over.
     let exists: bool = sqlx::query_scalar("select exists(select 1 from pg_roles where rolname = $1)")
         .bind(name)
@@ -144,8 +150,7 @@ pub async fn create_user(
         &format!("{verb} role %I login nosuperuser nocreatedb nocreaterole noreplication password %L"),
         &[name, password.expose_secret()],
     )
-    .await
-    .with_context(|| format!("{verb} role {name}"))?;
+    .await?;
     grant(driver, spec, name, privilege, database).await
 }
 
@@ -160,12 +165,12 @@ pub async fn grant(
     name: &str,
     privilege: Privilege,
     database: Option<&str>,
-) -> anyhow::Result<()> {
+) -> Result<()> {
     let admin = spec.admin_user.as_str();
     match (privilege, database) {
         (Privilege::Admin, None) => {
             // A member of the store's admin role, with what it owns: every database.
-            let mut postgres = driver.superuser(spec, "postgres").await?;
+            let mut postgres = connect(driver, spec, "postgres").await?;
             execute_formatted(&mut postgres, "grant %I to %I", &[admin, name]).await
         }
         (p, None) => {
@@ -184,12 +189,12 @@ async fn grant_in_database(
     name: &str,
     privilege: Privilege,
     db: &str,
-) -> anyhow::Result<()> {
+) -> Result<()> {
     let admin = spec.admin_user.as_str();
-    let mut postgres = driver.superuser(spec, "postgres").await?;
+    let mut postgres = connect(driver, spec, "postgres").await?;
     let all = if privilege == Privilege::Admin { "all" } else { "connect" };
     execute_formatted(&mut postgres, &format!("grant {all} on database %I to %I"), &[db, name]).await?;
-    let mut conn = driver.superuser(spec, db).await?;
+    let mut conn = connect(driver, spec, db).await?;
     let (schema, tables, sequences) = match privilege {
         Privilege::Read => ("usage", "select", "select"),
         Privilege::Readwrite => {
@@ -222,15 +227,15 @@ pub async fn set_password(
     spec: &NodeSpec,
     name: &str,
     password: &SecretString,
-) -> anyhow::Result<()> {
-    let mut conn = driver.superuser(spec, "postgres").await?;
+) -> Result<()> {
+    let mut conn = connect(driver, spec, "postgres").await?;
     execute_formatted(&mut conn, "alter role %I password %L", &[name, password.expose_secret()]).await
 }
 
 /// Drops a role: what it owns goes to the store's admin role, its privileges are revoked in every
 /// database, and its sessions end.
-pub async fn drop_user(driver: &dyn Provisioner, spec: &NodeSpec, name: &str) -> anyhow::Result<()> {
-    let mut postgres = driver.superuser(spec, "postgres").await?;
+pub async fn drop_user(driver: &dyn Provisioner, spec: &NodeSpec, name: &str) -> Result<()> {
+    let mut postgres = connect(driver, spec, "postgres").await?;
     let exists: bool = sqlx::query_scalar("select exists(select 1 from pg_roles where rolname = $1)")
         .bind(name)
         .fetch_one(&mut postgres)
@@ -241,7 +246,7 @@ pub async fn drop_user(driver: &dyn Provisioner, spec: &NodeSpec, name: &str) ->
     let mut dbs = customer_databases(driver, spec).await?;
     dbs.push("postgres".into());
     for db in dbs {
-        let mut conn = driver.superuser(spec, &db).await?;
+        let mut conn = connect(driver, spec, &db).await?;
         execute_formatted(&mut conn, "reassign owned by %I to %I", &[name, &spec.admin_user]).await?;
         execute_formatted(&mut conn, "drop owned by %I", &[name]).await?;
     }
@@ -274,7 +279,7 @@ const FORBIDDEN_ROLES: [&str; 5] = [
 /// - the store's admin role may see and signal the store's sessions (`pg_monitor`,
 ///   `pg_signal_backend`, which never reach a superuser's).
 pub async fn enforce_privilege_model(driver: &dyn Provisioner, spec: &NodeSpec) -> anyhow::Result<()> {
-    let mut postgres = driver.superuser(spec, "postgres").await?;
+    let mut postgres = connect(driver, spec, "postgres").await?;
     let escalated: Vec<String> = sqlx::query_scalar(
         "select rolname from pg_roles where rolname <> $1 and not rolname like 'pg\\_%'
          and (rolsuper or rolcreaterole or rolbypassrls or (rolreplication and rolname <> 'replicator'))",
@@ -313,7 +318,8 @@ pub async fn enforce_privilege_model(driver: &dyn Provisioner, spec: &NodeSpec) 
         }
         execute_formatted(&mut postgres, "revoke %I from %I", &[group, member]).await?;
     }
-    execute_formatted(&mut postgres, "grant pg_monitor, pg_signal_backend to %I", &[&spec.admin_user]).await
+    Ok(execute_formatted(&mut postgres, "grant pg_monitor, pg_signal_backend to %I", &[&spec.admin_user])
+        .await?)
 }
 
 /// The databases a logical restore of `database` goes through: the one it restores into, and
@@ -337,7 +343,7 @@ async fn rename_database(conn: &mut PgConnection, from: &str, to: &str) -> anyho
                 tracing::debug!(error = %format!("{e:#}"), "renaming a database; again");
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             }
-            other => return other,
+            other => return Ok(other?),
         }
     }
     unreachable!()
@@ -360,5 +366,5 @@ pub async fn swap_in(
         }
     }
     rename_database(conn, staging, database).await?;
-    execute_formatted(conn, "drop database if exists %I with (force)", &[replaced]).await
+    Ok(execute_formatted(conn, "drop database if exists %I with (force)", &[replaced]).await?)
 }

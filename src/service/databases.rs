@@ -12,9 +12,7 @@ use crate::app::AppState;
 use crate::audit::{Event, RequestMeta};
 use crate::db;
 use crate::db::db_users::DbUserRow;
-use crate::domain::{
-    Cidr, Ctx, Error, NewPassword, NodeState, Result, StoreOperation, on_constraint, on_duplicate,
-};
+use crate::domain::{Cidr, Ctx, Error, NewPassword, NodeState, Result, StoreOperation, on_constraint};
 use crate::provision::NodeSpec;
 use crate::provision::sql::{self, SYSTEM_DATABASES};
 pub use crate::provision::sql::{DatabaseInfo, Privilege};
@@ -117,9 +115,7 @@ pub async fn create_database(
     if sql::database_exists(driver, &spec, &name).await? {
         return Err(database_exists(&name));
     }
-    sql::create_database(driver, &spec, &name)
-        .await
-        .map_err(|e| on_duplicate(e, || database_exists(&name)))?;
+    sql::create_database(driver, &spec, &name).await.map_err(|e| e.or_exists(|| database_exists(&name)))?;
     for u in db::db_users::list(&state.db, ctx, store_id).await? {
         // Users of "all databases" to read or write get the new one too (admins own it).
         match Privilege::parse(&u.privilege) {
@@ -252,7 +248,7 @@ pub async fn create_user(
         .await?;
     sql::create_user(driver, &spec, &name, &password, cmd.privileges, cmd.database.as_deref())
         .await
-        .map_err(|e| on_duplicate(e, || db_user_exists(&name)))?;
+        .map_err(|e| e.or_exists(|| db_user_exists(&name)))?;
     tx.commit().await?;
     if host.is_some() {
         access::apply(state, ctx, store_id).await?;

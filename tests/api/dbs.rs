@@ -177,3 +177,28 @@ async fn databases_and_users_are_real_and_can_do_exactly_what_they_were_granted(
         .await;
     r.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
 }
+
+#[tokio::test]
+async fn a_node_out_of_reach_is_a_503_to_try_again_and_changes_nothing() {
+    let app = TestApp::spawn().await.with_workers(1).await;
+    let owner = app.login_owner().await;
+    let ready = app.new_ready_store(&owner, "down", 1).await;
+    let base = ready.path();
+    let now = app.clock_now();
+    let spec =
+        app.state.plane.node_spec(&app.db, app.owner_org, ready.id, ready.node_id(), now).await.unwrap();
+    app.state.plane.driver.stop(&spec.expect("the node")).await.unwrap();
+
+    let r = app.get(&format!("{base}/databases")).cookie(&owner).send().await;
+    r.assert_problem(StatusCode::SERVICE_UNAVAILABLE, "service_unavailable");
+    assert!(r.json()["detail"].as_str().unwrap().contains("not reachable"), "{}", r.text());
+    app.post(&format!("{base}/databases"))
+        .cookie(&owner)
+        .json(json!({"name": "app"}))
+        .send()
+        .await
+        .assert_problem(StatusCode::SERVICE_UNAVAILABLE, "service_unavailable");
+    let audit = app.get(&format!("/api/v1/orgs/{}/audit-events", app.owner_org)).cookie(&owner).send().await;
+    assert!(audit.text().contains("store.created"), "{}", audit.text());
+    assert!(!audit.text().contains("database.created"), "a refused change is not audited: {}", audit.text());
+}

@@ -2,11 +2,11 @@ use sqlx::PgExecutor;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::domain::Ctx;
+use crate::domain::{Ctx, StoreId};
 
 #[derive(Debug, Clone)]
 pub struct ScheduleRow {
-    pub store_id: Uuid,
+    pub store_id: StoreId,
     pub org_id: Uuid,
     pub full_cron: String,
     pub logical_cron: Option<String>,
@@ -36,7 +36,7 @@ pub struct Settings<'a> {
 pub async fn insert(
     ex: impl PgExecutor<'_>,
     org_id: Uuid,
-    store_id: Uuid,
+    store_id: StoreId,
     s: &Settings<'_>,
     now: OffsetDateTime,
 ) -> sqlx::Result<()> {
@@ -44,7 +44,7 @@ pub async fn insert(
         "insert into backup_schedules (store_id, org_id, full_cron, logical_cron, retention_count, retention_days,
                                        source, paused, next_full_at, next_logical_at, updated_at)
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        store_id,
+        store_id as StoreId,
         org_id,
         s.full_cron,
         s.logical_cron,
@@ -61,7 +61,7 @@ pub async fn insert(
     Ok(())
 }
 
-pub async fn get(ex: impl PgExecutor<'_>, ctx: &Ctx, store_id: Uuid) -> sqlx::Result<Option<ScheduleRow>> {
+pub async fn get(ex: impl PgExecutor<'_>, ctx: &Ctx, store_id: StoreId) -> sqlx::Result<Option<ScheduleRow>> {
     of_store(ex, ctx.org_id, store_id).await
 }
 
@@ -69,13 +69,13 @@ pub async fn get(ex: impl PgExecutor<'_>, ctx: &Ctx, store_id: Uuid) -> sqlx::Re
 pub async fn of_store(
     ex: impl PgExecutor<'_>,
     org_id: Uuid,
-    store_id: Uuid,
+    store_id: StoreId,
 ) -> sqlx::Result<Option<ScheduleRow>> {
     sqlx::query_as!(
         ScheduleRow,
         "select * from backup_schedules where org_id = $1 and store_id = $2",
         org_id,
-        store_id
+        store_id as StoreId
     )
     .fetch_optional(ex)
     .await
@@ -84,7 +84,7 @@ pub async fn of_store(
 pub async fn update(
     ex: impl PgExecutor<'_>,
     ctx: &Ctx,
-    store_id: Uuid,
+    store_id: StoreId,
     s: &Settings<'_>,
     now: OffsetDateTime,
 ) -> sqlx::Result<Option<ScheduleRow>> {
@@ -95,7 +95,7 @@ pub async fn update(
          where org_id = $1 and store_id = $2
          returning *",
         ctx.org_id,
-        store_id,
+        store_id as StoreId,
         s.full_cron,
         s.logical_cron,
         s.retention_count,
@@ -137,14 +137,14 @@ pub async fn claim_due(
 pub async fn set_next(
     ex: impl PgExecutor<'_>,
     org_id: Uuid,
-    store_id: Uuid,
+    store_id: StoreId,
     next_full_at: Option<OffsetDateTime>,
     next_logical_at: Option<OffsetDateTime>,
 ) -> sqlx::Result<()> {
     sqlx::query!(
         "update backup_schedules set next_full_at = $3, next_logical_at = $4 where org_id = $1 and store_id = $2",
         org_id,
-        store_id,
+        store_id as StoreId,
         next_full_at,
         next_logical_at
     )
@@ -163,9 +163,13 @@ pub async fn with_retention(ex: impl PgExecutor<'_>) -> sqlx::Result<Vec<Schedul
     .await
 }
 
-pub async fn delete(ex: impl PgExecutor<'_>, org_id: Uuid, store_id: Uuid) -> sqlx::Result<()> {
-    sqlx::query!("delete from backup_schedules where org_id = $1 and store_id = $2", org_id, store_id)
-        .execute(ex)
-        .await?;
+pub async fn delete(ex: impl PgExecutor<'_>, org_id: Uuid, store_id: StoreId) -> sqlx::Result<()> {
+    sqlx::query!(
+        "delete from backup_schedules where org_id = $1 and store_id = $2",
+        org_id,
+        store_id as StoreId
+    )
+    .execute(ex)
+    .await?;
     Ok(())
 }

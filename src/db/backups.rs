@@ -2,13 +2,13 @@ use sqlx::PgExecutor;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::domain::{BackupStatus, Ctx};
+use crate::domain::{BackupStatus, Ctx, StoreId};
 
 #[derive(Debug, Clone)]
 pub struct BackupRow {
     pub id: Uuid,
     pub org_id: Uuid,
-    pub store_id: Uuid,
+    pub store_id: StoreId,
     pub kind: String,
     pub status: BackupStatus,
     pub node_id: Option<Uuid>,
@@ -28,7 +28,7 @@ pub async fn insert(
     ex: impl PgExecutor<'_>,
     org_id: Uuid,
     id: Uuid,
-    store_id: Uuid,
+    store_id: StoreId,
     kind: &str,
     trigger: &str,
     now: OffsetDateTime,
@@ -38,7 +38,7 @@ pub async fn insert(
          values ($1, $2, $3, $4, 'running', $5, $6)",
         id,
         org_id,
-        store_id,
+        store_id as StoreId,
         kind,
         trigger,
         now
@@ -51,7 +51,7 @@ pub async fn insert(
 pub async fn get(
     ex: impl PgExecutor<'_>,
     ctx: &Ctx,
-    store_id: Uuid,
+    store_id: StoreId,
     id: Uuid,
 ) -> sqlx::Result<Option<BackupRow>> {
     sqlx::query_as!(
@@ -60,7 +60,7 @@ pub async fn get(
                   start_lsn, end_lsn, error, created_at, finished_at, trigger
            from backups where org_id = $1 and store_id = $2 and id = $3"#,
         ctx.org_id,
-        store_id,
+        store_id as StoreId,
         id
     )
     .fetch_optional(ex)
@@ -79,7 +79,7 @@ pub async fn get_by_id(ex: impl PgExecutor<'_>, org_id: Uuid, id: Uuid) -> sqlx:
 pub async fn list(
     ex: impl PgExecutor<'_>,
     ctx: &Ctx,
-    store_id: Uuid,
+    store_id: StoreId,
     before: Option<(OffsetDateTime, Uuid)>,
     limit: i64,
 ) -> sqlx::Result<Vec<BackupRow>> {
@@ -92,7 +92,7 @@ pub async fn list(
              and ($3::timestamptz is null or (created_at, id) < ($3, $4::uuid))
            order by created_at desc, id desc limit $5"#,
         ctx.org_id,
-        store_id,
+        store_id as StoreId,
         at,
         id,
         limit
@@ -151,11 +151,11 @@ pub async fn fail(
     Ok(())
 }
 
-pub async fn delete(ex: impl PgExecutor<'_>, ctx: &Ctx, store_id: Uuid, id: Uuid) -> sqlx::Result<bool> {
+pub async fn delete(ex: impl PgExecutor<'_>, ctx: &Ctx, store_id: StoreId, id: Uuid) -> sqlx::Result<bool> {
     let done = sqlx::query!(
         "delete from backups where org_id = $1 and store_id = $2 and id = $3",
         ctx.org_id,
-        store_id,
+        store_id as StoreId,
         id
     )
     .execute(ex)
@@ -168,7 +168,7 @@ pub async fn delete(ex: impl PgExecutor<'_>, ctx: &Ctx, store_id: Uuid, id: Uuid
 pub async fn latest_full_before(
     ex: impl PgExecutor<'_>,
     ctx: &Ctx,
-    store_id: Uuid,
+    store_id: StoreId,
     at: OffsetDateTime,
 ) -> sqlx::Result<Option<BackupRow>> {
     sqlx::query_as!(
@@ -179,7 +179,7 @@ pub async fn latest_full_before(
              and finished_at <= $3
            order by finished_at desc, id desc limit 1"#,
         ctx.org_id,
-        store_id,
+        store_id as StoreId,
         at
     )
     .fetch_optional(ex)
@@ -192,7 +192,7 @@ pub async fn latest_full_before(
 pub async fn expired(
     ex: impl PgExecutor<'_>,
     org_id: Uuid,
-    store_id: Uuid,
+    store_id: StoreId,
     keep: Option<i32>,
     before: Option<OffsetDateTime>,
 ) -> sqlx::Result<Vec<BackupRow>> {
@@ -214,7 +214,7 @@ pub async fn expired(
              and id not in (select id from newest_full)
            order by created_at, id"#,
         org_id,
-        store_id,
+        store_id as StoreId,
         keep,
         before
     )
@@ -226,14 +226,14 @@ pub async fn expired(
 pub async fn oldest_full_start(
     ex: impl PgExecutor<'_>,
     org_id: Uuid,
-    store_id: Uuid,
+    store_id: StoreId,
 ) -> sqlx::Result<Option<String>> {
     let row = sqlx::query_scalar!(
         "select start_lsn from backups
          where org_id = $1 and store_id = $2 and kind = 'full' and status = 'succeeded' and start_lsn is not null
          order by finished_at, id limit 1",
         org_id,
-        store_id
+        store_id as StoreId
     )
     .fetch_optional(ex)
     .await?;
@@ -244,7 +244,7 @@ pub async fn oldest_full_start(
 pub async fn succeeded_full(
     ex: impl PgExecutor<'_>,
     ctx: &Ctx,
-    store_id: Uuid,
+    store_id: StoreId,
 ) -> sqlx::Result<Vec<BackupRow>> {
     sqlx::query_as!(
         BackupRow,
@@ -253,7 +253,7 @@ pub async fn succeeded_full(
            from backups where org_id = $1 and store_id = $2 and kind = 'full' and status = 'succeeded'
            order by finished_at, id"#,
         ctx.org_id,
-        store_id
+        store_id as StoreId
     )
     .fetch_all(ex)
     .await
@@ -263,12 +263,12 @@ pub async fn succeeded_full(
 pub async fn delete_all_of_store(
     ex: impl PgExecutor<'_>,
     org_id: Uuid,
-    store_id: Uuid,
+    store_id: StoreId,
 ) -> sqlx::Result<Vec<String>> {
     let rows = sqlx::query_scalar!(
         "delete from backups where org_id = $1 and store_id = $2 returning location",
         org_id,
-        store_id
+        store_id as StoreId
     )
     .fetch_all(ex)
     .await?;
@@ -282,11 +282,11 @@ pub async fn delete_by_id(ex: impl PgExecutor<'_>, org_id: Uuid, id: Uuid) -> sq
     Ok(done.rows_affected() == 1)
 }
 
-pub async fn count_of_store(ex: impl PgExecutor<'_>, org_id: Uuid, store_id: Uuid) -> sqlx::Result<i64> {
+pub async fn count_of_store(ex: impl PgExecutor<'_>, org_id: Uuid, store_id: StoreId) -> sqlx::Result<i64> {
     let n = sqlx::query_scalar!(
         r#"select count(*) as "n!" from backups where org_id = $1 and store_id = $2"#,
         org_id,
-        store_id
+        store_id as StoreId
     )
     .fetch_one(ex)
     .await?;

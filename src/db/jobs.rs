@@ -2,13 +2,13 @@ use sqlx::PgExecutor;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::domain::{Ctx, JobStatus};
+use crate::domain::{Ctx, JobStatus, StoreId};
 
 #[derive(Debug, Clone)]
 pub struct JobRow {
     pub id: Uuid,
     pub org_id: Uuid,
-    pub store_id: Option<Uuid>,
+    pub store_id: Option<StoreId>,
     pub kind: String,
     pub status: JobStatus,
     pub params: serde_json::Value,
@@ -30,7 +30,7 @@ pub struct JobRow {
 
 pub struct NewJob<'a> {
     pub id: Uuid,
-    pub store_id: Option<Uuid>,
+    pub store_id: Option<StoreId>,
     pub kind: &'a str,
     pub params: serde_json::Value,
     pub steps: &'a [String],
@@ -46,7 +46,7 @@ pub async fn insert(ex: impl PgExecutor<'_>, org_id: Uuid, j: NewJob<'_>) -> sql
          values ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $7, $7)",
         j.id,
         org_id,
-        j.store_id,
+        j.store_id as Option<StoreId>,
         j.kind,
         j.params,
         j.steps,
@@ -62,16 +62,16 @@ pub async fn insert(ex: impl PgExecutor<'_>, org_id: Uuid, j: NewJob<'_>) -> sql
 pub async fn active_for_store(
     ex: impl PgExecutor<'_>,
     org_id: Uuid,
-    store_id: Uuid,
+    store_id: StoreId,
 ) -> sqlx::Result<Option<JobRow>> {
     sqlx::query_as!(
         JobRow,
-        r#"select id, org_id, store_id, kind, status as "status: JobStatus", params, steps, step, attempts, max_attempts,
+        r#"select id, org_id, store_id as "store_id: StoreId", kind, status as "status: JobStatus", params, steps, step, attempts, max_attempts,
                 run_after, locked_by, locked_until, cancel_requested, error, created_by, created_at, started_at,
                 finished_at, updated_at
            from jobs where org_id = $1 and store_id = $2 and status in ('queued', 'running')"#,
         org_id,
-        store_id
+        store_id as StoreId
     )
     .fetch_optional(ex)
     .await
@@ -97,7 +97,7 @@ pub async fn claim(
              for update skip locked
              limit 1
          )
-         returning id, org_id, store_id, kind, status as "status: JobStatus", params, steps, step, attempts, max_attempts,
+         returning id, org_id, store_id as "store_id: StoreId", kind, status as "status: JobStatus", params, steps, step, attempts, max_attempts,
                 run_after, locked_by, locked_until, cancel_requested, error, created_by, created_at, started_at,
                 finished_at, updated_at"#,
         worker,
@@ -219,7 +219,7 @@ pub async fn get(ex: impl PgExecutor<'_>, ctx: &Ctx, id: Uuid) -> sqlx::Result<O
 pub async fn get_in_org(ex: impl PgExecutor<'_>, org_id: Uuid, id: Uuid) -> sqlx::Result<Option<JobRow>> {
     sqlx::query_as!(
         JobRow,
-        r#"select id, org_id, store_id, kind, status as "status: JobStatus", params, steps, step, attempts, max_attempts,
+        r#"select id, org_id, store_id as "store_id: StoreId", kind, status as "status: JobStatus", params, steps, step, attempts, max_attempts,
                 run_after, locked_by, locked_until, cancel_requested, error, created_by, created_at, started_at,
                 finished_at, updated_at
            from jobs where org_id = $1 and id = $2"#,
@@ -252,14 +252,14 @@ pub async fn logs(ex: impl PgExecutor<'_>, ctx: &Ctx, id: Uuid) -> sqlx::Result<
 pub async fn list(
     ex: impl PgExecutor<'_>,
     ctx: &Ctx,
-    store_id: Option<Uuid>,
+    store_id: Option<StoreId>,
     before: Option<(OffsetDateTime, Uuid)>,
     limit: i64,
 ) -> sqlx::Result<Vec<JobRow>> {
     let (before_at, before_id) = before.map_or((None, None), |(a, i)| (Some(a), Some(i)));
     sqlx::query_as!(
         JobRow,
-        r#"select id, org_id, store_id, kind, status as "status: JobStatus", params, steps, step, attempts, max_attempts,
+        r#"select id, org_id, store_id as "store_id: StoreId", kind, status as "status: JobStatus", params, steps, step, attempts, max_attempts,
                 run_after, locked_by, locked_until, cancel_requested, error, created_by, created_at, started_at,
                 finished_at, updated_at
            from jobs
@@ -268,7 +268,7 @@ pub async fn list(
            order by created_at desc, id desc
            limit $5"#,
         ctx.org_id,
-        store_id,
+        store_id as Option<StoreId>,
         before_at,
         before_id,
         limit
@@ -288,7 +288,7 @@ pub async fn cancel_queued(
         JobRow,
         r#"update jobs set status = 'cancelled', finished_at = $3, updated_at = $3, error = 'cancelled by request'
            where org_id = $1 and id = $2 and status = 'queued' and step = 0 and attempts = 0
-           returning id, org_id, store_id, kind, status as "status: JobStatus", params, steps, step, attempts, max_attempts,
+           returning id, org_id, store_id as "store_id: StoreId", kind, status as "status: JobStatus", params, steps, step, attempts, max_attempts,
                 run_after, locked_by, locked_until, cancel_requested, error, created_by, created_at, started_at,
                 finished_at, updated_at"#,
         ctx.org_id,

@@ -2,7 +2,7 @@ use sqlx::PgExecutor;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::domain::Ctx;
+use crate::domain::{Ctx, StoreId};
 
 #[derive(Debug, Clone)]
 pub struct GroupRow {
@@ -43,13 +43,13 @@ pub async fn get(ex: impl PgExecutor<'_>, ctx: &Ctx, id: Uuid) -> sqlx::Result<O
 pub async fn of_store(
     ex: impl PgExecutor<'_>,
     org_id: Uuid,
-    store_id: Uuid,
+    store_id: StoreId,
 ) -> sqlx::Result<Option<serde_json::Value>> {
     sqlx::query_scalar!(
         "select g.parameters from parameter_groups g join stores s on s.parameter_group_id = g.id
          where s.org_id = $1 and s.id = $2",
         org_id,
-        store_id
+        store_id as StoreId
     )
     .fetch_optional(ex)
     .await
@@ -104,7 +104,7 @@ pub async fn delete(ex: impl PgExecutor<'_>, ctx: &Ctx, id: Uuid) -> sqlx::Resul
 pub async fn assign(
     ex: impl PgExecutor<'_>,
     ctx: &Ctx,
-    store_id: Uuid,
+    store_id: StoreId,
     group: Uuid,
     now: OffsetDateTime,
 ) -> sqlx::Result<()> {
@@ -112,7 +112,7 @@ pub async fn assign(
         "update stores set parameter_group_id = $3, status = 'modifying', revision = revision + 1, updated_at = $4
          where org_id = $1 and id = $2",
         ctx.org_id,
-        store_id,
+        store_id as StoreId,
         group,
         now
     )
@@ -144,7 +144,7 @@ pub async fn users(ex: impl PgExecutor<'_>, ctx: &Ctx, group: Uuid) -> sqlx::Res
 pub async fn group_id_of_store(
     ex: impl PgExecutor<'_>,
     org_id: Uuid,
-    store_id: Uuid,
+    store_id: StoreId,
 ) -> sqlx::Result<Option<Uuid>> {
     sqlx::query_scalar("select parameter_group_id from stores where org_id = $1 and id = $2")
         .bind(org_id)

@@ -2,7 +2,7 @@ use sqlx::PgExecutor;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::domain::Ctx;
+use crate::domain::{Ctx, StoreId};
 
 #[derive(Debug, Clone, Default)]
 pub struct Sample {
@@ -21,7 +21,7 @@ pub struct Sample {
 pub async fn insert(
     ex: impl PgExecutor<'_>,
     org_id: Uuid,
-    store_id: Uuid,
+    store_id: StoreId,
     node_id: Uuid,
     at: OffsetDateTime,
     s: &Sample,
@@ -31,7 +31,7 @@ pub async fn insert(
                                   tup_inserted, tup_updated, tup_deleted, db_size_bytes, cache_hit_ratio, replication_lag_bytes)
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         org_id,
-        store_id,
+        store_id as StoreId,
         node_id,
         at,
         s.connections,
@@ -66,7 +66,7 @@ pub struct Point {
 pub async fn series(
     ex: impl PgExecutor<'_>,
     ctx: &Ctx,
-    store_id: Uuid,
+    store_id: StoreId,
     metric: &str,
     from: OffsetDateTime,
     to: OffsetDateTime,
@@ -96,7 +96,7 @@ pub async fn series(
                   avg(value) as avg, max(value) as max
            from v group by 1, 2 order by 1, 2"#,
         ctx.org_id,
-        store_id,
+        store_id as StoreId,
         metric,
         from,
         to,
@@ -121,7 +121,7 @@ pub struct Latest {
     pub replication_lag_bytes: Option<i64>,
 }
 
-pub async fn latest(ex: impl PgExecutor<'_>, ctx: &Ctx, store_id: Uuid) -> sqlx::Result<Vec<Latest>> {
+pub async fn latest(ex: impl PgExecutor<'_>, ctx: &Ctx, store_id: StoreId) -> sqlx::Result<Vec<Latest>> {
     sqlx::query_as!(
         Latest,
         "select distinct on (node_id) node_id, at, connections, xact_commit, xact_rollback, tup_fetched, tup_inserted,
@@ -129,7 +129,7 @@ pub async fn latest(ex: impl PgExecutor<'_>, ctx: &Ctx, store_id: Uuid) -> sqlx:
          from store_stats where org_id = $1 and store_id = $2
          order by node_id, at desc",
         ctx.org_id,
-        store_id
+        store_id as StoreId
     )
     .fetch_all(ex)
     .await

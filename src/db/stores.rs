@@ -2,11 +2,11 @@ use sqlx::{PgExecutor, Postgres, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::domain::{Ctx, NodeState, StoreStatus};
+use crate::domain::{Ctx, NodeState, StoreId, StoreStatus};
 
 #[derive(Debug, Clone)]
 pub struct StoreRow {
-    pub id: Uuid,
+    pub id: StoreId,
     pub org_id: Uuid,
     pub name: String,
     pub vendor: String,
@@ -31,7 +31,7 @@ pub struct StoreRow {
 #[derive(Debug, Clone)]
 pub struct NodeRow {
     pub id: Uuid,
-    pub store_id: Uuid,
+    pub store_id: StoreId,
     pub role: String,
     pub host: String,
     pub port: i32,
@@ -59,7 +59,7 @@ impl NodeRow {
 pub const DISK_FULL_SHOWN_FOR: time::Duration = time::Duration::minutes(15);
 
 pub struct NewStore<'a> {
-    pub id: Uuid,
+    pub id: StoreId,
     pub name: &'a str,
     pub vendor: &'a str,
     pub version: &'a str,
@@ -83,7 +83,7 @@ pub async fn insert(ex: impl PgExecutor<'_>, ctx: &Ctx, s: NewStore<'_>) -> sqlx
                              node_count, tags, deletion_protection, status, admin_user, database_name,
                              admin_password_enc, replication_password_enc, created_at, updated_at)
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'deploying', $13, $14, $15, $16, $17, $17)",
-        s.id,
+        s.id as StoreId,
         ctx.org_id,
         s.name,
         s.vendor,
@@ -107,7 +107,7 @@ pub async fn insert(ex: impl PgExecutor<'_>, ctx: &Ctx, s: NewStore<'_>) -> sqlx
 }
 
 /// A store of the context's organization that is not deleted.
-pub async fn get(ex: impl PgExecutor<'_>, ctx: &Ctx, id: Uuid) -> sqlx::Result<Option<StoreRow>> {
+pub async fn get(ex: impl PgExecutor<'_>, ctx: &Ctx, id: StoreId) -> sqlx::Result<Option<StoreRow>> {
     sqlx::query_as!(
         StoreRow,
         r#"select id, org_id, name, vendor, version, instance_size, volume_size_gb, cloud, region, node_count, tags,
@@ -115,7 +115,7 @@ pub async fn get(ex: impl PgExecutor<'_>, ctx: &Ctx, id: Uuid) -> sqlx::Result<O
                 created_at, updated_at
          from stores where org_id = $1 and id = $2 and status <> 'deleted'"#,
         ctx.org_id,
-        id
+        id as StoreId
     )
     .fetch_optional(ex)
     .await
@@ -125,7 +125,7 @@ pub async fn get(ex: impl PgExecutor<'_>, ctx: &Ctx, id: Uuid) -> sqlx::Result<O
 pub async fn get_for_update(
     tx: &mut Transaction<'_, Postgres>,
     ctx: &Ctx,
-    id: Uuid,
+    id: StoreId,
 ) -> sqlx::Result<Option<StoreRow>> {
     sqlx::query_as!(
         StoreRow,
@@ -134,14 +134,14 @@ pub async fn get_for_update(
                 created_at, updated_at
          from stores where org_id = $1 and id = $2 and status <> 'deleted' for update"#,
         ctx.org_id,
-        id
+        id as StoreId
     )
     .fetch_optional(&mut **tx)
     .await
 }
 
 /// For the jobs, which act for an organization they read from the job row.
-pub async fn get_by_id(ex: impl PgExecutor<'_>, org_id: Uuid, id: Uuid) -> sqlx::Result<Option<StoreRow>> {
+pub async fn get_by_id(ex: impl PgExecutor<'_>, org_id: Uuid, id: StoreId) -> sqlx::Result<Option<StoreRow>> {
     sqlx::query_as!(
         StoreRow,
         r#"select id, org_id, name, vendor, version, instance_size, volume_size_gb, cloud, region, node_count, tags,
@@ -149,7 +149,7 @@ pub async fn get_by_id(ex: impl PgExecutor<'_>, org_id: Uuid, id: Uuid) -> sqlx:
                 created_at, updated_at
          from stores where org_id = $1 and id = $2"#,
         org_id,
-        id
+        id as StoreId
     )
     .fetch_optional(ex)
     .await
@@ -193,12 +193,12 @@ pub struct Secrets {
     pub replication_password_enc: Vec<u8>,
 }
 
-pub async fn secrets(ex: impl PgExecutor<'_>, org_id: Uuid, id: Uuid) -> sqlx::Result<Option<Secrets>> {
+pub async fn secrets(ex: impl PgExecutor<'_>, org_id: Uuid, id: StoreId) -> sqlx::Result<Option<Secrets>> {
     sqlx::query_as!(
         Secrets,
         "select admin_password_enc, replication_password_enc from stores where org_id = $1 and id = $2",
         org_id,
-        id
+        id as StoreId
     )
     .fetch_optional(ex)
     .await
@@ -207,7 +207,7 @@ pub async fn secrets(ex: impl PgExecutor<'_>, org_id: Uuid, id: Uuid) -> sqlx::R
 pub async fn set_status(
     ex: impl PgExecutor<'_>,
     org_id: Uuid,
-    id: Uuid,
+    id: StoreId,
     status: StoreStatus,
     now: OffsetDateTime,
 ) -> sqlx::Result<()> {
@@ -216,7 +216,7 @@ pub async fn set_status(
                 deleted_at = case when $3 = 'deleted' then $4 else deleted_at end
          where org_id = $1 and id = $2",
         org_id,
-        id,
+        id as StoreId,
         status.as_str(),
         now
     )
@@ -239,7 +239,7 @@ pub struct Patch<'a> {
 pub async fn update(
     ex: impl PgExecutor<'_>,
     ctx: &Ctx,
-    id: Uuid,
+    id: StoreId,
     revision: i32,
     p: Patch<'_>,
     now: OffsetDateTime,
@@ -258,7 +258,7 @@ pub async fn update(
          where org_id = $1 and id = $2 and revision = $3 and status <> 'deleted'
          returning revision",
         ctx.org_id,
-        id,
+        id as StoreId,
         revision,
         p.name,
         p.tags,
@@ -273,7 +273,11 @@ pub async fn update(
     .await
 }
 
-pub async fn nodes(ex: impl PgExecutor<'_>, org_id: Uuid, store_ids: &[Uuid]) -> sqlx::Result<Vec<NodeRow>> {
+pub async fn nodes(
+    ex: impl PgExecutor<'_>,
+    org_id: Uuid,
+    store_ids: &[StoreId],
+) -> sqlx::Result<Vec<NodeRow>> {
     sqlx::query_as!(
         NodeRow,
         r#"select id, store_id, role, host, port, state as "state: NodeState", replication_lag_bytes, checked_at,
@@ -281,7 +285,7 @@ pub async fn nodes(ex: impl PgExecutor<'_>, org_id: Uuid, store_ids: &[Uuid]) ->
          from store_nodes where org_id = $1 and store_id = any($2)
          order by store_id, role, created_at, id"#,
         org_id,
-        store_ids
+        store_ids as &[StoreId]
     )
     .fetch_all(ex)
     .await
@@ -290,7 +294,7 @@ pub async fn nodes(ex: impl PgExecutor<'_>, org_id: Uuid, store_ids: &[Uuid]) ->
 pub async fn insert_node(
     ex: impl PgExecutor<'_>,
     org_id: Uuid,
-    store_id: Uuid,
+    store_id: StoreId,
     node_id: Uuid,
     role: &str,
     port: i32,
@@ -300,7 +304,7 @@ pub async fn insert_node(
         "insert into store_nodes (id, store_id, org_id, role, host, port, state, created_at, updated_at)
          values ($1, $2, $3, $4, '127.0.0.1', $5, 'creating', $6, $6)",
         node_id,
-        store_id,
+        store_id as StoreId,
         org_id,
         role,
         port,
@@ -395,7 +399,7 @@ pub async fn all_live_nodes(ex: impl PgExecutor<'_>) -> sqlx::Result<Vec<(Uuid, 
                 r.org_id,
                 NodeRow {
                     id: r.id,
-                    store_id: r.store_id,
+                    store_id: r.store_id.into(),
                     role: r.role,
                     host: r.host,
                     port: r.port,
@@ -433,7 +437,7 @@ pub async fn count_by_status(
 pub async fn settle(
     ex: impl PgExecutor<'_>,
     org_id: Uuid,
-    id: Uuid,
+    id: StoreId,
     now: OffsetDateTime,
 ) -> sqlx::Result<()> {
     sqlx::query!(
@@ -445,7 +449,7 @@ pub async fn settle(
              updated_at = $3
          where org_id = $1 and id = $2",
         org_id,
-        id,
+        id as StoreId,
         now,
         NodeState::Running.as_str(),
         StoreStatus::settled(false).as_str(),
@@ -456,8 +460,8 @@ pub async fn settle(
     Ok(())
 }
 
-pub async fn delete_nodes_of(ex: impl PgExecutor<'_>, org_id: Uuid, store_id: Uuid) -> sqlx::Result<()> {
-    sqlx::query!("delete from store_nodes where org_id = $1 and store_id = $2", org_id, store_id)
+pub async fn delete_nodes_of(ex: impl PgExecutor<'_>, org_id: Uuid, store_id: StoreId) -> sqlx::Result<()> {
+    sqlx::query!("delete from store_nodes where org_id = $1 and store_id = $2", org_id, store_id as StoreId)
         .execute(ex)
         .await?;
     Ok(())

@@ -3,7 +3,7 @@ use sqlx::{PgConnection, PgExecutor, Postgres, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::domain::{Ctx, PeeringStatus, VpcStatus};
+use crate::domain::{Ctx, PeeringStatus, StoreId, VpcStatus};
 
 #[derive(Debug, Clone)]
 pub struct VpcRow {
@@ -160,12 +160,17 @@ pub async fn stores_in(
 pub async fn place_store(
     ex: impl PgExecutor<'_>,
     ctx: &Ctx,
-    store_id: Uuid,
+    store_id: StoreId,
     vpc_id: Uuid,
 ) -> sqlx::Result<()> {
-    sqlx::query!("update stores set vpc_id = $3 where org_id = $1 and id = $2", ctx.org_id, store_id, vpc_id)
-        .execute(ex)
-        .await?;
+    sqlx::query!(
+        "update stores set vpc_id = $3 where org_id = $1 and id = $2",
+        ctx.org_id,
+        store_id as StoreId,
+        vpc_id
+    )
+    .execute(ex)
+    .await?;
     Ok(())
 }
 
@@ -224,7 +229,7 @@ pub async fn default_sources(
 }
 
 /// `(org_id, store_id, node_id)` of every node of the private stores in these VPCs.
-pub async fn nodes_in(ex: impl PgExecutor<'_>, vpc_ids: &[Uuid]) -> sqlx::Result<Vec<(Uuid, Uuid, Uuid)>> {
+pub async fn nodes_in(ex: impl PgExecutor<'_>, vpc_ids: &[Uuid]) -> sqlx::Result<Vec<(Uuid, StoreId, Uuid)>> {
     let rows = sqlx::query!(
         "select n.org_id, n.store_id, n.id from store_nodes n join stores s on s.id = n.store_id
          where s.vpc_id = any($1) and s.status <> 'deleted' order by n.store_id, n.id",
@@ -232,7 +237,7 @@ pub async fn nodes_in(ex: impl PgExecutor<'_>, vpc_ids: &[Uuid]) -> sqlx::Result
     )
     .fetch_all(ex)
     .await?;
-    Ok(rows.into_iter().map(|r| (r.org_id, r.store_id, r.id)).collect())
+    Ok(rows.into_iter().map(|r| (r.org_id, r.store_id.into(), r.id)).collect())
 }
 
 #[derive(Debug, Clone)]

@@ -86,7 +86,7 @@ impl From<JobRow> for JobView {
             id: j.id,
             kind: j.kind,
             status: j.status,
-            store_id: j.store_id,
+            store_id: j.store_id.map(Into::into),
             progress,
             steps,
             attempts: j.attempts,

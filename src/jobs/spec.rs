@@ -1,6 +1,7 @@
 //! A node's spec as the driver needs it, read from the tables: the store's settings, its
 //! secrets decrypted, its network, and the access in force.
 
+use crate::domain::StoreId;
 use anyhow::Context;
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
@@ -17,7 +18,7 @@ impl DataPlane {
         &self,
         db: &sqlx::PgPool,
         org_id: Uuid,
-        store_id: Uuid,
+        store_id: StoreId,
         node_id: Uuid,
         now: time::OffsetDateTime,
     ) -> anyhow::Result<Option<NodeSpec>> {

@@ -8,6 +8,7 @@ mod plane;
 pub mod sizing;
 pub mod sql;
 
+use crate::domain::StoreId;
 use std::fmt::Debug;
 
 use std::net::Ipv4Addr;
@@ -31,7 +32,7 @@ pub struct InstanceSettings {
 /// is idempotent: repeating it after a crash anywhere finishes the work, never duplicates it.
 #[derive(Debug, Clone)]
 pub struct NodeSpec {
-    pub store_id: Uuid,
+    pub store_id: StoreId,
     pub node_id: Uuid,
     /// Major version, e.g. `15`.
     pub version: String,
@@ -109,7 +110,7 @@ pub struct NodeTls {
 
 impl NodeSpec {
     /// Enough of a spec to find and remove a node whose store is gone.
-    pub fn bare(store_id: Uuid, node_id: Uuid) -> Self {
+    pub fn bare(store_id: StoreId, node_id: Uuid) -> Self {
         Self {
             store_id,
             node_id,
@@ -177,7 +178,8 @@ pub enum OsUsers {
 pub struct Quarantined {
     /// What `berth quarantine purge` takes: `<when>-<node id>`.
     pub id: String,
-    pub store_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub store_id: StoreId,
     pub node_id: Uuid,
     /// The node's folder (its data in `data/`); with a volume, where it is mounted read-only.
     pub path: String,
@@ -266,7 +268,7 @@ pub trait Provisioner: Send + Sync + Debug + 'static {
     /// Sets a node no store knows aside, stopped and untouched, where a person can look at it:
     /// a node is never deleted on a guess (the control database may be the wrong one, or lost).
     /// Returns where it went.
-    async fn quarantine(&self, store_id: Uuid, node_id: Uuid) -> anyhow::Result<String>;
+    async fn quarantine(&self, store_id: StoreId, node_id: Uuid) -> anyhow::Result<String>;
 
     /// What is in quarantine, oldest first.
     fn quarantined(&self) -> anyhow::Result<Vec<Quarantined>>;
@@ -276,12 +278,12 @@ pub trait Provisioner: Send + Sync + Debug + 'static {
 
     /// `(store_id, node_id)` of every node present on this host, running or not, so that the
     /// caller can remove the ones its tables do not know.
-    async fn present_nodes(&self) -> anyhow::Result<Vec<(Uuid, Uuid)>>;
+    async fn present_nodes(&self) -> anyhow::Result<Vec<(StoreId, Uuid)>>;
 
     /// Removes what this driver made on the host for stores that no Berth can come back for
     /// (OS users, volumes of data folders that are gone) and, of this Berth's, what belongs to
     /// no store in `stores` once its nodes are gone. Returns what it removed, for the log.
-    async fn retain_stores(&self, stores: &[Uuid]) -> anyhow::Result<Vec<String>>;
+    async fn retain_stores(&self, stores: &[StoreId]) -> anyhow::Result<Vec<String>>;
 
     /// Whether this driver can make VPC networks here; the error says why not, to the user.
     fn networks_available(&self) -> Result<(), String>;

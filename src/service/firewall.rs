@@ -15,7 +15,7 @@ use crate::app::AppState;
 use crate::audit::{Event, RequestMeta};
 use crate::db;
 use crate::db::firewall::{NewRule, RuleRow};
-use crate::domain::{Cidr, Ctx, Error, FieldError, Result, on_constraint};
+use crate::domain::{Cidr, Ctx, Error, FieldError, Result, StoreId, on_constraint};
 use crate::service::access;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -76,13 +76,13 @@ pub fn validate_all(rules: Vec<NewRuleBody>, now: OffsetDateTime) -> Result<Vec<
     Ok(valid)
 }
 
-async fn store_exists(state: &AppState, ctx: &Ctx, store_id: Uuid) -> Result<()> {
+async fn store_exists(state: &AppState, ctx: &Ctx, store_id: StoreId) -> Result<()> {
     db::stores::get(&state.db, ctx, store_id).await?.ok_or(Error::NotFound("store"))?;
     Ok(())
 }
 
 /// The store's rules in force now.
-pub async fn list(state: &AppState, ctx: &Ctx, store_id: Uuid) -> Result<Vec<RuleRow>> {
+pub async fn list(state: &AppState, ctx: &Ctx, store_id: StoreId) -> Result<Vec<RuleRow>> {
     store_exists(state, ctx, store_id).await?;
     Ok(db::firewall::list(&state.db, ctx, store_id, state.clock.now()).await?)
 }
@@ -97,7 +97,7 @@ pub async fn add(
     meta: &RequestMeta,
     ctx: &Ctx,
     actor: &str,
-    store_id: Uuid,
+    store_id: StoreId,
     body: NewRuleBody,
 ) -> Result<RuleRow> {
     let now = state.clock.now();
@@ -135,7 +135,7 @@ pub async fn replace(
     meta: &RequestMeta,
     ctx: &Ctx,
     actor: &str,
-    store_id: Uuid,
+    store_id: StoreId,
     body: Vec<NewRuleBody>,
 ) -> Result<Vec<RuleRow>> {
     let now = state.clock.now();
@@ -163,7 +163,7 @@ pub async fn delete(
     meta: &RequestMeta,
     ctx: &Ctx,
     actor: &str,
-    store_id: Uuid,
+    store_id: StoreId,
     rule_id: Uuid,
 ) -> Result<()> {
     let now = state.clock.now();

@@ -10,7 +10,7 @@ use crate::app::AppState;
 use crate::audit::{Event, RequestMeta};
 use crate::db;
 use crate::db::jobs::{JobRow, LogRow};
-use crate::domain::{Ctx, Error, JobStatus, Result};
+use crate::domain::{Ctx, Error, JobStatus, Result, StoreId};
 use crate::jobs::{self, NotEnqueued};
 
 pub use crate::jobs::Enqueue;
@@ -42,7 +42,7 @@ pub struct Page {
 }
 
 /// The organization's jobs (of one of its stores, if given: 404 for none), newest first.
-pub async fn list(state: &AppState, ctx: &Ctx, store_id: Option<Uuid>, page: Page) -> Result<Vec<JobRow>> {
+pub async fn list(state: &AppState, ctx: &Ctx, store_id: Option<StoreId>, page: Page) -> Result<Vec<JobRow>> {
     if let Some(store_id) = store_id {
         db::stores::get(&state.db, ctx, store_id).await?.ok_or(Error::NotFound("store"))?;
     }

@@ -10,7 +10,7 @@ use crate::audit::{Event, RequestMeta};
 use crate::db;
 use crate::db::jobs::JobRow;
 use crate::db::stores::{NodeRow, StoreRow};
-use crate::domain::{Ctx, Error, Result, StoreOperation, StoreStatus};
+use crate::domain::{Ctx, Error, Result, StoreId, StoreOperation, StoreStatus};
 use crate::jobs::{self, Step, kinds};
 use crate::quota::{self, Quota};
 use crate::service::jobs::{Enqueue, busy, enqueue};
@@ -29,7 +29,7 @@ pub struct NodeChanged {
 pub async fn store_for_node_op(
     tx: &mut Transaction<'_, Postgres>,
     ctx: &Ctx,
-    store_id: Uuid,
+    store_id: StoreId,
 ) -> Result<(StoreRow, Vec<NodeRow>)> {
     let store = db::stores::get_for_update(tx, ctx, store_id).await?.ok_or(Error::NotFound("store"))?;
     store.status.check(StoreOperation::ChangeNodes)?;
@@ -43,7 +43,7 @@ pub async fn add(
     meta: &RequestMeta,
     ctx: &Ctx,
     actor: &str,
-    store_id: Uuid,
+    store_id: StoreId,
 ) -> Result<NodeChanged> {
     let mut tx = state.db.begin().await?;
     let (store, nodes) = store_for_node_op(&mut tx, ctx, store_id).await?;
@@ -87,7 +87,7 @@ pub async fn remove(
     meta: &RequestMeta,
     ctx: &Ctx,
     actor: &str,
-    store_id: Uuid,
+    store_id: StoreId,
     node_id: Uuid,
 ) -> Result<NodeChanged> {
     let mut tx = state.db.begin().await?;
@@ -168,7 +168,7 @@ pub async fn restart(
     meta: &RequestMeta,
     ctx: &Ctx,
     actor: &str,
-    store_id: Uuid,
+    store_id: StoreId,
     node_id: Uuid,
 ) -> Result<JobRow> {
     let mut tx = state.db.begin().await?;

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::app::AppState;
 use crate::db;
 use crate::db::stats::{Latest, Point};
-use crate::domain::{Ctx, Error, Result};
+use crate::domain::{Ctx, Error, Result, StoreId};
 
 pub const METRICS: [&str; 10] = [
     "connections",
@@ -68,7 +68,7 @@ pub fn range(q: &SeriesRequest<'_>, now: OffsetDateTime) -> Result<Range> {
 pub async fn series(
     state: &AppState,
     ctx: &Ctx,
-    store_id: Uuid,
+    store_id: StoreId,
     q: &SeriesRequest<'_>,
 ) -> Result<(BTreeMap<Uuid, Vec<Point>>, i64)> {
     let r = range(q, state.clock.now())?;
@@ -82,7 +82,7 @@ pub async fn series(
 }
 
 /// The latest sample of every node of the context's store.
-pub async fn summary(state: &AppState, ctx: &Ctx, store_id: Uuid) -> Result<Vec<Latest>> {
+pub async fn summary(state: &AppState, ctx: &Ctx, store_id: StoreId) -> Result<Vec<Latest>> {
     db::stores::get(&state.db, ctx, store_id).await?.ok_or(Error::NotFound("store"))?;
     Ok(db::stats::latest(&state.db, ctx, store_id).await?)
 }

@@ -47,7 +47,7 @@ fn fixture() -> Fixture {
 impl Drop for Fixture {
     fn drop(&mut self) {
         for (store, node) in nodes_on_disk(&self.root) {
-            let dir = self.driver.node_dir(store, node);
+            let dir = self.driver.node_dir(store.into(), node);
             if let Some(pid) = postmaster_of(&dir.join("data")) {
                 let _ = kill(Pid::from_raw(pid), Signal::SIGQUIT);
                 let deadline = Instant::now() + Duration::from_secs(10);
@@ -57,8 +57,8 @@ impl Drop for Fixture {
             }
             // As root: the node's volume, and the store's OS user.
             let _ = std::process::Command::new("umount").arg(&dir).status();
-            let _ = std::fs::remove_dir_all(self.driver.socket_dir(store, node));
-            let _ = std::process::Command::new("userdel").arg(self.driver.store_user(store)).status();
+            let _ = std::fs::remove_dir_all(self.driver.socket_dir(store.into(), node));
+            let _ = std::process::Command::new("userdel").arg(self.driver.store_user(store.into())).status();
         }
         let _ = std::fs::remove_dir_all(&self.root);
     }
@@ -93,7 +93,7 @@ fn free_port() -> u16 {
 impl Fixture {
     fn spec(&self, store_id: Uuid) -> NodeSpec {
         NodeSpec {
-            store_id,
+            store_id: store_id.into(),
             node_id: Uuid::now_v7(),
             version: self.driver.postgres_versions().pop().expect("a PostgreSQL version"),
             port: free_port(),

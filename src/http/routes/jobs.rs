@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::audit::RequestMeta;
-use crate::domain::{Ctx, Scope};
+use crate::domain::{Ctx, Scope, StoreId};
 use crate::error::{ApiResult, Problem};
 use crate::http::extract::{ActiveUser, AppJson, AppPath, AppQuery};
 use crate::http::page::PageRequest;
@@ -46,7 +46,7 @@ pub struct JobList {
     pub next_cursor: Option<String>,
 }
 
-async fn page(state: &AppState, ctx: &Ctx, store: Option<Uuid>, q: JobQuery) -> ApiResult<JobList> {
+async fn page(state: &AppState, ctx: &Ctx, store: Option<StoreId>, q: JobQuery) -> ApiResult<JobList> {
     let page = PageRequest::new(q.cursor.as_deref(), q.limit, 100)?;
     let rows = jobs::list(state, ctx, store, Page { after: page.after, fetch: page.fetch() }).await?;
     let (rows, next_cursor) = page.finish(rows, |j| (j.created_at, j.id));
@@ -86,7 +86,7 @@ async fn list_jobs(
 async fn list_store_jobs(
     State(state): State<AppState>,
     user: ActiveUser,
-    AppPath((org_id, store_id)): AppPath<(Uuid, Uuid)>,
+    AppPath((org_id, store_id)): AppPath<(Uuid, StoreId)>,
     AppQuery(q): AppQuery<JobQuery>,
 ) -> ApiResult<AppJson<JobList>> {
     let ctx = user.in_org(org_id)?;

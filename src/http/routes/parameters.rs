@@ -15,7 +15,7 @@ use uuid::Uuid;
 use crate::app::AppState;
 use crate::audit::RequestMeta;
 use crate::db::parameter_groups::GroupRow;
-use crate::domain::Scope;
+use crate::domain::{Scope, StoreId};
 use crate::error::{ApiResult, Problem};
 use crate::http::extract::{ActiveUser, AppJson, AppPath, AppQuery, Authenticated};
 use crate::http::respond::{Accepted, Created};
@@ -238,7 +238,7 @@ async fn apply_group(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath((org_id, store_id)): AppPath<(Uuid, Uuid)>,
+    AppPath((org_id, store_id)): AppPath<(Uuid, StoreId)>,
     AppJson(body): AppJson<ApplyGroup>,
 ) -> ApiResult<Accepted<JobView>> {
     let ctx = user.in_org(org_id)?;
@@ -261,7 +261,7 @@ async fn apply_group(
 async fn store_parameters(
     State(state): State<AppState>,
     user: ActiveUser,
-    AppPath((org_id, store_id)): AppPath<(Uuid, Uuid)>,
+    AppPath((org_id, store_id)): AppPath<(Uuid, StoreId)>,
 ) -> ApiResult<AppJson<StoreParameters>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::StoresRead)?;

@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::app::AppState;
 use crate::audit::RequestMeta;
 use crate::db::stores::{ListFilter, NodeRow};
-use crate::domain::{NodeState, Scope, StoreNetwork, StoreStatus};
+use crate::domain::{NodeState, Scope, StoreId, StoreNetwork, StoreStatus};
 use crate::error::{ApiResult, Problem};
 use crate::http::extract::{ActiveUser, AppJson, AppPath, AppQuery, idempotency_key, if_match};
 use crate::http::page::PageRequest;
@@ -135,7 +135,7 @@ fn view(d: StoreDetail) -> StoreView {
         database: s.database_name.clone(),
     };
     StoreView {
-        id: s.id,
+        id: s.id.into(),
         name: s.name,
         vendor: s.vendor,
         version: s.version,
@@ -292,7 +292,7 @@ async fn list_stores(
     let filter =
         ListFilter { status: q.status, tag: q.tag.as_deref(), after: page.after, limit: page.fetch() };
     let rows = stores::list(&state, &ctx, &filter).await?;
-    let (rows, next_cursor) = page.finish(rows, |s| (s.created_at, s.id));
+    let (rows, next_cursor) = page.finish(rows, |s| (s.created_at, s.id.into()));
     let items = stores::details(&state, &ctx, rows).await?.into_iter().map(view).collect();
     Ok(AppJson(StoreList { items, next_cursor }))
 }
@@ -310,7 +310,7 @@ async fn list_stores(
 async fn get_store(
     State(state): State<AppState>,
     user: ActiveUser,
-    AppPath((org_id, store_id)): AppPath<(Uuid, Uuid)>,
+    AppPath((org_id, store_id)): AppPath<(Uuid, StoreId)>,
 ) -> ApiResult<Response> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::StoresRead)?;
@@ -341,7 +341,7 @@ async fn update_store(
     meta: RequestMeta,
     user: ActiveUser,
     headers: HeaderMap,
-    AppPath((org_id, store_id)): AppPath<(Uuid, Uuid)>,
+    AppPath((org_id, store_id)): AppPath<(Uuid, StoreId)>,
     AppJson(body): AppJson<UpdateStore>,
 ) -> ApiResult<Response> {
     let ctx = user.in_org(org_id)?;
@@ -384,7 +384,7 @@ async fn delete_store(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath((org_id, store_id)): AppPath<(Uuid, Uuid)>,
+    AppPath((org_id, store_id)): AppPath<(Uuid, StoreId)>,
     AppQuery(q): AppQuery<DeleteQuery>,
 ) -> ApiResult<Accepted<JobView>> {
     let ctx = user.in_org(org_id)?;
@@ -420,7 +420,7 @@ async fn add_node(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath((org_id, store_id)): AppPath<(Uuid, Uuid)>,
+    AppPath((org_id, store_id)): AppPath<(Uuid, StoreId)>,
 ) -> ApiResult<Accepted<StoreAccepted>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::StoresWrite)?;
@@ -444,7 +444,7 @@ async fn remove_node(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath((org_id, store_id, node_id)): AppPath<(Uuid, Uuid, Uuid)>,
+    AppPath((org_id, store_id, node_id)): AppPath<(Uuid, StoreId, Uuid)>,
 ) -> ApiResult<Accepted<StoreAccepted>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::StoresWrite)?;
@@ -467,7 +467,7 @@ async fn restart_node(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath((org_id, store_id, node_id)): AppPath<(Uuid, Uuid, Uuid)>,
+    AppPath((org_id, store_id, node_id)): AppPath<(Uuid, StoreId, Uuid)>,
 ) -> ApiResult<Accepted<JobView>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::StoresWrite)?;
@@ -491,7 +491,7 @@ async fn repair_store(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath((org_id, store_id)): AppPath<(Uuid, Uuid)>,
+    AppPath((org_id, store_id)): AppPath<(Uuid, StoreId)>,
 ) -> ApiResult<Accepted<JobView>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::StoresWrite)?;
@@ -512,7 +512,7 @@ async fn reveal_credentials(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath((org_id, store_id)): AppPath<(Uuid, Uuid)>,
+    AppPath((org_id, store_id)): AppPath<(Uuid, StoreId)>,
 ) -> ApiResult<AppJson<StoreCredentials>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::StoresWrite)?;

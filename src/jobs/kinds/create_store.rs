@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::{JobKind, store_status, unexpected};
 use crate::db;
 use crate::db::jobs::JobRow;
-use crate::domain::StoreStatus;
+use crate::domain::{StoreId, StoreStatus};
 use crate::jobs::steps::{self, backups, nodes};
 use crate::jobs::{JobEnv, Step};
 
@@ -27,7 +27,7 @@ pub struct CreateStoreParams {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RestoreFrom {
     /// The store the backup is of.
-    pub store_id: Uuid,
+    pub store_id: StoreId,
     pub backup_id: Uuid,
     /// RFC 3339; `null` for the end of the backup.
     #[serde(default, with = "time::serde::rfc3339::option")]

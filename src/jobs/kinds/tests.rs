@@ -72,7 +72,7 @@ fn round_trip<P: Serialize + DeserializeOwned + std::fmt::Debug + PartialEq>(sto
 
 #[test]
 fn params_read_and_write_the_stored_json() {
-    let (store_id, backup_id) = (Uuid::now_v7(), Uuid::now_v7());
+    let (store_id, backup_id) = (crate::domain::StoreId::new(), Uuid::now_v7());
     // As the routes wrote them with `json!`.
     assert_eq!(round_trip::<NoParams>(json!({})), NoParams {});
     assert_eq!(round_trip::<CreateStoreParams>(json!({})), CreateStoreParams { restore_from: None });

@@ -11,10 +11,10 @@ use uuid::Uuid;
 use super::JobEnv;
 use crate::db;
 use crate::db::jobs::JobRow;
-use crate::domain::{NodeState, StoreStatus};
+use crate::domain::{NodeState, StoreId, StoreStatus};
 use crate::provision::NodeSpec;
 
-fn store_of(job: &JobRow) -> anyhow::Result<Uuid> {
+fn store_of(job: &JobRow) -> anyhow::Result<StoreId> {
     job.store_id.context("job has no store")
 }
 

@@ -11,6 +11,7 @@ pub mod quarantine;
 pub mod users;
 pub mod volume;
 
+use crate::domain::StoreId;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -130,23 +131,23 @@ impl LocalDriver {
     }
 
     /// The name of the OS user a store's servers run as when Berth is root.
-    pub fn store_user(&self, store_id: Uuid) -> String {
+    pub fn store_user(&self, store_id: StoreId) -> String {
         StoreUsers::new(&self.root).name(store_id)
     }
 
     /// Everything of one store, private to its OS user: its nodes' folders and `run/`.
-    pub fn store_dir(&self, store_id: Uuid) -> PathBuf {
+    pub fn store_dir(&self, store_id: StoreId) -> PathBuf {
         self.root.join("stores").join(store_id.to_string())
     }
 
     /// Everything of one node: `data/` and `server.log`; as root, the mount point of its volume.
-    pub fn node_dir(&self, store_id: Uuid, node_id: Uuid) -> PathBuf {
+    pub fn node_dir(&self, store_id: StoreId, node_id: Uuid) -> PathBuf {
         self.store_dir(store_id).join(node_id.to_string())
     }
 
     /// The private folder of the Unix sockets of a store's nodes: `stores/<store>/run` when it
     /// fits a socket path, else a hashed folder in the temp folder.
-    pub fn socket_dir(&self, store_id: Uuid, _node_id: Uuid) -> PathBuf {
+    pub fn socket_dir(&self, store_id: StoreId, _node_id: Uuid) -> PathBuf {
         socket_dir_for(&self.store_dir(store_id))
     }
 
@@ -155,7 +156,7 @@ impl LocalDriver {
         self.root.join("run").join(&node_id.simple().to_string()[..16])
     }
 
-    fn volume(&self, store_id: Uuid, node_id: Uuid) -> Volume {
+    fn volume(&self, store_id: StoreId, node_id: Uuid) -> Volume {
         Volume {
             image: volume::image_for(&self.root, node_id),
             mount_point: self.node_dir(store_id, node_id),
@@ -164,7 +165,7 @@ impl LocalDriver {
 
     /// Who the store's servers run as: its own user when Berth is root (or, for data left by an
     /// older layout or a removed user, whoever owns it, so that it can be stopped).
-    fn run_as_for(&self, store_id: Uuid, pgdata: &Path) -> Option<RunAs> {
+    fn run_as_for(&self, store_id: StoreId, pgdata: &Path) -> Option<RunAs> {
         let users = self.users.as_ref()?;
         users.lookup(store_id).ok().flatten().or_else(|| owner_of(pgdata).filter(|o| o.uid != 0))
     }
@@ -492,7 +493,7 @@ impl Provisioner for LocalDriver {
         })
     }
 
-    async fn quarantine(&self, store_id: Uuid, node_id: Uuid) -> anyhow::Result<String> {
+    async fn quarantine(&self, store_id: StoreId, node_id: Uuid) -> anyhow::Result<String> {
         let spec = NodeSpec::bare(store_id, node_id);
         let server = self.existing_server(&spec);
         if server.stop("fast").await.is_err() {
@@ -526,7 +527,7 @@ impl Provisioner for LocalDriver {
         quarantine::Quarantine::new(&self.root).purge(id).await
     }
 
-    async fn present_nodes(&self) -> anyhow::Result<Vec<(Uuid, Uuid)>> {
+    async fn present_nodes(&self) -> anyhow::Result<Vec<(StoreId, Uuid)>> {
         let stores = self.root.join("stores");
         let mut out = Vec::new();
         let entries = match std::fs::read_dir(&stores) {
@@ -538,7 +539,7 @@ impl Provisioner for LocalDriver {
             let Some(store_id) = parse_uuid(&store) else { continue };
             for node in std::fs::read_dir(store.path())? {
                 if let Some(node_id) = parse_uuid(&node?) {
-                    out.push((store_id, node_id));
+                    out.push((store_id.into(), node_id));
                 }
             }
         }
@@ -546,7 +547,7 @@ impl Provisioner for LocalDriver {
         Ok(out)
     }
 
-    async fn retain_stores(&self, stores: &[Uuid]) -> anyhow::Result<Vec<String>> {
+    async fn retain_stores(&self, stores: &[StoreId]) -> anyhow::Result<Vec<String>> {
         let Some(users) = &self.users else { return Ok(vec![]) };
         let mut removed = volume::unmount_orphans().await?;
         let known = stores.iter().copied().collect();

@@ -4,6 +4,7 @@
 //! `quarantine/<when>/volumes/<node>.img`, mounted read-only there), where a person can look at
 //! it, take it back, or remove it on purpose (`berth quarantine purge`).
 
+use crate::domain::StoreId;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -31,7 +32,7 @@ impl Quarantine {
     /// its volume goes.
     pub fn place(
         &self,
-        store_id: Uuid,
+        store_id: StoreId,
         node_id: Uuid,
         now: OffsetDateTime,
     ) -> anyhow::Result<(PathBuf, PathBuf)> {
@@ -63,7 +64,7 @@ impl Quarantine {
                     let size_bytes = if image.is_file() { allocated(&image) } else { tree_size(&path) };
                     out.push(Quarantined {
                         id: format!("{when}-{node}"),
-                        store_id: store,
+                        store_id: store.into(),
                         node_id: node,
                         path: path.to_string_lossy().into_owned(),
                         volume,

@@ -93,7 +93,7 @@ mod tests {
         BackupRow {
             id: Uuid::now_v7(),
             org_id: Uuid::nil(),
-            store_id: Uuid::nil(),
+            store_id: crate::domain::StoreId(Uuid::nil()),
             kind: "full".into(),
             status: BackupStatus::Succeeded,
             node_id: None,

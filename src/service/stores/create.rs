@@ -17,7 +17,7 @@ use crate::audit::{Event, RequestMeta};
 use crate::db;
 use crate::db::backups::BackupRow;
 use crate::db::jobs::JobRow;
-use crate::domain::{Ctx, Error, Result, StoreNetwork, names, on_constraint};
+use crate::domain::{Ctx, Error, Result, StoreId, StoreNetwork, names, on_constraint};
 use crate::jobs::kinds::{self, CreateStoreParams};
 use crate::jobs::{self, Step};
 use crate::provision::catalog::Choice;
@@ -75,7 +75,8 @@ pub struct CreateStore {
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RestoreFrom {
-    pub store_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub store_id: StoreId,
     /// This backup, to the moment it finished.
     pub backup_id: Option<Uuid>,
     /// This moment (RFC 3339): the newest full backup before it, and the archived WAL.
@@ -105,7 +106,7 @@ pub struct Reply {
 #[derive(Debug)]
 pub enum Created {
     /// Made the store; `reply` is its answer, as rendered (and kept, under a key).
-    New { store_id: Uuid, revision: i32, reply: Reply },
+    New { store_id: StoreId, revision: i32, reply: Reply },
     /// A retry of a create already made under this key: its first answer, nothing started.
     Replayed(Reply),
 }
@@ -157,7 +158,7 @@ pub async fn create(
     if let Some(vpc_id) = vpc_id {
         vpcs::vpc_for_store(&mut tx, ctx, vpc_id, &cmd.cloud, &cmd.region).await?;
     }
-    let id = Uuid::now_v7();
+    let id = StoreId::new();
     let admin_password = password();
     let bound = id.as_bytes();
     db::stores::insert(
@@ -366,7 +367,7 @@ mod tests {
 
     #[test]
     fn fork_params_name_the_source_the_backup_and_the_moment() {
-        let (store_id, backup_id) = (Uuid::now_v7(), Uuid::now_v7());
+        let (store_id, backup_id) = (StoreId::new(), Uuid::now_v7());
         let at = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
         let from = RestoreFrom { store_id, backup_id: None, point_in_time: Some(at) };
         let p = fork_params(&from, backup_id).restore_from.unwrap();

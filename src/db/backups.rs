@@ -2,7 +2,7 @@ use sqlx::PgExecutor;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::domain::{BackupStatus, Ctx, StoreId};
+use crate::domain::{BackupStatus, Ctx, NodeId, StoreId};
 
 #[derive(Debug, Clone)]
 pub struct BackupRow {
@@ -11,7 +11,7 @@ pub struct BackupRow {
     pub store_id: StoreId,
     pub kind: String,
     pub status: BackupStatus,
-    pub node_id: Option<Uuid>,
+    pub node_id: Option<NodeId>,
     pub size_bytes: Option<i64>,
     pub sha256: Option<String>,
     pub location: Option<String>,
@@ -56,7 +56,7 @@ pub async fn get(
 ) -> sqlx::Result<Option<BackupRow>> {
     sqlx::query_as!(
         BackupRow,
-        r#"select id, org_id, store_id, kind, status as "status: BackupStatus", node_id, size_bytes, sha256, location,
+        r#"select id, org_id, store_id, kind, status as "status: BackupStatus", node_id as "node_id: NodeId", size_bytes, sha256, location,
                   start_lsn, end_lsn, error, created_at, finished_at, trigger
            from backups where org_id = $1 and store_id = $2 and id = $3"#,
         ctx.org_id,
@@ -69,7 +69,7 @@ pub async fn get(
 
 /// For the jobs, which act for the organization named in the job row.
 pub async fn get_by_id(ex: impl PgExecutor<'_>, org_id: Uuid, id: Uuid) -> sqlx::Result<Option<BackupRow>> {
-    sqlx::query_as!(BackupRow, r#"select id, org_id, store_id, kind, status as "status: BackupStatus", node_id, size_bytes, sha256, location,
+    sqlx::query_as!(BackupRow, r#"select id, org_id, store_id, kind, status as "status: BackupStatus", node_id as "node_id: NodeId", size_bytes, sha256, location,
                   start_lsn, end_lsn, error, created_at, finished_at, trigger
            from backups where org_id = $1 and id = $2"#, org_id, id)
         .fetch_optional(ex)
@@ -86,7 +86,7 @@ pub async fn list(
     let (at, id) = before.map_or((None, None), |(a, i)| (Some(a), Some(i)));
     sqlx::query_as!(
         BackupRow,
-        r#"select id, org_id, store_id, kind, status as "status: BackupStatus", node_id, size_bytes, sha256, location,
+        r#"select id, org_id, store_id, kind, status as "status: BackupStatus", node_id as "node_id: NodeId", size_bytes, sha256, location,
                   start_lsn, end_lsn, error, created_at, finished_at, trigger
            from backups where org_id = $1 and store_id = $2
              and ($3::timestamptz is null or (created_at, id) < ($3, $4::uuid))
@@ -102,7 +102,7 @@ pub async fn list(
 }
 
 pub struct Finished<'a> {
-    pub node_id: Uuid,
+    pub node_id: NodeId,
     pub size_bytes: i64,
     pub sha256: &'a str,
     pub location: &'a str,
@@ -119,7 +119,7 @@ pub async fn succeed(ex: impl PgExecutor<'_>, org_id: Uuid, id: Uuid, f: Finishe
          where org_id = $1 and id = $2",
         org_id,
         id,
-        f.node_id,
+        f.node_id as NodeId,
         f.size_bytes,
         f.sha256,
         f.location,
@@ -173,7 +173,7 @@ pub async fn latest_full_before(
 ) -> sqlx::Result<Option<BackupRow>> {
     sqlx::query_as!(
         BackupRow,
-        r#"select id, org_id, store_id, kind, status as "status: BackupStatus", node_id, size_bytes, sha256, location,
+        r#"select id, org_id, store_id, kind, status as "status: BackupStatus", node_id as "node_id: NodeId", size_bytes, sha256, location,
                   start_lsn, end_lsn, error, created_at, finished_at, trigger
            from backups where org_id = $1 and store_id = $2 and kind = 'full' and status = 'succeeded'
              and finished_at <= $3
@@ -207,7 +207,7 @@ pub async fn expired(
              order by b.finished_at desc, b.id desc limit 1
            )
            select id as "id!", org_id as "org_id!", store_id as "store_id!", kind as "kind!",
-                  status as "status!: BackupStatus", node_id, size_bytes, sha256, location, start_lsn, end_lsn, error,
+                  status as "status!: BackupStatus", node_id as "node_id: NodeId", size_bytes, sha256, location, start_lsn, end_lsn, error,
                   created_at as "created_at!", finished_at, trigger as "trigger!"
            from ranked
            where (($3::int is not null and rank > $3) or ($4::timestamptz is not null and created_at < $4))
@@ -248,7 +248,7 @@ pub async fn succeeded_full(
 ) -> sqlx::Result<Vec<BackupRow>> {
     sqlx::query_as!(
         BackupRow,
-        r#"select id, org_id, store_id, kind, status as "status: BackupStatus", node_id, size_bytes, sha256, location,
+        r#"select id, org_id, store_id, kind, status as "status: BackupStatus", node_id as "node_id: NodeId", size_bytes, sha256, location,
                   start_lsn, end_lsn, error, created_at, finished_at, trigger
            from backups where org_id = $1 and store_id = $2 and kind = 'full' and status = 'succeeded'
            order by finished_at, id"#,

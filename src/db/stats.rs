@@ -2,7 +2,7 @@ use sqlx::PgExecutor;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::domain::{Ctx, StoreId};
+use crate::domain::{Ctx, NodeId, StoreId};
 
 #[derive(Debug, Clone, Default)]
 pub struct Sample {
@@ -22,7 +22,7 @@ pub async fn insert(
     ex: impl PgExecutor<'_>,
     org_id: Uuid,
     store_id: StoreId,
-    node_id: Uuid,
+    node_id: NodeId,
     at: OffsetDateTime,
     s: &Sample,
 ) -> sqlx::Result<()> {
@@ -32,7 +32,7 @@ pub async fn insert(
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         org_id,
         store_id as StoreId,
-        node_id,
+        node_id as NodeId,
         at,
         s.connections,
         s.xact_commit,
@@ -55,7 +55,7 @@ pub async fn purge_before(ex: impl PgExecutor<'_>, before: OffsetDateTime) -> sq
 }
 
 pub struct Point {
-    pub node_id: Uuid,
+    pub node_id: NodeId,
     pub bucket: OffsetDateTime,
     pub avg: Option<f64>,
     pub max: Option<f64>,
@@ -107,7 +107,7 @@ pub async fn series(
 }
 
 pub struct Latest {
-    pub node_id: Uuid,
+    pub node_id: NodeId,
     pub at: OffsetDateTime,
     pub connections: i64,
     pub xact_commit: i64,

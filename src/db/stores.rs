@@ -2,7 +2,7 @@ use sqlx::{PgExecutor, Postgres, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::domain::{Ctx, NodeState, StoreId, StoreStatus};
+use crate::domain::{Ctx, NodeId, NodeState, StoreId, StoreStatus};
 
 #[derive(Debug, Clone)]
 pub struct StoreRow {
@@ -30,7 +30,7 @@ pub struct StoreRow {
 
 #[derive(Debug, Clone)]
 pub struct NodeRow {
-    pub id: Uuid,
+    pub id: NodeId,
     pub store_id: StoreId,
     pub role: String,
     pub host: String,
@@ -295,7 +295,7 @@ pub async fn insert_node(
     ex: impl PgExecutor<'_>,
     org_id: Uuid,
     store_id: StoreId,
-    node_id: Uuid,
+    node_id: NodeId,
     role: &str,
     port: i32,
     now: OffsetDateTime,
@@ -303,7 +303,7 @@ pub async fn insert_node(
     sqlx::query!(
         "insert into store_nodes (id, store_id, org_id, role, host, port, state, created_at, updated_at)
          values ($1, $2, $3, $4, '127.0.0.1', $5, 'creating', $6, $6)",
-        node_id,
+        node_id as NodeId,
         store_id as StoreId,
         org_id,
         role,
@@ -323,13 +323,13 @@ pub async fn used_ports(ex: impl PgExecutor<'_>) -> sqlx::Result<Vec<i32>> {
 
 pub async fn set_node_state(
     ex: impl PgExecutor<'_>,
-    node_id: Uuid,
+    node_id: NodeId,
     state: NodeState,
     now: OffsetDateTime,
 ) -> sqlx::Result<()> {
     sqlx::query!(
         "update store_nodes set state = $2, updated_at = $3 where id = $1",
-        node_id,
+        node_id as NodeId,
         state.as_str(),
         now
     )
@@ -347,7 +347,7 @@ pub struct Health {
 
 pub async fn set_node_health(
     ex: impl PgExecutor<'_>,
-    node_id: Uuid,
+    node_id: NodeId,
     h: Health,
     now: OffsetDateTime,
 ) -> sqlx::Result<()> {
@@ -358,7 +358,7 @@ pub async fn set_node_health(
                 disk_full_at = case when $7 then $4 else disk_full_at end,
                 updated_at = case when state = $2 then updated_at else $4 end
          where id = $1 and state in ('running', 'stopped', 'failed')",
-        node_id,
+        node_id as NodeId,
         h.state.as_str(),
         h.lag,
         now,
@@ -372,13 +372,15 @@ pub async fn set_node_health(
 }
 
 /// The node's volume grew: what was full is no longer.
-pub async fn clear_disk_full(ex: impl PgExecutor<'_>, node_id: Uuid) -> sqlx::Result<()> {
-    sqlx::query!("update store_nodes set disk_full_at = null where id = $1", node_id).execute(ex).await?;
+pub async fn clear_disk_full(ex: impl PgExecutor<'_>, node_id: NodeId) -> sqlx::Result<()> {
+    sqlx::query!("update store_nodes set disk_full_at = null where id = $1", node_id as NodeId)
+        .execute(ex)
+        .await?;
     Ok(())
 }
 
-pub async fn delete_node(ex: impl PgExecutor<'_>, node_id: Uuid) -> sqlx::Result<()> {
-    sqlx::query!("delete from store_nodes where id = $1", node_id).execute(ex).await?;
+pub async fn delete_node(ex: impl PgExecutor<'_>, node_id: NodeId) -> sqlx::Result<()> {
+    sqlx::query!("delete from store_nodes where id = $1", node_id as NodeId).execute(ex).await?;
     Ok(())
 }
 
@@ -398,7 +400,7 @@ pub async fn all_live_nodes(ex: impl PgExecutor<'_>) -> sqlx::Result<Vec<(Uuid, 
             (
                 r.org_id,
                 NodeRow {
-                    id: r.id,
+                    id: r.id.into(),
                     store_id: r.store_id.into(),
                     role: r.role,
                     host: r.host,

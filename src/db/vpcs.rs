@@ -3,7 +3,7 @@ use sqlx::{PgConnection, PgExecutor, Postgres, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::domain::{Ctx, PeeringStatus, StoreId, VpcStatus};
+use crate::domain::{Ctx, NodeId, PeeringStatus, StoreId, VpcStatus};
 
 #[derive(Debug, Clone)]
 pub struct VpcRow {
@@ -189,14 +189,14 @@ pub async fn used_addresses(
 pub async fn place_node(
     ex: impl PgExecutor<'_>,
     org_id: Uuid,
-    node_id: Uuid,
+    node_id: NodeId,
     vpc_id: Uuid,
     host: &str,
 ) -> sqlx::Result<()> {
     sqlx::query!(
         "update store_nodes set vpc_id = $3, host = $4 where org_id = $1 and id = $2",
         org_id,
-        node_id,
+        node_id as NodeId,
         vpc_id,
         host
     )
@@ -229,7 +229,10 @@ pub async fn default_sources(
 }
 
 /// `(org_id, store_id, node_id)` of every node of the private stores in these VPCs.
-pub async fn nodes_in(ex: impl PgExecutor<'_>, vpc_ids: &[Uuid]) -> sqlx::Result<Vec<(Uuid, StoreId, Uuid)>> {
+pub async fn nodes_in(
+    ex: impl PgExecutor<'_>,
+    vpc_ids: &[Uuid],
+) -> sqlx::Result<Vec<(Uuid, StoreId, NodeId)>> {
     let rows = sqlx::query!(
         "select n.org_id, n.store_id, n.id from store_nodes n join stores s on s.id = n.store_id
          where s.vpc_id = any($1) and s.status <> 'deleted' order by n.store_id, n.id",
@@ -237,7 +240,7 @@ pub async fn nodes_in(ex: impl PgExecutor<'_>, vpc_ids: &[Uuid]) -> sqlx::Result
     )
     .fetch_all(ex)
     .await?;
-    Ok(rows.into_iter().map(|r| (r.org_id, r.store_id.into(), r.id)).collect())
+    Ok(rows.into_iter().map(|r| (r.org_id, r.store_id.into(), r.id.into())).collect())
 }
 
 #[derive(Debug, Clone)]

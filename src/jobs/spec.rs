@@ -1,7 +1,7 @@
 //! A node's spec as the driver needs it, read from the tables: the store's settings, its
 //! secrets decrypted, its network, and the access in force.
 
-use crate::domain::StoreId;
+use crate::domain::{NodeId, StoreId};
 use anyhow::Context;
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
@@ -19,7 +19,7 @@ impl DataPlane {
         db: &sqlx::PgPool,
         org_id: Uuid,
         store_id: StoreId,
-        node_id: Uuid,
+        node_id: NodeId,
         now: time::OffsetDateTime,
     ) -> anyhow::Result<Option<NodeSpec>> {
         let Some(store) = db::stores::get_by_id(db, org_id, store_id).await? else { return Ok(None) };

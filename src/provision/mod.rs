@@ -8,7 +8,7 @@ mod plane;
 pub mod sizing;
 pub mod sql;
 
-use crate::domain::StoreId;
+use crate::domain::{NodeId, StoreId};
 use std::fmt::Debug;
 
 use std::net::Ipv4Addr;
@@ -33,7 +33,7 @@ pub struct InstanceSettings {
 #[derive(Debug, Clone)]
 pub struct NodeSpec {
     pub store_id: StoreId,
-    pub node_id: Uuid,
+    pub node_id: NodeId,
     /// Major version, e.g. `15`.
     pub version: String,
     /// The loopback port the node listens on (clients connect to 127.0.0.1:port).
@@ -110,7 +110,7 @@ pub struct NodeTls {
 
 impl NodeSpec {
     /// Enough of a spec to find and remove a node whose store is gone.
-    pub fn bare(store_id: StoreId, node_id: Uuid) -> Self {
+    pub fn bare(store_id: StoreId, node_id: NodeId) -> Self {
         Self {
             store_id,
             node_id,
@@ -180,7 +180,8 @@ pub struct Quarantined {
     pub id: String,
     #[schema(value_type = Uuid)]
     pub store_id: StoreId,
-    pub node_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub node_id: NodeId,
     /// The node's folder (its data in `data/`); with a volume, where it is mounted read-only.
     pub path: String,
     /// The node's volume, if it had one.
@@ -268,7 +269,7 @@ pub trait Provisioner: Send + Sync + Debug + 'static {
     /// Sets a node no store knows aside, stopped and untouched, where a person can look at it:
     /// a node is never deleted on a guess (the control database may be the wrong one, or lost).
     /// Returns where it went.
-    async fn quarantine(&self, store_id: StoreId, node_id: Uuid) -> anyhow::Result<String>;
+    async fn quarantine(&self, store_id: StoreId, node_id: NodeId) -> anyhow::Result<String>;
 
     /// What is in quarantine, oldest first.
     fn quarantined(&self) -> anyhow::Result<Vec<Quarantined>>;
@@ -278,7 +279,7 @@ pub trait Provisioner: Send + Sync + Debug + 'static {
 
     /// `(store_id, node_id)` of every node present on this host, running or not, so that the
     /// caller can remove the ones its tables do not know.
-    async fn present_nodes(&self) -> anyhow::Result<Vec<(StoreId, Uuid)>>;
+    async fn present_nodes(&self) -> anyhow::Result<Vec<(StoreId, NodeId)>>;
 
     /// Removes what this driver made on the host for stores that no Berth can come back for
     /// (OS users, volumes of data folders that are gone) and, of this Berth's, what belongs to

@@ -12,7 +12,7 @@ use crate::audit::{Event, RequestMeta};
 use crate::db;
 use crate::db::jobs::JobRow;
 use crate::db::parameter_groups::GroupRow;
-use crate::domain::{Ctx, Error, FieldError, Result, StoreId, StoreOperation, on_constraint};
+use crate::domain::{Ctx, Error, FieldError, NodeId, Result, StoreId, StoreOperation, on_constraint};
 use crate::jobs::{Step, kinds};
 pub use crate::provision::parameters::ParamDef;
 use crate::provision::parameters::catalog;
@@ -255,7 +255,8 @@ pub async fn apply(
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct NodeValue {
-    pub node_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub node_id: NodeId,
     /// As the node reports it, in the catalog's unit.
     pub setting: Option<String>,
     /// Changed in the files, waiting for a restart.
@@ -290,7 +291,7 @@ pub async fn in_force(state: &AppState, ctx: &Ctx, store_id: StoreId) -> Result<
     let group_id = db::parameter_groups::group_id_of_store(&state.db, ctx.org_id, store_id).await?;
     let defs = catalog().for_vendor("postgres").unwrap_or_default();
     let names: Vec<String> = defs.iter().map(|d| d.name.clone()).collect();
-    let mut per_node: Vec<(Uuid, NodeSettings)> = vec![];
+    let mut per_node: Vec<(NodeId, NodeSettings)> = vec![];
     for n in db::stores::nodes(&state.db, ctx.org_id, &[store_id]).await? {
         let Some(spec) =
             state.plane.node_spec(&state.db, ctx.org_id, store_id, n.id, state.clock.now()).await?

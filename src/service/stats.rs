@@ -4,12 +4,11 @@
 use std::collections::BTreeMap;
 
 use time::{Duration, OffsetDateTime};
-use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::db;
 use crate::db::stats::{Latest, Point};
-use crate::domain::{Ctx, Error, Result, StoreId};
+use crate::domain::{Ctx, Error, NodeId, Result, StoreId};
 
 pub const METRICS: [&str; 10] = [
     "connections",
@@ -70,11 +69,11 @@ pub async fn series(
     ctx: &Ctx,
     store_id: StoreId,
     q: &SeriesRequest<'_>,
-) -> Result<(BTreeMap<Uuid, Vec<Point>>, i64)> {
+) -> Result<(BTreeMap<NodeId, Vec<Point>>, i64)> {
     let r = range(q, state.clock.now())?;
     db::stores::get(&state.db, ctx, store_id).await?.ok_or(Error::NotFound("store"))?;
     let points = db::stats::series(&state.db, ctx, store_id, q.metric, r.from, r.to, r.step).await?;
-    let mut by_node: BTreeMap<Uuid, Vec<Point>> = BTreeMap::new();
+    let mut by_node: BTreeMap<NodeId, Vec<Point>> = BTreeMap::new();
     for p in points {
         by_node.entry(p.node_id).or_default().push(p);
     }

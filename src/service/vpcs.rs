@@ -14,7 +14,9 @@ use crate::db::jobs::JobRow;
 use crate::db::vpcs::PeeringRow;
 use crate::db::vpcs::VpcRow;
 use crate::domain::names::store_name;
-use crate::domain::{Ctx, Error, PeeringStatus, Result, VpcBlock, VpcStatus, node_addresses, on_constraint};
+use crate::domain::{
+    Ctx, Error, NodeId, PeeringStatus, Result, VpcBlock, VpcStatus, node_addresses, on_constraint,
+};
 use crate::jobs::{Step, kinds};
 use crate::quota::{self, Quota};
 use crate::service::jobs::{Enqueue, enqueue};
@@ -69,7 +71,7 @@ pub async fn place_nodes(
     tx: &mut Transaction<'_, Postgres>,
     ctx: &Ctx,
     vpc_id: Uuid,
-    nodes: &[Uuid],
+    nodes: &[NodeId],
 ) -> Result<()> {
     let vpc = &db::vpcs::get_for_update(tx, ctx, vpc_id).await?.ok_or(Error::NotFound("VPC"))?;
     let block = ipv4(vpc.cidr).ok_or_else(|| anyhow::anyhow!("VPC {} has no IPv4 block", vpc.id))?;

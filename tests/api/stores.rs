@@ -465,7 +465,7 @@ async fn repair_and_restart_bring_back_stopped_nodes_and_strays_are_removed() {
     let spec = app
         .state
         .plane
-        .node_spec(&app.db, org, store_id.into(), node_id, app.clock_now())
+        .node_spec(&app.db, org, store_id.into(), node_id.into(), app.clock_now())
         .await
         .unwrap()
         .unwrap();
@@ -492,7 +492,7 @@ async fn repair_and_restart_bring_back_stopped_nodes_and_strays_are_removed() {
     driver.stop(&spec).await.unwrap();
     let stray = berth::provision::NodeSpec {
         store_id: uuid::Uuid::now_v7().into(),
-        node_id: uuid::Uuid::now_v7(),
+        node_id: uuid::Uuid::now_v7().into(),
         port: 20_398,
         ..spec.clone()
     };

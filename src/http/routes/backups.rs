@@ -69,7 +69,7 @@ impl From<BackupRow> for BackupView {
             kind: b.kind,
             trigger: b.trigger,
             status: b.status,
-            node_id: b.node_id,
+            node_id: b.node_id.map(Into::into),
             size_bytes: b.size_bytes,
             sha256: b.sha256,
             start_lsn: b.start_lsn,

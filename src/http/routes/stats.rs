@@ -87,7 +87,7 @@ async fn series(
     let items = by_node
         .into_iter()
         .map(|(node_id, points)| NodeSeries {
-            node_id,
+            node_id: node_id.into(),
             points: points
                 .into_iter()
                 .map(|p| SeriesPoint { at: p.bucket, avg: p.avg, max: p.max })
@@ -140,7 +140,7 @@ async fn summary(
         .await?
         .into_iter()
         .map(|l| NodeSummary {
-            node_id: l.node_id,
+            node_id: l.node_id.into(),
             at: l.at,
             connections: l.connections,
             xact_commit: l.xact_commit,

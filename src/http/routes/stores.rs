@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::app::AppState;
 use crate::audit::RequestMeta;
 use crate::db::stores::{ListFilter, NodeRow};
-use crate::domain::{NodeState, Scope, StoreId, StoreNetwork, StoreStatus};
+use crate::domain::{NodeId, NodeState, Scope, StoreId, StoreNetwork, StoreStatus};
 use crate::error::{ApiResult, Problem};
 use crate::http::extract::{ActiveUser, AppJson, AppPath, AppQuery, idempotency_key, if_match};
 use crate::http::page::PageRequest;
@@ -153,7 +153,7 @@ fn view(d: StoreDetail) -> StoreView {
             .into_iter()
             .map(|n| NodeView {
                 disk_full: n.disk_full(),
-                id: n.id,
+                id: n.id.into(),
                 role: n.role,
                 host: n.host,
                 port: n.port,
@@ -444,7 +444,7 @@ async fn remove_node(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath((org_id, store_id, node_id)): AppPath<(Uuid, StoreId, Uuid)>,
+    AppPath((org_id, store_id, node_id)): AppPath<(Uuid, StoreId, NodeId)>,
 ) -> ApiResult<Accepted<StoreAccepted>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::StoresWrite)?;
@@ -467,7 +467,7 @@ async fn restart_node(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath((org_id, store_id, node_id)): AppPath<(Uuid, StoreId, Uuid)>,
+    AppPath((org_id, store_id, node_id)): AppPath<(Uuid, StoreId, NodeId)>,
 ) -> ApiResult<Accepted<JobView>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::StoresWrite)?;

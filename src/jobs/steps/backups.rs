@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::{need_spec, serving, store_of};
 use crate::db;
 use crate::db::jobs::JobRow;
-use crate::domain::{BackupStatus, NodeState};
+use crate::domain::{BackupStatus, NodeId, NodeState};
 use crate::jobs::JobEnv;
 use crate::provision::RestoreTarget;
 
@@ -73,7 +73,7 @@ pub async fn fail(env: &JobEnv, job: &JobRow, backup_id: Uuid) -> anyhow::Result
 pub async fn restore_node(
     env: &JobEnv,
     job: &JobRow,
-    node: Uuid,
+    node: NodeId,
     backup_id: Uuid,
     point_in_time: Option<OffsetDateTime>,
 ) -> anyhow::Result<()> {
@@ -93,7 +93,7 @@ pub async fn restore_node(
 pub async fn fork_primary(
     env: &JobEnv,
     job: &JobRow,
-    node: Uuid,
+    node: NodeId,
     backup_id: Uuid,
     point_in_time: Option<OffsetDateTime>,
 ) -> anyhow::Result<()> {

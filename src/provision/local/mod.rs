@@ -11,7 +11,7 @@ pub mod quarantine;
 pub mod users;
 pub mod volume;
 
-use crate::domain::StoreId;
+use crate::domain::{NodeId, StoreId};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -55,7 +55,7 @@ pub struct LocalDriver {
     binaries: BTreeMap<u32, PgBinaries>,
     ephemeral: bool,
     /// How far each node's server log has been read for failed writes (see `disk_usage`).
-    log_read: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<Uuid, u64>>>,
+    log_read: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<NodeId, u64>>>,
     /// VPC networks, when this host allows them; else why not.
     net: Result<Net, String>,
 }
@@ -141,24 +141,24 @@ impl LocalDriver {
     }
 
     /// Everything of one node: `data/` and `server.log`; as root, the mount point of its volume.
-    pub fn node_dir(&self, store_id: StoreId, node_id: Uuid) -> PathBuf {
+    pub fn node_dir(&self, store_id: StoreId, node_id: NodeId) -> PathBuf {
         self.store_dir(store_id).join(node_id.to_string())
     }
 
     /// The private folder of the Unix sockets of a store's nodes: `stores/<store>/run` when it
     /// fits a socket path, else a hashed folder in the temp folder.
-    pub fn socket_dir(&self, store_id: StoreId, _node_id: Uuid) -> PathBuf {
+    pub fn socket_dir(&self, store_id: StoreId, _node_id: NodeId) -> PathBuf {
         socket_dir_for(&self.store_dir(store_id))
     }
 
     /// Where a node's sockets were before stores had OS users of their own, to tidy up.
-    fn old_socket_dir(&self, node_id: Uuid) -> PathBuf {
-        self.root.join("run").join(&node_id.simple().to_string()[..16])
+    fn old_socket_dir(&self, node_id: NodeId) -> PathBuf {
+        self.root.join("run").join(&node_id.0.simple().to_string()[..16])
     }
 
-    fn volume(&self, store_id: StoreId, node_id: Uuid) -> Volume {
+    fn volume(&self, store_id: StoreId, node_id: NodeId) -> Volume {
         Volume {
-            image: volume::image_for(&self.root, node_id),
+            image: volume::image_for(&self.root, node_id.into()),
             mount_point: self.node_dir(store_id, node_id),
         }
     }
@@ -493,7 +493,7 @@ impl Provisioner for LocalDriver {
         })
     }
 
-    async fn quarantine(&self, store_id: StoreId, node_id: Uuid) -> anyhow::Result<String> {
+    async fn quarantine(&self, store_id: StoreId, node_id: NodeId) -> anyhow::Result<String> {
         let spec = NodeSpec::bare(store_id, node_id);
         let server = self.existing_server(&spec);
         if server.stop("fast").await.is_err() {
@@ -527,7 +527,7 @@ impl Provisioner for LocalDriver {
         quarantine::Quarantine::new(&self.root).purge(id).await
     }
 
-    async fn present_nodes(&self) -> anyhow::Result<Vec<(StoreId, Uuid)>> {
+    async fn present_nodes(&self) -> anyhow::Result<Vec<(StoreId, NodeId)>> {
         let stores = self.root.join("stores");
         let mut out = Vec::new();
         let entries = match std::fs::read_dir(&stores) {
@@ -539,7 +539,7 @@ impl Provisioner for LocalDriver {
             let Some(store_id) = parse_uuid(&store) else { continue };
             for node in std::fs::read_dir(store.path())? {
                 if let Some(node_id) = parse_uuid(&node?) {
-                    out.push((store_id.into(), node_id));
+                    out.push((store_id.into(), node_id.into()));
                 }
             }
         }

@@ -4,7 +4,7 @@
 //! `quarantine/<when>/volumes/<node>.img`, mounted read-only there), where a person can look at
 //! it, take it back, or remove it on purpose (`berth quarantine purge`).
 
-use crate::domain::StoreId;
+use crate::domain::{NodeId, StoreId};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -33,7 +33,7 @@ impl Quarantine {
     pub fn place(
         &self,
         store_id: StoreId,
-        node_id: Uuid,
+        node_id: NodeId,
         now: OffsetDateTime,
     ) -> anyhow::Result<(PathBuf, PathBuf)> {
         let when = now.to_offset(time::UtcOffset::UTC).format(WHEN)?;
@@ -65,7 +65,7 @@ impl Quarantine {
                     out.push(Quarantined {
                         id: format!("{when}-{node}"),
                         store_id: store.into(),
-                        node_id: node,
+                        node_id: node.into(),
                         path: path.to_string_lossy().into_owned(),
                         volume,
                         size_bytes,

@@ -479,7 +479,7 @@ mod tests {
 
     fn node(role: &str) -> NodeRow {
         NodeRow {
-            id: Uuid::now_v7(),
+            id: crate::domain::NodeId::new(),
             store_id: crate::domain::StoreId(Uuid::nil()),
             role: role.into(),
             host: "127.0.0.1".into(),

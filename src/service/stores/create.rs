@@ -17,7 +17,7 @@ use crate::audit::{Event, RequestMeta};
 use crate::db;
 use crate::db::backups::BackupRow;
 use crate::db::jobs::JobRow;
-use crate::domain::{Ctx, Error, Result, StoreId, StoreNetwork, names, on_constraint};
+use crate::domain::{Ctx, Error, NodeId, Result, StoreId, StoreNetwork, names, on_constraint};
 use crate::jobs::kinds::{self, CreateStoreParams};
 use crate::jobs::{self, Step};
 use crate::provision::catalog::Choice;
@@ -217,7 +217,7 @@ pub async fn create(
     };
     db::backup_schedules::insert(&mut *tx, ctx.org_id, id, &schedule, now).await?;
     let ports = jobs::allocate_ports(&mut tx, state.plane.ports.clone(), cmd.nodes as usize).await?;
-    let node_ids: Vec<Uuid> = ports.iter().map(|_| Uuid::now_v7()).collect();
+    let node_ids: Vec<NodeId> = ports.iter().map(|_| NodeId::new()).collect();
     for (i, (node, port)) in node_ids.iter().zip(&ports).enumerate() {
         db::stores::insert_node(&mut *tx, ctx.org_id, id, *node, role(i), i32::from(*port), now).await?;
     }
@@ -264,7 +264,7 @@ fn role(i: usize) -> &'static str {
 
 /// The steps that build a new store of these nodes (the primary first): the primary made empty
 /// or from the fork's backup, then each replica copied from it.
-pub fn create_steps(node_ids: &[Uuid], fork: bool) -> Vec<Step> {
+pub fn create_steps(node_ids: &[NodeId], fork: bool) -> Vec<Step> {
     let mut steps: Vec<Step> = node_ids
         .iter()
         .enumerate()
@@ -343,7 +343,7 @@ mod tests {
 
     #[test]
     fn a_new_store_builds_its_primary_then_its_replicas() {
-        let nodes = [Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7()];
+        let nodes = [NodeId::new(), NodeId::new(), NodeId::new()];
         assert_eq!(
             create_steps(&nodes, false),
             vec![
@@ -358,7 +358,7 @@ mod tests {
 
     #[test]
     fn a_fork_restores_its_primary_from_the_backup() {
-        let nodes = [Uuid::now_v7(), Uuid::now_v7()];
+        let nodes = [NodeId::new(), NodeId::new()];
         let steps = create_steps(&nodes, true);
         assert_eq!(steps[0], Step::ForkPrimary(nodes[0]));
         assert_eq!(steps[1], Step::CreateReplica(nodes[1]));

@@ -346,7 +346,7 @@ pub(crate) mod tests {
     /// A node of a store, for planning.
     pub(crate) fn node(role: &str, state: NodeState) -> NodeRow {
         NodeRow {
-            id: Uuid::now_v7(),
+            id: crate::domain::NodeId::new(),
             store_id: crate::domain::StoreId(Uuid::nil()),
             role: role.into(),
             host: "127.0.0.1".into(),

@@ -83,7 +83,7 @@ impl From<JobRow> for JobView {
             .collect();
         let progress = if j.status == JobStatus::Succeeded { 100 } else { (done * 100 / total) as u8 };
         Self {
-            id: j.id,
+            id: j.id.into(),
             kind: j.kind,
             status: j.status,
             store_id: j.store_id.map(Into::into),

@@ -1,7 +1,7 @@
 //! Enqueueing: a job written in the caller's transaction, beside the change it serves, with a
 //! store's one-job-at-a-time rule (`jobs_one_active_per_store`) answered in this one place.
 
-use crate::domain::StoreId;
+use crate::domain::{JobId, StoreId};
 use sqlx::{Connection, PgConnection};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -67,7 +67,7 @@ pub async fn enqueue(
     now: OffsetDateTime,
     job: Enqueue<'_>,
 ) -> Result<JobRow, NotEnqueued> {
-    let id = Uuid::now_v7();
+    let id = JobId::new();
     let new = db::jobs::NewJob {
         id,
         store_id: job.store_id,

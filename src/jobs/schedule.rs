@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::kinds::{Backup, BackupParams, BackupSource};
 use super::{Enqueue, JobEnv, NotEnqueued, Step, enqueue};
 use crate::db;
-use crate::domain::{StoreId, StoreStatus};
+use crate::domain::{JobId, StoreId, StoreStatus};
 use crate::quota::{self, QuotaExceeded, Quotas};
 
 /// A schedule as the API shows it before anyone changes it: daily at 03:00 UTC, seven kept.
@@ -107,7 +107,7 @@ pub struct NewBackup<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Started {
     /// The backup's and its job's ids.
-    Backup { backup_id: Uuid, job_id: Uuid },
+    Backup { backup_id: Uuid, job_id: JobId },
     /// The store has a job in progress.
     Busy,
     /// The organization keeps as many bytes of backups as its quota allows.

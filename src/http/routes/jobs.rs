@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::audit::RequestMeta;
-use crate::domain::{Ctx, Scope, StoreId};
+use crate::domain::{Ctx, JobId, Scope, StoreId};
 use crate::error::{ApiResult, Problem};
 use crate::http::extract::{ActiveUser, AppJson, AppPath, AppQuery};
 use crate::http::page::PageRequest;
@@ -49,7 +49,7 @@ pub struct JobList {
 async fn page(state: &AppState, ctx: &Ctx, store: Option<StoreId>, q: JobQuery) -> ApiResult<JobList> {
     let page = PageRequest::new(q.cursor.as_deref(), q.limit, 100)?;
     let rows = jobs::list(state, ctx, store, Page { after: page.after, fetch: page.fetch() }).await?;
-    let (rows, next_cursor) = page.finish(rows, |j| (j.created_at, j.id));
+    let (rows, next_cursor) = page.finish(rows, |j| (j.created_at, j.id.into()));
     Ok(JobList { items: rows.into_iter().map(Into::into).collect(), next_cursor })
 }
 
@@ -107,7 +107,7 @@ async fn list_store_jobs(
 async fn get_job(
     State(state): State<AppState>,
     user: ActiveUser,
-    AppPath((org_id, job_id)): AppPath<(Uuid, Uuid)>,
+    AppPath((org_id, job_id)): AppPath<(Uuid, JobId)>,
 ) -> ApiResult<AppJson<JobView>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::StoresRead)?;
@@ -135,7 +135,7 @@ async fn cancel_job(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath((org_id, job_id)): AppPath<(Uuid, Uuid)>,
+    AppPath((org_id, job_id)): AppPath<(Uuid, JobId)>,
 ) -> ApiResult<AppJson<JobView>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::StoresWrite)?;

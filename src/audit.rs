@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::db::audit::{EventRow, append};
-use crate::domain::{AuthMethod, Ctx, Principal};
+use crate::domain::{AuthMethod, Ctx, OrgId, Principal};
 
 /// Where a request came from, for the trail.
 #[derive(Debug, Clone, Default)]
@@ -66,7 +66,7 @@ impl Event {
         }
     }
 
-    pub fn org(mut self, org_id: Uuid) -> Self {
+    pub fn org(mut self, org_id: OrgId) -> Self {
         self.row.org_id = Some(org_id);
         self
     }
@@ -162,7 +162,7 @@ pub struct Refusals {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Bucket {
     minute: i64,
-    org_id: Option<Uuid>,
+    org_id: Option<OrgId>,
     actor_user_id: Option<Uuid>,
     actor: Option<String>,
     credential_id: Option<Uuid>,

@@ -47,7 +47,7 @@ pub async fn ensure_first_owner(
         db::users::NewUser { id: user_id, email: &email, password_hash: &hash, must_change_password: false },
     )
     .await?;
-    db::orgs::create(&mut tx, Uuid::now_v7(), org_name, user_id).await?;
+    db::orgs::create(&mut tx, crate::domain::OrgId::new(), org_name, user_id).await?;
     tx.commit().await?;
     Ok(FirstRun::Created {
         email: email.to_string(),

@@ -2,12 +2,12 @@ use sqlx::PgExecutor;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::domain::{BackupStatus, Ctx, NodeId, StoreId};
+use crate::domain::{BackupStatus, Ctx, NodeId, OrgId, StoreId};
 
 #[derive(Debug, Clone)]
 pub struct BackupRow {
     pub id: Uuid,
-    pub org_id: Uuid,
+    pub org_id: OrgId,
     pub store_id: StoreId,
     pub kind: String,
     pub status: BackupStatus,
@@ -26,7 +26,7 @@ pub struct BackupRow {
 
 pub async fn insert(
     ex: impl PgExecutor<'_>,
-    org_id: Uuid,
+    org_id: OrgId,
     id: Uuid,
     store_id: StoreId,
     kind: &str,
@@ -37,7 +37,7 @@ pub async fn insert(
         "insert into backups (id, org_id, store_id, kind, status, trigger, created_at)
          values ($1, $2, $3, $4, 'running', $5, $6)",
         id,
-        org_id,
+        org_id as OrgId,
         store_id as StoreId,
         kind,
         trigger,
@@ -59,7 +59,7 @@ pub async fn get(
         r#"select id, org_id, store_id, kind, status as "status: BackupStatus", node_id as "node_id: NodeId", size_bytes, sha256, location,
                   start_lsn, end_lsn, error, created_at, finished_at, trigger
            from backups where org_id = $1 and store_id = $2 and id = $3"#,
-        ctx.org_id,
+        ctx.org_id as OrgId,
         store_id as StoreId,
         id
     )
@@ -68,10 +68,10 @@ pub async fn get(
 }
 
 /// For the jobs, which act for the organization named in the job row.
-pub async fn get_by_id(ex: impl PgExecutor<'_>, org_id: Uuid, id: Uuid) -> sqlx::Result<Option<BackupRow>> {
+pub async fn get_by_id(ex: impl PgExecutor<'_>, org_id: OrgId, id: Uuid) -> sqlx::Result<Option<BackupRow>> {
     sqlx::query_as!(BackupRow, r#"select id, org_id, store_id, kind, status as "status: BackupStatus", node_id as "node_id: NodeId", size_bytes, sha256, location,
                   start_lsn, end_lsn, error, created_at, finished_at, trigger
-           from backups where org_id = $1 and id = $2"#, org_id, id)
+           from backups where org_id = $1 and id = $2"#, org_id as OrgId, id)
         .fetch_optional(ex)
         .await
 }
@@ -91,7 +91,7 @@ pub async fn list(
            from backups where org_id = $1 and store_id = $2
              and ($3::timestamptz is null or (created_at, id) < ($3, $4::uuid))
            order by created_at desc, id desc limit $5"#,
-        ctx.org_id,
+        ctx.org_id as OrgId,
         store_id as StoreId,
         at,
         id,
@@ -112,12 +112,12 @@ pub struct Finished<'a> {
     pub now: OffsetDateTime,
 }
 
-pub async fn succeed(ex: impl PgExecutor<'_>, org_id: Uuid, id: Uuid, f: Finished<'_>) -> sqlx::Result<()> {
+pub async fn succeed(ex: impl PgExecutor<'_>, org_id: OrgId, id: Uuid, f: Finished<'_>) -> sqlx::Result<()> {
     sqlx::query!(
         "update backups set status = 'succeeded', node_id = $3, size_bytes = $4, sha256 = $5, location = $6,
                 start_lsn = $7, end_lsn = $8, finished_at = $9, error = null
          where org_id = $1 and id = $2",
-        org_id,
+        org_id as OrgId,
         id,
         f.node_id as NodeId,
         f.size_bytes,
@@ -134,14 +134,14 @@ pub async fn succeed(ex: impl PgExecutor<'_>, org_id: Uuid, id: Uuid, f: Finishe
 
 pub async fn fail(
     ex: impl PgExecutor<'_>,
-    org_id: Uuid,
+    org_id: OrgId,
     id: Uuid,
     error: &str,
     now: OffsetDateTime,
 ) -> sqlx::Result<()> {
     sqlx::query!(
         "update backups set status = 'failed', error = $3, finished_at = $4 where org_id = $1 and id = $2 and status = 'running'",
-        org_id,
+        org_id as OrgId,
         id,
         error,
         now
@@ -154,7 +154,7 @@ pub async fn fail(
 pub async fn delete(ex: impl PgExecutor<'_>, ctx: &Ctx, store_id: StoreId, id: Uuid) -> sqlx::Result<bool> {
     let done = sqlx::query!(
         "delete from backups where org_id = $1 and store_id = $2 and id = $3",
-        ctx.org_id,
+        ctx.org_id as OrgId,
         store_id as StoreId,
         id
     )
@@ -178,7 +178,7 @@ pub async fn latest_full_before(
            from backups where org_id = $1 and store_id = $2 and kind = 'full' and status = 'succeeded'
              and finished_at <= $3
            order by finished_at desc, id desc limit 1"#,
-        ctx.org_id,
+        ctx.org_id as OrgId,
         store_id as StoreId,
         at
     )
@@ -191,7 +191,7 @@ pub async fn latest_full_before(
 /// of a store that still exists is never among them: point-in-time recovery starts there.
 pub async fn expired(
     ex: impl PgExecutor<'_>,
-    org_id: Uuid,
+    org_id: OrgId,
     store_id: StoreId,
     keep: Option<i32>,
     before: Option<OffsetDateTime>,
@@ -213,7 +213,7 @@ pub async fn expired(
            where (($3::int is not null and rank > $3) or ($4::timestamptz is not null and created_at < $4))
              and id not in (select id from newest_full)
            order by created_at, id"#,
-        org_id,
+        org_id as OrgId,
         store_id as StoreId,
         keep,
         before
@@ -225,14 +225,14 @@ pub async fn expired(
 /// Where the oldest good full backup of a store starts: no restore needs WAL before it.
 pub async fn oldest_full_start(
     ex: impl PgExecutor<'_>,
-    org_id: Uuid,
+    org_id: OrgId,
     store_id: StoreId,
 ) -> sqlx::Result<Option<String>> {
     let row = sqlx::query_scalar!(
         "select start_lsn from backups
          where org_id = $1 and store_id = $2 and kind = 'full' and status = 'succeeded' and start_lsn is not null
          order by finished_at, id limit 1",
-        org_id,
+        org_id as OrgId,
         store_id as StoreId
     )
     .fetch_optional(ex)
@@ -252,7 +252,7 @@ pub async fn succeeded_full(
                   start_lsn, end_lsn, error, created_at, finished_at, trigger
            from backups where org_id = $1 and store_id = $2 and kind = 'full' and status = 'succeeded'
            order by finished_at, id"#,
-        ctx.org_id,
+        ctx.org_id as OrgId,
         store_id as StoreId
     )
     .fetch_all(ex)
@@ -262,12 +262,12 @@ pub async fn succeeded_full(
 /// Removes every backup row of a store; returns the archives to remove.
 pub async fn delete_all_of_store(
     ex: impl PgExecutor<'_>,
-    org_id: Uuid,
+    org_id: OrgId,
     store_id: StoreId,
 ) -> sqlx::Result<Vec<String>> {
     let rows = sqlx::query_scalar!(
         "delete from backups where org_id = $1 and store_id = $2 returning location",
-        org_id,
+        org_id as OrgId,
         store_id as StoreId
     )
     .fetch_all(ex)
@@ -276,16 +276,17 @@ pub async fn delete_all_of_store(
 }
 
 /// Removes one backup row, for the jobs.
-pub async fn delete_by_id(ex: impl PgExecutor<'_>, org_id: Uuid, id: Uuid) -> sqlx::Result<bool> {
-    let done =
-        sqlx::query!("delete from backups where org_id = $1 and id = $2", org_id, id).execute(ex).await?;
+pub async fn delete_by_id(ex: impl PgExecutor<'_>, org_id: OrgId, id: Uuid) -> sqlx::Result<bool> {
+    let done = sqlx::query!("delete from backups where org_id = $1 and id = $2", org_id as OrgId, id)
+        .execute(ex)
+        .await?;
     Ok(done.rows_affected() == 1)
 }
 
-pub async fn count_of_store(ex: impl PgExecutor<'_>, org_id: Uuid, store_id: StoreId) -> sqlx::Result<i64> {
+pub async fn count_of_store(ex: impl PgExecutor<'_>, org_id: OrgId, store_id: StoreId) -> sqlx::Result<i64> {
     let n = sqlx::query_scalar!(
         r#"select count(*) as "n!" from backups where org_id = $1 and store_id = $2"#,
-        org_id,
+        org_id as OrgId,
         store_id as StoreId
     )
     .fetch_one(ex)

@@ -2,7 +2,7 @@ use sqlx::{PgExecutor, Postgres, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::domain::Ctx;
+use crate::domain::{Ctx, OrgId};
 
 pub struct CredentialRow {
     pub id: Uuid,
@@ -33,7 +33,7 @@ pub async fn insert(ex: impl PgExecutor<'_>, ctx: &Ctx, c: NewCredential<'_>) ->
         "insert into credentials (id, org_id, created_by, client_id, secret_hash, description, scopes, created_at, expires_at)
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         c.id,
-        ctx.org_id,
+        ctx.org_id as OrgId,
         ctx.user_id,
         c.client_id,
         c.secret_hash,
@@ -60,7 +60,7 @@ pub async fn list(
          from credentials c join users u on u.id = c.created_by
          where c.org_id = $1 and ($2::uuid is null or c.created_by = $2)
          order by c.created_at desc, c.id",
-        ctx.org_id,
+        ctx.org_id as OrgId,
         creator
     )
     .fetch_all(ex)
@@ -80,7 +80,7 @@ pub async fn revoke(
         "update credentials set revoked_at = coalesce(revoked_at, $4)
          where org_id = $1 and client_id = $2 and ($3::uuid is null or created_by = $3)
          returning id",
-        ctx.org_id,
+        ctx.org_id as OrgId,
         client_id,
         creator,
         now
@@ -106,10 +106,10 @@ pub async fn revoke_created_by(
     tx: &mut Transaction<'_, Postgres>,
     user_id: Uuid,
     now: OffsetDateTime,
-) -> sqlx::Result<Vec<Uuid>> {
+) -> sqlx::Result<Vec<OrgId>> {
     // Data-modifying CTEs run whether or not the outer query reads them.
     sqlx::query_scalar!(
-        "with revoked as (
+        r#"with revoked as (
              update credentials set revoked_at = $2
              where created_by = $1 and revoked_at is null
              returning id, org_id
@@ -117,7 +117,7 @@ pub async fn revoke_created_by(
              update oauth_tokens t set revoked_at = $2
              from revoked r where t.credential_id = r.id and t.revoked_at is null
          )
-         select org_id from revoked",
+         select org_id as "org_id: OrgId" from revoked"#,
         user_id,
         now
     )
@@ -129,7 +129,7 @@ pub async fn revoke_created_by(
 /// what establishes the tenant.
 pub struct ClientAuth {
     pub id: Uuid,
-    pub org_id: Uuid,
+    pub org_id: OrgId,
     pub created_by: Uuid,
     pub secret_hash: Vec<u8>,
     pub scopes: Vec<String>,

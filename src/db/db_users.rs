@@ -3,7 +3,7 @@ use sqlx::PgExecutor;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::domain::{Ctx, StoreId};
+use crate::domain::{Ctx, OrgId, StoreId};
 
 #[derive(Debug, Clone)]
 pub struct DbUserRow {
@@ -20,7 +20,7 @@ pub async fn list(ex: impl PgExecutor<'_>, ctx: &Ctx, store_id: StoreId) -> sqlx
         DbUserRow,
         r#"select id, name, privilege, database, host as "host: IpNet", created_at
            from db_users where org_id = $1 and store_id = $2 order by name"#,
-        ctx.org_id,
+        ctx.org_id as OrgId,
         store_id as StoreId
     )
     .fetch_all(ex)
@@ -37,7 +37,7 @@ pub async fn get(
         DbUserRow,
         r#"select id, name, privilege, database, host as "host: IpNet", created_at
            from db_users where org_id = $1 and store_id = $2 and name = $3"#,
-        ctx.org_id,
+        ctx.org_id as OrgId,
         store_id as StoreId,
         name
     )
@@ -55,7 +55,7 @@ pub async fn insert(
         "insert into db_users (id, org_id, store_id, name, privilege, database, host, created_at)
          values ($1, $2, $3, $4, $5, $6, $7, $8)",
         u.id,
-        ctx.org_id,
+        ctx.org_id as OrgId,
         store_id as StoreId,
         u.name,
         u.privilege,
@@ -71,7 +71,7 @@ pub async fn insert(
 pub async fn delete(ex: impl PgExecutor<'_>, ctx: &Ctx, store_id: StoreId, name: &str) -> sqlx::Result<bool> {
     let done = sqlx::query!(
         "delete from db_users where org_id = $1 and store_id = $2 and name = $3",
-        ctx.org_id,
+        ctx.org_id as OrgId,
         store_id as StoreId,
         name
     )
@@ -83,13 +83,13 @@ pub async fn delete(ex: impl PgExecutor<'_>, ctx: &Ctx, store_id: StoreId, name:
 /// Users with a host restriction, for the nodes' access rules.
 pub async fn host_restrictions(
     ex: impl PgExecutor<'_>,
-    org_id: Uuid,
+    org_id: OrgId,
     store_id: StoreId,
 ) -> sqlx::Result<Vec<(String, IpNet)>> {
     let rows = sqlx::query!(
         r#"select name, host as "host!: IpNet" from db_users
            where org_id = $1 and store_id = $2 and host is not null order by name"#,
-        org_id,
+        org_id as OrgId,
         store_id as StoreId
     )
     .fetch_all(ex)

@@ -3,7 +3,7 @@ use sqlx::PgExecutor;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::domain::{Ctx, StoreId};
+use crate::domain::{Ctx, OrgId, StoreId};
 
 #[derive(Debug, Clone)]
 pub struct RuleRow {
@@ -37,7 +37,7 @@ pub async fn list(
            from firewall_rules
            where org_id = $1 and store_id = $2 and (expires_at is null or expires_at > $3)
            order by source"#,
-        ctx.org_id,
+        ctx.org_id as OrgId,
         store_id as StoreId,
         now
     )
@@ -48,7 +48,7 @@ pub async fn list(
 /// The sources allowed on a store's nodes, for the data plane.
 pub async fn sources(
     ex: impl PgExecutor<'_>,
-    org_id: Uuid,
+    org_id: OrgId,
     store_id: StoreId,
     now: OffsetDateTime,
 ) -> sqlx::Result<Vec<IpNet>> {
@@ -56,7 +56,7 @@ pub async fn sources(
         r#"select source as "source!: IpNet" from firewall_rules
            where org_id = $1 and store_id = $2 and (expires_at is null or expires_at > $3)
            order by source"#,
-        org_id,
+        org_id as OrgId,
         store_id as StoreId,
         now
     )
@@ -74,7 +74,7 @@ pub async fn insert(
         "insert into firewall_rules (id, org_id, store_id, source, description, expires_at, created_at)
          values ($1, $2, $3, $4, $5, $6, $7)",
         r.id,
-        ctx.org_id,
+        ctx.org_id as OrgId,
         store_id as StoreId,
         r.source as IpNet,
         r.description,
@@ -89,7 +89,7 @@ pub async fn insert(
 pub async fn delete(ex: impl PgExecutor<'_>, ctx: &Ctx, store_id: StoreId, id: Uuid) -> sqlx::Result<bool> {
     let done = sqlx::query!(
         "delete from firewall_rules where org_id = $1 and store_id = $2 and id = $3",
-        ctx.org_id,
+        ctx.org_id as OrgId,
         store_id as StoreId,
         id
     )
@@ -101,7 +101,7 @@ pub async fn delete(ex: impl PgExecutor<'_>, ctx: &Ctx, store_id: StoreId, id: U
 pub async fn delete_all(ex: impl PgExecutor<'_>, ctx: &Ctx, store_id: StoreId) -> sqlx::Result<()> {
     sqlx::query!(
         "delete from firewall_rules where org_id = $1 and store_id = $2",
-        ctx.org_id,
+        ctx.org_id as OrgId,
         store_id as StoreId
     )
     .execute(ex)
@@ -113,12 +113,13 @@ pub async fn delete_all(ex: impl PgExecutor<'_>, ctx: &Ctx, store_id: StoreId) -
 pub async fn delete_expired(
     ex: impl PgExecutor<'_>,
     now: OffsetDateTime,
-) -> sqlx::Result<Vec<(Uuid, StoreId)>> {
+) -> sqlx::Result<Vec<(OrgId, StoreId)>> {
     let rows =
         sqlx::query!("delete from firewall_rules where expires_at <= $1 returning org_id, store_id", now)
             .fetch_all(ex)
             .await?;
-    let mut out: Vec<(Uuid, StoreId)> = rows.into_iter().map(|r| (r.org_id, r.store_id.into())).collect();
+    let mut out: Vec<(OrgId, StoreId)> =
+        rows.into_iter().map(|r| (r.org_id.into(), r.store_id.into())).collect();
     out.sort();
     out.dedup();
     Ok(out)

@@ -2,12 +2,12 @@ use sqlx::{PgExecutor, Postgres, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::domain::{Ctx, Email, InvitationStatus, Role};
+use crate::domain::{Ctx, Email, InvitationStatus, OrgId, Role};
 
 /// An invitation, with its organization's name and its inviter's address.
 pub struct InvitationRow {
     pub id: Uuid,
-    pub org_id: Uuid,
+    pub org_id: OrgId,
     pub org_name: String,
     pub email: String,
     pub role: String,
@@ -36,7 +36,7 @@ pub async fn upsert(
                        created_at = excluded.created_at, expires_at = excluded.expires_at
          returning id",
         Uuid::now_v7(),
-        ctx.org_id,
+        ctx.org_id as OrgId,
         email.as_str(),
         role.as_str(),
         ctx.user_id,
@@ -50,7 +50,7 @@ pub async fn upsert(
 /// Which invitations to read; every filter given must hold.
 #[derive(Default)]
 struct Filter<'a> {
-    org_id: Option<Uuid>,
+    org_id: Option<OrgId>,
     email: Option<&'a str>,
     id: Option<Uuid>,
     /// Only those still open at this time.
@@ -70,7 +70,7 @@ async fn select(ex: impl PgExecutor<'_>, f: Filter<'_>) -> sqlx::Result<Vec<Invi
              and ($3::uuid is null or i.id = $3)
              and ($4::timestamptz is null or (i.status = 'pending' and i.expires_at > $4))
            order by i.created_at desc, i.id"#,
-        f.org_id,
+        f.org_id as Option<OrgId>,
         f.email,
         f.id,
         f.open_at
@@ -110,7 +110,7 @@ pub async fn addressed_to(
 /// What deciding on an invitation needs, read under a row lock so that two answers (or an
 /// answer and a revocation) take turns.
 pub struct Locked {
-    pub org_id: Uuid,
+    pub org_id: OrgId,
     pub role: String,
     pub status: String,
     pub expires_at: OffsetDateTime,
@@ -137,7 +137,7 @@ pub async fn lock(tx: &mut Transaction<'_, Postgres>, ctx: &Ctx, id: Uuid) -> sq
     sqlx::query_as!(
         Locked,
         "select org_id, role, status, expires_at from invitations where org_id = $1 and id = $2 for update",
-        ctx.org_id,
+        ctx.org_id as OrgId,
         id
     )
     .fetch_optional(&mut **tx)

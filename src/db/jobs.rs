@@ -2,12 +2,12 @@ use sqlx::PgExecutor;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::domain::{Ctx, JobId, JobStatus, StoreId};
+use crate::domain::{Ctx, JobId, JobStatus, OrgId, StoreId};
 
 #[derive(Debug, Clone)]
 pub struct JobRow {
     pub id: JobId,
-    pub org_id: Uuid,
+    pub org_id: OrgId,
     pub store_id: Option<StoreId>,
     pub kind: String,
     pub status: JobStatus,
@@ -40,12 +40,12 @@ pub struct NewJob<'a> {
 
 /// Enqueues a job in the caller's transaction, beside the change it serves. Fails on the
 /// `jobs_one_active_per_store` constraint while another job of the store is queued or running.
-pub async fn insert(ex: impl PgExecutor<'_>, org_id: Uuid, j: NewJob<'_>) -> sqlx::Result<()> {
+pub async fn insert(ex: impl PgExecutor<'_>, org_id: OrgId, j: NewJob<'_>) -> sqlx::Result<()> {
     sqlx::query!(
         "insert into jobs (id, org_id, store_id, kind, status, params, steps, run_after, created_by, created_at, updated_at)
          values ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $7, $7)",
         j.id as JobId,
-        org_id,
+        org_id as OrgId,
         j.store_id as Option<StoreId>,
         j.kind,
         j.params,
@@ -61,7 +61,7 @@ pub async fn insert(ex: impl PgExecutor<'_>, org_id: Uuid, j: NewJob<'_>) -> sql
 /// The queued or running job of a store, if any.
 pub async fn active_for_store(
     ex: impl PgExecutor<'_>,
-    org_id: Uuid,
+    org_id: OrgId,
     store_id: StoreId,
 ) -> sqlx::Result<Option<JobRow>> {
     sqlx::query_as!(
@@ -70,7 +70,7 @@ pub async fn active_for_store(
                 run_after, locked_by, locked_until, cancel_requested, error, created_by, created_at, started_at,
                 finished_at, updated_at
            from jobs where org_id = $1 and store_id = $2 and status in ('queued', 'running')"#,
-        org_id,
+        org_id as OrgId,
         store_id as StoreId
     )
     .fetch_optional(ex)
@@ -216,14 +216,14 @@ pub async fn get(ex: impl PgExecutor<'_>, ctx: &Ctx, id: JobId) -> sqlx::Result<
 }
 
 /// [`get`], for Berth's own jobs (a scheduled backup's), enqueued with no user's context.
-pub async fn get_in_org(ex: impl PgExecutor<'_>, org_id: Uuid, id: JobId) -> sqlx::Result<Option<JobRow>> {
+pub async fn get_in_org(ex: impl PgExecutor<'_>, org_id: OrgId, id: JobId) -> sqlx::Result<Option<JobRow>> {
     sqlx::query_as!(
         JobRow,
         r#"select id, org_id, store_id as "store_id: StoreId", kind, status as "status: JobStatus", params, steps, step, attempts, max_attempts,
                 run_after, locked_by, locked_until, cancel_requested, error, created_by, created_at, started_at,
                 finished_at, updated_at
            from jobs where org_id = $1 and id = $2"#,
-        org_id,
+        org_id as OrgId,
         id as JobId
     )
     .fetch_optional(ex)
@@ -241,7 +241,7 @@ pub async fn logs(ex: impl PgExecutor<'_>, ctx: &Ctx, id: JobId) -> sqlx::Result
         LogRow,
         "select l.at, l.level, l.message from job_logs l join jobs j on j.id = l.job_id
          where j.org_id = $1 and l.job_id = $2 order by l.id",
-        ctx.org_id,
+        ctx.org_id as OrgId,
         id as JobId
     )
     .fetch_all(ex)
@@ -267,7 +267,7 @@ pub async fn list(
              and ($3::timestamptz is null or (created_at, id) < ($3, $4::uuid))
            order by created_at desc, id desc
            limit $5"#,
-        ctx.org_id,
+        ctx.org_id as OrgId,
         store_id as Option<StoreId>,
         before_at,
         before_id,
@@ -291,7 +291,7 @@ pub async fn cancel_queued(
            returning id, org_id, store_id as "store_id: StoreId", kind, status as "status: JobStatus", params, steps, step, attempts, max_attempts,
                 run_after, locked_by, locked_until, cancel_requested, error, created_by, created_at, started_at,
                 finished_at, updated_at"#,
-        ctx.org_id,
+        ctx.org_id as OrgId,
         id as JobId,
         now
     )

@@ -2,10 +2,10 @@ use sqlx::{PgExecutor, Postgres, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::domain::{Ctx, Email, Role};
+use crate::domain::{Ctx, Email, OrgId, Role};
 
 pub struct OrgRow {
-    pub id: Uuid,
+    pub id: OrgId,
     pub name: String,
     pub role: String,
     pub created_at: OffsetDateTime,
@@ -26,14 +26,20 @@ pub struct MemberRow {
 /// Creates an organization with `owner` as its first owner.
 pub async fn create(
     tx: &mut Transaction<'_, Postgres>,
-    id: Uuid,
+    id: OrgId,
     name: &str,
     owner: Uuid,
 ) -> sqlx::Result<()> {
-    sqlx::query!("insert into organizations (id, name) values ($1, $2)", id, name).execute(&mut **tx).await?;
-    sqlx::query!("insert into memberships (org_id, user_id, role) values ($1, $2, 'owner')", id, owner)
+    sqlx::query!("insert into organizations (id, name) values ($1, $2)", id as OrgId, name)
         .execute(&mut **tx)
         .await?;
+    sqlx::query!(
+        "insert into memberships (org_id, user_id, role) values ($1, $2, 'owner')",
+        id as OrgId,
+        owner
+    )
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
@@ -43,7 +49,7 @@ pub async fn get(ex: impl PgExecutor<'_>, ctx: &Ctx) -> sqlx::Result<Option<OrgR
         "select o.id, o.name, m.role, o.created_at, o.updated_at
          from organizations o join memberships m on m.org_id = o.id
          where o.id = $1 and m.user_id = $2",
-        ctx.org_id,
+        ctx.org_id as OrgId,
         ctx.user_id
     )
     .fetch_optional(ex)
@@ -57,7 +63,7 @@ pub async fn list_members(ex: impl PgExecutor<'_>, ctx: &Ctx) -> sqlx::Result<Ve
                 m.created_at, m.updated_at
          from memberships m join users u on u.id = m.user_id
          where m.org_id = $1 order by u.email",
-        ctx.org_id
+        ctx.org_id as OrgId
     )
     .fetch_all(ex)
     .await
@@ -74,7 +80,7 @@ pub async fn get_member(
                 m.created_at, m.updated_at
          from memberships m join users u on u.id = m.user_id
          where m.org_id = $1 and m.user_id = $2",
-        ctx.org_id,
+        ctx.org_id as OrgId,
         user_id
     )
     .fetch_optional(ex)
@@ -90,7 +96,7 @@ pub async fn member_by_email(
     sqlx::query_scalar!(
         "select m.user_id from memberships m join users u on u.id = m.user_id
          where m.org_id = $1 and u.email = $2",
-        ctx.org_id,
+        ctx.org_id as OrgId,
         email.as_str()
     )
     .fetch_optional(ex)
@@ -100,7 +106,7 @@ pub async fn member_by_email(
 pub async fn add_member(ex: impl PgExecutor<'_>, ctx: &Ctx, user_id: Uuid, role: Role) -> sqlx::Result<()> {
     sqlx::query!(
         "insert into memberships (org_id, user_id, role) values ($1, $2, $3)",
-        ctx.org_id,
+        ctx.org_id as OrgId,
         user_id,
         role.as_str()
     )
@@ -114,7 +120,7 @@ pub async fn add_member(ex: impl PgExecutor<'_>, ctx: &Ctx, user_id: Uuid, role:
 pub async fn lock_owners(tx: &mut Transaction<'_, Postgres>, ctx: &Ctx) -> sqlx::Result<Vec<Uuid>> {
     sqlx::query_scalar!(
         "select user_id from memberships where org_id = $1 and role = 'owner' for update",
-        ctx.org_id
+        ctx.org_id as OrgId
     )
     .fetch_all(&mut **tx)
     .await
@@ -129,7 +135,7 @@ pub async fn set_role(
 ) -> sqlx::Result<bool> {
     let done = sqlx::query!(
         "update memberships set role = $3, updated_at = $4 where org_id = $1 and user_id = $2",
-        ctx.org_id,
+        ctx.org_id as OrgId,
         user_id,
         role.as_str(),
         now
@@ -140,9 +146,12 @@ pub async fn set_role(
 }
 
 pub async fn remove_member(ex: impl PgExecutor<'_>, ctx: &Ctx, user_id: Uuid) -> sqlx::Result<bool> {
-    let done =
-        sqlx::query!("delete from memberships where org_id = $1 and user_id = $2", ctx.org_id, user_id)
-            .execute(ex)
-            .await?;
+    let done = sqlx::query!(
+        "delete from memberships where org_id = $1 and user_id = $2",
+        ctx.org_id as OrgId,
+        user_id
+    )
+    .execute(ex)
+    .await?;
     Ok(done.rows_affected() == 1)
 }

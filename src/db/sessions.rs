@@ -82,7 +82,8 @@ pub async fn load_active(
     .await?;
     let mut found: HashMap<Vec<u8>, LoadedSession> = HashMap::with_capacity(keys.len());
     for r in rows {
-        let org = membership(r.org_id, &r.org_name, &r.role, r.org_created_at, r.org_updated_at)?;
+        let org =
+            membership(r.org_id.map(Into::into), &r.org_name, &r.role, r.org_created_at, r.org_updated_at)?;
         let session = found.entry(r.id_hash).or_insert_with(|| LoadedSession {
             last_seen_at: r.last_seen_at,
             principal: Principal {

@@ -1,8 +1,7 @@
 use sqlx::PgExecutor;
 use time::OffsetDateTime;
-use uuid::Uuid;
 
-use crate::domain::{Ctx, NodeId, StoreId};
+use crate::domain::{Ctx, NodeId, OrgId, StoreId};
 
 #[derive(Debug, Clone, Default)]
 pub struct Sample {
@@ -20,7 +19,7 @@ pub struct Sample {
 
 pub async fn insert(
     ex: impl PgExecutor<'_>,
-    org_id: Uuid,
+    org_id: OrgId,
     store_id: StoreId,
     node_id: NodeId,
     at: OffsetDateTime,
@@ -30,7 +29,7 @@ pub async fn insert(
         "insert into store_stats (org_id, store_id, node_id, at, connections, xact_commit, xact_rollback, tup_fetched,
                                   tup_inserted, tup_updated, tup_deleted, db_size_bytes, cache_hit_ratio, replication_lag_bytes)
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-        org_id,
+        org_id as OrgId,
         store_id as StoreId,
         node_id as NodeId,
         at,
@@ -95,7 +94,7 @@ pub async fn series(
                   date_bin(make_interval(secs => $6::float8), at, $4) as "bucket!",
                   avg(value) as avg, max(value) as max
            from v group by 1, 2 order by 1, 2"#,
-        ctx.org_id,
+        ctx.org_id as OrgId,
         store_id as StoreId,
         metric,
         from,
@@ -128,7 +127,7 @@ pub async fn latest(ex: impl PgExecutor<'_>, ctx: &Ctx, store_id: StoreId) -> sq
                 tup_updated, tup_deleted, db_size_bytes, cache_hit_ratio, replication_lag_bytes
          from store_stats where org_id = $1 and store_id = $2
          order by node_id, at desc",
-        ctx.org_id,
+        ctx.org_id as OrgId,
         store_id as StoreId
     )
     .fetch_all(ex)

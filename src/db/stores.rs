@@ -2,12 +2,12 @@ use sqlx::{PgExecutor, Postgres, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::domain::{Ctx, NodeId, NodeState, StoreId, StoreStatus};
+use crate::domain::{Ctx, NodeId, NodeState, OrgId, StoreId, StoreStatus};
 
 #[derive(Debug, Clone)]
 pub struct StoreRow {
     pub id: StoreId,
-    pub org_id: Uuid,
+    pub org_id: OrgId,
     pub name: String,
     pub vendor: String,
     pub version: String,
@@ -84,7 +84,7 @@ pub async fn insert(ex: impl PgExecutor<'_>, ctx: &Ctx, s: NewStore<'_>) -> sqlx
                              admin_password_enc, replication_password_enc, created_at, updated_at)
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'deploying', $13, $14, $15, $16, $17, $17)",
         s.id as StoreId,
-        ctx.org_id,
+        ctx.org_id as OrgId,
         s.name,
         s.vendor,
         s.version,
@@ -114,7 +114,7 @@ pub async fn get(ex: impl PgExecutor<'_>, ctx: &Ctx, id: StoreId) -> sqlx::Resul
                 deletion_protection, status as "status: StoreStatus", admin_user, database_name, revision, vpc_id,
                 created_at, updated_at
          from stores where org_id = $1 and id = $2 and status <> 'deleted'"#,
-        ctx.org_id,
+        ctx.org_id as OrgId,
         id as StoreId
     )
     .fetch_optional(ex)
@@ -133,7 +133,7 @@ pub async fn get_for_update(
                 deletion_protection, status as "status: StoreStatus", admin_user, database_name, revision, vpc_id,
                 created_at, updated_at
          from stores where org_id = $1 and id = $2 and status <> 'deleted' for update"#,
-        ctx.org_id,
+        ctx.org_id as OrgId,
         id as StoreId
     )
     .fetch_optional(&mut **tx)
@@ -141,14 +141,18 @@ pub async fn get_for_update(
 }
 
 /// For the jobs, which act for an organization they read from the job row.
-pub async fn get_by_id(ex: impl PgExecutor<'_>, org_id: Uuid, id: StoreId) -> sqlx::Result<Option<StoreRow>> {
+pub async fn get_by_id(
+    ex: impl PgExecutor<'_>,
+    org_id: OrgId,
+    id: StoreId,
+) -> sqlx::Result<Option<StoreRow>> {
     sqlx::query_as!(
         StoreRow,
         r#"select id, org_id, name, vendor, version, instance_size, volume_size_gb, cloud, region, node_count, tags,
                 deletion_protection, status as "status: StoreStatus", admin_user, database_name, revision, vpc_id,
                 created_at, updated_at
          from stores where org_id = $1 and id = $2"#,
-        org_id,
+        org_id as OrgId,
         id as StoreId
     )
     .fetch_optional(ex)
@@ -177,7 +181,7 @@ pub async fn list(ex: impl PgExecutor<'_>, ctx: &Ctx, f: &ListFilter<'_>) -> sql
            and ($4::timestamptz is null or (created_at, id) > ($4, $5::uuid))
          order by created_at, id
          limit $6"#,
-        ctx.org_id,
+        ctx.org_id as OrgId,
         f.status.map(StoreStatus::as_str),
         f.tag,
         after_at,
@@ -193,11 +197,11 @@ pub struct Secrets {
     pub replication_password_enc: Vec<u8>,
 }
 
-pub async fn secrets(ex: impl PgExecutor<'_>, org_id: Uuid, id: StoreId) -> sqlx::Result<Option<Secrets>> {
+pub async fn secrets(ex: impl PgExecutor<'_>, org_id: OrgId, id: StoreId) -> sqlx::Result<Option<Secrets>> {
     sqlx::query_as!(
         Secrets,
         "select admin_password_enc, replication_password_enc from stores where org_id = $1 and id = $2",
-        org_id,
+        org_id as OrgId,
         id as StoreId
     )
     .fetch_optional(ex)
@@ -206,7 +210,7 @@ pub async fn secrets(ex: impl PgExecutor<'_>, org_id: Uuid, id: StoreId) -> sqlx
 
 pub async fn set_status(
     ex: impl PgExecutor<'_>,
-    org_id: Uuid,
+    org_id: OrgId,
     id: StoreId,
     status: StoreStatus,
     now: OffsetDateTime,
@@ -215,7 +219,7 @@ pub async fn set_status(
         "update stores set status = $3, updated_at = $4, revision = revision + 1,
                 deleted_at = case when $3 = 'deleted' then $4 else deleted_at end
          where org_id = $1 and id = $2",
-        org_id,
+        org_id as OrgId,
         id as StoreId,
         status.as_str(),
         now
@@ -257,7 +261,7 @@ pub async fn update(
              updated_at = $11
          where org_id = $1 and id = $2 and revision = $3 and status <> 'deleted'
          returning revision",
-        ctx.org_id,
+        ctx.org_id as OrgId,
         id as StoreId,
         revision,
         p.name,
@@ -275,7 +279,7 @@ pub async fn update(
 
 pub async fn nodes(
     ex: impl PgExecutor<'_>,
-    org_id: Uuid,
+    org_id: OrgId,
     store_ids: &[StoreId],
 ) -> sqlx::Result<Vec<NodeRow>> {
     sqlx::query_as!(
@@ -284,7 +288,7 @@ pub async fn nodes(
                 created_at, disk_size_bytes, disk_used_bytes, disk_full_at
          from store_nodes where org_id = $1 and store_id = any($2)
          order by store_id, role, created_at, id"#,
-        org_id,
+        org_id as OrgId,
         store_ids as &[StoreId]
     )
     .fetch_all(ex)
@@ -293,7 +297,7 @@ pub async fn nodes(
 
 pub async fn insert_node(
     ex: impl PgExecutor<'_>,
-    org_id: Uuid,
+    org_id: OrgId,
     store_id: StoreId,
     node_id: NodeId,
     role: &str,
@@ -305,7 +309,7 @@ pub async fn insert_node(
          values ($1, $2, $3, $4, '127.0.0.1', $5, 'creating', $6, $6)",
         node_id as NodeId,
         store_id as StoreId,
-        org_id,
+        org_id as OrgId,
         role,
         port,
         now
@@ -385,7 +389,7 @@ pub async fn delete_node(ex: impl PgExecutor<'_>, node_id: NodeId) -> sqlx::Resu
 }
 
 /// Every node of every store that is not deleted: what should exist on the host.
-pub async fn all_live_nodes(ex: impl PgExecutor<'_>) -> sqlx::Result<Vec<(Uuid, NodeRow)>> {
+pub async fn all_live_nodes(ex: impl PgExecutor<'_>) -> sqlx::Result<Vec<(OrgId, NodeRow)>> {
     let rows = sqlx::query!(
         r#"select n.id, n.store_id, n.role, n.host, n.port, n.state as "state: NodeState", n.replication_lag_bytes,
                 n.checked_at, n.created_at, n.disk_size_bytes, n.disk_used_bytes, n.disk_full_at, n.org_id
@@ -398,7 +402,7 @@ pub async fn all_live_nodes(ex: impl PgExecutor<'_>) -> sqlx::Result<Vec<(Uuid, 
         .into_iter()
         .map(|r| {
             (
-                r.org_id,
+                r.org_id.into(),
                 NodeRow {
                     id: r.id.into(),
                     store_id: r.store_id.into(),
@@ -421,12 +425,12 @@ pub async fn all_live_nodes(ex: impl PgExecutor<'_>) -> sqlx::Result<Vec<(Uuid, 
 /// Stores by status, per organization, for the system status.
 pub async fn count_by_status(
     ex: impl PgExecutor<'_>,
-    org_ids: &[Uuid],
+    org_ids: &[OrgId],
 ) -> sqlx::Result<Vec<(Uuid, StoreStatus, i64)>> {
     let rows = sqlx::query!(
         r#"select org_id, status as "status: StoreStatus", count(*) as "n!" from stores
            where org_id = any($1) and status <> 'deleted' group by org_id, status order by org_id, status"#,
-        org_ids
+        org_ids as &[OrgId]
     )
     .fetch_all(ex)
     .await?;
@@ -438,7 +442,7 @@ pub async fn count_by_status(
 /// every node runs).
 pub async fn settle(
     ex: impl PgExecutor<'_>,
-    org_id: Uuid,
+    org_id: OrgId,
     id: StoreId,
     now: OffsetDateTime,
 ) -> sqlx::Result<()> {
@@ -450,7 +454,7 @@ pub async fn settle(
              revision = revision + 1,
              updated_at = $3
          where org_id = $1 and id = $2",
-        org_id,
+        org_id as OrgId,
         id as StoreId,
         now,
         NodeState::Running.as_str(),
@@ -462,9 +466,13 @@ pub async fn settle(
     Ok(())
 }
 
-pub async fn delete_nodes_of(ex: impl PgExecutor<'_>, org_id: Uuid, store_id: StoreId) -> sqlx::Result<()> {
-    sqlx::query!("delete from store_nodes where org_id = $1 and store_id = $2", org_id, store_id as StoreId)
-        .execute(ex)
-        .await?;
+pub async fn delete_nodes_of(ex: impl PgExecutor<'_>, org_id: OrgId, store_id: StoreId) -> sqlx::Result<()> {
+    sqlx::query!(
+        "delete from store_nodes where org_id = $1 and store_id = $2",
+        org_id as OrgId,
+        store_id as StoreId
+    )
+    .execute(ex)
+    .await?;
     Ok(())
 }

@@ -82,7 +82,7 @@ pub async fn bearer_principal(
     .await?;
     let Some(r) = row else { return Ok(None) };
     let org = PrincipalOrg {
-        id: r.org_id,
+        id: r.org_id.into(),
         name: r.org_name,
         role: role_of(&r.role)?,
         created_at: r.org_created_at,

@@ -2,7 +2,7 @@ use sqlx::PgExecutor;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::domain::{Email, Principal, PrincipalOrg, Role};
+use crate::domain::{Email, OrgId, Principal, PrincipalOrg, Role};
 
 /// A user as a login needs them: the stored hash, and the principal the login answers with.
 pub struct LoginRow {
@@ -28,7 +28,13 @@ pub async fn find_for_login(ex: impl PgExecutor<'_>, email: &str) -> sqlx::Resul
     .await?;
     let mut orgs = Vec::with_capacity(rows.len());
     for r in &rows {
-        orgs.extend(membership(r.org_id, &r.org_name, &r.role, r.org_created_at, r.org_updated_at)?);
+        orgs.extend(membership(
+            r.org_id.map(Into::into),
+            &r.org_name,
+            &r.role,
+            r.org_created_at,
+            r.org_updated_at,
+        )?);
     }
     Ok(rows.into_iter().next().map(|r| LoginRow {
         password_hash: r.password_hash,
@@ -49,7 +55,7 @@ pub async fn find_for_login(ex: impl PgExecutor<'_>, email: &str) -> sqlx::Resul
 /// A membership from the columns of a principal's query, one row per membership: `None` for the
 /// single row of a user in no organization, whose membership columns are all null.
 pub(super) fn membership(
-    org_id: Option<Uuid>,
+    org_id: Option<OrgId>,
     name: &Option<String>,
     role: &Option<String>,
     created_at: Option<OffsetDateTime>,

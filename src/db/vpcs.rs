@@ -3,12 +3,12 @@ use sqlx::{PgConnection, PgExecutor, Postgres, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::domain::{Ctx, NodeId, PeeringStatus, StoreId, VpcStatus};
+use crate::domain::{Ctx, NodeId, OrgId, PeeringStatus, StoreId, VpcStatus};
 
 #[derive(Debug, Clone)]
 pub struct VpcRow {
     pub id: Uuid,
-    pub org_id: Uuid,
+    pub org_id: OrgId,
     pub name: String,
     pub cloud: String,
     pub region: String,
@@ -30,9 +30,12 @@ pub struct NewVpc<'a> {
 /// Serializes the changes that must see every VPC of the organization (overlap checks) for the
 /// rest of the transaction.
 pub async fn lock_org(tx: &mut PgConnection, ctx: &Ctx) -> sqlx::Result<()> {
-    sqlx::query!("select pg_advisory_xact_lock(hashtextextended('berth.vpcs:' || $1::uuid, 0))", ctx.org_id)
-        .execute(tx)
-        .await?;
+    sqlx::query!(
+        "select pg_advisory_xact_lock(hashtextextended('berth.vpcs:' || $1::uuid, 0))",
+        ctx.org_id as OrgId
+    )
+    .execute(tx)
+    .await?;
     Ok(())
 }
 
@@ -41,7 +44,7 @@ pub async fn insert(ex: impl PgExecutor<'_>, ctx: &Ctx, v: NewVpc<'_>) -> sqlx::
         "insert into vpcs (id, org_id, name, cloud, region, cidr, status, created_at, updated_at)
          values ($1, $2, $3, $4, $5, $6, 'creating', $7, $7)",
         v.id,
-        ctx.org_id,
+        ctx.org_id as OrgId,
         v.name,
         v.cloud,
         v.region,
@@ -59,7 +62,7 @@ pub async fn get(ex: impl PgExecutor<'_>, ctx: &Ctx, id: Uuid) -> sqlx::Result<O
         VpcRow,
         r#"select id, org_id, name, cloud, region, cidr as "cidr: IpNet", status as "status: VpcStatus", created_at, updated_at
            from vpcs where org_id = $1 and id = $2 and status <> 'deleted'"#,
-        ctx.org_id,
+        ctx.org_id as OrgId,
         id
     )
     .fetch_optional(ex)
@@ -76,7 +79,7 @@ pub async fn get_for_update(
         VpcRow,
         r#"select id, org_id, name, cloud, region, cidr as "cidr: IpNet", status as "status: VpcStatus", created_at, updated_at
            from vpcs where org_id = $1 and id = $2 and status <> 'deleted' for update"#,
-        ctx.org_id,
+        ctx.org_id as OrgId,
         id
     )
     .fetch_optional(&mut **tx)
@@ -84,12 +87,12 @@ pub async fn get_for_update(
 }
 
 /// For the jobs, which act for an organization they read from their rows; deleted ones too.
-pub async fn get_by_id(ex: impl PgExecutor<'_>, org_id: Uuid, id: Uuid) -> sqlx::Result<Option<VpcRow>> {
+pub async fn get_by_id(ex: impl PgExecutor<'_>, org_id: OrgId, id: Uuid) -> sqlx::Result<Option<VpcRow>> {
     sqlx::query_as!(
         VpcRow,
         r#"select id, org_id, name, cloud, region, cidr as "cidr: IpNet", status as "status: VpcStatus", created_at, updated_at
            from vpcs where org_id = $1 and id = $2"#,
-        org_id,
+        org_id as OrgId,
         id
     )
     .fetch_optional(ex)
@@ -102,7 +105,7 @@ pub async fn list(ex: impl PgExecutor<'_>, ctx: &Ctx) -> sqlx::Result<Vec<VpcRow
         VpcRow,
         r#"select id, org_id, name, cloud, region, cidr as "cidr: IpNet", status as "status: VpcStatus", created_at, updated_at
            from vpcs where org_id = $1 and status <> 'deleted' order by created_at, id"#,
-        ctx.org_id
+        ctx.org_id as OrgId
     )
     .fetch_all(ex)
     .await
@@ -121,7 +124,7 @@ pub async fn all_live(ex: impl PgExecutor<'_>) -> sqlx::Result<Vec<VpcRow>> {
 
 pub async fn set_status(
     ex: impl PgExecutor<'_>,
-    org_id: Uuid,
+    org_id: OrgId,
     id: Uuid,
     status: VpcStatus,
     now: OffsetDateTime,
@@ -130,7 +133,7 @@ pub async fn set_status(
         "update vpcs set status = $3, updated_at = $4,
                 deleted_at = case when $3 = 'deleted' then $4 else deleted_at end
          where org_id = $1 and id = $2",
-        org_id,
+        org_id as OrgId,
         id,
         status.as_str(),
         now
@@ -148,7 +151,7 @@ pub async fn stores_in(
 ) -> sqlx::Result<Vec<(Uuid, String)>> {
     let rows = sqlx::query!(
         "select id, name from stores where org_id = $1 and vpc_id = $2 and status <> 'deleted' order by name",
-        ctx.org_id,
+        ctx.org_id as OrgId,
         vpc_id
     )
     .fetch_all(ex)
@@ -165,7 +168,7 @@ pub async fn place_store(
 ) -> sqlx::Result<()> {
     sqlx::query!(
         "update stores set vpc_id = $3 where org_id = $1 and id = $2",
-        ctx.org_id,
+        ctx.org_id as OrgId,
         store_id as StoreId,
         vpc_id
     )
@@ -177,25 +180,29 @@ pub async fn place_store(
 /// The addresses the VPC's nodes hold.
 pub async fn used_addresses(
     ex: impl PgExecutor<'_>,
-    org_id: Uuid,
+    org_id: OrgId,
     vpc_id: Uuid,
 ) -> sqlx::Result<Vec<String>> {
-    sqlx::query_scalar!("select host from store_nodes where org_id = $1 and vpc_id = $2", org_id, vpc_id)
-        .fetch_all(ex)
-        .await
+    sqlx::query_scalar!(
+        "select host from store_nodes where org_id = $1 and vpc_id = $2",
+        org_id as OrgId,
+        vpc_id
+    )
+    .fetch_all(ex)
+    .await
 }
 
 /// Gives a node its address in the VPC.
 pub async fn place_node(
     ex: impl PgExecutor<'_>,
-    org_id: Uuid,
+    org_id: OrgId,
     node_id: NodeId,
     vpc_id: Uuid,
     host: &str,
 ) -> sqlx::Result<()> {
     sqlx::query!(
         "update store_nodes set vpc_id = $3, host = $4 where org_id = $1 and id = $2",
-        org_id,
+        org_id as OrgId,
         node_id as NodeId,
         vpc_id,
         host
@@ -209,7 +216,7 @@ pub async fn place_node(
 /// block of every VPC joined to it by an active peering (of whichever organization).
 pub async fn default_sources(
     ex: impl PgExecutor<'_>,
-    org_id: Uuid,
+    org_id: OrgId,
     vpc_id: Uuid,
 ) -> sqlx::Result<Vec<IpNet>> {
     sqlx::query_scalar!(
@@ -221,7 +228,7 @@ pub async fn default_sources(
            where p.status = 'active'
              and ((p.org_id = $1 and p.vpc_id = $2) or (p.peer_org_id = $1 and p.peer_vpc_id = $2))
            order by 1"#,
-        org_id,
+        org_id as OrgId,
         vpc_id
     )
     .fetch_all(ex)
@@ -232,7 +239,7 @@ pub async fn default_sources(
 pub async fn nodes_in(
     ex: impl PgExecutor<'_>,
     vpc_ids: &[Uuid],
-) -> sqlx::Result<Vec<(Uuid, StoreId, NodeId)>> {
+) -> sqlx::Result<Vec<(OrgId, StoreId, NodeId)>> {
     let rows = sqlx::query!(
         "select n.org_id, n.store_id, n.id from store_nodes n join stores s on s.id = n.store_id
          where s.vpc_id = any($1) and s.status <> 'deleted' order by n.store_id, n.id",
@@ -240,17 +247,17 @@ pub async fn nodes_in(
     )
     .fetch_all(ex)
     .await?;
-    Ok(rows.into_iter().map(|r| (r.org_id, r.store_id.into(), r.id.into())).collect())
+    Ok(rows.into_iter().map(|r| (r.org_id.into(), r.store_id.into(), r.id.into())).collect())
 }
 
 #[derive(Debug, Clone)]
 pub struct PeeringRow {
     pub id: Uuid,
     /// The side that asked.
-    pub org_id: Uuid,
+    pub org_id: OrgId,
     pub vpc_id: Uuid,
     /// The side asked, as the requester named it.
-    pub peer_org_id: Uuid,
+    pub peer_org_id: OrgId,
     pub peer_vpc_id: Uuid,
     pub status: PeeringStatus,
     pub created_at: OffsetDateTime,
@@ -267,7 +274,7 @@ impl PeeringRow {
 pub struct NewPeering {
     pub id: Uuid,
     pub vpc_id: Uuid,
-    pub peer_org_id: Uuid,
+    pub peer_org_id: OrgId,
     pub peer_vpc_id: Uuid,
     pub status: PeeringStatus,
     pub created_by: Uuid,
@@ -279,9 +286,9 @@ pub async fn insert_peering(ex: impl PgExecutor<'_>, ctx: &Ctx, p: NewPeering) -
         "insert into vpc_peerings (id, org_id, vpc_id, peer_org_id, peer_vpc_id, status, created_by, created_at, updated_at)
          values ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
         p.id,
-        ctx.org_id,
+        ctx.org_id as OrgId,
         p.vpc_id,
-        p.peer_org_id,
+        p.peer_org_id as OrgId,
         p.peer_vpc_id,
         p.status.as_str(),
         p.created_by,
@@ -302,7 +309,7 @@ pub async fn peerings_of(ex: impl PgExecutor<'_>, ctx: &Ctx, vpc_id: Uuid) -> sq
          from vpc_peerings
          where ((org_id = $1 and vpc_id = $2) or (peer_org_id = $1 and peer_vpc_id = $2)) and status <> 'deleted'
          order by created_at, id"#,
-        ctx.org_id,
+        ctx.org_id as OrgId,
         vpc_id
     )
     .fetch_all(ex)
@@ -323,7 +330,7 @@ pub async fn peering(
          from vpc_peerings
          where ((org_id = $1 and vpc_id = $2) or (peer_org_id = $1 and peer_vpc_id = $2))
            and id = $3 and status <> 'deleted'"#,
-        ctx.org_id,
+        ctx.org_id as OrgId,
         vpc_id,
         id
     )
@@ -346,7 +353,7 @@ pub async fn peering_for_update(
          where ((org_id = $1 and vpc_id = $2) or (peer_org_id = $1 and peer_vpc_id = $2))
            and id = $3 and status <> 'deleted'
          for update"#,
-        ctx.org_id,
+        ctx.org_id as OrgId,
         vpc_id,
         id
     )
@@ -357,7 +364,7 @@ pub async fn peering_for_update(
 /// For the jobs: a peering one of whose sides is `org_id`.
 pub async fn peering_by_id(
     ex: impl PgExecutor<'_>,
-    org_id: Uuid,
+    org_id: OrgId,
     id: Uuid,
 ) -> sqlx::Result<Option<PeeringRow>> {
     sqlx::query_as!(
@@ -365,7 +372,7 @@ pub async fn peering_by_id(
         r#"select id, org_id, vpc_id, peer_org_id, peer_vpc_id, status as "status: PeeringStatus", created_at,
                 updated_at
          from vpc_peerings where id = $2 and (org_id = $1 or peer_org_id = $1)"#,
-        org_id,
+        org_id as OrgId,
         id
     )
     .fetch_optional(ex)
@@ -392,7 +399,7 @@ pub async fn all_peerings(
 /// Sets the status of a peering one of whose sides is `org_id`.
 pub async fn set_peering_status(
     ex: impl PgExecutor<'_>,
-    org_id: Uuid,
+    org_id: OrgId,
     id: Uuid,
     status: PeeringStatus,
     now: OffsetDateTime,
@@ -401,7 +408,7 @@ pub async fn set_peering_status(
         "update vpc_peerings set status = $3, updated_at = $4,
                 deleted_at = case when $3 = 'deleted' then $4 else deleted_at end
          where id = $2 and (org_id = $1 or peer_org_id = $1)",
-        org_id,
+        org_id as OrgId,
         id,
         status.as_str(),
         now
@@ -415,17 +422,17 @@ pub async fn set_peering_status(
 /// two requests locking the same pair cannot deadlock). One not found is missing from the answer.
 pub async fn lock_pair(
     tx: &mut Transaction<'_, Postgres>,
-    (org_a, vpc_a): (Uuid, Uuid),
-    (org_b, vpc_b): (Uuid, Uuid),
+    (org_a, vpc_a): (OrgId, Uuid),
+    (org_b, vpc_b): (OrgId, Uuid),
 ) -> sqlx::Result<Vec<VpcRow>> {
     sqlx::query_as!(
         VpcRow,
         r#"select id, org_id, name, cloud, region, cidr as "cidr: IpNet", status as "status: VpcStatus", created_at, updated_at
            from vpcs where ((org_id = $1 and id = $2) or (org_id = $3 and id = $4)) and status <> 'deleted'
            order by id for update"#,
-        org_a,
+        org_a as OrgId,
         vpc_a,
-        org_b,
+        org_b as OrgId,
         vpc_b
     )
     .fetch_all(&mut **tx)

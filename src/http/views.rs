@@ -154,7 +154,7 @@ impl From<Principal> for UserView {
             organizations: p
                 .orgs
                 .into_iter()
-                .map(|o| UserOrg { id: o.id, name: o.name, role: o.role })
+                .map(|o| UserOrg { id: o.id.into(), name: o.name, role: o.role })
                 .collect(),
             additional_fields: Default::default(),
         }
@@ -188,7 +188,7 @@ pub fn invitation_view(r: InvitationRow, now: OffsetDateTime) -> ApiResult<Invit
         status: status_at(&r.status, r.expires_at, now)?,
         role: parse_role(&r.role)?,
         id: r.id,
-        org_id: r.org_id,
+        org_id: r.org_id.into(),
         org_name: r.org_name,
         email: r.email,
         invited_by: r.invited_by,

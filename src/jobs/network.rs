@@ -11,7 +11,7 @@ use super::{JobEnv, Step};
 use crate::db;
 use crate::db::jobs::JobRow;
 use crate::db::vpcs::{PeeringRow, VpcRow};
-use crate::domain::{PeeringStatus, VpcStatus};
+use crate::domain::{OrgId, PeeringStatus, VpcStatus};
 use crate::provision::{NetworkSpec, NodeNetwork, PeeringSpec};
 
 fn ipv4(net: IpNet) -> anyhow::Result<Ipv4Net> {
@@ -28,7 +28,7 @@ pub fn network_spec(vpc: &VpcRow) -> anyhow::Result<NetworkSpec> {
 /// Where a node of a private store lives.
 pub async fn node_network(
     db: &sqlx::PgPool,
-    org_id: Uuid,
+    org_id: OrgId,
     vpc_id: Uuid,
     host: &str,
 ) -> anyhow::Result<NodeNetwork> {

@@ -1,7 +1,7 @@
 //! Enqueueing: a job written in the caller's transaction, beside the change it serves, with a
 //! store's one-job-at-a-time rule (`jobs_one_active_per_store`) answered in this one place.
 
-use crate::domain::{JobId, StoreId};
+use crate::domain::{JobId, OrgId, StoreId};
 use sqlx::{Connection, PgConnection};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -62,7 +62,7 @@ pub enum NotEnqueued {
 /// in a savepoint).
 pub async fn enqueue(
     tx: &mut PgConnection,
-    org_id: Uuid,
+    org_id: OrgId,
     created_by: Option<Uuid>,
     now: OffsetDateTime,
     job: Enqueue<'_>,

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::kinds::{Backup, BackupParams, BackupSource};
 use super::{Enqueue, JobEnv, NotEnqueued, Step, enqueue};
 use crate::db;
-use crate::domain::{JobId, StoreId, StoreStatus};
+use crate::domain::{JobId, OrgId, StoreId, StoreStatus};
 use crate::quota::{self, QuotaExceeded, Quotas};
 
 /// A schedule as the API shows it before anyone changes it: daily at 03:00 UTC, seven kept.
@@ -91,7 +91,7 @@ pub fn next_times(
 /// A backup to start.
 #[derive(Debug, Clone, Copy)]
 pub struct NewBackup<'a> {
-    pub org_id: Uuid,
+    pub org_id: OrgId,
     pub store_id: StoreId,
     /// `full` or `logical`.
     pub kind: &'a str,

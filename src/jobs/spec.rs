@@ -1,10 +1,9 @@
 //! A node's spec as the driver needs it, read from the tables: the store's settings, its
 //! secrets decrypted, its network, and the access in force.
 
-use crate::domain::{NodeId, StoreId};
+use crate::domain::{NodeId, OrgId, StoreId};
 use anyhow::Context;
 use secrecy::{ExposeSecret, SecretString};
-use uuid::Uuid;
 
 use super::network;
 use crate::db;
@@ -17,7 +16,7 @@ impl DataPlane {
     pub async fn node_spec(
         &self,
         db: &sqlx::PgPool,
-        org_id: Uuid,
+        org_id: OrgId,
         store_id: StoreId,
         node_id: NodeId,
         now: time::OffsetDateTime,
@@ -75,7 +74,7 @@ impl DataPlane {
     pub async fn org_ca(
         &self,
         db: &sqlx::PgPool,
-        org_id: Uuid,
+        org_id: OrgId,
         now: time::OffsetDateTime,
     ) -> anyhow::Result<(String, SecretString)> {
         if db::org_cas::get(db, org_id).await?.is_none() {
@@ -91,7 +90,7 @@ impl DataPlane {
     async fn node_tls(
         &self,
         db: &sqlx::PgPool,
-        org_id: Uuid,
+        org_id: OrgId,
         host: &str,
         now: time::OffsetDateTime,
     ) -> anyhow::Result<crate::provision::NodeTls> {

@@ -17,7 +17,7 @@ use crate::auth::token::{self, TagKey};
 use crate::db;
 use crate::db::credentials::{ClientAuth, CredentialRow, NewCredential};
 use crate::db::tokens::{NewPair, Refresh};
-use crate::domain::{Ctx, Error, Result, Role, Scope};
+use crate::domain::{Ctx, Error, OrgId, Result, Role, Scope};
 
 pub const ACCESS_TTL: Duration = Duration::HOUR;
 pub const REFRESH_TTL: Duration = Duration::days(30);
@@ -213,7 +213,7 @@ pub async fn authenticate(
     secret: &str,
 ) -> GrantResult<ClientAuth> {
     let now = state.clock.now();
-    let refuse = |reason: &str, org: Option<Uuid>, credential: Option<Uuid>| {
+    let refuse = |reason: &str, org: Option<OrgId>, credential: Option<Uuid>| {
         let mut ev = Event::new("token.refused", meta)
             .claimed_actor(client_id)
             .outcome(Outcome::Denied)

@@ -122,7 +122,7 @@ mod tests {
         let at = OffsetDateTime::UNIX_EPOCH;
         JobRow {
             id: JobId(Uuid::nil()),
-            org_id: Uuid::nil(),
+            org_id: crate::domain::OrgId(Uuid::nil()),
             store_id: None,
             kind: kind.into(),
             status,

@@ -8,7 +8,7 @@ use crate::app::AppState;
 use crate::audit::{Event, RequestMeta};
 use crate::db;
 use crate::db::orgs::OrgRow;
-use crate::domain::{AuthMethod, Ctx, Error, Result, Role};
+use crate::domain::{AuthMethod, Ctx, Error, OrgId, Result, Role};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -41,7 +41,7 @@ pub async fn create(
     cmd: &CreateOrg,
 ) -> Result<OrgRow> {
     let name = org_name(&cmd.name)?;
-    let id = Uuid::now_v7();
+    let id = OrgId::new();
     let ctx = Ctx { user_id, org_id: id, role: Role::Owner, method };
     let mut tx = state.db.begin().await?;
     db::orgs::create(&mut tx, id, &name, ctx.user_id).await?;

@@ -13,7 +13,7 @@ use crate::audit::{Event, RequestMeta};
 use crate::db;
 use crate::db::jobs::JobRow;
 use crate::db::vpcs::{PeeringRow, VpcRow};
-use crate::domain::{Ctx, Error, PeeringStatus, Result, VpcStatus, on_constraint};
+use crate::domain::{Ctx, Error, OrgId, PeeringStatus, Result, VpcStatus, on_constraint};
 use crate::jobs::{Step, kinds};
 use crate::service::jobs::{Enqueue, enqueue};
 use crate::service::vpcs::{describe, ipv4};
@@ -196,7 +196,7 @@ pub async fn create(
     cmd: &CreatePeering,
 ) -> Result<(Peering, Option<JobRow>)> {
     let org_id = ctx.org_id;
-    let peer_org = cmd.peer_org_id.unwrap_or(org_id);
+    let peer_org = cmd.peer_org_id.map_or(org_id, OrgId::from);
     let peer_vpc = cmd.peer_vpc_id;
     if peer_vpc == vpc_id {
         return Err(Error::field("peer_vpc_id", "a VPC cannot be peered with itself"));
@@ -379,7 +379,7 @@ mod tests {
     fn vpc(cloud: &str, region: &str, cidr: &str) -> VpcRow {
         VpcRow {
             id: Uuid::now_v7(),
-            org_id: Uuid::nil(),
+            org_id: OrgId(Uuid::nil()),
             name: "v".into(),
             cloud: cloud.into(),
             region: region.into(),
@@ -390,7 +390,7 @@ mod tests {
         }
     }
 
-    fn peering(status: PeeringStatus, asked_by: Uuid, peer_org: Uuid, peer_vpc: Uuid) -> PeeringRow {
+    fn peering(status: PeeringStatus, asked_by: OrgId, peer_org: OrgId, peer_vpc: Uuid) -> PeeringRow {
         PeeringRow {
             id: Uuid::now_v7(),
             org_id: asked_by,
@@ -420,7 +420,7 @@ mod tests {
 
     #[test]
     fn only_the_peer_answers_and_deleting_follows_the_status() {
-        let (us, them, their_vpc) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let (us, them, their_vpc) = (OrgId::new(), OrgId::new(), Uuid::now_v7());
         let asked = peering(PeeringStatus::PendingAcceptance, us, them, their_vpc);
         let ctx =
             |org_id| Ctx { user_id: Uuid::nil(), org_id, role: Role::Owner, method: AuthMethod::Session };
@@ -440,7 +440,7 @@ mod tests {
 
     #[test]
     fn the_asking_side_sees_the_peer_only_once_it_is_accepted() {
-        let (us, them, their_vpc) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let (us, them, their_vpc) = (OrgId::new(), OrgId::new(), Uuid::now_v7());
         let ctx =
             |org_id| Ctx { user_id: Uuid::nil(), org_id, role: Role::Owner, method: AuthMethod::Session };
         let asked = peering(PeeringStatus::PendingAcceptance, us, them, their_vpc);

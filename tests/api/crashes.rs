@@ -53,7 +53,7 @@ async fn spec(app: &TestApp, store: Uuid, node: Uuid) -> NodeSpec {
     let now = app.clock_now();
     app.state
         .plane
-        .node_spec(&app.db, app.owner_org, store.into(), node.into(), now)
+        .node_spec(&app.db, app.owner_org.into(), store.into(), node.into(), now)
         .await
         .unwrap()
         .expect("the node")

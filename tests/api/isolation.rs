@@ -136,7 +136,7 @@ async fn a_role_an_older_berth_left_escalated_is_brought_to_the_model_at_start()
     let spec = app
         .state
         .plane
-        .node_spec(&app.db, app.owner_org, store_id.into(), node_id.into(), app.clock_now())
+        .node_spec(&app.db, app.owner_org.into(), store_id.into(), node_id.into(), app.clock_now())
         .await
         .unwrap()
         .unwrap();

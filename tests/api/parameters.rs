@@ -87,7 +87,7 @@ async fn a_group_is_validated_applied_to_every_node_and_drift_is_read_from_the_n
     let spec = app
         .state
         .plane
-        .node_spec(&app.db, org, id.into(), primary.into(), app.clock_now())
+        .node_spec(&app.db, org.into(), id.into(), primary.into(), app.clock_now())
         .await
         .unwrap()
         .unwrap();

@@ -465,7 +465,7 @@ async fn repair_and_restart_bring_back_stopped_nodes_and_strays_are_removed() {
     let spec = app
         .state
         .plane
-        .node_spec(&app.db, org, store_id.into(), node_id.into(), app.clock_now())
+        .node_spec(&app.db, org.into(), store_id.into(), node_id.into(), app.clock_now())
         .await
         .unwrap()
         .unwrap();

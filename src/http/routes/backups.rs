@@ -16,7 +16,7 @@ use crate::app::AppState;
 use crate::audit::RequestMeta;
 use crate::db::backup_schedules::ScheduleRow;
 use crate::db::backups::BackupRow;
-use crate::domain::{BackupStatus, Scope, StoreId};
+use crate::domain::{BackupStatus, OrgId, Scope, StoreId};
 use crate::error::{ApiResult, Problem};
 use crate::http::extract::{ActiveUser, AppJson, AppPath, AppQuery};
 use crate::http::page::PageRequest;
@@ -105,7 +105,7 @@ async fn create_backup(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath((org_id, store_id)): AppPath<(Uuid, StoreId)>,
+    AppPath((org_id, store_id)): AppPath<(OrgId, StoreId)>,
     AppJson(body): AppJson<CreateBackup>,
 ) -> ApiResult<Accepted<BackupAccepted>> {
     let ctx = user.in_org(org_id)?;
@@ -151,7 +151,7 @@ pub struct BackupList {
 async fn list_backups(
     State(state): State<AppState>,
     user: ActiveUser,
-    AppPath((org_id, store_id)): AppPath<(Uuid, StoreId)>,
+    AppPath((org_id, store_id)): AppPath<(OrgId, StoreId)>,
     AppQuery(q): AppQuery<BackupQuery>,
 ) -> ApiResult<AppJson<BackupList>> {
     let ctx = user.in_org(org_id)?;
@@ -176,7 +176,7 @@ async fn list_backups(
 async fn get_backup(
     State(state): State<AppState>,
     user: ActiveUser,
-    AppPath((org_id, store_id, backup_id)): AppPath<(Uuid, StoreId, Uuid)>,
+    AppPath((org_id, store_id, backup_id)): AppPath<(OrgId, StoreId, Uuid)>,
 ) -> ApiResult<AppJson<BackupView>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::BackupsRead)?;
@@ -198,7 +198,7 @@ async fn delete_backup(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath((org_id, store_id, backup_id)): AppPath<(Uuid, StoreId, Uuid)>,
+    AppPath((org_id, store_id, backup_id)): AppPath<(OrgId, StoreId, Uuid)>,
 ) -> ApiResult<StatusCode> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::BackupsWrite)?;
@@ -223,7 +223,7 @@ async fn download_backup(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath((org_id, store_id, backup_id)): AppPath<(Uuid, StoreId, Uuid)>,
+    AppPath((org_id, store_id, backup_id)): AppPath<(OrgId, StoreId, Uuid)>,
 ) -> ApiResult<Response> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::BackupsDownload)?;
@@ -258,7 +258,7 @@ async fn download_backup(
 async fn verify_backup(
     State(state): State<AppState>,
     user: ActiveUser,
-    AppPath((org_id, store_id, backup_id)): AppPath<(Uuid, StoreId, Uuid)>,
+    AppPath((org_id, store_id, backup_id)): AppPath<(OrgId, StoreId, Uuid)>,
 ) -> ApiResult<AppJson<Verification>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::BackupsWrite)?;
@@ -285,7 +285,7 @@ async fn restore_store(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath((org_id, store_id)): AppPath<(Uuid, StoreId)>,
+    AppPath((org_id, store_id)): AppPath<(OrgId, StoreId)>,
     AppJson(body): AppJson<RestoreRequest>,
 ) -> ApiResult<Accepted<JobView>> {
     let ctx = user.in_org(org_id)?;
@@ -347,7 +347,7 @@ impl From<ScheduleRow> for ScheduleView {
 async fn get_schedule(
     State(state): State<AppState>,
     user: ActiveUser,
-    AppPath((org_id, store_id)): AppPath<(Uuid, StoreId)>,
+    AppPath((org_id, store_id)): AppPath<(OrgId, StoreId)>,
 ) -> ApiResult<AppJson<ScheduleView>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::BackupsRead)?;
@@ -374,7 +374,7 @@ async fn put_schedule(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath((org_id, store_id)): AppPath<(Uuid, StoreId)>,
+    AppPath((org_id, store_id)): AppPath<(OrgId, StoreId)>,
     AppJson(body): AppJson<PutSchedule>,
 ) -> ApiResult<AppJson<ScheduleView>> {
     let ctx = user.in_org(org_id)?;
@@ -396,7 +396,7 @@ async fn put_schedule(
 async fn restore_window(
     State(state): State<AppState>,
     user: ActiveUser,
-    AppPath((org_id, store_id)): AppPath<(Uuid, StoreId)>,
+    AppPath((org_id, store_id)): AppPath<(OrgId, StoreId)>,
 ) -> ApiResult<AppJson<RestoreWindow>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::BackupsRead)?;

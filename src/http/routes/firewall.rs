@@ -18,7 +18,7 @@ use uuid::Uuid;
 use crate::app::AppState;
 use crate::audit::RequestMeta;
 use crate::db::firewall::RuleRow;
-use crate::domain::{Scope, StoreId};
+use crate::domain::{OrgId, Scope, StoreId};
 use crate::error::{ApiResult, Problem};
 use crate::http::extract::{ActiveUser, AppJson, AppPath};
 use crate::http::respond::Created;
@@ -79,7 +79,7 @@ impl From<Vec<RuleRow>> for RuleList {
 async fn list_rules(
     State(state): State<AppState>,
     user: ActiveUser,
-    AppPath((org_id, store_id)): AppPath<(Uuid, StoreId)>,
+    AppPath((org_id, store_id)): AppPath<(OrgId, StoreId)>,
 ) -> ApiResult<AppJson<RuleList>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::StoresRead)?;
@@ -106,7 +106,7 @@ async fn add_rule(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath((org_id, store_id)): AppPath<(Uuid, StoreId)>,
+    AppPath((org_id, store_id)): AppPath<(OrgId, StoreId)>,
     AppJson(body): AppJson<NewRuleBody>,
 ) -> ApiResult<Created<RuleView>> {
     let ctx = user.in_org(org_id)?;
@@ -134,7 +134,7 @@ async fn replace_rules(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath((org_id, store_id)): AppPath<(Uuid, StoreId)>,
+    AppPath((org_id, store_id)): AppPath<(OrgId, StoreId)>,
     AppJson(body): AppJson<Vec<NewRuleBody>>,
 ) -> ApiResult<AppJson<RuleList>> {
     let ctx = user.in_org(org_id)?;
@@ -158,7 +158,7 @@ async fn delete_rule(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath((org_id, store_id, rule_id)): AppPath<(Uuid, StoreId, Uuid)>,
+    AppPath((org_id, store_id, rule_id)): AppPath<(OrgId, StoreId, Uuid)>,
 ) -> ApiResult<StatusCode> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::StoresWrite)?;

@@ -15,7 +15,7 @@ use uuid::Uuid;
 use crate::app::AppState;
 use crate::audit::RequestMeta;
 use crate::db::invitations::InvitationRow;
-use crate::domain::Scope;
+use crate::domain::{OrgId, Scope};
 use crate::error::{ApiResult, Problem};
 use crate::http::extract::{ActiveUser, AppJson, AppPath};
 use crate::http::views::{InvitationView, invitation_view as view};
@@ -51,7 +51,7 @@ pub struct InvitationList {
 async fn list_org_invitations(
     State(state): State<AppState>,
     user: ActiveUser,
-    AppPath(org_id): AppPath<Uuid>,
+    AppPath(org_id): AppPath<OrgId>,
 ) -> ApiResult<AppJson<InvitationList>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::OrgAdmin)?;
@@ -75,7 +75,7 @@ async fn revoke_invitation(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath((org_id, id)): AppPath<(Uuid, Uuid)>,
+    AppPath((org_id, id)): AppPath<(OrgId, Uuid)>,
 ) -> ApiResult<StatusCode> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::OrgAdmin)?;

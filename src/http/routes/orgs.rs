@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::app::AppState;
 use crate::audit::RequestMeta;
 use crate::db::orgs::{MemberRow, OrgRow};
-use crate::domain::{AuthMethod, PrincipalOrg, Role, Scope};
+use crate::domain::{AuthMethod, OrgId, PrincipalOrg, Role, Scope};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::http::extract::{ActiveUser, AppJson, AppPath};
 use crate::http::respond::{Accepted, Created};
@@ -45,7 +45,7 @@ impl TryFrom<OrgRow> for OrgView {
     type Error = ApiError;
     fn try_from(r: OrgRow) -> ApiResult<Self> {
         Ok(Self {
-            id: r.id,
+            id: r.id.into(),
             name: r.name,
             role: parse_role(&r.role)?,
             created_at: r.created_at,
@@ -57,7 +57,7 @@ impl TryFrom<OrgRow> for OrgView {
 impl From<&PrincipalOrg> for OrgView {
     fn from(o: &PrincipalOrg) -> Self {
         Self {
-            id: o.id,
+            id: o.id.into(),
             name: o.name.clone(),
             role: o.role,
             created_at: o.created_at,
@@ -120,7 +120,7 @@ async fn create_org(
         (status = 200, body = OrgView),
     )
 )]
-async fn get_org(user: ActiveUser, AppPath(org_id): AppPath<Uuid>) -> ApiResult<AppJson<OrgView>> {
+async fn get_org(user: ActiveUser, AppPath(org_id): AppPath<OrgId>) -> ApiResult<AppJson<OrgView>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::OrgRead)?;
     // Read with the principal, in one statement: no second round trip.
@@ -175,7 +175,7 @@ pub struct MemberList {
 async fn list_members(
     State(state): State<AppState>,
     user: ActiveUser,
-    AppPath(org_id): AppPath<Uuid>,
+    AppPath(org_id): AppPath<OrgId>,
 ) -> ApiResult<AppJson<MemberList>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::OrgRead)?;
@@ -227,7 +227,7 @@ async fn add_member(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath(org_id): AppPath<Uuid>,
+    AppPath(org_id): AppPath<OrgId>,
     AppJson(body): AppJson<AddMember>,
 ) -> ApiResult<AddedView> {
     let ctx = user.in_org(org_id)?;
@@ -269,7 +269,7 @@ async fn update_member(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath((org_id, user_id)): AppPath<(Uuid, Uuid)>,
+    AppPath((org_id, user_id)): AppPath<(OrgId, Uuid)>,
     AppJson(body): AppJson<UpdateMember>,
 ) -> ApiResult<AppJson<MemberView>> {
     let ctx = user.in_org(org_id)?;
@@ -295,7 +295,7 @@ async fn remove_member(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath((org_id, user_id)): AppPath<(Uuid, Uuid)>,
+    AppPath((org_id, user_id)): AppPath<(OrgId, Uuid)>,
 ) -> ApiResult<StatusCode> {
     let ctx = user.in_org(org_id)?;
     if user_id != ctx.user_id || matches!(ctx.method, AuthMethod::Bearer { .. }) {

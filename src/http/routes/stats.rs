@@ -9,7 +9,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::app::AppState;
-use crate::domain::{Scope, StoreId};
+use crate::domain::{OrgId, Scope, StoreId};
 use crate::error::{ApiResult, Problem};
 use crate::http::extract::{ActiveUser, AppJson, AppPath, AppQuery};
 use crate::service::stats::{self, SeriesRequest};
@@ -77,7 +77,7 @@ pub struct Series {
 async fn series(
     State(state): State<AppState>,
     user: ActiveUser,
-    AppPath((org_id, store_id)): AppPath<(Uuid, StoreId)>,
+    AppPath((org_id, store_id)): AppPath<(OrgId, StoreId)>,
     AppQuery(q): AppQuery<SeriesQuery>,
 ) -> ApiResult<AppJson<Series>> {
     let ctx = user.in_org(org_id)?;
@@ -132,7 +132,7 @@ pub struct Summary {
 async fn summary(
     State(state): State<AppState>,
     user: ActiveUser,
-    AppPath((org_id, store_id)): AppPath<(Uuid, StoreId)>,
+    AppPath((org_id, store_id)): AppPath<(OrgId, StoreId)>,
 ) -> ApiResult<AppJson<Summary>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::StoresRead)?;

@@ -190,7 +190,7 @@ async fn system_status(
         organizations: s
             .organizations
             .into_iter()
-            .map(|(org_id, stores)| OrgStores { org_id, stores })
+            .map(|(org_id, stores)| OrgStores { org_id: org_id.into(), stores })
             .collect(),
     }))
 }

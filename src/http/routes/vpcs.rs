@@ -20,7 +20,7 @@ use uuid::Uuid;
 use crate::app::AppState;
 use crate::audit::RequestMeta;
 use crate::db::vpcs::VpcRow;
-use crate::domain::{PeeringStatus, Scope, VpcStatus};
+use crate::domain::{OrgId, PeeringStatus, Scope, VpcStatus};
 use crate::error::{ApiResult, Problem};
 use crate::http::extract::{ActiveUser, AppJson, AppPath};
 use crate::http::respond::{Accepted, Created};
@@ -80,11 +80,11 @@ pub struct VpcAccepted {
     pub job: JobView,
 }
 
-fn vpc_location(org_id: Uuid, id: Uuid) -> String {
+fn vpc_location(org_id: OrgId, id: Uuid) -> String {
     format!("/api/v1/orgs/{org_id}/vpcs/{id}")
 }
 
-fn peering_location(org_id: Uuid, vpc_id: Uuid, id: Uuid) -> String {
+fn peering_location(org_id: OrgId, vpc_id: Uuid, id: Uuid) -> String {
     format!("/api/v1/orgs/{org_id}/vpcs/{vpc_id}/peerings/{id}")
 }
 
@@ -100,7 +100,7 @@ fn peering_location(org_id: Uuid, vpc_id: Uuid, id: Uuid) -> String {
 async fn list_vpcs(
     State(state): State<AppState>,
     user: ActiveUser,
-    AppPath(org_id): AppPath<Uuid>,
+    AppPath(org_id): AppPath<OrgId>,
 ) -> ApiResult<AppJson<VpcList>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::VpcsRead)?;
@@ -125,7 +125,7 @@ async fn create_vpc(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath(org_id): AppPath<Uuid>,
+    AppPath(org_id): AppPath<OrgId>,
     AppJson(body): AppJson<CreateVpc>,
 ) -> ApiResult<Accepted<VpcAccepted>> {
     let ctx = user.in_org(org_id)?;
@@ -149,7 +149,7 @@ async fn create_vpc(
 async fn get_vpc(
     State(state): State<AppState>,
     user: ActiveUser,
-    AppPath((org_id, vpc_id)): AppPath<(Uuid, Uuid)>,
+    AppPath((org_id, vpc_id)): AppPath<(OrgId, Uuid)>,
 ) -> ApiResult<AppJson<VpcView>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::VpcsRead)?;
@@ -172,7 +172,7 @@ async fn delete_vpc(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath((org_id, vpc_id)): AppPath<(Uuid, Uuid)>,
+    AppPath((org_id, vpc_id)): AppPath<(OrgId, Uuid)>,
 ) -> ApiResult<Accepted<JobView>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::VpcsWrite)?;
@@ -228,10 +228,10 @@ impl From<Peering> for PeeringView {
             cross_org: p.needs_acceptance(),
             status: p.status,
             vpc_id: p.vpc_id,
-            org_id: p.org_id,
+            org_id: p.org_id.into(),
             cidr_ipv4_block: cidr.to_string(),
             peer_vpc_id: p.peer_vpc_id,
-            peer_org_id: p.peer_org_id,
+            peer_org_id: p.peer_org_id.into(),
             peer_cidr_ipv4_block: peer_cidr.map(|c| c.to_string()),
             created_at: p.created_at,
             updated_at: p.updated_at,
@@ -252,7 +252,7 @@ impl From<Peering> for PeeringView {
 async fn list_peerings(
     State(state): State<AppState>,
     user: ActiveUser,
-    AppPath((org_id, vpc_id)): AppPath<(Uuid, Uuid)>,
+    AppPath((org_id, vpc_id)): AppPath<(OrgId, Uuid)>,
 ) -> ApiResult<AppJson<PeeringList>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::VpcsRead)?;
@@ -281,7 +281,7 @@ async fn create_peering(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath((org_id, vpc_id)): AppPath<(Uuid, Uuid)>,
+    AppPath((org_id, vpc_id)): AppPath<(OrgId, Uuid)>,
     AppJson(body): AppJson<CreatePeering>,
 ) -> ApiResult<Response> {
     let ctx = user.in_org(org_id)?;
@@ -311,7 +311,7 @@ async fn create_peering(
 async fn get_peering(
     State(state): State<AppState>,
     user: ActiveUser,
-    AppPath((org_id, vpc_id, peering_id)): AppPath<(Uuid, Uuid, Uuid)>,
+    AppPath((org_id, vpc_id, peering_id)): AppPath<(OrgId, Uuid, Uuid)>,
 ) -> ApiResult<AppJson<PeeringView>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::VpcsRead)?;
@@ -336,7 +336,7 @@ async fn accept_peering(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath((org_id, vpc_id, peering_id)): AppPath<(Uuid, Uuid, Uuid)>,
+    AppPath((org_id, vpc_id, peering_id)): AppPath<(OrgId, Uuid, Uuid)>,
 ) -> ApiResult<Accepted<PeeringAccepted>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::VpcsWrite)?;
@@ -364,7 +364,7 @@ async fn reject_peering(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath((org_id, vpc_id, peering_id)): AppPath<(Uuid, Uuid, Uuid)>,
+    AppPath((org_id, vpc_id, peering_id)): AppPath<(OrgId, Uuid, Uuid)>,
 ) -> ApiResult<AppJson<PeeringView>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::VpcsWrite)?;
@@ -390,7 +390,7 @@ async fn delete_peering(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath((org_id, vpc_id, peering_id)): AppPath<(Uuid, Uuid, Uuid)>,
+    AppPath((org_id, vpc_id, peering_id)): AppPath<(OrgId, Uuid, Uuid)>,
 ) -> ApiResult<Response> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::VpcsWrite)?;

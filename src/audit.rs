@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::db::audit::{EventRow, append};
-use crate::domain::{AuthMethod, Ctx, OrgId, Principal};
+use crate::domain::{AuthMethod, Ctx, OrgId, Principal, UserId};
 
 /// Where a request came from, for the trail.
 #[derive(Debug, Clone, Default)]
@@ -73,7 +73,7 @@ impl Event {
 
     /// The acting user (and credential, for a bearer token).
     pub fn by(mut self, principal: &Principal, method: &AuthMethod) -> Self {
-        self.row.actor_user_id = Some(principal.user_id);
+        self.row.actor_user_id = Some(principal.user_id.into());
         self.row.actor = Some(principal.email.clone());
         self.row.credential_id = method.credential_id();
         self
@@ -82,7 +82,7 @@ impl Event {
     /// The acting user of an org-scoped request, in that organization's chain.
     pub fn in_ctx(mut self, ctx: &Ctx, email: &str) -> Self {
         self.row.org_id = Some(ctx.org_id);
-        self.row.actor_user_id = Some(ctx.user_id);
+        self.row.actor_user_id = Some(ctx.user_id.into());
         self.row.actor = Some(email.to_owned());
         self.row.credential_id = ctx.method.credential_id();
         self
@@ -94,8 +94,8 @@ impl Event {
         self
     }
 
-    pub fn actor_user(mut self, user_id: Uuid) -> Self {
-        self.row.actor_user_id = Some(user_id);
+    pub fn actor_user(mut self, user_id: UserId) -> Self {
+        self.row.actor_user_id = Some(user_id.into());
         self
     }
 

@@ -2,14 +2,14 @@ use sqlx::{PgExecutor, Postgres, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::domain::{Ctx, OrgId};
+use crate::domain::{Ctx, OrgId, UserId};
 
 pub struct CredentialRow {
     pub id: Uuid,
     pub client_id: String,
     pub description: String,
     pub scopes: Vec<String>,
-    pub created_by: Uuid,
+    pub created_by: UserId,
     pub created_by_email: String,
     pub created_at: OffsetDateTime,
     pub expires_at: OffsetDateTime,
@@ -34,7 +34,7 @@ pub async fn insert(ex: impl PgExecutor<'_>, ctx: &Ctx, c: NewCredential<'_>) ->
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         c.id,
         ctx.org_id as OrgId,
-        ctx.user_id,
+        ctx.user_id as UserId,
         c.client_id,
         c.secret_hash,
         c.description,
@@ -51,7 +51,7 @@ pub async fn insert(ex: impl PgExecutor<'_>, ctx: &Ctx, c: NewCredential<'_>) ->
 pub async fn list(
     ex: impl PgExecutor<'_>,
     ctx: &Ctx,
-    creator: Option<Uuid>,
+    creator: Option<UserId>,
 ) -> sqlx::Result<Vec<CredentialRow>> {
     sqlx::query_as!(
         CredentialRow,
@@ -61,7 +61,7 @@ pub async fn list(
          where c.org_id = $1 and ($2::uuid is null or c.created_by = $2)
          order by c.created_at desc, c.id",
         ctx.org_id as OrgId,
-        creator
+        creator as Option<UserId>
     )
     .fetch_all(ex)
     .await
@@ -73,7 +73,7 @@ pub async fn revoke(
     tx: &mut Transaction<'_, Postgres>,
     ctx: &Ctx,
     client_id: &str,
-    creator: Option<Uuid>,
+    creator: Option<UserId>,
     now: OffsetDateTime,
 ) -> sqlx::Result<Option<Uuid>> {
     let id = sqlx::query_scalar!(
@@ -82,7 +82,7 @@ pub async fn revoke(
          returning id",
         ctx.org_id as OrgId,
         client_id,
-        creator,
+        creator as Option<UserId>,
         now
     )
     .fetch_optional(&mut **tx)
@@ -104,7 +104,7 @@ pub async fn revoke(
 /// change of the user's own password, which is not an act inside one organization.
 pub async fn revoke_created_by(
     tx: &mut Transaction<'_, Postgres>,
-    user_id: Uuid,
+    user_id: UserId,
     now: OffsetDateTime,
 ) -> sqlx::Result<Vec<OrgId>> {
     // Data-modifying CTEs run whether or not the outer query reads them.
@@ -118,7 +118,7 @@ pub async fn revoke_created_by(
              from revoked r where t.credential_id = r.id and t.revoked_at is null
          )
          select org_id as "org_id: OrgId" from revoked"#,
-        user_id,
+        user_id as UserId,
         now
     )
     .fetch_all(&mut **tx)
@@ -130,7 +130,7 @@ pub async fn revoke_created_by(
 pub struct ClientAuth {
     pub id: Uuid,
     pub org_id: OrgId,
-    pub created_by: Uuid,
+    pub created_by: UserId,
     pub secret_hash: Vec<u8>,
     pub scopes: Vec<String>,
     pub expires_at: OffsetDateTime,

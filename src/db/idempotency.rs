@@ -4,7 +4,7 @@
 use sqlx::{Postgres, Transaction};
 use time::OffsetDateTime;
 
-use crate::domain::{Ctx, OrgId};
+use crate::domain::{Ctx, OrgId, UserId};
 
 pub struct Stored {
     pub request_hash: Vec<u8>,
@@ -25,7 +25,7 @@ pub async fn claim(
         "insert into idempotency_keys (org_id, user_id, key, request_hash, status, response, created_at)
          values ($1, $2, $3, $4, 0, 'null', $5) on conflict do nothing",
         ctx.org_id as OrgId,
-        ctx.user_id,
+        ctx.user_id as UserId,
         key,
         request_hash,
         now
@@ -39,7 +39,7 @@ pub async fn claim(
         Stored,
         "select request_hash, status, response from idempotency_keys where org_id = $1 and user_id = $2 and key = $3",
         ctx.org_id as OrgId,
-        ctx.user_id,
+        ctx.user_id as UserId,
         key
     )
     .fetch_optional(&mut **tx)
@@ -56,7 +56,7 @@ pub async fn complete(
     sqlx::query!(
         "update idempotency_keys set status = $4, response = $5 where org_id = $1 and user_id = $2 and key = $3",
         ctx.org_id as OrgId,
-        ctx.user_id,
+        ctx.user_id as UserId,
         key,
         i32::from(status),
         response

@@ -2,7 +2,7 @@ use sqlx::{PgExecutor, Postgres, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::domain::{Ctx, Email, InvitationStatus, OrgId, Role};
+use crate::domain::{Ctx, Email, InvitationStatus, OrgId, Role, UserId};
 
 /// An invitation, with its organization's name and its inviter's address.
 pub struct InvitationRow {
@@ -39,7 +39,7 @@ pub async fn upsert(
         ctx.org_id as OrgId,
         email.as_str(),
         role.as_str(),
-        ctx.user_id,
+        ctx.user_id as UserId,
         now,
         now + InvitationStatus::VALID_FOR
     )

@@ -2,7 +2,7 @@ use sqlx::PgExecutor;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::domain::{Ctx, JobId, JobStatus, OrgId, StoreId};
+use crate::domain::{Ctx, JobId, JobStatus, OrgId, StoreId, UserId};
 
 #[derive(Debug, Clone)]
 pub struct JobRow {
@@ -21,7 +21,7 @@ pub struct JobRow {
     pub locked_until: Option<OffsetDateTime>,
     pub cancel_requested: bool,
     pub error: Option<String>,
-    pub created_by: Option<Uuid>,
+    pub created_by: Option<UserId>,
     pub created_at: OffsetDateTime,
     pub started_at: Option<OffsetDateTime>,
     pub finished_at: Option<OffsetDateTime>,
@@ -34,7 +34,7 @@ pub struct NewJob<'a> {
     pub kind: &'a str,
     pub params: serde_json::Value,
     pub steps: &'a [String],
-    pub created_by: Option<Uuid>,
+    pub created_by: Option<UserId>,
     pub now: OffsetDateTime,
 }
 
@@ -51,7 +51,7 @@ pub async fn insert(ex: impl PgExecutor<'_>, org_id: OrgId, j: NewJob<'_>) -> sq
         j.params,
         j.steps,
         j.now,
-        j.created_by
+        j.created_by as Option<UserId>
     )
     .execute(ex)
     .await?;
@@ -67,7 +67,7 @@ pub async fn active_for_store(
     sqlx::query_as!(
         JobRow,
         r#"select id, org_id, store_id as "store_id: StoreId", kind, status as "status: JobStatus", params, steps, step, attempts, max_attempts,
-                run_after, locked_by, locked_until, cancel_requested, error, created_by, created_at, started_at,
+                run_after, locked_by, locked_until, cancel_requested, error, created_by as "created_by: UserId", created_at, started_at,
                 finished_at, updated_at
            from jobs where org_id = $1 and store_id = $2 and status in ('queued', 'running')"#,
         org_id as OrgId,
@@ -98,7 +98,7 @@ pub async fn claim(
              limit 1
          )
          returning id, org_id, store_id as "store_id: StoreId", kind, status as "status: JobStatus", params, steps, step, attempts, max_attempts,
-                run_after, locked_by, locked_until, cancel_requested, error, created_by, created_at, started_at,
+                run_after, locked_by, locked_until, cancel_requested, error, created_by as "created_by: UserId", created_at, started_at,
                 finished_at, updated_at"#,
         worker,
         now,
@@ -220,7 +220,7 @@ pub async fn get_in_org(ex: impl PgExecutor<'_>, org_id: OrgId, id: JobId) -> sq
     sqlx::query_as!(
         JobRow,
         r#"select id, org_id, store_id as "store_id: StoreId", kind, status as "status: JobStatus", params, steps, step, attempts, max_attempts,
-                run_after, locked_by, locked_until, cancel_requested, error, created_by, created_at, started_at,
+                run_after, locked_by, locked_until, cancel_requested, error, created_by as "created_by: UserId", created_at, started_at,
                 finished_at, updated_at
            from jobs where org_id = $1 and id = $2"#,
         org_id as OrgId,
@@ -260,7 +260,7 @@ pub async fn list(
     sqlx::query_as!(
         JobRow,
         r#"select id, org_id, store_id as "store_id: StoreId", kind, status as "status: JobStatus", params, steps, step, attempts, max_attempts,
-                run_after, locked_by, locked_until, cancel_requested, error, created_by, created_at, started_at,
+                run_after, locked_by, locked_until, cancel_requested, error, created_by as "created_by: UserId", created_at, started_at,
                 finished_at, updated_at
            from jobs
            where org_id = $1 and ($2::uuid is null or store_id = $2)
@@ -289,7 +289,7 @@ pub async fn cancel_queued(
         r#"update jobs set status = 'cancelled', finished_at = $3, updated_at = $3, error = 'cancelled by request'
            where org_id = $1 and id = $2 and status = 'queued' and step = 0 and attempts = 0
            returning id, org_id, store_id as "store_id: StoreId", kind, status as "status: JobStatus", params, steps, step, attempts, max_attempts,
-                run_after, locked_by, locked_until, cancel_requested, error, created_by, created_at, started_at,
+                run_after, locked_by, locked_until, cancel_requested, error, created_by as "created_by: UserId", created_at, started_at,
                 finished_at, updated_at"#,
         ctx.org_id as OrgId,
         id as JobId,

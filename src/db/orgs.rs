@@ -2,7 +2,7 @@ use sqlx::{PgExecutor, Postgres, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::domain::{Ctx, Email, OrgId, Role};
+use crate::domain::{Ctx, Email, OrgId, Role, UserId};
 
 pub struct OrgRow {
     pub id: OrgId,
@@ -13,7 +13,7 @@ pub struct OrgRow {
 }
 
 pub struct MemberRow {
-    pub user_id: Uuid,
+    pub user_id: UserId,
     pub email: String,
     pub first_name: String,
     pub last_name: String,
@@ -28,7 +28,7 @@ pub async fn create(
     tx: &mut Transaction<'_, Postgres>,
     id: OrgId,
     name: &str,
-    owner: Uuid,
+    owner: UserId,
 ) -> sqlx::Result<()> {
     sqlx::query!("insert into organizations (id, name) values ($1, $2)", id as OrgId, name)
         .execute(&mut **tx)
@@ -36,7 +36,7 @@ pub async fn create(
     sqlx::query!(
         "insert into memberships (org_id, user_id, role) values ($1, $2, 'owner')",
         id as OrgId,
-        owner
+        owner as UserId
     )
     .execute(&mut **tx)
     .await?;
@@ -50,7 +50,7 @@ pub async fn get(ex: impl PgExecutor<'_>, ctx: &Ctx) -> sqlx::Result<Option<OrgR
          from organizations o join memberships m on m.org_id = o.id
          where o.id = $1 and m.user_id = $2",
         ctx.org_id as OrgId,
-        ctx.user_id
+        ctx.user_id as UserId
     )
     .fetch_optional(ex)
     .await
@@ -72,7 +72,7 @@ pub async fn list_members(ex: impl PgExecutor<'_>, ctx: &Ctx) -> sqlx::Result<Ve
 pub async fn get_member(
     ex: impl PgExecutor<'_>,
     ctx: &Ctx,
-    user_id: Uuid,
+    user_id: UserId,
 ) -> sqlx::Result<Option<MemberRow>> {
     sqlx::query_as!(
         MemberRow,
@@ -81,7 +81,7 @@ pub async fn get_member(
          from memberships m join users u on u.id = m.user_id
          where m.org_id = $1 and m.user_id = $2",
         ctx.org_id as OrgId,
-        user_id
+        user_id as UserId
     )
     .fetch_optional(ex)
     .await
@@ -103,11 +103,11 @@ pub async fn member_by_email(
     .await
 }
 
-pub async fn add_member(ex: impl PgExecutor<'_>, ctx: &Ctx, user_id: Uuid, role: Role) -> sqlx::Result<()> {
+pub async fn add_member(ex: impl PgExecutor<'_>, ctx: &Ctx, user_id: UserId, role: Role) -> sqlx::Result<()> {
     sqlx::query!(
         "insert into memberships (org_id, user_id, role) values ($1, $2, $3)",
         ctx.org_id as OrgId,
-        user_id,
+        user_id as UserId,
         role.as_str()
     )
     .execute(ex)
@@ -129,14 +129,14 @@ pub async fn lock_owners(tx: &mut Transaction<'_, Postgres>, ctx: &Ctx) -> sqlx:
 pub async fn set_role(
     ex: impl PgExecutor<'_>,
     ctx: &Ctx,
-    user_id: Uuid,
+    user_id: UserId,
     role: Role,
     now: OffsetDateTime,
 ) -> sqlx::Result<bool> {
     let done = sqlx::query!(
         "update memberships set role = $3, updated_at = $4 where org_id = $1 and user_id = $2",
         ctx.org_id as OrgId,
-        user_id,
+        user_id as UserId,
         role.as_str(),
         now
     )
@@ -145,11 +145,11 @@ pub async fn set_role(
     Ok(done.rows_affected() == 1)
 }
 
-pub async fn remove_member(ex: impl PgExecutor<'_>, ctx: &Ctx, user_id: Uuid) -> sqlx::Result<bool> {
+pub async fn remove_member(ex: impl PgExecutor<'_>, ctx: &Ctx, user_id: UserId) -> sqlx::Result<bool> {
     let done = sqlx::query!(
         "delete from memberships where org_id = $1 and user_id = $2",
         ctx.org_id as OrgId,
-        user_id
+        user_id as UserId
     )
     .execute(ex)
     .await?;

@@ -93,7 +93,7 @@ pub async fn bearer_principal(
         credential_id: r.credential_id,
         scopes: r.scopes,
         principal: Principal {
-            user_id: r.id,
+            user_id: r.id.into(),
             email: r.email,
             first_name: r.first_name,
             last_name: r.last_name,

@@ -3,7 +3,7 @@ use sqlx::{PgConnection, PgExecutor, Postgres, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::domain::{Ctx, NodeId, OrgId, PeeringStatus, StoreId, VpcStatus};
+use crate::domain::{Ctx, NodeId, OrgId, PeeringStatus, StoreId, UserId, VpcStatus};
 
 #[derive(Debug, Clone)]
 pub struct VpcRow {
@@ -277,7 +277,7 @@ pub struct NewPeering {
     pub peer_org_id: OrgId,
     pub peer_vpc_id: Uuid,
     pub status: PeeringStatus,
-    pub created_by: Uuid,
+    pub created_by: UserId,
     pub now: OffsetDateTime,
 }
 
@@ -291,7 +291,7 @@ pub async fn insert_peering(ex: impl PgExecutor<'_>, ctx: &Ctx, p: NewPeering) -
         p.peer_org_id as OrgId,
         p.peer_vpc_id,
         p.status.as_str(),
-        p.created_by,
+        p.created_by as UserId,
         p.now
     )
     .execute(ex)

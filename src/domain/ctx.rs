@@ -1,3 +1,4 @@
+use crate::domain::UserId;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -63,7 +64,7 @@ pub struct PrincipalOrg {
 /// revocations take effect at once).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Principal {
-    pub user_id: Uuid,
+    pub user_id: UserId,
     pub email: String,
     pub first_name: String,
     pub last_name: String,
@@ -94,7 +95,7 @@ impl Principal {
 /// The tenant context every org-scoped handler and query works in.
 #[derive(Debug, Clone)]
 pub struct Ctx {
-    pub user_id: Uuid,
+    pub user_id: UserId,
     pub org_id: OrgId,
     pub role: Role,
     pub method: AuthMethod,

@@ -143,7 +143,7 @@ pub struct UserView {
 impl From<Principal> for UserView {
     fn from(p: Principal) -> Self {
         Self {
-            id: p.user_id,
+            id: p.user_id.into(),
             login: p.email,
             first_name: p.first_name,
             last_name: p.last_name,

@@ -1,10 +1,9 @@
 //! Enqueueing: a job written in the caller's transaction, beside the change it serves, with a
 //! store's one-job-at-a-time rule (`jobs_one_active_per_store`) answered in this one place.
 
-use crate::domain::{JobId, OrgId, StoreId};
+use crate::domain::{JobId, OrgId, StoreId, UserId};
 use sqlx::{Connection, PgConnection};
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use super::Step;
 use super::kinds::{JobKind, NoParams};
@@ -63,7 +62,7 @@ pub enum NotEnqueued {
 pub async fn enqueue(
     tx: &mut PgConnection,
     org_id: OrgId,
-    created_by: Option<Uuid>,
+    created_by: Option<UserId>,
     now: OffsetDateTime,
     job: Enqueue<'_>,
 ) -> Result<JobRow, NotEnqueued> {

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::kinds::{Backup, BackupParams, BackupSource};
 use super::{Enqueue, JobEnv, NotEnqueued, Step, enqueue};
 use crate::db;
-use crate::domain::{JobId, OrgId, StoreId, StoreStatus};
+use crate::domain::{JobId, OrgId, StoreId, StoreStatus, UserId};
 use crate::quota::{self, QuotaExceeded, Quotas};
 
 /// A schedule as the API shows it before anyone changes it: daily at 03:00 UTC, seven kept.
@@ -99,7 +99,7 @@ pub struct NewBackup<'a> {
     pub trigger: &'a str,
     /// `replica` or `primary`.
     pub source: &'a str,
-    pub created_by: Option<Uuid>,
+    pub created_by: Option<UserId>,
     pub now: OffsetDateTime,
 }
 

@@ -17,7 +17,7 @@ use crate::auth::token::{self, TagKey};
 use crate::db;
 use crate::db::credentials::{ClientAuth, CredentialRow, NewCredential};
 use crate::db::tokens::{NewPair, Refresh};
-use crate::domain::{Ctx, Error, OrgId, Result, Role, Scope};
+use crate::domain::{Ctx, Error, OrgId, Result, Role, Scope, UserId};
 
 pub const ACCESS_TTL: Duration = Duration::HOUR;
 pub const REFRESH_TTL: Duration = Duration::days(30);
@@ -136,7 +136,7 @@ pub async fn create(
 }
 
 /// Whose credentials the context sees and revokes: everyone's for owners and admins, else its own.
-fn only_own(ctx: &Ctx) -> Option<Uuid> {
+fn only_own(ctx: &Ctx) -> Option<UserId> {
     (ctx.role < Role::Admin).then_some(ctx.user_id)
 }
 

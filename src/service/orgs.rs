@@ -2,13 +2,12 @@
 
 use serde::Deserialize;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::audit::{Event, RequestMeta};
 use crate::db;
 use crate::db::orgs::OrgRow;
-use crate::domain::{AuthMethod, Ctx, Error, OrgId, Result, Role};
+use crate::domain::{AuthMethod, Ctx, Error, OrgId, Result, Role, UserId};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -35,7 +34,7 @@ pub fn org_name(raw: &str) -> Result<String> {
 pub async fn create(
     state: &AppState,
     meta: &RequestMeta,
-    user_id: Uuid,
+    user_id: UserId,
     method: AuthMethod,
     actor: &str,
     cmd: &CreateOrg,

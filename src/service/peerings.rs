@@ -422,8 +422,12 @@ mod tests {
     fn only_the_peer_answers_and_deleting_follows_the_status() {
         let (us, them, their_vpc) = (OrgId::new(), OrgId::new(), Uuid::now_v7());
         let asked = peering(PeeringStatus::PendingAcceptance, us, them, their_vpc);
-        let ctx =
-            |org_id| Ctx { user_id: Uuid::nil(), org_id, role: Role::Owner, method: AuthMethod::Session };
+        let ctx = |org_id| Ctx {
+            user_id: crate::domain::UserId(Uuid::nil()),
+            org_id,
+            role: Role::Owner,
+            method: AuthMethod::Session,
+        };
         assert!(answering(&ctx(them), their_vpc, &asked).is_ok());
         assert!(matches!(answering(&ctx(us), their_vpc, &asked), Err(Error::Forbidden { .. })));
         let active = peering(PeeringStatus::Active, us, them, their_vpc);
@@ -441,8 +445,12 @@ mod tests {
     #[test]
     fn the_asking_side_sees_the_peer_only_once_it_is_accepted() {
         let (us, them, their_vpc) = (OrgId::new(), OrgId::new(), Uuid::now_v7());
-        let ctx =
-            |org_id| Ctx { user_id: Uuid::nil(), org_id, role: Role::Owner, method: AuthMethod::Session };
+        let ctx = |org_id| Ctx {
+            user_id: crate::domain::UserId(Uuid::nil()),
+            org_id,
+            role: Role::Owner,
+            method: AuthMethod::Session,
+        };
         let asked = peering(PeeringStatus::PendingAcceptance, us, them, their_vpc);
         assert!(!peer_visible(&ctx(us), &asked));
         assert!(peer_visible(&ctx(them), &asked));

@@ -48,7 +48,7 @@ impl From<CredentialRow> for CredentialView {
             client_id: r.client_id,
             description: r.description,
             scopes: r.scopes,
-            created_by: r.created_by,
+            created_by: r.created_by.into(),
             created_by_email: r.created_by_email,
             created_at: r.created_at,
             expires_at: r.expires_at,

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::app::AppState;
 use crate::audit::RequestMeta;
 use crate::db::orgs::{MemberRow, OrgRow};
-use crate::domain::{AuthMethod, OrgId, PrincipalOrg, Role, Scope};
+use crate::domain::{AuthMethod, OrgId, PrincipalOrg, Role, Scope, UserId};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::http::extract::{ActiveUser, AppJson, AppPath};
 use crate::http::respond::{Accepted, Created};
@@ -146,7 +146,7 @@ impl TryFrom<MemberRow> for MemberView {
     type Error = ApiError;
     fn try_from(r: MemberRow) -> ApiResult<Self> {
         Ok(Self {
-            user_id: r.user_id,
+            user_id: r.user_id.into(),
             email: r.email,
             first_name: r.first_name,
             last_name: r.last_name,
@@ -269,7 +269,7 @@ async fn update_member(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath((org_id, user_id)): AppPath<(OrgId, Uuid)>,
+    AppPath((org_id, user_id)): AppPath<(OrgId, UserId)>,
     AppJson(body): AppJson<UpdateMember>,
 ) -> ApiResult<AppJson<MemberView>> {
     let ctx = user.in_org(org_id)?;
@@ -295,7 +295,7 @@ async fn remove_member(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath((org_id, user_id)): AppPath<(OrgId, Uuid)>,
+    AppPath((org_id, user_id)): AppPath<(OrgId, UserId)>,
 ) -> ApiResult<StatusCode> {
     let ctx = user.in_org(org_id)?;
     if user_id != ctx.user_id || matches!(ctx.method, AuthMethod::Bearer { .. }) {

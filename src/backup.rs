@@ -3,7 +3,7 @@
 //! committed under a key, read back as a local file, and archived WAL is spooled to a folder
 //! that the store keeps.
 
-use crate::domain::StoreId;
+use crate::domain::{BackupId, StoreId};
 use std::fmt::Debug;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -12,7 +12,6 @@ use anyhow::Context;
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
-use uuid::Uuid;
 
 /// One archived WAL segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,7 +32,7 @@ impl WalSegment {
 #[async_trait]
 pub trait BackupStore: Send + Sync + Debug + 'static {
     /// The key of a backup's archive.
-    fn key(&self, store_id: StoreId, backup_id: Uuid) -> String {
+    fn key(&self, store_id: StoreId, backup_id: BackupId) -> String {
         format!("{store_id}/{backup_id}.tar.gz")
     }
 

@@ -2,11 +2,11 @@ use sqlx::PgExecutor;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::domain::{BackupStatus, Ctx, NodeId, OrgId, StoreId};
+use crate::domain::{BackupId, BackupStatus, Ctx, NodeId, OrgId, StoreId};
 
 #[derive(Debug, Clone)]
 pub struct BackupRow {
-    pub id: Uuid,
+    pub id: BackupId,
     pub org_id: OrgId,
     pub store_id: StoreId,
     pub kind: String,
@@ -27,7 +27,7 @@ pub struct BackupRow {
 pub async fn insert(
     ex: impl PgExecutor<'_>,
     org_id: OrgId,
-    id: Uuid,
+    id: BackupId,
     store_id: StoreId,
     kind: &str,
     trigger: &str,
@@ -36,7 +36,7 @@ pub async fn insert(
     sqlx::query!(
         "insert into backups (id, org_id, store_id, kind, status, trigger, created_at)
          values ($1, $2, $3, $4, 'running', $5, $6)",
-        id,
+        id as BackupId,
         org_id as OrgId,
         store_id as StoreId,
         kind,
@@ -52,7 +52,7 @@ pub async fn get(
     ex: impl PgExecutor<'_>,
     ctx: &Ctx,
     store_id: StoreId,
-    id: Uuid,
+    id: BackupId,
 ) -> sqlx::Result<Option<BackupRow>> {
     sqlx::query_as!(
         BackupRow,
@@ -61,17 +61,21 @@ pub async fn get(
            from backups where org_id = $1 and store_id = $2 and id = $3"#,
         ctx.org_id as OrgId,
         store_id as StoreId,
-        id
+        id as BackupId
     )
     .fetch_optional(ex)
     .await
 }
 
 /// For the jobs, which act for the organization named in the job row.
-pub async fn get_by_id(ex: impl PgExecutor<'_>, org_id: OrgId, id: Uuid) -> sqlx::Result<Option<BackupRow>> {
+pub async fn get_by_id(
+    ex: impl PgExecutor<'_>,
+    org_id: OrgId,
+    id: BackupId,
+) -> sqlx::Result<Option<BackupRow>> {
     sqlx::query_as!(BackupRow, r#"select id, org_id, store_id, kind, status as "status: BackupStatus", node_id as "node_id: NodeId", size_bytes, sha256, location,
                   start_lsn, end_lsn, error, created_at, finished_at, trigger
-           from backups where org_id = $1 and id = $2"#, org_id as OrgId, id)
+           from backups where org_id = $1 and id = $2"#, org_id as OrgId, id as BackupId)
         .fetch_optional(ex)
         .await
 }
@@ -112,13 +116,18 @@ pub struct Finished<'a> {
     pub now: OffsetDateTime,
 }
 
-pub async fn succeed(ex: impl PgExecutor<'_>, org_id: OrgId, id: Uuid, f: Finished<'_>) -> sqlx::Result<()> {
+pub async fn succeed(
+    ex: impl PgExecutor<'_>,
+    org_id: OrgId,
+    id: BackupId,
+    f: Finished<'_>,
+) -> sqlx::Result<()> {
     sqlx::query!(
         "update backups set status = 'succeeded', node_id = $3, size_bytes = $4, sha256 = $5, location = $6,
                 start_lsn = $7, end_lsn = $8, finished_at = $9, error = null
          where org_id = $1 and id = $2",
         org_id as OrgId,
-        id,
+        id as BackupId,
         f.node_id as NodeId,
         f.size_bytes,
         f.sha256,
@@ -135,14 +144,14 @@ pub async fn succeed(ex: impl PgExecutor<'_>, org_id: OrgId, id: Uuid, f: Finish
 pub async fn fail(
     ex: impl PgExecutor<'_>,
     org_id: OrgId,
-    id: Uuid,
+    id: BackupId,
     error: &str,
     now: OffsetDateTime,
 ) -> sqlx::Result<()> {
     sqlx::query!(
         "update backups set status = 'failed', error = $3, finished_at = $4 where org_id = $1 and id = $2 and status = 'running'",
         org_id as OrgId,
-        id,
+        id as BackupId,
         error,
         now
     )
@@ -151,12 +160,17 @@ pub async fn fail(
     Ok(())
 }
 
-pub async fn delete(ex: impl PgExecutor<'_>, ctx: &Ctx, store_id: StoreId, id: Uuid) -> sqlx::Result<bool> {
+pub async fn delete(
+    ex: impl PgExecutor<'_>,
+    ctx: &Ctx,
+    store_id: StoreId,
+    id: BackupId,
+) -> sqlx::Result<bool> {
     let done = sqlx::query!(
         "delete from backups where org_id = $1 and store_id = $2 and id = $3",
         ctx.org_id as OrgId,
         store_id as StoreId,
-        id
+        id as BackupId
     )
     .execute(ex)
     .await?;
@@ -276,10 +290,11 @@ pub async fn delete_all_of_store(
 }
 
 /// Removes one backup row, for the jobs.
-pub async fn delete_by_id(ex: impl PgExecutor<'_>, org_id: OrgId, id: Uuid) -> sqlx::Result<bool> {
-    let done = sqlx::query!("delete from backups where org_id = $1 and id = $2", org_id as OrgId, id)
-        .execute(ex)
-        .await?;
+pub async fn delete_by_id(ex: impl PgExecutor<'_>, org_id: OrgId, id: BackupId) -> sqlx::Result<bool> {
+    let done =
+        sqlx::query!("delete from backups where org_id = $1 and id = $2", org_id as OrgId, id as BackupId)
+            .execute(ex)
+            .await?;
     Ok(done.rows_affected() == 1)
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use uuid::Uuid;
 
-use crate::domain::NodeId;
+use crate::domain::{BackupId, NodeId};
 
 /// The longest one step may take before it counts as failed.
 const STEP_TIMEOUT: Duration = Duration::from_secs(600);
@@ -72,7 +72,7 @@ pub enum Step {
     /// but not yet recorded is taken again over it. After (the row says `succeeded`, the job not
     /// yet done): the retry keeps that backup and does nothing. A backup job that fails for good
     /// marks its backup `failed` and removes its archive, never one recorded as taken.
-    TakeBackup(Uuid),
+    TakeBackup(BackupId),
     /// `restore_node:<node id>`. Before: the node runs its current data. In: the backup is
     /// unpacked into `data.init`; the current data steps aside to `data.before-restore` and
     /// stays there until the restored node has recovered: a retry that finds data aside keeps it
@@ -192,8 +192,8 @@ impl Step {
             | Step::ApplyParameters(id)
             | Step::RestoreNode(id)
             | Step::ForkPrimary(id) => Some(id.into_uuid()),
-            Step::TakeBackup(id)
-            | Step::CreateNetwork(id)
+            Step::TakeBackup(id) => Some(id.into_uuid()),
+            Step::CreateNetwork(id)
             | Step::RemoveNetwork(id)
             | Step::ConnectPeering(id)
             | Step::ApplyPeeringAccess(id)
@@ -221,7 +221,7 @@ impl Step {
             RECONFIGURE_NODE => on(|id| Step::ReconfigureNode(id.into())),
             GROW_VOLUME => on(|id| Step::GrowVolume(id.into())),
             APPLY_PARAMETERS => on(|id| Step::ApplyParameters(id.into())),
-            TAKE_BACKUP => on(Step::TakeBackup),
+            TAKE_BACKUP => on(|id| Step::TakeBackup(id.into())),
             RESTORE_NODE => on(|id| Step::RestoreNode(id.into())),
             FORK_PRIMARY => on(|id| Step::ForkPrimary(id.into())),
             DELETE_BACKUPS => bare(Step::DeleteBackups),
@@ -323,7 +323,7 @@ mod tests {
             Step::ReconfigureNode(node),
             Step::GrowVolume(node),
             Step::ApplyParameters(node),
-            Step::TakeBackup(id),
+            Step::TakeBackup(id.into()),
             Step::RestoreNode(node),
             Step::ForkPrimary(node),
             Step::DeleteBackups,
@@ -365,7 +365,10 @@ mod tests {
             Step::CreateReplica(id.into())
         );
         assert_eq!(Step::parse("finish_available").unwrap(), Step::FinishAvailable);
-        assert_eq!(Step::TakeBackup(id).to_string(), "take_backup:0190f1e4-7c3a-7000-8000-000000000001");
+        assert_eq!(
+            Step::TakeBackup(id.into()).to_string(),
+            "take_backup:0190f1e4-7c3a-7000-8000-000000000001"
+        );
     }
 
     #[test]

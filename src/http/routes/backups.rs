@@ -16,7 +16,7 @@ use crate::app::AppState;
 use crate::audit::RequestMeta;
 use crate::db::backup_schedules::ScheduleRow;
 use crate::db::backups::BackupRow;
-use crate::domain::{BackupStatus, OrgId, Scope, StoreId};
+use crate::domain::{BackupId, BackupStatus, OrgId, Scope, StoreId};
 use crate::error::{ApiResult, Problem};
 use crate::http::extract::{ActiveUser, AppJson, AppPath, AppQuery};
 use crate::http::page::PageRequest;
@@ -64,7 +64,7 @@ pub struct BackupView {
 impl From<BackupRow> for BackupView {
     fn from(b: BackupRow) -> Self {
         Self {
-            id: b.id,
+            id: b.id.into(),
             store_id: b.store_id.into(),
             kind: b.kind,
             trigger: b.trigger,
@@ -159,7 +159,7 @@ async fn list_backups(
     backups::store_even_deleted(&state, &ctx, store_id).await?;
     let page = PageRequest::new(q.cursor.as_deref(), q.limit, 100)?;
     let rows = backups::list(&state, &ctx, store_id, page.after, page.fetch()).await?;
-    let (rows, next_cursor) = page.finish(rows, |b| (b.created_at, b.id));
+    let (rows, next_cursor) = page.finish(rows, |b| (b.created_at, b.id.into()));
     Ok(AppJson(BackupList { items: rows.into_iter().map(Into::into).collect(), next_cursor }))
 }
 
@@ -176,7 +176,7 @@ async fn list_backups(
 async fn get_backup(
     State(state): State<AppState>,
     user: ActiveUser,
-    AppPath((org_id, store_id, backup_id)): AppPath<(OrgId, StoreId, Uuid)>,
+    AppPath((org_id, store_id, backup_id)): AppPath<(OrgId, StoreId, BackupId)>,
 ) -> ApiResult<AppJson<BackupView>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::BackupsRead)?;
@@ -198,7 +198,7 @@ async fn delete_backup(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath((org_id, store_id, backup_id)): AppPath<(OrgId, StoreId, Uuid)>,
+    AppPath((org_id, store_id, backup_id)): AppPath<(OrgId, StoreId, BackupId)>,
 ) -> ApiResult<StatusCode> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::BackupsWrite)?;
@@ -223,7 +223,7 @@ async fn download_backup(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath((org_id, store_id, backup_id)): AppPath<(OrgId, StoreId, Uuid)>,
+    AppPath((org_id, store_id, backup_id)): AppPath<(OrgId, StoreId, BackupId)>,
 ) -> ApiResult<Response> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::BackupsDownload)?;
@@ -258,7 +258,7 @@ async fn download_backup(
 async fn verify_backup(
     State(state): State<AppState>,
     user: ActiveUser,
-    AppPath((org_id, store_id, backup_id)): AppPath<(OrgId, StoreId, Uuid)>,
+    AppPath((org_id, store_id, backup_id)): AppPath<(OrgId, StoreId, BackupId)>,
 ) -> ApiResult<AppJson<Verification>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::BackupsWrite)?;

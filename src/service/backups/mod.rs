@@ -20,7 +20,9 @@ use crate::db::backup_schedules::ScheduleRow;
 use crate::db::backups::BackupRow;
 use crate::db::jobs::JobRow;
 use crate::db::stores::StoreRow;
-use crate::domain::{BackupStatus, Ctx, Error, NodeState, Result, StoreId, StoreOperation, StoreStatus};
+use crate::domain::{
+    BackupId, BackupStatus, Ctx, Error, NodeState, Result, StoreId, StoreOperation, StoreStatus,
+};
 use crate::jobs::kinds::{self, RestoreParams};
 use crate::jobs::schedule::{NewBackup, Started};
 use crate::jobs::{self, Step};
@@ -125,7 +127,7 @@ pub async fn list(
     Ok(db::backups::list(&state.db, ctx, store_id, after, fetch).await?)
 }
 
-pub async fn get(state: &AppState, ctx: &Ctx, store_id: StoreId, backup_id: Uuid) -> Result<BackupRow> {
+pub async fn get(state: &AppState, ctx: &Ctx, store_id: StoreId, backup_id: BackupId) -> Result<BackupRow> {
     db::backups::get(&state.db, ctx, store_id, backup_id).await?.ok_or(Error::NotFound("backup"))
 }
 
@@ -136,7 +138,7 @@ pub async fn delete(
     ctx: &Ctx,
     actor: &str,
     store_id: StoreId,
-    backup_id: Uuid,
+    backup_id: BackupId,
 ) -> Result<()> {
     let b = get(state, ctx, store_id, backup_id).await?;
     if b.status == BackupStatus::Running {
@@ -164,7 +166,7 @@ pub async fn download(
     ctx: &Ctx,
     actor: &str,
     store_id: StoreId,
-    backup_id: Uuid,
+    backup_id: BackupId,
 ) -> Result<(BackupRow, tokio::fs::File)> {
     let (b, path) = archive_of(state, ctx, store_id, backup_id).await?;
     let file =
@@ -188,7 +190,12 @@ pub struct Verification {
 }
 
 /// Reads a succeeded backup's whole archive again and compares it with its checksum.
-pub async fn verify(state: &AppState, ctx: &Ctx, store_id: StoreId, backup_id: Uuid) -> Result<Verification> {
+pub async fn verify(
+    state: &AppState,
+    ctx: &Ctx,
+    store_id: StoreId,
+    backup_id: BackupId,
+) -> Result<Verification> {
     let (b, path) = archive_of(state, ctx, store_id, backup_id).await?;
     let (size, actual) = match crate::backup::checksum(&path).await {
         Ok((s, a)) => (Some(s), Some(a)),
@@ -206,7 +213,8 @@ pub async fn verify(state: &AppState, ctx: &Ctx, store_id: StoreId, backup_id: U
 #[serde(deny_unknown_fields)]
 pub struct RestoreRequest {
     /// Restore this backup, to the moment it finished.
-    pub backup_id: Option<Uuid>,
+    #[schema(value_type = Option<Uuid>)]
+    pub backup_id: Option<BackupId>,
     /// Restore to this moment (RFC 3339), from the newest backup before it and the archived WAL.
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub point_in_time: Option<OffsetDateTime>,
@@ -290,7 +298,7 @@ pub async fn archive_of(
     state: &AppState,
     ctx: &Ctx,
     store_id: StoreId,
-    backup_id: Uuid,
+    backup_id: BackupId,
 ) -> Result<(BackupRow, std::path::PathBuf)> {
     let b = db::backups::get(&state.db, ctx, store_id, backup_id).await?.ok_or(Error::NotFound("backup"))?;
     if b.status != BackupStatus::Succeeded {
@@ -308,7 +316,7 @@ pub async fn resolve_backup(
     state: &AppState,
     ctx: &Ctx,
     store_id: StoreId,
-    backup_id: Option<Uuid>,
+    backup_id: Option<BackupId>,
     point_in_time: Option<OffsetDateTime>,
     field: &str,
 ) -> Result<BackupRow> {

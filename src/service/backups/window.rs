@@ -91,7 +91,7 @@ mod tests {
 
     fn full(start_lsn: &str, finished: time::OffsetDateTime) -> BackupRow {
         BackupRow {
-            id: Uuid::now_v7(),
+            id: crate::domain::BackupId::new(),
             org_id: crate::domain::OrgId(Uuid::nil()),
             store_id: crate::domain::StoreId(Uuid::nil()),
             kind: "full".into(),

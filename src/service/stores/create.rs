@@ -17,7 +17,7 @@ use crate::audit::{Event, RequestMeta};
 use crate::db;
 use crate::db::backups::BackupRow;
 use crate::db::jobs::JobRow;
-use crate::domain::{Ctx, Error, NodeId, Result, StoreId, StoreNetwork, names, on_constraint};
+use crate::domain::{BackupId, Ctx, Error, NodeId, Result, StoreId, StoreNetwork, names, on_constraint};
 use crate::jobs::kinds::{self, CreateStoreParams};
 use crate::jobs::{self, Step};
 use crate::provision::catalog::Choice;
@@ -78,7 +78,8 @@ pub struct RestoreFrom {
     #[schema(value_type = Uuid)]
     pub store_id: StoreId,
     /// This backup, to the moment it finished.
-    pub backup_id: Option<Uuid>,
+    #[schema(value_type = Option<Uuid>)]
+    pub backup_id: Option<BackupId>,
     /// This moment (RFC 3339): the newest full backup before it, and the archived WAL.
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub point_in_time: Option<OffsetDateTime>,
@@ -280,7 +281,7 @@ pub fn create_steps(node_ids: &[NodeId], fork: bool) -> Vec<Step> {
 
 /// What the fork's steps read back: the source store, the backup found for it, and the moment
 /// asked for.
-fn fork_params(from: &RestoreFrom, backup_id: Uuid) -> CreateStoreParams {
+fn fork_params(from: &RestoreFrom, backup_id: BackupId) -> CreateStoreParams {
     let from = kinds::RestoreFrom { store_id: from.store_id, backup_id, point_in_time: from.point_in_time };
     CreateStoreParams { restore_from: Some(from) }
 }
@@ -367,7 +368,7 @@ mod tests {
 
     #[test]
     fn fork_params_name_the_source_the_backup_and_the_moment() {
-        let (store_id, backup_id) = (StoreId::new(), Uuid::now_v7());
+        let (store_id, backup_id) = (StoreId::new(), BackupId::new());
         let at = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
         let from = RestoreFrom { store_id, backup_id: None, point_in_time: Some(at) };
         let p = fork_params(&from, backup_id).restore_from.unwrap();

@@ -2,7 +2,7 @@ use sqlx::{PgExecutor, Postgres, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::domain::{Ctx, NodeId, NodeState, OrgId, StoreId, StoreStatus};
+use crate::domain::{Ctx, NodeId, NodeState, OrgId, StoreId, StoreStatus, VpcId};
 
 #[derive(Debug, Clone)]
 pub struct StoreRow {
@@ -23,7 +23,7 @@ pub struct StoreRow {
     pub database_name: String,
     pub revision: i32,
     /// The VPC of a private store.
-    pub vpc_id: Option<Uuid>,
+    pub vpc_id: Option<VpcId>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
 }
@@ -111,7 +111,7 @@ pub async fn get(ex: impl PgExecutor<'_>, ctx: &Ctx, id: StoreId) -> sqlx::Resul
     sqlx::query_as!(
         StoreRow,
         r#"select id, org_id, name, vendor, version, instance_size, volume_size_gb, cloud, region, node_count, tags,
-                deletion_protection, status as "status: StoreStatus", admin_user, database_name, revision, vpc_id,
+                deletion_protection, status as "status: StoreStatus", admin_user, database_name, revision, vpc_id as "vpc_id: VpcId",
                 created_at, updated_at
          from stores where org_id = $1 and id = $2 and status <> 'deleted'"#,
         ctx.org_id as OrgId,
@@ -130,7 +130,7 @@ pub async fn get_for_update(
     sqlx::query_as!(
         StoreRow,
         r#"select id, org_id, name, vendor, version, instance_size, volume_size_gb, cloud, region, node_count, tags,
-                deletion_protection, status as "status: StoreStatus", admin_user, database_name, revision, vpc_id,
+                deletion_protection, status as "status: StoreStatus", admin_user, database_name, revision, vpc_id as "vpc_id: VpcId",
                 created_at, updated_at
          from stores where org_id = $1 and id = $2 and status <> 'deleted' for update"#,
         ctx.org_id as OrgId,
@@ -149,7 +149,7 @@ pub async fn get_by_id(
     sqlx::query_as!(
         StoreRow,
         r#"select id, org_id, name, vendor, version, instance_size, volume_size_gb, cloud, region, node_count, tags,
-                deletion_protection, status as "status: StoreStatus", admin_user, database_name, revision, vpc_id,
+                deletion_protection, status as "status: StoreStatus", admin_user, database_name, revision, vpc_id as "vpc_id: VpcId",
                 created_at, updated_at
          from stores where org_id = $1 and id = $2"#,
         org_id as OrgId,
@@ -172,7 +172,7 @@ pub async fn list(ex: impl PgExecutor<'_>, ctx: &Ctx, f: &ListFilter<'_>) -> sql
     sqlx::query_as!(
         StoreRow,
         r#"select id, org_id, name, vendor, version, instance_size, volume_size_gb, cloud, region, node_count, tags,
-                deletion_protection, status as "status: StoreStatus", admin_user, database_name, revision, vpc_id,
+                deletion_protection, status as "status: StoreStatus", admin_user, database_name, revision, vpc_id as "vpc_id: VpcId",
                 created_at, updated_at
          from stores
          where org_id = $1 and status <> 'deleted'

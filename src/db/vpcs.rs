@@ -3,11 +3,11 @@ use sqlx::{PgConnection, PgExecutor, Postgres, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::domain::{Ctx, NodeId, OrgId, PeeringStatus, StoreId, UserId, VpcStatus};
+use crate::domain::{Ctx, NodeId, OrgId, PeeringStatus, StoreId, UserId, VpcId, VpcStatus};
 
 #[derive(Debug, Clone)]
 pub struct VpcRow {
-    pub id: Uuid,
+    pub id: VpcId,
     pub org_id: OrgId,
     pub name: String,
     pub cloud: String,
@@ -19,7 +19,7 @@ pub struct VpcRow {
 }
 
 pub struct NewVpc<'a> {
-    pub id: Uuid,
+    pub id: VpcId,
     pub name: &'a str,
     pub cloud: &'a str,
     pub region: &'a str,
@@ -43,7 +43,7 @@ pub async fn insert(ex: impl PgExecutor<'_>, ctx: &Ctx, v: NewVpc<'_>) -> sqlx::
     sqlx::query!(
         "insert into vpcs (id, org_id, name, cloud, region, cidr, status, created_at, updated_at)
          values ($1, $2, $3, $4, $5, $6, 'creating', $7, $7)",
-        v.id,
+        v.id as VpcId,
         ctx.org_id as OrgId,
         v.name,
         v.cloud,
@@ -57,13 +57,13 @@ pub async fn insert(ex: impl PgExecutor<'_>, ctx: &Ctx, v: NewVpc<'_>) -> sqlx::
 }
 
 /// A VPC of the context's organization that is not deleted.
-pub async fn get(ex: impl PgExecutor<'_>, ctx: &Ctx, id: Uuid) -> sqlx::Result<Option<VpcRow>> {
+pub async fn get(ex: impl PgExecutor<'_>, ctx: &Ctx, id: VpcId) -> sqlx::Result<Option<VpcRow>> {
     sqlx::query_as!(
         VpcRow,
         r#"select id, org_id, name, cloud, region, cidr as "cidr: IpNet", status as "status: VpcStatus", created_at, updated_at
            from vpcs where org_id = $1 and id = $2 and status <> 'deleted'"#,
         ctx.org_id as OrgId,
-        id
+        id as VpcId
     )
     .fetch_optional(ex)
     .await
@@ -73,27 +73,27 @@ pub async fn get(ex: impl PgExecutor<'_>, ctx: &Ctx, id: Uuid) -> sqlx::Result<O
 pub async fn get_for_update(
     tx: &mut Transaction<'_, Postgres>,
     ctx: &Ctx,
-    id: Uuid,
+    id: VpcId,
 ) -> sqlx::Result<Option<VpcRow>> {
     sqlx::query_as!(
         VpcRow,
         r#"select id, org_id, name, cloud, region, cidr as "cidr: IpNet", status as "status: VpcStatus", created_at, updated_at
            from vpcs where org_id = $1 and id = $2 and status <> 'deleted' for update"#,
         ctx.org_id as OrgId,
-        id
+        id as VpcId
     )
     .fetch_optional(&mut **tx)
     .await
 }
 
 /// For the jobs, which act for an organization they read from their rows; deleted ones too.
-pub async fn get_by_id(ex: impl PgExecutor<'_>, org_id: OrgId, id: Uuid) -> sqlx::Result<Option<VpcRow>> {
+pub async fn get_by_id(ex: impl PgExecutor<'_>, org_id: OrgId, id: VpcId) -> sqlx::Result<Option<VpcRow>> {
     sqlx::query_as!(
         VpcRow,
         r#"select id, org_id, name, cloud, region, cidr as "cidr: IpNet", status as "status: VpcStatus", created_at, updated_at
            from vpcs where org_id = $1 and id = $2"#,
         org_id as OrgId,
-        id
+        id as VpcId
     )
     .fetch_optional(ex)
     .await
@@ -125,7 +125,7 @@ pub async fn all_live(ex: impl PgExecutor<'_>) -> sqlx::Result<Vec<VpcRow>> {
 pub async fn set_status(
     ex: impl PgExecutor<'_>,
     org_id: OrgId,
-    id: Uuid,
+    id: VpcId,
     status: VpcStatus,
     now: OffsetDateTime,
 ) -> sqlx::Result<()> {
@@ -134,7 +134,7 @@ pub async fn set_status(
                 deleted_at = case when $3 = 'deleted' then $4 else deleted_at end
          where org_id = $1 and id = $2",
         org_id as OrgId,
-        id,
+        id as VpcId,
         status.as_str(),
         now
     )
@@ -147,12 +147,12 @@ pub async fn set_status(
 pub async fn stores_in(
     ex: impl PgExecutor<'_>,
     ctx: &Ctx,
-    vpc_id: Uuid,
+    vpc_id: VpcId,
 ) -> sqlx::Result<Vec<(Uuid, String)>> {
     let rows = sqlx::query!(
         "select id, name from stores where org_id = $1 and vpc_id = $2 and status <> 'deleted' order by name",
         ctx.org_id as OrgId,
-        vpc_id
+        vpc_id as VpcId
     )
     .fetch_all(ex)
     .await?;
@@ -164,13 +164,13 @@ pub async fn place_store(
     ex: impl PgExecutor<'_>,
     ctx: &Ctx,
     store_id: StoreId,
-    vpc_id: Uuid,
+    vpc_id: VpcId,
 ) -> sqlx::Result<()> {
     sqlx::query!(
         "update stores set vpc_id = $3 where org_id = $1 and id = $2",
         ctx.org_id as OrgId,
         store_id as StoreId,
-        vpc_id
+        vpc_id as VpcId
     )
     .execute(ex)
     .await?;
@@ -181,12 +181,12 @@ pub async fn place_store(
 pub async fn used_addresses(
     ex: impl PgExecutor<'_>,
     org_id: OrgId,
-    vpc_id: Uuid,
+    vpc_id: VpcId,
 ) -> sqlx::Result<Vec<String>> {
     sqlx::query_scalar!(
         "select host from store_nodes where org_id = $1 and vpc_id = $2",
         org_id as OrgId,
-        vpc_id
+        vpc_id as VpcId
     )
     .fetch_all(ex)
     .await
@@ -197,14 +197,14 @@ pub async fn place_node(
     ex: impl PgExecutor<'_>,
     org_id: OrgId,
     node_id: NodeId,
-    vpc_id: Uuid,
+    vpc_id: VpcId,
     host: &str,
 ) -> sqlx::Result<()> {
     sqlx::query!(
         "update store_nodes set vpc_id = $3, host = $4 where org_id = $1 and id = $2",
         org_id as OrgId,
         node_id as NodeId,
-        vpc_id,
+        vpc_id as VpcId,
         host
     )
     .execute(ex)
@@ -217,7 +217,7 @@ pub async fn place_node(
 pub async fn default_sources(
     ex: impl PgExecutor<'_>,
     org_id: OrgId,
-    vpc_id: Uuid,
+    vpc_id: VpcId,
 ) -> sqlx::Result<Vec<IpNet>> {
     sqlx::query_scalar!(
         r#"select v.cidr as "cidr!: IpNet" from vpcs v where v.org_id = $1 and v.id = $2
@@ -229,7 +229,7 @@ pub async fn default_sources(
              and ((p.org_id = $1 and p.vpc_id = $2) or (p.peer_org_id = $1 and p.peer_vpc_id = $2))
            order by 1"#,
         org_id as OrgId,
-        vpc_id
+        vpc_id as VpcId
     )
     .fetch_all(ex)
     .await
@@ -238,12 +238,12 @@ pub async fn default_sources(
 /// `(org_id, store_id, node_id)` of every node of the private stores in these VPCs.
 pub async fn nodes_in(
     ex: impl PgExecutor<'_>,
-    vpc_ids: &[Uuid],
+    vpc_ids: &[VpcId],
 ) -> sqlx::Result<Vec<(OrgId, StoreId, NodeId)>> {
     let rows = sqlx::query!(
         "select n.org_id, n.store_id, n.id from store_nodes n join stores s on s.id = n.store_id
          where s.vpc_id = any($1) and s.status <> 'deleted' order by n.store_id, n.id",
-        vpc_ids
+        vpc_ids as &[VpcId]
     )
     .fetch_all(ex)
     .await?;
@@ -255,10 +255,10 @@ pub struct PeeringRow {
     pub id: Uuid,
     /// The side that asked.
     pub org_id: OrgId,
-    pub vpc_id: Uuid,
+    pub vpc_id: VpcId,
     /// The side asked, as the requester named it.
     pub peer_org_id: OrgId,
-    pub peer_vpc_id: Uuid,
+    pub peer_vpc_id: VpcId,
     pub status: PeeringStatus,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
@@ -273,9 +273,9 @@ impl PeeringRow {
 
 pub struct NewPeering {
     pub id: Uuid,
-    pub vpc_id: Uuid,
+    pub vpc_id: VpcId,
     pub peer_org_id: OrgId,
-    pub peer_vpc_id: Uuid,
+    pub peer_vpc_id: VpcId,
     pub status: PeeringStatus,
     pub created_by: UserId,
     pub now: OffsetDateTime,
@@ -287,9 +287,9 @@ pub async fn insert_peering(ex: impl PgExecutor<'_>, ctx: &Ctx, p: NewPeering) -
          values ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
         p.id,
         ctx.org_id as OrgId,
-        p.vpc_id,
+        p.vpc_id as VpcId,
         p.peer_org_id as OrgId,
-        p.peer_vpc_id,
+        p.peer_vpc_id as VpcId,
         p.status.as_str(),
         p.created_by as UserId,
         p.now
@@ -301,7 +301,7 @@ pub async fn insert_peering(ex: impl PgExecutor<'_>, ctx: &Ctx, p: NewPeering) -
 
 /// The peerings of one of the organization's VPCs, on either side, that are not deleted. (The
 /// caller has checked that the VPC is the organization's.)
-pub async fn peerings_of(ex: impl PgExecutor<'_>, ctx: &Ctx, vpc_id: Uuid) -> sqlx::Result<Vec<PeeringRow>> {
+pub async fn peerings_of(ex: impl PgExecutor<'_>, ctx: &Ctx, vpc_id: VpcId) -> sqlx::Result<Vec<PeeringRow>> {
     sqlx::query_as!(
         PeeringRow,
         r#"select id, org_id, vpc_id, peer_org_id, peer_vpc_id, status as "status: PeeringStatus", created_at,
@@ -310,7 +310,7 @@ pub async fn peerings_of(ex: impl PgExecutor<'_>, ctx: &Ctx, vpc_id: Uuid) -> sq
          where ((org_id = $1 and vpc_id = $2) or (peer_org_id = $1 and peer_vpc_id = $2)) and status <> 'deleted'
          order by created_at, id"#,
         ctx.org_id as OrgId,
-        vpc_id
+        vpc_id as VpcId
     )
     .fetch_all(ex)
     .await
@@ -320,7 +320,7 @@ pub async fn peerings_of(ex: impl PgExecutor<'_>, ctx: &Ctx, vpc_id: Uuid) -> sq
 pub async fn peering(
     ex: impl PgExecutor<'_>,
     ctx: &Ctx,
-    vpc_id: Uuid,
+    vpc_id: VpcId,
     id: Uuid,
 ) -> sqlx::Result<Option<PeeringRow>> {
     sqlx::query_as!(
@@ -331,7 +331,7 @@ pub async fn peering(
          where ((org_id = $1 and vpc_id = $2) or (peer_org_id = $1 and peer_vpc_id = $2))
            and id = $3 and status <> 'deleted'"#,
         ctx.org_id as OrgId,
-        vpc_id,
+        vpc_id as VpcId,
         id
     )
     .fetch_optional(ex)
@@ -342,7 +342,7 @@ pub async fn peering(
 pub async fn peering_for_update(
     tx: &mut Transaction<'_, Postgres>,
     ctx: &Ctx,
-    vpc_id: Uuid,
+    vpc_id: VpcId,
     id: Uuid,
 ) -> sqlx::Result<Option<PeeringRow>> {
     sqlx::query_as!(
@@ -354,7 +354,7 @@ pub async fn peering_for_update(
            and id = $3 and status <> 'deleted'
          for update"#,
         ctx.org_id as OrgId,
-        vpc_id,
+        vpc_id as VpcId,
         id
     )
     .fetch_optional(&mut **tx)
@@ -422,8 +422,8 @@ pub async fn set_peering_status(
 /// two requests locking the same pair cannot deadlock). One not found is missing from the answer.
 pub async fn lock_pair(
     tx: &mut Transaction<'_, Postgres>,
-    (org_a, vpc_a): (OrgId, Uuid),
-    (org_b, vpc_b): (OrgId, Uuid),
+    (org_a, vpc_a): (OrgId, VpcId),
+    (org_b, vpc_b): (OrgId, VpcId),
 ) -> sqlx::Result<Vec<VpcRow>> {
     sqlx::query_as!(
         VpcRow,
@@ -431,9 +431,9 @@ pub async fn lock_pair(
            from vpcs where ((org_id = $1 and id = $2) or (org_id = $3 and id = $4)) and status <> 'deleted'
            order by id for update"#,
         org_a as OrgId,
-        vpc_a,
+        vpc_a as VpcId,
         org_b as OrgId,
-        vpc_b
+        vpc_b as VpcId
     )
     .fetch_all(&mut **tx)
     .await

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use uuid::Uuid;
 
-use crate::domain::{BackupId, NodeId};
+use crate::domain::{BackupId, NodeId, VpcId};
 
 /// The longest one step may take before it counts as failed.
 const STEP_TIMEOUT: Duration = Duration::from_secs(600);
@@ -123,13 +123,13 @@ pub enum Step {
     /// it) is deleted and made again. The reconcile at start leaves a known VPC's namespace to
     /// its job and removes those no VPC knows. After: the VPC is `available`; the retry finds
     /// the network whole.
-    CreateNetwork(Uuid),
+    CreateNetwork(VpcId),
     /// `remove_network:<vpc id>`. Before: the VPC is `deleting` and holds no store or peering.
     /// In: `ip netns del`, which unmounts the namespace (its links, and the far ends of its veth
     /// pairs, go with it) and then unlinks its file: a crash between the two leaves a file that
     /// is no namespace, which the reconcile at start passes over and the retry deletes. After:
     /// the VPC is `deleted`; the retry finds no namespace and marks it so again.
-    RemoveNetwork(Uuid),
+    RemoveNetwork(VpcId),
     /// `connect_peering:<peering id>`. Before: the peering is `provisioning` and both VPCs'
     /// networks exist. In: one veth pair made whole by one `ip link add`, an end in each
     /// namespace (one end found without the other is removed and the pair made again), then each
@@ -193,11 +193,8 @@ impl Step {
             | Step::RestoreNode(id)
             | Step::ForkPrimary(id) => Some(id.into_uuid()),
             Step::TakeBackup(id) => Some(id.into_uuid()),
-            Step::CreateNetwork(id)
-            | Step::RemoveNetwork(id)
-            | Step::ConnectPeering(id)
-            | Step::ApplyPeeringAccess(id)
-            | Step::DisconnectPeering(id) => Some(id),
+            Step::CreateNetwork(id) | Step::RemoveNetwork(id) => Some(id.into_uuid()),
+            Step::ConnectPeering(id) | Step::ApplyPeeringAccess(id) | Step::DisconnectPeering(id) => Some(id),
             Step::DeleteBackups | Step::FinishAvailable | Step::FinishDeleted | Step::Noop => None,
         }
     }
@@ -228,8 +225,8 @@ impl Step {
             FINISH_AVAILABLE => bare(Step::FinishAvailable),
             FINISH_DELETED => bare(Step::FinishDeleted),
             NOOP => bare(Step::Noop),
-            CREATE_NETWORK => on(Step::CreateNetwork),
-            REMOVE_NETWORK => on(Step::RemoveNetwork),
+            CREATE_NETWORK => on(|id| Step::CreateNetwork(id.into())),
+            REMOVE_NETWORK => on(|id| Step::RemoveNetwork(id.into())),
             CONNECT_PEERING => on(Step::ConnectPeering),
             APPLY_PEERING_ACCESS => on(Step::ApplyPeeringAccess),
             DISCONNECT_PEERING => on(Step::DisconnectPeering),
@@ -330,8 +327,8 @@ mod tests {
             Step::FinishAvailable,
             Step::FinishDeleted,
             Step::Noop,
-            Step::CreateNetwork(id),
-            Step::RemoveNetwork(id),
+            Step::CreateNetwork(id.into()),
+            Step::RemoveNetwork(id.into()),
             Step::ConnectPeering(id),
             Step::ApplyPeeringAccess(id),
             Step::DisconnectPeering(id),

@@ -8,7 +8,7 @@ mod plane;
 pub mod sizing;
 pub mod sql;
 
-use crate::domain::{NodeId, StoreId};
+use crate::domain::{NodeId, StoreId, VpcId};
 use std::fmt::Debug;
 
 use std::net::Ipv4Addr;
@@ -66,7 +66,7 @@ pub struct NodeSpec {
 /// A VPC's network, as a driver makes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NetworkSpec {
-    pub vpc_id: Uuid,
+    pub vpc_id: VpcId,
     pub cidr: Ipv4Net,
 }
 
@@ -294,7 +294,7 @@ pub trait Provisioner: Send + Sync + Debug + 'static {
     async fn create_network(&self, network: &NetworkSpec) -> anyhow::Result<()>;
 
     /// Removes the network with whatever is attached to it (peering links). Idempotent.
-    async fn remove_network(&self, vpc_id: Uuid) -> anyhow::Result<()>;
+    async fn remove_network(&self, vpc_id: VpcId) -> anyhow::Result<()>;
 
     /// Joins two existing networks, each block routed to the other. Idempotent.
     async fn create_peering(&self, peering: &PeeringSpec) -> anyhow::Result<()>;
@@ -304,5 +304,5 @@ pub trait Provisioner: Send + Sync + Debug + 'static {
 
     /// Removes the networks and peering links this Berth made that are not in the lists (left by
     /// a crash, or by a VPC the tables no longer know); returns what it removed, for the log.
-    async fn retain_networks(&self, vpcs: &[Uuid], peerings: &[Uuid]) -> anyhow::Result<Vec<String>>;
+    async fn retain_networks(&self, vpcs: &[VpcId], peerings: &[Uuid]) -> anyhow::Result<Vec<String>>;
 }

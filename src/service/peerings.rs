@@ -13,13 +13,13 @@ use crate::audit::{Event, RequestMeta};
 use crate::db;
 use crate::db::jobs::JobRow;
 use crate::db::vpcs::{PeeringRow, VpcRow};
-use crate::domain::{Ctx, Error, OrgId, PeeringStatus, Result, VpcStatus, on_constraint};
+use crate::domain::{Ctx, Error, OrgId, PeeringStatus, Result, VpcId, VpcStatus, on_constraint};
 use crate::jobs::{Step, kinds};
 use crate::service::jobs::{Enqueue, enqueue};
 use crate::service::vpcs::{describe, ipv4};
 
 /// A VPC a peering names that is not there: the tables disagree with themselves.
-pub fn missing(id: Uuid) -> Error {
+pub fn missing(id: VpcId) -> Error {
     anyhow::anyhow!("VPC {id} of a peering is missing").into()
 }
 
@@ -72,7 +72,7 @@ pub fn available(v: &VpcRow) -> Result<()> {
 }
 
 /// The side that answers a request from another organization: the peer VPC's.
-pub fn answering(ctx: &Ctx, vpc_id: Uuid, p: &PeeringRow) -> Result<()> {
+pub fn answering(ctx: &Ctx, vpc_id: VpcId, p: &PeeringRow) -> Result<()> {
     if !(p.needs_acceptance() && p.peer_org_id == ctx.org_id && p.peer_vpc_id == vpc_id) {
         return Err(Error::Forbidden {
             code: "not_the_peer",
@@ -158,18 +158,18 @@ pub async fn seen(db: &sqlx::PgPool, ctx: &Ctx, p: PeeringRow) -> Result<Peering
 }
 
 /// The context's VPC `vpc_id`, or 404.
-async fn vpc_of(ex: impl PgExecutor<'_>, ctx: &Ctx, vpc_id: Uuid) -> Result<VpcRow> {
+async fn vpc_of(ex: impl PgExecutor<'_>, ctx: &Ctx, vpc_id: VpcId) -> Result<VpcRow> {
     db::vpcs::get(ex, ctx, vpc_id).await?.ok_or(Error::NotFound("VPC"))
 }
 
 /// The peering `id` of the context's VPC `vpc_id`, as the context sees it.
-async fn reread(state: &AppState, ctx: &Ctx, vpc_id: Uuid, id: Uuid) -> Result<Peering> {
+async fn reread(state: &AppState, ctx: &Ctx, vpc_id: VpcId, id: Uuid) -> Result<Peering> {
     let row = db::vpcs::peering(&state.db, ctx, vpc_id, id).await?.ok_or(Error::NotFound("peering"))?;
     seen(&state.db, ctx, row).await
 }
 
 /// The peerings of a VPC, on either side: those it asked for and those asked of it.
-pub async fn list(state: &AppState, ctx: &Ctx, vpc_id: Uuid) -> Result<Vec<Peering>> {
+pub async fn list(state: &AppState, ctx: &Ctx, vpc_id: VpcId) -> Result<Vec<Peering>> {
     vpc_of(&state.db, ctx, vpc_id).await?;
     let mut items = vec![];
     for p in db::vpcs::peerings_of(&state.db, ctx, vpc_id).await? {
@@ -179,7 +179,7 @@ pub async fn list(state: &AppState, ctx: &Ctx, vpc_id: Uuid) -> Result<Vec<Peeri
 }
 
 /// One peering of the VPC, seen from either side.
-pub async fn get(state: &AppState, ctx: &Ctx, vpc_id: Uuid, id: Uuid) -> Result<Peering> {
+pub async fn get(state: &AppState, ctx: &Ctx, vpc_id: VpcId, id: Uuid) -> Result<Peering> {
     vpc_of(&state.db, ctx, vpc_id).await?;
     reread(state, ctx, vpc_id, id).await
 }
@@ -192,12 +192,12 @@ pub async fn create(
     meta: &RequestMeta,
     ctx: &Ctx,
     actor: &str,
-    vpc_id: Uuid,
+    vpc_id: VpcId,
     cmd: &CreatePeering,
 ) -> Result<(Peering, Option<JobRow>)> {
     let org_id = ctx.org_id;
     let peer_org = cmd.peer_org_id.map_or(org_id, OrgId::from);
-    let peer_vpc = cmd.peer_vpc_id;
+    let peer_vpc = VpcId::from(cmd.peer_vpc_id);
     if peer_vpc == vpc_id {
         return Err(Error::field("peer_vpc_id", "a VPC cannot be peered with itself"));
     }
@@ -266,7 +266,7 @@ pub async fn create(
 async fn locked(
     state: &AppState,
     ctx: &Ctx,
-    vpc_id: Uuid,
+    vpc_id: VpcId,
     id: Uuid,
 ) -> Result<(Transaction<'static, Postgres>, PeeringRow)> {
     let mut tx = state.db.begin().await?;
@@ -283,7 +283,7 @@ pub async fn accept(
     meta: &RequestMeta,
     ctx: &Ctx,
     actor: &str,
-    vpc_id: Uuid,
+    vpc_id: VpcId,
     id: Uuid,
 ) -> Result<(Peering, JobRow)> {
     let (mut tx, p) = locked(state, ctx, vpc_id, id).await?;
@@ -317,7 +317,7 @@ pub async fn reject(
     meta: &RequestMeta,
     ctx: &Ctx,
     actor: &str,
-    vpc_id: Uuid,
+    vpc_id: VpcId,
     id: Uuid,
 ) -> Result<Peering> {
     let (mut tx, p) = locked(state, ctx, vpc_id, id).await?;
@@ -342,7 +342,7 @@ pub async fn delete(
     meta: &RequestMeta,
     ctx: &Ctx,
     actor: &str,
-    vpc_id: Uuid,
+    vpc_id: VpcId,
     id: Uuid,
 ) -> Result<Option<JobRow>> {
     let (mut tx, p) = locked(state, ctx, vpc_id, id).await?;
@@ -378,7 +378,7 @@ mod tests {
 
     fn vpc(cloud: &str, region: &str, cidr: &str) -> VpcRow {
         VpcRow {
-            id: Uuid::now_v7(),
+            id: VpcId::new(),
             org_id: OrgId(Uuid::nil()),
             name: "v".into(),
             cloud: cloud.into(),
@@ -390,11 +390,11 @@ mod tests {
         }
     }
 
-    fn peering(status: PeeringStatus, asked_by: OrgId, peer_org: OrgId, peer_vpc: Uuid) -> PeeringRow {
+    fn peering(status: PeeringStatus, asked_by: OrgId, peer_org: OrgId, peer_vpc: VpcId) -> PeeringRow {
         PeeringRow {
             id: Uuid::now_v7(),
             org_id: asked_by,
-            vpc_id: Uuid::now_v7(),
+            vpc_id: VpcId::new(),
             peer_org_id: peer_org,
             peer_vpc_id: peer_vpc,
             status,
@@ -420,7 +420,7 @@ mod tests {
 
     #[test]
     fn only_the_peer_answers_and_deleting_follows_the_status() {
-        let (us, them, their_vpc) = (OrgId::new(), OrgId::new(), Uuid::now_v7());
+        let (us, them, their_vpc) = (OrgId::new(), OrgId::new(), VpcId::new());
         let asked = peering(PeeringStatus::PendingAcceptance, us, them, their_vpc);
         let ctx = |org_id| Ctx {
             user_id: crate::domain::UserId(Uuid::nil()),
@@ -444,7 +444,7 @@ mod tests {
 
     #[test]
     fn the_asking_side_sees_the_peer_only_once_it_is_accepted() {
-        let (us, them, their_vpc) = (OrgId::new(), OrgId::new(), Uuid::now_v7());
+        let (us, them, their_vpc) = (OrgId::new(), OrgId::new(), VpcId::new());
         let ctx = |org_id| Ctx {
             user_id: crate::domain::UserId(Uuid::nil()),
             org_id,

@@ -20,7 +20,7 @@ use uuid::Uuid;
 use crate::app::AppState;
 use crate::audit::RequestMeta;
 use crate::db::vpcs::VpcRow;
-use crate::domain::{OrgId, PeeringStatus, Scope, VpcStatus};
+use crate::domain::{OrgId, PeeringStatus, Scope, VpcId, VpcStatus};
 use crate::error::{ApiResult, Problem};
 use crate::http::extract::{ActiveUser, AppJson, AppPath};
 use crate::http::respond::{Accepted, Created};
@@ -57,7 +57,7 @@ pub struct VpcView {
 impl From<VpcRow> for VpcView {
     fn from(v: VpcRow) -> Self {
         Self {
-            id: v.id,
+            id: v.id.into(),
             name: v.name,
             cloud: v.cloud,
             region: v.region,
@@ -80,11 +80,11 @@ pub struct VpcAccepted {
     pub job: JobView,
 }
 
-fn vpc_location(org_id: OrgId, id: Uuid) -> String {
+fn vpc_location(org_id: OrgId, id: VpcId) -> String {
     format!("/api/v1/orgs/{org_id}/vpcs/{id}")
 }
 
-fn peering_location(org_id: OrgId, vpc_id: Uuid, id: Uuid) -> String {
+fn peering_location(org_id: OrgId, vpc_id: VpcId, id: Uuid) -> String {
     format!("/api/v1/orgs/{org_id}/vpcs/{vpc_id}/peerings/{id}")
 }
 
@@ -149,7 +149,7 @@ async fn create_vpc(
 async fn get_vpc(
     State(state): State<AppState>,
     user: ActiveUser,
-    AppPath((org_id, vpc_id)): AppPath<(OrgId, Uuid)>,
+    AppPath((org_id, vpc_id)): AppPath<(OrgId, VpcId)>,
 ) -> ApiResult<AppJson<VpcView>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::VpcsRead)?;
@@ -172,7 +172,7 @@ async fn delete_vpc(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath((org_id, vpc_id)): AppPath<(OrgId, Uuid)>,
+    AppPath((org_id, vpc_id)): AppPath<(OrgId, VpcId)>,
 ) -> ApiResult<Accepted<JobView>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::VpcsWrite)?;
@@ -227,10 +227,10 @@ impl From<Peering> for PeeringView {
             id: p.id,
             cross_org: p.needs_acceptance(),
             status: p.status,
-            vpc_id: p.vpc_id,
+            vpc_id: p.vpc_id.into(),
             org_id: p.org_id.into(),
             cidr_ipv4_block: cidr.to_string(),
-            peer_vpc_id: p.peer_vpc_id,
+            peer_vpc_id: p.peer_vpc_id.into(),
             peer_org_id: p.peer_org_id.into(),
             peer_cidr_ipv4_block: peer_cidr.map(|c| c.to_string()),
             created_at: p.created_at,
@@ -252,7 +252,7 @@ impl From<Peering> for PeeringView {
 async fn list_peerings(
     State(state): State<AppState>,
     user: ActiveUser,
-    AppPath((org_id, vpc_id)): AppPath<(OrgId, Uuid)>,
+    AppPath((org_id, vpc_id)): AppPath<(OrgId, VpcId)>,
 ) -> ApiResult<AppJson<PeeringList>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::VpcsRead)?;
@@ -281,7 +281,7 @@ async fn create_peering(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath((org_id, vpc_id)): AppPath<(OrgId, Uuid)>,
+    AppPath((org_id, vpc_id)): AppPath<(OrgId, VpcId)>,
     AppJson(body): AppJson<CreatePeering>,
 ) -> ApiResult<Response> {
     let ctx = user.in_org(org_id)?;
@@ -311,7 +311,7 @@ async fn create_peering(
 async fn get_peering(
     State(state): State<AppState>,
     user: ActiveUser,
-    AppPath((org_id, vpc_id, peering_id)): AppPath<(OrgId, Uuid, Uuid)>,
+    AppPath((org_id, vpc_id, peering_id)): AppPath<(OrgId, VpcId, Uuid)>,
 ) -> ApiResult<AppJson<PeeringView>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::VpcsRead)?;
@@ -336,7 +336,7 @@ async fn accept_peering(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath((org_id, vpc_id, peering_id)): AppPath<(OrgId, Uuid, Uuid)>,
+    AppPath((org_id, vpc_id, peering_id)): AppPath<(OrgId, VpcId, Uuid)>,
 ) -> ApiResult<Accepted<PeeringAccepted>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::VpcsWrite)?;
@@ -364,7 +364,7 @@ async fn reject_peering(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath((org_id, vpc_id, peering_id)): AppPath<(OrgId, Uuid, Uuid)>,
+    AppPath((org_id, vpc_id, peering_id)): AppPath<(OrgId, VpcId, Uuid)>,
 ) -> ApiResult<AppJson<PeeringView>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::VpcsWrite)?;
@@ -390,7 +390,7 @@ async fn delete_peering(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath((org_id, vpc_id, peering_id)): AppPath<(OrgId, Uuid, Uuid)>,
+    AppPath((org_id, vpc_id, peering_id)): AppPath<(OrgId, VpcId, Uuid)>,
 ) -> ApiResult<Response> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::VpcsWrite)?;

@@ -11,7 +11,7 @@ pub mod quarantine;
 pub mod users;
 pub mod volume;
 
-use crate::domain::{NodeId, StoreId};
+use crate::domain::{NodeId, StoreId, VpcId};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -563,7 +563,7 @@ impl Provisioner for LocalDriver {
         self.net()?.create_network(network).await
     }
 
-    async fn remove_network(&self, vpc_id: Uuid) -> anyhow::Result<()> {
+    async fn remove_network(&self, vpc_id: VpcId) -> anyhow::Result<()> {
         self.net()?.remove_network(vpc_id).await
     }
 
@@ -575,7 +575,7 @@ impl Provisioner for LocalDriver {
         self.net()?.remove_peering(peering).await
     }
 
-    async fn retain_networks(&self, vpcs: &[Uuid], peerings: &[Uuid]) -> anyhow::Result<Vec<String>> {
+    async fn retain_networks(&self, vpcs: &[VpcId], peerings: &[Uuid]) -> anyhow::Result<Vec<String>> {
         match &self.net {
             Ok(net) => net.retain(vpcs, peerings).await,
             // No networks can have been made here.

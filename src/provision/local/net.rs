@@ -13,7 +13,7 @@ use anyhow::{Context, bail};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::domain::gateway;
+use crate::domain::{VpcId, gateway};
 use crate::pg::Netns;
 use crate::provision::{NetworkSpec, NodeNetwork, PeeringSpec};
 
@@ -47,12 +47,12 @@ pub fn tag_for(root: &Path) -> String {
 }
 
 /// The namespace that the Berth whose data folder is `root` makes for a VPC.
-pub fn netns_name(root: &Path, vpc_id: Uuid) -> String {
+pub fn netns_name(root: &Path, vpc_id: VpcId) -> String {
     name(&tag_for(root), vpc_id)
 }
 
-fn name(tag: &str, vpc_id: Uuid) -> String {
-    format!("{PREFIX}{tag}-{}", vpc_id.simple())
+fn name(tag: &str, vpc_id: VpcId) -> String {
+    format!("{PREFIX}{tag}-{}", vpc_id.0.simple())
 }
 
 fn find_tool(name: &str) -> Option<PathBuf> {
@@ -97,12 +97,12 @@ impl Net {
     }
 
     /// The namespace of a VPC.
-    pub fn netns_name(&self, vpc_id: Uuid) -> String {
+    pub fn netns_name(&self, vpc_id: VpcId) -> String {
         name(&self.tag, vpc_id)
     }
 
     /// How a server enters the VPC's network.
-    pub fn netns(&self, vpc_id: Uuid) -> Netns {
+    pub fn netns(&self, vpc_id: VpcId) -> Netns {
         Netns { nsenter: self.nsenter.clone(), path: Path::new(NETNS_DIR).join(self.netns_name(vpc_id)) }
     }
 
@@ -176,7 +176,7 @@ impl Net {
         Ok(())
     }
 
-    pub async fn remove_network(&self, vpc_id: Uuid) -> anyhow::Result<()> {
+    pub async fn remove_network(&self, vpc_id: VpcId) -> anyhow::Result<()> {
         let ns = self.netns_name(vpc_id);
         if self.exists(&ns) {
             // Its links go with it, and a veth's other end with them.
@@ -256,14 +256,14 @@ impl Net {
         Ok(())
     }
 
-    pub async fn retain(&self, vpcs: &[Uuid], peerings: &[Uuid]) -> anyhow::Result<Vec<String>> {
+    pub async fn retain(&self, vpcs: &[VpcId], peerings: &[Uuid]) -> anyhow::Result<Vec<String>> {
         let keep_links: HashSet<String> = peerings.iter().map(|p| Self::link_name(*p)).collect();
         let ours = format!("{PREFIX}{}-", self.tag);
         let mut removed = vec![];
         for ns in self.namespaces().await? {
             let Some(rest) = ns.strip_prefix(PREFIX) else { continue };
             if let Some(id) = ns.strip_prefix(&ours) {
-                let known = id.parse::<Uuid>().is_ok_and(|id| vpcs.contains(&id));
+                let known = id.parse::<VpcId>().is_ok_and(|id| vpcs.contains(&id));
                 if !known && self.holds_processes(&ns).await? {
                     // A server still runs in it (one set aside in quarantine is stopped first).
                     tracing::error!(%ns, "a network namespace no VPC knows still holds processes: left as it is");

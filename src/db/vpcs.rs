@@ -3,7 +3,7 @@ use sqlx::{PgConnection, PgExecutor, Postgres, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::domain::{Ctx, NodeId, OrgId, PeeringStatus, StoreId, UserId, VpcId, VpcStatus};
+use crate::domain::{Ctx, NodeId, OrgId, PeeringId, PeeringStatus, StoreId, UserId, VpcId, VpcStatus};
 
 #[derive(Debug, Clone)]
 pub struct VpcRow {
@@ -252,7 +252,7 @@ pub async fn nodes_in(
 
 #[derive(Debug, Clone)]
 pub struct PeeringRow {
-    pub id: Uuid,
+    pub id: PeeringId,
     /// The side that asked.
     pub org_id: OrgId,
     pub vpc_id: VpcId,
@@ -272,7 +272,7 @@ impl PeeringRow {
 }
 
 pub struct NewPeering {
-    pub id: Uuid,
+    pub id: PeeringId,
     pub vpc_id: VpcId,
     pub peer_org_id: OrgId,
     pub peer_vpc_id: VpcId,
@@ -285,7 +285,7 @@ pub async fn insert_peering(ex: impl PgExecutor<'_>, ctx: &Ctx, p: NewPeering) -
     sqlx::query!(
         "insert into vpc_peerings (id, org_id, vpc_id, peer_org_id, peer_vpc_id, status, created_by, created_at, updated_at)
          values ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
-        p.id,
+        p.id as PeeringId,
         ctx.org_id as OrgId,
         p.vpc_id as VpcId,
         p.peer_org_id as OrgId,
@@ -321,7 +321,7 @@ pub async fn peering(
     ex: impl PgExecutor<'_>,
     ctx: &Ctx,
     vpc_id: VpcId,
-    id: Uuid,
+    id: PeeringId,
 ) -> sqlx::Result<Option<PeeringRow>> {
     sqlx::query_as!(
         PeeringRow,
@@ -332,7 +332,7 @@ pub async fn peering(
            and id = $3 and status <> 'deleted'"#,
         ctx.org_id as OrgId,
         vpc_id as VpcId,
-        id
+        id as PeeringId
     )
     .fetch_optional(ex)
     .await
@@ -343,7 +343,7 @@ pub async fn peering_for_update(
     tx: &mut Transaction<'_, Postgres>,
     ctx: &Ctx,
     vpc_id: VpcId,
-    id: Uuid,
+    id: PeeringId,
 ) -> sqlx::Result<Option<PeeringRow>> {
     sqlx::query_as!(
         PeeringRow,
@@ -355,7 +355,7 @@ pub async fn peering_for_update(
          for update"#,
         ctx.org_id as OrgId,
         vpc_id as VpcId,
-        id
+        id as PeeringId
     )
     .fetch_optional(&mut **tx)
     .await
@@ -365,7 +365,7 @@ pub async fn peering_for_update(
 pub async fn peering_by_id(
     ex: impl PgExecutor<'_>,
     org_id: OrgId,
-    id: Uuid,
+    id: PeeringId,
 ) -> sqlx::Result<Option<PeeringRow>> {
     sqlx::query_as!(
         PeeringRow,
@@ -373,7 +373,7 @@ pub async fn peering_by_id(
                 updated_at
          from vpc_peerings where id = $2 and (org_id = $1 or peer_org_id = $1)"#,
         org_id as OrgId,
-        id
+        id as PeeringId
     )
     .fetch_optional(ex)
     .await
@@ -400,7 +400,7 @@ pub async fn all_peerings(
 pub async fn set_peering_status(
     ex: impl PgExecutor<'_>,
     org_id: OrgId,
-    id: Uuid,
+    id: PeeringId,
     status: PeeringStatus,
     now: OffsetDateTime,
 ) -> sqlx::Result<()> {
@@ -409,7 +409,7 @@ pub async fn set_peering_status(
                 deleted_at = case when $3 = 'deleted' then $4 else deleted_at end
          where id = $2 and (org_id = $1 or peer_org_id = $1)",
         org_id as OrgId,
-        id,
+        id as PeeringId,
         status.as_str(),
         now
     )

@@ -11,7 +11,7 @@ use super::{JobEnv, Step};
 use crate::db;
 use crate::db::jobs::JobRow;
 use crate::db::vpcs::{PeeringRow, VpcRow};
-use crate::domain::{OrgId, PeeringStatus, VpcId, VpcStatus};
+use crate::domain::{OrgId, PeeringId, PeeringStatus, VpcId, VpcStatus};
 use crate::provision::{NetworkSpec, NodeNetwork, PeeringSpec};
 
 fn ipv4(net: IpNet) -> anyhow::Result<Ipv4Net> {
@@ -60,7 +60,7 @@ pub async fn remove_network(env: &JobEnv, job: &JobRow, vpc_id: VpcId) -> anyhow
 }
 
 /// [`Step::ConnectPeering`](super::Step::ConnectPeering).
-pub async fn connect_peering(env: &JobEnv, job: &JobRow, id: Uuid) -> anyhow::Result<()> {
+pub async fn connect_peering(env: &JobEnv, job: &JobRow, id: PeeringId) -> anyhow::Result<()> {
     let p = peering(env, job, id).await?;
     env.plane.driver.create_peering(&peering_spec(&env.db, &p).await?).await?;
     // Active before the firewalls are brought up to date (the next step), so that a node
@@ -70,7 +70,7 @@ pub async fn connect_peering(env: &JobEnv, job: &JobRow, id: Uuid) -> anyhow::Re
 }
 
 /// [`Step::ApplyPeeringAccess`](super::Step::ApplyPeeringAccess).
-pub async fn apply_peering_access(env: &JobEnv, job: &JobRow, id: Uuid) -> anyhow::Result<()> {
+pub async fn apply_peering_access(env: &JobEnv, job: &JobRow, id: PeeringId) -> anyhow::Result<()> {
     let now = env.clock.now();
     let p = peering(env, job, id).await?;
     let touched = db::vpcs::nodes_in(&env.db, &[p.vpc_id, p.peer_vpc_id]).await?;
@@ -83,14 +83,14 @@ pub async fn apply_peering_access(env: &JobEnv, job: &JobRow, id: Uuid) -> anyho
 }
 
 /// [`Step::DisconnectPeering`](super::Step::DisconnectPeering).
-pub async fn disconnect_peering(env: &JobEnv, job: &JobRow, id: Uuid) -> anyhow::Result<()> {
+pub async fn disconnect_peering(env: &JobEnv, job: &JobRow, id: PeeringId) -> anyhow::Result<()> {
     let p = peering(env, job, id).await?;
     env.plane.driver.remove_peering(&peering_spec(&env.db, &p).await?).await?;
     db::vpcs::set_peering_status(&env.db, job.org_id, id, PeeringStatus::Deleted, env.clock.now()).await?;
     Ok(())
 }
 
-async fn peering(env: &JobEnv, job: &JobRow, id: Uuid) -> anyhow::Result<PeeringRow> {
+async fn peering(env: &JobEnv, job: &JobRow, id: PeeringId) -> anyhow::Result<PeeringRow> {
     db::vpcs::peering_by_id(&env.db, job.org_id, id).await?.context("the peering is gone")
 }
 
@@ -110,7 +110,8 @@ pub async fn fail_vpc(env: &JobEnv, job: &JobRow) -> anyhow::Result<()> {
 /// A peering's job that failed for good leaves the peering `failed`, like [`fail_vpc`].
 pub async fn fail_peering(env: &JobEnv, job: &JobRow) -> anyhow::Result<()> {
     let Some(id) = target(job) else { return Ok(()) };
-    db::vpcs::set_peering_status(&env.db, job.org_id, id, PeeringStatus::Failed, env.clock.now()).await?;
+    db::vpcs::set_peering_status(&env.db, job.org_id, id.into(), PeeringStatus::Failed, env.clock.now())
+        .await?;
     Ok(())
 }
 
@@ -124,7 +125,7 @@ pub async fn at_start(env: &JobEnv) -> anyhow::Result<()> {
     let linked: Vec<PeeringStatus> = PeeringStatus::ALL.iter().copied().filter(|s| s.is_linked()).collect();
     let peerings = db::vpcs::all_peerings(&env.db, &linked).await?;
     let vpc_ids: Vec<VpcId> = vpcs.iter().map(|v| v.id).collect();
-    let peering_ids: Vec<Uuid> = peerings.iter().map(|p| p.id).collect();
+    let peering_ids: Vec<PeeringId> = peerings.iter().map(|p| p.id).collect();
     for what in driver.retain_networks(&vpc_ids, &peering_ids).await? {
         tracing::warn!(%what, "removed a network no VPC or peering knows");
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use uuid::Uuid;
 
-use crate::domain::{BackupId, NodeId, VpcId};
+use crate::domain::{BackupId, NodeId, PeeringId, VpcId};
 
 /// The longest one step may take before it counts as failed.
 const STEP_TIMEOUT: Duration = Duration::from_secs(600);
@@ -137,18 +137,18 @@ pub enum Step {
     /// the retry completes; the reconcile at start keeps the link of a `provisioning` peering.
     /// After: the peering is `active`; the retry finds the pair and replaces its routes with the
     /// same.
-    ConnectPeering(Uuid),
+    ConnectPeering(PeeringId),
     /// `apply_peering_access:<peering id>`. Every node of both VPCs gets its `pg_hba.conf`
     /// rewritten from the tables (a private store without firewall rules admits the blocks of
     /// its VPC's `active` peerings, not of a `deleting` one) and reloaded, one node after
     /// another: a crash leaves some nodes with their former rules, which the retry rewrites;
     /// after it, the retry writes the same again.
-    ApplyPeeringAccess(Uuid),
+    ApplyPeeringAccess(PeeringId),
     /// `disconnect_peering:<peering id>`. Before: the peering is `deleting`, its access already
     /// withdrawn by [`Step::ApplyPeeringAccess`], its link in place (the reconcile at start
     /// keeps it for the job). In: deleting one end removes the pair and its routes at once.
     /// After: the peering is `deleted`; the retry finds no link and marks it so again.
-    DisconnectPeering(Uuid),
+    DisconnectPeering(PeeringId),
 }
 
 impl Step {
@@ -194,7 +194,9 @@ impl Step {
             | Step::ForkPrimary(id) => Some(id.into_uuid()),
             Step::TakeBackup(id) => Some(id.into_uuid()),
             Step::CreateNetwork(id) | Step::RemoveNetwork(id) => Some(id.into_uuid()),
-            Step::ConnectPeering(id) | Step::ApplyPeeringAccess(id) | Step::DisconnectPeering(id) => Some(id),
+            Step::ConnectPeering(id) | Step::ApplyPeeringAccess(id) | Step::DisconnectPeering(id) => {
+                Some(id.into_uuid())
+            }
             Step::DeleteBackups | Step::FinishAvailable | Step::FinishDeleted | Step::Noop => None,
         }
     }
@@ -227,9 +229,9 @@ impl Step {
             NOOP => bare(Step::Noop),
             CREATE_NETWORK => on(|id| Step::CreateNetwork(id.into())),
             REMOVE_NETWORK => on(|id| Step::RemoveNetwork(id.into())),
-            CONNECT_PEERING => on(Step::ConnectPeering),
-            APPLY_PEERING_ACCESS => on(Step::ApplyPeeringAccess),
-            DISCONNECT_PEERING => on(Step::DisconnectPeering),
+            CONNECT_PEERING => on(|id| Step::ConnectPeering(id.into())),
+            APPLY_PEERING_ACCESS => on(|id| Step::ApplyPeeringAccess(id.into())),
+            DISCONNECT_PEERING => on(|id| Step::DisconnectPeering(id.into())),
             other => bail!("unknown step {other}"),
         }
     }
@@ -329,9 +331,9 @@ mod tests {
             Step::Noop,
             Step::CreateNetwork(id.into()),
             Step::RemoveNetwork(id.into()),
-            Step::ConnectPeering(id),
-            Step::ApplyPeeringAccess(id),
-            Step::DisconnectPeering(id),
+            Step::ConnectPeering(id.into()),
+            Step::ApplyPeeringAccess(id.into()),
+            Step::DisconnectPeering(id.into()),
         ]
     }
 

@@ -8,7 +8,7 @@ mod plane;
 pub mod sizing;
 pub mod sql;
 
-use crate::domain::{NodeId, StoreId, VpcId};
+use crate::domain::{NodeId, PeeringId, StoreId, VpcId};
 use std::fmt::Debug;
 
 use std::net::Ipv4Addr;
@@ -16,7 +16,6 @@ use std::net::Ipv4Addr;
 use async_trait::async_trait;
 use ipnet::Ipv4Net;
 use secrecy::SecretString;
-use uuid::Uuid;
 
 pub use self::plane::DataPlane;
 
@@ -81,7 +80,7 @@ pub struct NodeNetwork {
 /// Two networks joined so that each block routes to the other.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PeeringSpec {
-    pub peering_id: Uuid,
+    pub peering_id: PeeringId,
     pub a: NetworkSpec,
     pub b: NetworkSpec,
 }
@@ -304,5 +303,5 @@ pub trait Provisioner: Send + Sync + Debug + 'static {
 
     /// Removes the networks and peering links this Berth made that are not in the lists (left by
     /// a crash, or by a VPC the tables no longer know); returns what it removed, for the log.
-    async fn retain_networks(&self, vpcs: &[VpcId], peerings: &[Uuid]) -> anyhow::Result<Vec<String>>;
+    async fn retain_networks(&self, vpcs: &[VpcId], peerings: &[PeeringId]) -> anyhow::Result<Vec<String>>;
 }

@@ -13,7 +13,7 @@ use crate::audit::{Event, RequestMeta};
 use crate::db;
 use crate::db::jobs::JobRow;
 use crate::db::vpcs::{PeeringRow, VpcRow};
-use crate::domain::{Ctx, Error, OrgId, PeeringStatus, Result, VpcId, VpcStatus, on_constraint};
+use crate::domain::{Ctx, Error, OrgId, PeeringId, PeeringStatus, Result, VpcId, VpcStatus, on_constraint};
 use crate::jobs::{Step, kinds};
 use crate::service::jobs::{Enqueue, enqueue};
 use crate::service::vpcs::{describe, ipv4};
@@ -89,12 +89,12 @@ pub fn answering(ctx: &Ctx, vpc_id: VpcId, p: &PeeringRow) -> Result<()> {
 }
 
 /// The steps that connect a peering's networks and open its access.
-pub fn connect_steps(id: Uuid) -> Vec<Step> {
+pub fn connect_steps(id: PeeringId) -> Vec<Step> {
     vec![Step::ConnectPeering(id), Step::ApplyPeeringAccess(id)]
 }
 
 /// The steps that close a peering's access and then take its link apart.
-pub fn disconnect_steps(id: Uuid) -> Vec<Step> {
+pub fn disconnect_steps(id: PeeringId) -> Vec<Step> {
     vec![Step::ApplyPeeringAccess(id), Step::DisconnectPeering(id)]
 }
 
@@ -163,7 +163,7 @@ async fn vpc_of(ex: impl PgExecutor<'_>, ctx: &Ctx, vpc_id: VpcId) -> Result<Vpc
 }
 
 /// The peering `id` of the context's VPC `vpc_id`, as the context sees it.
-async fn reread(state: &AppState, ctx: &Ctx, vpc_id: VpcId, id: Uuid) -> Result<Peering> {
+async fn reread(state: &AppState, ctx: &Ctx, vpc_id: VpcId, id: PeeringId) -> Result<Peering> {
     let row = db::vpcs::peering(&state.db, ctx, vpc_id, id).await?.ok_or(Error::NotFound("peering"))?;
     seen(&state.db, ctx, row).await
 }
@@ -179,7 +179,7 @@ pub async fn list(state: &AppState, ctx: &Ctx, vpc_id: VpcId) -> Result<Vec<Peer
 }
 
 /// One peering of the VPC, seen from either side.
-pub async fn get(state: &AppState, ctx: &Ctx, vpc_id: VpcId, id: Uuid) -> Result<Peering> {
+pub async fn get(state: &AppState, ctx: &Ctx, vpc_id: VpcId, id: PeeringId) -> Result<Peering> {
     vpc_of(&state.db, ctx, vpc_id).await?;
     reread(state, ctx, vpc_id, id).await
 }
@@ -223,7 +223,7 @@ pub async fn create(
         available(peer)?;
         joinable(mine, peer)?;
     }
-    let id = Uuid::now_v7();
+    let id = PeeringId::new();
     let status = if cross_org { PeeringStatus::PendingAcceptance } else { PeeringStatus::Provisioning };
     let new = db::vpcs::NewPeering {
         id,
@@ -267,7 +267,7 @@ async fn locked(
     state: &AppState,
     ctx: &Ctx,
     vpc_id: VpcId,
-    id: Uuid,
+    id: PeeringId,
 ) -> Result<(Transaction<'static, Postgres>, PeeringRow)> {
     let mut tx = state.db.begin().await?;
     vpc_of(&mut *tx, ctx, vpc_id).await?;
@@ -284,7 +284,7 @@ pub async fn accept(
     ctx: &Ctx,
     actor: &str,
     vpc_id: VpcId,
-    id: Uuid,
+    id: PeeringId,
 ) -> Result<(Peering, JobRow)> {
     let (mut tx, p) = locked(state, ctx, vpc_id, id).await?;
     answering(ctx, vpc_id, &p)?;
@@ -318,7 +318,7 @@ pub async fn reject(
     ctx: &Ctx,
     actor: &str,
     vpc_id: VpcId,
-    id: Uuid,
+    id: PeeringId,
 ) -> Result<Peering> {
     let (mut tx, p) = locked(state, ctx, vpc_id, id).await?;
     answering(ctx, vpc_id, &p)?;
@@ -343,7 +343,7 @@ pub async fn delete(
     ctx: &Ctx,
     actor: &str,
     vpc_id: VpcId,
-    id: Uuid,
+    id: PeeringId,
 ) -> Result<Option<JobRow>> {
     let (mut tx, p) = locked(state, ctx, vpc_id, id).await?;
     let now = state.clock.now();
@@ -392,7 +392,7 @@ mod tests {
 
     fn peering(status: PeeringStatus, asked_by: OrgId, peer_org: OrgId, peer_vpc: VpcId) -> PeeringRow {
         PeeringRow {
-            id: Uuid::now_v7(),
+            id: PeeringId::new(),
             org_id: asked_by,
             vpc_id: VpcId::new(),
             peer_org_id: peer_org,
@@ -462,7 +462,7 @@ mod tests {
 
     #[test]
     fn access_opens_after_the_link_and_closes_before_it_goes() {
-        let id = Uuid::now_v7();
+        let id = PeeringId::new();
         assert_eq!(connect_steps(id), vec![Step::ConnectPeering(id), Step::ApplyPeeringAccess(id)]);
         assert_eq!(disconnect_steps(id), vec![Step::ApplyPeeringAccess(id), Step::DisconnectPeering(id)]);
     }

@@ -20,7 +20,7 @@ use uuid::Uuid;
 use crate::app::AppState;
 use crate::audit::RequestMeta;
 use crate::db::vpcs::VpcRow;
-use crate::domain::{OrgId, PeeringStatus, Scope, VpcId, VpcStatus};
+use crate::domain::{OrgId, PeeringId, PeeringStatus, Scope, VpcId, VpcStatus};
 use crate::error::{ApiResult, Problem};
 use crate::http::extract::{ActiveUser, AppJson, AppPath};
 use crate::http::respond::{Accepted, Created};
@@ -84,7 +84,7 @@ fn vpc_location(org_id: OrgId, id: VpcId) -> String {
     format!("/api/v1/orgs/{org_id}/vpcs/{id}")
 }
 
-fn peering_location(org_id: OrgId, vpc_id: VpcId, id: Uuid) -> String {
+fn peering_location(org_id: OrgId, vpc_id: VpcId, id: PeeringId) -> String {
     format!("/api/v1/orgs/{org_id}/vpcs/{vpc_id}/peerings/{id}")
 }
 
@@ -224,7 +224,7 @@ pub struct PeeringAccepted {
 impl From<Peering> for PeeringView {
     fn from(Peering { row: p, cidr, peer_cidr }: Peering) -> Self {
         Self {
-            id: p.id,
+            id: p.id.into(),
             cross_org: p.needs_acceptance(),
             status: p.status,
             vpc_id: p.vpc_id.into(),
@@ -311,7 +311,7 @@ async fn create_peering(
 async fn get_peering(
     State(state): State<AppState>,
     user: ActiveUser,
-    AppPath((org_id, vpc_id, peering_id)): AppPath<(OrgId, VpcId, Uuid)>,
+    AppPath((org_id, vpc_id, peering_id)): AppPath<(OrgId, VpcId, PeeringId)>,
 ) -> ApiResult<AppJson<PeeringView>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::VpcsRead)?;
@@ -336,7 +336,7 @@ async fn accept_peering(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath((org_id, vpc_id, peering_id)): AppPath<(OrgId, VpcId, Uuid)>,
+    AppPath((org_id, vpc_id, peering_id)): AppPath<(OrgId, VpcId, PeeringId)>,
 ) -> ApiResult<Accepted<PeeringAccepted>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::VpcsWrite)?;
@@ -364,7 +364,7 @@ async fn reject_peering(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath((org_id, vpc_id, peering_id)): AppPath<(OrgId, VpcId, Uuid)>,
+    AppPath((org_id, vpc_id, peering_id)): AppPath<(OrgId, VpcId, PeeringId)>,
 ) -> ApiResult<AppJson<PeeringView>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::VpcsWrite)?;
@@ -390,7 +390,7 @@ async fn delete_peering(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath((org_id, vpc_id, peering_id)): AppPath<(OrgId, VpcId, Uuid)>,
+    AppPath((org_id, vpc_id, peering_id)): AppPath<(OrgId, VpcId, PeeringId)>,
 ) -> ApiResult<Response> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::VpcsWrite)?;

@@ -11,7 +11,7 @@ pub mod quarantine;
 pub mod users;
 pub mod volume;
 
-use crate::domain::{NodeId, StoreId, VpcId};
+use crate::domain::{NodeId, PeeringId, StoreId, VpcId};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -21,7 +21,6 @@ use async_trait::async_trait;
 use secrecy::ExposeSecret;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, Executor, PgConnection};
-use uuid::Uuid;
 
 use self::config::{ensure_roles_and_database, hba_rules};
 use self::layout::{ignore_not_found, parse_uuid, remove_store_dir_if_empty};
@@ -575,7 +574,7 @@ impl Provisioner for LocalDriver {
         self.net()?.remove_peering(peering).await
     }
 
-    async fn retain_networks(&self, vpcs: &[VpcId], peerings: &[Uuid]) -> anyhow::Result<Vec<String>> {
+    async fn retain_networks(&self, vpcs: &[VpcId], peerings: &[PeeringId]) -> anyhow::Result<Vec<String>> {
         match &self.net {
             Ok(net) => net.retain(vpcs, peerings).await,
             // No networks can have been made here.

@@ -11,9 +11,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use sha2::{Digest, Sha256};
-use uuid::Uuid;
 
-use crate::domain::{VpcId, gateway};
+use crate::domain::{PeeringId, VpcId, gateway};
 use crate::pg::Netns;
 use crate::provision::{NetworkSpec, NodeNetwork, PeeringSpec};
 
@@ -209,8 +208,8 @@ impl Net {
     }
 
     /// The link of a peering, in both namespaces.
-    fn link_name(peering_id: Uuid) -> String {
-        let id = peering_id.simple().to_string();
+    fn link_name(peering_id: PeeringId) -> String {
+        let id = peering_id.0.simple().to_string();
         // The end of the id: in a v7 id the start is a timestamp, the end random.
         format!("{LINK_PREFIX}{}", &id[id.len() - 12..])
     }
@@ -256,7 +255,7 @@ impl Net {
         Ok(())
     }
 
-    pub async fn retain(&self, vpcs: &[VpcId], peerings: &[Uuid]) -> anyhow::Result<Vec<String>> {
+    pub async fn retain(&self, vpcs: &[VpcId], peerings: &[PeeringId]) -> anyhow::Result<Vec<String>> {
         let keep_links: HashSet<String> = peerings.iter().map(|p| Self::link_name(*p)).collect();
         let ours = format!("{PREFIX}{}-", self.tag);
         let mut removed = vec![];

@@ -426,7 +426,7 @@ pub async fn all_live_nodes(ex: impl PgExecutor<'_>) -> sqlx::Result<Vec<(OrgId,
 pub async fn count_by_status(
     ex: impl PgExecutor<'_>,
     org_ids: &[OrgId],
-) -> sqlx::Result<Vec<(Uuid, StoreStatus, i64)>> {
+) -> sqlx::Result<Vec<(OrgId, StoreStatus, i64)>> {
     let rows = sqlx::query!(
         r#"select org_id, status as "status: StoreStatus", count(*) as "n!" from stores
            where org_id = any($1) and status <> 'deleted' group by org_id, status order by org_id, status"#,
@@ -434,7 +434,7 @@ pub async fn count_by_status(
     )
     .fetch_all(ex)
     .await?;
-    Ok(rows.into_iter().map(|r| (r.org_id, r.status, r.n)).collect())
+    Ok(rows.into_iter().map(|r| (r.org_id.into(), r.status, r.n)).collect())
 }
 
 /// Makes the store's row agree with its nodes: the count, and the status

@@ -1,6 +1,5 @@
 use sqlx::PgExecutor;
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use crate::domain::{Email, OrgId, Principal, PrincipalOrg, Role, UserId};
 
@@ -80,8 +79,11 @@ pub async fn password_hash(ex: impl PgExecutor<'_>, user_id: UserId) -> sqlx::Re
         .await
 }
 
-pub async fn find_id_by_email(ex: impl PgExecutor<'_>, email: &Email) -> sqlx::Result<Option<Uuid>> {
-    sqlx::query_scalar!("select id from users where email = $1", email.as_str()).fetch_optional(ex).await
+pub async fn find_id_by_email(ex: impl PgExecutor<'_>, email: &Email) -> sqlx::Result<Option<UserId>> {
+    let id = sqlx::query_scalar!("select id from users where email = $1", email.as_str())
+        .fetch_optional(ex)
+        .await?;
+    Ok(id.map(UserId::from))
 }
 
 pub async fn any_exists(ex: impl PgExecutor<'_>) -> sqlx::Result<bool> {

@@ -1,7 +1,6 @@
 use ipnet::IpNet;
 use sqlx::{PgConnection, PgExecutor, Postgres, Transaction};
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use crate::domain::{Ctx, NodeId, OrgId, PeeringId, PeeringStatus, StoreId, UserId, VpcId, VpcStatus};
 
@@ -148,7 +147,7 @@ pub async fn stores_in(
     ex: impl PgExecutor<'_>,
     ctx: &Ctx,
     vpc_id: VpcId,
-) -> sqlx::Result<Vec<(Uuid, String)>> {
+) -> sqlx::Result<Vec<(StoreId, String)>> {
     let rows = sqlx::query!(
         "select id, name from stores where org_id = $1 and vpc_id = $2 and status <> 'deleted' order by name",
         ctx.org_id as OrgId,
@@ -156,7 +155,7 @@ pub async fn stores_in(
     )
     .fetch_all(ex)
     .await?;
-    Ok(rows.into_iter().map(|r| (r.id, r.name)).collect())
+    Ok(rows.into_iter().map(|r| (r.id.into(), r.name)).collect())
 }
 
 /// Places a store in a VPC: at creation, in the same transaction.

@@ -82,12 +82,6 @@ macro_rules! ids {
             }
         }
 
-        impl PartialEq<Uuid> for $name {
-            fn eq(&self, other: &Uuid) -> bool {
-                self.0 == *other
-            }
-        }
-
         /// The schema of a [`Uuid`]. A field of this type in a `ToSchema` derive still needs
         /// `#[schema(value_type = Uuid)]` to be inlined rather than referenced.
         impl utoipa::PartialSchema for $name {

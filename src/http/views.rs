@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::db::invitations::InvitationRow;
 use crate::db::jobs::JobRow;
-use crate::domain::{InvitationStatus, JobStatus, Principal, Role};
+use crate::domain::{InvitationStatus, JobId, JobStatus, OrgId, Principal, Role, StoreId, UserId};
 use crate::error::ApiResult;
 use crate::service::invitations::status_at;
 use crate::service::members::parse_role;
@@ -38,12 +38,14 @@ pub struct LogLine {
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct JobView {
-    pub id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub id: JobId,
     /// `create_store`, `delete_store`, `add_node`, `remove_node`, `restart_node`,
     /// `repair_store`, `resize_store`.
     pub kind: String,
     pub status: JobStatus,
-    pub store_id: Option<Uuid>,
+    #[schema(value_type = Option<Uuid>)]
+    pub store_id: Option<StoreId>,
     /// Steps done, as a percentage of all steps.
     pub progress: u8,
     pub steps: Vec<StepView>,
@@ -83,10 +85,10 @@ impl From<JobRow> for JobView {
             .collect();
         let progress = if j.status == JobStatus::Succeeded { 100 } else { (done * 100 / total) as u8 };
         Self {
-            id: j.id.into(),
+            id: j.id,
             kind: j.kind,
             status: j.status,
-            store_id: j.store_id.map(Into::into),
+            store_id: j.store_id,
             progress,
             steps,
             attempts: j.attempts,
@@ -115,7 +117,8 @@ impl From<OffsetDateTime> for Timestamp {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UserOrg {
-    pub id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub id: OrgId,
     pub name: String,
     pub role: Role,
 }
@@ -124,7 +127,8 @@ pub struct UserOrg {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserView {
-    pub id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub id: UserId,
     /// The login: the user's e-mail address.
     pub login: String,
     pub first_name: String,
@@ -143,7 +147,7 @@ pub struct UserView {
 impl From<Principal> for UserView {
     fn from(p: Principal) -> Self {
         Self {
-            id: p.user_id.into(),
+            id: p.user_id,
             login: p.email,
             first_name: p.first_name,
             last_name: p.last_name,
@@ -154,7 +158,7 @@ impl From<Principal> for UserView {
             organizations: p
                 .orgs
                 .into_iter()
-                .map(|o| UserOrg { id: o.id.into(), name: o.name, role: o.role })
+                .map(|o| UserOrg { id: o.id, name: o.name, role: o.role })
                 .collect(),
             additional_fields: Default::default(),
         }
@@ -164,7 +168,8 @@ impl From<Principal> for UserView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct InvitationView {
     pub id: Uuid,
-    pub org_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub org_id: OrgId,
     pub org_name: String,
     /// The address invited.
     pub email: String,
@@ -188,7 +193,7 @@ pub fn invitation_view(r: InvitationRow, now: OffsetDateTime) -> ApiResult<Invit
         status: status_at(&r.status, r.expires_at, now)?,
         role: parse_role(&r.role)?,
         id: r.id,
-        org_id: r.org_id.into(),
+        org_id: r.org_id,
         org_name: r.org_name,
         email: r.email,
         invited_by: r.invited_by,

@@ -6,7 +6,6 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use sqlx::{PgExecutor, Postgres, Transaction};
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::audit::{Event, RequestMeta};
@@ -125,9 +124,11 @@ pub fn deletion(p: &PeeringRow) -> Result<Deletion> {
 #[serde(deny_unknown_fields)]
 pub struct CreatePeering {
     /// The VPC to join, of the same cloud and region, with a block that does not overlap.
-    pub peer_vpc_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub peer_vpc_id: VpcId,
     /// The peer VPC's organization, when it is another one (which must accept). Omitted: this one.
-    pub peer_org_id: Option<Uuid>,
+    #[schema(value_type = Option<Uuid>)]
+    pub peer_org_id: Option<OrgId>,
 }
 
 /// A peering as one organization sees it: its own block, and the peer's once it may know it.
@@ -196,8 +197,8 @@ pub async fn create(
     cmd: &CreatePeering,
 ) -> Result<(Peering, Option<JobRow>)> {
     let org_id = ctx.org_id;
-    let peer_org = cmd.peer_org_id.map_or(org_id, OrgId::from);
-    let peer_vpc = VpcId::from(cmd.peer_vpc_id);
+    let peer_org = cmd.peer_org_id.unwrap_or(org_id);
+    let peer_vpc = cmd.peer_vpc_id;
     if peer_vpc == vpc_id {
         return Err(Error::field("peer_vpc_id", "a VPC cannot be peered with itself"));
     }
@@ -372,6 +373,7 @@ pub async fn delete(
 #[cfg(test)]
 mod tests {
     use time::OffsetDateTime;
+    use uuid::Uuid;
 
     use super::*;
     use crate::domain::{AuthMethod, Role};

@@ -10,13 +10,12 @@ use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::audit::RequestMeta;
 use crate::db::backup_schedules::ScheduleRow;
 use crate::db::backups::BackupRow;
-use crate::domain::{BackupId, BackupStatus, OrgId, Scope, StoreId};
+use crate::domain::{BackupId, BackupStatus, NodeId, OrgId, Scope, StoreId};
 use crate::error::{ApiResult, Problem};
 use crate::http::extract::{ActiveUser, AppJson, AppPath, AppQuery};
 use crate::http::page::PageRequest;
@@ -39,15 +38,18 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BackupView {
-    pub id: Uuid,
-    pub store_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub id: BackupId,
+    #[schema(value_type = Uuid)]
+    pub store_id: StoreId,
     /// `full`: a physical base backup (tar, gzip); `logical`: a `pg_dump` of every database.
     pub kind: String,
     /// `manual`, or `schedule` when the scheduler started it.
     pub trigger: String,
     pub status: BackupStatus,
     /// The node it was read from.
-    pub node_id: Option<Uuid>,
+    #[schema(value_type = Option<Uuid>)]
+    pub node_id: Option<NodeId>,
     pub size_bytes: Option<i64>,
     /// Hex SHA-256 of the archive.
     pub sha256: Option<String>,
@@ -64,12 +66,12 @@ pub struct BackupView {
 impl From<BackupRow> for BackupView {
     fn from(b: BackupRow) -> Self {
         Self {
-            id: b.id.into(),
-            store_id: b.store_id.into(),
+            id: b.id,
+            store_id: b.store_id,
             kind: b.kind,
             trigger: b.trigger,
             status: b.status,
-            node_id: b.node_id.map(Into::into),
+            node_id: b.node_id,
             size_bytes: b.size_bytes,
             sha256: b.sha256,
             start_lsn: b.start_lsn,

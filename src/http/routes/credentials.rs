@@ -1,7 +1,7 @@
 //! OAuth2 client credentials: created by a signed-in user in one organization, acting for that
 //! user there, limited to their scopes and to the user's current role.
 
-use crate::domain::OrgId;
+use crate::domain::{OrgId, UserId};
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Serialize;
@@ -9,7 +9,6 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::audit::RequestMeta;
@@ -30,7 +29,8 @@ pub struct CredentialView {
     pub client_id: String,
     pub description: String,
     pub scopes: Vec<String>,
-    pub created_by: Uuid,
+    #[schema(value_type = Uuid)]
+    pub created_by: UserId,
     pub created_by_email: String,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
@@ -48,7 +48,7 @@ impl From<CredentialRow> for CredentialView {
             client_id: r.client_id,
             description: r.description,
             scopes: r.scopes,
-            created_by: r.created_by.into(),
+            created_by: r.created_by,
             created_by_email: r.created_by_email,
             created_at: r.created_at,
             expires_at: r.expires_at,

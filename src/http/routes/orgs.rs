@@ -8,7 +8,6 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::audit::RequestMeta;
@@ -31,7 +30,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OrgView {
-    pub id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub id: OrgId,
     pub name: String,
     /// The caller's role in this organization.
     pub role: Role,
@@ -45,7 +45,7 @@ impl TryFrom<OrgRow> for OrgView {
     type Error = ApiError;
     fn try_from(r: OrgRow) -> ApiResult<Self> {
         Ok(Self {
-            id: r.id.into(),
+            id: r.id,
             name: r.name,
             role: parse_role(&r.role)?,
             created_at: r.created_at,
@@ -57,7 +57,7 @@ impl TryFrom<OrgRow> for OrgView {
 impl From<&PrincipalOrg> for OrgView {
     fn from(o: &PrincipalOrg) -> Self {
         Self {
-            id: o.id.into(),
+            id: o.id,
             name: o.name.clone(),
             role: o.role,
             created_at: o.created_at,
@@ -129,7 +129,8 @@ async fn get_org(user: ActiveUser, AppPath(org_id): AppPath<OrgId>) -> ApiResult
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MemberView {
-    pub user_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub user_id: UserId,
     pub email: String,
     pub first_name: String,
     pub last_name: String,
@@ -146,7 +147,7 @@ impl TryFrom<MemberRow> for MemberView {
     type Error = ApiError;
     fn try_from(r: MemberRow) -> ApiResult<Self> {
         Ok(Self {
-            user_id: r.user_id.into(),
+            user_id: r.user_id,
             email: r.email,
             first_name: r.first_name,
             last_name: r.last_name,

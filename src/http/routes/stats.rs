@@ -6,10 +6,9 @@ use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use uuid::Uuid;
 
 use crate::app::AppState;
-use crate::domain::{OrgId, Scope, StoreId};
+use crate::domain::{NodeId, OrgId, Scope, StoreId};
 use crate::error::{ApiResult, Problem};
 use crate::http::extract::{ActiveUser, AppJson, AppPath, AppQuery};
 use crate::service::stats::{self, SeriesRequest};
@@ -52,7 +51,8 @@ pub struct SeriesPoint {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct NodeSeries {
-    pub node_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub node_id: NodeId,
     pub points: Vec<SeriesPoint>,
 }
 
@@ -87,7 +87,7 @@ async fn series(
     let items = by_node
         .into_iter()
         .map(|(node_id, points)| NodeSeries {
-            node_id: node_id.into(),
+            node_id,
             points: points
                 .into_iter()
                 .map(|p| SeriesPoint { at: p.bucket, avg: p.avg, max: p.max })
@@ -99,7 +99,8 @@ async fn series(
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct NodeSummary {
-    pub node_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub node_id: NodeId,
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
     pub connections: i64,
@@ -140,7 +141,7 @@ async fn summary(
         .await?
         .into_iter()
         .map(|l| NodeSummary {
-            node_id: l.node_id.into(),
+            node_id: l.node_id,
             at: l.at,
             connections: l.connections,
             xact_commit: l.xact_commit,

@@ -11,7 +11,6 @@ use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::audit::RequestMeta;
@@ -40,7 +39,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct NodeView {
-    pub id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub id: NodeId,
     /// `primary` or `replica`.
     pub role: String,
     pub host: String,
@@ -80,7 +80,8 @@ pub struct Connection {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct StoreView {
-    pub id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub id: StoreId,
     pub name: String,
     pub vendor: String,
     pub version: String,
@@ -135,7 +136,7 @@ fn view(d: StoreDetail) -> StoreView {
         database: s.database_name.clone(),
     };
     StoreView {
-        id: s.id.into(),
+        id: s.id,
         name: s.name,
         vendor: s.vendor,
         version: s.version,
@@ -153,7 +154,7 @@ fn view(d: StoreDetail) -> StoreView {
             .into_iter()
             .map(|n| NodeView {
                 disk_full: n.disk_full(),
-                id: n.id.into(),
+                id: n.id,
                 role: n.role,
                 host: n.host,
                 port: n.port,

@@ -15,7 +15,6 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::audit::RequestMeta;
@@ -40,7 +39,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct VpcView {
-    pub id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub id: VpcId,
     pub name: String,
     pub cloud: String,
     pub region: String,
@@ -57,7 +57,7 @@ pub struct VpcView {
 impl From<VpcRow> for VpcView {
     fn from(v: VpcRow) -> Self {
         Self {
-            id: v.id.into(),
+            id: v.id,
             name: v.name,
             cloud: v.cloud,
             region: v.region,
@@ -185,18 +185,23 @@ async fn delete_vpc(
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PeeringView {
-    pub id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub id: PeeringId,
     /// Never `deleted` here. `pending_acceptance`: the peer's organization has yet to accept;
     /// delete a `failed` peering to clean it up.
     pub status: PeeringStatus,
     /// The VPC that asked, and its organization.
-    pub vpc_id: Uuid,
-    pub org_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub vpc_id: VpcId,
+    #[schema(value_type = Uuid)]
+    pub org_id: OrgId,
     #[schema(example = "10.62.0.0/24")]
     pub cidr_ipv4_block: String,
     /// The VPC asked, and its organization.
-    pub peer_vpc_id: Uuid,
-    pub peer_org_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub peer_vpc_id: VpcId,
+    #[schema(value_type = Uuid)]
+    pub peer_org_id: OrgId,
     /// Shown to the asking side once the peer's organization has accepted (or at once, in one
     /// organization); always to the peer's side.
     #[schema(example = "10.61.0.0/24")]
@@ -224,14 +229,14 @@ pub struct PeeringAccepted {
 impl From<Peering> for PeeringView {
     fn from(Peering { row: p, cidr, peer_cidr }: Peering) -> Self {
         Self {
-            id: p.id.into(),
+            id: p.id,
             cross_org: p.needs_acceptance(),
             status: p.status,
-            vpc_id: p.vpc_id.into(),
-            org_id: p.org_id.into(),
+            vpc_id: p.vpc_id,
+            org_id: p.org_id,
             cidr_ipv4_block: cidr.to_string(),
-            peer_vpc_id: p.peer_vpc_id.into(),
-            peer_org_id: p.peer_org_id.into(),
+            peer_vpc_id: p.peer_vpc_id,
+            peer_org_id: p.peer_org_id,
             peer_cidr_ipv4_block: peer_cidr.map(|c| c.to_string()),
             created_at: p.created_at,
             updated_at: p.updated_at,

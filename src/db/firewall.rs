@@ -1,13 +1,12 @@
 use ipnet::IpNet;
 use sqlx::PgExecutor;
 use time::OffsetDateTime;
-use uuid::Uuid;
 
-use crate::domain::{Ctx, OrgId, StoreId};
+use crate::domain::{Ctx, OrgId, RuleId, StoreId};
 
 #[derive(Debug, Clone)]
 pub struct RuleRow {
-    pub id: Uuid,
+    pub id: RuleId,
     pub store_id: StoreId,
     pub source: IpNet,
     pub description: String,
@@ -16,7 +15,7 @@ pub struct RuleRow {
 }
 
 pub struct NewRule<'a> {
-    pub id: Uuid,
+    pub id: RuleId,
     pub source: IpNet,
     pub description: &'a str,
     pub expires_at: Option<OffsetDateTime>,
@@ -73,7 +72,7 @@ pub async fn insert(
     sqlx::query!(
         "insert into firewall_rules (id, org_id, store_id, source, description, expires_at, created_at)
          values ($1, $2, $3, $4, $5, $6, $7)",
-        r.id,
+        r.id as RuleId,
         ctx.org_id as OrgId,
         store_id as StoreId,
         r.source as IpNet,
@@ -86,12 +85,12 @@ pub async fn insert(
     Ok(())
 }
 
-pub async fn delete(ex: impl PgExecutor<'_>, ctx: &Ctx, store_id: StoreId, id: Uuid) -> sqlx::Result<bool> {
+pub async fn delete(ex: impl PgExecutor<'_>, ctx: &Ctx, store_id: StoreId, id: RuleId) -> sqlx::Result<bool> {
     let done = sqlx::query!(
         "delete from firewall_rules where org_id = $1 and store_id = $2 and id = $3",
         ctx.org_id as OrgId,
         store_id as StoreId,
-        id
+        id as RuleId
     )
     .execute(ex)
     .await?;

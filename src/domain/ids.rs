@@ -115,6 +115,8 @@ ids! {
     VpcId;
     /// A VPC peering's id.
     PeeringId;
+    /// A firewall rule's id.
+    RuleId;
 }
 
 #[cfg(test)]

@@ -13,12 +13,11 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::audit::RequestMeta;
 use crate::db::firewall::RuleRow;
-use crate::domain::{OrgId, Scope, StoreId};
+use crate::domain::{OrgId, RuleId, Scope, StoreId};
 use crate::error::{ApiResult, Problem};
 use crate::http::extract::{ActiveUser, AppJson, AppPath};
 use crate::http::respond::Created;
@@ -30,7 +29,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RuleView {
-    pub id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub id: RuleId,
     /// Canonical CIDR.
     #[schema(example = "203.0.113.0/24")]
     pub source: String,
@@ -158,7 +158,7 @@ async fn delete_rule(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath((org_id, store_id, rule_id)): AppPath<(OrgId, StoreId, Uuid)>,
+    AppPath((org_id, store_id, rule_id)): AppPath<(OrgId, StoreId, RuleId)>,
 ) -> ApiResult<StatusCode> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::StoresWrite)?;

@@ -9,7 +9,6 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use super::{StoreDetail, tags_schema};
 use crate::app::AppState;
@@ -197,7 +196,7 @@ pub async fn create(
     } else {
         // Default deny, but a new store admits this host, as a rule the user sees and can remove.
         let this_host = db::firewall::NewRule {
-            id: Uuid::now_v7(),
+            id: crate::domain::RuleId::new(),
             source: "127.0.0.1/32".parse().expect("a network"),
             description: "this host (added when the store was created)",
             expires_at: None,

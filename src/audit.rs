@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::db::audit::{EventRow, append};
-use crate::domain::{AuthMethod, Ctx, OrgId, Principal, UserId};
+use crate::domain::{AuthMethod, CredentialId, Ctx, OrgId, Principal, UserId};
 
 /// Where a request came from, for the trail.
 #[derive(Debug, Clone, Default)]
@@ -75,7 +75,7 @@ impl Event {
     pub fn by(mut self, principal: &Principal, method: &AuthMethod) -> Self {
         self.row.actor_user_id = Some(principal.user_id.into());
         self.row.actor = Some(principal.email.clone());
-        self.row.credential_id = method.credential_id();
+        self.row.credential_id = method.credential_id().map(Into::into);
         self
     }
 
@@ -84,7 +84,7 @@ impl Event {
         self.row.org_id = Some(ctx.org_id);
         self.row.actor_user_id = Some(ctx.user_id.into());
         self.row.actor = Some(email.to_owned());
-        self.row.credential_id = ctx.method.credential_id();
+        self.row.credential_id = ctx.method.credential_id().map(Into::into);
         self
     }
 
@@ -99,8 +99,8 @@ impl Event {
         self
     }
 
-    pub fn credential(mut self, credential_id: Uuid) -> Self {
-        self.row.credential_id = Some(credential_id);
+    pub fn credential(mut self, credential_id: CredentialId) -> Self {
+        self.row.credential_id = Some(credential_id.into());
         self
     }
 

@@ -2,10 +2,10 @@ use sqlx::{PgExecutor, Postgres, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::domain::{Ctx, OrgId, UserId};
+use crate::domain::{CredentialId, Ctx, OrgId, UserId};
 
 pub struct CredentialRow {
-    pub id: Uuid,
+    pub id: CredentialId,
     pub client_id: String,
     pub description: String,
     pub scopes: Vec<String>,
@@ -18,7 +18,7 @@ pub struct CredentialRow {
 }
 
 pub struct NewCredential<'a> {
-    pub id: Uuid,
+    pub id: CredentialId,
     pub client_id: &'a str,
     pub secret_hash: &'a [u8],
     pub description: &'a str,
@@ -32,7 +32,7 @@ pub async fn insert(ex: impl PgExecutor<'_>, ctx: &Ctx, c: NewCredential<'_>) ->
     sqlx::query!(
         "insert into credentials (id, org_id, created_by, client_id, secret_hash, description, scopes, created_at, expires_at)
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        c.id,
+        c.id as CredentialId,
         ctx.org_id as OrgId,
         ctx.user_id as UserId,
         c.client_id,
@@ -128,7 +128,7 @@ pub async fn revoke_created_by(
 /// What the token endpoint needs to authenticate a client. Not tenant-scoped: the client id is
 /// what establishes the tenant.
 pub struct ClientAuth {
-    pub id: Uuid,
+    pub id: CredentialId,
     pub org_id: OrgId,
     pub created_by: UserId,
     pub secret_hash: Vec<u8>,

@@ -1,10 +1,9 @@
 use crate::domain::UserId;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use uuid::Uuid;
 
+use super::{CredentialId, OrgId, Role, Scope};
 use super::{Error, Result};
-use super::{OrgId, Role, Scope};
 
 /// How a request proved who it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,13 +11,13 @@ pub enum AuthMethod {
     Session,
     /// An OAuth2 access token of a client credential, limited to its scopes.
     Bearer {
-        credential_id: Uuid,
+        credential_id: CredentialId,
         scopes: Vec<Scope>,
     },
 }
 
 impl AuthMethod {
-    pub fn credential_id(&self) -> Option<Uuid> {
+    pub fn credential_id(&self) -> Option<CredentialId> {
         match self {
             Self::Session => None,
             Self::Bearer { credential_id, .. } => Some(*credential_id),

@@ -117,6 +117,8 @@ ids! {
     PeeringId;
     /// A firewall rule's id.
     RuleId;
+    /// An OAuth2 client credential's id.
+    CredentialId;
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use crate::auth::token::{self, TagKey};
 use crate::db;
 use crate::db::credentials::{ClientAuth, CredentialRow, NewCredential};
 use crate::db::tokens::{NewPair, Refresh};
-use crate::domain::{Ctx, Error, OrgId, Result, Role, Scope, UserId};
+use crate::domain::{CredentialId, Ctx, Error, OrgId, Result, Role, Scope, UserId};
 
 pub const ACCESS_TTL: Duration = Duration::HOUR;
 pub const REFRESH_TTL: Duration = Duration::days(30);
@@ -107,7 +107,7 @@ pub async fn create(
         &mut *tx,
         ctx,
         NewCredential {
-            id: Uuid::now_v7(),
+            id: CredentialId::new(),
             client_id: &client_id,
             secret_hash: &token::hash(&secret),
             description,
@@ -213,7 +213,7 @@ pub async fn authenticate(
     secret: &str,
 ) -> GrantResult<ClientAuth> {
     let now = state.clock.now();
-    let refuse = |reason: &str, org: Option<OrgId>, credential: Option<Uuid>| {
+    let refuse = |reason: &str, org: Option<OrgId>, credential: Option<CredentialId>| {
         let mut ev = Event::new("token.refused", meta)
             .claimed_actor(client_id)
             .outcome(Outcome::Denied)

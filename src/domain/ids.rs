@@ -119,6 +119,8 @@ ids! {
     RuleId;
     /// An OAuth2 client credential's id.
     CredentialId;
+    /// An invitation's id.
+    InvitationId;
 }
 
 #[cfg(test)]

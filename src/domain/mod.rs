@@ -17,7 +17,9 @@ pub use cidr::{Cidr, VpcBlock, gateway, node_addresses};
 pub use ctx::{AuthMethod, Ctx, Principal, PrincipalOrg};
 pub use email::Email;
 pub use error::{Error, FieldError, Result, on_constraint, on_duplicate};
-pub use ids::{BackupId, CredentialId, JobId, NodeId, OrgId, PeeringId, RuleId, StoreId, UserId, VpcId};
+pub use ids::{
+    BackupId, CredentialId, InvitationId, JobId, NodeId, OrgId, PeeringId, RuleId, StoreId, UserId, VpcId,
+};
 pub use invitation::InvitationStatus;
 pub use network::{NetworkType, StoreNetwork};
 pub use password::NewPassword;

@@ -4,11 +4,12 @@
 use serde::Serialize;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use crate::db::invitations::InvitationRow;
 use crate::db::jobs::JobRow;
-use crate::domain::{InvitationStatus, JobId, JobStatus, OrgId, Principal, Role, StoreId, UserId};
+use crate::domain::{
+    InvitationId, InvitationStatus, JobId, JobStatus, OrgId, Principal, Role, StoreId, UserId,
+};
 use crate::error::ApiResult;
 use crate::service::invitations::status_at;
 use crate::service::members::parse_role;
@@ -167,7 +168,8 @@ impl From<Principal> for UserView {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct InvitationView {
-    pub id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub id: InvitationId,
     #[schema(value_type = Uuid)]
     pub org_id: OrgId,
     pub org_name: String,

@@ -1,6 +1,5 @@
 use sqlx::{PgExecutor, Postgres, Transaction};
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use crate::domain::{Ctx, Email, OrgId, Role, UserId};
 
@@ -92,15 +91,16 @@ pub async fn member_by_email(
     ex: impl PgExecutor<'_>,
     ctx: &Ctx,
     email: &Email,
-) -> sqlx::Result<Option<Uuid>> {
-    sqlx::query_scalar!(
+) -> sqlx::Result<Option<UserId>> {
+    let id = sqlx::query_scalar!(
         "select m.user_id from memberships m join users u on u.id = m.user_id
          where m.org_id = $1 and u.email = $2",
         ctx.org_id as OrgId,
         email.as_str()
     )
     .fetch_optional(ex)
-    .await
+    .await?;
+    Ok(id.map(UserId::from))
 }
 
 pub async fn add_member(ex: impl PgExecutor<'_>, ctx: &Ctx, user_id: UserId, role: Role) -> sqlx::Result<()> {
@@ -117,13 +117,14 @@ pub async fn add_member(ex: impl PgExecutor<'_>, ctx: &Ctx, user_id: UserId, rol
 
 /// Locks the organization's memberships for the rest of the transaction and returns the owners,
 /// so that two concurrent changes cannot both remove "the other" owner.
-pub async fn lock_owners(tx: &mut Transaction<'_, Postgres>, ctx: &Ctx) -> sqlx::Result<Vec<Uuid>> {
-    sqlx::query_scalar!(
+pub async fn lock_owners(tx: &mut Transaction<'_, Postgres>, ctx: &Ctx) -> sqlx::Result<Vec<UserId>> {
+    let ids = sqlx::query_scalar!(
         "select user_id from memberships where org_id = $1 and role = 'owner' for update",
         ctx.org_id as OrgId
     )
     .fetch_all(&mut **tx)
-    .await
+    .await?;
+    Ok(ids.into_iter().map(UserId::from).collect())
 }
 
 pub async fn set_role(

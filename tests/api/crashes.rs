@@ -46,7 +46,7 @@ fn node_dir(app: &TestApp, store: Uuid, node: Uuid) -> PathBuf {
 }
 
 fn image(app: &TestApp, node: Uuid) -> PathBuf {
-    berth::provision::local::volume::image_for(&app.nodes_root, node)
+    berth::provision::local::volume::image_for(&app.nodes_root, node.into())
 }
 
 async fn spec(app: &TestApp, store: Uuid, node: Uuid) -> NodeSpec {

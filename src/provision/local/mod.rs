@@ -157,7 +157,7 @@ impl LocalDriver {
 
     fn volume(&self, store_id: StoreId, node_id: NodeId) -> Volume {
         Volume {
-            image: volume::image_for(&self.root, node_id.into()),
+            image: volume::image_for(&self.root, node_id),
             mount_point: self.node_dir(store_id, node_id),
         }
     }

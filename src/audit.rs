@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::db::audit::{EventRow, append};
-use crate::domain::{AuthMethod, Ctx, Principal};
+use crate::domain::{AuthMethod, CredentialId, Ctx, OrgId, Principal, UserId};
 
 /// Where a request came from, for the trail.
 #[derive(Debug, Clone, Default)]
@@ -66,25 +66,25 @@ impl Event {
         }
     }
 
-    pub fn org(mut self, org_id: Uuid) -> Self {
+    pub fn org(mut self, org_id: OrgId) -> Self {
         self.row.org_id = Some(org_id);
         self
     }
 
     /// The acting user (and credential, for a bearer token).
     pub fn by(mut self, principal: &Principal, method: &AuthMethod) -> Self {
-        self.row.actor_user_id = Some(principal.user_id);
+        self.row.actor_user_id = Some(principal.user_id.into());
         self.row.actor = Some(principal.email.clone());
-        self.row.credential_id = method.credential_id();
+        self.row.credential_id = method.credential_id().map(Into::into);
         self
     }
 
     /// The acting user of an org-scoped request, in that organization's chain.
     pub fn in_ctx(mut self, ctx: &Ctx, email: &str) -> Self {
         self.row.org_id = Some(ctx.org_id);
-        self.row.actor_user_id = Some(ctx.user_id);
+        self.row.actor_user_id = Some(ctx.user_id.into());
         self.row.actor = Some(email.to_owned());
-        self.row.credential_id = ctx.method.credential_id();
+        self.row.credential_id = ctx.method.credential_id().map(Into::into);
         self
     }
 
@@ -94,13 +94,13 @@ impl Event {
         self
     }
 
-    pub fn actor_user(mut self, user_id: Uuid) -> Self {
-        self.row.actor_user_id = Some(user_id);
+    pub fn actor_user(mut self, user_id: UserId) -> Self {
+        self.row.actor_user_id = Some(user_id.into());
         self
     }
 
-    pub fn credential(mut self, credential_id: Uuid) -> Self {
-        self.row.credential_id = Some(credential_id);
+    pub fn credential(mut self, credential_id: CredentialId) -> Self {
+        self.row.credential_id = Some(credential_id.into());
         self
     }
 
@@ -162,7 +162,7 @@ pub struct Refusals {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Bucket {
     minute: i64,
-    org_id: Option<Uuid>,
+    org_id: Option<OrgId>,
     actor_user_id: Option<Uuid>,
     actor: Option<String>,
     credential_id: Option<Uuid>,

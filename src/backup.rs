@@ -3,6 +3,7 @@
 //! committed under a key, read back as a local file, and archived WAL is spooled to a folder
 //! that the store keeps.
 
+use crate::domain::{BackupId, StoreId};
 use std::fmt::Debug;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -11,7 +12,6 @@ use anyhow::Context;
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
-use uuid::Uuid;
 
 /// One archived WAL segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,7 +32,7 @@ impl WalSegment {
 #[async_trait]
 pub trait BackupStore: Send + Sync + Debug + 'static {
     /// The key of a backup's archive.
-    fn key(&self, store_id: Uuid, backup_id: Uuid) -> String {
+    fn key(&self, store_id: StoreId, backup_id: BackupId) -> String {
         format!("{store_id}/{backup_id}.tar.gz")
     }
 
@@ -51,17 +51,17 @@ pub trait BackupStore: Send + Sync + Debug + 'static {
 
     /// The local folder a store's nodes archive their WAL to (`archive_command`), and that
     /// restores read it from (`restore_command`).
-    fn wal_dir(&self, store_id: Uuid) -> PathBuf;
+    fn wal_dir(&self, store_id: StoreId) -> PathBuf;
 
     /// The store's archived WAL segments, in WAL order.
-    async fn wal_segments(&self, store_id: Uuid) -> anyhow::Result<Vec<WalSegment>>;
+    async fn wal_segments(&self, store_id: StoreId) -> anyhow::Result<Vec<WalSegment>>;
 
     /// Removes the archived segments before the one holding `lsn` (no restore can need them
     /// once no backup starts earlier). Returns how many went.
-    async fn prune_wal(&self, store_id: Uuid, lsn: &str) -> anyhow::Result<usize>;
+    async fn prune_wal(&self, store_id: StoreId, lsn: &str) -> anyhow::Result<usize>;
 
     /// Removes everything kept for a store: its archives and its WAL.
-    async fn remove_store(&self, store_id: Uuid) -> anyhow::Result<()>;
+    async fn remove_store(&self, store_id: StoreId) -> anyhow::Result<()>;
 }
 
 /// Backups in a local folder (`BERTH_BACKUP_DIR`): `<store>/<backup>.tar.gz` and `<store>/wal/`.
@@ -85,7 +85,7 @@ impl LocalBackupStore {
         Ok(Self { root })
     }
 
-    fn store_dir(&self, store_id: Uuid) -> PathBuf {
+    fn store_dir(&self, store_id: StoreId) -> PathBuf {
         self.root.join(store_id.to_string())
     }
 
@@ -118,11 +118,11 @@ impl BackupStore for LocalBackupStore {
         }
     }
 
-    fn wal_dir(&self, store_id: Uuid) -> PathBuf {
+    fn wal_dir(&self, store_id: StoreId) -> PathBuf {
         self.store_dir(store_id).join("wal")
     }
 
-    async fn wal_segments(&self, store_id: Uuid) -> anyhow::Result<Vec<WalSegment>> {
+    async fn wal_segments(&self, store_id: StoreId) -> anyhow::Result<Vec<WalSegment>> {
         let dir = self.wal_dir(store_id);
         tokio::task::spawn_blocking(move || {
             let mut out = vec![];
@@ -145,7 +145,7 @@ impl BackupStore for LocalBackupStore {
         .await?
     }
 
-    async fn prune_wal(&self, store_id: Uuid, lsn: &str) -> anyhow::Result<usize> {
+    async fn prune_wal(&self, store_id: StoreId, lsn: &str) -> anyhow::Result<usize> {
         let keep_from = lsn_segment(lsn).with_context(|| format!("{lsn:?} is not an LSN"))?;
         let dir = self.wal_dir(store_id);
         let mut pruned = 0;
@@ -160,7 +160,7 @@ impl BackupStore for LocalBackupStore {
         Ok(pruned)
     }
 
-    async fn remove_store(&self, store_id: Uuid) -> anyhow::Result<()> {
+    async fn remove_store(&self, store_id: StoreId) -> anyhow::Result<()> {
         match tokio::fs::remove_dir_all(self.store_dir(store_id)).await {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
             _ => Ok(()),

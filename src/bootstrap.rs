@@ -3,7 +3,6 @@
 use rand::Rng;
 use rand::distributions::Alphanumeric;
 use secrecy::{ExposeSecret, SecretString};
-use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::db;
@@ -41,13 +40,13 @@ pub async fn ensure_first_owner(
     };
     let secret = password.into_secret();
     let hash = state.hasher.hash(secret.clone()).await?;
-    let user_id = Uuid::now_v7();
+    let user_id = crate::domain::UserId::new();
     db::users::insert(
         &mut *tx,
         db::users::NewUser { id: user_id, email: &email, password_hash: &hash, must_change_password: false },
     )
     .await?;
-    db::orgs::create(&mut tx, Uuid::now_v7(), org_name, user_id).await?;
+    db::orgs::create(&mut tx, crate::domain::OrgId::new(), org_name, user_id).await?;
     tx.commit().await?;
     Ok(FirstRun::Created {
         email: email.to_string(),

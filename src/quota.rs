@@ -8,8 +8,8 @@
 //! size is known only once taken, so a new backup is refused when the bytes already kept are at
 //! or over the limit, and a running one may take the organization past it.
 
+use crate::domain::OrgId;
 use sqlx::{PgConnection, PgExecutor};
-use uuid::Uuid;
 
 use crate::db;
 pub use crate::db::quotas::Usage;
@@ -73,7 +73,7 @@ impl Usage {
 }
 
 /// The organization's limits: the operator's defaults with its own overrides.
-pub async fn limits(ex: impl PgExecutor<'_>, defaults: &Quotas, org_id: Uuid) -> sqlx::Result<Quotas> {
+pub async fn limits(ex: impl PgExecutor<'_>, defaults: &Quotas, org_id: OrgId) -> sqlx::Result<Quotas> {
     Ok(defaults.with(db::quotas::overrides(ex, org_id).await?))
 }
 
@@ -83,7 +83,7 @@ pub async fn limits(ex: impl PgExecutor<'_>, defaults: &Quotas, org_id: Uuid) ->
 pub async fn reserve(
     tx: &mut PgConnection,
     defaults: &Quotas,
-    org_id: Uuid,
+    org_id: OrgId,
     wants: &[(Quota, i64)],
 ) -> domain::Result<()> {
     db::quotas::lock(&mut *tx, org_id).await?;
@@ -99,7 +99,7 @@ pub async fn reserve(
 pub async fn admit_backup(
     tx: &mut PgConnection,
     defaults: &Quotas,
-    org_id: Uuid,
+    org_id: OrgId,
 ) -> sqlx::Result<Result<(), QuotaExceeded>> {
     let limits = limits(&mut *tx, defaults, org_id).await?;
     let usage = db::quotas::usage(&mut *tx, org_id).await?;

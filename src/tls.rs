@@ -2,6 +2,7 @@
 //! serve, so that clients can verify a node with `sslmode=verify-full` and the organization's
 //! CA (and another organization's CA fails).
 
+use crate::domain::OrgId;
 use std::net::IpAddr;
 
 use anyhow::Context;
@@ -11,11 +12,10 @@ use rcgen::{
 };
 use secrecy::{ExposeSecret, SecretString};
 use time::{Duration, OffsetDateTime};
-use uuid::Uuid;
 
 /// The CA's identity, rebuilt the same way every time: what a signed certificate's issuer must
 /// match. Only the validity differs between the stored certificate and this.
-fn ca_params(org_id: Uuid) -> CertificateParams {
+fn ca_params(org_id: OrgId) -> CertificateParams {
     let mut params = CertificateParams::default();
     let mut dn = DistinguishedName::new();
     dn.push(DnType::OrganizationName, "Berth");
@@ -28,7 +28,7 @@ fn ca_params(org_id: Uuid) -> CertificateParams {
 }
 
 /// A new CA for the organization: (certificate PEM, private key PEM), valid ten years.
-pub fn new_ca(org_id: Uuid, now: OffsetDateTime) -> anyhow::Result<(String, SecretString)> {
+pub fn new_ca(org_id: OrgId, now: OffsetDateTime) -> anyhow::Result<(String, SecretString)> {
     let key = KeyPair::generate().context("generating a CA key")?;
     let mut params = ca_params(org_id);
     params.not_before = now - Duration::hours(1);
@@ -40,7 +40,7 @@ pub fn new_ca(org_id: Uuid, now: OffsetDateTime) -> anyhow::Result<(String, Secr
 /// A server certificate signed by the organization's CA for `hosts` (names and addresses),
 /// valid a year: (certificate chain PEM, private key PEM).
 pub fn issue_server_cert(
-    org_id: Uuid,
+    org_id: OrgId,
     ca_key_pem: &SecretString,
     hosts: &[&str],
     now: OffsetDateTime,
@@ -75,7 +75,7 @@ mod tests {
     fn a_node_certificate_chains_to_its_orgs_ca_only() {
         use rustls::client::danger::ServerCertVerifier;
         let now = OffsetDateTime::now_utc();
-        let org = Uuid::now_v7();
+        let org = OrgId::new();
         let (ca_pem, ca_key) = new_ca(org, now).unwrap();
         let (cert_pem, _) = issue_server_cert(org, &ca_key, &["localhost", "127.0.0.1"], now).unwrap();
         let verify = |ca: &str| {
@@ -99,7 +99,7 @@ mod tests {
             )
         };
         assert!(verify(&ca_pem).is_ok());
-        let (other_ca, _) = new_ca(Uuid::now_v7(), now).unwrap();
+        let (other_ca, _) = new_ca(OrgId::new(), now).unwrap();
         assert!(verify(&other_ca).is_err());
     }
 

@@ -19,7 +19,6 @@ use time::Duration;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tower_sessions::session::{Id, Record};
 use tower_sessions::{SessionStore, session_store};
-use uuid::Uuid;
 
 use crate::clock::Clock;
 use crate::db;
@@ -162,7 +161,7 @@ fn backend(e: impl std::fmt::Display) -> session_store::Error {
 }
 
 /// The data to persist: everything but the principal, which is loaded fresh each time.
-fn stored(record: &Record) -> session_store::Result<(Uuid, serde_json::Value)> {
+fn stored(record: &Record) -> session_store::Result<(crate::domain::UserId, serde_json::Value)> {
     let mut data = record.data.clone();
     data.remove(PRINCIPAL_KEY);
     let user_id = data

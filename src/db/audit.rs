@@ -3,13 +3,13 @@ use sqlx::{PgConnection, PgExecutor};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::domain::Ctx;
+use crate::domain::{Ctx, OrgId};
 
 /// One audit event as stored. `details` is JSON text, hashed exactly as stored.
 #[derive(Debug, Clone)]
 pub struct EventRow {
     pub id: i64,
-    pub org_id: Option<Uuid>,
+    pub org_id: Option<OrgId>,
     pub at: OffsetDateTime,
     pub actor_user_id: Option<Uuid>,
     pub actor: Option<String>,
@@ -60,7 +60,7 @@ pub async fn append(conn: &mut PgConnection, mut ev: EventRow) -> sqlx::Result<(
         Some(org) => {
             sqlx::query_scalar!(
                 "select hash from audit_events where org_id = $1 order by id desc limit 1",
-                org
+                org as OrgId
             )
             .fetch_optional(&mut *conn)
             .await?
@@ -76,7 +76,7 @@ pub async fn append(conn: &mut PgConnection, mut ev: EventRow) -> sqlx::Result<(
         "insert into audit_events (org_id, at, actor_user_id, actor, credential_id, action, target, outcome,
                                    source_ip, request_id, details, prev_hash, hash)
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-        ev.org_id,
+        ev.org_id as Option<OrgId>,
         ev.at,
         ev.actor_user_id,
         ev.actor,
@@ -110,7 +110,7 @@ pub struct Filter<'a> {
 pub async fn list(ex: impl PgExecutor<'_>, ctx: &Ctx, f: &Filter<'_>) -> sqlx::Result<Vec<EventRow>> {
     sqlx::query_as!(
         EventRow,
-        "select id, org_id, at, actor_user_id, actor, credential_id, action, target, outcome,
+        r#"select id, org_id as "org_id: OrgId", at, actor_user_id, actor, credential_id, action, target, outcome,
                 source_ip, request_id, details, prev_hash, hash
          from audit_events
          where org_id = $1
@@ -120,8 +120,8 @@ pub async fn list(ex: impl PgExecutor<'_>, ctx: &Ctx, f: &Filter<'_>) -> sqlx::R
            and ($5::timestamptz is null or at < $5)
            and ($6::bigint is null or id < $6)
          order by id desc
-         limit $7",
-        ctx.org_id,
+         limit $7"#,
+        ctx.org_id as OrgId,
         f.actor,
         f.action,
         f.from,
@@ -137,10 +137,10 @@ pub async fn list(ex: impl PgExecutor<'_>, ctx: &Ctx, f: &Filter<'_>) -> sqlx::R
 pub async fn chain(ex: impl PgExecutor<'_>, ctx: &Ctx) -> sqlx::Result<Vec<EventRow>> {
     sqlx::query_as!(
         EventRow,
-        "select id, org_id, at, actor_user_id, actor, credential_id, action, target, outcome,
+        r#"select id, org_id as "org_id: OrgId", at, actor_user_id, actor, credential_id, action, target, outcome,
                 source_ip, request_id, details, prev_hash, hash
-         from audit_events where org_id = $1 order by id",
-        ctx.org_id
+         from audit_events where org_id = $1 order by id"#,
+        ctx.org_id as OrgId
     )
     .fetch_all(ex)
     .await

@@ -2,14 +2,14 @@ use sqlx::{PgExecutor, Postgres, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::domain::Ctx;
+use crate::domain::{CredentialId, Ctx, OrgId, UserId};
 
 pub struct CredentialRow {
-    pub id: Uuid,
+    pub id: CredentialId,
     pub client_id: String,
     pub description: String,
     pub scopes: Vec<String>,
-    pub created_by: Uuid,
+    pub created_by: UserId,
     pub created_by_email: String,
     pub created_at: OffsetDateTime,
     pub expires_at: OffsetDateTime,
@@ -18,7 +18,7 @@ pub struct CredentialRow {
 }
 
 pub struct NewCredential<'a> {
-    pub id: Uuid,
+    pub id: CredentialId,
     pub client_id: &'a str,
     pub secret_hash: &'a [u8],
     pub description: &'a str,
@@ -32,9 +32,9 @@ pub async fn insert(ex: impl PgExecutor<'_>, ctx: &Ctx, c: NewCredential<'_>) ->
     sqlx::query!(
         "insert into credentials (id, org_id, created_by, client_id, secret_hash, description, scopes, created_at, expires_at)
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        c.id,
-        ctx.org_id,
-        ctx.user_id,
+        c.id as CredentialId,
+        ctx.org_id as OrgId,
+        ctx.user_id as UserId,
         c.client_id,
         c.secret_hash,
         c.description,
@@ -51,7 +51,7 @@ pub async fn insert(ex: impl PgExecutor<'_>, ctx: &Ctx, c: NewCredential<'_>) ->
 pub async fn list(
     ex: impl PgExecutor<'_>,
     ctx: &Ctx,
-    creator: Option<Uuid>,
+    creator: Option<UserId>,
 ) -> sqlx::Result<Vec<CredentialRow>> {
     sqlx::query_as!(
         CredentialRow,
@@ -60,8 +60,8 @@ pub async fn list(
          from credentials c join users u on u.id = c.created_by
          where c.org_id = $1 and ($2::uuid is null or c.created_by = $2)
          order by c.created_at desc, c.id",
-        ctx.org_id,
-        creator
+        ctx.org_id as OrgId,
+        creator as Option<UserId>
     )
     .fetch_all(ex)
     .await
@@ -73,16 +73,16 @@ pub async fn revoke(
     tx: &mut Transaction<'_, Postgres>,
     ctx: &Ctx,
     client_id: &str,
-    creator: Option<Uuid>,
+    creator: Option<UserId>,
     now: OffsetDateTime,
 ) -> sqlx::Result<Option<Uuid>> {
     let id = sqlx::query_scalar!(
         "update credentials set revoked_at = coalesce(revoked_at, $4)
          where org_id = $1 and client_id = $2 and ($3::uuid is null or created_by = $3)
          returning id",
-        ctx.org_id,
+        ctx.org_id as OrgId,
         client_id,
-        creator,
+        creator as Option<UserId>,
         now
     )
     .fetch_optional(&mut **tx)
@@ -104,12 +104,12 @@ pub async fn revoke(
 /// change of the user's own password, which is not an act inside one organization.
 pub async fn revoke_created_by(
     tx: &mut Transaction<'_, Postgres>,
-    user_id: Uuid,
+    user_id: UserId,
     now: OffsetDateTime,
-) -> sqlx::Result<Vec<Uuid>> {
+) -> sqlx::Result<Vec<OrgId>> {
     // Data-modifying CTEs run whether or not the outer query reads them.
     sqlx::query_scalar!(
-        "with revoked as (
+        r#"with revoked as (
              update credentials set revoked_at = $2
              where created_by = $1 and revoked_at is null
              returning id, org_id
@@ -117,8 +117,8 @@ pub async fn revoke_created_by(
              update oauth_tokens t set revoked_at = $2
              from revoked r where t.credential_id = r.id and t.revoked_at is null
          )
-         select org_id from revoked",
-        user_id,
+         select org_id as "org_id: OrgId" from revoked"#,
+        user_id as UserId,
         now
     )
     .fetch_all(&mut **tx)
@@ -128,9 +128,9 @@ pub async fn revoke_created_by(
 /// What the token endpoint needs to authenticate a client. Not tenant-scoped: the client id is
 /// what establishes the tenant.
 pub struct ClientAuth {
-    pub id: Uuid,
-    pub org_id: Uuid,
-    pub created_by: Uuid,
+    pub id: CredentialId,
+    pub org_id: OrgId,
+    pub created_by: UserId,
     pub secret_hash: Vec<u8>,
     pub scopes: Vec<String>,
     pub expires_at: OffsetDateTime,

@@ -4,7 +4,7 @@
 use sqlx::{Postgres, Transaction};
 use time::OffsetDateTime;
 
-use crate::domain::Ctx;
+use crate::domain::{Ctx, OrgId, UserId};
 
 pub struct Stored {
     pub request_hash: Vec<u8>,
@@ -24,8 +24,8 @@ pub async fn claim(
     let inserted = sqlx::query!(
         "insert into idempotency_keys (org_id, user_id, key, request_hash, status, response, created_at)
          values ($1, $2, $3, $4, 0, 'null', $5) on conflict do nothing",
-        ctx.org_id,
-        ctx.user_id,
+        ctx.org_id as OrgId,
+        ctx.user_id as UserId,
         key,
         request_hash,
         now
@@ -38,8 +38,8 @@ pub async fn claim(
     sqlx::query_as!(
         Stored,
         "select request_hash, status, response from idempotency_keys where org_id = $1 and user_id = $2 and key = $3",
-        ctx.org_id,
-        ctx.user_id,
+        ctx.org_id as OrgId,
+        ctx.user_id as UserId,
         key
     )
     .fetch_optional(&mut **tx)
@@ -55,8 +55,8 @@ pub async fn complete(
 ) -> sqlx::Result<()> {
     sqlx::query!(
         "update idempotency_keys set status = $4, response = $5 where org_id = $1 and user_id = $2 and key = $3",
-        ctx.org_id,
-        ctx.user_id,
+        ctx.org_id as OrgId,
+        ctx.user_id as UserId,
         key,
         i32::from(status),
         response

@@ -1,13 +1,12 @@
 use sqlx::{PgExecutor, Postgres, Transaction};
 use time::OffsetDateTime;
-use uuid::Uuid;
 
-use crate::domain::{Ctx, Email, InvitationStatus, Role};
+use crate::domain::{Ctx, Email, InvitationId, InvitationStatus, OrgId, Role, UserId};
 
 /// An invitation, with its organization's name and its inviter's address.
 pub struct InvitationRow {
-    pub id: Uuid,
-    pub org_id: Uuid,
+    pub id: InvitationId,
+    pub org_id: OrgId,
     pub org_name: String,
     pub email: String,
     pub role: String,
@@ -27,32 +26,33 @@ pub async fn upsert(
     email: &Email,
     role: Role,
     now: OffsetDateTime,
-) -> sqlx::Result<Uuid> {
-    sqlx::query_scalar!(
+) -> sqlx::Result<InvitationId> {
+    let id = sqlx::query_scalar!(
         "insert into invitations (id, org_id, email, role, invited_by, created_at, expires_at)
          values ($1, $2, $3, $4, $5, $6, $7)
          on conflict (org_id, email) where status = 'pending'
          do update set role = excluded.role, invited_by = excluded.invited_by,
                        created_at = excluded.created_at, expires_at = excluded.expires_at
          returning id",
-        Uuid::now_v7(),
-        ctx.org_id,
+        InvitationId::new() as InvitationId,
+        ctx.org_id as OrgId,
         email.as_str(),
         role.as_str(),
-        ctx.user_id,
+        ctx.user_id as UserId,
         now,
         now + InvitationStatus::VALID_FOR
     )
     .fetch_one(ex)
-    .await
+    .await?;
+    Ok(id.into())
 }
 
 /// Which invitations to read; every filter given must hold.
 #[derive(Default)]
 struct Filter<'a> {
-    org_id: Option<Uuid>,
+    org_id: Option<OrgId>,
     email: Option<&'a str>,
-    id: Option<Uuid>,
+    id: Option<InvitationId>,
     /// Only those still open at this time.
     open_at: Option<OffsetDateTime>,
 }
@@ -70,9 +70,9 @@ async fn select(ex: impl PgExecutor<'_>, f: Filter<'_>) -> sqlx::Result<Vec<Invi
              and ($3::uuid is null or i.id = $3)
              and ($4::timestamptz is null or (i.status = 'pending' and i.expires_at > $4))
            order by i.created_at desc, i.id"#,
-        f.org_id,
+        f.org_id as Option<OrgId>,
         f.email,
-        f.id,
+        f.id as Option<InvitationId>,
         f.open_at
     )
     .fetch_all(ex)
@@ -84,7 +84,11 @@ pub async fn list(ex: impl PgExecutor<'_>, ctx: &Ctx) -> sqlx::Result<Vec<Invita
     select(ex, Filter { org_id: Some(ctx.org_id), ..Filter::default() }).await
 }
 
-pub async fn get(ex: impl PgExecutor<'_>, ctx: &Ctx, id: Uuid) -> sqlx::Result<Option<InvitationRow>> {
+pub async fn get(
+    ex: impl PgExecutor<'_>,
+    ctx: &Ctx,
+    id: InvitationId,
+) -> sqlx::Result<Option<InvitationRow>> {
     Ok(select(ex, Filter { org_id: Some(ctx.org_id), id: Some(id), ..Filter::default() }).await?.pop())
 }
 
@@ -102,7 +106,7 @@ pub async fn open_for(
 pub async fn addressed_to(
     ex: impl PgExecutor<'_>,
     email: &str,
-    id: Uuid,
+    id: InvitationId,
 ) -> sqlx::Result<Option<InvitationRow>> {
     Ok(select(ex, Filter { email: Some(email), id: Some(id), ..Filter::default() }).await?.pop())
 }
@@ -110,7 +114,7 @@ pub async fn addressed_to(
 /// What deciding on an invitation needs, read under a row lock so that two answers (or an
 /// answer and a revocation) take turns.
 pub struct Locked {
-    pub org_id: Uuid,
+    pub org_id: OrgId,
     pub role: String,
     pub status: String,
     pub expires_at: OffsetDateTime,
@@ -120,12 +124,12 @@ pub struct Locked {
 pub async fn lock_addressed_to(
     tx: &mut Transaction<'_, Postgres>,
     email: &str,
-    id: Uuid,
+    id: InvitationId,
 ) -> sqlx::Result<Option<Locked>> {
     sqlx::query_as!(
         Locked,
         "select org_id, role, status, expires_at from invitations where id = $1 and email = $2 for update",
-        id,
+        id as InvitationId,
         email
     )
     .fetch_optional(&mut **tx)
@@ -133,12 +137,16 @@ pub async fn lock_addressed_to(
 }
 
 /// Locks an invitation of the context's organization, for its revocation.
-pub async fn lock(tx: &mut Transaction<'_, Postgres>, ctx: &Ctx, id: Uuid) -> sqlx::Result<Option<Locked>> {
+pub async fn lock(
+    tx: &mut Transaction<'_, Postgres>,
+    ctx: &Ctx,
+    id: InvitationId,
+) -> sqlx::Result<Option<Locked>> {
     sqlx::query_as!(
         Locked,
         "select org_id, role, status, expires_at from invitations where org_id = $1 and id = $2 for update",
-        ctx.org_id,
-        id
+        ctx.org_id as OrgId,
+        id as InvitationId
     )
     .fetch_optional(&mut **tx)
     .await
@@ -147,13 +155,13 @@ pub async fn lock(tx: &mut Transaction<'_, Postgres>, ctx: &Ctx, id: Uuid) -> sq
 /// Records the answer to a pending invitation (accepted, declined or revoked).
 pub async fn answer(
     ex: impl PgExecutor<'_>,
-    id: Uuid,
+    id: InvitationId,
     status: InvitationStatus,
     now: OffsetDateTime,
 ) -> sqlx::Result<()> {
     sqlx::query!(
         "update invitations set status = $2, answered_at = $3 where id = $1 and status = 'pending'",
-        id,
+        id as InvitationId,
         status.as_stored(),
         now
     )

@@ -2,13 +2,13 @@ use sqlx::PgExecutor;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::domain::{Ctx, JobStatus};
+use crate::domain::{Ctx, JobId, JobStatus, OrgId, StoreId, UserId};
 
 #[derive(Debug, Clone)]
 pub struct JobRow {
-    pub id: Uuid,
-    pub org_id: Uuid,
-    pub store_id: Option<Uuid>,
+    pub id: JobId,
+    pub org_id: OrgId,
+    pub store_id: Option<StoreId>,
     pub kind: String,
     pub status: JobStatus,
     pub params: serde_json::Value,
@@ -21,7 +21,7 @@ pub struct JobRow {
     pub locked_until: Option<OffsetDateTime>,
     pub cancel_requested: bool,
     pub error: Option<String>,
-    pub created_by: Option<Uuid>,
+    pub created_by: Option<UserId>,
     pub created_at: OffsetDateTime,
     pub started_at: Option<OffsetDateTime>,
     pub finished_at: Option<OffsetDateTime>,
@@ -29,29 +29,29 @@ pub struct JobRow {
 }
 
 pub struct NewJob<'a> {
-    pub id: Uuid,
-    pub store_id: Option<Uuid>,
+    pub id: JobId,
+    pub store_id: Option<StoreId>,
     pub kind: &'a str,
     pub params: serde_json::Value,
     pub steps: &'a [String],
-    pub created_by: Option<Uuid>,
+    pub created_by: Option<UserId>,
     pub now: OffsetDateTime,
 }
 
 /// Enqueues a job in the caller's transaction, beside the change it serves. Fails on the
 /// `jobs_one_active_per_store` constraint while another job of the store is queued or running.
-pub async fn insert(ex: impl PgExecutor<'_>, org_id: Uuid, j: NewJob<'_>) -> sqlx::Result<()> {
+pub async fn insert(ex: impl PgExecutor<'_>, org_id: OrgId, j: NewJob<'_>) -> sqlx::Result<()> {
     sqlx::query!(
         "insert into jobs (id, org_id, store_id, kind, status, params, steps, run_after, created_by, created_at, updated_at)
          values ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $7, $7)",
-        j.id,
-        org_id,
-        j.store_id,
+        j.id as JobId,
+        org_id as OrgId,
+        j.store_id as Option<StoreId>,
         j.kind,
         j.params,
         j.steps,
         j.now,
-        j.created_by
+        j.created_by as Option<UserId>
     )
     .execute(ex)
     .await?;
@@ -61,17 +61,17 @@ pub async fn insert(ex: impl PgExecutor<'_>, org_id: Uuid, j: NewJob<'_>) -> sql
 /// The queued or running job of a store, if any.
 pub async fn active_for_store(
     ex: impl PgExecutor<'_>,
-    org_id: Uuid,
-    store_id: Uuid,
+    org_id: OrgId,
+    store_id: StoreId,
 ) -> sqlx::Result<Option<JobRow>> {
     sqlx::query_as!(
         JobRow,
-        r#"select id, org_id, store_id, kind, status as "status: JobStatus", params, steps, step, attempts, max_attempts,
-                run_after, locked_by, locked_until, cancel_requested, error, created_by, created_at, started_at,
+        r#"select id, org_id, store_id as "store_id: StoreId", kind, status as "status: JobStatus", params, steps, step, attempts, max_attempts,
+                run_after, locked_by, locked_until, cancel_requested, error, created_by as "created_by: UserId", created_at, started_at,
                 finished_at, updated_at
            from jobs where org_id = $1 and store_id = $2 and status in ('queued', 'running')"#,
-        org_id,
-        store_id
+        org_id as OrgId,
+        store_id as StoreId
     )
     .fetch_optional(ex)
     .await
@@ -97,8 +97,8 @@ pub async fn claim(
              for update skip locked
              limit 1
          )
-         returning id, org_id, store_id, kind, status as "status: JobStatus", params, steps, step, attempts, max_attempts,
-                run_after, locked_by, locked_until, cancel_requested, error, created_by, created_at, started_at,
+         returning id, org_id, store_id as "store_id: StoreId", kind, status as "status: JobStatus", params, steps, step, attempts, max_attempts,
+                run_after, locked_by, locked_until, cancel_requested, error, created_by as "created_by: UserId", created_at, started_at,
                 finished_at, updated_at"#,
         worker,
         now,
@@ -111,13 +111,13 @@ pub async fn claim(
 /// Extends the lease; `false` when the job is no longer this worker's.
 pub async fn heartbeat(
     ex: impl PgExecutor<'_>,
-    id: Uuid,
+    id: JobId,
     worker: &str,
     until: OffsetDateTime,
 ) -> sqlx::Result<bool> {
     let done = sqlx::query!(
         "update jobs set locked_until = $3 where id = $1 and locked_by = $2 and status = 'running'",
-        id,
+        id as JobId,
         worker,
         until
     )
@@ -129,14 +129,14 @@ pub async fn heartbeat(
 /// Records that steps before `step` are done; `false` when the job is no longer this worker's.
 pub async fn advance(
     ex: impl PgExecutor<'_>,
-    id: Uuid,
+    id: JobId,
     worker: &str,
     step: i32,
     now: OffsetDateTime,
 ) -> sqlx::Result<bool> {
     let done = sqlx::query!(
         "update jobs set step = $3, updated_at = $4 where id = $1 and locked_by = $2 and status = 'running'",
-        id,
+        id as JobId,
         worker,
         step,
         now
@@ -148,7 +148,7 @@ pub async fn advance(
 
 pub async fn finish(
     ex: impl PgExecutor<'_>,
-    id: Uuid,
+    id: JobId,
     worker: &str,
     status: JobStatus,
     error: Option<&str>,
@@ -158,7 +158,7 @@ pub async fn finish(
         "update jobs set status = $3, error = $4, finished_at = $5, updated_at = $5, locked_by = null, locked_until = null,
                 step = case when $3 = 'succeeded' then cardinality(steps) else step end
          where id = $1 and locked_by = $2 and status = 'running'",
-        id,
+        id as JobId,
         worker,
         status.as_str(),
         error,
@@ -172,7 +172,7 @@ pub async fn finish(
 /// Puts the job back in the queue to try again after `run_after`.
 pub async fn retry_later(
     ex: impl PgExecutor<'_>,
-    id: Uuid,
+    id: JobId,
     worker: &str,
     run_after: OffsetDateTime,
     error: &str,
@@ -181,7 +181,7 @@ pub async fn retry_later(
     let done = sqlx::query!(
         "update jobs set status = 'queued', run_after = $3, error = $4, updated_at = $5, locked_by = null, locked_until = null
          where id = $1 and locked_by = $2 and status = 'running'",
-        id,
+        id as JobId,
         worker,
         run_after,
         error,
@@ -194,14 +194,14 @@ pub async fn retry_later(
 
 pub async fn log(
     ex: impl PgExecutor<'_>,
-    id: Uuid,
+    id: JobId,
     level: &str,
     message: &str,
     now: OffsetDateTime,
 ) -> sqlx::Result<()> {
     sqlx::query!(
         "insert into job_logs (job_id, at, level, message) values ($1, $2, $3, $4)",
-        id,
+        id as JobId,
         now,
         level,
         message
@@ -211,20 +211,20 @@ pub async fn log(
     Ok(())
 }
 
-pub async fn get(ex: impl PgExecutor<'_>, ctx: &Ctx, id: Uuid) -> sqlx::Result<Option<JobRow>> {
+pub async fn get(ex: impl PgExecutor<'_>, ctx: &Ctx, id: JobId) -> sqlx::Result<Option<JobRow>> {
     get_in_org(ex, ctx.org_id, id).await
 }
 
 /// [`get`], for Berth's own jobs (a scheduled backup's), enqueued with no user's context.
-pub async fn get_in_org(ex: impl PgExecutor<'_>, org_id: Uuid, id: Uuid) -> sqlx::Result<Option<JobRow>> {
+pub async fn get_in_org(ex: impl PgExecutor<'_>, org_id: OrgId, id: JobId) -> sqlx::Result<Option<JobRow>> {
     sqlx::query_as!(
         JobRow,
-        r#"select id, org_id, store_id, kind, status as "status: JobStatus", params, steps, step, attempts, max_attempts,
-                run_after, locked_by, locked_until, cancel_requested, error, created_by, created_at, started_at,
+        r#"select id, org_id, store_id as "store_id: StoreId", kind, status as "status: JobStatus", params, steps, step, attempts, max_attempts,
+                run_after, locked_by, locked_until, cancel_requested, error, created_by as "created_by: UserId", created_at, started_at,
                 finished_at, updated_at
            from jobs where org_id = $1 and id = $2"#,
-        org_id,
-        id
+        org_id as OrgId,
+        id as JobId
     )
     .fetch_optional(ex)
     .await
@@ -236,13 +236,13 @@ pub struct LogRow {
     pub message: String,
 }
 
-pub async fn logs(ex: impl PgExecutor<'_>, ctx: &Ctx, id: Uuid) -> sqlx::Result<Vec<LogRow>> {
+pub async fn logs(ex: impl PgExecutor<'_>, ctx: &Ctx, id: JobId) -> sqlx::Result<Vec<LogRow>> {
     sqlx::query_as!(
         LogRow,
         "select l.at, l.level, l.message from job_logs l join jobs j on j.id = l.job_id
          where j.org_id = $1 and l.job_id = $2 order by l.id",
-        ctx.org_id,
-        id
+        ctx.org_id as OrgId,
+        id as JobId
     )
     .fetch_all(ex)
     .await
@@ -252,23 +252,23 @@ pub async fn logs(ex: impl PgExecutor<'_>, ctx: &Ctx, id: Uuid) -> sqlx::Result<
 pub async fn list(
     ex: impl PgExecutor<'_>,
     ctx: &Ctx,
-    store_id: Option<Uuid>,
+    store_id: Option<StoreId>,
     before: Option<(OffsetDateTime, Uuid)>,
     limit: i64,
 ) -> sqlx::Result<Vec<JobRow>> {
     let (before_at, before_id) = before.map_or((None, None), |(a, i)| (Some(a), Some(i)));
     sqlx::query_as!(
         JobRow,
-        r#"select id, org_id, store_id, kind, status as "status: JobStatus", params, steps, step, attempts, max_attempts,
-                run_after, locked_by, locked_until, cancel_requested, error, created_by, created_at, started_at,
+        r#"select id, org_id, store_id as "store_id: StoreId", kind, status as "status: JobStatus", params, steps, step, attempts, max_attempts,
+                run_after, locked_by, locked_until, cancel_requested, error, created_by as "created_by: UserId", created_at, started_at,
                 finished_at, updated_at
            from jobs
            where org_id = $1 and ($2::uuid is null or store_id = $2)
              and ($3::timestamptz is null or (created_at, id) < ($3, $4::uuid))
            order by created_at desc, id desc
            limit $5"#,
-        ctx.org_id,
-        store_id,
+        ctx.org_id as OrgId,
+        store_id as Option<StoreId>,
         before_at,
         before_id,
         limit
@@ -281,18 +281,18 @@ pub async fn list(
 pub async fn cancel_queued(
     ex: impl PgExecutor<'_>,
     ctx: &Ctx,
-    id: Uuid,
+    id: JobId,
     now: OffsetDateTime,
 ) -> sqlx::Result<Option<JobRow>> {
     sqlx::query_as!(
         JobRow,
         r#"update jobs set status = 'cancelled', finished_at = $3, updated_at = $3, error = 'cancelled by request'
            where org_id = $1 and id = $2 and status = 'queued' and step = 0 and attempts = 0
-           returning id, org_id, store_id, kind, status as "status: JobStatus", params, steps, step, attempts, max_attempts,
-                run_after, locked_by, locked_until, cancel_requested, error, created_by, created_at, started_at,
+           returning id, org_id, store_id as "store_id: StoreId", kind, status as "status: JobStatus", params, steps, step, attempts, max_attempts,
+                run_after, locked_by, locked_until, cancel_requested, error, created_by as "created_by: UserId", created_at, started_at,
                 finished_at, updated_at"#,
-        ctx.org_id,
-        id,
+        ctx.org_id as OrgId,
+        id as JobId,
         now
     )
     .fetch_optional(ex)
@@ -362,21 +362,21 @@ pub async fn live_workers(ex: impl PgExecutor<'_>, since: OffsetDateTime) -> sql
 }
 
 /// Running jobs and who holds them, for releasing those of workers known to be dead.
-pub async fn running_holders(ex: impl PgExecutor<'_>) -> sqlx::Result<Vec<(Uuid, Option<String>)>> {
+pub async fn running_holders(ex: impl PgExecutor<'_>) -> sqlx::Result<Vec<(JobId, Option<String>)>> {
     let rows = sqlx::query!("select id, locked_by from jobs where status = 'running'").fetch_all(ex).await?;
-    Ok(rows.into_iter().map(|r| (r.id, r.locked_by)).collect())
+    Ok(rows.into_iter().map(|r| (r.id.into(), r.locked_by)).collect())
 }
 
 /// Makes a running job claimable now instead of when its lease runs out.
 pub async fn expire_lease(
     ex: impl PgExecutor<'_>,
-    id: Uuid,
+    id: JobId,
     holder: &str,
     now: OffsetDateTime,
 ) -> sqlx::Result<()> {
     sqlx::query!(
         "update jobs set locked_until = $3 where id = $1 and locked_by = $2 and status = 'running'",
-        id,
+        id as JobId,
         holder,
         now
     )

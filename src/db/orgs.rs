@@ -1,11 +1,10 @@
 use sqlx::{PgExecutor, Postgres, Transaction};
 use time::OffsetDateTime;
-use uuid::Uuid;
 
-use crate::domain::{Ctx, Email, Role};
+use crate::domain::{Ctx, Email, OrgId, Role, UserId};
 
 pub struct OrgRow {
-    pub id: Uuid,
+    pub id: OrgId,
     pub name: String,
     pub role: String,
     pub created_at: OffsetDateTime,
@@ -13,7 +12,7 @@ pub struct OrgRow {
 }
 
 pub struct MemberRow {
-    pub user_id: Uuid,
+    pub user_id: UserId,
     pub email: String,
     pub first_name: String,
     pub last_name: String,
@@ -26,14 +25,20 @@ pub struct MemberRow {
 /// Creates an organization with `owner` as its first owner.
 pub async fn create(
     tx: &mut Transaction<'_, Postgres>,
-    id: Uuid,
+    id: OrgId,
     name: &str,
-    owner: Uuid,
+    owner: UserId,
 ) -> sqlx::Result<()> {
-    sqlx::query!("insert into organizations (id, name) values ($1, $2)", id, name).execute(&mut **tx).await?;
-    sqlx::query!("insert into memberships (org_id, user_id, role) values ($1, $2, 'owner')", id, owner)
+    sqlx::query!("insert into organizations (id, name) values ($1, $2)", id as OrgId, name)
         .execute(&mut **tx)
         .await?;
+    sqlx::query!(
+        "insert into memberships (org_id, user_id, role) values ($1, $2, 'owner')",
+        id as OrgId,
+        owner as UserId
+    )
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
@@ -43,8 +48,8 @@ pub async fn get(ex: impl PgExecutor<'_>, ctx: &Ctx) -> sqlx::Result<Option<OrgR
         "select o.id, o.name, m.role, o.created_at, o.updated_at
          from organizations o join memberships m on m.org_id = o.id
          where o.id = $1 and m.user_id = $2",
-        ctx.org_id,
-        ctx.user_id
+        ctx.org_id as OrgId,
+        ctx.user_id as UserId
     )
     .fetch_optional(ex)
     .await
@@ -57,7 +62,7 @@ pub async fn list_members(ex: impl PgExecutor<'_>, ctx: &Ctx) -> sqlx::Result<Ve
                 m.created_at, m.updated_at
          from memberships m join users u on u.id = m.user_id
          where m.org_id = $1 order by u.email",
-        ctx.org_id
+        ctx.org_id as OrgId
     )
     .fetch_all(ex)
     .await
@@ -66,7 +71,7 @@ pub async fn list_members(ex: impl PgExecutor<'_>, ctx: &Ctx) -> sqlx::Result<Ve
 pub async fn get_member(
     ex: impl PgExecutor<'_>,
     ctx: &Ctx,
-    user_id: Uuid,
+    user_id: UserId,
 ) -> sqlx::Result<Option<MemberRow>> {
     sqlx::query_as!(
         MemberRow,
@@ -74,8 +79,8 @@ pub async fn get_member(
                 m.created_at, m.updated_at
          from memberships m join users u on u.id = m.user_id
          where m.org_id = $1 and m.user_id = $2",
-        ctx.org_id,
-        user_id
+        ctx.org_id as OrgId,
+        user_id as UserId
     )
     .fetch_optional(ex)
     .await
@@ -86,22 +91,23 @@ pub async fn member_by_email(
     ex: impl PgExecutor<'_>,
     ctx: &Ctx,
     email: &Email,
-) -> sqlx::Result<Option<Uuid>> {
-    sqlx::query_scalar!(
+) -> sqlx::Result<Option<UserId>> {
+    let id = sqlx::query_scalar!(
         "select m.user_id from memberships m join users u on u.id = m.user_id
          where m.org_id = $1 and u.email = $2",
-        ctx.org_id,
+        ctx.org_id as OrgId,
         email.as_str()
     )
     .fetch_optional(ex)
-    .await
+    .await?;
+    Ok(id.map(UserId::from))
 }
 
-pub async fn add_member(ex: impl PgExecutor<'_>, ctx: &Ctx, user_id: Uuid, role: Role) -> sqlx::Result<()> {
+pub async fn add_member(ex: impl PgExecutor<'_>, ctx: &Ctx, user_id: UserId, role: Role) -> sqlx::Result<()> {
     sqlx::query!(
         "insert into memberships (org_id, user_id, role) values ($1, $2, $3)",
-        ctx.org_id,
-        user_id,
+        ctx.org_id as OrgId,
+        user_id as UserId,
         role.as_str()
     )
     .execute(ex)
@@ -111,26 +117,27 @@ pub async fn add_member(ex: impl PgExecutor<'_>, ctx: &Ctx, user_id: Uuid, role:
 
 /// Locks the organization's memberships for the rest of the transaction and returns the owners,
 /// so that two concurrent changes cannot both remove "the other" owner.
-pub async fn lock_owners(tx: &mut Transaction<'_, Postgres>, ctx: &Ctx) -> sqlx::Result<Vec<Uuid>> {
-    sqlx::query_scalar!(
+pub async fn lock_owners(tx: &mut Transaction<'_, Postgres>, ctx: &Ctx) -> sqlx::Result<Vec<UserId>> {
+    let ids = sqlx::query_scalar!(
         "select user_id from memberships where org_id = $1 and role = 'owner' for update",
-        ctx.org_id
+        ctx.org_id as OrgId
     )
     .fetch_all(&mut **tx)
-    .await
+    .await?;
+    Ok(ids.into_iter().map(UserId::from).collect())
 }
 
 pub async fn set_role(
     ex: impl PgExecutor<'_>,
     ctx: &Ctx,
-    user_id: Uuid,
+    user_id: UserId,
     role: Role,
     now: OffsetDateTime,
 ) -> sqlx::Result<bool> {
     let done = sqlx::query!(
         "update memberships set role = $3, updated_at = $4 where org_id = $1 and user_id = $2",
-        ctx.org_id,
-        user_id,
+        ctx.org_id as OrgId,
+        user_id as UserId,
         role.as_str(),
         now
     )
@@ -139,10 +146,13 @@ pub async fn set_role(
     Ok(done.rows_affected() == 1)
 }
 
-pub async fn remove_member(ex: impl PgExecutor<'_>, ctx: &Ctx, user_id: Uuid) -> sqlx::Result<bool> {
-    let done =
-        sqlx::query!("delete from memberships where org_id = $1 and user_id = $2", ctx.org_id, user_id)
-            .execute(ex)
-            .await?;
+pub async fn remove_member(ex: impl PgExecutor<'_>, ctx: &Ctx, user_id: UserId) -> sqlx::Result<bool> {
+    let done = sqlx::query!(
+        "delete from memberships where org_id = $1 and user_id = $2",
+        ctx.org_id as OrgId,
+        user_id as UserId
+    )
+    .execute(ex)
+    .await?;
     Ok(done.rows_affected() == 1)
 }

@@ -2,7 +2,7 @@ use sqlx::PgExecutor;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::domain::Ctx;
+use crate::domain::{Ctx, OrgId, StoreId};
 
 #[derive(Debug, Clone)]
 pub struct GroupRow {
@@ -21,7 +21,7 @@ pub async fn list(ex: impl PgExecutor<'_>, ctx: &Ctx) -> sqlx::Result<Vec<GroupR
         GroupRow,
         "select id, name, vendor, version, description, parameters, created_at, updated_at
          from parameter_groups where org_id = $1 order by name",
-        ctx.org_id
+        ctx.org_id as OrgId
     )
     .fetch_all(ex)
     .await
@@ -32,7 +32,7 @@ pub async fn get(ex: impl PgExecutor<'_>, ctx: &Ctx, id: Uuid) -> sqlx::Result<O
         GroupRow,
         "select id, name, vendor, version, description, parameters, created_at, updated_at
          from parameter_groups where org_id = $1 and id = $2",
-        ctx.org_id,
+        ctx.org_id as OrgId,
         id
     )
     .fetch_optional(ex)
@@ -42,14 +42,14 @@ pub async fn get(ex: impl PgExecutor<'_>, ctx: &Ctx, id: Uuid) -> sqlx::Result<O
 /// The group applied to a store, for the data plane.
 pub async fn of_store(
     ex: impl PgExecutor<'_>,
-    org_id: Uuid,
-    store_id: Uuid,
+    org_id: OrgId,
+    store_id: StoreId,
 ) -> sqlx::Result<Option<serde_json::Value>> {
     sqlx::query_scalar!(
         "select g.parameters from parameter_groups g join stores s on s.parameter_group_id = g.id
          where s.org_id = $1 and s.id = $2",
-        org_id,
-        store_id
+        org_id as OrgId,
+        store_id as StoreId
     )
     .fetch_optional(ex)
     .await
@@ -60,7 +60,7 @@ pub async fn insert(ex: impl PgExecutor<'_>, ctx: &Ctx, g: &GroupRow) -> sqlx::R
         "insert into parameter_groups (id, org_id, name, vendor, version, description, parameters, created_at, updated_at)
          values ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
         g.id,
-        ctx.org_id,
+        ctx.org_id as OrgId,
         g.name,
         g.vendor,
         g.version,
@@ -83,7 +83,7 @@ pub async fn update(
 ) -> sqlx::Result<bool> {
     let done = sqlx::query!(
         "update parameter_groups set description = $3, parameters = $4, updated_at = $5 where org_id = $1 and id = $2",
-        ctx.org_id,
+        ctx.org_id as OrgId,
         id,
         description,
         parameters,
@@ -95,24 +95,25 @@ pub async fn update(
 }
 
 pub async fn delete(ex: impl PgExecutor<'_>, ctx: &Ctx, id: Uuid) -> sqlx::Result<bool> {
-    let done = sqlx::query!("delete from parameter_groups where org_id = $1 and id = $2", ctx.org_id, id)
-        .execute(ex)
-        .await?;
+    let done =
+        sqlx::query!("delete from parameter_groups where org_id = $1 and id = $2", ctx.org_id as OrgId, id)
+            .execute(ex)
+            .await?;
     Ok(done.rows_affected() == 1)
 }
 
 pub async fn assign(
     ex: impl PgExecutor<'_>,
     ctx: &Ctx,
-    store_id: Uuid,
+    store_id: StoreId,
     group: Uuid,
     now: OffsetDateTime,
 ) -> sqlx::Result<()> {
     sqlx::query!(
         "update stores set parameter_group_id = $3, status = 'modifying', revision = revision + 1, updated_at = $4
          where org_id = $1 and id = $2",
-        ctx.org_id,
-        store_id,
+        ctx.org_id as OrgId,
+        store_id as StoreId,
         group,
         now
     )
@@ -133,7 +134,7 @@ pub async fn users(ex: impl PgExecutor<'_>, ctx: &Ctx, group: Uuid) -> sqlx::Res
         GroupUser,
         "select name, instance_size from stores
          where org_id = $1 and parameter_group_id = $2 and status <> 'deleted' order by name",
-        ctx.org_id,
+        ctx.org_id as OrgId,
         group
     )
     .fetch_all(ex)
@@ -143,8 +144,8 @@ pub async fn users(ex: impl PgExecutor<'_>, ctx: &Ctx, group: Uuid) -> sqlx::Res
 /// The id of the group applied to a store (none: the defaults). The store must exist.
 pub async fn group_id_of_store(
     ex: impl PgExecutor<'_>,
-    org_id: Uuid,
-    store_id: Uuid,
+    org_id: OrgId,
+    store_id: StoreId,
 ) -> sqlx::Result<Option<Uuid>> {
     sqlx::query_scalar("select parameter_group_id from stores where org_id = $1 and id = $2")
         .bind(org_id)

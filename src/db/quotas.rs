@@ -1,5 +1,5 @@
+use crate::domain::OrgId;
 use sqlx::{PgConnection, PgExecutor};
-use uuid::Uuid;
 
 /// An organization's own limits; `None` keeps the operator's default.
 #[derive(Debug, Clone, Copy, Default)]
@@ -25,25 +25,28 @@ pub struct Usage {
 
 /// Serializes the quota-checked creations of one organization until the caller's transaction
 /// ends, so that counting and inserting are one step for each of them.
-pub async fn lock(tx: &mut PgConnection, org_id: Uuid) -> sqlx::Result<()> {
-    sqlx::query!("select pg_advisory_xact_lock(hashtextextended('berth.quotas:' || $1::uuid, 0))", org_id)
-        .execute(tx)
-        .await?;
+pub async fn lock(tx: &mut PgConnection, org_id: OrgId) -> sqlx::Result<()> {
+    sqlx::query!(
+        "select pg_advisory_xact_lock(hashtextextended('berth.quotas:' || $1::uuid, 0))",
+        org_id as OrgId
+    )
+    .execute(tx)
+    .await?;
     Ok(())
 }
 
-pub async fn overrides(ex: impl PgExecutor<'_>, org_id: Uuid) -> sqlx::Result<Overrides> {
+pub async fn overrides(ex: impl PgExecutor<'_>, org_id: OrgId) -> sqlx::Result<Overrides> {
     let row = sqlx::query_as!(
         Overrides,
         "select stores, nodes, vpcs, backup_bytes from org_quotas where org_id = $1",
-        org_id
+        org_id as OrgId
     )
     .fetch_optional(ex)
     .await?;
     Ok(row.unwrap_or_default())
 }
 
-pub async fn usage(ex: impl PgExecutor<'_>, org_id: Uuid) -> sqlx::Result<Usage> {
+pub async fn usage(ex: impl PgExecutor<'_>, org_id: OrgId) -> sqlx::Result<Usage> {
     sqlx::query_as!(
         Usage,
         r#"select
@@ -53,7 +56,7 @@ pub async fn usage(ex: impl PgExecutor<'_>, org_id: Uuid) -> sqlx::Result<Usage>
              (select count(*) from vpcs where org_id = $1 and status <> 'deleted') as "vpcs!",
              (select coalesce(sum(size_bytes), 0)::bigint from backups
                where org_id = $1 and status = 'succeeded') as "backup_bytes!""#,
-        org_id
+        org_id as OrgId
     )
     .fetch_one(ex)
     .await

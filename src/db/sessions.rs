@@ -2,10 +2,9 @@ use std::collections::HashMap;
 
 use sqlx::PgExecutor;
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use super::users::membership;
-use crate::domain::Principal;
+use crate::domain::{Principal, UserId};
 
 #[derive(Debug, Clone)]
 pub struct LoadedSession {
@@ -17,7 +16,7 @@ pub struct LoadedSession {
 pub async fn insert(
     ex: impl PgExecutor<'_>,
     id_hash: &[u8],
-    user_id: Uuid,
+    user_id: UserId,
     data: &serde_json::Value,
     now: OffsetDateTime,
 ) -> sqlx::Result<bool> {
@@ -26,7 +25,7 @@ pub async fn insert(
          values ($1, $2, $3, $4, $4)
          on conflict (id_hash) do nothing",
         id_hash,
-        user_id,
+        user_id as UserId,
         data,
         now
     )
@@ -82,11 +81,12 @@ pub async fn load_active(
     .await?;
     let mut found: HashMap<Vec<u8>, LoadedSession> = HashMap::with_capacity(keys.len());
     for r in rows {
-        let org = membership(r.org_id, &r.org_name, &r.role, r.org_created_at, r.org_updated_at)?;
+        let org =
+            membership(r.org_id.map(Into::into), &r.org_name, &r.role, r.org_created_at, r.org_updated_at)?;
         let session = found.entry(r.id_hash).or_insert_with(|| LoadedSession {
             last_seen_at: r.last_seen_at,
             principal: Principal {
-                user_id: r.id,
+                user_id: r.id.into(),
                 email: r.email,
                 first_name: r.first_name,
                 last_name: r.last_name,
@@ -114,10 +114,14 @@ pub async fn delete(ex: impl PgExecutor<'_>, id_hash: &[u8]) -> sqlx::Result<()>
 }
 
 /// Ends every session of a user but the one given (a password change keeps the caller's).
-pub async fn delete_others(ex: impl PgExecutor<'_>, user_id: Uuid, keep: Option<&[u8]>) -> sqlx::Result<u64> {
+pub async fn delete_others(
+    ex: impl PgExecutor<'_>,
+    user_id: UserId,
+    keep: Option<&[u8]>,
+) -> sqlx::Result<u64> {
     let done = sqlx::query!(
         "delete from sessions where user_id = $1 and id_hash is distinct from $2",
-        user_id,
+        user_id as UserId,
         keep
     )
     .execute(ex)

@@ -1,8 +1,7 @@
 use sqlx::PgExecutor;
 use time::OffsetDateTime;
-use uuid::Uuid;
 
-use crate::domain::Ctx;
+use crate::domain::{Ctx, NodeId, OrgId, StoreId};
 
 #[derive(Debug, Clone, Default)]
 pub struct Sample {
@@ -20,9 +19,9 @@ pub struct Sample {
 
 pub async fn insert(
     ex: impl PgExecutor<'_>,
-    org_id: Uuid,
-    store_id: Uuid,
-    node_id: Uuid,
+    org_id: OrgId,
+    store_id: StoreId,
+    node_id: NodeId,
     at: OffsetDateTime,
     s: &Sample,
 ) -> sqlx::Result<()> {
@@ -30,9 +29,9 @@ pub async fn insert(
         "insert into store_stats (org_id, store_id, node_id, at, connections, xact_commit, xact_rollback, tup_fetched,
                                   tup_inserted, tup_updated, tup_deleted, db_size_bytes, cache_hit_ratio, replication_lag_bytes)
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-        org_id,
-        store_id,
-        node_id,
+        org_id as OrgId,
+        store_id as StoreId,
+        node_id as NodeId,
         at,
         s.connections,
         s.xact_commit,
@@ -55,7 +54,7 @@ pub async fn purge_before(ex: impl PgExecutor<'_>, before: OffsetDateTime) -> sq
 }
 
 pub struct Point {
-    pub node_id: Uuid,
+    pub node_id: NodeId,
     pub bucket: OffsetDateTime,
     pub avg: Option<f64>,
     pub max: Option<f64>,
@@ -66,7 +65,7 @@ pub struct Point {
 pub async fn series(
     ex: impl PgExecutor<'_>,
     ctx: &Ctx,
-    store_id: Uuid,
+    store_id: StoreId,
     metric: &str,
     from: OffsetDateTime,
     to: OffsetDateTime,
@@ -95,8 +94,8 @@ pub async fn series(
                   date_bin(make_interval(secs => $6::float8), at, $4) as "bucket!",
                   avg(value) as avg, max(value) as max
            from v group by 1, 2 order by 1, 2"#,
-        ctx.org_id,
-        store_id,
+        ctx.org_id as OrgId,
+        store_id as StoreId,
         metric,
         from,
         to,
@@ -107,7 +106,7 @@ pub async fn series(
 }
 
 pub struct Latest {
-    pub node_id: Uuid,
+    pub node_id: NodeId,
     pub at: OffsetDateTime,
     pub connections: i64,
     pub xact_commit: i64,
@@ -121,15 +120,15 @@ pub struct Latest {
     pub replication_lag_bytes: Option<i64>,
 }
 
-pub async fn latest(ex: impl PgExecutor<'_>, ctx: &Ctx, store_id: Uuid) -> sqlx::Result<Vec<Latest>> {
+pub async fn latest(ex: impl PgExecutor<'_>, ctx: &Ctx, store_id: StoreId) -> sqlx::Result<Vec<Latest>> {
     sqlx::query_as!(
         Latest,
         "select distinct on (node_id) node_id, at, connections, xact_commit, xact_rollback, tup_fetched, tup_inserted,
                 tup_updated, tup_deleted, db_size_bytes, cache_hit_ratio, replication_lag_bytes
          from store_stats where org_id = $1 and store_id = $2
          order by node_id, at desc",
-        ctx.org_id,
-        store_id
+        ctx.org_id as OrgId,
+        store_id as StoreId
     )
     .fetch_all(ex)
     .await

@@ -2,12 +2,12 @@ use sqlx::{PgExecutor, Postgres, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::domain::{Ctx, NodeState, StoreStatus};
+use crate::domain::{Ctx, NodeId, NodeState, OrgId, StoreId, StoreStatus, VpcId};
 
 #[derive(Debug, Clone)]
 pub struct StoreRow {
-    pub id: Uuid,
-    pub org_id: Uuid,
+    pub id: StoreId,
+    pub org_id: OrgId,
     pub name: String,
     pub vendor: String,
     pub version: String,
@@ -23,15 +23,15 @@ pub struct StoreRow {
     pub database_name: String,
     pub revision: i32,
     /// The VPC of a private store.
-    pub vpc_id: Option<Uuid>,
+    pub vpc_id: Option<VpcId>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
 }
 
 #[derive(Debug, Clone)]
 pub struct NodeRow {
-    pub id: Uuid,
-    pub store_id: Uuid,
+    pub id: NodeId,
+    pub store_id: StoreId,
     pub role: String,
     pub host: String,
     pub port: i32,
@@ -59,7 +59,7 @@ impl NodeRow {
 pub const DISK_FULL_SHOWN_FOR: time::Duration = time::Duration::minutes(15);
 
 pub struct NewStore<'a> {
-    pub id: Uuid,
+    pub id: StoreId,
     pub name: &'a str,
     pub vendor: &'a str,
     pub version: &'a str,
@@ -83,8 +83,8 @@ pub async fn insert(ex: impl PgExecutor<'_>, ctx: &Ctx, s: NewStore<'_>) -> sqlx
                              node_count, tags, deletion_protection, status, admin_user, database_name,
                              admin_password_enc, replication_password_enc, created_at, updated_at)
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'deploying', $13, $14, $15, $16, $17, $17)",
-        s.id,
-        ctx.org_id,
+        s.id as StoreId,
+        ctx.org_id as OrgId,
         s.name,
         s.vendor,
         s.version,
@@ -107,15 +107,15 @@ pub async fn insert(ex: impl PgExecutor<'_>, ctx: &Ctx, s: NewStore<'_>) -> sqlx
 }
 
 /// A store of the context's organization that is not deleted.
-pub async fn get(ex: impl PgExecutor<'_>, ctx: &Ctx, id: Uuid) -> sqlx::Result<Option<StoreRow>> {
+pub async fn get(ex: impl PgExecutor<'_>, ctx: &Ctx, id: StoreId) -> sqlx::Result<Option<StoreRow>> {
     sqlx::query_as!(
         StoreRow,
         r#"select id, org_id, name, vendor, version, instance_size, volume_size_gb, cloud, region, node_count, tags,
-                deletion_protection, status as "status: StoreStatus", admin_user, database_name, revision, vpc_id,
+                deletion_protection, status as "status: StoreStatus", admin_user, database_name, revision, vpc_id as "vpc_id: VpcId",
                 created_at, updated_at
          from stores where org_id = $1 and id = $2 and status <> 'deleted'"#,
-        ctx.org_id,
-        id
+        ctx.org_id as OrgId,
+        id as StoreId
     )
     .fetch_optional(ex)
     .await
@@ -125,31 +125,35 @@ pub async fn get(ex: impl PgExecutor<'_>, ctx: &Ctx, id: Uuid) -> sqlx::Result<O
 pub async fn get_for_update(
     tx: &mut Transaction<'_, Postgres>,
     ctx: &Ctx,
-    id: Uuid,
+    id: StoreId,
 ) -> sqlx::Result<Option<StoreRow>> {
     sqlx::query_as!(
         StoreRow,
         r#"select id, org_id, name, vendor, version, instance_size, volume_size_gb, cloud, region, node_count, tags,
-                deletion_protection, status as "status: StoreStatus", admin_user, database_name, revision, vpc_id,
+                deletion_protection, status as "status: StoreStatus", admin_user, database_name, revision, vpc_id as "vpc_id: VpcId",
                 created_at, updated_at
          from stores where org_id = $1 and id = $2 and status <> 'deleted' for update"#,
-        ctx.org_id,
-        id
+        ctx.org_id as OrgId,
+        id as StoreId
     )
     .fetch_optional(&mut **tx)
     .await
 }
 
 /// For the jobs, which act for an organization they read from the job row.
-pub async fn get_by_id(ex: impl PgExecutor<'_>, org_id: Uuid, id: Uuid) -> sqlx::Result<Option<StoreRow>> {
+pub async fn get_by_id(
+    ex: impl PgExecutor<'_>,
+    org_id: OrgId,
+    id: StoreId,
+) -> sqlx::Result<Option<StoreRow>> {
     sqlx::query_as!(
         StoreRow,
         r#"select id, org_id, name, vendor, version, instance_size, volume_size_gb, cloud, region, node_count, tags,
-                deletion_protection, status as "status: StoreStatus", admin_user, database_name, revision, vpc_id,
+                deletion_protection, status as "status: StoreStatus", admin_user, database_name, revision, vpc_id as "vpc_id: VpcId",
                 created_at, updated_at
          from stores where org_id = $1 and id = $2"#,
-        org_id,
-        id
+        org_id as OrgId,
+        id as StoreId
     )
     .fetch_optional(ex)
     .await
@@ -168,7 +172,7 @@ pub async fn list(ex: impl PgExecutor<'_>, ctx: &Ctx, f: &ListFilter<'_>) -> sql
     sqlx::query_as!(
         StoreRow,
         r#"select id, org_id, name, vendor, version, instance_size, volume_size_gb, cloud, region, node_count, tags,
-                deletion_protection, status as "status: StoreStatus", admin_user, database_name, revision, vpc_id,
+                deletion_protection, status as "status: StoreStatus", admin_user, database_name, revision, vpc_id as "vpc_id: VpcId",
                 created_at, updated_at
          from stores
          where org_id = $1 and status <> 'deleted'
@@ -177,7 +181,7 @@ pub async fn list(ex: impl PgExecutor<'_>, ctx: &Ctx, f: &ListFilter<'_>) -> sql
            and ($4::timestamptz is null or (created_at, id) > ($4, $5::uuid))
          order by created_at, id
          limit $6"#,
-        ctx.org_id,
+        ctx.org_id as OrgId,
         f.status.map(StoreStatus::as_str),
         f.tag,
         after_at,
@@ -193,12 +197,12 @@ pub struct Secrets {
     pub replication_password_enc: Vec<u8>,
 }
 
-pub async fn secrets(ex: impl PgExecutor<'_>, org_id: Uuid, id: Uuid) -> sqlx::Result<Option<Secrets>> {
+pub async fn secrets(ex: impl PgExecutor<'_>, org_id: OrgId, id: StoreId) -> sqlx::Result<Option<Secrets>> {
     sqlx::query_as!(
         Secrets,
         "select admin_password_enc, replication_password_enc from stores where org_id = $1 and id = $2",
-        org_id,
-        id
+        org_id as OrgId,
+        id as StoreId
     )
     .fetch_optional(ex)
     .await
@@ -206,8 +210,8 @@ pub async fn secrets(ex: impl PgExecutor<'_>, org_id: Uuid, id: Uuid) -> sqlx::R
 
 pub async fn set_status(
     ex: impl PgExecutor<'_>,
-    org_id: Uuid,
-    id: Uuid,
+    org_id: OrgId,
+    id: StoreId,
     status: StoreStatus,
     now: OffsetDateTime,
 ) -> sqlx::Result<()> {
@@ -215,8 +219,8 @@ pub async fn set_status(
         "update stores set status = $3, updated_at = $4, revision = revision + 1,
                 deleted_at = case when $3 = 'deleted' then $4 else deleted_at end
          where org_id = $1 and id = $2",
-        org_id,
-        id,
+        org_id as OrgId,
+        id as StoreId,
         status.as_str(),
         now
     )
@@ -239,7 +243,7 @@ pub struct Patch<'a> {
 pub async fn update(
     ex: impl PgExecutor<'_>,
     ctx: &Ctx,
-    id: Uuid,
+    id: StoreId,
     revision: i32,
     p: Patch<'_>,
     now: OffsetDateTime,
@@ -257,8 +261,8 @@ pub async fn update(
              updated_at = $11
          where org_id = $1 and id = $2 and revision = $3 and status <> 'deleted'
          returning revision",
-        ctx.org_id,
-        id,
+        ctx.org_id as OrgId,
+        id as StoreId,
         revision,
         p.name,
         p.tags,
@@ -273,15 +277,19 @@ pub async fn update(
     .await
 }
 
-pub async fn nodes(ex: impl PgExecutor<'_>, org_id: Uuid, store_ids: &[Uuid]) -> sqlx::Result<Vec<NodeRow>> {
+pub async fn nodes(
+    ex: impl PgExecutor<'_>,
+    org_id: OrgId,
+    store_ids: &[StoreId],
+) -> sqlx::Result<Vec<NodeRow>> {
     sqlx::query_as!(
         NodeRow,
         r#"select id, store_id, role, host, port, state as "state: NodeState", replication_lag_bytes, checked_at,
                 created_at, disk_size_bytes, disk_used_bytes, disk_full_at
          from store_nodes where org_id = $1 and store_id = any($2)
          order by store_id, role, created_at, id"#,
-        org_id,
-        store_ids
+        org_id as OrgId,
+        store_ids as &[StoreId]
     )
     .fetch_all(ex)
     .await
@@ -289,9 +297,9 @@ pub async fn nodes(ex: impl PgExecutor<'_>, org_id: Uuid, store_ids: &[Uuid]) ->
 
 pub async fn insert_node(
     ex: impl PgExecutor<'_>,
-    org_id: Uuid,
-    store_id: Uuid,
-    node_id: Uuid,
+    org_id: OrgId,
+    store_id: StoreId,
+    node_id: NodeId,
     role: &str,
     port: i32,
     now: OffsetDateTime,
@@ -299,9 +307,9 @@ pub async fn insert_node(
     sqlx::query!(
         "insert into store_nodes (id, store_id, org_id, role, host, port, state, created_at, updated_at)
          values ($1, $2, $3, $4, '127.0.0.1', $5, 'creating', $6, $6)",
-        node_id,
-        store_id,
-        org_id,
+        node_id as NodeId,
+        store_id as StoreId,
+        org_id as OrgId,
         role,
         port,
         now
@@ -319,13 +327,13 @@ pub async fn used_ports(ex: impl PgExecutor<'_>) -> sqlx::Result<Vec<i32>> {
 
 pub async fn set_node_state(
     ex: impl PgExecutor<'_>,
-    node_id: Uuid,
+    node_id: NodeId,
     state: NodeState,
     now: OffsetDateTime,
 ) -> sqlx::Result<()> {
     sqlx::query!(
         "update store_nodes set state = $2, updated_at = $3 where id = $1",
-        node_id,
+        node_id as NodeId,
         state.as_str(),
         now
     )
@@ -343,7 +351,7 @@ pub struct Health {
 
 pub async fn set_node_health(
     ex: impl PgExecutor<'_>,
-    node_id: Uuid,
+    node_id: NodeId,
     h: Health,
     now: OffsetDateTime,
 ) -> sqlx::Result<()> {
@@ -354,7 +362,7 @@ pub async fn set_node_health(
                 disk_full_at = case when $7 then $4 else disk_full_at end,
                 updated_at = case when state = $2 then updated_at else $4 end
          where id = $1 and state in ('running', 'stopped', 'failed')",
-        node_id,
+        node_id as NodeId,
         h.state.as_str(),
         h.lag,
         now,
@@ -368,18 +376,20 @@ pub async fn set_node_health(
 }
 
 /// The node's volume grew: what was full is no longer.
-pub async fn clear_disk_full(ex: impl PgExecutor<'_>, node_id: Uuid) -> sqlx::Result<()> {
-    sqlx::query!("update store_nodes set disk_full_at = null where id = $1", node_id).execute(ex).await?;
+pub async fn clear_disk_full(ex: impl PgExecutor<'_>, node_id: NodeId) -> sqlx::Result<()> {
+    sqlx::query!("update store_nodes set disk_full_at = null where id = $1", node_id as NodeId)
+        .execute(ex)
+        .await?;
     Ok(())
 }
 
-pub async fn delete_node(ex: impl PgExecutor<'_>, node_id: Uuid) -> sqlx::Result<()> {
-    sqlx::query!("delete from store_nodes where id = $1", node_id).execute(ex).await?;
+pub async fn delete_node(ex: impl PgExecutor<'_>, node_id: NodeId) -> sqlx::Result<()> {
+    sqlx::query!("delete from store_nodes where id = $1", node_id as NodeId).execute(ex).await?;
     Ok(())
 }
 
 /// Every node of every store that is not deleted: what should exist on the host.
-pub async fn all_live_nodes(ex: impl PgExecutor<'_>) -> sqlx::Result<Vec<(Uuid, NodeRow)>> {
+pub async fn all_live_nodes(ex: impl PgExecutor<'_>) -> sqlx::Result<Vec<(OrgId, NodeRow)>> {
     let rows = sqlx::query!(
         r#"select n.id, n.store_id, n.role, n.host, n.port, n.state as "state: NodeState", n.replication_lag_bytes,
                 n.checked_at, n.created_at, n.disk_size_bytes, n.disk_used_bytes, n.disk_full_at, n.org_id
@@ -392,10 +402,10 @@ pub async fn all_live_nodes(ex: impl PgExecutor<'_>) -> sqlx::Result<Vec<(Uuid, 
         .into_iter()
         .map(|r| {
             (
-                r.org_id,
+                r.org_id.into(),
                 NodeRow {
-                    id: r.id,
-                    store_id: r.store_id,
+                    id: r.id.into(),
+                    store_id: r.store_id.into(),
                     role: r.role,
                     host: r.host,
                     port: r.port,
@@ -415,16 +425,16 @@ pub async fn all_live_nodes(ex: impl PgExecutor<'_>) -> sqlx::Result<Vec<(Uuid, 
 /// Stores by status, per organization, for the system status.
 pub async fn count_by_status(
     ex: impl PgExecutor<'_>,
-    org_ids: &[Uuid],
-) -> sqlx::Result<Vec<(Uuid, StoreStatus, i64)>> {
+    org_ids: &[OrgId],
+) -> sqlx::Result<Vec<(OrgId, StoreStatus, i64)>> {
     let rows = sqlx::query!(
         r#"select org_id, status as "status: StoreStatus", count(*) as "n!" from stores
            where org_id = any($1) and status <> 'deleted' group by org_id, status order by org_id, status"#,
-        org_ids
+        org_ids as &[OrgId]
     )
     .fetch_all(ex)
     .await?;
-    Ok(rows.into_iter().map(|r| (r.org_id, r.status, r.n)).collect())
+    Ok(rows.into_iter().map(|r| (r.org_id.into(), r.status, r.n)).collect())
 }
 
 /// Makes the store's row agree with its nodes: the count, and the status
@@ -432,8 +442,8 @@ pub async fn count_by_status(
 /// every node runs).
 pub async fn settle(
     ex: impl PgExecutor<'_>,
-    org_id: Uuid,
-    id: Uuid,
+    org_id: OrgId,
+    id: StoreId,
     now: OffsetDateTime,
 ) -> sqlx::Result<()> {
     sqlx::query!(
@@ -444,8 +454,8 @@ pub async fn settle(
              revision = revision + 1,
              updated_at = $3
          where org_id = $1 and id = $2",
-        org_id,
-        id,
+        org_id as OrgId,
+        id as StoreId,
         now,
         NodeState::Running.as_str(),
         StoreStatus::settled(false).as_str(),
@@ -456,9 +466,13 @@ pub async fn settle(
     Ok(())
 }
 
-pub async fn delete_nodes_of(ex: impl PgExecutor<'_>, org_id: Uuid, store_id: Uuid) -> sqlx::Result<()> {
-    sqlx::query!("delete from store_nodes where org_id = $1 and store_id = $2", org_id, store_id)
-        .execute(ex)
-        .await?;
+pub async fn delete_nodes_of(ex: impl PgExecutor<'_>, org_id: OrgId, store_id: StoreId) -> sqlx::Result<()> {
+    sqlx::query!(
+        "delete from store_nodes where org_id = $1 and store_id = $2",
+        org_id as OrgId,
+        store_id as StoreId
+    )
+    .execute(ex)
+    .await?;
     Ok(())
 }

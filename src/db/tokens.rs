@@ -3,13 +3,13 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::users::role_of;
-use crate::domain::{Principal, PrincipalOrg};
+use crate::domain::{CredentialId, Principal, PrincipalOrg};
 
 /// An access token and its refresh token, of one grant (`family_id`).
 pub struct NewPair<'a> {
     pub access_hash: &'a [u8],
     pub refresh_hash: &'a [u8],
-    pub credential_id: Uuid,
+    pub credential_id: CredentialId,
     pub family_id: Uuid,
     pub scopes: &'a [String],
     pub now: OffsetDateTime,
@@ -34,7 +34,7 @@ pub async fn insert_pair(ex: impl PgExecutor<'_>, p: NewPair<'_>, durable: bool)
                    ($2, 'refresh', $3, $4, $5, $6, $8)) v",
         p.access_hash,
         p.refresh_hash,
-        p.credential_id,
+        p.credential_id as CredentialId,
         p.family_id,
         p.scopes,
         p.now,
@@ -48,7 +48,7 @@ pub async fn insert_pair(ex: impl PgExecutor<'_>, p: NewPair<'_>, durable: bool)
 }
 
 pub struct BearerRow {
-    pub credential_id: Uuid,
+    pub credential_id: CredentialId,
     pub scopes: Vec<String>,
     pub principal: Principal,
     pub last_used_at: Option<OffsetDateTime>,
@@ -82,7 +82,7 @@ pub async fn bearer_principal(
     .await?;
     let Some(r) = row else { return Ok(None) };
     let org = PrincipalOrg {
-        id: r.org_id,
+        id: r.org_id.into(),
         name: r.org_name,
         role: role_of(&r.role)?,
         created_at: r.org_created_at,
@@ -90,10 +90,10 @@ pub async fn bearer_principal(
     };
     Ok(Some(BearerRow {
         last_used_at: r.last_used_at,
-        credential_id: r.credential_id,
+        credential_id: r.credential_id.into(),
         scopes: r.scopes,
         principal: Principal {
-            user_id: r.id,
+            user_id: r.id.into(),
             email: r.email,
             first_name: r.first_name,
             last_name: r.last_name,
@@ -119,7 +119,7 @@ pub enum Refresh {
 pub async fn use_refresh(
     tx: &mut Transaction<'_, Postgres>,
     hash: &[u8],
-    credential_id: Uuid,
+    credential_id: CredentialId,
     now: OffsetDateTime,
 ) -> sqlx::Result<Refresh> {
     let used = sqlx::query!(
@@ -128,7 +128,7 @@ pub async fn use_refresh(
            and used_at is null and revoked_at is null and expires_at > $3
          returning family_id, scopes",
         hash,
-        credential_id,
+        credential_id as CredentialId,
         now
     )
     .fetch_optional(&mut **tx)
@@ -140,7 +140,7 @@ pub async fn use_refresh(
         "select family_id, used_at from oauth_tokens
          where token_hash = $1 and kind = 'refresh' and credential_id = $2",
         hash,
-        credential_id
+        credential_id as CredentialId
     )
     .fetch_optional(&mut **tx)
     .await?;
@@ -170,14 +170,14 @@ pub async fn revoke_family(
 pub async fn revoke_token(
     tx: &mut Transaction<'_, Postgres>,
     hash: &[u8],
-    credential_id: Uuid,
+    credential_id: CredentialId,
     now: OffsetDateTime,
 ) -> sqlx::Result<bool> {
     let found = sqlx::query!(
         "update oauth_tokens set revoked_at = coalesce(revoked_at, $3)
          where token_hash = $1 and credential_id = $2 returning kind, family_id",
         hash,
-        credential_id,
+        credential_id as CredentialId,
         now
     )
     .fetch_optional(&mut **tx)
@@ -202,7 +202,7 @@ pub async fn purge_expired(ex: impl PgExecutor<'_>, now: OffsetDateTime) -> sqlx
 /// requests do not queue behind each other on the row: one writes, the others skip it.
 pub async fn touch_credential(
     ex: impl PgExecutor<'_>,
-    id: Uuid,
+    id: CredentialId,
     now: OffsetDateTime,
     stale: OffsetDateTime,
 ) -> sqlx::Result<()> {
@@ -211,7 +211,7 @@ pub async fn touch_credential(
          where id = (select id from credentials
                      where id = $1 and (last_used_at is null or last_used_at < $3)
                      for update skip locked)",
-        id,
+        id as CredentialId,
         now,
         stale
     )

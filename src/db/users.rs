@@ -1,8 +1,7 @@
 use sqlx::PgExecutor;
 use time::OffsetDateTime;
-use uuid::Uuid;
 
-use crate::domain::{Email, Principal, PrincipalOrg, Role};
+use crate::domain::{Email, OrgId, Principal, PrincipalOrg, Role, UserId};
 
 /// A user as a login needs them: the stored hash, and the principal the login answers with.
 pub struct LoginRow {
@@ -28,12 +27,18 @@ pub async fn find_for_login(ex: impl PgExecutor<'_>, email: &str) -> sqlx::Resul
     .await?;
     let mut orgs = Vec::with_capacity(rows.len());
     for r in &rows {
-        orgs.extend(membership(r.org_id, &r.org_name, &r.role, r.org_created_at, r.org_updated_at)?);
+        orgs.extend(membership(
+            r.org_id.map(Into::into),
+            &r.org_name,
+            &r.role,
+            r.org_created_at,
+            r.org_updated_at,
+        )?);
     }
     Ok(rows.into_iter().next().map(|r| LoginRow {
         password_hash: r.password_hash,
         principal: Principal {
-            user_id: r.id,
+            user_id: r.id.into(),
             email: r.email,
             first_name: r.first_name,
             last_name: r.last_name,
@@ -49,7 +54,7 @@ pub async fn find_for_login(ex: impl PgExecutor<'_>, email: &str) -> sqlx::Resul
 /// A membership from the columns of a principal's query, one row per membership: `None` for the
 /// single row of a user in no organization, whose membership columns are all null.
 pub(super) fn membership(
-    org_id: Option<Uuid>,
+    org_id: Option<OrgId>,
     name: &Option<String>,
     role: &Option<String>,
     created_at: Option<OffsetDateTime>,
@@ -68,12 +73,17 @@ pub(super) fn role_of(stored: &str) -> sqlx::Result<Role> {
         .ok_or_else(|| sqlx::Error::Decode(format!("unknown role {stored:?} in the database").into()))
 }
 
-pub async fn password_hash(ex: impl PgExecutor<'_>, user_id: Uuid) -> sqlx::Result<Option<String>> {
-    sqlx::query_scalar!("select password_hash from users where id = $1", user_id).fetch_optional(ex).await
+pub async fn password_hash(ex: impl PgExecutor<'_>, user_id: UserId) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar!("select password_hash from users where id = $1", user_id as UserId)
+        .fetch_optional(ex)
+        .await
 }
 
-pub async fn find_id_by_email(ex: impl PgExecutor<'_>, email: &Email) -> sqlx::Result<Option<Uuid>> {
-    sqlx::query_scalar!("select id from users where email = $1", email.as_str()).fetch_optional(ex).await
+pub async fn find_id_by_email(ex: impl PgExecutor<'_>, email: &Email) -> sqlx::Result<Option<UserId>> {
+    let id = sqlx::query_scalar!("select id from users where email = $1", email.as_str())
+        .fetch_optional(ex)
+        .await?;
+    Ok(id.map(UserId::from))
 }
 
 pub async fn any_exists(ex: impl PgExecutor<'_>) -> sqlx::Result<bool> {
@@ -83,7 +93,7 @@ pub async fn any_exists(ex: impl PgExecutor<'_>) -> sqlx::Result<bool> {
 }
 
 pub struct NewUser<'a> {
-    pub id: Uuid,
+    pub id: UserId,
     pub email: &'a Email,
     pub password_hash: &'a str,
     pub must_change_password: bool,
@@ -92,7 +102,7 @@ pub struct NewUser<'a> {
 pub async fn insert(ex: impl PgExecutor<'_>, u: NewUser<'_>) -> sqlx::Result<()> {
     sqlx::query!(
         "insert into users (id, email, password_hash, must_change_password) values ($1, $2, $3, $4)",
-        u.id,
+        u.id as UserId,
         u.email.as_str(),
         u.password_hash,
         u.must_change_password
@@ -104,13 +114,13 @@ pub async fn insert(ex: impl PgExecutor<'_>, u: NewUser<'_>) -> sqlx::Result<()>
 
 pub async fn set_password(
     ex: impl PgExecutor<'_>,
-    user_id: Uuid,
+    user_id: UserId,
     password_hash: &str,
     now: OffsetDateTime,
 ) -> sqlx::Result<()> {
     sqlx::query!(
         "update users set password_hash = $2, must_change_password = false, updated_at = $3 where id = $1",
-        user_id,
+        user_id as UserId,
         password_hash,
         now
     )

@@ -1,14 +1,13 @@
 use ipnet::IpNet;
 use sqlx::{PgConnection, PgExecutor, Postgres, Transaction};
 use time::OffsetDateTime;
-use uuid::Uuid;
 
-use crate::domain::{Ctx, PeeringStatus, VpcStatus};
+use crate::domain::{Ctx, NodeId, OrgId, PeeringId, PeeringStatus, StoreId, UserId, VpcId, VpcStatus};
 
 #[derive(Debug, Clone)]
 pub struct VpcRow {
-    pub id: Uuid,
-    pub org_id: Uuid,
+    pub id: VpcId,
+    pub org_id: OrgId,
     pub name: String,
     pub cloud: String,
     pub region: String,
@@ -19,7 +18,7 @@ pub struct VpcRow {
 }
 
 pub struct NewVpc<'a> {
-    pub id: Uuid,
+    pub id: VpcId,
     pub name: &'a str,
     pub cloud: &'a str,
     pub region: &'a str,
@@ -30,9 +29,12 @@ pub struct NewVpc<'a> {
 /// Serializes the changes that must see every VPC of the organization (overlap checks) for the
 /// rest of the transaction.
 pub async fn lock_org(tx: &mut PgConnection, ctx: &Ctx) -> sqlx::Result<()> {
-    sqlx::query!("select pg_advisory_xact_lock(hashtextextended('berth.vpcs:' || $1::uuid, 0))", ctx.org_id)
-        .execute(tx)
-        .await?;
+    sqlx::query!(
+        "select pg_advisory_xact_lock(hashtextextended('berth.vpcs:' || $1::uuid, 0))",
+        ctx.org_id as OrgId
+    )
+    .execute(tx)
+    .await?;
     Ok(())
 }
 
@@ -40,8 +42,8 @@ pub async fn insert(ex: impl PgExecutor<'_>, ctx: &Ctx, v: NewVpc<'_>) -> sqlx::
     sqlx::query!(
         "insert into vpcs (id, org_id, name, cloud, region, cidr, status, created_at, updated_at)
          values ($1, $2, $3, $4, $5, $6, 'creating', $7, $7)",
-        v.id,
-        ctx.org_id,
+        v.id as VpcId,
+        ctx.org_id as OrgId,
         v.name,
         v.cloud,
         v.region,
@@ -54,13 +56,13 @@ pub async fn insert(ex: impl PgExecutor<'_>, ctx: &Ctx, v: NewVpc<'_>) -> sqlx::
 }
 
 /// A VPC of the context's organization that is not deleted.
-pub async fn get(ex: impl PgExecutor<'_>, ctx: &Ctx, id: Uuid) -> sqlx::Result<Option<VpcRow>> {
+pub async fn get(ex: impl PgExecutor<'_>, ctx: &Ctx, id: VpcId) -> sqlx::Result<Option<VpcRow>> {
     sqlx::query_as!(
         VpcRow,
         r#"select id, org_id, name, cloud, region, cidr as "cidr: IpNet", status as "status: VpcStatus", created_at, updated_at
            from vpcs where org_id = $1 and id = $2 and status <> 'deleted'"#,
-        ctx.org_id,
-        id
+        ctx.org_id as OrgId,
+        id as VpcId
     )
     .fetch_optional(ex)
     .await
@@ -70,27 +72,27 @@ pub async fn get(ex: impl PgExecutor<'_>, ctx: &Ctx, id: Uuid) -> sqlx::Result<O
 pub async fn get_for_update(
     tx: &mut Transaction<'_, Postgres>,
     ctx: &Ctx,
-    id: Uuid,
+    id: VpcId,
 ) -> sqlx::Result<Option<VpcRow>> {
     sqlx::query_as!(
         VpcRow,
         r#"select id, org_id, name, cloud, region, cidr as "cidr: IpNet", status as "status: VpcStatus", created_at, updated_at
            from vpcs where org_id = $1 and id = $2 and status <> 'deleted' for update"#,
-        ctx.org_id,
-        id
+        ctx.org_id as OrgId,
+        id as VpcId
     )
     .fetch_optional(&mut **tx)
     .await
 }
 
 /// For the jobs, which act for an organization they read from their rows; deleted ones too.
-pub async fn get_by_id(ex: impl PgExecutor<'_>, org_id: Uuid, id: Uuid) -> sqlx::Result<Option<VpcRow>> {
+pub async fn get_by_id(ex: impl PgExecutor<'_>, org_id: OrgId, id: VpcId) -> sqlx::Result<Option<VpcRow>> {
     sqlx::query_as!(
         VpcRow,
         r#"select id, org_id, name, cloud, region, cidr as "cidr: IpNet", status as "status: VpcStatus", created_at, updated_at
            from vpcs where org_id = $1 and id = $2"#,
-        org_id,
-        id
+        org_id as OrgId,
+        id as VpcId
     )
     .fetch_optional(ex)
     .await
@@ -102,7 +104,7 @@ pub async fn list(ex: impl PgExecutor<'_>, ctx: &Ctx) -> sqlx::Result<Vec<VpcRow
         VpcRow,
         r#"select id, org_id, name, cloud, region, cidr as "cidr: IpNet", status as "status: VpcStatus", created_at, updated_at
            from vpcs where org_id = $1 and status <> 'deleted' order by created_at, id"#,
-        ctx.org_id
+        ctx.org_id as OrgId
     )
     .fetch_all(ex)
     .await
@@ -121,8 +123,8 @@ pub async fn all_live(ex: impl PgExecutor<'_>) -> sqlx::Result<Vec<VpcRow>> {
 
 pub async fn set_status(
     ex: impl PgExecutor<'_>,
-    org_id: Uuid,
-    id: Uuid,
+    org_id: OrgId,
+    id: VpcId,
     status: VpcStatus,
     now: OffsetDateTime,
 ) -> sqlx::Result<()> {
@@ -130,8 +132,8 @@ pub async fn set_status(
         "update vpcs set status = $3, updated_at = $4,
                 deleted_at = case when $3 = 'deleted' then $4 else deleted_at end
          where org_id = $1 and id = $2",
-        org_id,
-        id,
+        org_id as OrgId,
+        id as VpcId,
         status.as_str(),
         now
     )
@@ -144,55 +146,64 @@ pub async fn set_status(
 pub async fn stores_in(
     ex: impl PgExecutor<'_>,
     ctx: &Ctx,
-    vpc_id: Uuid,
-) -> sqlx::Result<Vec<(Uuid, String)>> {
+    vpc_id: VpcId,
+) -> sqlx::Result<Vec<(StoreId, String)>> {
     let rows = sqlx::query!(
         "select id, name from stores where org_id = $1 and vpc_id = $2 and status <> 'deleted' order by name",
-        ctx.org_id,
-        vpc_id
+        ctx.org_id as OrgId,
+        vpc_id as VpcId
     )
     .fetch_all(ex)
     .await?;
-    Ok(rows.into_iter().map(|r| (r.id, r.name)).collect())
+    Ok(rows.into_iter().map(|r| (r.id.into(), r.name)).collect())
 }
 
 /// Places a store in a VPC: at creation, in the same transaction.
 pub async fn place_store(
     ex: impl PgExecutor<'_>,
     ctx: &Ctx,
-    store_id: Uuid,
-    vpc_id: Uuid,
+    store_id: StoreId,
+    vpc_id: VpcId,
 ) -> sqlx::Result<()> {
-    sqlx::query!("update stores set vpc_id = $3 where org_id = $1 and id = $2", ctx.org_id, store_id, vpc_id)
-        .execute(ex)
-        .await?;
+    sqlx::query!(
+        "update stores set vpc_id = $3 where org_id = $1 and id = $2",
+        ctx.org_id as OrgId,
+        store_id as StoreId,
+        vpc_id as VpcId
+    )
+    .execute(ex)
+    .await?;
     Ok(())
 }
 
 /// The addresses the VPC's nodes hold.
 pub async fn used_addresses(
     ex: impl PgExecutor<'_>,
-    org_id: Uuid,
-    vpc_id: Uuid,
+    org_id: OrgId,
+    vpc_id: VpcId,
 ) -> sqlx::Result<Vec<String>> {
-    sqlx::query_scalar!("select host from store_nodes where org_id = $1 and vpc_id = $2", org_id, vpc_id)
-        .fetch_all(ex)
-        .await
+    sqlx::query_scalar!(
+        "select host from store_nodes where org_id = $1 and vpc_id = $2",
+        org_id as OrgId,
+        vpc_id as VpcId
+    )
+    .fetch_all(ex)
+    .await
 }
 
 /// Gives a node its address in the VPC.
 pub async fn place_node(
     ex: impl PgExecutor<'_>,
-    org_id: Uuid,
-    node_id: Uuid,
-    vpc_id: Uuid,
+    org_id: OrgId,
+    node_id: NodeId,
+    vpc_id: VpcId,
     host: &str,
 ) -> sqlx::Result<()> {
     sqlx::query!(
         "update store_nodes set vpc_id = $3, host = $4 where org_id = $1 and id = $2",
-        org_id,
-        node_id,
-        vpc_id,
+        org_id as OrgId,
+        node_id as NodeId,
+        vpc_id as VpcId,
         host
     )
     .execute(ex)
@@ -204,8 +215,8 @@ pub async fn place_node(
 /// block of every VPC joined to it by an active peering (of whichever organization).
 pub async fn default_sources(
     ex: impl PgExecutor<'_>,
-    org_id: Uuid,
-    vpc_id: Uuid,
+    org_id: OrgId,
+    vpc_id: VpcId,
 ) -> sqlx::Result<Vec<IpNet>> {
     sqlx::query_scalar!(
         r#"select v.cidr as "cidr!: IpNet" from vpcs v where v.org_id = $1 and v.id = $2
@@ -216,34 +227,37 @@ pub async fn default_sources(
            where p.status = 'active'
              and ((p.org_id = $1 and p.vpc_id = $2) or (p.peer_org_id = $1 and p.peer_vpc_id = $2))
            order by 1"#,
-        org_id,
-        vpc_id
+        org_id as OrgId,
+        vpc_id as VpcId
     )
     .fetch_all(ex)
     .await
 }
 
 /// `(org_id, store_id, node_id)` of every node of the private stores in these VPCs.
-pub async fn nodes_in(ex: impl PgExecutor<'_>, vpc_ids: &[Uuid]) -> sqlx::Result<Vec<(Uuid, Uuid, Uuid)>> {
+pub async fn nodes_in(
+    ex: impl PgExecutor<'_>,
+    vpc_ids: &[VpcId],
+) -> sqlx::Result<Vec<(OrgId, StoreId, NodeId)>> {
     let rows = sqlx::query!(
         "select n.org_id, n.store_id, n.id from store_nodes n join stores s on s.id = n.store_id
          where s.vpc_id = any($1) and s.status <> 'deleted' order by n.store_id, n.id",
-        vpc_ids
+        vpc_ids as &[VpcId]
     )
     .fetch_all(ex)
     .await?;
-    Ok(rows.into_iter().map(|r| (r.org_id, r.store_id, r.id)).collect())
+    Ok(rows.into_iter().map(|r| (r.org_id.into(), r.store_id.into(), r.id.into())).collect())
 }
 
 #[derive(Debug, Clone)]
 pub struct PeeringRow {
-    pub id: Uuid,
+    pub id: PeeringId,
     /// The side that asked.
-    pub org_id: Uuid,
-    pub vpc_id: Uuid,
+    pub org_id: OrgId,
+    pub vpc_id: VpcId,
     /// The side asked, as the requester named it.
-    pub peer_org_id: Uuid,
-    pub peer_vpc_id: Uuid,
+    pub peer_org_id: OrgId,
+    pub peer_vpc_id: VpcId,
     pub status: PeeringStatus,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
@@ -257,12 +271,12 @@ impl PeeringRow {
 }
 
 pub struct NewPeering {
-    pub id: Uuid,
-    pub vpc_id: Uuid,
-    pub peer_org_id: Uuid,
-    pub peer_vpc_id: Uuid,
+    pub id: PeeringId,
+    pub vpc_id: VpcId,
+    pub peer_org_id: OrgId,
+    pub peer_vpc_id: VpcId,
     pub status: PeeringStatus,
-    pub created_by: Uuid,
+    pub created_by: UserId,
     pub now: OffsetDateTime,
 }
 
@@ -270,13 +284,13 @@ pub async fn insert_peering(ex: impl PgExecutor<'_>, ctx: &Ctx, p: NewPeering) -
     sqlx::query!(
         "insert into vpc_peerings (id, org_id, vpc_id, peer_org_id, peer_vpc_id, status, created_by, created_at, updated_at)
          values ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
-        p.id,
-        ctx.org_id,
-        p.vpc_id,
-        p.peer_org_id,
-        p.peer_vpc_id,
+        p.id as PeeringId,
+        ctx.org_id as OrgId,
+        p.vpc_id as VpcId,
+        p.peer_org_id as OrgId,
+        p.peer_vpc_id as VpcId,
         p.status.as_str(),
-        p.created_by,
+        p.created_by as UserId,
         p.now
     )
     .execute(ex)
@@ -286,7 +300,7 @@ pub async fn insert_peering(ex: impl PgExecutor<'_>, ctx: &Ctx, p: NewPeering) -
 
 /// The peerings of one of the organization's VPCs, on either side, that are not deleted. (The
 /// caller has checked that the VPC is the organization's.)
-pub async fn peerings_of(ex: impl PgExecutor<'_>, ctx: &Ctx, vpc_id: Uuid) -> sqlx::Result<Vec<PeeringRow>> {
+pub async fn peerings_of(ex: impl PgExecutor<'_>, ctx: &Ctx, vpc_id: VpcId) -> sqlx::Result<Vec<PeeringRow>> {
     sqlx::query_as!(
         PeeringRow,
         r#"select id, org_id, vpc_id, peer_org_id, peer_vpc_id, status as "status: PeeringStatus", created_at,
@@ -294,8 +308,8 @@ pub async fn peerings_of(ex: impl PgExecutor<'_>, ctx: &Ctx, vpc_id: Uuid) -> sq
          from vpc_peerings
          where ((org_id = $1 and vpc_id = $2) or (peer_org_id = $1 and peer_vpc_id = $2)) and status <> 'deleted'
          order by created_at, id"#,
-        ctx.org_id,
-        vpc_id
+        ctx.org_id as OrgId,
+        vpc_id as VpcId
     )
     .fetch_all(ex)
     .await
@@ -305,8 +319,8 @@ pub async fn peerings_of(ex: impl PgExecutor<'_>, ctx: &Ctx, vpc_id: Uuid) -> sq
 pub async fn peering(
     ex: impl PgExecutor<'_>,
     ctx: &Ctx,
-    vpc_id: Uuid,
-    id: Uuid,
+    vpc_id: VpcId,
+    id: PeeringId,
 ) -> sqlx::Result<Option<PeeringRow>> {
     sqlx::query_as!(
         PeeringRow,
@@ -315,9 +329,9 @@ pub async fn peering(
          from vpc_peerings
          where ((org_id = $1 and vpc_id = $2) or (peer_org_id = $1 and peer_vpc_id = $2))
            and id = $3 and status <> 'deleted'"#,
-        ctx.org_id,
-        vpc_id,
-        id
+        ctx.org_id as OrgId,
+        vpc_id as VpcId,
+        id as PeeringId
     )
     .fetch_optional(ex)
     .await
@@ -327,8 +341,8 @@ pub async fn peering(
 pub async fn peering_for_update(
     tx: &mut Transaction<'_, Postgres>,
     ctx: &Ctx,
-    vpc_id: Uuid,
-    id: Uuid,
+    vpc_id: VpcId,
+    id: PeeringId,
 ) -> sqlx::Result<Option<PeeringRow>> {
     sqlx::query_as!(
         PeeringRow,
@@ -338,9 +352,9 @@ pub async fn peering_for_update(
          where ((org_id = $1 and vpc_id = $2) or (peer_org_id = $1 and peer_vpc_id = $2))
            and id = $3 and status <> 'deleted'
          for update"#,
-        ctx.org_id,
-        vpc_id,
-        id
+        ctx.org_id as OrgId,
+        vpc_id as VpcId,
+        id as PeeringId
     )
     .fetch_optional(&mut **tx)
     .await
@@ -349,16 +363,16 @@ pub async fn peering_for_update(
 /// For the jobs: a peering one of whose sides is `org_id`.
 pub async fn peering_by_id(
     ex: impl PgExecutor<'_>,
-    org_id: Uuid,
-    id: Uuid,
+    org_id: OrgId,
+    id: PeeringId,
 ) -> sqlx::Result<Option<PeeringRow>> {
     sqlx::query_as!(
         PeeringRow,
         r#"select id, org_id, vpc_id, peer_org_id, peer_vpc_id, status as "status: PeeringStatus", created_at,
                 updated_at
          from vpc_peerings where id = $2 and (org_id = $1 or peer_org_id = $1)"#,
-        org_id,
-        id
+        org_id as OrgId,
+        id as PeeringId
     )
     .fetch_optional(ex)
     .await
@@ -384,8 +398,8 @@ pub async fn all_peerings(
 /// Sets the status of a peering one of whose sides is `org_id`.
 pub async fn set_peering_status(
     ex: impl PgExecutor<'_>,
-    org_id: Uuid,
-    id: Uuid,
+    org_id: OrgId,
+    id: PeeringId,
     status: PeeringStatus,
     now: OffsetDateTime,
 ) -> sqlx::Result<()> {
@@ -393,8 +407,8 @@ pub async fn set_peering_status(
         "update vpc_peerings set status = $3, updated_at = $4,
                 deleted_at = case when $3 = 'deleted' then $4 else deleted_at end
          where id = $2 and (org_id = $1 or peer_org_id = $1)",
-        org_id,
-        id,
+        org_id as OrgId,
+        id as PeeringId,
         status.as_str(),
         now
     )
@@ -407,18 +421,18 @@ pub async fn set_peering_status(
 /// two requests locking the same pair cannot deadlock). One not found is missing from the answer.
 pub async fn lock_pair(
     tx: &mut Transaction<'_, Postgres>,
-    (org_a, vpc_a): (Uuid, Uuid),
-    (org_b, vpc_b): (Uuid, Uuid),
+    (org_a, vpc_a): (OrgId, VpcId),
+    (org_b, vpc_b): (OrgId, VpcId),
 ) -> sqlx::Result<Vec<VpcRow>> {
     sqlx::query_as!(
         VpcRow,
         r#"select id, org_id, name, cloud, region, cidr as "cidr: IpNet", status as "status: VpcStatus", created_at, updated_at
            from vpcs where ((org_id = $1 and id = $2) or (org_id = $3 and id = $4)) and status <> 'deleted'
            order by id for update"#,
-        org_a,
-        vpc_a,
-        org_b,
-        vpc_b
+        org_a as OrgId,
+        vpc_a as VpcId,
+        org_b as OrgId,
+        vpc_b as VpcId
     )
     .fetch_all(&mut **tx)
     .await

@@ -1,9 +1,9 @@
+use crate::domain::UserId;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use uuid::Uuid;
 
+use super::{CredentialId, OrgId, Role, Scope};
 use super::{Error, Result};
-use super::{Role, Scope};
 
 /// How a request proved who it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -11,13 +11,13 @@ pub enum AuthMethod {
     Session,
     /// An OAuth2 access token of a client credential, limited to its scopes.
     Bearer {
-        credential_id: Uuid,
+        credential_id: CredentialId,
         scopes: Vec<Scope>,
     },
 }
 
 impl AuthMethod {
-    pub fn credential_id(&self) -> Option<Uuid> {
+    pub fn credential_id(&self) -> Option<CredentialId> {
         match self {
             Self::Session => None,
             Self::Bearer { credential_id, .. } => Some(*credential_id),
@@ -50,7 +50,7 @@ impl AuthMethod {
 /// further round trip.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PrincipalOrg {
-    pub id: Uuid,
+    pub id: OrgId,
     pub name: String,
     pub role: Role,
     #[serde(with = "time::serde::rfc3339")]
@@ -63,7 +63,7 @@ pub struct PrincipalOrg {
 /// revocations take effect at once).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Principal {
-    pub user_id: Uuid,
+    pub user_id: UserId,
     pub email: String,
     pub first_name: String,
     pub last_name: String,
@@ -79,13 +79,13 @@ pub struct Principal {
 impl Principal {
     /// One of the principal's organizations. Not a member: 404, as for an organization that
     /// does not exist.
-    pub fn org(&self, org_id: Uuid) -> Result<&PrincipalOrg> {
+    pub fn org(&self, org_id: OrgId) -> Result<&PrincipalOrg> {
         self.orgs.iter().find(|o| o.id == org_id).ok_or(Error::NotFound("organization"))
     }
 
     /// The principal acting inside one organization. Not a member: 404, exactly as for an
     /// organization that does not exist, so that nobody learns of another tenant's ids.
-    pub fn in_org(&self, org_id: Uuid, method: AuthMethod) -> Result<Ctx> {
+    pub fn in_org(&self, org_id: OrgId, method: AuthMethod) -> Result<Ctx> {
         let org = self.org(org_id)?;
         Ok(Ctx { user_id: self.user_id, org_id, role: org.role, method })
     }
@@ -94,8 +94,8 @@ impl Principal {
 /// The tenant context every org-scoped handler and query works in.
 #[derive(Debug, Clone)]
 pub struct Ctx {
-    pub user_id: Uuid,
-    pub org_id: Uuid,
+    pub user_id: UserId,
+    pub org_id: OrgId,
     pub role: Role,
     pub method: AuthMethod,
 }

@@ -4,6 +4,7 @@ mod cidr;
 mod ctx;
 mod email;
 mod error;
+mod ids;
 mod invitation;
 pub mod names;
 mod network;
@@ -16,6 +17,9 @@ pub use cidr::{Cidr, VpcBlock, gateway, node_addresses};
 pub use ctx::{AuthMethod, Ctx, Principal, PrincipalOrg};
 pub use email::Email;
 pub use error::{Error, FieldError, Result, on_constraint};
+pub use ids::{
+    BackupId, CredentialId, InvitationId, JobId, NodeId, OrgId, PeeringId, RuleId, StoreId, UserId, VpcId,
+};
 pub use invitation::InvitationStatus;
 pub use network::{NetworkType, StoreNetwork};
 pub use password::NewPassword;

@@ -2,9 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use uuid::Uuid;
 
-use super::{Error, Result};
+use super::{Error, Result, VpcId};
 
 /// Where a store's nodes listen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
@@ -23,14 +22,15 @@ pub enum NetworkType {
 pub struct StoreNetwork {
     pub r#type: NetworkType,
     /// For `private`: the VPC, of the same cloud and region as the store, and available.
-    pub vpc_id: Option<Uuid>,
+    #[schema(value_type = Option<Uuid>)]
+    pub vpc_id: Option<VpcId>,
 }
 
 impl StoreNetwork {
     pub const PUBLIC: Self = Self { r#type: NetworkType::Public, vpc_id: None };
 
     /// The VPC a store asks to be placed in, if any.
-    pub fn requested_vpc(&self) -> Result<Option<Uuid>> {
+    pub fn requested_vpc(&self) -> Result<Option<VpcId>> {
         match (self.r#type, self.vpc_id) {
             (NetworkType::Public, None) => Ok(None),
             (NetworkType::Public, Some(_)) => {
@@ -43,7 +43,7 @@ impl StoreNetwork {
         }
     }
 
-    pub fn of(vpc_id: Option<Uuid>) -> Self {
+    pub fn of(vpc_id: Option<VpcId>) -> Self {
         match vpc_id {
             Some(id) => Self { r#type: NetworkType::Private, vpc_id: Some(id) },
             None => Self::PUBLIC,

@@ -1,10 +1,10 @@
 //! The responses of changes: `201 Created` and `202 Accepted` with the `Location` of what they
 //! made or changed and, where it has a revision, its `ETag`, written once for every route.
 
+use crate::domain::{OrgId, StoreId};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use uuid::Uuid;
 
 use crate::db::jobs::JobRow;
 use crate::http::views::JobView;
@@ -36,7 +36,7 @@ pub fn job_location(job: &JobRow) -> String {
 }
 
 /// The path of a store, as its `Location`.
-pub fn store_location(org_id: Uuid, store_id: Uuid) -> String {
+pub fn store_location(org_id: OrgId, store_id: StoreId) -> String {
     format!("/api/v1/orgs/{org_id}/stores/{store_id}")
 }
 

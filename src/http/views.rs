@@ -4,11 +4,12 @@
 use serde::Serialize;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use crate::db::invitations::InvitationRow;
 use crate::db::jobs::JobRow;
-use crate::domain::{InvitationStatus, JobStatus, Principal, Role};
+use crate::domain::{
+    InvitationId, InvitationStatus, JobId, JobStatus, OrgId, Principal, Role, StoreId, UserId,
+};
 use crate::error::ApiResult;
 use crate::service::invitations::status_at;
 use crate::service::members::parse_role;
@@ -38,12 +39,14 @@ pub struct LogLine {
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct JobView {
-    pub id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub id: JobId,
     /// `create_store`, `delete_store`, `add_node`, `remove_node`, `restart_node`,
     /// `repair_store`, `resize_store`.
     pub kind: String,
     pub status: JobStatus,
-    pub store_id: Option<Uuid>,
+    #[schema(value_type = Option<Uuid>)]
+    pub store_id: Option<StoreId>,
     /// Steps done, as a percentage of all steps.
     pub progress: u8,
     pub steps: Vec<StepView>,
@@ -115,7 +118,8 @@ impl From<OffsetDateTime> for Timestamp {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UserOrg {
-    pub id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub id: OrgId,
     pub name: String,
     pub role: Role,
 }
@@ -124,7 +128,8 @@ pub struct UserOrg {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserView {
-    pub id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub id: UserId,
     /// The login: the user's e-mail address.
     pub login: String,
     pub first_name: String,
@@ -163,8 +168,10 @@ impl From<Principal> for UserView {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct InvitationView {
-    pub id: Uuid,
-    pub org_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub id: InvitationId,
+    #[schema(value_type = Uuid)]
+    pub org_id: OrgId,
     pub org_name: String,
     /// The address invited.
     pub email: String,

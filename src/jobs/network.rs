@@ -11,7 +11,7 @@ use super::{JobEnv, Step};
 use crate::db;
 use crate::db::jobs::JobRow;
 use crate::db::vpcs::{PeeringRow, VpcRow};
-use crate::domain::{PeeringStatus, VpcStatus};
+use crate::domain::{OrgId, PeeringId, PeeringStatus, VpcId, VpcStatus};
 use crate::provision::{NetworkSpec, NodeNetwork, PeeringSpec};
 
 fn ipv4(net: IpNet) -> anyhow::Result<Ipv4Net> {
@@ -28,8 +28,8 @@ pub fn network_spec(vpc: &VpcRow) -> anyhow::Result<NetworkSpec> {
 /// Where a node of a private store lives.
 pub async fn node_network(
     db: &sqlx::PgPool,
-    org_id: Uuid,
-    vpc_id: Uuid,
+    org_id: OrgId,
+    vpc_id: VpcId,
     host: &str,
 ) -> anyhow::Result<NodeNetwork> {
     let vpc = db::vpcs::get_by_id(db, org_id, vpc_id).await?.context("the store's VPC is gone")?;
@@ -45,7 +45,7 @@ pub async fn peering_spec(db: &sqlx::PgPool, p: &PeeringRow) -> anyhow::Result<P
 }
 
 /// [`Step::CreateNetwork`](super::Step::CreateNetwork).
-pub async fn create_network(env: &JobEnv, job: &JobRow, vpc_id: Uuid) -> anyhow::Result<()> {
+pub async fn create_network(env: &JobEnv, job: &JobRow, vpc_id: VpcId) -> anyhow::Result<()> {
     let vpc = db::vpcs::get_by_id(&env.db, job.org_id, vpc_id).await?.context("the VPC is gone")?;
     env.plane.driver.create_network(&network_spec(&vpc)?).await?;
     db::vpcs::set_status(&env.db, job.org_id, vpc_id, VpcStatus::Available, env.clock.now()).await?;
@@ -53,14 +53,14 @@ pub async fn create_network(env: &JobEnv, job: &JobRow, vpc_id: Uuid) -> anyhow:
 }
 
 /// [`Step::RemoveNetwork`](super::Step::RemoveNetwork).
-pub async fn remove_network(env: &JobEnv, job: &JobRow, vpc_id: Uuid) -> anyhow::Result<()> {
+pub async fn remove_network(env: &JobEnv, job: &JobRow, vpc_id: VpcId) -> anyhow::Result<()> {
     env.plane.driver.remove_network(vpc_id).await?;
     db::vpcs::set_status(&env.db, job.org_id, vpc_id, VpcStatus::Deleted, env.clock.now()).await?;
     Ok(())
 }
 
 /// [`Step::ConnectPeering`](super::Step::ConnectPeering).
-pub async fn connect_peering(env: &JobEnv, job: &JobRow, id: Uuid) -> anyhow::Result<()> {
+pub async fn connect_peering(env: &JobEnv, job: &JobRow, id: PeeringId) -> anyhow::Result<()> {
     let p = peering(env, job, id).await?;
     env.plane.driver.create_peering(&peering_spec(&env.db, &p).await?).await?;
     // Active before the firewalls are brought up to date (the next step), so that a node
@@ -70,7 +70,7 @@ pub async fn connect_peering(env: &JobEnv, job: &JobRow, id: Uuid) -> anyhow::Re
 }
 
 /// [`Step::ApplyPeeringAccess`](super::Step::ApplyPeeringAccess).
-pub async fn apply_peering_access(env: &JobEnv, job: &JobRow, id: Uuid) -> anyhow::Result<()> {
+pub async fn apply_peering_access(env: &JobEnv, job: &JobRow, id: PeeringId) -> anyhow::Result<()> {
     let now = env.clock.now();
     let p = peering(env, job, id).await?;
     let touched = db::vpcs::nodes_in(&env.db, &[p.vpc_id, p.peer_vpc_id]).await?;
@@ -83,14 +83,14 @@ pub async fn apply_peering_access(env: &JobEnv, job: &JobRow, id: Uuid) -> anyho
 }
 
 /// [`Step::DisconnectPeering`](super::Step::DisconnectPeering).
-pub async fn disconnect_peering(env: &JobEnv, job: &JobRow, id: Uuid) -> anyhow::Result<()> {
+pub async fn disconnect_peering(env: &JobEnv, job: &JobRow, id: PeeringId) -> anyhow::Result<()> {
     let p = peering(env, job, id).await?;
     env.plane.driver.remove_peering(&peering_spec(&env.db, &p).await?).await?;
     db::vpcs::set_peering_status(&env.db, job.org_id, id, PeeringStatus::Deleted, env.clock.now()).await?;
     Ok(())
 }
 
-async fn peering(env: &JobEnv, job: &JobRow, id: Uuid) -> anyhow::Result<PeeringRow> {
+async fn peering(env: &JobEnv, job: &JobRow, id: PeeringId) -> anyhow::Result<PeeringRow> {
     db::vpcs::peering_by_id(&env.db, job.org_id, id).await?.context("the peering is gone")
 }
 
@@ -103,14 +103,15 @@ fn target(job: &JobRow) -> Option<Uuid> {
 /// whatever was made.
 pub async fn fail_vpc(env: &JobEnv, job: &JobRow) -> anyhow::Result<()> {
     let Some(id) = target(job) else { return Ok(()) };
-    db::vpcs::set_status(&env.db, job.org_id, id, VpcStatus::Failed, env.clock.now()).await?;
+    db::vpcs::set_status(&env.db, job.org_id, id.into(), VpcStatus::Failed, env.clock.now()).await?;
     Ok(())
 }
 
 /// A peering's job that failed for good leaves the peering `failed`, like [`fail_vpc`].
 pub async fn fail_peering(env: &JobEnv, job: &JobRow) -> anyhow::Result<()> {
     let Some(id) = target(job) else { return Ok(()) };
-    db::vpcs::set_peering_status(&env.db, job.org_id, id, PeeringStatus::Failed, env.clock.now()).await?;
+    db::vpcs::set_peering_status(&env.db, job.org_id, id.into(), PeeringStatus::Failed, env.clock.now())
+        .await?;
     Ok(())
 }
 
@@ -123,8 +124,8 @@ pub async fn at_start(env: &JobEnv) -> anyhow::Result<()> {
     // Those whose link exists, or may: on its way, in force, being removed, or failed half-way.
     let linked: Vec<PeeringStatus> = PeeringStatus::ALL.iter().copied().filter(|s| s.is_linked()).collect();
     let peerings = db::vpcs::all_peerings(&env.db, &linked).await?;
-    let vpc_ids: Vec<Uuid> = vpcs.iter().map(|v| v.id).collect();
-    let peering_ids: Vec<Uuid> = peerings.iter().map(|p| p.id).collect();
+    let vpc_ids: Vec<VpcId> = vpcs.iter().map(|v| v.id).collect();
+    let peering_ids: Vec<PeeringId> = peerings.iter().map(|p| p.id).collect();
     for what in driver.retain_networks(&vpc_ids, &peering_ids).await? {
         tracing::warn!(%what, "removed a network no VPC or peering knows");
     }

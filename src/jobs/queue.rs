@@ -1,9 +1,9 @@
 //! Enqueueing: a job written in the caller's transaction, beside the change it serves, with a
 //! store's one-job-at-a-time rule (`jobs_one_active_per_store`) answered in this one place.
 
+use crate::domain::{JobId, OrgId, StoreId, UserId};
 use sqlx::{Connection, PgConnection};
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use super::Step;
 use super::kinds::{JobKind, NoParams};
@@ -14,7 +14,7 @@ use crate::db::jobs::JobRow;
 #[derive(Debug, Clone)]
 pub struct Enqueue<'a> {
     /// The store it changes; none for a VPC's or a peering's.
-    pub store_id: Option<Uuid>,
+    pub store_id: Option<StoreId>,
     pub kind: &'a str,
     pub steps: Vec<String>,
     /// What its steps read back.
@@ -23,12 +23,12 @@ pub struct Enqueue<'a> {
 
 impl Enqueue<'static> {
     /// A job of kind `K` on a store, with its params and steps.
-    pub fn typed<K: JobKind>(store_id: Uuid, params: K::Params, steps: Vec<Step>) -> Self {
+    pub fn typed<K: JobKind>(store_id: StoreId, params: K::Params, steps: Vec<Step>) -> Self {
         Self::build::<K>(Some(store_id), &params, &steps)
     }
 
     /// A job of kind `K`, which has no params, on a store.
-    pub fn of<K: JobKind<Params = NoParams>>(store_id: Uuid, steps: Vec<Step>) -> Self {
+    pub fn of<K: JobKind<Params = NoParams>>(store_id: StoreId, steps: Vec<Step>) -> Self {
         Self::build::<K>(Some(store_id), &NoParams {}, &steps)
     }
 
@@ -37,7 +37,7 @@ impl Enqueue<'static> {
         Self::build::<K>(None, &NoParams {}, &steps)
     }
 
-    fn build<K: JobKind>(store_id: Option<Uuid>, params: &K::Params, steps: &[Step]) -> Self {
+    fn build<K: JobKind>(store_id: Option<StoreId>, params: &K::Params, steps: &[Step]) -> Self {
         // Params are plain structs of ids, strings and times: they always make JSON.
         let params = serde_json::to_value(params).expect("job params serialize to JSON");
         Self { store_id, kind: K::KIND, steps: Step::render_all(steps), params }
@@ -61,12 +61,12 @@ pub enum NotEnqueued {
 /// in a savepoint).
 pub async fn enqueue(
     tx: &mut PgConnection,
-    org_id: Uuid,
-    created_by: Option<Uuid>,
+    org_id: OrgId,
+    created_by: Option<UserId>,
     now: OffsetDateTime,
     job: Enqueue<'_>,
 ) -> Result<JobRow, NotEnqueued> {
-    let id = Uuid::now_v7();
+    let id = JobId::new();
     let new = db::jobs::NewJob {
         id,
         store_id: job.store_id,

@@ -9,12 +9,11 @@ use anyhow::Context;
 use croner::Cron;
 use croner::parser::{CronParser, Seconds, Year};
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use super::kinds::{Backup, BackupParams, BackupSource};
 use super::{Enqueue, JobEnv, NotEnqueued, Step, enqueue};
 use crate::db;
-use crate::domain::StoreStatus;
+use crate::domain::{BackupId, JobId, OrgId, StoreId, StoreStatus, UserId};
 use crate::quota::{self, QuotaExceeded, Quotas};
 
 /// A schedule as the API shows it before anyone changes it: daily at 03:00 UTC, seven kept.
@@ -91,15 +90,15 @@ pub fn next_times(
 /// A backup to start.
 #[derive(Debug, Clone, Copy)]
 pub struct NewBackup<'a> {
-    pub org_id: Uuid,
-    pub store_id: Uuid,
+    pub org_id: OrgId,
+    pub store_id: StoreId,
     /// `full` or `logical`.
     pub kind: &'a str,
     /// `manual` or `schedule`.
     pub trigger: &'a str,
     /// `replica` or `primary`.
     pub source: &'a str,
-    pub created_by: Option<Uuid>,
+    pub created_by: Option<UserId>,
     pub now: OffsetDateTime,
 }
 
@@ -107,7 +106,7 @@ pub struct NewBackup<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Started {
     /// The backup's and its job's ids.
-    Backup { backup_id: Uuid, job_id: Uuid },
+    Backup { backup_id: BackupId, job_id: JobId },
     /// The store has a job in progress.
     Busy,
     /// The organization keeps as many bytes of backups as its quota allows.
@@ -127,7 +126,7 @@ pub async fn start_backup(
         return Ok(Started::OverQuota(over));
     }
     let mut sp = tx.begin().await?;
-    let backup_id = Uuid::now_v7();
+    let backup_id = BackupId::new();
     db::backups::insert(&mut *sp, org_id, backup_id, b.store_id, b.kind, b.trigger, now).await?;
     let params = BackupParams { source: BackupSource::from_text(b.source) };
     let job = Enqueue::typed::<Backup>(b.store_id, params, vec![Step::TakeBackup(backup_id)]);

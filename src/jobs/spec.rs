@@ -1,9 +1,9 @@
 //! A node's spec as the driver needs it, read from the tables: the store's settings, its
 //! secrets decrypted, its network, and the access in force.
 
+use crate::domain::{NodeId, OrgId, StoreId};
 use anyhow::Context;
 use secrecy::{ExposeSecret, SecretString};
-use uuid::Uuid;
 
 use super::network;
 use crate::db;
@@ -16,9 +16,9 @@ impl DataPlane {
     pub async fn node_spec(
         &self,
         db: &sqlx::PgPool,
-        org_id: Uuid,
-        store_id: Uuid,
-        node_id: Uuid,
+        org_id: OrgId,
+        store_id: StoreId,
+        node_id: NodeId,
         now: time::OffsetDateTime,
     ) -> anyhow::Result<Option<NodeSpec>> {
         let Some(store) = db::stores::get_by_id(db, org_id, store_id).await? else { return Ok(None) };
@@ -74,7 +74,7 @@ impl DataPlane {
     pub async fn org_ca(
         &self,
         db: &sqlx::PgPool,
-        org_id: Uuid,
+        org_id: OrgId,
         now: time::OffsetDateTime,
     ) -> anyhow::Result<(String, SecretString)> {
         if db::org_cas::get(db, org_id).await?.is_none() {
@@ -90,7 +90,7 @@ impl DataPlane {
     async fn node_tls(
         &self,
         db: &sqlx::PgPool,
-        org_id: Uuid,
+        org_id: OrgId,
         host: &str,
         now: time::OffsetDateTime,
     ) -> anyhow::Result<crate::provision::NodeTls> {

@@ -8,6 +8,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use uuid::Uuid;
 
+use crate::domain::{BackupId, NodeId, PeeringId, VpcId};
+
 /// The longest one step may take before it counts as failed.
 const STEP_TIMEOUT: Duration = Duration::from_secs(600);
 /// Steps that copy a whole store (backups, restores, replicas made by `pg_basebackup`) take as
@@ -25,26 +27,26 @@ pub enum Step {
     /// and made again; a server started but not yet given its roles is found running and its
     /// roles converge (`alter` or `create`). After: again, the same: the cluster exists, the
     /// server runs, the roles are as wanted.
-    CreatePrimary(Uuid),
+    CreatePrimary(NodeId),
     /// `create_replica:<node id>`. Like [`Step::CreatePrimary`]: the copy (`pg_basebackup`) goes
     /// to `data.init` and is renamed into place whole, or discarded and made again.
-    CreateReplica(Uuid),
+    CreateReplica(NodeId),
     /// `remove_node:<node id>`. Before: the node runs. In: the row says `removing` first; the
     /// server stops, then its volume and folder go, then its row: a crash part-way leaves a
     /// stopped node whose removal the retry finishes (every part is idempotent). After: the
     /// node's row is gone, and the retry finds nothing to do.
-    RemoveNode(Uuid),
+    RemoveNode(NodeId),
     /// `restart_node:<node id>`. A stop, then a start: a crash between them leaves the node
     /// stopped, and the retry's stop does nothing and its start starts it. Nothing is lost
     /// either way: a fast stop.
-    RestartNode(Uuid),
+    RestartNode(NodeId),
     /// `rebuild_node:<node id>`. A replica removed and copied again from the primary (a primary
     /// is restarted in place): [`Step::RemoveNode`] and then [`Step::CreateReplica`], each as
     /// safe as they are.
-    RebuildNode(Uuid),
+    RebuildNode(NodeId),
     /// `reconfigure_node:<node id>`. [`Step::RestartNode`] with the node's configuration (and
     /// its volume's size) rewritten from the tables at the start.
-    ReconfigureNode(Uuid),
+    ReconfigureNode(NodeId),
     /// `grow_volume:<node id>`. Grows the node's volume to the store's size, online (or, where
     /// the host refuses that, with the node stopped for the moment). The filesystem's own size
     /// is compared with the store's each time, so a crash between extending the image and
@@ -53,7 +55,7 @@ pub enum Step {
     /// retry finds its volume grown or unmounted, and leaves the node (and the growing) to its
     /// next start, which Berth's own next start makes; the health check reports it failed
     /// meanwhile.
-    GrowVolume(Uuid),
+    GrowVolume(NodeId),
     /// `apply_parameters:<node id>`. Before: the group is in the tables; the node runs with its
     /// former parameters. In: each parameter is written by `alter system` (which rewrites
     /// `postgresql.auto.conf` whole), then the server reloads, then restarts if a changed
@@ -62,7 +64,7 @@ pub enum Step {
     /// `pg_file_settings`. A crash between the restart's stop and its start leaves the node
     /// stopped: the retry starts it first. After: the retry writes the same values, finds
     /// nothing pending, and only reloads.
-    ApplyParameters(Uuid),
+    ApplyParameters(NodeId),
     /// `take_backup:<backup id>`. Before: the backup's row is `running`, with no archive. In:
     /// the driver writes the archive aside (`.<name>.partial`), renames it to its key whole, and
     /// removes what it wrote aside if it fails; a crash leaves a partial one, which the retry
@@ -70,7 +72,7 @@ pub enum Step {
     /// but not yet recorded is taken again over it. After (the row says `succeeded`, the job not
     /// yet done): the retry keeps that backup and does nothing. A backup job that fails for good
     /// marks its backup `failed` and removes its archive, never one recorded as taken.
-    TakeBackup(Uuid),
+    TakeBackup(BackupId),
     /// `restore_node:<node id>`. Before: the node runs its current data. In: the backup is
     /// unpacked into `data.init`; the current data steps aside to `data.before-restore` and
     /// stays there until the restored node has recovered: a retry that finds data aside keeps it
@@ -82,7 +84,7 @@ pub enum Step {
     /// and the retry restores again. After: the node serves the restored data and the retry
     /// restores again (the same backup: the same result; writes made in between are replaced
     /// too).
-    RestoreNode(Uuid),
+    RestoreNode(NodeId),
     /// `fork_primary:<node id>`. The first node of a store made from another store's backup.
     /// Before: the node has no data. In: from a full backup, [`Step::RestoreNode`]'s restore
     /// (nothing to set aside the first time; a retry sets the earlier attempt's copy aside and
@@ -95,7 +97,7 @@ pub enum Step {
     /// that what it wrote is archived). After: the retry restores the same backup again; the
     /// store is `deploying` until the job ends, and what a client wrote to it meanwhile is
     /// replaced.
-    ForkPrimary(Uuid),
+    ForkPrimary(NodeId),
     /// `delete_backups`. Removes a deleted store's backups, when its deletion asked for that.
     /// Before: the store's nodes are gone, its backups and archived WAL kept. In: the rows go
     /// first, in one statement, then each archive, then the store's whole folder of backups
@@ -121,13 +123,13 @@ pub enum Step {
     /// it) is deleted and made again. The reconcile at start leaves a known VPC's namespace to
     /// its job and removes those no VPC knows. After: the VPC is `available`; the retry finds
     /// the network whole.
-    CreateNetwork(Uuid),
+    CreateNetwork(VpcId),
     /// `remove_network:<vpc id>`. Before: the VPC is `deleting` and holds no store or peering.
     /// In: `ip netns del`, which unmounts the namespace (its links, and the far ends of its veth
     /// pairs, go with it) and then unlinks its file: a crash between the two leaves a file that
     /// is no namespace, which the reconcile at start passes over and the retry deletes. After:
     /// the VPC is `deleted`; the retry finds no namespace and marks it so again.
-    RemoveNetwork(Uuid),
+    RemoveNetwork(VpcId),
     /// `connect_peering:<peering id>`. Before: the peering is `provisioning` and both VPCs'
     /// networks exist. In: one veth pair made whole by one `ip link add`, an end in each
     /// namespace (one end found without the other is removed and the pair made again), then each
@@ -135,18 +137,18 @@ pub enum Step {
     /// the retry completes; the reconcile at start keeps the link of a `provisioning` peering.
     /// After: the peering is `active`; the retry finds the pair and replaces its routes with the
     /// same.
-    ConnectPeering(Uuid),
+    ConnectPeering(PeeringId),
     /// `apply_peering_access:<peering id>`. Every node of both VPCs gets its `pg_hba.conf`
     /// rewritten from the tables (a private store without firewall rules admits the blocks of
     /// its VPC's `active` peerings, not of a `deleting` one) and reloaded, one node after
     /// another: a crash leaves some nodes with their former rules, which the retry rewrites;
     /// after it, the retry writes the same again.
-    ApplyPeeringAccess(Uuid),
+    ApplyPeeringAccess(PeeringId),
     /// `disconnect_peering:<peering id>`. Before: the peering is `deleting`, its access already
     /// withdrawn by [`Step::ApplyPeeringAccess`], its link in place (the reconcile at start
     /// keeps it for the job). In: deleting one end removes the pair and its routes at once.
     /// After: the peering is `deleted`; the retry finds no link and marks it so again.
-    DisconnectPeering(Uuid),
+    DisconnectPeering(PeeringId),
 }
 
 impl Step {
@@ -188,19 +190,17 @@ impl Step {
             | Step::ReconfigureNode(id)
             | Step::GrowVolume(id)
             | Step::ApplyParameters(id)
-            | Step::TakeBackup(id)
             | Step::RestoreNode(id)
-            | Step::ForkPrimary(id)
-            | Step::CreateNetwork(id)
-            | Step::RemoveNetwork(id)
-            | Step::ConnectPeering(id)
-            | Step::ApplyPeeringAccess(id)
-            | Step::DisconnectPeering(id) => Some(id),
+            | Step::ForkPrimary(id) => Some(id.into_uuid()),
+            Step::TakeBackup(id) => Some(id.into_uuid()),
+            Step::CreateNetwork(id) | Step::RemoveNetwork(id) => Some(id.into_uuid()),
+            Step::ConnectPeering(id) | Step::ApplyPeeringAccess(id) | Step::DisconnectPeering(id) => {
+                Some(id.into_uuid())
+            }
             Step::DeleteBackups | Step::FinishAvailable | Step::FinishDeleted | Step::Noop => None,
         }
     }
 
-    /// Reads a step as stored: `name` or `name:<id>`.
     pub fn parse(text: &str) -> anyhow::Result<Step> {
         let (name, id) = match text.split_once(':') {
             Some((name, id)) => (name, Some(id.parse::<Uuid>().with_context(|| format!("step {text}"))?)),
@@ -212,26 +212,26 @@ impl Step {
             None => Ok(step),
         };
         match name {
-            CREATE_PRIMARY => on(Step::CreatePrimary),
-            CREATE_REPLICA => on(Step::CreateReplica),
-            REMOVE_NODE => on(Step::RemoveNode),
-            RESTART_NODE => on(Step::RestartNode),
-            REBUILD_NODE => on(Step::RebuildNode),
-            RECONFIGURE_NODE => on(Step::ReconfigureNode),
-            GROW_VOLUME => on(Step::GrowVolume),
-            APPLY_PARAMETERS => on(Step::ApplyParameters),
-            TAKE_BACKUP => on(Step::TakeBackup),
-            RESTORE_NODE => on(Step::RestoreNode),
-            FORK_PRIMARY => on(Step::ForkPrimary),
+            CREATE_PRIMARY => on(|id| Step::CreatePrimary(id.into())),
+            CREATE_REPLICA => on(|id| Step::CreateReplica(id.into())),
+            REMOVE_NODE => on(|id| Step::RemoveNode(id.into())),
+            RESTART_NODE => on(|id| Step::RestartNode(id.into())),
+            REBUILD_NODE => on(|id| Step::RebuildNode(id.into())),
+            RECONFIGURE_NODE => on(|id| Step::ReconfigureNode(id.into())),
+            GROW_VOLUME => on(|id| Step::GrowVolume(id.into())),
+            APPLY_PARAMETERS => on(|id| Step::ApplyParameters(id.into())),
+            TAKE_BACKUP => on(|id| Step::TakeBackup(id.into())),
+            RESTORE_NODE => on(|id| Step::RestoreNode(id.into())),
+            FORK_PRIMARY => on(|id| Step::ForkPrimary(id.into())),
             DELETE_BACKUPS => bare(Step::DeleteBackups),
             FINISH_AVAILABLE => bare(Step::FinishAvailable),
             FINISH_DELETED => bare(Step::FinishDeleted),
             NOOP => bare(Step::Noop),
-            CREATE_NETWORK => on(Step::CreateNetwork),
-            REMOVE_NETWORK => on(Step::RemoveNetwork),
-            CONNECT_PEERING => on(Step::ConnectPeering),
-            APPLY_PEERING_ACCESS => on(Step::ApplyPeeringAccess),
-            DISCONNECT_PEERING => on(Step::DisconnectPeering),
+            CREATE_NETWORK => on(|id| Step::CreateNetwork(id.into())),
+            REMOVE_NETWORK => on(|id| Step::RemoveNetwork(id.into())),
+            CONNECT_PEERING => on(|id| Step::ConnectPeering(id.into())),
+            APPLY_PEERING_ACCESS => on(|id| Step::ApplyPeeringAccess(id.into())),
+            DISCONNECT_PEERING => on(|id| Step::DisconnectPeering(id.into())),
             other => bail!("unknown step {other}"),
         }
     }
@@ -312,27 +312,28 @@ mod tests {
     use super::*;
 
     fn every_step(id: Uuid) -> Vec<Step> {
+        let node = NodeId::from(id);
         vec![
-            Step::CreatePrimary(id),
-            Step::CreateReplica(id),
-            Step::RemoveNode(id),
-            Step::RestartNode(id),
-            Step::RebuildNode(id),
-            Step::ReconfigureNode(id),
-            Step::GrowVolume(id),
-            Step::ApplyParameters(id),
-            Step::TakeBackup(id),
-            Step::RestoreNode(id),
-            Step::ForkPrimary(id),
+            Step::CreatePrimary(node),
+            Step::CreateReplica(node),
+            Step::RemoveNode(node),
+            Step::RestartNode(node),
+            Step::RebuildNode(node),
+            Step::ReconfigureNode(node),
+            Step::GrowVolume(node),
+            Step::ApplyParameters(node),
+            Step::TakeBackup(id.into()),
+            Step::RestoreNode(node),
+            Step::ForkPrimary(node),
             Step::DeleteBackups,
             Step::FinishAvailable,
             Step::FinishDeleted,
             Step::Noop,
-            Step::CreateNetwork(id),
-            Step::RemoveNetwork(id),
-            Step::ConnectPeering(id),
-            Step::ApplyPeeringAccess(id),
-            Step::DisconnectPeering(id),
+            Step::CreateNetwork(id.into()),
+            Step::RemoveNetwork(id.into()),
+            Step::ConnectPeering(id.into()),
+            Step::ApplyPeeringAccess(id.into()),
+            Step::DisconnectPeering(id.into()),
         ]
     }
 
@@ -360,10 +361,13 @@ mod tests {
         let id: Uuid = "0190f1e4-7c3a-7000-8000-000000000001".parse().unwrap();
         assert_eq!(
             Step::parse("create_replica:0190f1e4-7c3a-7000-8000-000000000001").unwrap(),
-            Step::CreateReplica(id)
+            Step::CreateReplica(id.into())
         );
         assert_eq!(Step::parse("finish_available").unwrap(), Step::FinishAvailable);
-        assert_eq!(Step::TakeBackup(id).to_string(), "take_backup:0190f1e4-7c3a-7000-8000-000000000001");
+        assert_eq!(
+            Step::TakeBackup(id.into()).to_string(),
+            "take_backup:0190f1e4-7c3a-7000-8000-000000000001"
+        );
     }
 
     #[test]

@@ -3,9 +3,7 @@
 //! (as `anyhow` errors to retry); requests tell them apart, once, in the conversion into a
 //! [`domain::Error`](crate::domain::Error) below.
 
-use uuid::Uuid;
-
-use crate::domain;
+use crate::domain::{self, NodeId};
 
 /// SQLSTATEs by which a store's PostgreSQL says that what was to be created exists:
 /// `duplicate_database`, `duplicate_object`, and `unique_violation`, which a catalog's unique
@@ -17,7 +15,7 @@ pub enum Error {
     /// The node's server did not take a connection: stopped, starting, or gone.
     #[error("node {node} is not reachable: {source:#}")]
     Unreachable {
-        node: Uuid,
+        node: NodeId,
         #[source]
         source: anyhow::Error,
     },
@@ -78,7 +76,7 @@ mod tests {
         let other = Error::Refused { code: "42501".into(), message: "denied".into() };
         let internal = other.or_exists(|| domain::Error::conflict("database_exists", "exists"));
         assert!(matches!(internal, domain::Error::Internal(_)), "{internal:?}");
-        let down = Error::Unreachable { node: Uuid::nil(), source: anyhow::anyhow!("refused") };
+        let down = Error::Unreachable { node: NodeId::default(), source: anyhow::anyhow!("refused") };
         assert!(matches!(domain::Error::from(down), domain::Error::Unavailable(_)));
     }
 }

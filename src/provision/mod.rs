@@ -9,6 +9,7 @@ mod plane;
 pub mod sizing;
 pub mod sql;
 
+use crate::domain::{NodeId, PeeringId, StoreId, VpcId};
 use std::fmt::Debug;
 
 use std::net::Ipv4Addr;
@@ -16,7 +17,6 @@ use std::net::Ipv4Addr;
 use async_trait::async_trait;
 use ipnet::Ipv4Net;
 use secrecy::SecretString;
-use uuid::Uuid;
 
 pub use self::plane::DataPlane;
 
@@ -32,8 +32,8 @@ pub struct InstanceSettings {
 /// is idempotent: repeating it after a crash anywhere finishes the work, never duplicates it.
 #[derive(Debug, Clone)]
 pub struct NodeSpec {
-    pub store_id: Uuid,
-    pub node_id: Uuid,
+    pub store_id: StoreId,
+    pub node_id: NodeId,
     /// Major version, e.g. `15`.
     pub version: String,
     /// The loopback port the node listens on (clients connect to 127.0.0.1:port).
@@ -66,7 +66,7 @@ pub struct NodeSpec {
 /// A VPC's network, as a driver makes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NetworkSpec {
-    pub vpc_id: Uuid,
+    pub vpc_id: VpcId,
     pub cidr: Ipv4Net,
 }
 
@@ -81,7 +81,7 @@ pub struct NodeNetwork {
 /// Two networks joined so that each block routes to the other.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PeeringSpec {
-    pub peering_id: Uuid,
+    pub peering_id: PeeringId,
     pub a: NetworkSpec,
     pub b: NetworkSpec,
 }
@@ -110,7 +110,7 @@ pub struct NodeTls {
 
 impl NodeSpec {
     /// Enough of a spec to find and remove a node whose store is gone.
-    pub fn bare(store_id: Uuid, node_id: Uuid) -> Self {
+    pub fn bare(store_id: StoreId, node_id: NodeId) -> Self {
         Self {
             store_id,
             node_id,
@@ -178,8 +178,10 @@ pub enum OsUsers {
 pub struct Quarantined {
     /// What `berth quarantine purge` takes: `<when>-<node id>`.
     pub id: String,
-    pub store_id: Uuid,
-    pub node_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub store_id: StoreId,
+    #[schema(value_type = Uuid)]
+    pub node_id: NodeId,
     /// The node's folder (its data in `data/`); with a volume, where it is mounted read-only.
     pub path: String,
     /// The node's volume, if it had one.
@@ -267,7 +269,7 @@ pub trait Provisioner: Send + Sync + Debug + 'static {
     /// Sets a node no store knows aside, stopped and untouched, where a person can look at it:
     /// a node is never deleted on a guess (the control database may be the wrong one, or lost).
     /// Returns where it went.
-    async fn quarantine(&self, store_id: Uuid, node_id: Uuid) -> anyhow::Result<String>;
+    async fn quarantine(&self, store_id: StoreId, node_id: NodeId) -> anyhow::Result<String>;
 
     /// What is in quarantine, oldest first.
     fn quarantined(&self) -> anyhow::Result<Vec<Quarantined>>;
@@ -277,12 +279,12 @@ pub trait Provisioner: Send + Sync + Debug + 'static {
 
     /// `(store_id, node_id)` of every node present on this host, running or not, so that the
     /// caller can remove the ones its tables do not know.
-    async fn present_nodes(&self) -> anyhow::Result<Vec<(Uuid, Uuid)>>;
+    async fn present_nodes(&self) -> anyhow::Result<Vec<(StoreId, NodeId)>>;
 
     /// Removes what this driver made on the host for stores that no Berth can come back for
     /// (OS users, volumes of data folders that are gone) and, of this Berth's, what belongs to
     /// no store in `stores` once its nodes are gone. Returns what it removed, for the log.
-    async fn retain_stores(&self, stores: &[Uuid]) -> anyhow::Result<Vec<String>>;
+    async fn retain_stores(&self, stores: &[StoreId]) -> anyhow::Result<Vec<String>>;
 
     /// Whether this driver can make VPC networks here; the error says why not, to the user.
     fn networks_available(&self) -> Result<(), String>;
@@ -292,7 +294,7 @@ pub trait Provisioner: Send + Sync + Debug + 'static {
     async fn create_network(&self, network: &NetworkSpec) -> anyhow::Result<()>;
 
     /// Removes the network with whatever is attached to it (peering links). Idempotent.
-    async fn remove_network(&self, vpc_id: Uuid) -> anyhow::Result<()>;
+    async fn remove_network(&self, vpc_id: VpcId) -> anyhow::Result<()>;
 
     /// Joins two existing networks, each block routed to the other. Idempotent.
     async fn create_peering(&self, peering: &PeeringSpec) -> anyhow::Result<()>;
@@ -302,5 +304,5 @@ pub trait Provisioner: Send + Sync + Debug + 'static {
 
     /// Removes the networks and peering links this Berth made that are not in the lists (left by
     /// a crash, or by a VPC the tables no longer know); returns what it removed, for the log.
-    async fn retain_networks(&self, vpcs: &[Uuid], peerings: &[Uuid]) -> anyhow::Result<Vec<String>>;
+    async fn retain_networks(&self, vpcs: &[VpcId], peerings: &[PeeringId]) -> anyhow::Result<Vec<String>>;
 }

@@ -2,16 +2,14 @@
 //! written into every node's `pg_hba.conf`. One place drives the data plane for it, so a change
 //! of either fails the same way.
 
-use uuid::Uuid;
-
 use crate::app::AppState;
 use crate::db;
-use crate::domain::{Ctx, Error, NodeState, Result};
+use crate::domain::{Ctx, Error, NodeState, Result, StoreId};
 
 /// Writes the store's access into every node (but those being removed) and reloads it. The
 /// change is saved before: a node that cannot take it now is `Unavailable` (it reads its access
 /// when it next starts), never an internal error.
-pub async fn apply(state: &AppState, ctx: &Ctx, store_id: Uuid) -> Result<()> {
+pub async fn apply(state: &AppState, ctx: &Ctx, store_id: StoreId) -> Result<()> {
     let nodes = db::stores::nodes(&state.db, ctx.org_id, &[store_id]).await?;
     for n in nodes.iter().filter(|n| n.state != NodeState::Removing) {
         let Some(spec) =

@@ -94,7 +94,7 @@ mod tests {
             let prev_hash = out.last().map(|e| e.hash.clone());
             let mut ev = EventRow {
                 id,
-                org_id: Some(Uuid::nil()),
+                org_id: Some(crate::domain::OrgId(Uuid::nil())),
                 at: OffsetDateTime::UNIX_EPOCH,
                 actor_user_id: None,
                 actor: Some("a@example.com".into()),

@@ -2,13 +2,12 @@
 //! of each attempt. The session cookie itself is HTTP's.
 
 use secrecy::{ExposeSecret, SecretString};
-use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::audit::{Event, Outcome, RequestMeta};
 use crate::auth::throttle::{self, Limit};
 use crate::db;
-use crate::domain::{AuthMethod, Error, Principal, Result, password};
+use crate::domain::{AuthMethod, Error, OrgId, Principal, Result, password};
 
 pub use crate::auth::throttle::Throttled;
 
@@ -95,7 +94,7 @@ async fn audit_login(
     user: Option<&Principal>,
     outcome: Outcome,
 ) -> Result<()> {
-    let orgs: Vec<Uuid> = user.map(|u| u.orgs.iter().map(|o| o.id).collect()).unwrap_or_default();
+    let orgs: Vec<OrgId> = user.map(|u| u.orgs.iter().map(|o| o.id).collect()).unwrap_or_default();
     let mut ev = Event::new("login", meta).claimed_actor(login).outcome(outcome);
     if let Some(id) = user.map(|u| u.user_id) {
         ev = ev.actor_user(id).target(format!("user:{id}"));

@@ -17,7 +17,7 @@ use crate::auth::token::{self, TagKey};
 use crate::db;
 use crate::db::credentials::{ClientAuth, CredentialRow, NewCredential};
 use crate::db::tokens::{NewPair, Refresh};
-use crate::domain::{Ctx, Error, Result, Role, Scope};
+use crate::domain::{CredentialId, Ctx, Error, OrgId, Result, Role, Scope, UserId};
 
 pub const ACCESS_TTL: Duration = Duration::HOUR;
 pub const REFRESH_TTL: Duration = Duration::days(30);
@@ -107,7 +107,7 @@ pub async fn create(
         &mut *tx,
         ctx,
         NewCredential {
-            id: Uuid::now_v7(),
+            id: CredentialId::new(),
             client_id: &client_id,
             secret_hash: &token::hash(&secret),
             description,
@@ -136,7 +136,7 @@ pub async fn create(
 }
 
 /// Whose credentials the context sees and revokes: everyone's for owners and admins, else its own.
-fn only_own(ctx: &Ctx) -> Option<Uuid> {
+fn only_own(ctx: &Ctx) -> Option<UserId> {
     (ctx.role < Role::Admin).then_some(ctx.user_id)
 }
 
@@ -213,7 +213,7 @@ pub async fn authenticate(
     secret: &str,
 ) -> GrantResult<ClientAuth> {
     let now = state.clock.now();
-    let refuse = |reason: &str, org: Option<Uuid>, credential: Option<Uuid>| {
+    let refuse = |reason: &str, org: Option<OrgId>, credential: Option<CredentialId>| {
         let mut ev = Event::new("token.refused", meta)
             .claimed_actor(client_id)
             .outcome(Outcome::Denied)

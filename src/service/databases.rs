@@ -1,6 +1,7 @@
 //! Databases and database users inside a store, made on its primary (replicas follow by
 //! replication). Berth never keeps a database user's password: it is returned once.
 
+use crate::domain::StoreId;
 use rand::Rng;
 use rand::distributions::Alphanumeric;
 use secrecy::SecretString;
@@ -71,7 +72,7 @@ fn password(asked: Option<SecretString>) -> Result<SecretString> {
 }
 
 /// The spec of the store's primary, if the store can take the change now.
-async fn primary(state: &AppState, ctx: &Ctx, store_id: Uuid) -> Result<NodeSpec> {
+async fn primary(state: &AppState, ctx: &Ctx, store_id: StoreId) -> Result<NodeSpec> {
     let store = db::stores::get(&state.db, ctx, store_id).await?.ok_or(Error::NotFound("store"))?;
     store.status.check(StoreOperation::ChangeDatabases)?;
     let nodes = db::stores::nodes(&state.db, ctx.org_id, &[store_id]).await?;
@@ -86,7 +87,7 @@ async fn primary(state: &AppState, ctx: &Ctx, store_id: Uuid) -> Result<NodeSpec
 }
 
 /// The store's databases, read from its primary.
-pub async fn list_databases(state: &AppState, ctx: &Ctx, store_id: Uuid) -> Result<Vec<DatabaseInfo>> {
+pub async fn list_databases(state: &AppState, ctx: &Ctx, store_id: StoreId) -> Result<Vec<DatabaseInfo>> {
     let spec = primary(state, ctx, store_id).await?;
     Ok(sql::databases(state.plane.driver.as_ref(), &spec).await?)
 }
@@ -106,7 +107,7 @@ pub async fn create_database(
     meta: &RequestMeta,
     ctx: &Ctx,
     actor: &str,
-    store_id: Uuid,
+    store_id: StoreId,
     cmd: &CreateDatabase,
 ) -> Result<DatabaseInfo> {
     let name = identifier("name", &cmd.name, &SYSTEM_DATABASES)?;
@@ -142,7 +143,7 @@ pub async fn drop_database(
     meta: &RequestMeta,
     ctx: &Ctx,
     actor: &str,
-    store_id: Uuid,
+    store_id: StoreId,
     name: &str,
 ) -> Result<()> {
     customer_database("name", name)?;
@@ -174,7 +175,7 @@ pub async fn drop_database(
 }
 
 /// The store's database users.
-pub async fn list_users(state: &AppState, ctx: &Ctx, store_id: Uuid) -> Result<Vec<DbUserRow>> {
+pub async fn list_users(state: &AppState, ctx: &Ctx, store_id: StoreId) -> Result<Vec<DbUserRow>> {
     db::stores::get(&state.db, ctx, store_id).await?.ok_or(Error::NotFound("store"))?;
     Ok(db::db_users::list(&state.db, ctx, store_id).await?)
 }
@@ -206,7 +207,7 @@ pub async fn create_user(
     meta: &RequestMeta,
     ctx: &Ctx,
     actor: &str,
-    store_id: Uuid,
+    store_id: StoreId,
     cmd: CreateDbUser,
 ) -> Result<(DbUserRow, SecretString)> {
     let spec = primary(state, ctx, store_id).await?;
@@ -262,7 +263,7 @@ pub async fn drop_user(
     meta: &RequestMeta,
     ctx: &Ctx,
     actor: &str,
-    store_id: Uuid,
+    store_id: StoreId,
     name: &str,
 ) -> Result<()> {
     let spec = primary(state, ctx, store_id).await?;
@@ -295,7 +296,7 @@ pub async fn rotate_password(
     meta: &RequestMeta,
     ctx: &Ctx,
     actor: &str,
-    store_id: Uuid,
+    store_id: StoreId,
     name: &str,
     cmd: RotatePassword,
 ) -> Result<SecretString> {

@@ -9,13 +9,12 @@
 use serde::Deserialize;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::audit::{Event, RequestMeta};
 use crate::db;
 use crate::db::firewall::{NewRule, RuleRow};
-use crate::domain::{Cidr, Ctx, Error, FieldError, Result, on_constraint};
+use crate::domain::{Cidr, Ctx, Error, FieldError, Result, RuleId, StoreId, on_constraint};
 use crate::service::access;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -76,18 +75,18 @@ pub fn validate_all(rules: Vec<NewRuleBody>, now: OffsetDateTime) -> Result<Vec<
     Ok(valid)
 }
 
-async fn store_exists(state: &AppState, ctx: &Ctx, store_id: Uuid) -> Result<()> {
+async fn store_exists(state: &AppState, ctx: &Ctx, store_id: StoreId) -> Result<()> {
     db::stores::get(&state.db, ctx, store_id).await?.ok_or(Error::NotFound("store"))?;
     Ok(())
 }
 
 /// The store's rules in force now.
-pub async fn list(state: &AppState, ctx: &Ctx, store_id: Uuid) -> Result<Vec<RuleRow>> {
+pub async fn list(state: &AppState, ctx: &Ctx, store_id: StoreId) -> Result<Vec<RuleRow>> {
     store_exists(state, ctx, store_id).await?;
     Ok(db::firewall::list(&state.db, ctx, store_id, state.clock.now()).await?)
 }
 
-fn new_rule(id: Uuid, r: &Valid, now: OffsetDateTime) -> NewRule<'_> {
+fn new_rule(id: RuleId, r: &Valid, now: OffsetDateTime) -> NewRule<'_> {
     NewRule { id, source: r.source.net(), description: &r.description, expires_at: r.expires_at, now }
 }
 
@@ -97,14 +96,14 @@ pub async fn add(
     meta: &RequestMeta,
     ctx: &Ctx,
     actor: &str,
-    store_id: Uuid,
+    store_id: StoreId,
     body: NewRuleBody,
 ) -> Result<RuleRow> {
     let now = state.clock.now();
     let rule = validate("", body, now).map_err(|e| Error::invalid(vec![e]))?;
     let mut tx = state.db.begin().await?;
     db::stores::get_for_update(&mut tx, ctx, store_id).await?.ok_or(Error::NotFound("store"))?;
-    let id = Uuid::now_v7();
+    let id = RuleId::new();
     db::firewall::insert(&mut *tx, ctx, store_id, new_rule(id, &rule, now)).await.map_err(|e| {
         on_constraint(e, |c| {
             (c == "firewall_rules_source_key")
@@ -135,7 +134,7 @@ pub async fn replace(
     meta: &RequestMeta,
     ctx: &Ctx,
     actor: &str,
-    store_id: Uuid,
+    store_id: StoreId,
     body: Vec<NewRuleBody>,
 ) -> Result<Vec<RuleRow>> {
     let now = state.clock.now();
@@ -144,7 +143,7 @@ pub async fn replace(
     db::stores::get_for_update(&mut tx, ctx, store_id).await?.ok_or(Error::NotFound("store"))?;
     db::firewall::delete_all(&mut *tx, ctx, store_id).await?;
     for r in &rules {
-        db::firewall::insert(&mut *tx, ctx, store_id, new_rule(Uuid::now_v7(), r, now)).await?;
+        db::firewall::insert(&mut *tx, ctx, store_id, new_rule(RuleId::new(), r, now)).await?;
     }
     Event::new("firewall.rules_replaced", meta)
         .in_ctx(ctx, actor)
@@ -163,8 +162,8 @@ pub async fn delete(
     meta: &RequestMeta,
     ctx: &Ctx,
     actor: &str,
-    store_id: Uuid,
-    rule_id: Uuid,
+    store_id: StoreId,
+    rule_id: RuleId,
 ) -> Result<()> {
     let now = state.clock.now();
     let mut tx = state.db.begin().await?;

@@ -4,13 +4,12 @@
 use serde::Deserialize;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::audit::{Event, RequestMeta};
 use crate::db;
 use crate::db::invitations::InvitationRow;
-use crate::domain::{AuthMethod, Ctx, Error, InvitationStatus, Principal, Result, Role};
+use crate::domain::{AuthMethod, Ctx, Error, InvitationId, InvitationStatus, Principal, Result, Role};
 use crate::service::members::{on_membership_conflict, parse_role};
 
 /// A stored invitation's status at `now` (a pending one past its expiry is `expired`).
@@ -58,7 +57,13 @@ pub async fn list(state: &AppState, ctx: &Ctx) -> Result<(Vec<InvitationRow>, Of
 }
 
 /// Withdraws an invitation of the context's organization that has not been answered.
-pub async fn revoke(state: &AppState, meta: &RequestMeta, ctx: &Ctx, actor: &str, id: Uuid) -> Result<()> {
+pub async fn revoke(
+    state: &AppState,
+    meta: &RequestMeta,
+    ctx: &Ctx,
+    actor: &str,
+    id: InvitationId,
+) -> Result<()> {
     let now = state.clock.now();
     let mut tx = state.db.begin().await?;
     let inv = db::invitations::lock(&mut tx, ctx, id).await?.ok_or(Error::NotFound("invitation"))?;
@@ -96,7 +101,7 @@ pub async fn answer(
     meta: &RequestMeta,
     user: &Principal,
     method: &AuthMethod,
-    id: Uuid,
+    id: InvitationId,
     answer: Answer,
 ) -> Result<(InvitationRow, OffsetDateTime)> {
     let email = &user.email;

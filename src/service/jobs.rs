@@ -10,7 +10,7 @@ use crate::app::AppState;
 use crate::audit::{Event, RequestMeta};
 use crate::db;
 use crate::db::jobs::{JobRow, LogRow};
-use crate::domain::{Ctx, Error, JobStatus, Result};
+use crate::domain::{Ctx, Error, JobId, JobStatus, Result, StoreId};
 use crate::jobs::{self, NotEnqueued};
 
 pub use crate::jobs::Enqueue;
@@ -42,7 +42,7 @@ pub struct Page {
 }
 
 /// The organization's jobs (of one of its stores, if given: 404 for none), newest first.
-pub async fn list(state: &AppState, ctx: &Ctx, store_id: Option<Uuid>, page: Page) -> Result<Vec<JobRow>> {
+pub async fn list(state: &AppState, ctx: &Ctx, store_id: Option<StoreId>, page: Page) -> Result<Vec<JobRow>> {
     if let Some(store_id) = store_id {
         db::stores::get(&state.db, ctx, store_id).await?.ok_or(Error::NotFound("store"))?;
     }
@@ -50,7 +50,7 @@ pub async fn list(state: &AppState, ctx: &Ctx, store_id: Option<Uuid>, page: Pag
 }
 
 /// One job of the organization, with its log.
-pub async fn get(state: &AppState, ctx: &Ctx, job_id: Uuid) -> Result<(JobRow, Vec<LogRow>)> {
+pub async fn get(state: &AppState, ctx: &Ctx, job_id: JobId) -> Result<(JobRow, Vec<LogRow>)> {
     let job = db::jobs::get(&state.db, ctx, job_id).await?.ok_or(Error::NotFound("job"))?;
     let log = db::jobs::logs(&state.db, ctx, job_id).await?;
     Ok((job, log))
@@ -92,7 +92,7 @@ pub async fn cancel(
     meta: &RequestMeta,
     ctx: &Ctx,
     actor: &str,
-    job_id: Uuid,
+    job_id: JobId,
 ) -> Result<JobRow> {
     let now = state.clock.now();
     let mut tx = state.db.begin().await?;
@@ -121,8 +121,8 @@ mod tests {
     fn job(kind: &str, status: JobStatus, step: i32, attempts: i32) -> JobRow {
         let at = OffsetDateTime::UNIX_EPOCH;
         JobRow {
-            id: Uuid::nil(),
-            org_id: Uuid::nil(),
+            id: JobId(Uuid::nil()),
+            org_id: crate::domain::OrgId(Uuid::nil()),
             store_id: None,
             kind: kind.into(),
             status,

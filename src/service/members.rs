@@ -4,14 +4,13 @@
 use secrecy::SecretString;
 use serde::Deserialize;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::audit::{Event, RequestMeta};
 use crate::db;
 use crate::db::invitations::InvitationRow;
 use crate::db::orgs::MemberRow;
-use crate::domain::{Ctx, Email, Error, NewPassword, Result, Role, on_constraint};
+use crate::domain::{Ctx, Email, Error, NewPassword, Result, Role, UserId, on_constraint};
 
 /// A role as stored.
 pub fn parse_role(s: &str) -> Result<Role> {
@@ -119,7 +118,7 @@ pub async fn add(
     }
 
     let hash = state.hasher.hash(given.into_secret()).await?;
-    let user_id = Uuid::now_v7();
+    let user_id = UserId::new();
     let mut tx = state.db.begin().await?;
     db::users::insert(
         &mut *tx,
@@ -180,7 +179,7 @@ pub async fn set_role(
     meta: &RequestMeta,
     ctx: &Ctx,
     actor: &str,
-    user_id: Uuid,
+    user_id: UserId,
     role: Role,
 ) -> Result<MemberRow> {
     if role == Role::Owner {
@@ -210,7 +209,7 @@ pub async fn remove(
     meta: &RequestMeta,
     ctx: &Ctx,
     actor: &str,
-    user_id: Uuid,
+    user_id: UserId,
 ) -> Result<()> {
     let mut tx = state.db.begin().await?;
     let owners = db::orgs::lock_owners(&mut tx, ctx).await?;

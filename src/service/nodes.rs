@@ -3,14 +3,13 @@
 //! tested below.
 
 use sqlx::{Postgres, Transaction};
-use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::audit::{Event, RequestMeta};
 use crate::db;
 use crate::db::jobs::JobRow;
 use crate::db::stores::{NodeRow, StoreRow};
-use crate::domain::{Ctx, Error, Result, StoreOperation, StoreStatus};
+use crate::domain::{Ctx, Error, NodeId, Result, StoreId, StoreOperation, StoreStatus};
 use crate::jobs::{self, Step, kinds};
 use crate::quota::{self, Quota};
 use crate::service::jobs::{Enqueue, busy, enqueue};
@@ -29,7 +28,7 @@ pub struct NodeChanged {
 pub async fn store_for_node_op(
     tx: &mut Transaction<'_, Postgres>,
     ctx: &Ctx,
-    store_id: Uuid,
+    store_id: StoreId,
 ) -> Result<(StoreRow, Vec<NodeRow>)> {
     let store = db::stores::get_for_update(tx, ctx, store_id).await?.ok_or(Error::NotFound("store"))?;
     store.status.check(StoreOperation::ChangeNodes)?;
@@ -43,7 +42,7 @@ pub async fn add(
     meta: &RequestMeta,
     ctx: &Ctx,
     actor: &str,
-    store_id: Uuid,
+    store_id: StoreId,
 ) -> Result<NodeChanged> {
     let mut tx = state.db.begin().await?;
     let (store, nodes) = store_for_node_op(&mut tx, ctx, store_id).await?;
@@ -55,7 +54,7 @@ pub async fn add(
     }
     quota::reserve(&mut tx, &state.plane.quotas, ctx.org_id, &[(Quota::Nodes, 1)]).await?;
     let port = jobs::allocate_ports(&mut tx, state.plane.ports.clone(), 1).await?[0];
-    let node = Uuid::now_v7();
+    let node = NodeId::new();
     let now = state.clock.now();
     db::stores::insert_node(&mut *tx, ctx.org_id, store_id, node, "replica", i32::from(port), now).await?;
     if let Some(vpc_id) = store.vpc_id {
@@ -76,7 +75,7 @@ fn check_room(count: usize, max: u32) -> Result<()> {
 }
 
 /// The steps of adding `node`: a replica copied from the primary.
-pub fn add_steps(node: Uuid) -> Vec<Step> {
+pub fn add_steps(node: NodeId) -> Vec<Step> {
     vec![Step::CreateReplica(node), Step::FinishAvailable]
 }
 
@@ -87,8 +86,8 @@ pub async fn remove(
     meta: &RequestMeta,
     ctx: &Ctx,
     actor: &str,
-    store_id: Uuid,
-    node_id: Uuid,
+    store_id: StoreId,
+    node_id: NodeId,
 ) -> Result<NodeChanged> {
     let mut tx = state.db.begin().await?;
     let (store, nodes) = store_for_node_op(&mut tx, ctx, store_id).await?;
@@ -101,7 +100,7 @@ pub async fn remove(
 }
 
 /// `node_id` is one of `nodes` and not the primary.
-fn check_removable(nodes: &[NodeRow], node_id: Uuid) -> Result<()> {
+fn check_removable(nodes: &[NodeRow], node_id: NodeId) -> Result<()> {
     let node = nodes.iter().find(|n| n.id == node_id).ok_or(Error::NotFound("node"))?;
     if node.role == "primary" {
         let detail = if nodes.len() > 1 {
@@ -115,13 +114,13 @@ fn check_removable(nodes: &[NodeRow], node_id: Uuid) -> Result<()> {
 }
 
 /// The steps of removing `node`.
-pub fn remove_steps(node: Uuid) -> Vec<Step> {
+pub fn remove_steps(node: NodeId) -> Vec<Step> {
     vec![Step::RemoveNode(node), Step::FinishAvailable]
 }
 
 struct NodeChange {
     action: &'static str,
-    node: Uuid,
+    node: NodeId,
     node_count: i32,
 }
 
@@ -168,8 +167,8 @@ pub async fn restart(
     meta: &RequestMeta,
     ctx: &Ctx,
     actor: &str,
-    store_id: Uuid,
-    node_id: Uuid,
+    store_id: StoreId,
+    node_id: NodeId,
 ) -> Result<JobRow> {
     let mut tx = state.db.begin().await?;
     let (_, nodes) = store_for_node_op(&mut tx, ctx, store_id).await?;
@@ -188,7 +187,7 @@ pub async fn restart(
 }
 
 /// The steps of restarting `node`.
-pub fn restart_steps(node: Uuid) -> Vec<Step> {
+pub fn restart_steps(node: NodeId) -> Vec<Step> {
     vec![Step::RestartNode(node), Step::FinishAvailable]
 }
 
@@ -200,7 +199,7 @@ mod tests {
 
     #[test]
     fn each_node_operation_is_one_step_on_its_node_then_the_finish() {
-        let id = Uuid::now_v7();
+        let id = NodeId::new();
         let finish = Step::FinishAvailable;
         assert_eq!(add_steps(id), vec![Step::CreateReplica(id), finish]);
         assert_eq!(remove_steps(id), vec![Step::RemoveNode(id), finish]);
@@ -226,6 +225,6 @@ mod tests {
         assert!(
             matches!(refused, Err(Error::Conflict { code: "primary_node", detail }) if detail.contains("delete the store instead"))
         );
-        assert!(matches!(check_removable(&nodes, Uuid::now_v7()), Err(Error::NotFound("node"))));
+        assert!(matches!(check_removable(&nodes, NodeId::new()), Err(Error::NotFound("node"))));
     }
 }

@@ -2,13 +2,12 @@
 
 use serde::Deserialize;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::audit::{Event, RequestMeta};
 use crate::db;
 use crate::db::orgs::OrgRow;
-use crate::domain::{AuthMethod, Ctx, Error, Result, Role};
+use crate::domain::{AuthMethod, Ctx, Error, OrgId, Result, Role, UserId};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -35,13 +34,13 @@ pub fn org_name(raw: &str) -> Result<String> {
 pub async fn create(
     state: &AppState,
     meta: &RequestMeta,
-    user_id: Uuid,
+    user_id: UserId,
     method: AuthMethod,
     actor: &str,
     cmd: &CreateOrg,
 ) -> Result<OrgRow> {
     let name = org_name(&cmd.name)?;
-    let id = Uuid::now_v7();
+    let id = OrgId::new();
     let ctx = Ctx { user_id, org_id: id, role: Role::Owner, method };
     let mut tx = state.db.begin().await?;
     db::orgs::create(&mut tx, id, &name, ctx.user_id).await?;

@@ -12,7 +12,7 @@ use crate::audit::{Event, RequestMeta};
 use crate::db;
 use crate::db::jobs::JobRow;
 use crate::db::parameter_groups::GroupRow;
-use crate::domain::{Ctx, Error, FieldError, Result, StoreOperation, on_constraint};
+use crate::domain::{Ctx, Error, FieldError, NodeId, Result, StoreId, StoreOperation, on_constraint};
 use crate::jobs::{Step, kinds};
 pub use crate::provision::parameters::ParamDef;
 use crate::provision::parameters::catalog;
@@ -213,7 +213,7 @@ pub async fn apply(
     meta: &RequestMeta,
     ctx: &Ctx,
     actor: &str,
-    store_id: Uuid,
+    store_id: StoreId,
     cmd: &ApplyGroup,
 ) -> Result<JobRow> {
     let mut tx = state.db.begin().await?;
@@ -255,7 +255,8 @@ pub async fn apply(
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct NodeValue {
-    pub node_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub node_id: NodeId,
     /// As the node reports it, in the catalog's unit.
     pub setting: Option<String>,
     /// Changed in the files, waiting for a restart.
@@ -284,13 +285,13 @@ type NodeSettings = BTreeMap<String, (String, bool)>;
 
 /// The values in force on each node of the store (a node that does not answer reports none),
 /// with drift from the store's group.
-pub async fn in_force(state: &AppState, ctx: &Ctx, store_id: Uuid) -> Result<StoreParameters> {
+pub async fn in_force(state: &AppState, ctx: &Ctx, store_id: StoreId) -> Result<StoreParameters> {
     db::stores::get(&state.db, ctx, store_id).await?.ok_or(Error::NotFound("store"))?;
     let group = db::parameter_groups::of_store(&state.db, ctx.org_id, store_id).await?;
     let group_id = db::parameter_groups::group_id_of_store(&state.db, ctx.org_id, store_id).await?;
     let defs = catalog().for_vendor("postgres").unwrap_or_default();
     let names: Vec<String> = defs.iter().map(|d| d.name.clone()).collect();
-    let mut per_node: Vec<(Uuid, NodeSettings)> = vec![];
+    let mut per_node: Vec<(NodeId, NodeSettings)> = vec![];
     for n in db::stores::nodes(&state.db, ctx.org_id, &[store_id]).await? {
         let Some(spec) =
             state.plane.node_spec(&state.db, ctx.org_id, store_id, n.id, state.clock.now()).await?

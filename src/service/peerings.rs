@@ -6,20 +6,19 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use sqlx::{PgExecutor, Postgres, Transaction};
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::audit::{Event, RequestMeta};
 use crate::db;
 use crate::db::jobs::JobRow;
 use crate::db::vpcs::{PeeringRow, VpcRow};
-use crate::domain::{Ctx, Error, PeeringStatus, Result, VpcStatus, on_constraint};
+use crate::domain::{Ctx, Error, OrgId, PeeringId, PeeringStatus, Result, VpcId, VpcStatus, on_constraint};
 use crate::jobs::{Step, kinds};
 use crate::service::jobs::{Enqueue, enqueue};
 use crate::service::vpcs::{describe, ipv4};
 
 /// A VPC a peering names that is not there: the tables disagree with themselves.
-pub fn missing(id: Uuid) -> Error {
+pub fn missing(id: VpcId) -> Error {
     anyhow::anyhow!("VPC {id} of a peering is missing").into()
 }
 
@@ -72,7 +71,7 @@ pub fn available(v: &VpcRow) -> Result<()> {
 }
 
 /// The side that answers a request from another organization: the peer VPC's.
-pub fn answering(ctx: &Ctx, vpc_id: Uuid, p: &PeeringRow) -> Result<()> {
+pub fn answering(ctx: &Ctx, vpc_id: VpcId, p: &PeeringRow) -> Result<()> {
     if !(p.needs_acceptance() && p.peer_org_id == ctx.org_id && p.peer_vpc_id == vpc_id) {
         return Err(Error::Forbidden {
             code: "not_the_peer",
@@ -89,12 +88,12 @@ pub fn answering(ctx: &Ctx, vpc_id: Uuid, p: &PeeringRow) -> Result<()> {
 }
 
 /// The steps that connect a peering's networks and open its access.
-pub fn connect_steps(id: Uuid) -> Vec<Step> {
+pub fn connect_steps(id: PeeringId) -> Vec<Step> {
     vec![Step::ConnectPeering(id), Step::ApplyPeeringAccess(id)]
 }
 
 /// The steps that close a peering's access and then take its link apart.
-pub fn disconnect_steps(id: Uuid) -> Vec<Step> {
+pub fn disconnect_steps(id: PeeringId) -> Vec<Step> {
     vec![Step::ApplyPeeringAccess(id), Step::DisconnectPeering(id)]
 }
 
@@ -125,9 +124,11 @@ pub fn deletion(p: &PeeringRow) -> Result<Deletion> {
 #[serde(deny_unknown_fields)]
 pub struct CreatePeering {
     /// The VPC to join, of the same cloud and region, with a block that does not overlap.
-    pub peer_vpc_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub peer_vpc_id: VpcId,
     /// The peer VPC's organization, when it is another one (which must accept). Omitted: this one.
-    pub peer_org_id: Option<Uuid>,
+    #[schema(value_type = Option<Uuid>)]
+    pub peer_org_id: Option<OrgId>,
 }
 
 /// A peering as one organization sees it: its own block, and the peer's once it may know it.
@@ -158,18 +159,18 @@ pub async fn seen(db: &sqlx::PgPool, ctx: &Ctx, p: PeeringRow) -> Result<Peering
 }
 
 /// The context's VPC `vpc_id`, or 404.
-async fn vpc_of(ex: impl PgExecutor<'_>, ctx: &Ctx, vpc_id: Uuid) -> Result<VpcRow> {
+async fn vpc_of(ex: impl PgExecutor<'_>, ctx: &Ctx, vpc_id: VpcId) -> Result<VpcRow> {
     db::vpcs::get(ex, ctx, vpc_id).await?.ok_or(Error::NotFound("VPC"))
 }
 
 /// The peering `id` of the context's VPC `vpc_id`, as the context sees it.
-async fn reread(state: &AppState, ctx: &Ctx, vpc_id: Uuid, id: Uuid) -> Result<Peering> {
+async fn reread(state: &AppState, ctx: &Ctx, vpc_id: VpcId, id: PeeringId) -> Result<Peering> {
     let row = db::vpcs::peering(&state.db, ctx, vpc_id, id).await?.ok_or(Error::NotFound("peering"))?;
     seen(&state.db, ctx, row).await
 }
 
 /// The peerings of a VPC, on either side: those it asked for and those asked of it.
-pub async fn list(state: &AppState, ctx: &Ctx, vpc_id: Uuid) -> Result<Vec<Peering>> {
+pub async fn list(state: &AppState, ctx: &Ctx, vpc_id: VpcId) -> Result<Vec<Peering>> {
     vpc_of(&state.db, ctx, vpc_id).await?;
     let mut items = vec![];
     for p in db::vpcs::peerings_of(&state.db, ctx, vpc_id).await? {
@@ -179,7 +180,7 @@ pub async fn list(state: &AppState, ctx: &Ctx, vpc_id: Uuid) -> Result<Vec<Peeri
 }
 
 /// One peering of the VPC, seen from either side.
-pub async fn get(state: &AppState, ctx: &Ctx, vpc_id: Uuid, id: Uuid) -> Result<Peering> {
+pub async fn get(state: &AppState, ctx: &Ctx, vpc_id: VpcId, id: PeeringId) -> Result<Peering> {
     vpc_of(&state.db, ctx, vpc_id).await?;
     reread(state, ctx, vpc_id, id).await
 }
@@ -192,7 +193,7 @@ pub async fn create(
     meta: &RequestMeta,
     ctx: &Ctx,
     actor: &str,
-    vpc_id: Uuid,
+    vpc_id: VpcId,
     cmd: &CreatePeering,
 ) -> Result<(Peering, Option<JobRow>)> {
     let org_id = ctx.org_id;
@@ -223,7 +224,7 @@ pub async fn create(
         available(peer)?;
         joinable(mine, peer)?;
     }
-    let id = Uuid::now_v7();
+    let id = PeeringId::new();
     let status = if cross_org { PeeringStatus::PendingAcceptance } else { PeeringStatus::Provisioning };
     let new = db::vpcs::NewPeering {
         id,
@@ -266,8 +267,8 @@ pub async fn create(
 async fn locked(
     state: &AppState,
     ctx: &Ctx,
-    vpc_id: Uuid,
-    id: Uuid,
+    vpc_id: VpcId,
+    id: PeeringId,
 ) -> Result<(Transaction<'static, Postgres>, PeeringRow)> {
     let mut tx = state.db.begin().await?;
     vpc_of(&mut *tx, ctx, vpc_id).await?;
@@ -283,8 +284,8 @@ pub async fn accept(
     meta: &RequestMeta,
     ctx: &Ctx,
     actor: &str,
-    vpc_id: Uuid,
-    id: Uuid,
+    vpc_id: VpcId,
+    id: PeeringId,
 ) -> Result<(Peering, JobRow)> {
     let (mut tx, p) = locked(state, ctx, vpc_id, id).await?;
     answering(ctx, vpc_id, &p)?;
@@ -317,8 +318,8 @@ pub async fn reject(
     meta: &RequestMeta,
     ctx: &Ctx,
     actor: &str,
-    vpc_id: Uuid,
-    id: Uuid,
+    vpc_id: VpcId,
+    id: PeeringId,
 ) -> Result<Peering> {
     let (mut tx, p) = locked(state, ctx, vpc_id, id).await?;
     answering(ctx, vpc_id, &p)?;
@@ -342,8 +343,8 @@ pub async fn delete(
     meta: &RequestMeta,
     ctx: &Ctx,
     actor: &str,
-    vpc_id: Uuid,
-    id: Uuid,
+    vpc_id: VpcId,
+    id: PeeringId,
 ) -> Result<Option<JobRow>> {
     let (mut tx, p) = locked(state, ctx, vpc_id, id).await?;
     let now = state.clock.now();
@@ -372,14 +373,15 @@ pub async fn delete(
 #[cfg(test)]
 mod tests {
     use time::OffsetDateTime;
+    use uuid::Uuid;
 
     use super::*;
     use crate::domain::{AuthMethod, Role};
 
     fn vpc(cloud: &str, region: &str, cidr: &str) -> VpcRow {
         VpcRow {
-            id: Uuid::now_v7(),
-            org_id: Uuid::nil(),
+            id: VpcId::new(),
+            org_id: OrgId(Uuid::nil()),
             name: "v".into(),
             cloud: cloud.into(),
             region: region.into(),
@@ -390,11 +392,11 @@ mod tests {
         }
     }
 
-    fn peering(status: PeeringStatus, asked_by: Uuid, peer_org: Uuid, peer_vpc: Uuid) -> PeeringRow {
+    fn peering(status: PeeringStatus, asked_by: OrgId, peer_org: OrgId, peer_vpc: VpcId) -> PeeringRow {
         PeeringRow {
-            id: Uuid::now_v7(),
+            id: PeeringId::new(),
             org_id: asked_by,
-            vpc_id: Uuid::now_v7(),
+            vpc_id: VpcId::new(),
             peer_org_id: peer_org,
             peer_vpc_id: peer_vpc,
             status,
@@ -420,10 +422,14 @@ mod tests {
 
     #[test]
     fn only_the_peer_answers_and_deleting_follows_the_status() {
-        let (us, them, their_vpc) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let (us, them, their_vpc) = (OrgId::new(), OrgId::new(), VpcId::new());
         let asked = peering(PeeringStatus::PendingAcceptance, us, them, their_vpc);
-        let ctx =
-            |org_id| Ctx { user_id: Uuid::nil(), org_id, role: Role::Owner, method: AuthMethod::Session };
+        let ctx = |org_id| Ctx {
+            user_id: crate::domain::UserId(Uuid::nil()),
+            org_id,
+            role: Role::Owner,
+            method: AuthMethod::Session,
+        };
         assert!(answering(&ctx(them), their_vpc, &asked).is_ok());
         assert!(matches!(answering(&ctx(us), their_vpc, &asked), Err(Error::Forbidden { .. })));
         let active = peering(PeeringStatus::Active, us, them, their_vpc);
@@ -440,9 +446,13 @@ mod tests {
 
     #[test]
     fn the_asking_side_sees_the_peer_only_once_it_is_accepted() {
-        let (us, them, their_vpc) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
-        let ctx =
-            |org_id| Ctx { user_id: Uuid::nil(), org_id, role: Role::Owner, method: AuthMethod::Session };
+        let (us, them, their_vpc) = (OrgId::new(), OrgId::new(), VpcId::new());
+        let ctx = |org_id| Ctx {
+            user_id: crate::domain::UserId(Uuid::nil()),
+            org_id,
+            role: Role::Owner,
+            method: AuthMethod::Session,
+        };
         let asked = peering(PeeringStatus::PendingAcceptance, us, them, their_vpc);
         assert!(!peer_visible(&ctx(us), &asked));
         assert!(peer_visible(&ctx(them), &asked));
@@ -454,7 +464,7 @@ mod tests {
 
     #[test]
     fn access_opens_after_the_link_and_closes_before_it_goes() {
-        let id = Uuid::now_v7();
+        let id = PeeringId::new();
         assert_eq!(connect_steps(id), vec![Step::ConnectPeering(id), Step::ApplyPeeringAccess(id)]);
         assert_eq!(disconnect_steps(id), vec![Step::ApplyPeeringAccess(id), Step::DisconnectPeering(id)]);
     }

@@ -4,12 +4,11 @@
 use std::collections::BTreeMap;
 
 use time::{Duration, OffsetDateTime};
-use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::db;
 use crate::db::stats::{Latest, Point};
-use crate::domain::{Ctx, Error, Result};
+use crate::domain::{Ctx, Error, NodeId, Result, StoreId};
 
 pub const METRICS: [&str; 10] = [
     "connections",
@@ -68,13 +67,13 @@ pub fn range(q: &SeriesRequest<'_>, now: OffsetDateTime) -> Result<Range> {
 pub async fn series(
     state: &AppState,
     ctx: &Ctx,
-    store_id: Uuid,
+    store_id: StoreId,
     q: &SeriesRequest<'_>,
-) -> Result<(BTreeMap<Uuid, Vec<Point>>, i64)> {
+) -> Result<(BTreeMap<NodeId, Vec<Point>>, i64)> {
     let r = range(q, state.clock.now())?;
     db::stores::get(&state.db, ctx, store_id).await?.ok_or(Error::NotFound("store"))?;
     let points = db::stats::series(&state.db, ctx, store_id, q.metric, r.from, r.to, r.step).await?;
-    let mut by_node: BTreeMap<Uuid, Vec<Point>> = BTreeMap::new();
+    let mut by_node: BTreeMap<NodeId, Vec<Point>> = BTreeMap::new();
     for p in points {
         by_node.entry(p.node_id).or_default().push(p);
     }
@@ -82,7 +81,7 @@ pub async fn series(
 }
 
 /// The latest sample of every node of the context's store.
-pub async fn summary(state: &AppState, ctx: &Ctx, store_id: Uuid) -> Result<Vec<Latest>> {
+pub async fn summary(state: &AppState, ctx: &Ctx, store_id: StoreId) -> Result<Vec<Latest>> {
     db::stores::get(&state.db, ctx, store_id).await?.ok_or(Error::NotFound("store"))?;
     Ok(db::stats::latest(&state.db, ctx, store_id).await?)
 }

@@ -4,13 +4,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use uuid::Uuid;
-
 use crate::MIGRATOR;
 use crate::app::AppState;
 use crate::db;
 use crate::db::jobs::{QueueStats, WorkerRow};
-use crate::domain::{Principal, Result, Scope};
+use crate::domain::{OrgId, Principal, Result, Scope};
 pub use crate::provision::catalog::DeployOptions;
 use crate::provision::catalog::VpcSupport;
 pub use crate::provision::{Isolation, Quarantined};
@@ -94,7 +92,7 @@ pub struct Status {
     pub queue: QueueStats,
     pub admin: Option<AdminDetail>,
     /// The stores of each organization the caller administers, by status.
-    pub organizations: Vec<(Uuid, BTreeMap<String, i64>)>,
+    pub organizations: Vec<(OrgId, BTreeMap<String, i64>)>,
 }
 
 /// The state of this Berth, with the details `principal` may see.
@@ -103,9 +101,9 @@ pub async fn status(state: &AppState, principal: &Principal) -> Result<Status> {
     let migrations_applied = db::system::migrations_applied(&state.db).await?;
     let workers = db::jobs::live_workers(&state.db, state.clock.now() - WORKER_GONE).await?;
     let queue = db::jobs::queue_stats(&state.db).await?;
-    let admin_of: Vec<Uuid> =
+    let admin_of: Vec<OrgId> =
         principal.orgs.iter().filter(|o| o.role.allows(Scope::OrgAdmin)).map(|o| o.id).collect();
-    let mut organizations: Vec<(Uuid, BTreeMap<String, i64>)> =
+    let mut organizations: Vec<(OrgId, BTreeMap<String, i64>)> =
         admin_of.iter().map(|id| (*id, BTreeMap::new())).collect();
     for (org, status, n) in db::stores::count_by_status(&state.db, &admin_of).await? {
         if let Some((_, stores)) = organizations.iter_mut().find(|(id, _)| *id == org) {

@@ -1,11 +1,11 @@
 //! VPCs: reading, making and deleting them, placing a new store in one, and giving its nodes
 //! their addresses.
 
+use crate::domain::VpcId;
 use ipnet::{IpNet, Ipv4Net};
 use serde::Deserialize;
 use sqlx::{Postgres, Transaction};
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::audit::{Event, RequestMeta};
@@ -14,7 +14,9 @@ use crate::db::jobs::JobRow;
 use crate::db::vpcs::PeeringRow;
 use crate::db::vpcs::VpcRow;
 use crate::domain::names::store_name;
-use crate::domain::{Ctx, Error, PeeringStatus, Result, VpcBlock, VpcStatus, node_addresses, on_constraint};
+use crate::domain::{
+    Ctx, Error, NodeId, PeeringStatus, Result, VpcBlock, VpcStatus, node_addresses, on_constraint,
+};
 use crate::jobs::{Step, kinds};
 use crate::quota::{self, Quota};
 use crate::service::jobs::{Enqueue, enqueue};
@@ -36,7 +38,7 @@ pub fn ipv4(net: IpNet) -> Option<Ipv4Net> {
 pub async fn vpc_for_store(
     tx: &mut Transaction<'_, Postgres>,
     ctx: &Ctx,
-    vpc_id: Uuid,
+    vpc_id: VpcId,
     cloud: &str,
     region: &str,
 ) -> Result<VpcRow> {
@@ -68,8 +70,8 @@ pub async fn vpc_for_store(
 pub async fn place_nodes(
     tx: &mut Transaction<'_, Postgres>,
     ctx: &Ctx,
-    vpc_id: Uuid,
-    nodes: &[Uuid],
+    vpc_id: VpcId,
+    nodes: &[NodeId],
 ) -> Result<()> {
     let vpc = &db::vpcs::get_for_update(tx, ctx, vpc_id).await?.ok_or(Error::NotFound("VPC"))?;
     let block = ipv4(vpc.cidr).ok_or_else(|| anyhow::anyhow!("VPC {} has no IPv4 block", vpc.id))?;
@@ -90,7 +92,7 @@ pub async fn list(state: &AppState, ctx: &Ctx) -> Result<Vec<VpcRow>> {
 }
 
 /// One VPC of the organization.
-pub async fn get(state: &AppState, ctx: &Ctx, vpc_id: Uuid) -> Result<VpcRow> {
+pub async fn get(state: &AppState, ctx: &Ctx, vpc_id: VpcId) -> Result<VpcRow> {
     db::vpcs::get(&state.db, ctx, vpc_id).await?.ok_or(Error::NotFound("VPC"))
 }
 
@@ -136,7 +138,7 @@ pub async fn create(
         ));
     }
     quota::reserve(&mut tx, &state.plane.quotas, ctx.org_id, &[(Quota::Vpcs, 1)]).await?;
-    let id = Uuid::now_v7();
+    let id = VpcId::new();
     let new = db::vpcs::NewVpc {
         id,
         name: &name,
@@ -174,7 +176,7 @@ pub async fn delete(
     meta: &RequestMeta,
     ctx: &Ctx,
     actor: &str,
-    vpc_id: Uuid,
+    vpc_id: VpcId,
 ) -> Result<JobRow> {
     let mut tx = state.db.begin().await?;
     let vpc = db::vpcs::get_for_update(&mut tx, ctx, vpc_id).await?.ok_or(Error::NotFound("VPC"))?;
@@ -221,6 +223,6 @@ pub async fn delete(
     Ok(job)
 }
 
-fn other_side(p: &PeeringRow, vpc_id: Uuid) -> Uuid {
+fn other_side(p: &PeeringRow, vpc_id: VpcId) -> VpcId {
     if p.vpc_id == vpc_id { p.peer_vpc_id } else { p.vpc_id }
 }

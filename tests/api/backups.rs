@@ -185,7 +185,7 @@ async fn a_deleted_store_comes_back_from_its_backups_full_or_logical() {
     let listed = app.get(&format!("{copy_base}/backups")).cookie(&owner).send().await.json();
     assert_eq!(listed["items"].as_array().unwrap().len(), 0, "{listed}");
     assert!(!archive.exists(), "the archive went with the store");
-    assert!(!app.state.plane.backups.wal_dir(copy_id).exists(), "and its WAL");
+    assert!(!app.state.plane.backups.wal_dir(copy_id.into()).exists(), "and its WAL");
 }
 
 #[tokio::test]
@@ -302,7 +302,7 @@ async fn schedules_validate_start_backups_once_across_instances_and_retention_pr
     app.take_backup(&owner, org, id, "full").await;
     let newest = app.take_backup(&owner, org, id, "full").await;
     let store_id = id;
-    let wal_before = app.state.plane.backups.wal_segments(store_id).await.unwrap().len();
+    let wal_before = app.state.plane.backups.wal_segments(store_id.into()).await.unwrap().len();
     let (a, b) = tokio::join!(tick(env_a.clone()), tick(env_b.clone()));
     assert_eq!(a.pruned + b.pruned, 1);
     let listed = app.get(&format!("{base}/backups")).cookie(&owner).send().await.json();
@@ -314,7 +314,7 @@ async fn schedules_validate_start_backups_once_across_instances_and_retention_pr
     assert!(!archive.exists(), "with its archive");
     let oldest_start = listed.str_at("/items/1/start_lsn");
     let keep_from = berth::backup::lsn_segment(oldest_start).unwrap();
-    let segments = app.state.plane.backups.wal_segments(store_id).await.unwrap();
+    let segments = app.state.plane.backups.wal_segments(store_id.into()).await.unwrap();
     assert!(!segments.is_empty() && segments.len() < wal_before, "{wal_before} → {}", segments.len());
     assert!(segments.iter().all(|s| s.number().unwrap() >= keep_from), "no WAL older than the oldest backup");
 }

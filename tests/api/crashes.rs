@@ -46,12 +46,17 @@ fn node_dir(app: &TestApp, store: Uuid, node: Uuid) -> PathBuf {
 }
 
 fn image(app: &TestApp, node: Uuid) -> PathBuf {
-    berth::provision::local::volume::image_for(&app.nodes_root, node)
+    berth::provision::local::volume::image_for(&app.nodes_root, node.into())
 }
 
 async fn spec(app: &TestApp, store: Uuid, node: Uuid) -> NodeSpec {
     let now = app.clock_now();
-    app.state.plane.node_spec(&app.db, app.owner_org, store, node, now).await.unwrap().expect("the node")
+    app.state
+        .plane
+        .node_spec(&app.db, app.owner_org.into(), store.into(), node.into(), now)
+        .await
+        .unwrap()
+        .expect("the node")
 }
 
 fn mounted(id: Uuid) -> bool {
@@ -209,7 +214,7 @@ async fn a_node_removal_killed_after_its_server_stopped_finishes_and_leaves_noth
     assert!(tokio::net::TcpStream::connect(("127.0.0.1", replica_port)).await.is_err(), "and its server");
     assert_eq!(count(port, &password).await, 100, "the primary serves the data");
     if root() {
-        let user = berth::provision::local::users::StoreUsers::new(&app.nodes_root).name(id);
+        let user = berth::provision::local::users::StoreUsers::new(&app.nodes_root).name(id.into());
         assert!(nix::unistd::User::from_name(&user).unwrap().is_some(), "the store's OS user stays for it");
     }
 }
@@ -236,7 +241,7 @@ async fn a_store_deletion_killed_mid_way_finishes_leaves_nothing_on_the_host_and
     assert!(!app.nodes_root.join("stores").join(id.to_string()).exists(), "the store's folder is gone");
     assert!(!mounted(node) && !image(&app, node).exists(), "and its volume");
     if root() {
-        let user = berth::provision::local::users::StoreUsers::new(&app.nodes_root).name(id);
+        let user = berth::provision::local::users::StoreUsers::new(&app.nodes_root).name(id.into());
         assert!(nix::unistd::User::from_name(&user).unwrap().is_none(), "and its OS user");
     }
     let key = format!("{id}/{}.tar.gz", full.id);

@@ -185,8 +185,12 @@ async fn a_node_out_of_reach_is_a_503_to_try_again_and_changes_nothing() {
     let ready = app.new_ready_store(&owner, "down", 1).await;
     let base = ready.path();
     let now = app.clock_now();
-    let spec =
-        app.state.plane.node_spec(&app.db, app.owner_org, ready.id, ready.node_id(), now).await.unwrap();
+    let spec = app
+        .state
+        .plane
+        .node_spec(&app.db, app.owner_org.into(), ready.id.into(), ready.node_id().into(), now)
+        .await
+        .unwrap();
     app.state.plane.driver.stop(&spec.expect("the node")).await.unwrap();
 
     let r = app.get(&format!("{base}/databases")).cookie(&owner).send().await;

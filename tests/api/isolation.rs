@@ -136,7 +136,7 @@ async fn a_role_an_older_berth_left_escalated_is_brought_to_the_model_at_start()
     let spec = app
         .state
         .plane
-        .node_spec(&app.db, app.owner_org, store_id, node_id, app.clock_now())
+        .node_spec(&app.db, app.owner_org.into(), store_id.into(), node_id.into(), app.clock_now())
         .await
         .unwrap()
         .unwrap();
@@ -220,7 +220,7 @@ async fn each_store_runs_as_its_own_os_user_on_its_own_volume() {
     let control = crate::helpers::control_root();
     let stores = app.nodes_root.join("stores");
     let mut private = vec![b_data.clone(), b_data.parent().unwrap().to_owned(), stores.clone()];
-    let b_backups = app.state.plane.backups.wal_dir(b).parent().unwrap().to_owned();
+    let b_backups = app.state.plane.backups.wal_dir(b.into()).parent().unwrap().to_owned();
     private.extend([b_backups.parent().unwrap().to_owned(), b_backups]);
     private.extend(control.iter().map(|c| c.join("pg")));
     for dir in private {

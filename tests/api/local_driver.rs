@@ -47,7 +47,7 @@ fn fixture() -> Fixture {
 impl Drop for Fixture {
     fn drop(&mut self) {
         for (store, node) in nodes_on_disk(&self.root) {
-            let dir = self.driver.node_dir(store, node);
+            let dir = self.driver.node_dir(store.into(), node.into());
             if let Some(pid) = postmaster_of(&dir.join("data")) {
                 let _ = kill(Pid::from_raw(pid), Signal::SIGQUIT);
                 let deadline = Instant::now() + Duration::from_secs(10);
@@ -57,8 +57,8 @@ impl Drop for Fixture {
             }
             // As root: the node's volume, and the store's OS user.
             let _ = std::process::Command::new("umount").arg(&dir).status();
-            let _ = std::fs::remove_dir_all(self.driver.socket_dir(store, node));
-            let _ = std::process::Command::new("userdel").arg(self.driver.store_user(store)).status();
+            let _ = std::fs::remove_dir_all(self.driver.socket_dir(store.into(), node.into()));
+            let _ = std::process::Command::new("userdel").arg(self.driver.store_user(store.into())).status();
         }
         let _ = std::fs::remove_dir_all(&self.root);
     }
@@ -93,8 +93,8 @@ fn free_port() -> u16 {
 impl Fixture {
     fn spec(&self, store_id: Uuid) -> NodeSpec {
         NodeSpec {
-            store_id,
-            node_id: Uuid::now_v7(),
+            store_id: store_id.into(),
+            node_id: Uuid::now_v7().into(),
             version: self.driver.postgres_versions().pop().expect("a PostgreSQL version"),
             port: free_port(),
             settings: InstanceSettings { shared_buffers_mb: 16, max_connections: 20, work_mem_mb: 4 },
@@ -113,7 +113,7 @@ impl Fixture {
 
     /// A replica of `primary`: same store, version, size and credentials; its own node and port.
     fn replica_spec(&self, primary: &NodeSpec) -> NodeSpec {
-        NodeSpec { node_id: Uuid::now_v7(), port: free_port(), ..primary.clone() }
+        NodeSpec { node_id: Uuid::now_v7().into(), port: free_port(), ..primary.clone() }
     }
 }
 
@@ -355,7 +355,7 @@ async fn older_layout_node(f: &Fixture, spec: &NodeSpec) -> berth::pg::Server {
     std::fs::create_dir_all(&node_dir).unwrap();
     let old = berth::pg::Server {
         pgdata: node_dir.join("data"),
-        socket_dir: f.root.join("run").join(&spec.node_id.simple().to_string()[..16]),
+        socket_dir: f.root.join("run").join(&spec.node_id.0.simple().to_string()[..16]),
         port: spec.port,
         binaries: PgBinaries::locate(None).unwrap(),
         run_as: berth::pg::RunAs::when_root(&user).unwrap(),

@@ -615,7 +615,7 @@ async fn secrets_issued_before_the_tags_work_until_they_expire() {
         berth::db::tokens::NewPair {
             access_hash: &token::hash(&access),
             refresh_hash: &token::hash(&refresh),
-            credential_id,
+            credential_id: credential_id.into(),
             family_id: uuid::Uuid::now_v7(),
             scopes: &["org:read".to_owned()],
             now,

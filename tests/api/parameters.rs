@@ -84,7 +84,13 @@ async fn a_group_is_validated_applied_to_every_node_and_drift_is_read_from_the_n
 
     // Someone changes a node behind Berth's back: the drift shows.
     let primary = ready.node("primary").uuid_at("/id");
-    let spec = app.state.plane.node_spec(&app.db, org, id, primary, app.clock_now()).await.unwrap().unwrap();
+    let spec = app
+        .state
+        .plane
+        .node_spec(&app.db, org.into(), id.into(), primary.into(), app.clock_now())
+        .await
+        .unwrap()
+        .unwrap();
     let mut su = app.state.plane.driver.superuser(&spec, "postgres").await.unwrap();
     sqlx::raw_sql("alter system set work_mem = '1MB'").execute(&mut su).await.unwrap();
     sqlx::raw_sql("select pg_reload_conf()").execute(&mut su).await.unwrap();

@@ -462,8 +462,13 @@ async fn repair_and_restart_bring_back_stopped_nodes_and_strays_are_removed() {
     let replica = ready.node("replica");
     let (store_id, node_id) = (id, replica.uuid_at("/id"));
     let driver = app.state.plane.driver.clone();
-    let spec =
-        app.state.plane.node_spec(&app.db, org, store_id, node_id, app.clock_now()).await.unwrap().unwrap();
+    let spec = app
+        .state
+        .plane
+        .node_spec(&app.db, org.into(), store_id.into(), node_id.into(), app.clock_now())
+        .await
+        .unwrap()
+        .unwrap();
     let port = replica["port"].as_i64().unwrap();
 
     // The replica's server dies (as after a host reboot): the health check sees it.
@@ -486,8 +491,8 @@ async fn repair_and_restart_bring_back_stopped_nodes_and_strays_are_removed() {
     // store knows (a lost or wrong control database must not delete a customer's data).
     driver.stop(&spec).await.unwrap();
     let stray = berth::provision::NodeSpec {
-        store_id: uuid::Uuid::now_v7(),
-        node_id: uuid::Uuid::now_v7(),
+        store_id: uuid::Uuid::now_v7().into(),
+        node_id: uuid::Uuid::now_v7().into(),
         port: 20_398,
         ..spec.clone()
     };

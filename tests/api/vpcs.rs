@@ -28,7 +28,7 @@ pub async fn networks_or_refusal(app: &TestApp, cookie: &str) -> bool {
 
 /// The namespace of one of the app's VPCs.
 pub fn netns(app: &TestApp, vpc_id: Uuid) -> String {
-    berth::provision::local::net::netns_name(&app.nodes_root, vpc_id)
+    berth::provision::local::net::netns_name(&app.nodes_root, vpc_id.into())
 }
 
 pub fn ip(args: &[&str]) -> String {

@@ -102,7 +102,7 @@ pub struct ActiveUser {
 }
 
 impl ActiveUser {
-    pub fn in_org(&self, org_id: uuid::Uuid) -> Result<Ctx, ApiError> {
+    pub fn in_org(&self, org_id: crate::domain::OrgId) -> Result<Ctx, ApiError> {
         Ok(self.principal.in_org(org_id, self.method.clone())?)
     }
 

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::db::audit::EventRow;
-use crate::domain::Scope;
+use crate::domain::{OrgId, Scope};
 use crate::error::{ApiResult, Problem};
 use crate::http::extract::{ActiveUser, AppJson, AppPath, AppQuery};
 use crate::service::audit::{self, Query};
@@ -107,7 +107,7 @@ pub struct AuditPage {
 async fn list_events(
     State(state): State<AppState>,
     user: ActiveUser,
-    AppPath(org_id): AppPath<Uuid>,
+    AppPath(org_id): AppPath<OrgId>,
     AppQuery(q): AppQuery<EventQuery>,
 ) -> ApiResult<AppJson<AuditPage>> {
     let ctx = user.in_org(org_id)?;
@@ -151,7 +151,7 @@ pub struct ChainVerification {
 async fn verify_chain(
     State(state): State<AppState>,
     user: ActiveUser,
-    AppPath(org_id): AppPath<Uuid>,
+    AppPath(org_id): AppPath<OrgId>,
 ) -> ApiResult<AppJson<ChainVerification>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::OrgAdmin)?;

@@ -10,13 +10,12 @@ use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::audit::RequestMeta;
 use crate::db::backup_schedules::ScheduleRow;
 use crate::db::backups::BackupRow;
-use crate::domain::{BackupStatus, Scope};
+use crate::domain::{BackupId, BackupStatus, NodeId, OrgId, Scope, StoreId};
 use crate::error::{ApiResult, Problem};
 use crate::http::extract::{ActiveUser, AppJson, AppPath, AppQuery};
 use crate::http::page::PageRequest;
@@ -39,15 +38,18 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BackupView {
-    pub id: Uuid,
-    pub store_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub id: BackupId,
+    #[schema(value_type = Uuid)]
+    pub store_id: StoreId,
     /// `full`: a physical base backup (tar, gzip); `logical`: a `pg_dump` of every database.
     pub kind: String,
     /// `manual`, or `schedule` when the scheduler started it.
     pub trigger: String,
     pub status: BackupStatus,
     /// The node it was read from.
-    pub node_id: Option<Uuid>,
+    #[schema(value_type = Option<Uuid>)]
+    pub node_id: Option<NodeId>,
     pub size_bytes: Option<i64>,
     /// Hex SHA-256 of the archive.
     pub sha256: Option<String>,
@@ -105,7 +107,7 @@ async fn create_backup(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath((org_id, store_id)): AppPath<(Uuid, Uuid)>,
+    AppPath((org_id, store_id)): AppPath<(OrgId, StoreId)>,
     AppJson(body): AppJson<CreateBackup>,
 ) -> ApiResult<Accepted<BackupAccepted>> {
     let ctx = user.in_org(org_id)?;
@@ -151,7 +153,7 @@ pub struct BackupList {
 async fn list_backups(
     State(state): State<AppState>,
     user: ActiveUser,
-    AppPath((org_id, store_id)): AppPath<(Uuid, Uuid)>,
+    AppPath((org_id, store_id)): AppPath<(OrgId, StoreId)>,
     AppQuery(q): AppQuery<BackupQuery>,
 ) -> ApiResult<AppJson<BackupList>> {
     let ctx = user.in_org(org_id)?;
@@ -159,7 +161,7 @@ async fn list_backups(
     backups::store_even_deleted(&state, &ctx, store_id).await?;
     let page = PageRequest::new(q.cursor.as_deref(), q.limit, 100)?;
     let rows = backups::list(&state, &ctx, store_id, page.after, page.fetch()).await?;
-    let (rows, next_cursor) = page.finish(rows, |b| (b.created_at, b.id));
+    let (rows, next_cursor) = page.finish(rows, |b| (b.created_at, b.id.into()));
     Ok(AppJson(BackupList { items: rows.into_iter().map(Into::into).collect(), next_cursor }))
 }
 
@@ -176,7 +178,7 @@ async fn list_backups(
 async fn get_backup(
     State(state): State<AppState>,
     user: ActiveUser,
-    AppPath((org_id, store_id, backup_id)): AppPath<(Uuid, Uuid, Uuid)>,
+    AppPath((org_id, store_id, backup_id)): AppPath<(OrgId, StoreId, BackupId)>,
 ) -> ApiResult<AppJson<BackupView>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::BackupsRead)?;
@@ -198,7 +200,7 @@ async fn delete_backup(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath((org_id, store_id, backup_id)): AppPath<(Uuid, Uuid, Uuid)>,
+    AppPath((org_id, store_id, backup_id)): AppPath<(OrgId, StoreId, BackupId)>,
 ) -> ApiResult<StatusCode> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::BackupsWrite)?;
@@ -223,7 +225,7 @@ async fn download_backup(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath((org_id, store_id, backup_id)): AppPath<(Uuid, Uuid, Uuid)>,
+    AppPath((org_id, store_id, backup_id)): AppPath<(OrgId, StoreId, BackupId)>,
 ) -> ApiResult<Response> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::BackupsDownload)?;
@@ -258,7 +260,7 @@ async fn download_backup(
 async fn verify_backup(
     State(state): State<AppState>,
     user: ActiveUser,
-    AppPath((org_id, store_id, backup_id)): AppPath<(Uuid, Uuid, Uuid)>,
+    AppPath((org_id, store_id, backup_id)): AppPath<(OrgId, StoreId, BackupId)>,
 ) -> ApiResult<AppJson<Verification>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::BackupsWrite)?;
@@ -285,7 +287,7 @@ async fn restore_store(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath((org_id, store_id)): AppPath<(Uuid, Uuid)>,
+    AppPath((org_id, store_id)): AppPath<(OrgId, StoreId)>,
     AppJson(body): AppJson<RestoreRequest>,
 ) -> ApiResult<Accepted<JobView>> {
     let ctx = user.in_org(org_id)?;
@@ -347,7 +349,7 @@ impl From<ScheduleRow> for ScheduleView {
 async fn get_schedule(
     State(state): State<AppState>,
     user: ActiveUser,
-    AppPath((org_id, store_id)): AppPath<(Uuid, Uuid)>,
+    AppPath((org_id, store_id)): AppPath<(OrgId, StoreId)>,
 ) -> ApiResult<AppJson<ScheduleView>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::BackupsRead)?;
@@ -374,7 +376,7 @@ async fn put_schedule(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath((org_id, store_id)): AppPath<(Uuid, Uuid)>,
+    AppPath((org_id, store_id)): AppPath<(OrgId, StoreId)>,
     AppJson(body): AppJson<PutSchedule>,
 ) -> ApiResult<AppJson<ScheduleView>> {
     let ctx = user.in_org(org_id)?;
@@ -396,7 +398,7 @@ async fn put_schedule(
 async fn restore_window(
     State(state): State<AppState>,
     user: ActiveUser,
-    AppPath((org_id, store_id)): AppPath<(Uuid, Uuid)>,
+    AppPath((org_id, store_id)): AppPath<(OrgId, StoreId)>,
 ) -> ApiResult<AppJson<RestoreWindow>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::BackupsRead)?;

@@ -5,10 +5,9 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use uuid::Uuid;
 
 use crate::app::AppState;
-use crate::domain::Scope;
+use crate::domain::{OrgId, Scope};
 use crate::error::ApiResult;
 use crate::http::extract::{ActiveUser, AppPath};
 use crate::service::ca;
@@ -30,7 +29,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 async fn download_ca(
     State(state): State<AppState>,
     user: ActiveUser,
-    AppPath(org_id): AppPath<Uuid>,
+    AppPath(org_id): AppPath<OrgId>,
 ) -> ApiResult<Response> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::StoresRead)?;

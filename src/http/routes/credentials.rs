@@ -1,6 +1,7 @@
 //! OAuth2 client credentials: created by a signed-in user in one organization, acting for that
 //! user there, limited to their scopes and to the user's current role.
 
+use crate::domain::{OrgId, UserId};
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Serialize;
@@ -8,7 +9,6 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::audit::RequestMeta;
@@ -29,7 +29,8 @@ pub struct CredentialView {
     pub client_id: String,
     pub description: String,
     pub scopes: Vec<String>,
-    pub created_by: Uuid,
+    #[schema(value_type = Uuid)]
+    pub created_by: UserId,
     pub created_by_email: String,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
@@ -105,7 +106,7 @@ async fn create_credential(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath(org_id): AppPath<Uuid>,
+    AppPath(org_id): AppPath<OrgId>,
     AppJson(body): AppJson<CreateCredential>,
 ) -> ApiResult<Created<CreatedCredential>> {
     let ctx = user.in_org(org_id)?;
@@ -129,7 +130,7 @@ async fn create_credential(
 async fn list_credentials(
     State(state): State<AppState>,
     user: ActiveUser,
-    AppPath(org_id): AppPath<Uuid>,
+    AppPath(org_id): AppPath<OrgId>,
 ) -> ApiResult<AppJson<CredentialList>> {
     let ctx = user.in_org(org_id)?;
     user.require_session()?;
@@ -153,7 +154,7 @@ async fn revoke_credential(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath((org_id, client_id)): AppPath<(Uuid, String)>,
+    AppPath((org_id, client_id)): AppPath<(OrgId, String)>,
 ) -> ApiResult<StatusCode> {
     let ctx = user.in_org(org_id)?;
     user.require_session()?;

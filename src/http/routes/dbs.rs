@@ -9,12 +9,11 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::audit::RequestMeta;
 use crate::db::db_users::DbUserRow;
-use crate::domain::Scope;
+use crate::domain::{OrgId, Scope, StoreId};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::http::extract::{ActiveUser, AppJson, AppPath};
 use crate::http::respond::Created;
@@ -50,7 +49,7 @@ pub struct DatabaseList {
 async fn list_databases(
     State(state): State<AppState>,
     user: ActiveUser,
-    AppPath((org_id, store_id)): AppPath<(Uuid, Uuid)>,
+    AppPath((org_id, store_id)): AppPath<(OrgId, StoreId)>,
 ) -> ApiResult<AppJson<DatabaseList>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::StoresRead)?;
@@ -74,7 +73,7 @@ async fn create_database(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath((org_id, store_id)): AppPath<(Uuid, Uuid)>,
+    AppPath((org_id, store_id)): AppPath<(OrgId, StoreId)>,
     AppJson(body): AppJson<CreateDatabase>,
 ) -> ApiResult<Created<DatabaseInfo>> {
     let ctx = user.in_org(org_id)?;
@@ -101,7 +100,7 @@ async fn drop_database(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath((org_id, store_id, name)): AppPath<(Uuid, Uuid, String)>,
+    AppPath((org_id, store_id, name)): AppPath<(OrgId, StoreId, String)>,
 ) -> ApiResult<StatusCode> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::StoresWrite)?;
@@ -166,7 +165,7 @@ fn shown(password: &SecretString) -> String {
 async fn list_users(
     State(state): State<AppState>,
     user: ActiveUser,
-    AppPath((org_id, store_id)): AppPath<(Uuid, Uuid)>,
+    AppPath((org_id, store_id)): AppPath<(OrgId, StoreId)>,
 ) -> ApiResult<AppJson<DbUserList>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::StoresRead)?;
@@ -193,7 +192,7 @@ async fn create_user(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath((org_id, store_id)): AppPath<(Uuid, Uuid)>,
+    AppPath((org_id, store_id)): AppPath<(OrgId, StoreId)>,
     AppJson(body): AppJson<CreateDbUser>,
 ) -> ApiResult<Created<CreatedDbUser>> {
     let ctx = user.in_org(org_id)?;
@@ -220,7 +219,7 @@ async fn drop_user(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath((org_id, store_id, name)): AppPath<(Uuid, Uuid, String)>,
+    AppPath((org_id, store_id, name)): AppPath<(OrgId, StoreId, String)>,
 ) -> ApiResult<StatusCode> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::StoresWrite)?;
@@ -252,7 +251,7 @@ async fn rotate_password(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath((org_id, store_id, name)): AppPath<(Uuid, Uuid, String)>,
+    AppPath((org_id, store_id, name)): AppPath<(OrgId, StoreId, String)>,
     AppJson(body): AppJson<RotatePassword>,
 ) -> ApiResult<AppJson<RotatedPassword>> {
     let ctx = user.in_org(org_id)?;

@@ -13,12 +13,11 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::audit::RequestMeta;
 use crate::db::firewall::RuleRow;
-use crate::domain::Scope;
+use crate::domain::{OrgId, RuleId, Scope, StoreId};
 use crate::error::{ApiResult, Problem};
 use crate::http::extract::{ActiveUser, AppJson, AppPath};
 use crate::http::respond::Created;
@@ -30,7 +29,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RuleView {
-    pub id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub id: RuleId,
     /// Canonical CIDR.
     #[schema(example = "203.0.113.0/24")]
     pub source: String,
@@ -79,7 +79,7 @@ impl From<Vec<RuleRow>> for RuleList {
 async fn list_rules(
     State(state): State<AppState>,
     user: ActiveUser,
-    AppPath((org_id, store_id)): AppPath<(Uuid, Uuid)>,
+    AppPath((org_id, store_id)): AppPath<(OrgId, StoreId)>,
 ) -> ApiResult<AppJson<RuleList>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::StoresRead)?;
@@ -106,7 +106,7 @@ async fn add_rule(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath((org_id, store_id)): AppPath<(Uuid, Uuid)>,
+    AppPath((org_id, store_id)): AppPath<(OrgId, StoreId)>,
     AppJson(body): AppJson<NewRuleBody>,
 ) -> ApiResult<Created<RuleView>> {
     let ctx = user.in_org(org_id)?;
@@ -134,7 +134,7 @@ async fn replace_rules(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath((org_id, store_id)): AppPath<(Uuid, Uuid)>,
+    AppPath((org_id, store_id)): AppPath<(OrgId, StoreId)>,
     AppJson(body): AppJson<Vec<NewRuleBody>>,
 ) -> ApiResult<AppJson<RuleList>> {
     let ctx = user.in_org(org_id)?;
@@ -158,7 +158,7 @@ async fn delete_rule(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath((org_id, store_id, rule_id)): AppPath<(Uuid, Uuid, Uuid)>,
+    AppPath((org_id, store_id, rule_id)): AppPath<(OrgId, StoreId, RuleId)>,
 ) -> ApiResult<StatusCode> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::StoresWrite)?;

@@ -10,12 +10,11 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::audit::RequestMeta;
 use crate::db::invitations::InvitationRow;
-use crate::domain::Scope;
+use crate::domain::{InvitationId, OrgId, Scope};
 use crate::error::{ApiResult, Problem};
 use crate::http::extract::{ActiveUser, AppJson, AppPath};
 use crate::http::views::{InvitationView, invitation_view as view};
@@ -51,7 +50,7 @@ pub struct InvitationList {
 async fn list_org_invitations(
     State(state): State<AppState>,
     user: ActiveUser,
-    AppPath(org_id): AppPath<Uuid>,
+    AppPath(org_id): AppPath<OrgId>,
 ) -> ApiResult<AppJson<InvitationList>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::OrgAdmin)?;
@@ -75,7 +74,7 @@ async fn revoke_invitation(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath((org_id, id)): AppPath<(Uuid, Uuid)>,
+    AppPath((org_id, id)): AppPath<(OrgId, InvitationId)>,
 ) -> ApiResult<StatusCode> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::OrgAdmin)?;
@@ -120,7 +119,7 @@ async fn answer_invitation(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath((id, answer)): AppPath<(Uuid, Answer)>,
+    AppPath((id, answer)): AppPath<(InvitationId, Answer)>,
 ) -> ApiResult<AppJson<InvitationView>> {
     user.require_session()?;
     let (row, now) = invitations::answer(&state, &meta, &user.principal, &user.method, id, answer).await?;

@@ -5,11 +5,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::audit::RequestMeta;
-use crate::domain::{Ctx, Scope};
+use crate::domain::{Ctx, JobId, OrgId, Scope, StoreId};
 use crate::error::{ApiResult, Problem};
 use crate::http::extract::{ActiveUser, AppJson, AppPath, AppQuery};
 use crate::http::page::PageRequest;
@@ -46,10 +45,10 @@ pub struct JobList {
     pub next_cursor: Option<String>,
 }
 
-async fn page(state: &AppState, ctx: &Ctx, store: Option<Uuid>, q: JobQuery) -> ApiResult<JobList> {
+async fn page(state: &AppState, ctx: &Ctx, store: Option<StoreId>, q: JobQuery) -> ApiResult<JobList> {
     let page = PageRequest::new(q.cursor.as_deref(), q.limit, 100)?;
     let rows = jobs::list(state, ctx, store, Page { after: page.after, fetch: page.fetch() }).await?;
-    let (rows, next_cursor) = page.finish(rows, |j| (j.created_at, j.id));
+    let (rows, next_cursor) = page.finish(rows, |j| (j.created_at, j.id.into()));
     Ok(JobList { items: rows.into_iter().map(Into::into).collect(), next_cursor })
 }
 
@@ -65,7 +64,7 @@ async fn page(state: &AppState, ctx: &Ctx, store: Option<Uuid>, q: JobQuery) -> 
 async fn list_jobs(
     State(state): State<AppState>,
     user: ActiveUser,
-    AppPath(org_id): AppPath<Uuid>,
+    AppPath(org_id): AppPath<OrgId>,
     AppQuery(q): AppQuery<JobQuery>,
 ) -> ApiResult<AppJson<JobList>> {
     let ctx = user.in_org(org_id)?;
@@ -86,7 +85,7 @@ async fn list_jobs(
 async fn list_store_jobs(
     State(state): State<AppState>,
     user: ActiveUser,
-    AppPath((org_id, store_id)): AppPath<(Uuid, Uuid)>,
+    AppPath((org_id, store_id)): AppPath<(OrgId, StoreId)>,
     AppQuery(q): AppQuery<JobQuery>,
 ) -> ApiResult<AppJson<JobList>> {
     let ctx = user.in_org(org_id)?;
@@ -107,7 +106,7 @@ async fn list_store_jobs(
 async fn get_job(
     State(state): State<AppState>,
     user: ActiveUser,
-    AppPath((org_id, job_id)): AppPath<(Uuid, Uuid)>,
+    AppPath((org_id, job_id)): AppPath<(OrgId, JobId)>,
 ) -> ApiResult<AppJson<JobView>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::StoresRead)?;
@@ -135,7 +134,7 @@ async fn cancel_job(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath((org_id, job_id)): AppPath<(Uuid, Uuid)>,
+    AppPath((org_id, job_id)): AppPath<(OrgId, JobId)>,
 ) -> ApiResult<AppJson<JobView>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::StoresWrite)?;

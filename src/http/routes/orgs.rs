@@ -8,12 +8,11 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::audit::RequestMeta;
 use crate::db::orgs::{MemberRow, OrgRow};
-use crate::domain::{AuthMethod, PrincipalOrg, Role, Scope};
+use crate::domain::{AuthMethod, OrgId, PrincipalOrg, Role, Scope, UserId};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::http::extract::{ActiveUser, AppJson, AppPath};
 use crate::http::respond::{Accepted, Created};
@@ -31,7 +30,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OrgView {
-    pub id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub id: OrgId,
     pub name: String,
     /// The caller's role in this organization.
     pub role: Role,
@@ -120,7 +120,7 @@ async fn create_org(
         (status = 200, body = OrgView),
     )
 )]
-async fn get_org(user: ActiveUser, AppPath(org_id): AppPath<Uuid>) -> ApiResult<AppJson<OrgView>> {
+async fn get_org(user: ActiveUser, AppPath(org_id): AppPath<OrgId>) -> ApiResult<AppJson<OrgView>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::OrgRead)?;
     // Read with the principal, in one statement: no second round trip.
@@ -129,7 +129,8 @@ async fn get_org(user: ActiveUser, AppPath(org_id): AppPath<Uuid>) -> ApiResult<
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MemberView {
-    pub user_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub user_id: UserId,
     pub email: String,
     pub first_name: String,
     pub last_name: String,
@@ -175,7 +176,7 @@ pub struct MemberList {
 async fn list_members(
     State(state): State<AppState>,
     user: ActiveUser,
-    AppPath(org_id): AppPath<Uuid>,
+    AppPath(org_id): AppPath<OrgId>,
 ) -> ApiResult<AppJson<MemberList>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::OrgRead)?;
@@ -227,7 +228,7 @@ async fn add_member(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath(org_id): AppPath<Uuid>,
+    AppPath(org_id): AppPath<OrgId>,
     AppJson(body): AppJson<AddMember>,
 ) -> ApiResult<AddedView> {
     let ctx = user.in_org(org_id)?;
@@ -269,7 +270,7 @@ async fn update_member(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath((org_id, user_id)): AppPath<(Uuid, Uuid)>,
+    AppPath((org_id, user_id)): AppPath<(OrgId, UserId)>,
     AppJson(body): AppJson<UpdateMember>,
 ) -> ApiResult<AppJson<MemberView>> {
     let ctx = user.in_org(org_id)?;
@@ -295,7 +296,7 @@ async fn remove_member(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath((org_id, user_id)): AppPath<(Uuid, Uuid)>,
+    AppPath((org_id, user_id)): AppPath<(OrgId, UserId)>,
 ) -> ApiResult<StatusCode> {
     let ctx = user.in_org(org_id)?;
     if user_id != ctx.user_id || matches!(ctx.method, AuthMethod::Bearer { .. }) {

@@ -15,7 +15,7 @@ use uuid::Uuid;
 use crate::app::AppState;
 use crate::audit::RequestMeta;
 use crate::db::parameter_groups::GroupRow;
-use crate::domain::Scope;
+use crate::domain::{OrgId, Scope, StoreId};
 use crate::error::{ApiResult, Problem};
 use crate::http::extract::{ActiveUser, AppJson, AppPath, AppQuery, Authenticated};
 use crate::http::respond::{Accepted, Created};
@@ -115,7 +115,7 @@ pub struct GroupList {
 async fn list_groups(
     State(state): State<AppState>,
     user: ActiveUser,
-    AppPath(org_id): AppPath<Uuid>,
+    AppPath(org_id): AppPath<OrgId>,
 ) -> ApiResult<AppJson<GroupList>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::StoresRead)?;
@@ -140,7 +140,7 @@ async fn create_group(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath(org_id): AppPath<Uuid>,
+    AppPath(org_id): AppPath<OrgId>,
     AppJson(body): AppJson<CreateGroup>,
 ) -> ApiResult<Created<GroupView>> {
     let ctx = user.in_org(org_id)?;
@@ -163,7 +163,7 @@ async fn create_group(
 async fn get_group(
     State(state): State<AppState>,
     user: ActiveUser,
-    AppPath((org_id, group_id)): AppPath<(Uuid, Uuid)>,
+    AppPath((org_id, group_id)): AppPath<(OrgId, Uuid)>,
 ) -> ApiResult<AppJson<GroupView>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::StoresRead)?;
@@ -187,7 +187,7 @@ async fn update_group(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath((org_id, group_id)): AppPath<(Uuid, Uuid)>,
+    AppPath((org_id, group_id)): AppPath<(OrgId, Uuid)>,
     AppJson(body): AppJson<UpdateGroup>,
 ) -> ApiResult<AppJson<GroupView>> {
     let ctx = user.in_org(org_id)?;
@@ -211,7 +211,7 @@ async fn delete_group(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath((org_id, group_id)): AppPath<(Uuid, Uuid)>,
+    AppPath((org_id, group_id)): AppPath<(OrgId, Uuid)>,
 ) -> ApiResult<StatusCode> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::StoresWrite)?;
@@ -238,7 +238,7 @@ async fn apply_group(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath((org_id, store_id)): AppPath<(Uuid, Uuid)>,
+    AppPath((org_id, store_id)): AppPath<(OrgId, StoreId)>,
     AppJson(body): AppJson<ApplyGroup>,
 ) -> ApiResult<Accepted<JobView>> {
     let ctx = user.in_org(org_id)?;
@@ -261,7 +261,7 @@ async fn apply_group(
 async fn store_parameters(
     State(state): State<AppState>,
     user: ActiveUser,
-    AppPath((org_id, store_id)): AppPath<(Uuid, Uuid)>,
+    AppPath((org_id, store_id)): AppPath<(OrgId, StoreId)>,
 ) -> ApiResult<AppJson<StoreParameters>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::StoresRead)?;

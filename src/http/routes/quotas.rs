@@ -5,10 +5,9 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use uuid::Uuid;
 
 use crate::app::AppState;
-use crate::domain::Scope;
+use crate::domain::{OrgId, Scope};
 use crate::error::ApiResult;
 use crate::http::extract::{ActiveUser, AppJson, AppPath};
 use crate::quota::Quota;
@@ -45,7 +44,7 @@ pub struct QuotaList {
 async fn list_quotas(
     State(state): State<AppState>,
     user: ActiveUser,
-    AppPath(org_id): AppPath<Uuid>,
+    AppPath(org_id): AppPath<OrgId>,
 ) -> ApiResult<AppJson<QuotaList>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::OrgRead)?;

@@ -6,10 +6,9 @@ use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use uuid::Uuid;
 
 use crate::app::AppState;
-use crate::domain::Scope;
+use crate::domain::{NodeId, OrgId, Scope, StoreId};
 use crate::error::{ApiResult, Problem};
 use crate::http::extract::{ActiveUser, AppJson, AppPath, AppQuery};
 use crate::service::stats::{self, SeriesRequest};
@@ -52,7 +51,8 @@ pub struct SeriesPoint {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct NodeSeries {
-    pub node_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub node_id: NodeId,
     pub points: Vec<SeriesPoint>,
 }
 
@@ -77,7 +77,7 @@ pub struct Series {
 async fn series(
     State(state): State<AppState>,
     user: ActiveUser,
-    AppPath((org_id, store_id)): AppPath<(Uuid, Uuid)>,
+    AppPath((org_id, store_id)): AppPath<(OrgId, StoreId)>,
     AppQuery(q): AppQuery<SeriesQuery>,
 ) -> ApiResult<AppJson<Series>> {
     let ctx = user.in_org(org_id)?;
@@ -99,7 +99,8 @@ async fn series(
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct NodeSummary {
-    pub node_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub node_id: NodeId,
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
     pub connections: i64,
@@ -132,7 +133,7 @@ pub struct Summary {
 async fn summary(
     State(state): State<AppState>,
     user: ActiveUser,
-    AppPath((org_id, store_id)): AppPath<(Uuid, Uuid)>,
+    AppPath((org_id, store_id)): AppPath<(OrgId, StoreId)>,
 ) -> ApiResult<AppJson<Summary>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::StoresRead)?;

@@ -11,12 +11,11 @@ use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::audit::RequestMeta;
 use crate::db::stores::{ListFilter, NodeRow};
-use crate::domain::{NodeState, Scope, StoreNetwork, StoreStatus};
+use crate::domain::{NodeId, NodeState, OrgId, Scope, StoreId, StoreNetwork, StoreStatus};
 use crate::error::{ApiResult, Problem};
 use crate::http::extract::{ActiveUser, AppJson, AppPath, AppQuery, idempotency_key, if_match};
 use crate::http::page::PageRequest;
@@ -40,7 +39,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct NodeView {
-    pub id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub id: NodeId,
     /// `primary` or `replica`.
     pub role: String,
     pub host: String,
@@ -80,7 +80,8 @@ pub struct Connection {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct StoreView {
-    pub id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub id: StoreId,
     pub name: String,
     pub vendor: String,
     pub version: String,
@@ -225,7 +226,7 @@ async fn create_store(
     meta: RequestMeta,
     user: ActiveUser,
     headers: HeaderMap,
-    AppPath(org_id): AppPath<Uuid>,
+    AppPath(org_id): AppPath<OrgId>,
     AppJson(body): AppJson<CreateStore>,
 ) -> ApiResult<Response> {
     let ctx = user.in_org(org_id)?;
@@ -283,7 +284,7 @@ pub struct StoreList {
 async fn list_stores(
     State(state): State<AppState>,
     user: ActiveUser,
-    AppPath(org_id): AppPath<Uuid>,
+    AppPath(org_id): AppPath<OrgId>,
     AppQuery(q): AppQuery<StoreQuery>,
 ) -> ApiResult<AppJson<StoreList>> {
     let ctx = user.in_org(org_id)?;
@@ -292,7 +293,7 @@ async fn list_stores(
     let filter =
         ListFilter { status: q.status, tag: q.tag.as_deref(), after: page.after, limit: page.fetch() };
     let rows = stores::list(&state, &ctx, &filter).await?;
-    let (rows, next_cursor) = page.finish(rows, |s| (s.created_at, s.id));
+    let (rows, next_cursor) = page.finish(rows, |s| (s.created_at, s.id.into()));
     let items = stores::details(&state, &ctx, rows).await?.into_iter().map(view).collect();
     Ok(AppJson(StoreList { items, next_cursor }))
 }
@@ -310,7 +311,7 @@ async fn list_stores(
 async fn get_store(
     State(state): State<AppState>,
     user: ActiveUser,
-    AppPath((org_id, store_id)): AppPath<(Uuid, Uuid)>,
+    AppPath((org_id, store_id)): AppPath<(OrgId, StoreId)>,
 ) -> ApiResult<Response> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::StoresRead)?;
@@ -341,7 +342,7 @@ async fn update_store(
     meta: RequestMeta,
     user: ActiveUser,
     headers: HeaderMap,
-    AppPath((org_id, store_id)): AppPath<(Uuid, Uuid)>,
+    AppPath((org_id, store_id)): AppPath<(OrgId, StoreId)>,
     AppJson(body): AppJson<UpdateStore>,
 ) -> ApiResult<Response> {
     let ctx = user.in_org(org_id)?;
@@ -384,7 +385,7 @@ async fn delete_store(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath((org_id, store_id)): AppPath<(Uuid, Uuid)>,
+    AppPath((org_id, store_id)): AppPath<(OrgId, StoreId)>,
     AppQuery(q): AppQuery<DeleteQuery>,
 ) -> ApiResult<Accepted<JobView>> {
     let ctx = user.in_org(org_id)?;
@@ -397,7 +398,7 @@ async fn delete_store(
 }
 
 /// 202 with the store after a change of its nodes, and the job that makes it.
-fn node_change(org_id: Uuid, change: nodes::NodeChanged) -> Accepted<StoreAccepted> {
+fn node_change(org_id: OrgId, change: nodes::NodeChanged) -> Accepted<StoreAccepted> {
     let (store_id, revision) = (change.detail.store.id, change.detail.store.revision);
     let body = StoreAccepted { store: view(change.detail), job: change.job.into(), credentials: None };
     Accepted::new(body, store_location(org_id, store_id)).revision(revision)
@@ -420,7 +421,7 @@ async fn add_node(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath((org_id, store_id)): AppPath<(Uuid, Uuid)>,
+    AppPath((org_id, store_id)): AppPath<(OrgId, StoreId)>,
 ) -> ApiResult<Accepted<StoreAccepted>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::StoresWrite)?;
@@ -444,7 +445,7 @@ async fn remove_node(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath((org_id, store_id, node_id)): AppPath<(Uuid, Uuid, Uuid)>,
+    AppPath((org_id, store_id, node_id)): AppPath<(OrgId, StoreId, NodeId)>,
 ) -> ApiResult<Accepted<StoreAccepted>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::StoresWrite)?;
@@ -467,7 +468,7 @@ async fn restart_node(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath((org_id, store_id, node_id)): AppPath<(Uuid, Uuid, Uuid)>,
+    AppPath((org_id, store_id, node_id)): AppPath<(OrgId, StoreId, NodeId)>,
 ) -> ApiResult<Accepted<JobView>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::StoresWrite)?;
@@ -491,7 +492,7 @@ async fn repair_store(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath((org_id, store_id)): AppPath<(Uuid, Uuid)>,
+    AppPath((org_id, store_id)): AppPath<(OrgId, StoreId)>,
 ) -> ApiResult<Accepted<JobView>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::StoresWrite)?;
@@ -512,7 +513,7 @@ async fn reveal_credentials(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath((org_id, store_id)): AppPath<(Uuid, Uuid)>,
+    AppPath((org_id, store_id)): AppPath<(OrgId, StoreId)>,
 ) -> ApiResult<AppJson<StoreCredentials>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::StoresWrite)?;

@@ -1,3 +1,4 @@
+use crate::domain::OrgId;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Serialize;
@@ -123,7 +124,8 @@ pub struct DriverInfo {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OrgStores {
-    pub org_id: uuid::Uuid,
+    #[schema(value_type = Uuid)]
+    pub org_id: OrgId,
     /// Stores per status.
     pub stores: std::collections::BTreeMap<String, i64>,
 }

@@ -15,12 +15,11 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::audit::RequestMeta;
 use crate::db::vpcs::VpcRow;
-use crate::domain::{PeeringStatus, Scope, VpcStatus};
+use crate::domain::{OrgId, PeeringId, PeeringStatus, Scope, VpcId, VpcStatus};
 use crate::error::{ApiResult, Problem};
 use crate::http::extract::{ActiveUser, AppJson, AppPath};
 use crate::http::respond::{Accepted, Created};
@@ -40,7 +39,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct VpcView {
-    pub id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub id: VpcId,
     pub name: String,
     pub cloud: String,
     pub region: String,
@@ -80,11 +80,11 @@ pub struct VpcAccepted {
     pub job: JobView,
 }
 
-fn vpc_location(org_id: Uuid, id: Uuid) -> String {
+fn vpc_location(org_id: OrgId, id: VpcId) -> String {
     format!("/api/v1/orgs/{org_id}/vpcs/{id}")
 }
 
-fn peering_location(org_id: Uuid, vpc_id: Uuid, id: Uuid) -> String {
+fn peering_location(org_id: OrgId, vpc_id: VpcId, id: PeeringId) -> String {
     format!("/api/v1/orgs/{org_id}/vpcs/{vpc_id}/peerings/{id}")
 }
 
@@ -100,7 +100,7 @@ fn peering_location(org_id: Uuid, vpc_id: Uuid, id: Uuid) -> String {
 async fn list_vpcs(
     State(state): State<AppState>,
     user: ActiveUser,
-    AppPath(org_id): AppPath<Uuid>,
+    AppPath(org_id): AppPath<OrgId>,
 ) -> ApiResult<AppJson<VpcList>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::VpcsRead)?;
@@ -125,7 +125,7 @@ async fn create_vpc(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath(org_id): AppPath<Uuid>,
+    AppPath(org_id): AppPath<OrgId>,
     AppJson(body): AppJson<CreateVpc>,
 ) -> ApiResult<Accepted<VpcAccepted>> {
     let ctx = user.in_org(org_id)?;
@@ -149,7 +149,7 @@ async fn create_vpc(
 async fn get_vpc(
     State(state): State<AppState>,
     user: ActiveUser,
-    AppPath((org_id, vpc_id)): AppPath<(Uuid, Uuid)>,
+    AppPath((org_id, vpc_id)): AppPath<(OrgId, VpcId)>,
 ) -> ApiResult<AppJson<VpcView>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::VpcsRead)?;
@@ -172,7 +172,7 @@ async fn delete_vpc(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath((org_id, vpc_id)): AppPath<(Uuid, Uuid)>,
+    AppPath((org_id, vpc_id)): AppPath<(OrgId, VpcId)>,
 ) -> ApiResult<Accepted<JobView>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::VpcsWrite)?;
@@ -185,18 +185,23 @@ async fn delete_vpc(
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PeeringView {
-    pub id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub id: PeeringId,
     /// Never `deleted` here. `pending_acceptance`: the peer's organization has yet to accept;
     /// delete a `failed` peering to clean it up.
     pub status: PeeringStatus,
     /// The VPC that asked, and its organization.
-    pub vpc_id: Uuid,
-    pub org_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub vpc_id: VpcId,
+    #[schema(value_type = Uuid)]
+    pub org_id: OrgId,
     #[schema(example = "10.62.0.0/24")]
     pub cidr_ipv4_block: String,
     /// The VPC asked, and its organization.
-    pub peer_vpc_id: Uuid,
-    pub peer_org_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub peer_vpc_id: VpcId,
+    #[schema(value_type = Uuid)]
+    pub peer_org_id: OrgId,
     /// Shown to the asking side once the peer's organization has accepted (or at once, in one
     /// organization); always to the peer's side.
     #[schema(example = "10.61.0.0/24")]
@@ -252,7 +257,7 @@ impl From<Peering> for PeeringView {
 async fn list_peerings(
     State(state): State<AppState>,
     user: ActiveUser,
-    AppPath((org_id, vpc_id)): AppPath<(Uuid, Uuid)>,
+    AppPath((org_id, vpc_id)): AppPath<(OrgId, VpcId)>,
 ) -> ApiResult<AppJson<PeeringList>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::VpcsRead)?;
@@ -281,7 +286,7 @@ async fn create_peering(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath((org_id, vpc_id)): AppPath<(Uuid, Uuid)>,
+    AppPath((org_id, vpc_id)): AppPath<(OrgId, VpcId)>,
     AppJson(body): AppJson<CreatePeering>,
 ) -> ApiResult<Response> {
     let ctx = user.in_org(org_id)?;
@@ -311,7 +316,7 @@ async fn create_peering(
 async fn get_peering(
     State(state): State<AppState>,
     user: ActiveUser,
-    AppPath((org_id, vpc_id, peering_id)): AppPath<(Uuid, Uuid, Uuid)>,
+    AppPath((org_id, vpc_id, peering_id)): AppPath<(OrgId, VpcId, PeeringId)>,
 ) -> ApiResult<AppJson<PeeringView>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::VpcsRead)?;
@@ -336,7 +341,7 @@ async fn accept_peering(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath((org_id, vpc_id, peering_id)): AppPath<(Uuid, Uuid, Uuid)>,
+    AppPath((org_id, vpc_id, peering_id)): AppPath<(OrgId, VpcId, PeeringId)>,
 ) -> ApiResult<Accepted<PeeringAccepted>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::VpcsWrite)?;
@@ -364,7 +369,7 @@ async fn reject_peering(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath((org_id, vpc_id, peering_id)): AppPath<(Uuid, Uuid, Uuid)>,
+    AppPath((org_id, vpc_id, peering_id)): AppPath<(OrgId, VpcId, PeeringId)>,
 ) -> ApiResult<AppJson<PeeringView>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::VpcsWrite)?;
@@ -390,7 +395,7 @@ async fn delete_peering(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath((org_id, vpc_id, peering_id)): AppPath<(Uuid, Uuid, Uuid)>,
+    AppPath((org_id, vpc_id, peering_id)): AppPath<(OrgId, VpcId, PeeringId)>,
 ) -> ApiResult<Response> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::VpcsWrite)?;

@@ -5,12 +5,11 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use super::{JobKind, store_status, unexpected};
 use crate::db;
 use crate::db::jobs::JobRow;
-use crate::domain::StoreStatus;
+use crate::domain::{BackupId, StoreId, StoreStatus};
 use crate::jobs::steps::{self, backups, nodes};
 use crate::jobs::{JobEnv, Step};
 
@@ -27,8 +26,8 @@ pub struct CreateStoreParams {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RestoreFrom {
     /// The store the backup is of.
-    pub store_id: Uuid,
-    pub backup_id: Uuid,
+    pub store_id: StoreId,
+    pub backup_id: BackupId,
     /// RFC 3339; `null` for the end of the backup.
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub point_in_time: Option<OffsetDateTime>,

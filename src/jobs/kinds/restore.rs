@@ -1,9 +1,9 @@
 //! `restore`: a store's primary restored from one of its backups (its replicas made again from
 //! it, for a physical one), then its status.
 
+use crate::domain::BackupId;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use super::{JobKind, unexpected};
 use crate::db::jobs::JobRow;
@@ -15,7 +15,7 @@ pub struct Restore;
 /// `{"backup_id": ..., "point_in_time": null | "<RFC 3339>"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RestoreParams {
-    pub backup_id: Uuid,
+    pub backup_id: BackupId,
     /// `null` for the end of the backup.
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub point_in_time: Option<OffsetDateTime>,

@@ -72,7 +72,7 @@ fn round_trip<P: Serialize + DeserializeOwned + std::fmt::Debug + PartialEq>(sto
 
 #[test]
 fn params_read_and_write_the_stored_json() {
-    let (store_id, backup_id) = (Uuid::now_v7(), Uuid::now_v7());
+    let (store_id, backup_id) = (crate::domain::StoreId::new(), crate::domain::BackupId::new());
     // As the routes wrote them with `json!`.
     assert_eq!(round_trip::<NoParams>(json!({})), NoParams {});
     assert_eq!(round_trip::<CreateStoreParams>(json!({})), CreateStoreParams { restore_from: None });
@@ -113,7 +113,7 @@ fn params_written_by_hand_read_leniently() {
 #[test]
 fn the_point_in_time_is_written_as_the_routes_wrote_it() {
     let t = datetime!(2026-11-30 10:15:00.123 UTC);
-    let p = RestoreParams { backup_id: Uuid::nil(), point_in_time: Some(t) };
+    let p = RestoreParams { backup_id: crate::domain::BackupId(Uuid::nil()), point_in_time: Some(t) };
     let today = t.format(&time::format_description::well_known::Rfc3339).unwrap();
     assert_eq!(serde_json::to_value(&p).unwrap()["point_in_time"], json!(today));
 }

@@ -2,18 +2,17 @@
 
 use anyhow::Context;
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use super::{need_spec, serving, store_of};
 use crate::db;
 use crate::db::jobs::JobRow;
-use crate::domain::{BackupStatus, NodeState};
+use crate::domain::{BackupId, BackupStatus, NodeId, NodeState};
 use crate::jobs::JobEnv;
 use crate::provision::RestoreTarget;
 
 /// [`Step::TakeBackup`](crate::jobs::Step::TakeBackup): from a replica when one runs, to spare
 /// the primary, unless `primary_only`.
-pub async fn take(env: &JobEnv, job: &JobRow, backup_id: Uuid, primary_only: bool) -> anyhow::Result<()> {
+pub async fn take(env: &JobEnv, job: &JobRow, backup_id: BackupId, primary_only: bool) -> anyhow::Result<()> {
     let store_id = store_of(job)?;
     let backup =
         db::backups::get_by_id(&env.db, job.org_id, backup_id).await?.context("the backup is gone")?;
@@ -57,7 +56,7 @@ pub async fn take(env: &JobEnv, job: &JobRow, backup_id: Uuid, primary_only: boo
 /// What a backup job that failed for good leaves: its backup `failed`, and its archive removed
 /// unless the backup was recorded as taken (by an attempt that died before the job was marked
 /// done).
-pub async fn fail(env: &JobEnv, job: &JobRow, backup_id: Uuid) -> anyhow::Result<()> {
+pub async fn fail(env: &JobEnv, job: &JobRow, backup_id: BackupId) -> anyhow::Result<()> {
     let reason = job.error.as_deref().unwrap_or("the backup failed");
     db::backups::fail(&env.db, job.org_id, backup_id, reason, env.clock.now()).await?;
     let backup = db::backups::get_by_id(&env.db, job.org_id, backup_id).await?;
@@ -73,8 +72,8 @@ pub async fn fail(env: &JobEnv, job: &JobRow, backup_id: Uuid) -> anyhow::Result
 pub async fn restore_node(
     env: &JobEnv,
     job: &JobRow,
-    node: Uuid,
-    backup_id: Uuid,
+    node: NodeId,
+    backup_id: BackupId,
     point_in_time: Option<OffsetDateTime>,
 ) -> anyhow::Result<()> {
     let spec = need_spec(env, job, node).await?;
@@ -93,8 +92,8 @@ pub async fn restore_node(
 pub async fn fork_primary(
     env: &JobEnv,
     job: &JobRow,
-    node: Uuid,
-    backup_id: Uuid,
+    node: NodeId,
+    backup_id: BackupId,
     point_in_time: Option<OffsetDateTime>,
 ) -> anyhow::Result<()> {
     let spec = need_spec(env, job, node).await?;
@@ -139,7 +138,7 @@ pub async fn delete_all(env: &JobEnv, job: &JobRow) -> anyhow::Result<()> {
 async fn verified_archive(
     env: &JobEnv,
     job: &JobRow,
-    backup_id: Uuid,
+    backup_id: BackupId,
 ) -> anyhow::Result<(db::backups::BackupRow, std::path::PathBuf)> {
     let backup =
         db::backups::get_by_id(&env.db, job.org_id, backup_id).await?.context("the backup is gone")?;

@@ -6,37 +6,36 @@ pub mod backups;
 pub mod nodes;
 
 use anyhow::Context;
-use uuid::Uuid;
 
 use super::JobEnv;
 use crate::db;
 use crate::db::jobs::JobRow;
-use crate::domain::{NodeState, StoreStatus};
+use crate::domain::{NodeId, NodeState, StoreId, StoreStatus};
 use crate::provision::NodeSpec;
 
-fn store_of(job: &JobRow) -> anyhow::Result<Uuid> {
+fn store_of(job: &JobRow) -> anyhow::Result<StoreId> {
     job.store_id.context("job has no store")
 }
 
 /// The driver's spec of a node of the job's store, now; none once the node is gone.
-async fn spec_of(env: &JobEnv, job: &JobRow, node: Uuid) -> anyhow::Result<Option<NodeSpec>> {
+async fn spec_of(env: &JobEnv, job: &JobRow, node: NodeId) -> anyhow::Result<Option<NodeSpec>> {
     env.plane.node_spec(&env.db, job.org_id, store_of(job)?, node, env.clock.now()).await
 }
 
 /// Like [`spec_of`], for a node the step needs.
-async fn need_spec(env: &JobEnv, job: &JobRow, node: Uuid) -> anyhow::Result<NodeSpec> {
+async fn need_spec(env: &JobEnv, job: &JobRow, node: NodeId) -> anyhow::Result<NodeSpec> {
     spec_of(env, job, node).await?.context("the node is gone")
 }
 
 /// Writes the access in force now into a node just made (or restored): a firewall rule or
 /// peering that changed meanwhile found no server to write into, or wrote into data since
 /// replaced, and the step's spec was read before.
-async fn latest_access(env: &JobEnv, job: &JobRow, node: Uuid) -> anyhow::Result<()> {
+async fn latest_access(env: &JobEnv, job: &JobRow, node: NodeId) -> anyhow::Result<()> {
     env.plane.driver.apply_access(&need_spec(env, job, node).await?).await
 }
 
 /// The node serves: its latest access written, its row `running`.
-async fn serving(env: &JobEnv, job: &JobRow, node: Uuid) -> anyhow::Result<()> {
+async fn serving(env: &JobEnv, job: &JobRow, node: NodeId) -> anyhow::Result<()> {
     latest_access(env, job, node).await?;
     db::stores::set_node_state(&env.db, node, NodeState::Running, env.clock.now()).await?;
     Ok(())

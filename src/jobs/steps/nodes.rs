@@ -1,16 +1,15 @@
 //! The steps that make, change and remove a store's nodes.
 
 use anyhow::Context;
-use uuid::Uuid;
 
 use super::{need_spec, serving, spec_of, store_of};
 use crate::db;
 use crate::db::jobs::JobRow;
-use crate::domain::NodeState;
+use crate::domain::{NodeId, NodeState};
 use crate::jobs::JobEnv;
 
 /// [`Step::CreatePrimary`](crate::jobs::Step::CreatePrimary).
-pub async fn create_primary(env: &JobEnv, job: &JobRow, node: Uuid) -> anyhow::Result<()> {
+pub async fn create_primary(env: &JobEnv, job: &JobRow, node: NodeId) -> anyhow::Result<()> {
     let spec = need_spec(env, job, node).await?;
     env.plane.driver.create_primary(&spec).await?;
     serving(env, job, node).await
@@ -18,7 +17,7 @@ pub async fn create_primary(env: &JobEnv, job: &JobRow, node: Uuid) -> anyhow::R
 
 /// [`Step::CreateReplica`](crate::jobs::Step::CreateReplica) and, with `rebuild`,
 /// [`Step::RebuildNode`](crate::jobs::Step::RebuildNode).
-pub async fn replicate(env: &JobEnv, job: &JobRow, node: Uuid, rebuild: bool) -> anyhow::Result<()> {
+pub async fn replicate(env: &JobEnv, job: &JobRow, node: NodeId, rebuild: bool) -> anyhow::Result<()> {
     let spec = need_spec(env, job, node).await?;
     let primary = primary_of(env, job).await?;
     if node == primary {
@@ -35,7 +34,7 @@ pub async fn replicate(env: &JobEnv, job: &JobRow, node: Uuid, rebuild: bool) ->
 }
 
 /// [`Step::RemoveNode`](crate::jobs::Step::RemoveNode).
-pub async fn remove(env: &JobEnv, job: &JobRow, node: Uuid) -> anyhow::Result<()> {
+pub async fn remove(env: &JobEnv, job: &JobRow, node: NodeId) -> anyhow::Result<()> {
     // Already removed by an earlier run of this step: nothing left to do.
     let Some(spec) = spec_of(env, job, node).await? else { return Ok(()) };
     db::stores::set_node_state(&env.db, node, NodeState::Removing, env.clock.now()).await?;
@@ -47,7 +46,7 @@ pub async fn remove(env: &JobEnv, job: &JobRow, node: Uuid) -> anyhow::Result<()
 /// [`Step::RestartNode`](crate::jobs::Step::RestartNode) and
 /// [`Step::ReconfigureNode`](crate::jobs::Step::ReconfigureNode): the spec, read at the start,
 /// carries the configuration from the tables.
-pub async fn restart(env: &JobEnv, job: &JobRow, node: Uuid) -> anyhow::Result<()> {
+pub async fn restart(env: &JobEnv, job: &JobRow, node: NodeId) -> anyhow::Result<()> {
     let spec = need_spec(env, job, node).await?;
     env.plane.driver.stop(&spec).await?;
     env.plane.driver.start(&spec).await?;
@@ -56,7 +55,7 @@ pub async fn restart(env: &JobEnv, job: &JobRow, node: Uuid) -> anyhow::Result<(
 }
 
 /// [`Step::GrowVolume`](crate::jobs::Step::GrowVolume).
-pub async fn grow_volume(env: &JobEnv, job: &JobRow, node: Uuid) -> anyhow::Result<()> {
+pub async fn grow_volume(env: &JobEnv, job: &JobRow, node: NodeId) -> anyhow::Result<()> {
     let spec = need_spec(env, job, node).await?;
     env.plane.driver.grow_volume(&spec).await?;
     db::stores::clear_disk_full(&env.db, node).await?;
@@ -64,7 +63,7 @@ pub async fn grow_volume(env: &JobEnv, job: &JobRow, node: Uuid) -> anyhow::Resu
 }
 
 /// [`Step::ApplyParameters`](crate::jobs::Step::ApplyParameters).
-pub async fn apply_parameters(env: &JobEnv, job: &JobRow, node: Uuid) -> anyhow::Result<()> {
+pub async fn apply_parameters(env: &JobEnv, job: &JobRow, node: NodeId) -> anyhow::Result<()> {
     let spec = need_spec(env, job, node).await?;
     let store_id = store_of(job)?;
     let group = db::parameter_groups::of_store(&env.db, job.org_id, store_id).await?.unwrap_or_default();
@@ -83,7 +82,7 @@ pub async fn apply_parameters(env: &JobEnv, job: &JobRow, node: Uuid) -> anyhow:
     Ok(())
 }
 
-async fn primary_of(env: &JobEnv, job: &JobRow) -> anyhow::Result<Uuid> {
+async fn primary_of(env: &JobEnv, job: &JobRow) -> anyhow::Result<NodeId> {
     let nodes = db::stores::nodes(&env.db, job.org_id, &[store_of(job)?]).await?;
     nodes.iter().find(|n| n.role == "primary").map(|n| n.id).context("the store has no primary")
 }

@@ -63,7 +63,7 @@ impl LocalDriver {
         if let Some(node_id) =
             server.pgdata.parent().and_then(|p| p.file_name()).and_then(|n| n.to_str()?.parse::<Uuid>().ok())
         {
-            let old = self.old_socket_dir(node_id);
+            let old = self.old_socket_dir(node_id.into());
             if old != server.socket_dir {
                 ignore_not_found(std::fs::remove_dir_all(&old))
                     .with_context(|| format!("removing {}", old.display()))?;

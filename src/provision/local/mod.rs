@@ -11,6 +11,7 @@ pub mod quarantine;
 pub mod users;
 pub mod volume;
 
+use crate::domain::{NodeId, PeeringId, StoreId, VpcId};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -20,7 +21,6 @@ use async_trait::async_trait;
 use secrecy::ExposeSecret;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, Executor, PgConnection};
-use uuid::Uuid;
 
 use self::config::{ensure_roles_and_database, hba_rules};
 use self::layout::{ignore_not_found, parse_uuid, remove_store_dir_if_empty};
@@ -54,7 +54,7 @@ pub struct LocalDriver {
     binaries: BTreeMap<u32, PgBinaries>,
     ephemeral: bool,
     /// How far each node's server log has been read for failed writes (see `disk_usage`).
-    log_read: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<Uuid, u64>>>,
+    log_read: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<NodeId, u64>>>,
     /// VPC networks, when this host allows them; else why not.
     net: Result<Net, String>,
 }
@@ -130,32 +130,32 @@ impl LocalDriver {
     }
 
     /// The name of the OS user a store's servers run as when Berth is root.
-    pub fn store_user(&self, store_id: Uuid) -> String {
+    pub fn store_user(&self, store_id: StoreId) -> String {
         StoreUsers::new(&self.root).name(store_id)
     }
 
     /// Everything of one store, private to its OS user: its nodes' folders and `run/`.
-    pub fn store_dir(&self, store_id: Uuid) -> PathBuf {
+    pub fn store_dir(&self, store_id: StoreId) -> PathBuf {
         self.root.join("stores").join(store_id.to_string())
     }
 
     /// Everything of one node: `data/` and `server.log`; as root, the mount point of its volume.
-    pub fn node_dir(&self, store_id: Uuid, node_id: Uuid) -> PathBuf {
+    pub fn node_dir(&self, store_id: StoreId, node_id: NodeId) -> PathBuf {
         self.store_dir(store_id).join(node_id.to_string())
     }
 
     /// The private folder of the Unix sockets of a store's nodes: `stores/<store>/run` when it
     /// fits a socket path, else a hashed folder in the temp folder.
-    pub fn socket_dir(&self, store_id: Uuid, _node_id: Uuid) -> PathBuf {
+    pub fn socket_dir(&self, store_id: StoreId, _node_id: NodeId) -> PathBuf {
         socket_dir_for(&self.store_dir(store_id))
     }
 
     /// Where a node's sockets were before stores had OS users of their own, to tidy up.
-    fn old_socket_dir(&self, node_id: Uuid) -> PathBuf {
-        self.root.join("run").join(&node_id.simple().to_string()[..16])
+    fn old_socket_dir(&self, node_id: NodeId) -> PathBuf {
+        self.root.join("run").join(&node_id.0.simple().to_string()[..16])
     }
 
-    fn volume(&self, store_id: Uuid, node_id: Uuid) -> Volume {
+    fn volume(&self, store_id: StoreId, node_id: NodeId) -> Volume {
         Volume {
             image: volume::image_for(&self.root, node_id),
             mount_point: self.node_dir(store_id, node_id),
@@ -164,7 +164,7 @@ impl LocalDriver {
 
     /// Who the store's servers run as: its own user when Berth is root (or, for data left by an
     /// older layout or a removed user, whoever owns it, so that it can be stopped).
-    fn run_as_for(&self, store_id: Uuid, pgdata: &Path) -> Option<RunAs> {
+    fn run_as_for(&self, store_id: StoreId, pgdata: &Path) -> Option<RunAs> {
         let users = self.users.as_ref()?;
         users.lookup(store_id).ok().flatten().or_else(|| owner_of(pgdata).filter(|o| o.uid != 0))
     }
@@ -492,7 +492,7 @@ impl Provisioner for LocalDriver {
         })
     }
 
-    async fn quarantine(&self, store_id: Uuid, node_id: Uuid) -> anyhow::Result<String> {
+    async fn quarantine(&self, store_id: StoreId, node_id: NodeId) -> anyhow::Result<String> {
         let spec = NodeSpec::bare(store_id, node_id);
         let server = self.existing_server(&spec);
         if server.stop("fast").await.is_err() {
@@ -526,7 +526,7 @@ impl Provisioner for LocalDriver {
         quarantine::Quarantine::new(&self.root).purge(id).await
     }
 
-    async fn present_nodes(&self) -> anyhow::Result<Vec<(Uuid, Uuid)>> {
+    async fn present_nodes(&self) -> anyhow::Result<Vec<(StoreId, NodeId)>> {
         let stores = self.root.join("stores");
         let mut out = Vec::new();
         let entries = match std::fs::read_dir(&stores) {
@@ -538,7 +538,7 @@ impl Provisioner for LocalDriver {
             let Some(store_id) = parse_uuid(&store) else { continue };
             for node in std::fs::read_dir(store.path())? {
                 if let Some(node_id) = parse_uuid(&node?) {
-                    out.push((store_id, node_id));
+                    out.push((store_id.into(), node_id.into()));
                 }
             }
         }
@@ -546,7 +546,7 @@ impl Provisioner for LocalDriver {
         Ok(out)
     }
 
-    async fn retain_stores(&self, stores: &[Uuid]) -> anyhow::Result<Vec<String>> {
+    async fn retain_stores(&self, stores: &[StoreId]) -> anyhow::Result<Vec<String>> {
         let Some(users) = &self.users else { return Ok(vec![]) };
         let mut removed = volume::unmount_orphans().await?;
         let known = stores.iter().copied().collect();
@@ -562,7 +562,7 @@ impl Provisioner for LocalDriver {
         self.net()?.create_network(network).await
     }
 
-    async fn remove_network(&self, vpc_id: Uuid) -> anyhow::Result<()> {
+    async fn remove_network(&self, vpc_id: VpcId) -> anyhow::Result<()> {
         self.net()?.remove_network(vpc_id).await
     }
 
@@ -574,7 +574,7 @@ impl Provisioner for LocalDriver {
         self.net()?.remove_peering(peering).await
     }
 
-    async fn retain_networks(&self, vpcs: &[Uuid], peerings: &[Uuid]) -> anyhow::Result<Vec<String>> {
+    async fn retain_networks(&self, vpcs: &[VpcId], peerings: &[PeeringId]) -> anyhow::Result<Vec<String>> {
         match &self.net {
             Ok(net) => net.retain(vpcs, peerings).await,
             // No networks can have been made here.

@@ -11,9 +11,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use sha2::{Digest, Sha256};
-use uuid::Uuid;
 
-use crate::domain::gateway;
+use crate::domain::{PeeringId, VpcId, gateway};
 use crate::pg::Netns;
 use crate::provision::{NetworkSpec, NodeNetwork, PeeringSpec};
 
@@ -47,12 +46,12 @@ pub fn tag_for(root: &Path) -> String {
 }
 
 /// The namespace that the Berth whose data folder is `root` makes for a VPC.
-pub fn netns_name(root: &Path, vpc_id: Uuid) -> String {
+pub fn netns_name(root: &Path, vpc_id: VpcId) -> String {
     name(&tag_for(root), vpc_id)
 }
 
-fn name(tag: &str, vpc_id: Uuid) -> String {
-    format!("{PREFIX}{tag}-{}", vpc_id.simple())
+fn name(tag: &str, vpc_id: VpcId) -> String {
+    format!("{PREFIX}{tag}-{}", vpc_id.0.simple())
 }
 
 fn find_tool(name: &str) -> Option<PathBuf> {
@@ -97,12 +96,12 @@ impl Net {
     }
 
     /// The namespace of a VPC.
-    pub fn netns_name(&self, vpc_id: Uuid) -> String {
+    pub fn netns_name(&self, vpc_id: VpcId) -> String {
         name(&self.tag, vpc_id)
     }
 
     /// How a server enters the VPC's network.
-    pub fn netns(&self, vpc_id: Uuid) -> Netns {
+    pub fn netns(&self, vpc_id: VpcId) -> Netns {
         Netns { nsenter: self.nsenter.clone(), path: Path::new(NETNS_DIR).join(self.netns_name(vpc_id)) }
     }
 
@@ -176,7 +175,7 @@ impl Net {
         Ok(())
     }
 
-    pub async fn remove_network(&self, vpc_id: Uuid) -> anyhow::Result<()> {
+    pub async fn remove_network(&self, vpc_id: VpcId) -> anyhow::Result<()> {
         let ns = self.netns_name(vpc_id);
         if self.exists(&ns) {
             // Its links go with it, and a veth's other end with them.
@@ -209,8 +208,8 @@ impl Net {
     }
 
     /// The link of a peering, in both namespaces.
-    fn link_name(peering_id: Uuid) -> String {
-        let id = peering_id.simple().to_string();
+    fn link_name(peering_id: PeeringId) -> String {
+        let id = peering_id.0.simple().to_string();
         // The end of the id: in a v7 id the start is a timestamp, the end random.
         format!("{LINK_PREFIX}{}", &id[id.len() - 12..])
     }
@@ -256,14 +255,14 @@ impl Net {
         Ok(())
     }
 
-    pub async fn retain(&self, vpcs: &[Uuid], peerings: &[Uuid]) -> anyhow::Result<Vec<String>> {
+    pub async fn retain(&self, vpcs: &[VpcId], peerings: &[PeeringId]) -> anyhow::Result<Vec<String>> {
         let keep_links: HashSet<String> = peerings.iter().map(|p| Self::link_name(*p)).collect();
         let ours = format!("{PREFIX}{}-", self.tag);
         let mut removed = vec![];
         for ns in self.namespaces().await? {
             let Some(rest) = ns.strip_prefix(PREFIX) else { continue };
             if let Some(id) = ns.strip_prefix(&ours) {
-                let known = id.parse::<Uuid>().is_ok_and(|id| vpcs.contains(&id));
+                let known = id.parse::<VpcId>().is_ok_and(|id| vpcs.contains(&id));
                 if !known && self.holds_processes(&ns).await? {
                     // A server still runs in it (one set aside in quarantine is stopped first).
                     tracing::error!(%ns, "a network namespace no VPC knows still holds processes: left as it is");

@@ -4,6 +4,7 @@
 //! `quarantine/<when>/volumes/<node>.img`, mounted read-only there), where a person can look at
 //! it, take it back, or remove it on purpose (`berth quarantine purge`).
 
+use crate::domain::{NodeId, StoreId};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -31,8 +32,8 @@ impl Quarantine {
     /// its volume goes.
     pub fn place(
         &self,
-        store_id: Uuid,
-        node_id: Uuid,
+        store_id: StoreId,
+        node_id: NodeId,
         now: OffsetDateTime,
     ) -> anyhow::Result<(PathBuf, PathBuf)> {
         let when = now.to_offset(time::UtcOffset::UTC).format(WHEN)?;
@@ -63,8 +64,8 @@ impl Quarantine {
                     let size_bytes = if image.is_file() { allocated(&image) } else { tree_size(&path) };
                     out.push(Quarantined {
                         id: format!("{when}-{node}"),
-                        store_id: store,
-                        node_id: node,
+                        store_id: store.into(),
+                        node_id: node.into(),
                         path: path.to_string_lossy().into_owned(),
                         volume,
                         size_bytes,

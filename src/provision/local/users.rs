@@ -2,6 +2,7 @@
 //! belong to it alone, so that a process of one store (or a customer who escaped into one)
 //! reaches nothing of another store, of the control database or of Berth.
 
+use crate::domain::StoreId;
 use std::collections::HashSet;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -9,7 +10,6 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use nix::unistd::User;
-use uuid::Uuid;
 
 use crate::pg::RunAs;
 
@@ -42,12 +42,12 @@ impl StoreUsers {
 
     /// `berth-<tag>-<the last 16 hex digits of the store id>`: 31 characters, under the 32 that
     /// `useradd` takes; the end of a UUID (v4 or v7) is its random part.
-    pub fn name(&self, store_id: Uuid) -> String {
-        format!("{PREFIX}{}-{}", self.tag, &store_id.simple().to_string()[16..])
+    pub fn name(&self, store_id: StoreId) -> String {
+        format!("{PREFIX}{}-{}", self.tag, &store_id.0.simple().to_string()[16..])
     }
 
     /// The store's user, if it exists.
-    pub fn lookup(&self, store_id: Uuid) -> anyhow::Result<Option<RunAs>> {
+    pub fn lookup(&self, store_id: StoreId) -> anyhow::Result<Option<RunAs>> {
         let name = self.name(store_id);
         Ok(User::from_name(&name).with_context(|| format!("looking up OS user {name}"))?.map(|u| RunAs {
             name: u.name,
@@ -58,7 +58,7 @@ impl StoreUsers {
 
     /// The store's user, made if it does not exist: a system user with a group of its own, no
     /// home and no login shell.
-    pub async fn ensure(&self, store_id: Uuid) -> anyhow::Result<RunAs> {
+    pub async fn ensure(&self, store_id: StoreId) -> anyhow::Result<RunAs> {
         if let Some(user) = self.lookup(store_id)? {
             return Ok(user);
         }
@@ -78,7 +78,7 @@ impl StoreUsers {
     }
 
     /// Removes the store's user and its group; an absent one is already removed.
-    pub async fn remove(&self, store_id: Uuid) -> anyhow::Result<()> {
+    pub async fn remove(&self, store_id: StoreId) -> anyhow::Result<()> {
         let _one = self.lock.lock().await;
         if self.lookup(store_id)?.is_none() {
             return Ok(());
@@ -97,8 +97,8 @@ impl StoreUsers {
     /// names, for the log.
     pub async fn retain(
         &self,
-        known: &HashSet<Uuid>,
-        store_dir: impl Fn(Uuid) -> PathBuf,
+        known: &HashSet<StoreId>,
+        store_dir: impl Fn(StoreId) -> PathBuf,
     ) -> anyhow::Result<Vec<String>> {
         let text = std::fs::read_to_string("/etc/passwd").context("reading /etc/passwd")?;
         let mine = format!("{PREFIX}{}-", self.tag);
@@ -128,7 +128,7 @@ impl StoreUsers {
 
 /// `Berth store <id> in <data folder>`; the folder left out where the user database could not
 /// hold it.
-fn comment(store_id: Uuid, root: &Path) -> String {
+fn comment(store_id: StoreId, root: &Path) -> String {
     let root = root.to_string_lossy();
     if root.contains([':', ',', '\n']) {
         format!("Berth store {store_id}")
@@ -137,7 +137,7 @@ fn comment(store_id: Uuid, root: &Path) -> String {
     }
 }
 
-fn parse_comment(gecos: &str) -> Option<(Uuid, Option<PathBuf>)> {
+fn parse_comment(gecos: &str) -> Option<(StoreId, Option<PathBuf>)> {
     let rest = gecos.strip_prefix("Berth store ")?;
     let (id, root) = match rest.split_once(" in ") {
         Some((id, root)) => (id, Some(PathBuf::from(root))),

@@ -244,7 +244,7 @@ fn bytes(size_gib: u32) -> u64 {
 }
 
 /// The volumes of this Berth's nodes: `root/volumes/<node id>.img`.
-pub fn image_for(root: &Path, node_id: uuid::Uuid) -> PathBuf {
+pub fn image_for(root: &Path, node_id: crate::domain::NodeId) -> PathBuf {
     root.join("volumes").join(format!("{node_id}.img"))
 }
 

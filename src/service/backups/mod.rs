@@ -20,7 +20,9 @@ use crate::db::backup_schedules::ScheduleRow;
 use crate::db::backups::BackupRow;
 use crate::db::jobs::JobRow;
 use crate::db::stores::StoreRow;
-use crate::domain::{BackupStatus, Ctx, Error, NodeState, Result, StoreOperation, StoreStatus};
+use crate::domain::{
+    BackupId, BackupStatus, Ctx, Error, NodeState, Result, StoreId, StoreOperation, StoreStatus,
+};
 use crate::jobs::kinds::{self, RestoreParams};
 use crate::jobs::schedule::{NewBackup, Started};
 use crate::jobs::{self, Step};
@@ -49,13 +51,13 @@ pub fn kind(s: &str) -> Result<&str> {
 }
 
 /// A store of the context's organization that is not deleted.
-pub async fn store_of(state: &AppState, ctx: &Ctx, store_id: Uuid) -> Result<StoreRow> {
+pub async fn store_of(state: &AppState, ctx: &Ctx, store_id: StoreId) -> Result<StoreRow> {
     db::stores::get(&state.db, ctx, store_id).await?.ok_or(Error::NotFound("store"))
 }
 
 /// A store of the context's organization, deleted or not: backups outlive their store, so that
 /// a mistaken delete can be undone.
-pub async fn store_even_deleted(state: &AppState, ctx: &Ctx, store_id: Uuid) -> Result<StoreRow> {
+pub async fn store_even_deleted(state: &AppState, ctx: &Ctx, store_id: StoreId) -> Result<StoreRow> {
     db::stores::get_by_id(&state.db, ctx.org_id, store_id).await?.ok_or(Error::NotFound("store"))
 }
 
@@ -67,7 +69,7 @@ pub async fn create(
     meta: &RequestMeta,
     ctx: &Ctx,
     actor: &str,
-    store_id: Uuid,
+    store_id: StoreId,
     cmd: &CreateBackup,
 ) -> Result<(BackupRow, JobRow)> {
     kind(&cmd.kind)?;
@@ -118,14 +120,14 @@ pub async fn create(
 pub async fn list(
     state: &AppState,
     ctx: &Ctx,
-    store_id: Uuid,
+    store_id: StoreId,
     after: Option<(OffsetDateTime, Uuid)>,
     fetch: i64,
 ) -> Result<Vec<BackupRow>> {
     Ok(db::backups::list(&state.db, ctx, store_id, after, fetch).await?)
 }
 
-pub async fn get(state: &AppState, ctx: &Ctx, store_id: Uuid, backup_id: Uuid) -> Result<BackupRow> {
+pub async fn get(state: &AppState, ctx: &Ctx, store_id: StoreId, backup_id: BackupId) -> Result<BackupRow> {
     db::backups::get(&state.db, ctx, store_id, backup_id).await?.ok_or(Error::NotFound("backup"))
 }
 
@@ -135,8 +137,8 @@ pub async fn delete(
     meta: &RequestMeta,
     ctx: &Ctx,
     actor: &str,
-    store_id: Uuid,
-    backup_id: Uuid,
+    store_id: StoreId,
+    backup_id: BackupId,
 ) -> Result<()> {
     let b = get(state, ctx, store_id, backup_id).await?;
     if b.status == BackupStatus::Running {
@@ -163,8 +165,8 @@ pub async fn download(
     meta: &RequestMeta,
     ctx: &Ctx,
     actor: &str,
-    store_id: Uuid,
-    backup_id: Uuid,
+    store_id: StoreId,
+    backup_id: BackupId,
 ) -> Result<(BackupRow, tokio::fs::File)> {
     let (b, path) = archive_of(state, ctx, store_id, backup_id).await?;
     let file =
@@ -188,7 +190,12 @@ pub struct Verification {
 }
 
 /// Reads a succeeded backup's whole archive again and compares it with its checksum.
-pub async fn verify(state: &AppState, ctx: &Ctx, store_id: Uuid, backup_id: Uuid) -> Result<Verification> {
+pub async fn verify(
+    state: &AppState,
+    ctx: &Ctx,
+    store_id: StoreId,
+    backup_id: BackupId,
+) -> Result<Verification> {
     let (b, path) = archive_of(state, ctx, store_id, backup_id).await?;
     let (size, actual) = match crate::backup::checksum(&path).await {
         Ok((s, a)) => (Some(s), Some(a)),
@@ -206,7 +213,8 @@ pub async fn verify(state: &AppState, ctx: &Ctx, store_id: Uuid, backup_id: Uuid
 #[serde(deny_unknown_fields)]
 pub struct RestoreRequest {
     /// Restore this backup, to the moment it finished.
-    pub backup_id: Option<Uuid>,
+    #[schema(value_type = Option<Uuid>)]
+    pub backup_id: Option<BackupId>,
     /// Restore to this moment (RFC 3339), from the newest backup before it and the archived WAL.
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub point_in_time: Option<OffsetDateTime>,
@@ -238,7 +246,7 @@ pub async fn restore(
     meta: &RequestMeta,
     ctx: &Ctx,
     actor: &str,
-    store_id: Uuid,
+    store_id: StoreId,
     cmd: &RestoreRequest,
 ) -> Result<JobRow> {
     let store = store_of(state, ctx, store_id).await?;
@@ -269,13 +277,13 @@ pub async fn restore(
 }
 
 /// The store's backup schedule (a store, not deleted, always has one).
-pub async fn schedule(state: &AppState, ctx: &Ctx, store_id: Uuid) -> Result<ScheduleRow> {
+pub async fn schedule(state: &AppState, ctx: &Ctx, store_id: StoreId) -> Result<ScheduleRow> {
     db::backup_schedules::get(&state.db, ctx, store_id).await?.ok_or(Error::NotFound("store"))
 }
 
 /// The restore window of a store (deleted or not), from its full backups and archived WAL, up
 /// to now while its primary runs.
-pub async fn restore_window(state: &AppState, ctx: &Ctx, store_id: Uuid) -> Result<RestoreWindow> {
+pub async fn restore_window(state: &AppState, ctx: &Ctx, store_id: StoreId) -> Result<RestoreWindow> {
     let store = store_even_deleted(state, ctx, store_id).await?;
     let fulls = db::backups::succeeded_full(&state.db, ctx, store_id).await?;
     let segments = state.plane.backups.wal_segments(store_id).await?;
@@ -289,8 +297,8 @@ pub async fn restore_window(state: &AppState, ctx: &Ctx, store_id: Uuid) -> Resu
 pub async fn archive_of(
     state: &AppState,
     ctx: &Ctx,
-    store_id: Uuid,
-    backup_id: Uuid,
+    store_id: StoreId,
+    backup_id: BackupId,
 ) -> Result<(BackupRow, std::path::PathBuf)> {
     let b = db::backups::get(&state.db, ctx, store_id, backup_id).await?.ok_or(Error::NotFound("backup"))?;
     if b.status != BackupStatus::Succeeded {
@@ -307,8 +315,8 @@ pub async fn archive_of(
 pub async fn resolve_backup(
     state: &AppState,
     ctx: &Ctx,
-    store_id: Uuid,
-    backup_id: Option<Uuid>,
+    store_id: StoreId,
+    backup_id: Option<BackupId>,
     point_in_time: Option<OffsetDateTime>,
     field: &str,
 ) -> Result<BackupRow> {
@@ -415,7 +423,7 @@ pub async fn put_schedule(
     meta: &RequestMeta,
     ctx: &Ctx,
     actor: &str,
-    store_id: Uuid,
+    store_id: StoreId,
     cmd: &PutSchedule,
 ) -> Result<ScheduleRow> {
     store_of(state, ctx, store_id).await?;
@@ -479,8 +487,8 @@ mod tests {
 
     fn node(role: &str) -> NodeRow {
         NodeRow {
-            id: Uuid::now_v7(),
-            store_id: Uuid::nil(),
+            id: crate::domain::NodeId::new(),
+            store_id: crate::domain::StoreId(Uuid::nil()),
             role: role.into(),
             host: "127.0.0.1".into(),
             port: 5432,

@@ -91,9 +91,9 @@ mod tests {
 
     fn full(start_lsn: &str, finished: time::OffsetDateTime) -> BackupRow {
         BackupRow {
-            id: Uuid::now_v7(),
-            org_id: Uuid::nil(),
-            store_id: Uuid::nil(),
+            id: crate::domain::BackupId::new(),
+            org_id: crate::domain::OrgId(Uuid::nil()),
+            store_id: crate::domain::StoreId(Uuid::nil()),
             kind: "full".into(),
             status: BackupStatus::Succeeded,
             node_id: None,

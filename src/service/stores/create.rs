@@ -9,7 +9,6 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use super::{StoreDetail, tags_schema};
 use crate::app::AppState;
@@ -17,7 +16,7 @@ use crate::audit::{Event, RequestMeta};
 use crate::db;
 use crate::db::backups::BackupRow;
 use crate::db::jobs::JobRow;
-use crate::domain::{Ctx, Error, Result, StoreNetwork, names, on_constraint};
+use crate::domain::{BackupId, Ctx, Error, NodeId, Result, StoreId, StoreNetwork, names, on_constraint};
 use crate::jobs::kinds::{self, CreateStoreParams};
 use crate::jobs::{self, Step};
 use crate::provision::catalog::Choice;
@@ -75,9 +74,11 @@ pub struct CreateStore {
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RestoreFrom {
-    pub store_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub store_id: StoreId,
     /// This backup, to the moment it finished.
-    pub backup_id: Option<Uuid>,
+    #[schema(value_type = Option<Uuid>)]
+    pub backup_id: Option<BackupId>,
     /// This moment (RFC 3339): the newest full backup before it, and the archived WAL.
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub point_in_time: Option<OffsetDateTime>,
@@ -105,7 +106,7 @@ pub struct Reply {
 #[derive(Debug)]
 pub enum Created {
     /// Made the store; `reply` is its answer, as rendered (and kept, under a key).
-    New { store_id: Uuid, revision: i32, reply: Reply },
+    New { store_id: StoreId, revision: i32, reply: Reply },
     /// A retry of a create already made under this key: its first answer, nothing started.
     Replayed(Reply),
 }
@@ -157,7 +158,7 @@ pub async fn create(
     if let Some(vpc_id) = vpc_id {
         vpcs::vpc_for_store(&mut tx, ctx, vpc_id, &cmd.cloud, &cmd.region).await?;
     }
-    let id = Uuid::now_v7();
+    let id = StoreId::new();
     let admin_password = password();
     let bound = id.as_bytes();
     db::stores::insert(
@@ -195,7 +196,7 @@ pub async fn create(
     } else {
         // Default deny, but a new store admits this host, as a rule the user sees and can remove.
         let this_host = db::firewall::NewRule {
-            id: Uuid::now_v7(),
+            id: crate::domain::RuleId::new(),
             source: "127.0.0.1/32".parse().expect("a network"),
             description: "this host (added when the store was created)",
             expires_at: None,
@@ -216,7 +217,7 @@ pub async fn create(
     };
     db::backup_schedules::insert(&mut *tx, ctx.org_id, id, &schedule, now).await?;
     let ports = jobs::allocate_ports(&mut tx, state.plane.ports.clone(), cmd.nodes as usize).await?;
-    let node_ids: Vec<Uuid> = ports.iter().map(|_| Uuid::now_v7()).collect();
+    let node_ids: Vec<NodeId> = ports.iter().map(|_| NodeId::new()).collect();
     for (i, (node, port)) in node_ids.iter().zip(&ports).enumerate() {
         db::stores::insert_node(&mut *tx, ctx.org_id, id, *node, role(i), i32::from(*port), now).await?;
     }
@@ -263,7 +264,7 @@ fn role(i: usize) -> &'static str {
 
 /// The steps that build a new store of these nodes (the primary first): the primary made empty
 /// or from the fork's backup, then each replica copied from it.
-pub fn create_steps(node_ids: &[Uuid], fork: bool) -> Vec<Step> {
+pub fn create_steps(node_ids: &[NodeId], fork: bool) -> Vec<Step> {
     let mut steps: Vec<Step> = node_ids
         .iter()
         .enumerate()
@@ -279,7 +280,7 @@ pub fn create_steps(node_ids: &[Uuid], fork: bool) -> Vec<Step> {
 
 /// What the fork's steps read back: the source store, the backup found for it, and the moment
 /// asked for.
-fn fork_params(from: &RestoreFrom, backup_id: Uuid) -> CreateStoreParams {
+fn fork_params(from: &RestoreFrom, backup_id: BackupId) -> CreateStoreParams {
     let from = kinds::RestoreFrom { store_id: from.store_id, backup_id, point_in_time: from.point_in_time };
     CreateStoreParams { restore_from: Some(from) }
 }
@@ -342,7 +343,7 @@ mod tests {
 
     #[test]
     fn a_new_store_builds_its_primary_then_its_replicas() {
-        let nodes = [Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7()];
+        let nodes = [NodeId::new(), NodeId::new(), NodeId::new()];
         assert_eq!(
             create_steps(&nodes, false),
             vec![
@@ -357,7 +358,7 @@ mod tests {
 
     #[test]
     fn a_fork_restores_its_primary_from_the_backup() {
-        let nodes = [Uuid::now_v7(), Uuid::now_v7()];
+        let nodes = [NodeId::new(), NodeId::new()];
         let steps = create_steps(&nodes, true);
         assert_eq!(steps[0], Step::ForkPrimary(nodes[0]));
         assert_eq!(steps[1], Step::CreateReplica(nodes[1]));
@@ -366,7 +367,7 @@ mod tests {
 
     #[test]
     fn fork_params_name_the_source_the_backup_and_the_moment() {
-        let (store_id, backup_id) = (Uuid::now_v7(), Uuid::now_v7());
+        let (store_id, backup_id) = (StoreId::new(), BackupId::new());
         let at = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
         let from = RestoreFrom { store_id, backup_id: None, point_in_time: Some(at) };
         let p = fork_params(&from, backup_id).restore_from.unwrap();

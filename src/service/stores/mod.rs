@@ -11,14 +11,15 @@ pub use create::{
 use secrecy::SecretString;
 use serde::Deserialize;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::audit::{Event, RequestMeta};
 use crate::db;
 use crate::db::jobs::JobRow;
 use crate::db::stores::{ListFilter, NodeRow, StoreRow};
-use crate::domain::{Ctx, Error, NodeState, Result, StoreOperation, StoreStatus, names, on_constraint};
+use crate::domain::{
+    Ctx, Error, NodeState, Result, StoreId, StoreOperation, StoreStatus, names, on_constraint,
+};
 use crate::jobs::{Step, kinds};
 use crate::provision::catalog::Choice;
 use crate::provision::sizing;
@@ -50,7 +51,7 @@ fn optional_tags_schema() -> utoipa::openapi::Array {
 }
 
 /// One store of the organization (not a deleted one).
-pub async fn get(state: &AppState, ctx: &Ctx, id: Uuid) -> Result<StoreDetail> {
+pub async fn get(state: &AppState, ctx: &Ctx, id: StoreId) -> Result<StoreDetail> {
     let store = db::stores::get(&state.db, ctx, id).await?.ok_or(Error::NotFound("store"))?;
     let nodes = db::stores::nodes(&state.db, ctx.org_id, &[id]).await?;
     let job = db::jobs::active_for_store(&state.db, ctx.org_id, id).await?;
@@ -64,7 +65,7 @@ pub async fn list(state: &AppState, ctx: &Ctx, filter: &ListFilter<'_>) -> Resul
 
 /// The nodes and the job in progress of each of `stores`, in their order.
 pub async fn details(state: &AppState, ctx: &Ctx, stores: Vec<StoreRow>) -> Result<Vec<StoreDetail>> {
-    let ids: Vec<Uuid> = stores.iter().map(|s| s.id).collect();
+    let ids: Vec<StoreId> = stores.iter().map(|s| s.id).collect();
     let mut nodes = db::stores::nodes(&state.db, ctx.org_id, &ids).await?;
     let mut items = Vec::with_capacity(stores.len());
     for store in stores {
@@ -126,7 +127,7 @@ pub async fn update(
     meta: &RequestMeta,
     ctx: &Ctx,
     actor: &str,
-    store_id: Uuid,
+    store_id: StoreId,
     precondition: Option<Precondition>,
     cmd: &UpdateStore,
 ) -> Result<Updated> {
@@ -235,7 +236,7 @@ pub async fn delete(
     meta: &RequestMeta,
     ctx: &Ctx,
     actor: &str,
-    store_id: Uuid,
+    store_id: StoreId,
     delete_backups: bool,
 ) -> Result<JobRow> {
     let mut tx = state.db.begin().await?;
@@ -276,7 +277,7 @@ pub async fn repair(
     meta: &RequestMeta,
     ctx: &Ctx,
     actor: &str,
-    store_id: Uuid,
+    store_id: StoreId,
 ) -> Result<JobRow> {
     let mut tx = state.db.begin().await?;
     let store = db::stores::get_for_update(&mut tx, ctx, store_id).await?.ok_or(Error::NotFound("store"))?;
@@ -322,7 +323,7 @@ pub async fn reveal_credentials(
     meta: &RequestMeta,
     ctx: &Ctx,
     actor: &str,
-    store_id: Uuid,
+    store_id: StoreId,
 ) -> Result<Revealed> {
     let detail = get(state, ctx, store_id).await?;
     let secrets =
@@ -340,12 +341,13 @@ pub async fn reveal_credentials(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use uuid::Uuid;
 
     /// A node of a store, for planning.
     pub(crate) fn node(role: &str, state: NodeState) -> NodeRow {
         NodeRow {
-            id: Uuid::now_v7(),
-            store_id: Uuid::nil(),
+            id: crate::domain::NodeId::new(),
+            store_id: crate::domain::StoreId(Uuid::nil()),
             role: role.into(),
             host: "127.0.0.1".into(),
             port: 5432,

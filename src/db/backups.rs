@@ -2,14 +2,14 @@ use sqlx::PgExecutor;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::domain::{BackupId, BackupStatus, Ctx, NodeId, OrgId, StoreId};
+use crate::domain::{BackupId, BackupKind, BackupStatus, Ctx, NodeId, OrgId, StoreId};
 
 #[derive(Debug, Clone)]
 pub struct BackupRow {
     pub id: BackupId,
     pub org_id: OrgId,
     pub store_id: StoreId,
-    pub kind: String,
+    pub kind: BackupKind,
     pub status: BackupStatus,
     pub node_id: Option<NodeId>,
     pub size_bytes: Option<i64>,
@@ -29,7 +29,7 @@ pub async fn insert(
     org_id: OrgId,
     id: BackupId,
     store_id: StoreId,
-    kind: &str,
+    kind: BackupKind,
     trigger: &str,
     now: OffsetDateTime,
 ) -> sqlx::Result<()> {
@@ -39,7 +39,7 @@ pub async fn insert(
         id as BackupId,
         org_id as OrgId,
         store_id as StoreId,
-        kind,
+        kind as BackupKind,
         trigger,
         now
     )
@@ -56,7 +56,7 @@ pub async fn get(
 ) -> sqlx::Result<Option<BackupRow>> {
     sqlx::query_as!(
         BackupRow,
-        r#"select id, org_id, store_id, kind, status as "status: BackupStatus", node_id as "node_id: NodeId", size_bytes, sha256, location,
+        r#"select id, org_id, store_id, kind as "kind: BackupKind", status as "status: BackupStatus", node_id as "node_id: NodeId", size_bytes, sha256, location,
                   start_lsn, end_lsn, error, created_at, finished_at, trigger
            from backups where org_id = $1 and store_id = $2 and id = $3"#,
         ctx.org_id as OrgId,
@@ -73,7 +73,7 @@ pub async fn get_by_id(
     org_id: OrgId,
     id: BackupId,
 ) -> sqlx::Result<Option<BackupRow>> {
-    sqlx::query_as!(BackupRow, r#"select id, org_id, store_id, kind, status as "status: BackupStatus", node_id as "node_id: NodeId", size_bytes, sha256, location,
+    sqlx::query_as!(BackupRow, r#"select id, org_id, store_id, kind as "kind: BackupKind", status as "status: BackupStatus", node_id as "node_id: NodeId", size_bytes, sha256, location,
                   start_lsn, end_lsn, error, created_at, finished_at, trigger
            from backups where org_id = $1 and id = $2"#, org_id as OrgId, id as BackupId)
         .fetch_optional(ex)
@@ -90,7 +90,7 @@ pub async fn list(
     let (at, id) = before.map_or((None, None), |(a, i)| (Some(a), Some(i)));
     sqlx::query_as!(
         BackupRow,
-        r#"select id, org_id, store_id, kind, status as "status: BackupStatus", node_id as "node_id: NodeId", size_bytes, sha256, location,
+        r#"select id, org_id, store_id, kind as "kind: BackupKind", status as "status: BackupStatus", node_id as "node_id: NodeId", size_bytes, sha256, location,
                   start_lsn, end_lsn, error, created_at, finished_at, trigger
            from backups where org_id = $1 and store_id = $2
              and ($3::timestamptz is null or (created_at, id) < ($3, $4::uuid))
@@ -187,7 +187,7 @@ pub async fn latest_full_before(
 ) -> sqlx::Result<Option<BackupRow>> {
     sqlx::query_as!(
         BackupRow,
-        r#"select id, org_id, store_id, kind, status as "status: BackupStatus", node_id as "node_id: NodeId", size_bytes, sha256, location,
+        r#"select id, org_id, store_id, kind as "kind: BackupKind", status as "status: BackupStatus", node_id as "node_id: NodeId", size_bytes, sha256, location,
                   start_lsn, end_lsn, error, created_at, finished_at, trigger
            from backups where org_id = $1 and store_id = $2 and kind = 'full' and status = 'succeeded'
              and finished_at <= $3
@@ -220,7 +220,7 @@ pub async fn expired(
              where b.org_id = $1 and b.store_id = $2 and b.kind = 'full' and b.status = 'succeeded'
              order by b.finished_at desc, b.id desc limit 1
            )
-           select id as "id!", org_id as "org_id!", store_id as "store_id!", kind as "kind!",
+           select id as "id!", org_id as "org_id!", store_id as "store_id!", kind as "kind!: BackupKind",
                   status as "status!: BackupStatus", node_id as "node_id: NodeId", size_bytes, sha256, location, start_lsn, end_lsn, error,
                   created_at as "created_at!", finished_at, trigger as "trigger!"
            from ranked
@@ -262,7 +262,7 @@ pub async fn succeeded_full(
 ) -> sqlx::Result<Vec<BackupRow>> {
     sqlx::query_as!(
         BackupRow,
-        r#"select id, org_id, store_id, kind, status as "status: BackupStatus", node_id as "node_id: NodeId", size_bytes, sha256, location,
+        r#"select id, org_id, store_id, kind as "kind: BackupKind", status as "status: BackupStatus", node_id as "node_id: NodeId", size_bytes, sha256, location,
                   start_lsn, end_lsn, error, created_at, finished_at, trigger
            from backups where org_id = $1 and store_id = $2 and kind = 'full' and status = 'succeeded'
            order by finished_at, id"#,

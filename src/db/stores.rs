@@ -2,7 +2,7 @@ use sqlx::{PgExecutor, Postgres, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::domain::{Ctx, NodeId, NodeState, OrgId, StoreId, StoreStatus, VpcId};
+use crate::domain::{Ctx, NodeId, NodeRole, NodeState, OrgId, StoreId, StoreStatus, VpcId};
 
 #[derive(Debug, Clone)]
 pub struct StoreRow {
@@ -32,7 +32,7 @@ pub struct StoreRow {
 pub struct NodeRow {
     pub id: NodeId,
     pub store_id: StoreId,
-    pub role: String,
+    pub role: NodeRole,
     pub host: String,
     pub port: i32,
     pub state: NodeState,
@@ -284,7 +284,7 @@ pub async fn nodes(
 ) -> sqlx::Result<Vec<NodeRow>> {
     sqlx::query_as!(
         NodeRow,
-        r#"select id, store_id, role, host, port, state as "state: NodeState", replication_lag_bytes, checked_at,
+        r#"select id, store_id, role as "role: NodeRole", host, port, state as "state: NodeState", replication_lag_bytes, checked_at,
                 created_at, disk_size_bytes, disk_used_bytes, disk_full_at
          from store_nodes where org_id = $1 and store_id = any($2)
          order by store_id, role, created_at, id"#,
@@ -300,7 +300,7 @@ pub async fn insert_node(
     org_id: OrgId,
     store_id: StoreId,
     node_id: NodeId,
-    role: &str,
+    role: NodeRole,
     port: i32,
     now: OffsetDateTime,
 ) -> sqlx::Result<()> {
@@ -310,7 +310,7 @@ pub async fn insert_node(
         node_id as NodeId,
         store_id as StoreId,
         org_id as OrgId,
-        role,
+        role as NodeRole,
         port,
         now
     )
@@ -391,7 +391,7 @@ pub async fn delete_node(ex: impl PgExecutor<'_>, node_id: NodeId) -> sqlx::Resu
 /// Every node of every store that is not deleted: what should exist on the host.
 pub async fn all_live_nodes(ex: impl PgExecutor<'_>) -> sqlx::Result<Vec<(OrgId, NodeRow)>> {
     let rows = sqlx::query!(
-        r#"select n.id, n.store_id, n.role, n.host, n.port, n.state as "state: NodeState", n.replication_lag_bytes,
+        r#"select n.id, n.store_id, n.role as "role: NodeRole", n.host, n.port, n.state as "state: NodeState", n.replication_lag_bytes,
                 n.checked_at, n.created_at, n.disk_size_bytes, n.disk_used_bytes, n.disk_full_at, n.org_id
          from store_nodes n join stores s on s.id = n.store_id
          where s.status <> 'deleted'"#

@@ -25,4 +25,7 @@ pub use network::{NetworkType, StoreNetwork};
 pub use password::NewPassword;
 pub use quota::{Quota, QuotaExceeded};
 pub use role::{Role, Scope};
-pub use status::{BackupStatus, JobStatus, NodeState, PeeringStatus, StoreOperation, StoreStatus, VpcStatus};
+pub use status::{
+    BackupKind, BackupStatus, JobStatus, NodeRole, NodeState, PeeringStatus, StoreOperation, StoreStatus,
+    VpcStatus,
+};

@@ -1,6 +1,6 @@
-//! The statuses of stores, nodes, jobs, backups, VPCs and peerings, as their tables hold them
-//! (the migrations' check constraints list the same values), and the one table of which
-//! operations a store's status allows.
+//! The statuses of stores, nodes, jobs, backups, VPCs and peerings, and the kinds of nodes and
+//! backups, as their tables hold them (the migrations' check constraints list the same values),
+//! and the one table of which operations a store's status allows.
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -35,6 +35,27 @@ macro_rules! text_enum {
             }
         }
     };
+}
+
+text_enum! {
+    /// What a node is to its store.
+    NodeRole {
+        /// Takes the writes.
+        Primary = "primary",
+        /// Streams from the primary and serves reads.
+        Replica = "replica",
+    }
+}
+
+text_enum! {
+    /// What a backup holds.
+    BackupKind {
+        /// A physical copy of the cluster (`pg_basebackup`), with the WAL to replay it to a
+        /// point in time; restores into the same major version.
+        Full = "full",
+        /// `pg_dump` of each database; restores into any version.
+        Logical = "logical",
+    }
 }
 
 text_enum! {

@@ -13,6 +13,7 @@ use time::OffsetDateTime;
 use super::kinds::{Backup, BackupParams, BackupSource};
 use super::{Enqueue, JobEnv, NotEnqueued, Step, enqueue};
 use crate::db;
+use crate::domain::BackupKind;
 use crate::domain::{BackupId, JobId, OrgId, StoreId, StoreStatus, UserId};
 use crate::quota::{self, QuotaExceeded, Quotas};
 
@@ -93,7 +94,7 @@ pub struct NewBackup<'a> {
     pub org_id: OrgId,
     pub store_id: StoreId,
     /// `full` or `logical`.
-    pub kind: &'a str,
+    pub kind: BackupKind,
     /// `manual` or `schedule`.
     pub trigger: &'a str,
     /// `replica` or `primary`.
@@ -167,8 +168,8 @@ async fn start_due(env: &JobEnv) -> anyhow::Result<usize> {
         // A due time is only moved on once its backup is enqueued: a store busy with another
         // job gets it at a later tick.
         for (kind, cron, next) in [
-            ("full", Some(s.full_cron.as_str()), &mut next_full),
-            ("logical", s.logical_cron.as_deref(), &mut next_logical),
+            (BackupKind::Full, Some(s.full_cron.as_str()), &mut next_full),
+            (BackupKind::Logical, s.logical_cron.as_deref(), &mut next_logical),
         ] {
             let Some(cron) = cron else {
                 *next = None;
@@ -194,7 +195,7 @@ async fn start_due(env: &JobEnv) -> anyhow::Result<usize> {
                         Started::Busy => {}
                         // Skipped, not retried at every tick: retention or a person frees room.
                         Started::OverQuota(over) => {
-                            tracing::warn!(store_id = %s.store_id, kind, "scheduled backup skipped: {over}");
+                            tracing::warn!(store_id = %s.store_id, kind = %kind, "scheduled backup skipped: {over}");
                             *next = next_of(Some(cron), now);
                         }
                     }

@@ -1,6 +1,7 @@
 //! Databases and database users inside a store, made on its primary (replicas follow by
 //! replication). Berth never keeps a database user's password: it is returned once.
 
+use crate::domain::NodeRole;
 use crate::domain::StoreId;
 use rand::Rng;
 use rand::distributions::Alphanumeric;
@@ -76,9 +77,9 @@ async fn primary(state: &AppState, ctx: &Ctx, store_id: StoreId) -> Result<NodeS
     let store = db::stores::get(&state.db, ctx, store_id).await?.ok_or(Error::NotFound("store"))?;
     store.status.check(StoreOperation::ChangeDatabases)?;
     let nodes = db::stores::nodes(&state.db, ctx.org_id, &[store_id]).await?;
-    let p = nodes.iter().find(|n| n.role == "primary" && n.state == NodeState::Running).ok_or_else(|| {
-        Error::conflict("no_primary", "the store's primary is not running; repair the store")
-    })?;
+    let p = nodes.iter().find(|n| n.role == NodeRole::Primary && n.state == NodeState::Running).ok_or_else(
+        || Error::conflict("no_primary", "the store's primary is not running; repair the store"),
+    )?;
     state
         .plane
         .node_spec(&state.db, ctx.org_id, store_id, p.id, state.clock.now())

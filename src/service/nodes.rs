@@ -9,6 +9,7 @@ use crate::audit::{Event, RequestMeta};
 use crate::db;
 use crate::db::jobs::JobRow;
 use crate::db::stores::{NodeRow, StoreRow};
+use crate::domain::NodeRole;
 use crate::domain::{Ctx, Error, NodeId, Result, StoreId, StoreOperation, StoreStatus};
 use crate::jobs::{self, Step, kinds};
 use crate::quota::{self, Quota};
@@ -56,7 +57,8 @@ pub async fn add(
     let port = jobs::allocate_ports(&mut tx, state.plane.ports.clone(), 1).await?[0];
     let node = NodeId::new();
     let now = state.clock.now();
-    db::stores::insert_node(&mut *tx, ctx.org_id, store_id, node, "replica", i32::from(port), now).await?;
+    db::stores::insert_node(&mut *tx, ctx.org_id, store_id, node, NodeRole::Replica, i32::from(port), now)
+        .await?;
     if let Some(vpc_id) = store.vpc_id {
         vpcs::place_nodes(&mut tx, ctx, vpc_id, &[node]).await?;
     }
@@ -102,7 +104,7 @@ pub async fn remove(
 /// `node_id` is one of `nodes` and not the primary.
 fn check_removable(nodes: &[NodeRow], node_id: NodeId) -> Result<()> {
     let node = nodes.iter().find(|n| n.id == node_id).ok_or(Error::NotFound("node"))?;
-    if node.role == "primary" {
+    if node.role == NodeRole::Primary {
         let detail = if nodes.len() > 1 {
             "the primary cannot be removed while the store has replicas; remove the replicas first"
         } else {

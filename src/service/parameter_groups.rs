@@ -12,6 +12,7 @@ use crate::audit::{Event, RequestMeta};
 use crate::db;
 use crate::db::jobs::JobRow;
 use crate::db::parameter_groups::GroupRow;
+use crate::domain::NodeRole;
 use crate::domain::{Ctx, Error, FieldError, NodeId, Result, StoreId, StoreOperation, on_constraint};
 use crate::jobs::{Step, kinds};
 pub use crate::provision::parameters::ParamDef;
@@ -236,7 +237,7 @@ pub async fn apply(
     sizing::check(size, &group.parameters)?;
     store.status.check(StoreOperation::ApplyParameters)?;
     let mut nodes = db::stores::nodes(&mut *tx, ctx.org_id, &[store_id]).await?;
-    nodes.sort_by_key(|n| n.role == "primary");
+    nodes.sort_by_key(|n| n.role == NodeRole::Primary);
     let mut steps: Vec<Step> = nodes.iter().map(|n| Step::ApplyParameters(n.id)).collect();
     steps.push(Step::FinishAvailable);
     let job = enqueue(&mut tx, state, ctx, Enqueue::of::<kinds::ApplyParameters>(store_id, steps)).await?;

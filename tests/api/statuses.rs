@@ -3,7 +3,9 @@
 //! and the table of what each store status allows refuses at the entry points it alone guards.
 
 use axum::http::StatusCode;
-use berth::domain::{BackupStatus, JobStatus, NodeState, PeeringStatus, StoreStatus, VpcStatus};
+use berth::domain::{
+    BackupKind, BackupStatus, JobStatus, NodeRole, NodeState, PeeringStatus, StoreStatus, VpcStatus,
+};
 
 use uuid::Uuid;
 
@@ -37,6 +39,8 @@ async fn every_status_enum_lists_what_its_check_constraint_allows() {
         ("store_nodes_state_check", sorted(NodeState::ALL.iter().map(|s| s.as_str()))),
         ("jobs_status_check", sorted(JobStatus::ALL.iter().map(|s| s.as_str()))),
         ("backups_status_check", sorted(BackupStatus::ALL.iter().map(|s| s.as_str()))),
+        ("backups_kind_check", sorted(BackupKind::ALL.iter().map(|s| s.as_str()))),
+        ("store_nodes_role_check", sorted(NodeRole::ALL.iter().map(|s| s.as_str()))),
         ("vpcs_status_check", sorted(VpcStatus::ALL.iter().map(|s| s.as_str()))),
         ("vpc_peerings_status_check", sorted(PeeringStatus::ALL.iter().map(|s| s.as_str()))),
     ];

@@ -15,6 +15,7 @@ use crate::app::AppState;
 use crate::audit::RequestMeta;
 use crate::db::backup_schedules::ScheduleRow;
 use crate::db::backups::BackupRow;
+use crate::domain::BackupKind;
 use crate::domain::{BackupId, BackupStatus, NodeId, OrgId, Scope, StoreId};
 use crate::error::{ApiResult, Problem};
 use crate::http::extract::{ActiveUser, AppJson, AppPath, AppQuery};
@@ -43,7 +44,7 @@ pub struct BackupView {
     #[schema(value_type = Uuid)]
     pub store_id: StoreId,
     /// `full`: a physical base backup (tar, gzip); `logical`: a `pg_dump` of every database.
-    pub kind: String,
+    pub kind: BackupKind,
     /// `manual`, or `schedule` when the scheduler started it.
     pub trigger: String,
     pub status: BackupStatus,

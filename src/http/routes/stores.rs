@@ -15,6 +15,7 @@ use utoipa_axum::routes;
 use crate::app::AppState;
 use crate::audit::RequestMeta;
 use crate::db::stores::{ListFilter, NodeRow};
+use crate::domain::NodeRole;
 use crate::domain::{NodeId, NodeState, OrgId, Scope, StoreId, StoreNetwork, StoreStatus};
 use crate::error::{ApiResult, Problem};
 use crate::http::extract::{ActiveUser, AppJson, AppPath, AppQuery, idempotency_key, if_match};
@@ -42,7 +43,7 @@ pub struct NodeView {
     #[schema(value_type = Uuid)]
     pub id: NodeId,
     /// `primary` or `replica`.
-    pub role: String,
+    pub role: NodeRole,
     pub host: String,
     pub port: i32,
     pub state: NodeState,
@@ -124,12 +125,12 @@ fn view(d: StoreDetail) -> StoreView {
         primary: nodes
             .iter()
             .filter(live)
-            .find(|n| n.role == "primary")
+            .find(|n| n.role == NodeRole::Primary)
             .map(|n| endpoint(n, &s.admin_user, &s.database_name)),
         read_only: nodes
             .iter()
             .filter(live)
-            .filter(|n| n.role == "replica")
+            .filter(|n| n.role == NodeRole::Replica)
             .map(|n| endpoint(n, &s.admin_user, &s.database_name))
             .collect(),
         username: s.admin_user.clone(),

@@ -7,6 +7,7 @@ use super::{need_spec, serving, store_of};
 use crate::db;
 use crate::db::jobs::JobRow;
 use crate::domain::{BackupId, BackupStatus, NodeId, NodeState};
+use crate::domain::{BackupKind, NodeRole};
 use crate::jobs::JobEnv;
 use crate::provision::RestoreTarget;
 
@@ -24,19 +25,19 @@ pub async fn take(env: &JobEnv, job: &JobRow, backup_id: BackupId, primary_only:
     let nodes = db::stores::nodes(&env.db, job.org_id, &[store_id]).await?;
     let source = nodes
         .iter()
-        .filter(|n| n.state == NodeState::Running && (!primary_only || n.role == "primary"))
-        .min_by_key(|n| n.role == "primary")
+        .filter(|n| n.state == NodeState::Running && (!primary_only || n.role == NodeRole::Primary))
+        .min_by_key(|n| n.role == NodeRole::Primary)
         .context("no running node to back up")?;
     let spec = need_spec(env, job, source.id).await?;
     let backups = &env.plane.backups;
     let key = backups.key(store_id, backup_id);
     let path = backups.writable(&key).await?;
-    let taken = match backup.kind.as_str() {
-        "logical" => {
+    let taken = match backup.kind {
+        BackupKind::Logical => {
             env.plane.driver.logical_backup(&spec, &path).await?;
             None
         }
-        _ => Some(env.plane.driver.base_backup(&spec, &path).await?),
+        BackupKind::Full => Some(env.plane.driver.base_backup(&spec, &path).await?),
     };
     backups.commit(&key).await?;
     let (size, sha256) = crate::backup::checksum(&backups.readable(&key).await?).await?;
@@ -78,7 +79,7 @@ pub async fn restore_node(
 ) -> anyhow::Result<()> {
     let spec = need_spec(env, job, node).await?;
     let (backup, path) = verified_archive(env, job, backup_id).await?;
-    if backup.kind == "logical" {
+    if backup.kind == BackupKind::Logical {
         env.plane.driver.logical_restore(&spec, &path).await?;
     } else {
         let wal = env.plane.backups.wal_dir(store_of(job)?);
@@ -99,7 +100,7 @@ pub async fn fork_primary(
     let spec = need_spec(env, job, node).await?;
     let (backup, path) = verified_archive(env, job, backup_id).await?;
     let driver = env.plane.driver.as_ref();
-    if backup.kind == "logical" {
+    if backup.kind == BackupKind::Logical {
         driver.create_primary(&spec).await?;
         driver.logical_restore(&spec, &path).await?;
     } else {
@@ -107,7 +108,9 @@ pub async fn fork_primary(
         if target != RestoreTarget::EndOfBackup {
             // The source still running: what it wrote until now is archived to replay.
             let source = db::stores::nodes(&env.db, job.org_id, &[backup.store_id]).await?;
-            if let Some(p) = source.iter().find(|n| n.role == "primary" && n.state == NodeState::Running) {
+            if let Some(p) =
+                source.iter().find(|n| n.role == NodeRole::Primary && n.state == NodeState::Running)
+            {
                 let at = env.clock.now();
                 if let Some(s) = env.plane.node_spec(&env.db, job.org_id, backup.store_id, p.id, at).await? {
                     driver.archive_current_wal(&s).await?;

@@ -5,6 +5,7 @@ use anyhow::Context;
 use super::{need_spec, serving, spec_of, store_of};
 use crate::db;
 use crate::db::jobs::JobRow;
+use crate::domain::NodeRole;
 use crate::domain::{NodeId, NodeState};
 use crate::jobs::JobEnv;
 
@@ -84,7 +85,7 @@ pub async fn apply_parameters(env: &JobEnv, job: &JobRow, node: NodeId) -> anyho
 
 async fn primary_of(env: &JobEnv, job: &JobRow) -> anyhow::Result<NodeId> {
     let nodes = db::stores::nodes(&env.db, job.org_id, &[store_of(job)?]).await?;
-    nodes.iter().find(|n| n.role == "primary").map(|n| n.id).context("the store has no primary")
+    nodes.iter().find(|n| n.role == NodeRole::Primary).map(|n| n.id).context("the store has no primary")
 }
 
 /// Sets the group's parameters on a node (and resets those Berth manages that the group leaves

@@ -23,6 +23,7 @@ use crate::db::stores::StoreRow;
 use crate::domain::{
     BackupId, BackupStatus, Ctx, Error, NodeState, Result, StoreId, StoreOperation, StoreStatus,
 };
+use crate::domain::{BackupKind, NodeRole};
 use crate::jobs::kinds::{self, RestoreParams};
 use crate::jobs::schedule::{NewBackup, Started};
 use crate::jobs::{self, Step};
@@ -43,9 +44,10 @@ pub struct CreateBackup {
 }
 
 /// What a backup is: `full` or `logical`.
-pub fn kind(s: &str) -> Result<&str> {
+pub fn kind(s: &str) -> Result<BackupKind> {
     match s {
-        "full" | "logical" => Ok(s),
+        "full" => Ok(BackupKind::Full),
+        "logical" => Ok(BackupKind::Logical),
         _ => Err(Error::field("kind", "must be full or logical")),
     }
 }
@@ -72,7 +74,7 @@ pub async fn create(
     store_id: StoreId,
     cmd: &CreateBackup,
 ) -> Result<(BackupRow, JobRow)> {
-    kind(&cmd.kind)?;
+    let backup_kind = kind(&cmd.kind)?;
     if let Some(s) = &cmd.source {
         source(s)?;
     }
@@ -89,7 +91,7 @@ pub async fn create(
     let backup = NewBackup {
         org_id: ctx.org_id,
         store_id,
-        kind: &cmd.kind,
+        kind: backup_kind,
         trigger: "manual",
         source: &source,
         created_by: Some(ctx.user_id),
@@ -225,13 +227,13 @@ pub struct RestoreRequest {
 /// What a restore from a backup of `kind` does on each node, primary first: the primary is
 /// restored; a physical restore replaces its history, so the replicas are made again from it,
 /// while they stream what a logical restore writes.
-pub fn restore_steps(nodes: &mut [db::stores::NodeRow], kind: &str) -> Vec<Step> {
-    nodes.sort_by_key(|n| n.role != "primary");
+pub fn restore_steps(nodes: &mut [db::stores::NodeRow], kind: BackupKind) -> Vec<Step> {
+    nodes.sort_by_key(|n| n.role != NodeRole::Primary);
     let mut steps = vec![];
     for n in nodes.iter() {
-        match (n.role.as_str(), kind) {
-            ("primary", _) => steps.push(Step::RestoreNode(n.id)),
-            (_, "logical") => {}
+        match (n.role, kind) {
+            (NodeRole::Primary, _) => steps.push(Step::RestoreNode(n.id)),
+            (_, BackupKind::Logical) => {}
             _ => steps.push(Step::RebuildNode(n.id)),
         }
     }
@@ -261,7 +263,7 @@ pub async fn restore(
     let store = db::stores::get_for_update(&mut tx, ctx, store_id).await?.ok_or(Error::NotFound("store"))?;
     store.status.check(StoreOperation::Restore)?;
     let mut nodes = db::stores::nodes(&mut *tx, ctx.org_id, &[store_id]).await?;
-    let steps = restore_steps(&mut nodes, &backup.kind);
+    let steps = restore_steps(&mut nodes, backup.kind);
     let params = RestoreParams { backup_id: backup.id, point_in_time: cmd.point_in_time };
     let job = enqueue(&mut tx, state, ctx, Enqueue::typed::<kinds::Restore>(store_id, params, steps)).await?;
     db::stores::set_status(&mut *tx, ctx.org_id, store_id, StoreStatus::Restoring, now).await?;
@@ -289,7 +291,7 @@ pub async fn restore_window(state: &AppState, ctx: &Ctx, store_id: StoreId) -> R
     let segments = state.plane.backups.wal_segments(store_id).await?;
     let nodes = db::stores::nodes(&state.db, ctx.org_id, &[store_id]).await?;
     let running = store.status != StoreStatus::Deleted
-        && nodes.iter().any(|n| n.role == "primary" && n.state == NodeState::Running);
+        && nodes.iter().any(|n| n.role == NodeRole::Primary && n.state == NodeState::Running);
     Ok(window(&fulls, &segments, running.then(|| state.clock.now())))
 }
 
@@ -469,6 +471,8 @@ mod tests {
     use time::macros::datetime;
     use uuid::Uuid;
 
+    use crate::domain::{BackupKind, NodeRole};
+
     use super::{kind, restore_steps, source};
     use crate::db::stores::NodeRow;
     use crate::domain::NodeState;
@@ -476,8 +480,8 @@ mod tests {
 
     #[test]
     fn a_backup_is_full_or_logical_from_the_primary_or_a_replica() {
-        assert_eq!(kind("full").unwrap(), "full");
-        assert_eq!(kind("logical").unwrap(), "logical");
+        assert_eq!(kind("full").unwrap(), BackupKind::Full);
+        assert_eq!(kind("logical").unwrap(), BackupKind::Logical);
         assert!(kind("incremental").is_err());
         assert!(kind("Full").is_err());
         assert_eq!(source("primary").unwrap(), "primary");
@@ -489,7 +493,7 @@ mod tests {
         NodeRow {
             id: crate::domain::NodeId::new(),
             store_id: crate::domain::StoreId(Uuid::nil()),
-            role: role.into(),
+            role: if role == "primary" { NodeRole::Primary } else { NodeRole::Replica },
             host: "127.0.0.1".into(),
             port: 5432,
             state: NodeState::Running,
@@ -506,7 +510,7 @@ mod tests {
     fn a_restore_starts_with_the_primary_and_rebuilds_replicas_only_when_physical() {
         let mut nodes = vec![node("replica"), node("primary"), node("replica")];
         let ids: Vec<_> = nodes.iter().map(|n| n.id).collect();
-        let full = restore_steps(&mut nodes, "full");
+        let full = restore_steps(&mut nodes, BackupKind::Full);
         assert_eq!(
             full,
             [
@@ -516,7 +520,7 @@ mod tests {
                 Step::FinishAvailable,
             ]
         );
-        let logical = restore_steps(&mut nodes, "logical");
+        let logical = restore_steps(&mut nodes, BackupKind::Logical);
         assert_eq!(logical, [Step::RestoreNode(ids[1]), Step::FinishAvailable]);
     }
 }

@@ -87,14 +87,14 @@ mod tests {
     use super::window;
     use crate::backup::WalSegment;
     use crate::db::backups::BackupRow;
-    use crate::domain::BackupStatus;
+    use crate::domain::{BackupKind, BackupStatus};
 
     fn full(start_lsn: &str, finished: time::OffsetDateTime) -> BackupRow {
         BackupRow {
             id: crate::domain::BackupId::new(),
             org_id: crate::domain::OrgId(Uuid::nil()),
             store_id: crate::domain::StoreId(Uuid::nil()),
-            kind: "full".into(),
+            kind: BackupKind::Full,
             status: BackupStatus::Succeeded,
             node_id: None,
             size_bytes: None,

@@ -17,6 +17,7 @@ use crate::db;
 use crate::db::backups::BackupRow;
 use crate::db::jobs::JobRow;
 use crate::domain::{BackupId, Ctx, Error, NodeId, Result, StoreId, StoreNetwork, names, on_constraint};
+use crate::domain::{BackupKind, NodeRole};
 use crate::jobs::kinds::{self, CreateStoreParams};
 use crate::jobs::{self, Step};
 use crate::provision::catalog::Choice;
@@ -258,8 +259,8 @@ pub async fn create(
 }
 
 /// The role of a new store's `i`-th node: the first is the primary.
-fn role(i: usize) -> &'static str {
-    if i == 0 { "primary" } else { "replica" }
+fn role(i: usize) -> NodeRole {
+    if i == 0 { NodeRole::Primary } else { NodeRole::Replica }
 }
 
 /// The steps that build a new store of these nodes (the primary first): the primary made empty
@@ -294,14 +295,14 @@ async fn fork_source(state: &AppState, ctx: &Ctx, from: &RestoreFrom, version: &
     let backup =
         backups::resolve_backup(state, ctx, source.id, from.backup_id, from.point_in_time, "restore_from.")
             .await?;
-    check_fork_version(&backup.kind, &source.version, version)?;
+    check_fork_version(backup.kind, &source.version, version)?;
     Ok(backup)
 }
 
 /// A full backup restores into its source's major version only; a logical one loads into any.
-fn check_fork_version(backup_kind: &str, source_version: &str, version: &str) -> Result<()> {
+fn check_fork_version(backup_kind: BackupKind, source_version: &str, version: &str) -> Result<()> {
     let major = |v: &str| v.split('.').next().unwrap_or_default().to_owned();
-    if backup_kind == "full" && major(version) != major(source_version) {
+    if backup_kind == BackupKind::Full && major(version) != major(source_version) {
         return Err(Error::field(
             "version",
             format!(
@@ -353,7 +354,7 @@ mod tests {
                 Step::FinishAvailable,
             ]
         );
-        assert_eq!((role(0), role(1), role(2)), ("primary", "replica", "replica"));
+        assert_eq!((role(0), role(1), role(2)), (NodeRole::Primary, NodeRole::Replica, NodeRole::Replica));
     }
 
     #[test]
@@ -378,8 +379,8 @@ mod tests {
 
     #[test]
     fn a_full_backup_forks_into_its_major_version_only() {
-        assert!(check_fork_version("full", "15.4", "15").is_ok());
-        assert!(check_fork_version("full", "15", "16").is_err());
-        assert!(check_fork_version("logical", "15", "16").is_ok());
+        assert!(check_fork_version(BackupKind::Full, "15.4", "15").is_ok());
+        assert!(check_fork_version(BackupKind::Full, "15", "16").is_err());
+        assert!(check_fork_version(BackupKind::Logical, "15", "16").is_ok());
     }
 }

@@ -17,6 +17,7 @@ use crate::audit::{Event, RequestMeta};
 use crate::db;
 use crate::db::jobs::JobRow;
 use crate::db::stores::{ListFilter, NodeRow, StoreRow};
+use crate::domain::NodeRole;
 use crate::domain::{
     Ctx, Error, NodeState, Result, StoreId, StoreOperation, StoreStatus, names, on_constraint,
 };
@@ -225,7 +226,7 @@ pub fn resize_steps(nodes: &[NodeRow], new_instance_size: bool) -> Vec<Step> {
 /// `nodes` with the primary last, the others in their order.
 fn replicas_first(nodes: &[NodeRow]) -> impl Iterator<Item = &NodeRow> {
     let mut sorted: Vec<&NodeRow> = nodes.iter().collect();
-    sorted.sort_by_key(|n| n.role == "primary");
+    sorted.sort_by_key(|n| n.role == NodeRole::Primary);
     sorted.into_iter()
 }
 
@@ -300,7 +301,7 @@ pub async fn repair(
 /// copied afresh from it).
 pub fn repair_steps(nodes: &[NodeRow]) -> Vec<Step> {
     let mut sorted: Vec<&NodeRow> = nodes.iter().collect();
-    sorted.sort_by_key(|n| n.role != "primary");
+    sorted.sort_by_key(|n| n.role != NodeRole::Primary);
     let mut steps: Vec<Step> = sorted
         .into_iter()
         .filter(|n| n.state != NodeState::Running)
@@ -348,7 +349,7 @@ pub(crate) mod tests {
         NodeRow {
             id: crate::domain::NodeId::new(),
             store_id: crate::domain::StoreId(Uuid::nil()),
-            role: role.into(),
+            role: if role == "primary" { NodeRole::Primary } else { NodeRole::Replica },
             host: "127.0.0.1".into(),
             port: 5432,
             state,

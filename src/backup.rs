@@ -3,7 +3,6 @@
 //! committed under a key, read back as a local file, and archived WAL is spooled to a folder
 //! that the store keeps.
 
-use crate::domain::{BackupId, StoreId};
 use std::fmt::Debug;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -12,6 +11,8 @@ use anyhow::Context;
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
+
+use crate::domain::{BackupId, StoreId};
 
 /// One archived WAL segment.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,12 +8,11 @@
 //! size is known only once taken, so a new backup is refused when the bytes already kept are at
 //! or over the limit, and a running one may take the organization past it.
 
-use crate::domain::OrgId;
 use sqlx::{PgConnection, PgExecutor};
 
 use crate::db;
 pub use crate::db::quotas::Usage;
-use crate::domain;
+use crate::domain::{self, OrgId};
 pub use crate::domain::{Quota, QuotaExceeded};
 
 /// A limit for each quota.

@@ -2,7 +2,6 @@
 //! serve, so that clients can verify a node with `sslmode=verify-full` and the organization's
 //! CA (and another organization's CA fails).
 
-use crate::domain::OrgId;
 use std::net::IpAddr;
 
 use anyhow::Context;
@@ -12,6 +11,8 @@ use rcgen::{
 };
 use secrecy::{ExposeSecret, SecretString};
 use time::{Duration, OffsetDateTime};
+
+use crate::domain::OrgId;
 
 /// The CA's identity, rebuilt the same way every time: what a signed certificate's issuer must
 /// match. Only the validity differs between the stored certificate and this.

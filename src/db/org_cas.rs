@@ -1,6 +1,7 @@
-use crate::domain::OrgId;
 use sqlx::PgExecutor;
 use time::OffsetDateTime;
+
+use crate::domain::OrgId;
 
 pub struct CaRow {
     pub cert_pem: String,

@@ -1,5 +1,6 @@
-use crate::domain::OrgId;
 use sqlx::{PgConnection, PgExecutor};
+
+use crate::domain::OrgId;
 
 /// An organization's own limits; `None` keeps the operator's default.
 #[derive(Debug, Clone, Copy, Default)]

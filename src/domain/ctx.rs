@@ -1,9 +1,7 @@
-use crate::domain::UserId;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::{CredentialId, OrgId, Role, Scope};
-use super::{Error, Result};
+use super::{CredentialId, Error, OrgId, Result, Role, Scope, UserId};
 
 /// How a request proved who it is.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,7 +1,15 @@
+use rand::Rng;
+use rand::distributions::Alphanumeric;
 use secrecy::{ExposeSecret, SecretString};
 
 pub const MIN_LEN: usize = 12;
 pub const MAX_LEN: usize = 1024;
+
+/// A password Berth makes for a store's roles: 32 random letters and digits (about 190 bits),
+/// with nothing a URI or a shell would need to quote.
+pub fn generate() -> String {
+    rand::thread_rng().sample_iter(&Alphanumeric).take(32).map(char::from).collect()
+}
 
 /// A password that meets the rules for a new one: 12 to 1024 characters, used whole (never
 /// truncated, unlike bcrypt's 72 bytes).

@@ -1,12 +1,12 @@
 //! The responses of changes: `201 Created` and `202 Accepted` with the `Location` of what they
 //! made or changed and, where it has a revision, its `ETag`, written once for every route.
 
-use crate::domain::{OrgId, StoreId};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::db::jobs::JobRow;
+use crate::domain::{OrgId, StoreId};
 use crate::http::views::JobView;
 
 /// The strong `ETag` of a resource at `revision`, as `If-Match` compares it.

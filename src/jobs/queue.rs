@@ -1,7 +1,6 @@
 //! Enqueueing: a job written in the caller's transaction, beside the change it serves, with a
 //! store's one-job-at-a-time rule (`jobs_one_active_per_store`) answered in this one place.
 
-use crate::domain::{JobId, OrgId, StoreId, UserId};
 use sqlx::{Connection, PgConnection};
 use time::OffsetDateTime;
 
@@ -9,6 +8,7 @@ use super::Step;
 use super::kinds::{JobKind, NoParams};
 use crate::db;
 use crate::db::jobs::JobRow;
+use crate::domain::{JobId, OrgId, StoreId, UserId};
 
 /// A job to enqueue.
 #[derive(Debug, Clone)]

@@ -13,8 +13,8 @@ use time::OffsetDateTime;
 use super::kinds::{Backup, BackupParams, BackupSource};
 use super::{Enqueue, JobEnv, NotEnqueued, Step, enqueue};
 use crate::db;
-use crate::domain::BackupKind;
-use crate::domain::{BackupId, JobId, OrgId, StoreId, StoreStatus, UserId};
+use crate::db::jobs::JobRow;
+use crate::domain::{BackupId, BackupKind, OrgId, StoreId, StoreStatus, UserId};
 use crate::quota::{self, QuotaExceeded, Quotas};
 
 /// A schedule as the API shows it before anyone changes it: daily at 03:00 UTC, seven kept.
@@ -104,12 +104,12 @@ pub struct NewBackup<'a> {
 }
 
 /// What [`start_backup`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Started {
-    /// The backup's and its job's ids.
-    Backup { backup_id: BackupId, job_id: JobId },
-    /// The store has a job in progress.
-    Busy,
+    /// The backup's id and its job, as enqueued.
+    Backup { backup_id: BackupId, job: Box<JobRow> },
+    /// The store has a job in progress: this one (none if it ended meanwhile).
+    Busy(Option<Box<JobRow>>),
     /// The organization keeps as many bytes of backups as its quota allows.
     OverQuota(QuotaExceeded),
 }
@@ -134,11 +134,11 @@ pub async fn start_backup(
     match enqueue(&mut sp, org_id, b.created_by, now, job).await {
         Ok(job) => {
             sp.commit().await?;
-            Ok(Started::Backup { backup_id, job_id: job.id })
+            Ok(Started::Backup { backup_id, job: Box::new(job) })
         }
-        Err(NotEnqueued::Blocked(_)) => {
+        Err(NotEnqueued::Blocked(active)) => {
             sp.rollback().await?;
-            Ok(Started::Busy)
+            Ok(Started::Busy(active))
         }
         Err(NotEnqueued::Db(e)) => Err(e.into()),
     }
@@ -192,7 +192,7 @@ async fn start_due(env: &JobEnv) -> anyhow::Result<usize> {
                             started += 1;
                             *next = next_of(Some(cron), now);
                         }
-                        Started::Busy => {}
+                        Started::Busy(_) => {}
                         // Skipped, not retried at every tick: retention or a person frees room.
                         Started::OverQuota(over) => {
                             tracing::warn!(store_id = %s.store_id, kind = %kind, "scheduled backup skipped: {over}");

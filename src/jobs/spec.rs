@@ -1,12 +1,12 @@
 //! A node's spec as the driver needs it, read from the tables: the store's settings, its
 //! secrets decrypted, its network, and the access in force.
 
-use crate::domain::{NodeId, OrgId, StoreId};
 use anyhow::Context;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::network;
 use crate::db;
+use crate::domain::{NodeId, OrgId, StoreId};
 use crate::provision::{DataPlane, NodeSpec};
 
 impl DataPlane {

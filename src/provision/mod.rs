@@ -9,9 +9,7 @@ mod plane;
 pub mod sizing;
 pub mod sql;
 
-use crate::domain::{NodeId, PeeringId, StoreId, VpcId};
 use std::fmt::Debug;
-
 use std::net::Ipv4Addr;
 
 use async_trait::async_trait;
@@ -19,6 +17,7 @@ use ipnet::Ipv4Net;
 use secrecy::SecretString;
 
 pub use self::plane::DataPlane;
+use crate::domain::{NodeId, PeeringId, StoreId, VpcId};
 
 /// Server settings derived from an instance size.
 #[derive(Debug, Clone, PartialEq, Eq)]

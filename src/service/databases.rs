@@ -1,10 +1,6 @@
 //! Databases and database users inside a store, made on its primary (replicas follow by
 //! replication). Berth never keeps a database user's password: it is returned once.
 
-use crate::domain::NodeRole;
-use crate::domain::StoreId;
-use rand::Rng;
-use rand::distributions::Alphanumeric;
 use secrecy::SecretString;
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -14,7 +10,9 @@ use crate::app::AppState;
 use crate::audit::{Event, RequestMeta};
 use crate::db;
 use crate::db::db_users::DbUserRow;
-use crate::domain::{Cidr, Ctx, Error, NewPassword, NodeState, Result, StoreOperation, on_constraint};
+use crate::domain::{
+    Cidr, Ctx, Error, NewPassword, NodeRole, NodeState, Result, StoreId, StoreOperation, on_constraint,
+};
 use crate::provision::NodeSpec;
 use crate::provision::sql::{self, SYSTEM_DATABASES};
 pub use crate::provision::sql::{DatabaseInfo, Privilege};
@@ -66,9 +64,7 @@ fn db_user_exists(name: &str) -> Error {
 fn password(asked: Option<SecretString>) -> Result<SecretString> {
     match asked {
         Some(p) => Ok(NewPassword::parse(p).map_err(|m| Error::field("password", m))?.into_secret()),
-        None => Ok(SecretString::from(
-            rand::thread_rng().sample_iter(&Alphanumeric).take(32).map(char::from).collect::<String>(),
-        )),
+        None => Ok(SecretString::from(crate::domain::password::generate())),
     }
 }
 

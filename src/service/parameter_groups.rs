@@ -12,8 +12,9 @@ use crate::audit::{Event, RequestMeta};
 use crate::db;
 use crate::db::jobs::JobRow;
 use crate::db::parameter_groups::GroupRow;
-use crate::domain::NodeRole;
-use crate::domain::{Ctx, Error, FieldError, NodeId, Result, StoreId, StoreOperation, on_constraint};
+use crate::domain::{
+    Ctx, Error, FieldError, NodeId, NodeRole, Result, StoreId, StoreOperation, on_constraint,
+};
 use crate::jobs::{Step, kinds};
 pub use crate::provision::parameters::ParamDef;
 use crate::provision::parameters::catalog;

@@ -1,7 +1,6 @@
 //! VPCs: reading, making and deleting them, placing a new store in one, and giving its nodes
 //! their addresses.
 
-use crate::domain::VpcId;
 use ipnet::{IpNet, Ipv4Net};
 use serde::Deserialize;
 use sqlx::{Postgres, Transaction};
@@ -11,11 +10,10 @@ use crate::app::AppState;
 use crate::audit::{Event, RequestMeta};
 use crate::db;
 use crate::db::jobs::JobRow;
-use crate::db::vpcs::PeeringRow;
-use crate::db::vpcs::VpcRow;
+use crate::db::vpcs::{PeeringRow, VpcRow};
 use crate::domain::names::store_name;
 use crate::domain::{
-    Ctx, Error, NodeId, PeeringStatus, Result, VpcBlock, VpcStatus, node_addresses, on_constraint,
+    Ctx, Error, NodeId, PeeringStatus, Result, VpcBlock, VpcId, VpcStatus, node_addresses, on_constraint,
 };
 use crate::jobs::{Step, kinds};
 use crate::quota::{self, Quota};

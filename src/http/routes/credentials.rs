@@ -1,7 +1,6 @@
 //! OAuth2 client credentials: created by a signed-in user in one organization, acting for that
 //! user there, limited to their scopes and to the user's current role.
 
-use crate::domain::{OrgId, UserId};
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Serialize;
@@ -13,6 +12,7 @@ use utoipa_axum::routes;
 use crate::app::AppState;
 use crate::audit::RequestMeta;
 use crate::db::credentials::CredentialRow;
+use crate::domain::{OrgId, UserId};
 use crate::error::{ApiResult, Problem};
 use crate::http::extract::{ActiveUser, AppJson, AppPath};
 use crate::http::respond::Created;

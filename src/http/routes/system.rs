@@ -1,4 +1,3 @@
-use crate::domain::OrgId;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Serialize;
@@ -8,6 +7,7 @@ use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::db::jobs::WorkerRow;
+use crate::domain::OrgId;
 use crate::error::ApiResult;
 use crate::http::extract::{AppJson, Authenticated};
 use crate::service::system::{self, Isolation, Quarantined};

@@ -1,12 +1,12 @@
 //! `restore`: a store's primary restored from one of its backups (its replicas made again from
 //! it, for a physical one), then its status.
 
-use crate::domain::BackupId;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::{JobKind, unexpected};
 use crate::db::jobs::JobRow;
+use crate::domain::BackupId;
 use crate::jobs::steps::{self, backups, nodes};
 use crate::jobs::{JobEnv, Step};
 

@@ -6,8 +6,7 @@ use time::OffsetDateTime;
 use super::{need_spec, serving, store_of};
 use crate::db;
 use crate::db::jobs::JobRow;
-use crate::domain::{BackupId, BackupStatus, NodeId, NodeState};
-use crate::domain::{BackupKind, NodeRole};
+use crate::domain::{BackupId, BackupKind, BackupStatus, NodeId, NodeRole, NodeState};
 use crate::jobs::JobEnv;
 use crate::provision::RestoreTarget;
 

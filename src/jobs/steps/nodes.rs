@@ -5,8 +5,7 @@ use anyhow::Context;
 use super::{need_spec, serving, spec_of, store_of};
 use crate::db;
 use crate::db::jobs::JobRow;
-use crate::domain::NodeRole;
-use crate::domain::{NodeId, NodeState};
+use crate::domain::{NodeId, NodeRole, NodeState};
 use crate::jobs::JobEnv;
 
 /// [`Step::CreatePrimary`](crate::jobs::Step::CreatePrimary).

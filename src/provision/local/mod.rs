@@ -11,7 +11,6 @@ pub mod quarantine;
 pub mod users;
 pub mod volume;
 
-use crate::domain::{NodeId, PeeringId, StoreId, VpcId};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -31,6 +30,7 @@ use self::volume::Volume;
 use super::{
     DiskUsage, Isolation, NetworkSpec, NodeSpec, NodeStatus, OsUsers, PeeringSpec, Provisioner, Quarantined,
 };
+use crate::domain::{NodeId, PeeringId, StoreId, VpcId};
 use crate::pg::{PgBinaries, RunAs, Server, socket_dir_for};
 
 /// The role replicas stream with.

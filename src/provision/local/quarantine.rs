@@ -4,7 +4,6 @@
 //! `quarantine/<when>/volumes/<node>.img`, mounted read-only there), where a person can look at
 //! it, take it back, or remove it on purpose (`berth quarantine purge`).
 
-use crate::domain::{NodeId, StoreId};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -12,6 +11,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::volume::Volume;
+use crate::domain::{NodeId, StoreId};
 use crate::provision::Quarantined;
 
 /// `20261202T071500Z`: sorts by time, and is a file name everywhere.

@@ -2,7 +2,6 @@
 //! belong to it alone, so that a process of one store (or a customer who escaped into one)
 //! reaches nothing of another store, of the control database or of Berth.
 
-use crate::domain::StoreId;
 use std::collections::HashSet;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -11,6 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use nix::unistd::User;
 
+use crate::domain::StoreId;
 use crate::pg::RunAs;
 
 /// Every store user of any Berth starts with this.

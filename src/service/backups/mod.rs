@@ -21,9 +21,9 @@ use crate::db::backups::BackupRow;
 use crate::db::jobs::JobRow;
 use crate::db::stores::StoreRow;
 use crate::domain::{
-    BackupId, BackupStatus, Ctx, Error, NodeState, Result, StoreId, StoreOperation, StoreStatus,
+    BackupId, BackupKind, BackupStatus, Ctx, Error, NodeRole, NodeState, Result, StoreId, StoreOperation,
+    StoreStatus,
 };
-use crate::domain::{BackupKind, NodeRole};
 use crate::jobs::kinds::{self, RestoreParams};
 use crate::jobs::schedule::{NewBackup, Started};
 use crate::jobs::{self, Step};
@@ -97,15 +97,11 @@ pub async fn create(
         created_by: Some(ctx.user_id),
         now,
     };
-    let (id, job_id) = match jobs::schedule::start_backup(&mut tx, &state.plane.quotas, backup).await? {
-        Started::Backup { backup_id, job_id } => (backup_id, job_id),
-        Started::Busy => {
-            let active = db::jobs::active_for_store(&mut *tx, ctx.org_id, store_id).await?;
-            return Err(busy(active.as_ref()));
-        }
+    let (id, job) = match jobs::schedule::start_backup(&mut tx, &state.plane.quotas, backup).await? {
+        Started::Backup { backup_id, job } => (backup_id, *job),
+        Started::Busy(active) => return Err(busy(active.as_deref())),
         Started::OverQuota(over) => return Err(Error::QuotaExceeded(over)),
     };
-    let job = db::jobs::get(&mut *tx, ctx, job_id).await?.ok_or(Error::NotFound("job"))?;
     Event::new("backup.started", meta)
         .in_ctx(ctx, actor)
         .target(format!("store:{store_id}"))

@@ -3,8 +3,6 @@
 //! and addresses, and the job that builds it. With an idempotency key, a retry with the same
 //! body gets the first answer back and starts nothing.
 
-use rand::Rng;
-use rand::distributions::Alphanumeric;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
@@ -16,8 +14,10 @@ use crate::audit::{Event, RequestMeta};
 use crate::db;
 use crate::db::backups::BackupRow;
 use crate::db::jobs::JobRow;
-use crate::domain::{BackupId, Ctx, Error, NodeId, Result, StoreId, StoreNetwork, names, on_constraint};
-use crate::domain::{BackupKind, NodeRole};
+use crate::domain::{
+    BackupId, BackupKind, Ctx, Error, NodeId, NodeRole, Result, StoreId, StoreNetwork, names, on_constraint,
+    password,
+};
 use crate::jobs::kinds::{self, CreateStoreParams};
 use crate::jobs::{self, Step};
 use crate::provision::catalog::Choice;
@@ -112,10 +112,6 @@ pub enum Created {
     Replayed(Reply),
 }
 
-fn password() -> String {
-    rand::thread_rng().sample_iter(&Alphanumeric).take(32).map(char::from).collect()
-}
-
 /// Makes a store (`deploying`) and the job that builds it; `render` makes the answer from what
 /// was made, in the transaction, so that under an idempotency `key` it is kept (encrypted: it
 /// holds the password) with the change. A key already used replays its first answer for the
@@ -160,7 +156,7 @@ pub async fn create(
         vpcs::vpc_for_store(&mut tx, ctx, vpc_id, &cmd.cloud, &cmd.region).await?;
     }
     let id = StoreId::new();
-    let admin_password = password();
+    let admin_password = password::generate();
     let bound = id.as_bytes();
     db::stores::insert(
         &mut *tx,
@@ -180,7 +176,7 @@ pub async fn create(
             admin_user: ADMIN_USER,
             database_name: DATABASE,
             admin_password_enc: &state.plane.master_key.encrypt(admin_password.as_bytes(), bound),
-            replication_password_enc: &state.plane.master_key.encrypt(password().as_bytes(), bound),
+            replication_password_enc: &state.plane.master_key.encrypt(password::generate().as_bytes(), bound),
             now,
         },
     )

@@ -17,9 +17,8 @@ use crate::audit::{Event, RequestMeta};
 use crate::db;
 use crate::db::jobs::JobRow;
 use crate::db::stores::{ListFilter, NodeRow, StoreRow};
-use crate::domain::NodeRole;
 use crate::domain::{
-    Ctx, Error, NodeState, Result, StoreId, StoreOperation, StoreStatus, names, on_constraint,
+    Ctx, Error, NodeRole, NodeState, Result, StoreId, StoreOperation, StoreStatus, names, on_constraint,
 };
 use crate::jobs::{Step, kinds};
 use crate::provision::catalog::Choice;

@@ -6,8 +6,8 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::network;
 use crate::db;
-use crate::domain::{NodeId, OrgId, StoreId};
-use crate::provision::{DataPlane, NodeSpec};
+use crate::domain::{NodeId, NodeRole, OrgId, StoreId};
+use crate::provision::{DataPlane, Duty, NodeSpec, Upstream};
 
 impl DataPlane {
     /// The driver's spec of a node at `now`, with the store's secrets decrypted and the firewall
@@ -41,6 +41,7 @@ impl DataPlane {
             let plain = self.master_key.decrypt(blob, store_id.as_bytes())?;
             Ok(SecretString::from(String::from_utf8(plain).context("password is not UTF-8")?))
         };
+        let duty = duty_of(node, &nodes);
         Ok(Some(NodeSpec {
             store_id,
             node_id,
@@ -57,6 +58,7 @@ impl DataPlane {
             tls: Some(self.node_tls(db, org_id, &node.host, now).await?),
             wal_archive: Some(self.backups.wal_dir(store_id)),
             network,
+            duty,
         }))
     }
 
@@ -99,4 +101,15 @@ impl DataPlane {
         let (cert_pem, key_pem) = crate::tls::issue_server_cert(org_id, &ca_key, &hosts, now)?;
         Ok(crate::provision::NodeTls { cert_pem, key_pem })
     }
+}
+
+/// What the tables say the node is: the primary of the store, or a standby of it.
+fn duty_of(node: &db::stores::NodeRow, nodes: &[db::stores::NodeRow]) -> Duty {
+    if node.role == NodeRole::Primary {
+        return Duty::Primary { synchronous_standby_names: String::new() };
+    }
+    let upstream = nodes.iter().find(|n| n.role == NodeRole::Primary).and_then(|p| {
+        Some(Upstream { node_id: p.id, host: p.host.clone(), port: u16::try_from(p.port).ok()? })
+    });
+    Duty::Standby { upstream }
 }

@@ -60,6 +60,121 @@ pub struct NodeSpec {
     /// For a node of a private store: the VPC's network it lives in and its address there.
     /// `None`: the node listens on the host's loopback.
     pub network: Option<NodeNetwork>,
+    /// What the control database says the node is, and so what it starts (or is reconfigured)
+    /// as: the fencing rule lives here, in one place.
+    pub duty: Duty,
+}
+
+/// What a node is to run as. A node starts read-write only as [`Duty::Primary`], which the
+/// control database gives only to the primary of the store's current timeline; anything else
+/// starts as a standby (with no upstream known, it replays what it has and stays read-only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Duty {
+    /// Takes the writes. `synchronous_standby_names` as PostgreSQL reads it (empty: commits
+    /// do not wait for any standby).
+    Primary { synchronous_standby_names: String },
+    /// Streams from `upstream`, read-only. Its `primary_conninfo` (with `application_name` =
+    /// the node's id) and `standby.signal` are written from this, never taken from what a base
+    /// backup or a rewind copied.
+    Standby { upstream: Option<Upstream> },
+}
+
+/// Where a standby streams from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    pub node_id: NodeId,
+    /// The address the upstream listens on for its store's nodes (the loopback, or its address
+    /// in the VPC).
+    pub host: String,
+    pub port: u16,
+}
+
+impl Duty {
+    pub fn is_primary(&self) -> bool {
+        matches!(self, Self::Primary { .. })
+    }
+}
+
+/// A position in the WAL, as a byte offset (PostgreSQL's `pg_lsn`, `X/Y`, is `X << 32 | Y`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Lsn(pub u64);
+
+impl Lsn {
+    /// Reads `X/Y`.
+    pub fn parse(text: &str) -> Option<Self> {
+        let (hi, lo) = text.trim().split_once('/')?;
+        let hi = u64::from_str_radix(hi, 16).ok()?;
+        let lo = u64::from_str_radix(lo, 16).ok()?;
+        (hi <= u64::from(u32::MAX) && lo <= u64::from(u32::MAX)).then_some(Self(hi << 32 | lo))
+    }
+}
+
+impl std::fmt::Display for Lsn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:X}/{:X}", self.0 >> 32, self.0 & 0xffff_ffff)
+    }
+}
+
+/// What a running node says of its replication.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Replication {
+    /// A standby (in recovery) rather than a primary.
+    pub in_recovery: bool,
+    /// The timeline it writes on (a primary) or replays (a standby).
+    pub timeline: u32,
+    /// A primary: where it has written to (`pg_current_wal_lsn`). A standby: the WAL received
+    /// and flushed (`pg_last_wal_receive_lsn`), `None` if it never streamed.
+    pub received: Option<Lsn>,
+    /// A standby: the WAL replayed. A primary: `None`.
+    pub replayed: Option<Lsn>,
+    /// A standby: when the last transaction it replayed committed on the primary.
+    pub last_replayed_at: Option<time::OffsetDateTime>,
+    /// A standby: its WAL receiver, if one runs.
+    pub receiver: Option<WalReceiver>,
+    /// A primary: the standbys streaming from it, as `pg_stat_replication` shows them.
+    pub standbys: Vec<StandbyLink>,
+}
+
+/// A standby's WAL receiver (`pg_stat_wal_receiver`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalReceiver {
+    /// `streaming`, `starting`, `waiting`, `restarting`, `stopping`.
+    pub status: String,
+    pub sender_host: Option<String>,
+    pub sender_port: Option<u16>,
+    pub received_timeline: Option<u32>,
+}
+
+impl WalReceiver {
+    pub fn streaming(&self) -> bool {
+        self.status == "streaming"
+    }
+}
+
+/// One standby as its primary sees it (`pg_stat_replication`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StandbyLink {
+    /// The standby's `application_name`: its node id, as Berth configures it.
+    pub application_name: String,
+    /// `streaming`, `catchup`, `backup`, …
+    pub state: String,
+    /// `async`, `sync`, `quorum`, `potential`.
+    pub sync_state: String,
+    pub flushed: Option<Lsn>,
+    pub replayed: Option<Lsn>,
+    /// Seconds the standby's replay lags, as the primary last measured it.
+    pub replay_lag_seconds: Option<f64>,
+}
+
+/// How a node came back as a standby of the new primary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejoined {
+    /// Its data had not diverged: it follows as it is.
+    AsIs,
+    /// `pg_rewind` took back what it had that the new primary does not.
+    Rewound,
+    /// The rewind failed; it was copied afresh from the new primary.
+    Recloned,
 }
 
 /// A VPC's network, as a driver makes it.
@@ -126,6 +241,8 @@ impl NodeSpec {
             tls: None,
             wal_archive: None,
             network: None,
+            // Fail-safe: a node handled from a bare spec never starts read-write.
+            duty: Duty::Standby { upstream: None },
         }
     }
 }
@@ -264,6 +381,35 @@ pub trait Provisioner: Send + Sync + Debug + 'static {
 
     /// What the node reports about itself; `running: false` when it does not answer.
     async fn status(&self, spec: &NodeSpec) -> anyhow::Result<NodeStatus>;
+
+    /// What the node says of its replication; `None` when it does not answer within a second
+    /// or so (the failover monitor's probe).
+    async fn replication(&self, spec: &NodeSpec) -> anyhow::Result<Option<Replication>>;
+
+    /// Promotes a standby to primary and waits until it accepts writes. Idempotent: a node that
+    /// is a primary already is left as it is.
+    async fn promote(&self, spec: &NodeSpec) -> anyhow::Result<()>;
+
+    /// Makes sure the node does not run: a fast stop, then an immediate one if that does not end
+    /// it within a few seconds, then SIGKILL of every process still working on its data.
+    /// Idempotent: a node that does not run is fenced already.
+    async fn fence(&self, spec: &NodeSpec) -> anyhow::Result<()>;
+
+    /// The stopped node's shutdown checkpoint: where a standby must have received WAL to, to
+    /// hold everything the node wrote. `None` when the node was not shut down cleanly (or runs).
+    async fn shutdown_checkpoint(&self, spec: &NodeSpec) -> anyhow::Result<Option<Lsn>>;
+
+    /// Brings a stopped (or fenced) node back as a standby of `source`, the new primary: its
+    /// data is rewound (`pg_rewind`, which finds nothing to do if it has not diverged) or, if the
+    /// rewind fails, copied afresh from `source`; it is then configured from `spec` (a
+    /// [`Duty::Standby`] of `source`) and started. Idempotent. What it had written that
+    /// `source` does not have is gone: that is what rejoining means.
+    async fn rejoin(&self, spec: &NodeSpec, source: &NodeSpec) -> anyhow::Result<Rejoined>;
+
+    /// Rewrites a running node's configuration from `spec` and reloads it: a standby follows a
+    /// new upstream, a primary takes new synchronous standby names. No restart. A node that does
+    /// not run takes it at its next start. Idempotent.
+    async fn reconfigure(&self, spec: &NodeSpec) -> anyhow::Result<()>;
 
     /// Sets a node no store knows aside, stopped and untouched, where a person can look at it:
     /// a node is never deleted on a guess (the control database may be the wrong one, or lost).

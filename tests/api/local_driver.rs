@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use berth::pg::PgBinaries;
 use berth::provision::local::LocalDriver;
-use berth::provision::{InstanceSettings, NodeSpec, Provisioner};
+use berth::provision::{Duty, InstanceSettings, NodeSpec, Provisioner, Upstream};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use secrecy::SecretString;
@@ -108,12 +108,19 @@ impl Fixture {
             tls: None,
             wal_archive: None,
             network: None,
+            duty: Duty::Primary { synchronous_standby_names: String::new() },
         }
     }
 
     /// A replica of `primary`: same store, version, size and credentials; its own node and port.
     fn replica_spec(&self, primary: &NodeSpec) -> NodeSpec {
-        NodeSpec { node_id: Uuid::now_v7().into(), port: free_port(), ..primary.clone() }
+        let upstream = Upstream { node_id: primary.node_id, host: "127.0.0.1".into(), port: primary.port };
+        NodeSpec {
+            node_id: Uuid::now_v7().into(),
+            port: free_port(),
+            duty: Duty::Standby { upstream: Some(upstream) },
+            ..primary.clone()
+        }
     }
 }
 

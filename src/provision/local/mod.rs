@@ -5,6 +5,7 @@
 
 mod backups;
 mod config;
+mod ha;
 mod layout;
 pub mod net;
 pub mod quarantine;
@@ -28,7 +29,8 @@ use self::net::Net;
 use self::users::{StoreUsers, chown_tree, owner_of};
 use self::volume::Volume;
 use super::{
-    DiskUsage, Isolation, NetworkSpec, NodeSpec, NodeStatus, OsUsers, PeeringSpec, Provisioner, Quarantined,
+    DiskUsage, Isolation, Lsn, NetworkSpec, NodeSpec, NodeStatus, OsUsers, PeeringSpec, Provisioner,
+    Quarantined, Rejoined, Replication,
 };
 use crate::domain::{NodeId, PeeringId, StoreId, VpcId};
 use crate::pg::{PgBinaries, RunAs, Server, socket_dir_for};
@@ -490,6 +492,30 @@ impl Provisioner for LocalDriver {
             }
             _ => NodeStatus { running: false, in_recovery: false, replay_lag_bytes: None },
         })
+    }
+
+    async fn replication(&self, spec: &NodeSpec) -> anyhow::Result<Option<Replication>> {
+        self.probe_replication(spec).await
+    }
+
+    async fn promote(&self, spec: &NodeSpec) -> anyhow::Result<()> {
+        self.promote_node(spec).await
+    }
+
+    async fn fence(&self, spec: &NodeSpec) -> anyhow::Result<()> {
+        self.fence_node(spec).await
+    }
+
+    async fn shutdown_checkpoint(&self, spec: &NodeSpec) -> anyhow::Result<Option<Lsn>> {
+        self.checkpoint_of_stopped(spec).await
+    }
+
+    async fn rejoin(&self, spec: &NodeSpec, source: &NodeSpec) -> anyhow::Result<Rejoined> {
+        self.rejoin_node(spec, source).await
+    }
+
+    async fn reconfigure(&self, spec: &NodeSpec) -> anyhow::Result<()> {
+        self.reconfigure_node(spec).await
     }
 
     async fn quarantine(&self, store_id: StoreId, node_id: NodeId) -> anyhow::Result<String> {

@@ -8,6 +8,7 @@ pub mod backups;
 pub mod credentials;
 pub mod db_users;
 pub mod firewall;
+pub mod ha;
 pub mod idempotency;
 pub mod invitations;
 pub mod jobs;

@@ -43,6 +43,17 @@ pub struct NodeRow {
     pub disk_used_bytes: Option<i64>,
     /// When the node's volume was last seen full, or a write on it failed for lack of space.
     pub disk_full_at: Option<OffsetDateTime>,
+    /// Stopped by a failover or switchover, not to run read-write until it has rejoined.
+    pub fenced: bool,
+    /// Excluded from candidacy and from alerts.
+    pub maintenance: bool,
+    /// From the last check of its replication (see `db::ha::set_replication`).
+    pub timeline: Option<i32>,
+    pub received_lsn: Option<i64>,
+    pub replayed_lsn: Option<i64>,
+    pub lag_seconds: Option<f64>,
+    pub streaming: Option<bool>,
+    pub sync_state: Option<String>,
 }
 
 impl NodeRow {
@@ -285,7 +296,8 @@ pub async fn nodes(
     sqlx::query_as!(
         NodeRow,
         r#"select id, store_id, role as "role: NodeRole", host, port, state as "state: NodeState", replication_lag_bytes, checked_at,
-                created_at, disk_size_bytes, disk_used_bytes, disk_full_at
+                created_at, disk_size_bytes, disk_used_bytes, disk_full_at, fenced, maintenance, timeline,
+                received_lsn, replayed_lsn, lag_seconds, streaming, sync_state
          from store_nodes where org_id = $1 and store_id = any($2)
          order by store_id, role, created_at, id"#,
         org_id as OrgId,
@@ -357,10 +369,11 @@ pub async fn set_node_health(
 ) -> sqlx::Result<()> {
     let bytes = |b: u64| i64::try_from(b).unwrap_or(i64::MAX);
     sqlx::query!(
-        "update store_nodes set state = $2, replication_lag_bytes = $3, checked_at = $4,
+        "update store_nodes set state = case when state = 'stopped' then state else $2 end,
+                replication_lag_bytes = $3, checked_at = $4,
                 disk_size_bytes = $5, disk_used_bytes = $6,
                 disk_full_at = case when $7 then $4 else disk_full_at end,
-                updated_at = case when state = $2 then updated_at else $4 end
+                updated_at = case when state in ($2, 'stopped') then updated_at else $4 end
          where id = $1 and state in ('running', 'stopped', 'failed')",
         node_id as NodeId,
         h.state.as_str(),
@@ -392,7 +405,9 @@ pub async fn delete_node(ex: impl PgExecutor<'_>, node_id: NodeId) -> sqlx::Resu
 pub async fn all_live_nodes(ex: impl PgExecutor<'_>) -> sqlx::Result<Vec<(OrgId, NodeRow)>> {
     let rows = sqlx::query!(
         r#"select n.id, n.store_id, n.role as "role: NodeRole", n.host, n.port, n.state as "state: NodeState", n.replication_lag_bytes,
-                n.checked_at, n.created_at, n.disk_size_bytes, n.disk_used_bytes, n.disk_full_at, n.org_id
+                n.checked_at, n.created_at, n.disk_size_bytes, n.disk_used_bytes, n.disk_full_at, n.org_id,
+                n.fenced, n.maintenance, n.timeline, n.received_lsn, n.replayed_lsn, n.lag_seconds, n.streaming,
+                n.sync_state
          from store_nodes n join stores s on s.id = n.store_id
          where s.status <> 'deleted'"#
     )
@@ -416,6 +431,14 @@ pub async fn all_live_nodes(ex: impl PgExecutor<'_>) -> sqlx::Result<Vec<(OrgId,
                     disk_size_bytes: r.disk_size_bytes,
                     disk_used_bytes: r.disk_used_bytes,
                     disk_full_at: r.disk_full_at,
+                    fenced: r.fenced,
+                    maintenance: r.maintenance,
+                    timeline: r.timeline,
+                    received_lsn: r.received_lsn,
+                    replayed_lsn: r.replayed_lsn,
+                    lag_seconds: r.lag_seconds,
+                    streaming: r.streaming,
+                    sync_state: r.sync_state,
                 },
             )
         })

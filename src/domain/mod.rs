@@ -4,6 +4,7 @@ mod cidr;
 mod ctx;
 mod email;
 mod error;
+pub mod ha;
 mod ids;
 mod invitation;
 pub mod names;

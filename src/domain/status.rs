@@ -37,6 +37,8 @@ macro_rules! text_enum {
     };
 }
 
+pub(super) use text_enum;
+
 text_enum! {
     /// What a node is to its store.
     NodeRole {

@@ -6,7 +6,8 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::network;
 use crate::db;
-use crate::domain::{NodeId, NodeRole, OrgId, StoreId};
+use crate::domain::ha::SyncMode;
+use crate::domain::{NodeId, NodeRole, NodeState, OrgId, StoreId};
 use crate::provision::{DataPlane, Duty, NodeSpec, Upstream};
 
 impl DataPlane {
@@ -41,7 +42,8 @@ impl DataPlane {
             let plain = self.master_key.decrypt(blob, store_id.as_bytes())?;
             Ok(SecretString::from(String::from_utf8(plain).context("password is not UTF-8")?))
         };
-        let duty = duty_of(node, &nodes);
+        let sync = db::ha::get(db, org_id, store_id).await?.map_or(SyncMode::Off, |h| h.settings.synchronous);
+        let duty = duty_of(node, &nodes, sync);
         Ok(Some(NodeSpec {
             store_id,
             node_id,
@@ -103,12 +105,20 @@ impl DataPlane {
     }
 }
 
-/// What the tables say the node is: the primary of the store, or a standby of it.
-fn duty_of(node: &db::stores::NodeRow, nodes: &[db::stores::NodeRow]) -> Duty {
-    if node.role == NodeRole::Primary {
-        return Duty::Primary { synchronous_standby_names: String::new() };
+/// What the tables say the node is: the primary of the store's current timeline (unless a
+/// failover or switchover fenced it), or a standby of that primary. The one place the fencing
+/// rule is decided: only the node this names `Primary` ever starts read-write.
+fn duty_of(node: &db::stores::NodeRow, nodes: &[db::stores::NodeRow], sync: SyncMode) -> Duty {
+    let primary = nodes.iter().find(|n| n.role == NodeRole::Primary && !n.fenced);
+    if primary.is_some_and(|p| p.id == node.id) {
+        let replicas: Vec<NodeId> = nodes
+            .iter()
+            .filter(|n| n.role == NodeRole::Replica && !n.fenced && n.state != NodeState::Removing)
+            .map(|n| n.id)
+            .collect();
+        return Duty::Primary { synchronous_standby_names: sync.standby_names(&replicas) };
     }
-    let upstream = nodes.iter().find(|n| n.role == NodeRole::Primary).and_then(|p| {
+    let upstream = primary.and_then(|p| {
         Some(Upstream { node_id: p.id, host: p.host.clone(), port: u16::try_from(p.port).ok()? })
     });
     Duty::Standby { upstream }

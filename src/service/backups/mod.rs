@@ -464,10 +464,7 @@ pub async fn put_schedule(
 
 #[cfg(test)]
 mod tests {
-    use time::macros::datetime;
-    use uuid::Uuid;
-
-    use crate::domain::{BackupKind, NodeRole};
+    use crate::domain::BackupKind;
 
     use super::{kind, restore_steps, source};
     use crate::db::stores::NodeRow;
@@ -486,20 +483,7 @@ mod tests {
     }
 
     fn node(role: &str) -> NodeRow {
-        NodeRow {
-            id: crate::domain::NodeId::new(),
-            store_id: crate::domain::StoreId(Uuid::nil()),
-            role: if role == "primary" { NodeRole::Primary } else { NodeRole::Replica },
-            host: "127.0.0.1".into(),
-            port: 5432,
-            state: NodeState::Running,
-            replication_lag_bytes: None,
-            checked_at: None,
-            created_at: datetime!(2026-11-25 10:00 UTC),
-            disk_size_bytes: None,
-            disk_used_bytes: None,
-            disk_full_at: None,
-        }
+        crate::service::stores::tests::node(role, NodeState::Running)
     }
 
     #[test]

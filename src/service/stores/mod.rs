@@ -358,6 +358,14 @@ pub(crate) mod tests {
             disk_size_bytes: None,
             disk_used_bytes: None,
             disk_full_at: None,
+            fenced: false,
+            maintenance: false,
+            timeline: None,
+            received_lsn: None,
+            replayed_lsn: None,
+            lag_seconds: None,
+            streaming: None,
+            sync_state: None,
         }
     }
 

@@ -131,6 +131,26 @@ pub struct PlaneConfig {
 
     #[command(flatten)]
     pub quotas: QuotaConfig,
+
+    #[command(flatten)]
+    pub ha: HaConfig,
+}
+
+/// The failover monitor's settings, the same for every store (each store has its own
+/// `failover_delay` and lag limit).
+#[derive(Debug, Clone, clap::Args)]
+pub struct HaConfig {
+    /// How often the failover monitor probes every node of the stores with replicas.
+    #[arg(long = "ha-probe-interval", env = "BERTH_HA_PROBE_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub probe_interval: Duration,
+
+    /// Automatic failovers a store may have within BERTH_HA_FAILOVER_WINDOW; at the next one its
+    /// HA is paused instead, for a person to look at.
+    #[arg(long = "ha-max-failovers", env = "BERTH_HA_MAX_FAILOVERS", default_value_t = 3)]
+    pub max_failovers: u32,
+
+    #[arg(long = "ha-failover-window", env = "BERTH_HA_FAILOVER_WINDOW", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub failover_window: Duration,
 }
 
 /// Every organization's quotas, unless its row in `org_quotas` says otherwise.

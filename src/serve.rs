@@ -173,6 +173,12 @@ async fn start_workers(
         tracing::error!(error = %e, "reconciling store nodes at start");
     }
     tokio::spawn(reconcile::health_loop(env.clone(), Duration::from_secs(10)));
+    let monitor = crate::jobs::monitor::MonitorSettings {
+        probe_interval: plane.ha.probe_interval,
+        max_failovers: plane.ha.max_failovers,
+        failover_window: plane.ha.failover_window,
+    };
+    tokio::spawn(crate::jobs::monitor::Monitor::new(env.clone(), monitor).run());
     // Cron has minute resolution: a tick every 15 s starts a due backup within that of its time.
     tokio::spawn(crate::jobs::schedule::scheduler_loop(env.clone(), Duration::from_secs(15)));
     Ok(Some(Workers::start(env, count, wake).await?))

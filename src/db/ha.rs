@@ -125,10 +125,23 @@ pub struct Seen {
     pub timeline: Option<i32>,
     pub received_lsn: Option<i64>,
     pub replayed_lsn: Option<i64>,
-    pub lag_bytes: Option<i64>,
     pub lag_seconds: Option<f64>,
     pub streaming: Option<bool>,
     pub sync_state: Option<String>,
+}
+
+impl Seen {
+    /// A node that did not answer: its last positions kept, not streaming.
+    pub fn unanswered(node: &super::stores::NodeRow) -> Self {
+        Self {
+            timeline: node.timeline,
+            received_lsn: node.received_lsn,
+            replayed_lsn: node.replayed_lsn,
+            lag_seconds: None,
+            streaming: (node.role == crate::domain::NodeRole::Replica).then_some(false),
+            sync_state: None,
+        }
+    }
 }
 
 pub async fn set_seen(
@@ -138,14 +151,13 @@ pub async fn set_seen(
     now: OffsetDateTime,
 ) -> sqlx::Result<()> {
     sqlx::query!(
-        "update store_nodes set timeline = $2, received_lsn = $3, replayed_lsn = $4, replication_lag_bytes = $5,
-                lag_seconds = $6, streaming = $7, sync_state = $8, checked_at = $9
+        "update store_nodes set timeline = $2, received_lsn = $3, replayed_lsn = $4,
+                lag_seconds = $5, streaming = $6, sync_state = $7, checked_at = $8
          where id = $1",
         node_id as NodeId,
         s.timeline,
         s.received_lsn,
         s.replayed_lsn,
-        s.lag_bytes,
         s.lag_seconds,
         s.streaming,
         s.sync_state,
@@ -301,14 +313,18 @@ pub async fn record_promotion(
     Ok(())
 }
 
-/// The timeline the promoted node writes on and where it forked off, once it reports them.
+/// The timeline the promoted node writes on and where it forked off, once it reports them; the
+/// store's timeline becomes it.
 pub async fn set_promotion_timeline(
-    ex: impl PgExecutor<'_>,
+    ex: &sqlx::PgPool,
+    org_id: OrgId,
+    store_id: StoreId,
     job_id: JobId,
     to: NodeId,
     timeline: i32,
     switch_lsn: Option<i64>,
 ) -> sqlx::Result<()> {
+    let mut tx = ex.begin().await?;
     sqlx::query!(
         "update store_promotions set timeline = $3, switch_lsn = $4 where job_id = $1 and to_node_id = $2",
         job_id as JobId,
@@ -316,9 +332,17 @@ pub async fn set_promotion_timeline(
         timeline,
         switch_lsn
     )
-    .execute(ex)
+    .execute(&mut *tx)
     .await?;
-    Ok(())
+    sqlx::query!(
+        "update stores set timeline = $3 where org_id = $1 and id = $2",
+        org_id as OrgId,
+        store_id as StoreId,
+        timeline
+    )
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await
 }
 
 /// The store's promotions, newest first.

@@ -36,6 +36,8 @@ pub struct NewJob<'a> {
     pub steps: &'a [String],
     pub created_by: Option<UserId>,
     pub now: OffsetDateTime,
+    /// Not before this (a scheduled switchover); `now` if none.
+    pub run_after: Option<OffsetDateTime>,
 }
 
 /// Enqueues a job in the caller's transaction, beside the change it serves. Fails on the
@@ -43,7 +45,7 @@ pub struct NewJob<'a> {
 pub async fn insert(ex: impl PgExecutor<'_>, org_id: OrgId, j: NewJob<'_>) -> sqlx::Result<()> {
     sqlx::query!(
         "insert into jobs (id, org_id, store_id, kind, status, params, steps, run_after, created_by, created_at, updated_at)
-         values ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $7, $7)",
+         values ($1, $2, $3, $4, 'queued', $5, $6, coalesce($9::timestamptz, $7), $8, $7, $7)",
         j.id as JobId,
         org_id as OrgId,
         j.store_id as Option<StoreId>,
@@ -51,7 +53,8 @@ pub async fn insert(ex: impl PgExecutor<'_>, org_id: OrgId, j: NewJob<'_>) -> sq
         j.params,
         j.steps,
         j.now,
-        j.created_by as Option<UserId>
+        j.created_by as Option<UserId>,
+        j.run_after
     )
     .execute(ex)
     .await?;

@@ -2,6 +2,7 @@ use sqlx::{PgExecutor, Postgres, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::domain::ha::{HaSettings, SyncMode};
 use crate::domain::{Ctx, NodeId, NodeRole, NodeState, OrgId, StoreId, StoreStatus, VpcId};
 
 #[derive(Debug, Clone)]
@@ -26,6 +27,25 @@ pub struct StoreRow {
     pub vpc_id: Option<VpcId>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
+    /// High availability: see `db::ha`.
+    pub auto_failover: bool,
+    pub failover_delay_seconds: i32,
+    pub max_lag_on_failover_bytes: i64,
+    pub synchronous: SyncMode,
+    pub ha_paused_at: Option<OffsetDateTime>,
+    pub ha_paused_reason: Option<String>,
+    pub timeline: i32,
+}
+
+impl StoreRow {
+    pub fn ha_settings(&self) -> HaSettings {
+        HaSettings {
+            auto_failover: self.auto_failover,
+            failover_delay: self.failover_delay_seconds,
+            max_lag_on_failover_bytes: self.max_lag_on_failover_bytes,
+            synchronous: self.synchronous,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -123,7 +143,8 @@ pub async fn get(ex: impl PgExecutor<'_>, ctx: &Ctx, id: StoreId) -> sqlx::Resul
         StoreRow,
         r#"select id, org_id, name, vendor, version, instance_size, volume_size_gb, cloud, region, node_count, tags,
                 deletion_protection, status as "status: StoreStatus", admin_user, database_name, revision, vpc_id as "vpc_id: VpcId",
-                created_at, updated_at
+                created_at, updated_at, auto_failover, failover_delay_seconds, max_lag_on_failover_bytes,
+                synchronous as "synchronous: SyncMode", ha_paused_at, ha_paused_reason, timeline
          from stores where org_id = $1 and id = $2 and status <> 'deleted'"#,
         ctx.org_id as OrgId,
         id as StoreId
@@ -142,7 +163,8 @@ pub async fn get_for_update(
         StoreRow,
         r#"select id, org_id, name, vendor, version, instance_size, volume_size_gb, cloud, region, node_count, tags,
                 deletion_protection, status as "status: StoreStatus", admin_user, database_name, revision, vpc_id as "vpc_id: VpcId",
-                created_at, updated_at
+                created_at, updated_at, auto_failover, failover_delay_seconds, max_lag_on_failover_bytes,
+                synchronous as "synchronous: SyncMode", ha_paused_at, ha_paused_reason, timeline
          from stores where org_id = $1 and id = $2 and status <> 'deleted' for update"#,
         ctx.org_id as OrgId,
         id as StoreId
@@ -161,7 +183,8 @@ pub async fn get_by_id(
         StoreRow,
         r#"select id, org_id, name, vendor, version, instance_size, volume_size_gb, cloud, region, node_count, tags,
                 deletion_protection, status as "status: StoreStatus", admin_user, database_name, revision, vpc_id as "vpc_id: VpcId",
-                created_at, updated_at
+                created_at, updated_at, auto_failover, failover_delay_seconds, max_lag_on_failover_bytes,
+                synchronous as "synchronous: SyncMode", ha_paused_at, ha_paused_reason, timeline
          from stores where org_id = $1 and id = $2"#,
         org_id as OrgId,
         id as StoreId
@@ -184,7 +207,8 @@ pub async fn list(ex: impl PgExecutor<'_>, ctx: &Ctx, f: &ListFilter<'_>) -> sql
         StoreRow,
         r#"select id, org_id, name, vendor, version, instance_size, volume_size_gb, cloud, region, node_count, tags,
                 deletion_protection, status as "status: StoreStatus", admin_user, database_name, revision, vpc_id as "vpc_id: VpcId",
-                created_at, updated_at
+                created_at, updated_at, auto_failover, failover_delay_seconds, max_lag_on_failover_bytes,
+                synchronous as "synchronous: SyncMode", ha_paused_at, ha_paused_reason, timeline
          from stores
          where org_id = $1 and status <> 'deleted'
            and ($2::text is null or status = $2)

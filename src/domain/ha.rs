@@ -78,7 +78,7 @@ impl SyncMode {
             Self::Off => 0,
             Self::Any1 => replicas.min(1),
             // A majority of `replicas + 1` nodes, the primary being one of them.
-            Self::Quorum => (replicas + 1) / 2,
+            Self::Quorum => replicas.div_ceil(2),
         }
     }
 
@@ -169,6 +169,36 @@ impl HaSettings {
     }
 }
 
+/// A change of some of a store's HA settings (PATCH of the store, `ha`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HaPatch {
+    pub auto_failover: Option<bool>,
+    /// Seconds, 1 to 3600.
+    #[schema(minimum = 1, maximum = 3600)]
+    pub failover_delay: Option<i32>,
+    #[schema(minimum = 0)]
+    pub max_lag_on_failover_bytes: Option<i64>,
+    /// A new mode is applied to the primary by a job, without a restart.
+    pub synchronous: Option<SyncMode>,
+}
+
+impl HaPatch {
+    /// `current` with this patch's values, if they are within bounds.
+    pub fn apply(&self, current: HaSettings) -> Result<HaSettings, Error> {
+        let new = HaSettings {
+            auto_failover: self.auto_failover.unwrap_or(current.auto_failover),
+            failover_delay: self.failover_delay.unwrap_or(current.failover_delay),
+            max_lag_on_failover_bytes: self
+                .max_lag_on_failover_bytes
+                .unwrap_or(current.max_lag_on_failover_bytes),
+            synchronous: self.synchronous.unwrap_or(current.synchronous),
+        };
+        new.check()?;
+        Ok(new)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,5 +265,8 @@ mod tests {
         let bad = HaSettings { failover_delay: 0, max_lag_on_failover_bytes: -1, ..ok };
         let Err(Error::Invalid { errors, .. }) = bad.check() else { panic!("accepted") };
         assert_eq!(errors.len(), 2);
+        let patch = HaPatch { synchronous: Some(SyncMode::Quorum), ..HaPatch::default() };
+        assert_eq!(patch.apply(ok).unwrap(), HaSettings { synchronous: SyncMode::Quorum, ..ok });
+        assert!(HaPatch { failover_delay: Some(3601), ..HaPatch::default() }.apply(ok).is_err());
     }
 }

@@ -169,6 +169,10 @@ pub enum StoreOperation {
     TakeBackup,
     Restore,
     Delete,
+    /// A planned change of primary.
+    Switchover,
+    /// A replica promoted because the primary is gone (or forced out).
+    Failover,
 }
 
 impl StoreStatus {
@@ -184,6 +188,9 @@ impl StoreStatus {
             Op::Repair => !matches!(self, S::Deleting | S::Deleted),
             Op::ChangeDatabases | Op::TakeBackup => matches!(self, S::Available | S::Degraded | S::Modifying),
             Op::Delete => !matches!(self, S::Deleting | S::Deleted),
+            Op::Switchover => matches!(self, S::Available | S::Degraded),
+            // Whatever else is under way: a store that has lost its primary needs one most.
+            Op::Failover => !matches!(self, S::Deploying | S::Deleting | S::Deleted),
         }
     }
 
@@ -238,11 +245,13 @@ mod tests {
             Op::TakeBackup,
             Op::Restore,
             Op::Delete,
+            Op::Switchover,
+            Op::Failover,
         ]
         .into_iter()
         .filter(|op| S::Failed.allows(*op))
         .collect();
-        assert_eq!(failed, [Op::ChangeNodes, Op::Repair, Op::Delete]);
+        assert_eq!(failed, [Op::ChangeNodes, Op::Repair, Op::Delete, Op::Failover]);
         // Nothing is asked of a store on its way out.
         assert!(!S::Deleting.allows(Op::Delete) && !S::Deleted.allows(Op::Repair));
     }

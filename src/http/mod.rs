@@ -43,6 +43,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(routes::content::router())
         .merge(routes::stores::router())
         .merge(routes::jobs::router())
+        .merge(routes::ha::router())
         .merge(routes::firewall::router())
         .merge(routes::dbs::router())
         .merge(routes::ca::router())

@@ -39,6 +39,7 @@ pub const CLIENT_BASIC_SCHEME: &str = "client_basic";
         (name = "content", description = "Deployment options"),
         (name = "stores", description = "Managed PostgreSQL stores and their nodes"),
         (name = "jobs", description = "The durable jobs that change stores"),
+        (name = "ha", description = "High availability: switchovers, failovers, the topology, promotions and events"),
         (name = "firewall", description = "The networks allowed to connect to a store"),
         (name = "databases", description = "Databases and database users inside a store"),
         (name = "security", description = "The organization's certificate authority"),

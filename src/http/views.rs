@@ -7,12 +7,45 @@ use utoipa::ToSchema;
 
 use crate::db::invitations::InvitationRow;
 use crate::db::jobs::JobRow;
+use crate::db::stores::StoreRow;
+use crate::domain::ha::SyncMode;
 use crate::domain::{
     InvitationId, InvitationStatus, JobId, JobStatus, OrgId, Principal, Role, StoreId, UserId,
 };
 use crate::error::ApiResult;
 use crate::service::invitations::status_at;
 use crate::service::members::parse_role;
+
+/// A store's high availability settings and whether the failover monitor is paused.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct HaView {
+    /// Promote a replica automatically when the primary is gone (stores with replicas).
+    pub auto_failover: bool,
+    /// Seconds the primary must have failed every probe before a failover.
+    pub failover_delay: i32,
+    /// A replica further behind than this (bytes of WAL) is not promoted automatically.
+    pub max_lag_on_failover_bytes: i64,
+    /// `off`, `any_1` (a commit waits for one replica) or `quorum` (for a majority of the
+    /// nodes): in a synchronous mode a failover never loses an acknowledged commit.
+    pub synchronous: SyncMode,
+    /// The failover monitor leaves the store alone.
+    pub paused: bool,
+    /// Who or what paused it.
+    pub paused_reason: Option<String>,
+}
+
+impl HaView {
+    pub fn of(s: &StoreRow) -> Self {
+        Self {
+            auto_failover: s.auto_failover,
+            failover_delay: s.failover_delay_seconds,
+            max_lag_on_failover_bytes: s.max_lag_on_failover_bytes,
+            synchronous: s.synchronous,
+            paused: s.ha_paused_at.is_some(),
+            paused_reason: s.ha_paused_reason.clone(),
+        }
+    }
+}
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct StepView {

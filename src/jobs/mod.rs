@@ -9,9 +9,12 @@
 //! - [`Step`] (in `step.rs`): a step, read from and written to its stored text in one place,
 //!   with what a crash does to it and how long it may take;
 //! - `steps/` and [`network`]: what each step does;
-//! - [`worker`]: claims jobs and walks their steps, asking the kind to run each.
+//! - [`worker`]: claims jobs and walks their steps, asking the kind to run each;
+//! - [`monitor`]: the failover monitor, run by one Berth instance at a time.
 
+pub mod ha;
 pub mod kinds;
+pub mod monitor;
 pub mod network;
 mod queue;
 pub mod reconcile;
@@ -31,6 +34,13 @@ pub use self::kinds::JobKind;
 pub use self::queue::{Enqueue, NotEnqueued, enqueue};
 pub use self::step::Step;
 pub use crate::provision::DataPlane;
+
+/// A step's refusal for good: the job fails at once instead of spending its other attempts
+/// (a switchover whose candidate did not receive the old primary's last WAL: the old primary
+/// was started again as the primary, and another try would only stop it again).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Abort(pub String);
 
 /// Picks `n` ports of the plane's range that no node row holds and nothing listens on, under a
 /// transaction-scoped lock so that two requests cannot pick the same. A range used up is the

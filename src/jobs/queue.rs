@@ -19,6 +19,8 @@ pub struct Enqueue<'a> {
     pub steps: Vec<String>,
     /// What its steps read back.
     pub params: serde_json::Value,
+    /// Not before this; at once if none.
+    pub run_after: Option<OffsetDateTime>,
 }
 
 impl Enqueue<'static> {
@@ -40,7 +42,14 @@ impl Enqueue<'static> {
     fn build<K: JobKind>(store_id: Option<StoreId>, params: &K::Params, steps: &[Step]) -> Self {
         // Params are plain structs of ids, strings and times: they always make JSON.
         let params = serde_json::to_value(params).expect("job params serialize to JSON");
-        Self { store_id, kind: K::KIND, steps: Step::render_all(steps), params }
+        Self { store_id, kind: K::KIND, steps: Step::render_all(steps), params, run_after: None }
+    }
+}
+
+impl Enqueue<'_> {
+    /// The job, to run no sooner than `at` (none: at once).
+    pub fn at(self, at: Option<OffsetDateTime>) -> Self {
+        Self { run_after: at, ..self }
     }
 }
 
@@ -75,11 +84,17 @@ pub async fn enqueue(
         steps: &job.steps,
         created_by,
         now,
+        run_after: job.run_after,
     };
     let mut sp = tx.begin().await?;
     match db::jobs::insert(&mut *sp, org_id, new).await {
         Ok(()) => sp.commit().await?,
-        Err(sqlx::Error::Database(d)) if d.constraint() == Some("jobs_one_active_per_store") => {
+        Err(sqlx::Error::Database(d))
+            if matches!(
+                d.constraint(),
+                Some("jobs_one_active_per_store" | "jobs_one_failover_per_store")
+            ) =>
+        {
             sp.rollback().await?;
             let active = match job.store_id {
                 Some(store_id) => db::jobs::active_for_store(&mut *tx, org_id, store_id).await?,

@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::JobEnv;
 use crate::db;
 use crate::domain::NodeState;
+use crate::provision::NodeSpec;
 
 /// Releases at once the jobs held by workers of this host whose process is gone (Berth was
 /// killed): their leases would otherwise keep the jobs waiting until they run out.
@@ -59,14 +60,33 @@ pub async fn at_start(env: &JobEnv) -> anyhow::Result<()> {
         }
         match env.plane.node_spec(&env.db, org_id, node.store_id, node.id, env.clock.now()).await {
             Ok(Some(spec)) => {
-                if let Err(e) = env.plane.driver.start(&spec).await {
-                    tracing::error!(node = %node.id, error = %e, "starting a node");
+                if let Err(e) = start_as_its_duty(env, &node, &spec).await {
+                    tracing::error!(node = %node.id, error = %format!("{e:#}"), "starting a node");
                     db::stores::set_node_state(&env.db, node.id, NodeState::Failed, env.clock.now()).await?;
                 }
             }
             Ok(None) => {}
             Err(e) => tracing::error!(node = %node.id, error = %e, "reading a node's spec"),
         }
+    }
+    Ok(())
+}
+
+/// The fencing rule at start: a fenced node is stopped (its failover or a repair rejoins it);
+/// any other starts as its duty says, and one found running read-write that is not the
+/// store's primary is stopped and fenced before anything else happens.
+async fn start_as_its_duty(env: &JobEnv, node: &db::stores::NodeRow, spec: &NodeSpec) -> anyhow::Result<()> {
+    let driver = env.plane.driver.as_ref();
+    if node.fenced {
+        return driver.fence(spec).await;
+    }
+    driver.start(spec).await?;
+    let writable = driver.replication(spec).await?.is_some_and(|r| !r.in_recovery);
+    if writable && !spec.duty.is_primary() {
+        driver.fence(spec).await?;
+        db::ha::set_fenced(&env.db, node.id, true, env.clock.now()).await?;
+        tracing::error!(store_id = %node.store_id, node_id = %node.id,
+            "a node ran read-write without being its store's primary: stopped and fenced; a repair brings it back as a replica");
     }
     Ok(())
 }

@@ -149,6 +149,47 @@ pub enum Step {
     /// keeps it for the job). In: deleting one end removes the pair and its routes at once.
     /// After: the peering is `deleted`; the retry finds no link and marks it so again.
     DisconnectPeering(PeeringId),
+    /// `demote:<node id>`, the first half of a switchover: the old primary checkpointed and
+    /// stopped (fast), then the candidate given until it has received the shutdown checkpoint.
+    /// It has not within the wait: the old primary is started again as the primary (the tables
+    /// still name it) and the job fails at once, nothing lost. Before: both run, the candidate
+    /// streaming. In: a crash after the stop leaves the old primary stopped, cleanly; the retry
+    /// finds its shutdown checkpoint and waits for the candidate again (Berth's own start may
+    /// have started it again meanwhile: the retry stops it again). After: the retry finds the
+    /// candidate already the primary and does nothing.
+    Demote(NodeId),
+    /// `promote:<node id>`. The tables first, in one transaction: the node becomes the primary
+    /// of a new timeline, the old primary a fenced replica, the promotion is in the history.
+    /// Then the server is promoted and the timeline it writes on recorded. A crash between the
+    /// two leaves the tables naming a primary still in recovery: the retry (or Berth's start,
+    /// which starts the node as the primary its duty now says it is) promotes it; promoting a
+    /// primary does nothing. After: the same, nothing changes.
+    Promote(NodeId),
+    /// `fence:<node id>`, the first step of a failover: the node is marked fenced in the tables
+    /// (from then on nothing starts it read-write), then stopped, or killed if it will not stop.
+    /// A crash anywhere: the retry marks and stops it again, which finds it stopped.
+    Fence(NodeId),
+    /// `elect:<node id>`, a failover's promotion: the replicas are asked how far they have
+    /// received, the most advanced eligible one (or the one asked for) is chosen and promoted
+    /// as [`Step::Promote`] does. A crash before the tables name it: the retry asks and chooses
+    /// again. After: the retry finds a primary other than the old one and only makes sure it
+    /// is promoted.
+    Elect(NodeId),
+    /// `repoint`. Every running replica but the fenced is told to follow the primary (its
+    /// configuration rewritten from the tables and reloaded), then waited for to stream; one
+    /// that cannot follow (it had received more than the new primary) rejoins as
+    /// [`Step::Rejoin`] does. A node down is left to the health checks and a repair. Every part
+    /// is idempotent: a crash repeats it.
+    Repoint,
+    /// `rejoin:<node id>`. A former primary (or a node found running read-write that was not
+    /// the primary) comes back as a standby of the primary: fenced first, rewound with
+    /// `pg_rewind` (or, if that fails, copied afresh), started as a standby, and then unfenced
+    /// in the tables. A crash anywhere leaves it fenced and stopped or streaming; the retry
+    /// rewinds again (nothing to do) and starts it.
+    Rejoin(NodeId),
+    /// `reconfigure:<node id>`. The node's configuration rewritten from the tables and
+    /// reloaded, without a restart (a primary's synchronous standbys). Idempotent.
+    Reconfigure(NodeId),
 }
 
 impl Step {
@@ -175,6 +216,13 @@ impl Step {
             Step::ConnectPeering(_) => CONNECT_PEERING,
             Step::ApplyPeeringAccess(_) => APPLY_PEERING_ACCESS,
             Step::DisconnectPeering(_) => DISCONNECT_PEERING,
+            Step::Demote(_) => DEMOTE,
+            Step::Promote(_) => PROMOTE,
+            Step::Fence(_) => FENCE,
+            Step::Elect(_) => ELECT,
+            Step::Repoint => REPOINT,
+            Step::Rejoin(_) => REJOIN,
+            Step::Reconfigure(_) => RECONFIGURE,
         }
     }
 
@@ -191,13 +239,23 @@ impl Step {
             | Step::GrowVolume(id)
             | Step::ApplyParameters(id)
             | Step::RestoreNode(id)
-            | Step::ForkPrimary(id) => Some(id.into_uuid()),
+            | Step::ForkPrimary(id)
+            | Step::Demote(id)
+            | Step::Promote(id)
+            | Step::Fence(id)
+            | Step::Elect(id)
+            | Step::Rejoin(id)
+            | Step::Reconfigure(id) => Some(id.into_uuid()),
             Step::TakeBackup(id) => Some(id.into_uuid()),
             Step::CreateNetwork(id) | Step::RemoveNetwork(id) => Some(id.into_uuid()),
             Step::ConnectPeering(id) | Step::ApplyPeeringAccess(id) | Step::DisconnectPeering(id) => {
                 Some(id.into_uuid())
             }
-            Step::DeleteBackups | Step::FinishAvailable | Step::FinishDeleted | Step::Noop => None,
+            Step::DeleteBackups
+            | Step::FinishAvailable
+            | Step::FinishDeleted
+            | Step::Noop
+            | Step::Repoint => None,
         }
     }
 
@@ -232,6 +290,13 @@ impl Step {
             CONNECT_PEERING => on(|id| Step::ConnectPeering(id.into())),
             APPLY_PEERING_ACCESS => on(|id| Step::ApplyPeeringAccess(id.into())),
             DISCONNECT_PEERING => on(|id| Step::DisconnectPeering(id.into())),
+            DEMOTE => on(|id| Step::Demote(id.into())),
+            PROMOTE => on(|id| Step::Promote(id.into())),
+            FENCE => on(|id| Step::Fence(id.into())),
+            ELECT => on(|id| Step::Elect(id.into())),
+            REPOINT => bare(Step::Repoint),
+            REJOIN => on(|id| Step::Rejoin(id.into())),
+            RECONFIGURE => on(|id| Step::Reconfigure(id.into())),
             other => bail!("unknown step {other}"),
         }
     }
@@ -243,7 +308,10 @@ impl Step {
             | Step::RestoreNode(_)
             | Step::ForkPrimary(_)
             | Step::CreateReplica(_)
-            | Step::RebuildNode(_) => COPY_STEP_TIMEOUT,
+            | Step::RebuildNode(_)
+            // A rewind that fails copies the node afresh.
+            | Step::Rejoin(_)
+            | Step::Repoint => COPY_STEP_TIMEOUT,
             _ => STEP_TIMEOUT,
         }
     }
@@ -306,6 +374,20 @@ const CONNECT_PEERING: &str = "connect_peering";
 const APPLY_PEERING_ACCESS: &str = "apply_peering_access";
 /// [`Step::DisconnectPeering`]
 const DISCONNECT_PEERING: &str = "disconnect_peering";
+/// [`Step::Demote`]
+const DEMOTE: &str = "demote";
+/// [`Step::Promote`]
+const PROMOTE: &str = "promote";
+/// [`Step::Fence`]
+const FENCE: &str = "fence";
+/// [`Step::Elect`]
+const ELECT: &str = "elect";
+/// [`Step::Repoint`]
+const REPOINT: &str = "repoint";
+/// [`Step::Rejoin`]
+const REJOIN: &str = "rejoin";
+/// [`Step::Reconfigure`]
+const RECONFIGURE: &str = "reconfigure";
 
 #[cfg(test)]
 mod tests {
@@ -334,6 +416,13 @@ mod tests {
             Step::ConnectPeering(id.into()),
             Step::ApplyPeeringAccess(id.into()),
             Step::DisconnectPeering(id.into()),
+            Step::Demote(node),
+            Step::Promote(node),
+            Step::Fence(node),
+            Step::Elect(node),
+            Step::Repoint,
+            Step::Rejoin(node),
+            Step::Reconfigure(node),
         ]
     }
 
@@ -390,6 +479,8 @@ mod tests {
                     | Step::ForkPrimary(_)
                     | Step::CreateReplica(_)
                     | Step::RebuildNode(_)
+                    | Step::Rejoin(_)
+                    | Step::Repoint
             );
             assert_eq!(step.timeout(), if copies { COPY_STEP_TIMEOUT } else { STEP_TIMEOUT }, "{step}");
         }

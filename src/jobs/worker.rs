@@ -156,7 +156,7 @@ async fn run_job(env: &JobEnv, worker: &str, job: JobRow, stopped: &watch::Recei
         }
         Outcome::Failed(e) => {
             let message = format!("{e:#}");
-            if job.attempts >= job.max_attempts {
+            if job.attempts >= job.max_attempts || e.downcast_ref::<super::Abort>().is_some() {
                 log(env, &job, "error", &format!("failed for good: {message}")).await;
                 if let Err(e) = kinds::of(&job.kind).on_final_failure(env, &job).await {
                     tracing::error!(error = %e, "cleaning up after a failed job");

@@ -368,3 +368,33 @@ pub async fn swap_in(
     rename_database(conn, staging, database).await?;
     Ok(execute_formatted(conn, "drop database if exists %I with (force)", &[replaced]).await?)
 }
+
+/// Where the node's `timeline` forked off the one before, from its timeline history file
+/// (`pg_wal/<timeline>.history`, written by the promotion); `None` on timeline 1 or when the
+/// file is gone.
+pub async fn timeline_switch(conn: &mut PgConnection, timeline: u32) -> anyhow::Result<Option<super::Lsn>> {
+    if timeline <= 1 {
+        return Ok(None);
+    }
+    let file = format!("pg_wal/{timeline:08X}.history");
+    let text: Option<String> =
+        sqlx::query_scalar("select pg_read_file($1, true)").bind(&file).fetch_one(&mut *conn).await?;
+    Ok(text.as_deref().and_then(last_switch))
+}
+
+/// The switch point of the last line of a timeline history file: `<parent tli>\t<lsn>\t<reason>`.
+fn last_switch(text: &str) -> Option<super::Lsn> {
+    let line = text.lines().rev().find(|l| !l.trim().is_empty() && !l.starts_with('#'))?;
+    super::Lsn::parse(line.split_whitespace().nth(1)?)
+}
+
+#[cfg(test)]
+mod timeline_tests {
+    #[test]
+    fn the_last_switch_of_a_history_file_is_read() {
+        let text =
+            "1\t0/3000158\tno recovery target specified\n\n2\t0/5000060\tno recovery target specified\n";
+        assert_eq!(super::last_switch(text), Some(crate::provision::Lsn(0x5000060)));
+        assert_eq!(super::last_switch(""), None);
+    }
+}

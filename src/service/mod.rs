@@ -11,6 +11,7 @@ pub mod ca;
 pub mod credentials;
 pub mod databases;
 pub mod firewall;
+pub mod ha;
 pub mod invitations;
 pub mod jobs;
 pub mod members;

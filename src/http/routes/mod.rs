@@ -8,6 +8,7 @@ pub mod content;
 pub mod credentials;
 pub mod dbs;
 pub mod firewall;
+pub mod ha;
 pub mod invitations;
 pub mod jobs;
 pub mod oauth2;

@@ -20,7 +20,7 @@ use crate::error::{ApiResult, Problem};
 use crate::http::extract::{ActiveUser, AppJson, AppPath, AppQuery, idempotency_key, if_match};
 use crate::http::page::PageRequest;
 use crate::http::respond::{Accepted, etag, store_location};
-use crate::http::views::JobView;
+use crate::http::views::{HaView, JobView};
 use crate::service::nodes;
 use crate::service::stores::{
     self, ADMIN_USER, CreateStore, Created, DATABASE, NewStore, Reply, StoreDetail, UpdateStore,
@@ -76,6 +76,10 @@ pub struct Connection {
     pub primary: Option<Endpoint>,
     /// Reads only: the replicas.
     pub read_only: Vec<Endpoint>,
+    /// Every node in one libpq URI, without the password, with
+    /// `target_session_attrs=read-write`: a client connects to whichever node is the primary
+    /// now, and follows a switchover or failover by reconnecting, without asking Berth.
+    pub multi_host_uri: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -101,6 +105,8 @@ pub struct StoreView {
     pub disk_full: bool,
     pub nodes: Vec<NodeView>,
     pub connection: Connection,
+    /// High availability settings (changed with PATCH, `ha`).
+    pub ha: HaView,
     /// The job in progress, if any.
     pub current_job: Option<JobView>,
     #[serde(with = "time::serde::rfc3339")]
@@ -115,6 +121,15 @@ fn endpoint(n: &NodeRow, user: &str, db: &str) -> Endpoint {
         port: n.port,
         uri: format!("postgres://{user}@{}:{}/{db}", n.host, n.port),
     }
+}
+
+/// `postgres://user@h1:p1,h2:p2/db?target_session_attrs=read-write`, the primary first.
+fn multi_host_uri<'a>(nodes: impl Iterator<Item = &'a NodeRow>, user: &str, db: &str) -> Option<String> {
+    let mut nodes: Vec<&NodeRow> = nodes.collect();
+    nodes.sort_by_key(|n| n.role != NodeRole::Primary);
+    let hosts: Vec<String> = nodes.iter().map(|n| format!("{}:{}", n.host, n.port)).collect();
+    (!hosts.is_empty())
+        .then(|| format!("postgres://{user}@{}/{db}?target_session_attrs=read-write", hosts.join(",")))
 }
 
 fn view(d: StoreDetail) -> StoreView {
@@ -132,9 +147,11 @@ fn view(d: StoreDetail) -> StoreView {
             .filter(|n| n.role == NodeRole::Replica)
             .map(|n| endpoint(n, &s.admin_user, &s.database_name))
             .collect(),
+        multi_host_uri: multi_host_uri(nodes.iter().filter(live), &s.admin_user, &s.database_name),
         username: s.admin_user.clone(),
         database: s.database_name.clone(),
     };
+    let ha = HaView::of(&s);
     StoreView {
         id: s.id,
         name: s.name,
@@ -166,6 +183,7 @@ fn view(d: StoreDetail) -> StoreView {
             })
             .collect(),
         connection,
+        ha,
         current_job: job.map(JobView::from),
         created_at: s.created_at,
         updated_at: s.updated_at,

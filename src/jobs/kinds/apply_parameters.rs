@@ -11,6 +11,7 @@ impl JobKind for ApplyParameters {
     const KIND: &'static str = "apply_parameters";
     /// Not cancellable: the request already changed the store's group.
     const CANCELLABLE: bool = false;
+    const STOPS_NODES: bool = true;
     type Params = NoParams;
 
     async fn run(env: &JobEnv, job: &JobRow, _: &NoParams, step: Step) -> anyhow::Result<()> {

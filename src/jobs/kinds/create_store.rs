@@ -37,6 +37,7 @@ impl JobKind for CreateStore {
     const KIND: &'static str = "create_store";
     /// Cancelled, the store is deleted with its nodes' rows: nothing was made on the host yet.
     const CANCELLABLE: bool = true;
+    const STOPS_NODES: bool = true;
     type Params = CreateStoreParams;
 
     async fn run(env: &JobEnv, job: &JobRow, params: &CreateStoreParams, step: Step) -> anyhow::Result<()> {

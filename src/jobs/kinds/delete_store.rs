@@ -12,6 +12,7 @@ impl JobKind for DeleteStore {
     const KIND: &'static str = "delete_store";
     /// Cancelled, the store settles back from its nodes, all still in place.
     const CANCELLABLE: bool = true;
+    const STOPS_NODES: bool = true;
     type Params = NoParams;
 
     async fn run(env: &JobEnv, job: &JobRow, _: &NoParams, step: Step) -> anyhow::Result<()> {

@@ -5,6 +5,7 @@
 //! the kind's [`Kind`] and know nothing of kinds themselves.
 
 pub mod add_node;
+pub mod apply_ha;
 pub mod apply_parameters;
 pub mod backup;
 pub mod create_peering;
@@ -13,12 +14,14 @@ pub mod create_vpc;
 pub mod delete_peering;
 pub mod delete_store;
 pub mod delete_vpc;
+pub mod failover;
 pub mod noop;
 pub mod remove_node;
 pub mod repair_store;
 pub mod resize_store;
 pub mod restart_node;
 pub mod restore;
+pub mod switchover;
 
 use std::future::Future;
 use std::marker::PhantomData;
@@ -32,6 +35,7 @@ use sqlx::PgConnection;
 use time::OffsetDateTime;
 
 pub use self::add_node::AddNode;
+pub use self::apply_ha::ApplyHa;
 pub use self::apply_parameters::ApplyParameters;
 pub use self::backup::{Backup, BackupParams, BackupSource};
 pub use self::create_peering::CreatePeering;
@@ -40,12 +44,14 @@ pub use self::create_vpc::CreateVpc;
 pub use self::delete_peering::DeletePeering;
 pub use self::delete_store::DeleteStore;
 pub use self::delete_vpc::DeleteVpc;
+pub use self::failover::{Failover, FailoverParams};
 pub use self::noop::Noop;
 pub use self::remove_node::RemoveNode;
 pub use self::repair_store::RepairStore;
 pub use self::resize_store::ResizeStore;
 pub use self::restart_node::RestartNode;
 pub use self::restore::{Restore, RestoreParams};
+pub use self::switchover::{Switchover, SwitchoverParams};
 use super::{JobEnv, Step};
 use crate::db;
 use crate::db::jobs::JobRow;
@@ -61,6 +67,9 @@ pub trait JobKind: Send + Sync + 'static {
     /// Does the job write its progress to its log? (A no-op job, for measuring the queue, does
     /// not.)
     const LOGGED: bool = true;
+    /// Does the job stop a store's nodes on purpose (a restart, a restore, a switchover)? The
+    /// failover monitor leaves the store alone while it runs.
+    const STOPS_NODES: bool = false;
     /// What its steps read, stored as `jobs.params` (JSON).
     type Params: Serialize + DeserializeOwned + Send + Sync;
 
@@ -106,6 +115,7 @@ pub trait Kind: Send + Sync {
     fn name(&self) -> &'static str;
     fn cancellable(&self) -> bool;
     fn logged(&self) -> bool;
+    fn stops_nodes(&self) -> bool;
     fn timeout(&self, step: &Step) -> Duration;
     /// Runs `step` of `job`, with the job's params read as the kind's.
     fn run<'a>(&'a self, env: &'a JobEnv, job: &'a JobRow, step: Step) -> BoxFuture<'a, anyhow::Result<()>>;
@@ -136,6 +146,9 @@ pub fn of(kind: &str) -> &'static dyn Kind {
         CreatePeering::KIND => Registered::<CreatePeering>::IT,
         DeletePeering::KIND => Registered::<DeletePeering>::IT,
         Noop::KIND => Registered::<Noop>::IT,
+        Switchover::KIND => Registered::<Switchover>::IT,
+        Failover::KIND => Registered::<Failover>::IT,
+        ApplyHa::KIND => Registered::<ApplyHa>::IT,
         _ => Registered::<Unknown>::IT,
     }
 }
@@ -157,6 +170,10 @@ impl<K: JobKind> Kind for Registered<K> {
 
     fn logged(&self) -> bool {
         K::LOGGED
+    }
+
+    fn stops_nodes(&self) -> bool {
+        K::STOPS_NODES
     }
 
     fn timeout(&self, step: &Step) -> Duration {

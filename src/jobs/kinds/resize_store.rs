@@ -11,6 +11,7 @@ impl JobKind for ResizeStore {
     const KIND: &'static str = "resize_store";
     /// Not cancellable: the request already wrote the store's new size.
     const CANCELLABLE: bool = false;
+    const STOPS_NODES: bool = true;
     type Params = NoParams;
 
     async fn run(env: &JobEnv, job: &JobRow, _: &NoParams, step: Step) -> anyhow::Result<()> {

@@ -11,6 +11,7 @@ impl JobKind for RestartNode {
     const KIND: &'static str = "restart_node";
     /// Cancelled, the store settles; the node is untouched.
     const CANCELLABLE: bool = true;
+    const STOPS_NODES: bool = true;
     type Params = NoParams;
 
     async fn run(env: &JobEnv, job: &JobRow, _: &NoParams, step: Step) -> anyhow::Result<()> {

@@ -25,6 +25,7 @@ impl JobKind for Restore {
     const KIND: &'static str = "restore";
     /// Not cancellable: the request already set the store `restoring`.
     const CANCELLABLE: bool = false;
+    const STOPS_NODES: bool = true;
     type Params = RestoreParams;
 
     async fn run(env: &JobEnv, job: &JobRow, params: &RestoreParams, step: Step) -> anyhow::Result<()> {

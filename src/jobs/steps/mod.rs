@@ -3,6 +3,7 @@
 //! The kinds in [`super::kinds`] say which of them a job runs, with which params.
 
 pub mod backups;
+pub mod ha;
 pub mod nodes;
 
 use anyhow::Context;

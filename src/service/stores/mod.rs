@@ -17,6 +17,7 @@ use crate::audit::{Event, RequestMeta};
 use crate::db;
 use crate::db::jobs::JobRow;
 use crate::db::stores::{ListFilter, NodeRow, StoreRow};
+use crate::domain::ha::HaPatch;
 use crate::domain::{
     Ctx, Error, NodeRole, NodeState, Result, StoreId, StoreOperation, StoreStatus, names, on_constraint,
 };
@@ -91,6 +92,8 @@ pub struct UpdateStore {
     pub instance_size: Option<String>,
     /// GB.
     pub volume_size: Option<i64>,
+    /// High availability settings to change; the others stay as they are.
+    pub ha: Option<HaPatch>,
 }
 
 /// The revision a change is made on (`If-Match`).
@@ -166,6 +169,7 @@ pub async fn update(
     if resizing {
         store.status.check(StoreOperation::Resize)?;
     }
+    let ha = cmd.ha.map(|p| p.apply(store.ha_settings())).transpose()?;
     let now = state.clock.now();
     let patch = db::stores::Patch {
         name: name.as_deref(),
@@ -185,11 +189,19 @@ pub async fn update(
             })
         })?
         .ok_or(Error::PreconditionFailed)?;
+    if let Some(ha) = &ha {
+        db::ha::set_settings(&mut *tx, ctx.org_id, store_id, ha).await?;
+    }
     let mut job = None;
+    let nodes = db::stores::nodes(&mut *tx, ctx.org_id, &[store_id]).await?;
     if resizing {
-        let nodes = db::stores::nodes(&mut *tx, ctx.org_id, &[store_id]).await?;
+        // The restarts rewrite every node's configuration, synchronous standbys included.
         let steps = resize_steps(&nodes, size.is_some());
         job = Some(enqueue(&mut tx, state, ctx, Enqueue::of::<kinds::ResizeStore>(store_id, steps)).await?);
+    } else if let Some(steps) =
+        ha.filter(|h| h.synchronous != store.synchronous).and_then(|_| ha_steps(&nodes))
+    {
+        job = Some(enqueue(&mut tx, state, ctx, Enqueue::of::<kinds::ApplyHa>(store_id, steps)).await?);
     }
     Event::new("store.updated", meta)
         .in_ctx(ctx, actor)
@@ -199,6 +211,7 @@ pub async fn update(
         .detail("deletion_protection", cmd.deletion_protection)
         .detail("instance_size", size)
         .detail("volume_size", volume)
+        .detail("ha", ha)
         .record_in(&mut tx, now)
         .await?;
     tx.commit().await?;
@@ -207,6 +220,13 @@ pub async fn update(
     }
     let detail = get(state, ctx, store_id).await?;
     Ok(Updated { detail, revision, job })
+}
+
+/// The steps of a change of synchronous mode: the primary takes its new synchronous standbys
+/// with a reload. None without a primary (the next one takes them when it is promoted).
+fn ha_steps(nodes: &[NodeRow]) -> Option<Vec<Step>> {
+    let primary = nodes.iter().find(|n| n.role == NodeRole::Primary && !n.fenced)?;
+    Some(vec![Step::Reconfigure(primary.id)])
 }
 
 /// The steps of a resize: a new instance size restarts every node, replicas first so that the
@@ -297,14 +317,15 @@ pub async fn repair(
 }
 
 /// The steps of a repair: each node that is not running rebuilt, the primary first (replicas are
-/// copied afresh from it).
+/// copied afresh from it); a fenced node (a former primary) rejoins as a replica instead, so
+/// that a repair never starts it read-write.
 pub fn repair_steps(nodes: &[NodeRow]) -> Vec<Step> {
     let mut sorted: Vec<&NodeRow> = nodes.iter().collect();
     sorted.sort_by_key(|n| n.role != NodeRole::Primary);
     let mut steps: Vec<Step> = sorted
         .into_iter()
-        .filter(|n| n.state != NodeState::Running)
-        .map(|n| Step::RebuildNode(n.id))
+        .filter(|n| n.state != NodeState::Running || n.fenced)
+        .map(|n| if n.fenced { Step::Rejoin(n.id) } else { Step::RebuildNode(n.id) })
         .collect();
     steps.push(Step::FinishAvailable);
     steps
@@ -366,6 +387,39 @@ pub(crate) mod tests {
             lag_seconds: None,
             streaming: None,
             sync_state: None,
+        }
+    }
+
+    /// A store, for rules over its row.
+    pub(crate) fn store() -> StoreRow {
+        let at = time::OffsetDateTime::UNIX_EPOCH;
+        StoreRow {
+            id: crate::domain::StoreId(Uuid::nil()),
+            org_id: crate::domain::OrgId(Uuid::nil()),
+            name: "s".into(),
+            vendor: "postgres".into(),
+            version: "15".into(),
+            instance_size: "small".into(),
+            volume_size_gb: 10,
+            cloud: "local".into(),
+            region: "local".into(),
+            node_count: 2,
+            tags: vec![],
+            deletion_protection: false,
+            status: crate::domain::StoreStatus::Available,
+            admin_user: "admin".into(),
+            database_name: "app".into(),
+            revision: 1,
+            vpc_id: None,
+            created_at: at,
+            updated_at: at,
+            auto_failover: true,
+            failover_delay_seconds: 5,
+            max_lag_on_failover_bytes: 1 << 20,
+            synchronous: crate::domain::ha::SyncMode::Off,
+            ha_paused_at: None,
+            ha_paused_reason: None,
+            timeline: 1,
         }
     }
 

@@ -124,11 +124,17 @@ impl Monitor {
                 tokio::spawn(async move { driver.replication(&spec?).await })
             })
             .collect();
-        let mut seen: Vec<Option<Replication>> = Vec::with_capacity(probes.len());
-        for probe in probes {
-            seen.push(probe.await.ok().and_then(Result::ok).flatten());
-        }
         let primary = nodes.iter().position(|n| n.role == NodeRole::Primary && !n.fenced);
+        let mut seen: Vec<Option<Replication>> = Vec::with_capacity(probes.len());
+        for (i, probe) in probes.into_iter().enumerate() {
+            match probe.await.map_err(anyhow::Error::from).and_then(|r| r) {
+                Ok(s) => seen.push(s),
+                // Not an answer either way: a probe that could not be made says nothing of the
+                // primary, and counts as no failed probe.
+                Err(e) if Some(i) == primary => return Err(e.context("probing the primary")),
+                Err(_) => seen.push(None),
+            }
+        }
         self.record(store, &nodes, &seen, primary).await?;
         self.enforce_fencing(store, &nodes, &seen).await?;
         let Some(p) = primary else { return Ok(()) };

@@ -587,3 +587,11 @@ pub fn root_can_run(what: &str) -> bool {
     eprintln!("skipped: {what} needs root");
     false
 }
+
+/// The postmaster running in `pgdata`, if any (a pid file naming another process does not count).
+pub fn postmaster_of(pgdata: &std::path::Path) -> Option<i32> {
+    let text = std::fs::read_to_string(pgdata.join("postmaster.pid")).ok()?;
+    let pid: i32 = text.lines().next()?.trim().parse().ok()?;
+    let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).ok()?;
+    (cwd == std::fs::canonicalize(pgdata).ok()?).then_some(pid)
+}

@@ -11,6 +11,7 @@ mod embedded;
 mod firewall;
 mod fuzz;
 mod guardrails;
+mod ha;
 mod hardening;
 mod helpers;
 mod inputs;

@@ -814,6 +814,7 @@ async fn a_node_starts_read_write_only_when_its_spec_makes_it_the_primary() {
         .unwrap_err();
     assert_eq!(sqlstate(&err), "25006", "read-only: {err}");
     assert_eq!(names(&fenced).await, ["one"], "it serves what it has");
+    assert!(f.driver.create_primary(&fenced).await.is_err(), "nor is it made a primary by another way");
 
     // Made the primary again: promoted onto a timeline of its own, not just started read-write.
     f.driver.stop(&fenced).await.unwrap();

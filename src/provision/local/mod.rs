@@ -273,6 +273,8 @@ impl Provisioner for LocalDriver {
     }
 
     async fn create_primary(&self, spec: &NodeSpec) -> anyhow::Result<()> {
+        // The fencing rule: only the store's primary of record takes writes.
+        anyhow::ensure!(spec.duty.is_primary(), "node {} is not the primary in its spec", spec.node_id);
         let server = self.prepared(spec).await?;
         if !server.exists() {
             server

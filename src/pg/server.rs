@@ -238,11 +238,17 @@ impl Server {
     /// Stops the server if it runs: `fast` rolls back open transactions and leaves the data
     /// consistent, `immediate` does not wait for anything and recovers at the next start.
     pub async fn stop(&self, mode: &str) -> anyhow::Result<()> {
+        self.stop_within(mode, Duration::from_secs(60)).await
+    }
+
+    /// [`Server::stop`], failing when the server has not stopped within `limit`.
+    pub async fn stop_within(&self, mode: &str, limit: Duration) -> anyhow::Result<()> {
         if self.postmaster_pid().is_none() {
             return Ok(());
         }
+        let secs = limit.as_secs().max(1).to_string();
         let mut cmd = self.command("pg_ctl");
-        cmd.args(["stop", "-w", "-t", "60", "-s", "-m", mode])
+        cmd.args(["stop", "-w", "-t", &secs, "-s", "-m", mode])
             .arg("-D")
             .arg(&self.pgdata)
             .current_dir(&self.pgdata);
@@ -253,6 +259,75 @@ impl Server {
                 other.map(drop).with_context(|| format!("stopping PostgreSQL in {}", self.pgdata.display()))
             }
         }
+    }
+
+    /// Every process working in this data folder (its current directory): the postmaster and its
+    /// children, and the backends a killed postmaster left behind. Zombies have no folder.
+    pub fn processes_in_data(&self) -> Vec<i32> {
+        let Ok(ours) = std::fs::canonicalize(&self.pgdata) else { return vec![] };
+        let Ok(entries) = std::fs::read_dir("/proc") else { return vec![] };
+        entries
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|pid| std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd == ours))
+            .collect()
+    }
+
+    /// SIGKILLs the postmaster and every process working in the data folder, and waits until none
+    /// is left (up to `limit`). The next start recovers from the crash.
+    pub async fn kill_all(&self, limit: Duration) -> anyhow::Result<()> {
+        use nix::sys::signal::{Signal, kill};
+        let deadline = Instant::now() + limit;
+        loop {
+            let mut pids = self.processes_in_data();
+            pids.extend(self.postmaster_pid());
+            if pids.is_empty() {
+                return self.remove_stale_locks();
+            }
+            if Instant::now() >= deadline {
+                bail!("processes {pids:?} still work in {} after SIGKILL", self.pgdata.display());
+            }
+            for pid in pids {
+                let _ = kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// With nothing working on the data any more: the lock files a killed postmaster left. Until
+    /// its parent reaps it, a killed postmaster is a zombie whose pid still answers signals, and
+    /// PostgreSQL (a start, or pg_rewind's recovery) would take its lock files for a live server's.
+    fn remove_stale_locks(&self) -> anyhow::Result<()> {
+        let pid_file = self.pgdata.join("postmaster.pid");
+        let Ok(text) = std::fs::read_to_string(&pid_file) else { return Ok(()) };
+        let pid = text.lines().next().unwrap_or_default().trim().to_owned();
+        let socket = self.socket_dir.join(format!(".s.PGSQL.{}", self.port));
+        let lock = socket.with_file_name(format!(".s.PGSQL.{}.lock", self.port));
+        // The socket's lock, only if it is this postmaster's: the folder is shared by a store's nodes.
+        let ours =
+            std::fs::read_to_string(&lock).is_ok_and(|t| t.lines().next().map(str::trim) == Some(&pid));
+        if ours {
+            let _ = std::fs::remove_file(&socket);
+            remove_if_present(&lock)?;
+        }
+        remove_if_present(&pid_file)
+    }
+
+    /// What `pg_controldata` says of the (stopped) data folder: `(cluster state, latest
+    /// checkpoint location)`, e.g. `("shut down", "0/3000028")`.
+    pub async fn control_data(&self) -> anyhow::Result<(String, String)> {
+        let mut cmd = self.command("pg_controldata");
+        cmd.arg("-D").arg(&self.pgdata).env("LC_ALL", "C").current_dir(&self.pgdata);
+        let out = run(cmd, "pg_controldata").await?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let field = |name: &str| {
+            text.lines()
+                .find_map(|l| {
+                    l.strip_prefix(name)?.trim_start().strip_prefix(':').map(|v| v.trim().to_owned())
+                })
+                .with_context(|| format!("pg_controldata printed no {name:?}"))
+        };
+        Ok((field("Database cluster state")?, field("Latest checkpoint location")?))
     }
 
     /// The superuser over the Unix socket, named `berth:<pid>` so that each Berth process can tell
@@ -344,6 +419,15 @@ pub async fn run_for(
         );
     }
     Ok(out)
+}
+
+fn remove_if_present(path: &Path) -> anyhow::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("removing {}", path.display()))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// A private folder for the socket of the server whose files are in `dir`: `dir/run` when the

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use berth::pg::PgBinaries;
 use berth::provision::local::LocalDriver;
-use berth::provision::{Duty, InstanceSettings, NodeSpec, Provisioner, Upstream};
+use berth::provision::{Duty, InstanceSettings, NodeSpec, Provisioner, Rejoined, Replication, Upstream};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use secrecy::SecretString;
@@ -564,4 +564,263 @@ async fn a_backup_that_fails_leaves_no_partial_copy_behind() {
     let left: Vec<_> = std::fs::read_dir(&backups).unwrap().flatten().map(|e| e.file_name()).collect();
     assert!(left.is_empty(), "left beside the archives: {left:?}");
     f.driver.remove(&spec).await.unwrap();
+}
+
+// High availability: replication probes, promotion, fencing, rejoining.
+
+fn data_of(f: &Fixture, spec: &NodeSpec) -> PathBuf {
+    f.driver.node_dir(spec.store_id, spec.node_id).join("data")
+}
+
+fn as_primary(spec: &NodeSpec) -> NodeSpec {
+    NodeSpec { duty: Duty::Primary { synchronous_standby_names: String::new() }, ..spec.clone() }
+}
+
+fn standby_of(spec: &NodeSpec, upstream: &NodeSpec) -> NodeSpec {
+    let upstream = Upstream { node_id: upstream.node_id, host: "127.0.0.1".into(), port: upstream.port };
+    NodeSpec { duty: Duty::Standby { upstream: Some(upstream) }, ..spec.clone() }
+}
+
+async fn replication_of(f: &Fixture, spec: &NodeSpec) -> Replication {
+    f.driver.replication(spec).await.unwrap().expect("the node answers its probe")
+}
+
+/// Waits until `standby` streams from `primary`, as both of them say.
+async fn streams_from(f: &Fixture, standby: &NodeSpec, primary: &NodeSpec) {
+    eventually("the standby to stream", async || {
+        let r = replication_of(f, standby).await;
+        r.receiver.filter(|w| w.streaming() && w.sender_port == Some(primary.port)).map(drop)
+    })
+    .await;
+    eventually("the primary to list the standby", async || {
+        let p = replication_of(f, primary).await;
+        let name = standby.node_id.to_string();
+        p.standbys.into_iter().find(|s| s.application_name == name && s.state == "streaming").map(drop)
+    })
+    .await;
+}
+
+async fn execute(spec: &NodeSpec, sql: &str) {
+    sqlx::raw_sql(sql).execute(&mut admin(spec).await).await.unwrap();
+}
+
+async fn names(spec: &NodeSpec) -> Vec<String> {
+    sqlx::query_scalar("select name from items order by id").fetch_all(&mut admin(spec).await).await.unwrap()
+}
+
+/// Every process whose folder is the node's data (what fencing must leave none of).
+fn processes_in(pgdata: &Path) -> Vec<i32> {
+    let Ok(ours) = std::fs::canonicalize(pgdata) else { return vec![] };
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|c| c == ours))
+        .collect()
+}
+
+/// The process runs (a zombie no longer does; nobody may reap it in a container).
+fn alive(pid: i32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rfind(')').is_some_and(|i| !stat[i + 1..].trim_start().starts_with('Z'))
+}
+
+/// A primary with a table `items` holding row 1.
+async fn primary_with_items(f: &Fixture) -> NodeSpec {
+    let primary = f.spec(Uuid::now_v7());
+    f.driver.create_primary(&primary).await.unwrap();
+    execute(
+        &primary,
+        "create table items (id int primary key, name text); insert into items values (1, 'one')",
+    )
+    .await;
+    primary
+}
+
+/// A primary and one streaming replica of it, with a table `items` holding row 1.
+async fn primary_and_replica(f: &Fixture) -> (NodeSpec, NodeSpec) {
+    let primary = primary_with_items(f).await;
+    let replica = f.replica_spec(&primary);
+    f.driver.create_replica(&replica, &primary).await.unwrap();
+    streams_from(f, &replica, &primary).await;
+    (primary, replica)
+}
+
+#[tokio::test]
+async fn a_replica_streams_under_its_node_id_and_both_ends_say_so() {
+    let f = fixture();
+    let (primary, replica) = primary_and_replica(&f).await;
+    assert!(data_of(&f, &replica).join("standby.signal").exists());
+    let auto = std::fs::read_to_string(data_of(&f, &replica).join("postgresql.auto.conf")).unwrap();
+    assert!(!auto.contains("primary_conninfo"), "nothing copied decides where it streams from: {auto}");
+
+    let p = replication_of(&f, &primary).await;
+    assert!(!p.in_recovery && p.timeline == 1 && p.received.is_some() && p.receiver.is_none(), "{p:?}");
+    let link = p.standbys.iter().find(|s| s.application_name == replica.node_id.to_string()).unwrap();
+    assert_eq!((link.state.as_str(), link.sync_state.as_str()), ("streaming", "async"));
+    let r = replication_of(&f, &replica).await;
+    assert!(r.in_recovery && r.timeline == 1 && r.received.is_some() && r.replayed.is_some(), "{r:?}");
+    let receiver = r.receiver.unwrap();
+    assert_eq!((receiver.status.as_str(), receiver.received_timeline), ("streaming", Some(1)));
+
+    // A new duty for a running primary, without a restart: the replica becomes synchronous.
+    let synchronous = NodeSpec {
+        duty: Duty::Primary { synchronous_standby_names: format!("\"{}\"", replica.node_id) },
+        ..primary.clone()
+    };
+    f.driver.reconfigure(&synchronous).await.unwrap();
+    eventually("the replica to be synchronous", async || {
+        let p = replication_of(&f, &primary).await;
+        p.standbys.iter().any(|s| s.sync_state == "sync").then_some(())
+    })
+    .await;
+    execute(&primary, "set synchronous_commit = remote_apply; insert into items values (2, 'waited for')")
+        .await;
+    assert_eq!(names(&replica).await, ["one", "waited for"], "a synchronous commit is on the replica");
+
+    f.driver.stop(&replica).await.unwrap();
+    assert_eq!(f.driver.replication(&replica).await.unwrap(), None, "a stopped node does not answer");
+    f.driver.remove(&replica).await.unwrap();
+    f.driver.remove(&primary).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_switchover_by_hand_loses_nothing_and_the_old_primary_follows() {
+    let f = fixture();
+    let (old, new) = primary_and_replica(&f).await;
+    f.driver.stop(&old).await.unwrap();
+    let checkpoint = f.driver.shutdown_checkpoint(&old).await.unwrap().expect("a clean shutdown");
+    eventually("the replica to receive the shutdown checkpoint", async || {
+        replication_of(&f, &new).await.received.filter(|&r| r >= checkpoint)
+    })
+    .await;
+
+    let new = as_primary(&new);
+    f.driver.promote(&new).await.unwrap();
+    f.driver.promote(&new).await.unwrap();
+    let r = replication_of(&f, &new).await;
+    assert!(!r.in_recovery && r.timeline == 2, "{r:?}");
+    assert!(!data_of(&f, &new).join("standby.signal").exists());
+    execute(&new, "insert into items values (2, 'after the switchover')").await;
+
+    let old = standby_of(&old, &new);
+    let how = f.driver.rejoin(&old, &new).await.unwrap();
+    assert!(matches!(how, Rejoined::AsIs | Rejoined::Rewound), "{how:?}");
+    streams_from(&f, &old, &new).await;
+    assert_eq!(replication_of(&f, &old).await.timeline, 2);
+    eventually("the new write on the old primary", async || {
+        (names(&old).await == ["one", "after the switchover"]).then_some(())
+    })
+    .await;
+    f.driver.remove(&old).await.unwrap();
+    f.driver.remove(&new).await.unwrap();
+}
+
+/// The replica is promoted while the old primary goes on taking writes; each takes one.
+async fn split_brain(f: &Fixture, old: &NodeSpec, replica: &NodeSpec) -> NodeSpec {
+    let new = as_primary(replica);
+    f.driver.promote(&new).await.unwrap();
+    execute(old, "set synchronous_commit = on; insert into items values (2, 'divergent')").await;
+    execute(&new, "insert into items values (3, 'on the new primary')").await;
+    new
+}
+
+/// The old primary rejoins `how`, and follows the new one with none of its divergent writes.
+async fn rejoins_without_its_divergence(f: &Fixture, old: &NodeSpec, new: &NodeSpec, how: Rejoined) {
+    let old = standby_of(old, new);
+    assert_eq!(f.driver.rejoin(&old, new).await.unwrap(), how);
+    streams_from(f, &old, new).await;
+    eventually("the new primary's rows, and only those", async || {
+        (names(&old).await == ["one", "on the new primary"]).then_some(())
+    })
+    .await;
+    f.driver.remove(&old).await.unwrap();
+    f.driver.remove(new).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_diverged_primary_killed_and_fenced_is_rewound_to_the_new_one() {
+    let f = fixture();
+    let (old, new) = primary_and_replica(&f).await;
+    let new = split_brain(&f, &old, &new).await;
+
+    // Killed hard, with a backend busy on it: a backend notices its postmaster died only when it
+    // waits, so this one goes on working on the data. Fencing finds it and ends it.
+    let busy = old.clone();
+    let query = tokio::spawn(async move {
+        let sql = "select sum(i) from (select generate_series(1, 100000000000) i) s";
+        let _ = sqlx::query(sql).execute(&mut admin(&busy).await).await;
+    });
+    let backend: i32 = eventually("the busy query to run", async || {
+        let sql = "select pid from pg_stat_activity where state = 'active' and query like '%generate_series%' \
+                   and pid <> pg_backend_pid()";
+        let mut su = f.driver.superuser(&old, "postgres").await.unwrap();
+        sqlx::query_scalar(sql).fetch_optional(&mut su).await.unwrap()
+    })
+    .await;
+    let pgdata = data_of(&f, &old);
+    let postmaster = postmaster_of(&pgdata).unwrap();
+    kill(Pid::from_raw(postmaster), Signal::SIGKILL).unwrap();
+    eventually("the postmaster to die", async || (!alive(postmaster)).then_some(())).await;
+    assert!(alive(backend), "its backend outlives it");
+    f.driver.fence(&old).await.unwrap();
+    assert_eq!(processes_in(&pgdata), Vec::<i32>::new(), "nothing of the node runs");
+    assert!(!alive(backend), "its backend is gone too");
+    query.await.unwrap();
+    f.driver.fence(&old).await.unwrap();
+    assert_eq!(f.driver.shutdown_checkpoint(&old).await.unwrap(), None, "it was not shut down cleanly");
+
+    rejoins_without_its_divergence(&f, &old, &new, Rejoined::Rewound).await;
+}
+
+#[tokio::test]
+async fn a_node_that_cannot_be_rewound_is_copied_afresh() {
+    let f = fixture();
+    let (old, new) = primary_and_replica(&f).await;
+    // ALTER SYSTEM wins over Berth's settings: the old primary runs without wal_log_hints.
+    sqlx::raw_sql("alter system set wal_log_hints = off")
+        .execute(&mut f.driver.superuser(&old, "postgres").await.unwrap())
+        .await
+        .unwrap();
+    f.driver.stop(&old).await.unwrap();
+    f.driver.start(&old).await.unwrap();
+    let hints: String = sqlx::query_scalar("show wal_log_hints")
+        .fetch_one(&mut f.driver.superuser(&old, "postgres").await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(hints, "off");
+    streams_from(&f, &new, &old).await;
+
+    let new = split_brain(&f, &old, &new).await;
+    f.driver.fence(&old).await.unwrap();
+
+    rejoins_without_its_divergence(&f, &old, &new, Rejoined::Recloned).await;
+}
+
+#[tokio::test]
+async fn a_node_starts_read_write_only_when_its_spec_makes_it_the_primary() {
+    let f = fixture();
+    let primary = primary_with_items(&f).await;
+    f.driver.stop(&primary).await.unwrap();
+
+    // Fenced by the control database: not the primary any more, and no upstream known.
+    let fenced = NodeSpec { duty: Duty::Standby { upstream: None }, ..primary.clone() };
+    f.driver.start(&fenced).await.unwrap();
+    let r = replication_of(&f, &fenced).await;
+    assert!(r.in_recovery && r.receiver.is_none(), "{r:?}");
+    let err = sqlx::query("insert into items values (2, 'no')")
+        .execute(&mut admin(&fenced).await)
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&err), "25006", "read-only: {err}");
+    assert_eq!(names(&fenced).await, ["one"], "it serves what it has");
+    assert!(f.driver.create_primary(&fenced).await.is_err(), "nor is it made a primary by another way");
+
+    // Made the primary again: promoted onto a timeline of its own, not just started read-write.
+    f.driver.stop(&fenced).await.unwrap();
+    f.driver.start(&primary).await.unwrap();
+    let r = replication_of(&f, &primary).await;
+    assert!(!r.in_recovery && r.timeline == 2, "{r:?}");
+    execute(&primary, "insert into items values (2, 'writable')").await;
+    f.driver.remove(&primary).await.unwrap();
 }

@@ -5,10 +5,11 @@ use anyhow::Context;
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::{Executor, PgConnection};
 
+use super::layout::ignore_not_found;
 use super::{LocalDriver, REPLICATOR};
 use crate::pg::{EPHEMERAL, Server};
-use crate::provision::NodeSpec;
 use crate::provision::sql::execute_formatted;
+use crate::provision::{Duty, NodeSpec, Upstream};
 
 impl LocalDriver {
     pub(super) fn configure(&self, server: &Server, spec: &NodeSpec) -> anyhow::Result<()> {
@@ -34,6 +35,10 @@ impl LocalDriver {
             ("max_wal_senders", "10".to_owned()),
             ("max_replication_slots", "10".to_owned()),
             ("hot_standby", "on".to_owned()),
+            // pg_rewind needs hint bits logged; a standby that lags finds the WAL still there.
+            ("wal_log_hints", "on".to_owned()),
+            ("wal_keep_size", "256MB".to_owned()),
+            ("recovery_target_timeline", "latest".to_owned()),
         ];
         match &spec.tls {
             Some(tls) => {
@@ -58,13 +63,73 @@ impl LocalDriver {
                 ("archive_timeout", "60".to_owned()),
             ]);
         }
+        match &spec.duty {
+            Duty::Primary { synchronous_standby_names } => {
+                settings.push(("synchronous_standby_names", synchronous_standby_names.clone()));
+            }
+            Duty::Standby { upstream } => {
+                if let Some(u) = upstream {
+                    settings.push(("primary_conninfo", primary_conninfo(spec, u)));
+                    if let Some(dir) = &spec.wal_archive {
+                        // A standby that fell behind what the upstream keeps catches up from here.
+                        let d = dir.to_string_lossy().replace('\'', "");
+                        settings.push(("restore_command", format!("cp '{d}/%f' '%p'")));
+                    }
+                }
+            }
+        }
         if self.ephemeral {
-            settings.extend(EPHEMERAL.map(|(k, v)| (k, v.to_owned())));
+            // Full page writes stay: pg_rewind refuses a source without them.
+            let kept = EPHEMERAL.into_iter().filter(|(k, _)| *k != "full_page_writes");
+            settings.extend(kept.map(|(k, v)| (k, v.to_owned())));
         }
         settings.extend(extra.iter().map(|(k, v)| (*k, v.clone())));
         server.write_config(&settings)?;
+        strip_copied_recovery_settings(server)?;
+        // The fencing rule: without `Duty::Primary` a node never starts read-write.
+        if spec.duty.is_primary() {
+            for signal in ["standby.signal", "recovery.signal"] {
+                ignore_not_found(std::fs::remove_file(server.pgdata.join(signal)))
+                    .with_context(|| format!("removing {signal}"))?;
+            }
+        } else {
+            server.write_file("standby.signal", "")?;
+        }
         server.write_file("pg_hba.conf", &hba_rules(spec))
     }
+}
+
+/// Where a standby streams from, as libpq reads it (values quoted: the password may hold anything).
+fn primary_conninfo(spec: &NodeSpec, upstream: &Upstream) -> String {
+    let q = |v: &str| format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"));
+    format!(
+        "host={} port={} user={REPLICATOR} password={} application_name={} sslmode=prefer",
+        q(&upstream.host),
+        upstream.port,
+        q(spec.replication_password.expose_secret()),
+        q(&spec.node_id.to_string()),
+    )
+}
+
+/// Settings of recovery that `ALTER SYSTEM`, a base backup (`-R`) or a rewind may have left in
+/// `postgresql.auto.conf`, where they would win over Berth's: where a node streams from is
+/// decided from its spec only. Every other line is kept.
+fn strip_copied_recovery_settings(server: &Server) -> anyhow::Result<()> {
+    const COPIED: [&str; 3] = ["primary_conninfo", "primary_slot_name", "restore_command"];
+    let path = server.pgdata.join("postgresql.auto.conf");
+    let text = match std::fs::read_to_string(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        other => other.with_context(|| format!("reading {}", path.display()))?,
+    };
+    let copied = |line: &str| {
+        let key = line.split(['=', ' ', '\t']).next().unwrap_or_default();
+        COPIED.iter().any(|c| key.eq_ignore_ascii_case(c))
+    };
+    if !text.lines().any(|l| copied(l.trim_start())) {
+        return Ok(());
+    }
+    let kept: String = text.lines().filter(|l| !copied(l.trim_start())).map(|l| format!("{l}\n")).collect();
+    server.write_file("postgresql.auto.conf", &kept)
 }
 
 /// Who may connect, and how. The one place client access is decided: Berth's superuser over

@@ -18,7 +18,6 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use async_trait::async_trait;
-use secrecy::ExposeSecret;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, Executor, PgConnection};
 
@@ -237,8 +236,16 @@ impl LocalDriver {
         Server { binaries, ..probe }
     }
 
-    /// Rewrites the node's configuration and starts it unless it runs.
+    /// Rewrites the node's configuration and starts it unless it runs. A standby's data started
+    /// as a primary is promoted (onto a timeline of its own), never just started read-write.
     async fn run_node(&self, server: &Server, spec: &NodeSpec) -> anyhow::Result<()> {
+        if spec.duty.is_primary() && self.was_standby(server).await? {
+            return self.start_and_promote(server, spec).await;
+        }
+        self.start_configured(server, spec).await
+    }
+
+    async fn start_configured(&self, server: &Server, spec: &NodeSpec) -> anyhow::Result<()> {
         self.configure(server, spec)?;
         server.private_dir(&server.socket_dir)?;
         if let Some(node) = &spec.network {
@@ -266,6 +273,8 @@ impl Provisioner for LocalDriver {
     }
 
     async fn create_primary(&self, spec: &NodeSpec) -> anyhow::Result<()> {
+        // The fencing rule: only the store's primary of record takes writes.
+        anyhow::ensure!(spec.duty.is_primary(), "node {} is not the primary in its spec", spec.node_id);
         let server = self.prepared(spec).await?;
         if !server.exists() {
             server
@@ -284,36 +293,9 @@ impl Provisioner for LocalDriver {
 
     async fn create_replica(&self, spec: &NodeSpec, primary: &NodeSpec) -> anyhow::Result<()> {
         let server = self.prepared(spec).await?;
-        let primary_major = self.binaries_for(&primary.version)?.major;
-        if primary_major != server.binaries.major {
-            bail!(
-                "a PostgreSQL {} replica cannot stream from a PostgreSQL {} primary",
-                spec.version,
-                primary.version
-            );
-        }
+        self.same_major(spec, primary)?;
         if !server.exists() {
-            let staging = server.fresh_staging()?;
-            // A private store's replica copies from inside the VPC, where the primary listens.
-            let host = primary.network.map_or_else(|| "127.0.0.1".to_owned(), |n| n.address.to_string());
-            let mut cmd = server.networked_command("pg_basebackup");
-            cmd.args(["-h", &host, "-p", &primary.port.to_string(), "-U", REPLICATOR, "-D"])
-                .arg(&staging)
-                .args(["-R", "-X", "stream", "-c", "fast"])
-                .env("PGPASSWORD", spec.replication_password.expose_secret())
-                .current_dir(server.pgdata.parent().context("data folder without a parent")?);
-            if self.ephemeral {
-                cmd.arg("--no-sync");
-            }
-            crate::pg::run_for(cmd, "pg_basebackup", BASEBACKUP_TIMEOUT).await.with_context(|| {
-                format!(
-                    "copying node {} of store {} from the primary on port {}",
-                    spec.node_id, spec.store_id, primary.port
-                )
-            })?;
-            // The copy carries the primary's berth.conf and pg_hba.conf; `run_node` rewrites both.
-            self.configure(&Server { pgdata: staging.clone(), ..server.clone() }, spec)?;
-            server.put_in_place(&staging)?;
+            self.copy_from_primary(&server, spec, primary).await?;
         }
         self.run_node(&server, spec).await
     }

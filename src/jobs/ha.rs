@@ -143,6 +143,7 @@ mod tests {
                 sender_host: Some("127.0.0.1".into()),
                 sender_port: Some(port),
                 received_timeline: Some(timeline),
+                silent_for: Some(std::time::Duration::from_millis(100)),
             }),
             standbys: vec![],
         }

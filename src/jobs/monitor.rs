@@ -19,6 +19,10 @@ use crate::provision::Replication;
 
 /// A primary must have failed at least this many probes in a row, whatever the delay.
 const MIN_FAILED_PROBES: u32 = 3;
+/// A replica that heard from the primary within this still receives its WAL: Berth cannot
+/// reach the primary, but it runs. (Nodes' `wal_sender_timeout` is 10 s: an idle primary sends
+/// a keepalive every 5 s.)
+const FED_WINDOW: Duration = Duration::from_secs(8);
 
 #[derive(Debug, Clone)]
 pub struct MonitorSettings {
@@ -192,12 +196,9 @@ impl Monitor {
                 return Ok(Some(format!("a {} job is in progress ({})", job.kind, job.id)));
             }
         }
-        let port = u16::try_from(nodes[p].port).ok();
-        let still_fed = seen
-            .iter()
-            .flatten()
-            .filter_map(|s| s.receiver.as_ref())
-            .any(|r| r.streaming() && r.sender_port == port);
+        let port = u16::try_from(nodes[p].port).unwrap_or(0);
+        let still_fed =
+            seen.iter().flatten().filter_map(|s| s.receiver.as_ref()).any(|r| r.fed_by(port, FED_WINDOW));
         if still_fed {
             return Ok(Some(
                 "a replica still receives WAL from it: Berth cannot reach it, but it runs".into(),

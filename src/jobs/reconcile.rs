@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use super::JobEnv;
+use super::{Enqueue, JobEnv, NotEnqueued, Step, kinds};
 use crate::db;
 use crate::domain::NodeState;
 use crate::provision::NodeSpec;
@@ -67,6 +67,46 @@ pub async fn at_start(env: &JobEnv) -> anyhow::Result<()> {
             }
             Ok(None) => {}
             Err(e) => tracing::error!(node = %node.id, error = %e, "reading a node's spec"),
+        }
+    }
+    if let Err(e) = restart_for_rewind(env).await {
+        tracing::error!(error = %format!("{e:#}"), "rolling out wal_log_hints");
+    }
+    Ok(())
+}
+
+/// Stores made before Berth turned `wal_log_hints` on (`pg_rewind` needs it to bring a former
+/// primary back) get a rolling restart, replicas first; a store busy with a job gets it at the
+/// next start of Berth.
+async fn restart_for_rewind(env: &JobEnv) -> anyhow::Result<()> {
+    let mut stale: Vec<(crate::domain::OrgId, crate::domain::StoreId)> = Vec::new();
+    for (org_id, node) in db::stores::all_live_nodes(&env.db).await? {
+        if node.state != NodeState::Running || stale.contains(&(org_id, node.store_id)) {
+            continue;
+        }
+        let Ok(mut conn) = env.plane.driver.superuser(&env.plane.probe_spec(&node)?, "postgres").await else {
+            continue;
+        };
+        let hints: String = sqlx::query_scalar("show wal_log_hints").fetch_one(&mut conn).await?;
+        if hints != "on" {
+            stale.push((org_id, node.store_id));
+        }
+    }
+    for (org_id, store_id) in stale {
+        let mut nodes = db::stores::nodes(&env.db, org_id, &[store_id]).await?;
+        nodes.sort_by_key(|n| n.role == crate::domain::NodeRole::Primary);
+        let mut steps: Vec<Step> = nodes.iter().map(|n| Step::ReconfigureNode(n.id)).collect();
+        steps.push(Step::FinishAvailable);
+        let now = env.clock.now();
+        let mut tx = env.db.begin().await?;
+        match super::enqueue(&mut tx, org_id, None, now, Enqueue::of::<kinds::RollingRestart>(store_id, steps)).await {
+            Ok(job) => {
+                db::stores::set_status(&mut *tx, org_id, store_id, crate::domain::StoreStatus::Modifying, now).await?;
+                tx.commit().await?;
+                tracing::warn!(%store_id, job = %job.id, "a store's nodes run without wal_log_hints: restarting them, replicas first");
+            }
+            Err(NotEnqueued::Blocked(_)) => {}
+            Err(NotEnqueued::Db(e)) => return Err(e.into()),
         }
     }
     Ok(())

@@ -143,11 +143,19 @@ pub struct WalReceiver {
     pub sender_host: Option<String>,
     pub sender_port: Option<u16>,
     pub received_timeline: Option<u32>,
+    /// How long since the last message from the sender (WAL or a keepalive, which an idle
+    /// primary sends every few seconds): a receiver that is stuck says `streaming` still.
+    pub silent_for: Option<std::time::Duration>,
 }
 
 impl WalReceiver {
     pub fn streaming(&self) -> bool {
         self.status == "streaming"
+    }
+
+    /// It streams from the server on `port`, and heard from it within `window`.
+    pub fn fed_by(&self, port: u16, window: std::time::Duration) -> bool {
+        self.streaming() && self.sender_port == Some(port) && self.silent_for.is_some_and(|s| s < window)
     }
 }
 

@@ -3,6 +3,7 @@
 //! and the table of what each store status allows refuses at the entry points it alone guards.
 
 use axum::http::StatusCode;
+use berth::domain::ha::{EventKind, PromotionKind, SyncMode};
 use berth::domain::{
     BackupKind, BackupStatus, JobStatus, NodeRole, NodeState, PeeringStatus, StoreStatus, VpcStatus,
 };
@@ -43,6 +44,9 @@ async fn every_status_enum_lists_what_its_check_constraint_allows() {
         ("store_nodes_role_check", sorted(NodeRole::ALL.iter().map(|s| s.as_str()))),
         ("vpcs_status_check", sorted(VpcStatus::ALL.iter().map(|s| s.as_str()))),
         ("vpc_peerings_status_check", sorted(PeeringStatus::ALL.iter().map(|s| s.as_str()))),
+        ("stores_synchronous_check", sorted(SyncMode::ALL.iter().map(|s| s.as_str()))),
+        ("store_promotions_kind_check", sorted(PromotionKind::ALL.iter().map(|s| s.as_str()))),
+        ("store_events_kind_check", sorted(EventKind::ALL.iter().map(|s| s.as_str()))),
     ];
     for (constraint, values) in cases {
         assert_eq!(allowed(&app, constraint).await, values, "{constraint}");

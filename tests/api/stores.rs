@@ -494,6 +494,7 @@ async fn repair_and_restart_bring_back_stopped_nodes_and_strays_are_removed() {
         store_id: uuid::Uuid::now_v7().into(),
         node_id: uuid::Uuid::now_v7().into(),
         port: 20_398,
+        duty: berth::provision::Duty::Primary { synchronous_standby_names: String::new() },
         ..spec.clone()
     };
     driver.create_primary(&stray).await.unwrap();

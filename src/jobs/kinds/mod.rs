@@ -21,6 +21,7 @@ pub mod repair_store;
 pub mod resize_store;
 pub mod restart_node;
 pub mod restore;
+pub mod rolling_restart;
 pub mod switchover;
 
 use std::future::Future;
@@ -51,6 +52,7 @@ pub use self::repair_store::RepairStore;
 pub use self::resize_store::ResizeStore;
 pub use self::restart_node::RestartNode;
 pub use self::restore::{Restore, RestoreParams};
+pub use self::rolling_restart::RollingRestart;
 pub use self::switchover::{Switchover, SwitchoverParams};
 use super::{JobEnv, Step};
 use crate::db;
@@ -149,6 +151,7 @@ pub fn of(kind: &str) -> &'static dyn Kind {
         Switchover::KIND => Registered::<Switchover>::IT,
         Failover::KIND => Registered::<Failover>::IT,
         ApplyHa::KIND => Registered::<ApplyHa>::IT,
+        RollingRestart::KIND => Registered::<RollingRestart>::IT,
         _ => Registered::<Unknown>::IT,
     }
 }

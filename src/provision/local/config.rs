@@ -38,6 +38,9 @@ impl LocalDriver {
             // pg_rewind needs hint bits logged; a standby that lags finds the WAL still there.
             ("wal_log_hints", "on".to_owned()),
             ("wal_keep_size", "256MB".to_owned()),
+            // An idle primary sends a keepalive every half of this: the failover monitor tells a
+            // replica that still hears from its primary from one whose receiver is stuck.
+            ("wal_sender_timeout", "10s".to_owned()),
             ("recovery_target_timeline", "latest".to_owned()),
         ];
         match &spec.tls {
@@ -68,13 +71,12 @@ impl LocalDriver {
                 settings.push(("synchronous_standby_names", synchronous_standby_names.clone()));
             }
             Duty::Standby { upstream } => {
+                // Streaming only, never from the store's WAL archive: a node that was promoted
+                // behind Berth's back archives its timeline there too, and a standby following
+                // the `latest` timeline would take that one rather than its primary's. A standby
+                // further behind than the primary's `wal_keep_size` is reinitialized.
                 if let Some(u) = upstream {
                     settings.push(("primary_conninfo", primary_conninfo(spec, u)));
-                    if let Some(dir) = &spec.wal_archive {
-                        // A standby that fell behind what the upstream keeps catches up from here.
-                        let d = dir.to_string_lossy().replace('\'', "");
-                        settings.push(("restore_command", format!("cp '{d}/%f' '%p'")));
-                    }
                 }
             }
         }
@@ -82,6 +84,11 @@ impl LocalDriver {
             // Full page writes stay: pg_rewind refuses a source without them.
             let kept = EPHEMERAL.into_iter().filter(|(k, _)| *k != "full_page_writes");
             settings.extend(kept.map(|(k, v)| (k, v.to_owned())));
+        }
+        if matches!(&spec.duty, Duty::Primary { synchronous_standby_names } if !synchronous_standby_names.is_empty()) {
+            // A synchronous store's commits wait for their standbys, whatever else said otherwise
+            // (a throw-away test cluster's settings included).
+            settings.push(("synchronous_commit", "on".to_owned()));
         }
         settings.extend(extra.iter().map(|(k, v)| (*k, v.clone())));
         server.write_config(&settings)?;

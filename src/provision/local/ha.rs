@@ -283,6 +283,7 @@ struct ReceiverRow {
     sender_host: Option<String>,
     sender_port: Option<i32>,
     received_tli: Option<i32>,
+    silent_ms: Option<i64>,
 }
 
 async fn read_replication(conn: &mut PgConnection) -> sqlx::Result<Replication> {
@@ -332,7 +333,9 @@ async fn read_replication(conn: &mut PgConnection) -> sqlx::Result<Replication> 
     .fetch_one(&mut *conn)
     .await?;
     let receiver = sqlx::query_as::<_, ReceiverRow>(
-        "select status, sender_host, sender_port, received_tli from pg_stat_wal_receiver",
+        "select status, sender_host, sender_port, received_tli, \
+         (extract(epoch from clock_timestamp() - last_msg_receipt_time) * 1000)::int8 as silent_ms \
+         from pg_stat_wal_receiver",
     )
     .fetch_optional(&mut *conn)
     .await?
@@ -341,6 +344,7 @@ async fn read_replication(conn: &mut PgConnection) -> sqlx::Result<Replication> 
         sender_host: r.sender_host,
         sender_port: r.sender_port.and_then(|p| u16::try_from(p).ok()),
         received_timeline: r.received_tli.and_then(|t| u32::try_from(t).ok()),
+        silent_for: r.silent_ms.and_then(|ms| u64::try_from(ms).ok()).map(std::time::Duration::from_millis),
     });
     let timeline = receiver
         .as_ref()

@@ -10,6 +10,7 @@ pub mod dbs;
 pub mod firewall;
 pub mod invitations;
 pub mod jobs;
+pub mod nodes;
 pub mod oauth2;
 pub mod orgs;
 pub mod parameters;

@@ -45,7 +45,7 @@ pub enum Step {
     /// the reconcile at Berth's start brings the node back, then a fast stop (nothing
     /// committed is lost): a crash between the two leaves a server running that its row says
     /// stopped, which the retry stops. After: the retry's stop finds the server stopped and
-    /// does nothing.
+    /// does nothing. A job that fails for good marks a server that still runs `running` again.
     StopNode(NodeId),
     /// `start_node:<node id>`. Before: the node is stopped (or failed, or already running). In:
     /// a node found not running is started with its spec from the tables, which carries its

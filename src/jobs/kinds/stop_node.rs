@@ -20,4 +20,15 @@ impl JobKind for StopNode {
             other => Err(unexpected::<Self>(other)),
         }
     }
+
+    /// The node's row says what its server does (a stop that never happened leaves it
+    /// running), and the store's status follows from its nodes'.
+    async fn on_final_failure(env: &JobEnv, job: &JobRow) -> anyhow::Result<()> {
+        for step in super::steps(job) {
+            if let Step::StopNode(node) = step {
+                nodes::stop_failed(env, job, node).await?;
+            }
+        }
+        steps::finish_available(env, job).await
+    }
 }

@@ -63,6 +63,16 @@ pub async fn stop(env: &JobEnv, job: &JobRow, node: NodeId) -> anyhow::Result<()
     Ok(())
 }
 
+/// What a [`Step::StopNode`](crate::jobs::Step::StopNode) that failed for good leaves: its row
+/// said `stopped` before the stop, so a server still running is marked `running` again.
+pub async fn stop_failed(env: &JobEnv, job: &JobRow, node: NodeId) -> anyhow::Result<()> {
+    let Some(spec) = spec_of(env, job, node).await? else { return Ok(()) };
+    if env.plane.driver.status(&spec).await?.running {
+        db::stores::set_node_state(&env.db, node, NodeState::Running, env.clock.now()).await?;
+    }
+    Ok(())
+}
+
 /// [`Step::StartNode`](crate::jobs::Step::StartNode): the spec, read now, carries the node's
 /// duty from the tables; a node already running is left as it is.
 pub async fn start(env: &JobEnv, job: &JobRow, node: NodeId) -> anyhow::Result<()> {

@@ -264,6 +264,7 @@ pub async fn set_status(
     Ok(())
 }
 
+#[derive(Default)]
 pub struct Patch<'a> {
     pub name: Option<&'a str>,
     pub tags: Option<&'a [String]>,

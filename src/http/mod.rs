@@ -42,6 +42,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(routes::audit::router())
         .merge(routes::content::router())
         .merge(routes::stores::router())
+        .merge(routes::nodes::router())
         .merge(routes::jobs::router())
         .merge(routes::ha::router())
         .merge(routes::firewall::router())

@@ -36,6 +36,8 @@ pub struct MonitorSettings {
 /// over, which then waits a whole delay again: a failover comes later, never sooner).
 #[derive(Debug, Default)]
 struct Watch {
+    /// The primary watched: another one (after a failover) starts afresh.
+    primary: Option<NodeId>,
     /// When the primary first failed a probe, and how many in a row it has failed.
     down_since: Option<Instant>,
     failed_probes: u32,
@@ -142,10 +144,23 @@ impl Monitor {
         self.record(store, &nodes, &seen, primary).await?;
         self.enforce_fencing(store, &nodes, &seen).await?;
         let Some(p) = primary else { return Ok(()) };
+        // A job that stops nodes on purpose (a restart, a switchover, a failover) is no outage.
+        let active = db::jobs::active_for_store(&env.db, store.org_id, store.store_id).await?;
+        if active.is_some_and(|j| kinds::of(&j.kind).stops_nodes()) {
+            self.watches.remove(&store.store_id);
+            return Ok(());
+        }
         let watch = self.watches.entry(store.store_id).or_default();
+        if watch.primary != Some(nodes[p].id) {
+            *watch = Watch { primary: Some(nodes[p].id), ..Watch::default() };
+        }
         if seen[p].as_ref().is_some_and(|s| !s.in_recovery) || nodes[p].state == NodeState::Stopped {
             let was_told = watch.told_down;
-            *watch = Watch { lagging: std::mem::take(&mut watch.lagging), ..Watch::default() };
+            *watch = Watch {
+                primary: watch.primary,
+                lagging: std::mem::take(&mut watch.lagging),
+                ..Watch::default()
+            };
             if was_told {
                 self.event(store, Some(nodes[p].id), EventKind::NodeUp, "the primary answers again").await?;
             }
@@ -190,11 +205,6 @@ impl Monitor {
         }
         if store.paused_at.is_some() {
             return Ok(Some("the store's HA is paused".into()));
-        }
-        if let Some(job) = db::jobs::active_for_store(&self.env.db, store.org_id, store.store_id).await? {
-            if kinds::of(&job.kind).stops_nodes() {
-                return Ok(Some(format!("a {} job is in progress ({})", job.kind, job.id)));
-            }
         }
         let port = u16::try_from(nodes[p].port).unwrap_or(0);
         let still_fed =

@@ -99,9 +99,24 @@ async fn restart_for_rewind(env: &JobEnv) -> anyhow::Result<()> {
         steps.push(Step::FinishAvailable);
         let now = env.clock.now();
         let mut tx = env.db.begin().await?;
-        match super::enqueue(&mut tx, org_id, None, now, Enqueue::of::<kinds::RollingRestart>(store_id, steps)).await {
+        match super::enqueue(
+            &mut tx,
+            org_id,
+            None,
+            now,
+            Enqueue::of::<kinds::RollingRestart>(store_id, steps),
+        )
+        .await
+        {
             Ok(job) => {
-                db::stores::set_status(&mut *tx, org_id, store_id, crate::domain::StoreStatus::Modifying, now).await?;
+                db::stores::set_status(
+                    &mut *tx,
+                    org_id,
+                    store_id,
+                    crate::domain::StoreStatus::Modifying,
+                    now,
+                )
+                .await?;
                 tx.commit().await?;
                 tracing::warn!(%store_id, job = %job.id, "a store's nodes run without wal_log_hints: restarting them, replicas first");
             }

@@ -40,6 +40,21 @@ pub enum Step {
     /// stopped, and the retry's stop does nothing and its start starts it. Nothing is lost
     /// either way: a fast stop.
     RestartNode(NodeId),
+    /// `stop_node:<node id>`. A replica taken out of service on purpose. Before: the node runs
+    /// (or has failed). In: the row says `stopped` first, so that neither the health check nor
+    /// the reconcile at Berth's start brings the node back, then a fast stop (nothing
+    /// committed is lost): a crash between the two leaves a server running that its row says
+    /// stopped, which the retry stops. After: the retry's stop finds the server stopped and
+    /// does nothing. A job that fails for good marks a server that still runs `running` again.
+    StopNode(NodeId),
+    /// `start_node:<node id>`. Before: the node is stopped (or failed, or already running). In:
+    /// a node found not running is started with its spec from the tables, which carries its
+    /// duty (a replica starts as a standby of the current primary; only the unfenced primary
+    /// read-write), then its latest access is written and its row says `running`: a crash
+    /// between the start and the row leaves a running server that its row says stopped (the
+    /// reconcile at start leaves it as it is), which the retry finds running and only marks.
+    /// After: the retry finds it running and changes nothing on the host.
+    StartNode(NodeId),
     /// `rebuild_node:<node id>`. A replica removed and copied again from the primary (a primary
     /// is restarted in place): [`Step::RemoveNode`] and then [`Step::CreateReplica`], each as
     /// safe as they are.
@@ -200,6 +215,8 @@ impl Step {
             Step::CreateReplica(_) => CREATE_REPLICA,
             Step::RemoveNode(_) => REMOVE_NODE,
             Step::RestartNode(_) => RESTART_NODE,
+            Step::StopNode(_) => STOP_NODE,
+            Step::StartNode(_) => START_NODE,
             Step::RebuildNode(_) => REBUILD_NODE,
             Step::ReconfigureNode(_) => RECONFIGURE_NODE,
             Step::GrowVolume(_) => GROW_VOLUME,
@@ -234,6 +251,8 @@ impl Step {
             | Step::CreateReplica(id)
             | Step::RemoveNode(id)
             | Step::RestartNode(id)
+            | Step::StopNode(id)
+            | Step::StartNode(id)
             | Step::RebuildNode(id)
             | Step::ReconfigureNode(id)
             | Step::GrowVolume(id)
@@ -274,6 +293,8 @@ impl Step {
             CREATE_REPLICA => on(|id| Step::CreateReplica(id.into())),
             REMOVE_NODE => on(|id| Step::RemoveNode(id.into())),
             RESTART_NODE => on(|id| Step::RestartNode(id.into())),
+            STOP_NODE => on(|id| Step::StopNode(id.into())),
+            START_NODE => on(|id| Step::StartNode(id.into())),
             REBUILD_NODE => on(|id| Step::RebuildNode(id.into())),
             RECONFIGURE_NODE => on(|id| Step::ReconfigureNode(id.into())),
             GROW_VOLUME => on(|id| Step::GrowVolume(id.into())),
@@ -342,6 +363,10 @@ const CREATE_REPLICA: &str = "create_replica";
 const REMOVE_NODE: &str = "remove_node";
 /// [`Step::RestartNode`]
 const RESTART_NODE: &str = "restart_node";
+/// [`Step::StopNode`]
+const STOP_NODE: &str = "stop_node";
+/// [`Step::StartNode`]
+const START_NODE: &str = "start_node";
 /// [`Step::RebuildNode`]
 const REBUILD_NODE: &str = "rebuild_node";
 /// [`Step::ReconfigureNode`]
@@ -400,6 +425,8 @@ mod tests {
             Step::CreateReplica(node),
             Step::RemoveNode(node),
             Step::RestartNode(node),
+            Step::StopNode(node),
+            Step::StartNode(node),
             Step::RebuildNode(node),
             Step::ReconfigureNode(node),
             Step::GrowVolume(node),

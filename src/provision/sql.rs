@@ -377,8 +377,10 @@ pub async fn timeline_switch(conn: &mut PgConnection, timeline: u32) -> anyhow::
         return Ok(None);
     }
     let file = format!("pg_wal/{timeline:08X}.history");
-    let text: Option<String> =
-        sqlx::query_scalar("select pg_read_file($1, 0, 1048576, true)").bind(&file).fetch_one(&mut *conn).await?;
+    let text: Option<String> = sqlx::query_scalar("select pg_read_file($1, 0, 1048576, true)")
+        .bind(&file)
+        .fetch_one(&mut *conn)
+        .await?;
     Ok(text.as_deref().and_then(last_switch))
 }
 

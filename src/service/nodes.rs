@@ -9,6 +9,7 @@ use crate::audit::{Event, RequestMeta};
 use crate::db;
 use crate::db::jobs::JobRow;
 use crate::db::stores::{NodeRow, StoreRow};
+use crate::domain::ha::EventKind;
 use crate::domain::{Ctx, Error, NodeId, NodeRole, Result, StoreId, StoreOperation, StoreStatus};
 use crate::jobs::{self, Step, kinds};
 use crate::quota::{self, Quota};
@@ -171,15 +172,106 @@ pub async fn restart(
     store_id: StoreId,
     node_id: NodeId,
 ) -> Result<JobRow> {
+    let op = NodeOp {
+        action: "store.node_restarted",
+        check: any_node,
+        job: Enqueue::of::<kinds::RestartNode>(store_id, restart_steps(node_id)),
+    };
+    node_job(state, meta, ctx, actor, store_id, node_id, op).await
+}
+
+/// The steps of restarting `node`.
+pub fn restart_steps(node: NodeId) -> Vec<Step> {
+    vec![Step::RestartNode(node), Step::FinishAvailable]
+}
+
+/// A node taken out of service, brought back, or copied again: each a job on one node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Maintenance {
+    /// A replica stopped; it stays stopped (through health checks and Berth's restarts) until
+    /// it is started again. The primary is refused: switch over first.
+    Stop,
+    /// A node started with its duty from the tables (a replica as a standby of the current
+    /// primary). A node already running is accepted too: its job finds nothing to do, as a
+    /// repeated request should.
+    Start,
+    /// A replica's data discarded and copied again from the primary. The primary is refused.
+    Reinitialize,
+}
+
+impl Maintenance {
+    /// The audit action, what the node must be, and the job.
+    fn op(self, store_id: StoreId, node: NodeId) -> NodeOp {
+        let steps = self.steps(node);
+        let (action, check, job): (_, fn(&NodeRow) -> Result<()>, _) = match self {
+            Self::Stop => {
+                ("store.node_stopped", replica_only, Enqueue::of::<kinds::StopNode>(store_id, steps))
+            }
+            Self::Start => ("store.node_started", any_node, Enqueue::of::<kinds::StartNode>(store_id, steps)),
+            Self::Reinitialize => (
+                "store.node_reinitialized",
+                replica_only,
+                Enqueue::of::<kinds::ReinitializeNode>(store_id, steps),
+            ),
+        };
+        NodeOp { action, check, job }
+    }
+
+    /// The steps on `node`; a reinitialization is [`Step::RebuildNode`], as a repair rebuilds a
+    /// replica.
+    pub fn steps(self, node: NodeId) -> Vec<Step> {
+        let step = match self {
+            Self::Stop => Step::StopNode(node),
+            Self::Start => Step::StartNode(node),
+            Self::Reinitialize => Step::RebuildNode(node),
+        };
+        vec![step, Step::FinishAvailable]
+    }
+}
+
+/// Starts `what` on one node of the store; returns the store as it then is, and the job.
+pub async fn maintain(
+    state: &AppState,
+    meta: &RequestMeta,
+    ctx: &Ctx,
+    actor: &str,
+    store_id: StoreId,
+    node_id: NodeId,
+    what: Maintenance,
+) -> Result<NodeChanged> {
+    let job = node_job(state, meta, ctx, actor, store_id, node_id, what.op(store_id, node_id)).await?;
+    Ok(NodeChanged { detail: stores::get(state, ctx, store_id).await?, job })
+}
+
+/// A job on one node of a store: the audit action it records, what the node must be to take
+/// it, and the job.
+struct NodeOp {
+    action: &'static str,
+    check: fn(&NodeRow) -> Result<()>,
+    job: Enqueue<'static>,
+}
+
+/// Enqueues `op` on `node_id`, one of the store's nodes (404 otherwise) that `op.check` admits,
+/// on a store whose status allows changing its nodes; audited.
+async fn node_job(
+    state: &AppState,
+    meta: &RequestMeta,
+    ctx: &Ctx,
+    actor: &str,
+    store_id: StoreId,
+    node_id: NodeId,
+    op: NodeOp,
+) -> Result<JobRow> {
     let mut tx = state.db.begin().await?;
     let (_, nodes) = store_for_node_op(&mut tx, ctx, store_id).await?;
-    nodes.iter().find(|n| n.id == node_id).ok_or(Error::NotFound("node"))?;
-    let steps = restart_steps(node_id);
-    let job = enqueue(&mut tx, state, ctx, Enqueue::of::<kinds::RestartNode>(store_id, steps)).await?;
-    Event::new("store.node_restarted", meta)
+    let node = nodes.iter().find(|n| n.id == node_id).ok_or(Error::NotFound("node"))?;
+    (op.check)(node)?;
+    let job = enqueue(&mut tx, state, ctx, op.job).await?;
+    Event::new(op.action, meta)
         .in_ctx(ctx, actor)
         .target(format!("store:{store_id}"))
         .detail("node", node_id)
+        .detail("job", job.id)
         .record_in(&mut tx, state.clock.now())
         .await?;
     tx.commit().await?;
@@ -187,9 +279,62 @@ pub async fn restart(
     Ok(job)
 }
 
-/// The steps of restarting `node`.
-pub fn restart_steps(node: NodeId) -> Vec<Step> {
-    vec![Step::RestartNode(node), Step::FinishAvailable]
+/// Any node of the store.
+fn any_node(_: &NodeRow) -> Result<()> {
+    Ok(())
+}
+
+/// A replica: stopping or re-copying the primary would leave the store without one.
+fn replica_only(node: &NodeRow) -> Result<()> {
+    if node.role == NodeRole::Primary {
+        return Err(Error::conflict(
+            "node_is_primary",
+            "the node is the store's primary; switch over to a replica first, then act on this node as a replica",
+        ));
+    }
+    Ok(())
+}
+
+/// Turns a node's maintenance flag on or off: a maintained node is never a failover or
+/// switchover candidate and raises no alerts. Only the control database changes (no job); the
+/// store's revision moves on, since its view changed. Setting the flag it already has changes
+/// nothing and records nothing.
+pub async fn set_maintenance(
+    state: &AppState,
+    meta: &RequestMeta,
+    ctx: &Ctx,
+    actor: &str,
+    store_id: StoreId,
+    node_id: NodeId,
+    on: bool,
+) -> Result<StoreDetail> {
+    let mut tx = state.db.begin().await?;
+    let store = db::stores::get_for_update(&mut tx, ctx, store_id).await?.ok_or(Error::NotFound("store"))?;
+    let nodes = db::stores::nodes(&mut *tx, ctx.org_id, &[store_id]).await?;
+    let node = nodes.iter().find(|n| n.id == node_id).ok_or(Error::NotFound("node"))?;
+    if node.maintenance != on {
+        let now = state.clock.now();
+        db::ha::set_maintenance(&mut *tx, ctx.org_id, node_id, on, now).await?;
+        db::stores::update(&mut *tx, ctx, store_id, store.revision, db::stores::Patch::default(), now)
+            .await?;
+        let (kind, message) = if on {
+            (EventKind::MaintenanceOn, format!("node {node_id} in maintenance, by {actor}"))
+        } else {
+            (EventKind::MaintenanceOff, format!("node {node_id} out of maintenance, by {actor}"))
+        };
+        let event =
+            db::ha::NewEvent { node_id: Some(node_id), kind, message: &message, actor_id: Some(ctx.user_id) };
+        db::ha::insert_event(&mut *tx, ctx.org_id, store_id, &event, now).await?;
+        Event::new("store.node_maintenance", meta)
+            .in_ctx(ctx, actor)
+            .target(format!("store:{store_id}"))
+            .detail("node", node_id)
+            .detail("maintenance", on)
+            .record_in(&mut tx, now)
+            .await?;
+    }
+    tx.commit().await?;
+    stores::get(state, ctx, store_id).await
 }
 
 #[cfg(test)]
@@ -205,6 +350,9 @@ mod tests {
         assert_eq!(add_steps(id), vec![Step::CreateReplica(id), finish]);
         assert_eq!(remove_steps(id), vec![Step::RemoveNode(id), finish]);
         assert_eq!(restart_steps(id), vec![Step::RestartNode(id), finish]);
+        assert_eq!(Maintenance::Stop.steps(id), vec![Step::StopNode(id), finish]);
+        assert_eq!(Maintenance::Start.steps(id), vec![Step::StartNode(id), finish]);
+        assert_eq!(Maintenance::Reinitialize.steps(id), vec![Step::RebuildNode(id), finish]);
     }
 
     #[test]
@@ -227,5 +375,16 @@ mod tests {
             matches!(refused, Err(Error::Conflict { code: "primary_node", detail }) if detail.contains("delete the store instead"))
         );
         assert!(matches!(check_removable(&nodes, NodeId::new()), Err(Error::NotFound("node"))));
+    }
+
+    #[test]
+    fn only_a_replica_may_be_stopped_or_reinitialized() {
+        let (primary, replica) = (node("primary", NodeState::Running), node("replica", NodeState::Stopped));
+        assert!(replica_only(&replica).is_ok());
+        let refused = replica_only(&primary);
+        assert!(
+            matches!(refused, Err(Error::Conflict { code: "node_is_primary", detail }) if detail.contains("switch over"))
+        );
+        assert!(any_node(&primary).is_ok() && any_node(&replica).is_ok());
     }
 }

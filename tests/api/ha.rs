@@ -45,7 +45,12 @@ fn pgdata(app: &TestApp, store: &ReadyStore, node: Uuid) -> std::path::PathBuf {
 
 async fn spec(app: &TestApp, store: Uuid, node: Uuid) -> NodeSpec {
     let now = app.clock_now();
-    app.state.plane.node_spec(&app.db, app.owner_org.into(), store.into(), node.into(), now).await.unwrap().unwrap()
+    app.state
+        .plane
+        .node_spec(&app.db, app.owner_org.into(), store.into(), node.into(), now)
+        .await
+        .unwrap()
+        .unwrap()
 }
 
 async fn superuser(app: &TestApp, store: Uuid, node: Uuid) -> PgConnection {
@@ -72,7 +77,9 @@ fn node_of(topology: &Value, id: Uuid) -> Value {
 }
 
 fn port(view: &Value, id: Uuid) -> i64 {
-    view["nodes"].as_array().unwrap().iter().find(|n| n.uuid_at("/id") == id).unwrap()["port"].as_i64().unwrap()
+    view["nodes"].as_array().unwrap().iter().find(|n| n.uuid_at("/id") == id).unwrap()["port"]
+        .as_i64()
+        .unwrap()
 }
 
 async fn count(port: i64, password: &str, sql: &str) -> Option<i64> {
@@ -135,7 +142,10 @@ async fn replicated(app: &TestApp, store: &ReadyStore, view: &Value, rows: i64) 
                 let t = topology(app, &owner, store).await;
                 let jobs = app.get(&format!("{}/jobs", store.path())).cookie(&owner).send().await.text();
                 let events = app.get(&format!("{}/events", store.path())).cookie(&owner).send().await.text();
-                panic!("node {} never had {rows} rows\ntopology: {t}\njobs: {jobs}\nevents: {events}", n["id"]);
+                panic!(
+                    "node {} never had {rows} rows\ntopology: {t}\njobs: {jobs}\nevents: {events}",
+                    n["id"]
+                );
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -151,7 +161,10 @@ async fn a_switchover_moves_the_primary_keeps_every_row_and_the_others_follow() 
     let old = store.node("primary").uuid_at("/id");
     let pw = store.password.clone();
     let mut p = connect(port(&store.view, old), USER, &pw, DB).await.unwrap();
-    sqlx::raw_sql("create table t (x int); insert into t select generate_series(1, 100)").execute(&mut p).await.unwrap();
+    sqlx::raw_sql("create table t (x int); insert into t select generate_series(1, 100)")
+        .execute(&mut p)
+        .await
+        .unwrap();
     drop(p);
     replicated(&app, &store, &store.view, 100).await;
     let replicas: Vec<Uuid> = store.view["nodes"]
@@ -180,7 +193,12 @@ async fn a_switchover_moves_the_primary_keeps_every_row_and_the_others_follow() 
     let later = (time::OffsetDateTime::now_utc() + time::Duration::HOUR)
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap();
-    let r = app.post(&path).cookie(&owner).json(json!({"candidate_node_id": candidate, "scheduled_at": later})).send().await;
+    let r = app
+        .post(&path)
+        .cookie(&owner)
+        .json(json!({"candidate_node_id": candidate, "scheduled_at": later}))
+        .send()
+        .await;
     let scheduled = r.accepted_job();
     let r = app.post(&path).cookie(&owner).json(json!({"candidate_node_id": candidate})).send().await;
     r.assert_problem(StatusCode::CONFLICT, "job_in_progress");
@@ -210,7 +228,11 @@ async fn a_switchover_moves_the_primary_keeps_every_row_and_the_others_follow() 
         let s = driver.replication(&spec(&app, store.id, n).await).await.unwrap().expect("answers");
         assert!(s.in_recovery, "node {n} is a standby");
         let receiver = s.receiver.expect("a WAL receiver");
-        assert_eq!(i64::from(receiver.sender_port.unwrap()), port(&view, candidate), "node {n} follows the new primary");
+        assert_eq!(
+            i64::from(receiver.sender_port.unwrap()),
+            port(&view, candidate),
+            "node {n} follows the new primary"
+        );
         assert_eq!(s.timeline, 2);
     }
     // Through the multi-host URI, writes reach the new primary.
@@ -226,10 +248,11 @@ async fn a_switchover_moves_the_primary_keeps_every_row_and_the_others_follow() 
     assert!(items[0]["switch_lsn"].as_str().is_some_and(|l| l.contains('/')), "{h}");
     assert!(event_kinds(&app, &owner, &store).await.contains(&"switchover".to_owned()));
     // A person's switchover is in the audit trail.
-    let audited: i64 = sqlx::query_scalar("select count(*) from audit_events where action = 'store.switchover'")
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
+    let audited: i64 =
+        sqlx::query_scalar("select count(*) from audit_events where action = 'store.switchover'")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
     assert_eq!(audited, 2, "the scheduled one and this one");
     app.delete_store(&owner, org, store.id).await;
 }
@@ -261,7 +284,8 @@ async fn a_switchover_without_a_candidate_takes_the_most_advanced_and_refuses_a_
     let (lagging, ahead) = (replicas[0], replicas[1]);
     // The lagging replica's WAL receiver is paused: it still says it streams, but falls behind.
     let mut su = superuser(&app, store.id, lagging).await;
-    let receiver: i32 = sqlx::query_scalar("select pid from pg_stat_wal_receiver").fetch_one(&mut su).await.unwrap();
+    let receiver: i32 =
+        sqlx::query_scalar("select pid from pg_stat_wal_receiver").fetch_one(&mut su).await.unwrap();
     drop(su);
     kill(Pid::from_raw(receiver), Signal::SIGSTOP).unwrap();
     sqlx::raw_sql("insert into t select generate_series(1, 2000)").execute(&mut p).await.unwrap();
@@ -297,7 +321,10 @@ async fn a_killed_primary_fails_over_to_the_most_advanced_replica_and_returns_wi
     let pw = store.password.clone();
     let uri = store.view["connection"]["multi_host_uri"].as_str().unwrap().to_owned();
     let mut p = connect(port(&store.view, old), USER, &pw, DB).await.unwrap();
-    sqlx::raw_sql("create table t (x int); insert into t select generate_series(1, 100)").execute(&mut p).await.unwrap();
+    sqlx::raw_sql("create table t (x int); insert into t select generate_series(1, 100)")
+        .execute(&mut p)
+        .await
+        .unwrap();
     replicated(&app, &store, &store.view, 100).await;
     let replicas: Vec<Uuid> = store.view["nodes"]
         .as_array()
@@ -332,7 +359,11 @@ async fn a_killed_primary_fails_over_to_the_most_advanced_replica_and_returns_wi
     let t = topology(&app, &owner, &store).await;
     assert_eq!(t["primary_node_id"], ahead.to_string(), "the lagging replica is not chosen: {t}");
     assert_eq!(psql(&uri, &pw, "select count(*) from t where x > 0").unwrap(), "201");
-    assert_eq!(psql(&uri, &pw, "select count(*) from t where x = -1").unwrap(), "0", "the divergent row never replicated");
+    assert_eq!(
+        psql(&uri, &pw, "select count(*) from t where x = -1").unwrap(),
+        "0",
+        "the divergent row never replicated"
+    );
     let job = job_of_kind(&app, &owner, &store, "failover").await.expect("a failover job");
     app.job_succeeded(&owner, org, job).await;
     let view = app.wait_store(&owner, org, store.id, "available").await;
@@ -341,7 +372,7 @@ async fn a_killed_primary_fails_over_to_the_most_advanced_replica_and_returns_wi
     let back = node_of(&t, old);
     assert_eq!(back["role"], "replica", "{t}");
     assert_eq!(back["fenced"], false, "{t}");
-    replicated(&app, &store, &view, 202).await;
+    replicated(&app, &store, &view, 201).await;
     assert_eq!(count(port(&view, old), &pw, "select count(*) from t where x = -1").await, Some(0));
     let h = app.get(&format!("{}/history", store.path())).cookie(&owner).send().await.json();
     let last = &h["items"][0];
@@ -376,7 +407,11 @@ async fn a_primary_back_within_the_delay_keeps_its_place_and_the_failover_limit_
     }
     driver.start(&primary_spec).await.unwrap();
     m.tick().await.unwrap();
-    assert_eq!(job_of_kind(&app, &owner, &store, "failover").await, None, "back within the delay: no failover");
+    assert_eq!(
+        job_of_kind(&app, &owner, &store, "failover").await,
+        None,
+        "back within the delay: no failover"
+    );
     let kinds = event_kinds(&app, &owner, &store).await;
     assert!(kinds.contains(&"node_down".to_owned()) && kinds.contains(&"node_up".to_owned()), "{kinds:?}");
     assert_eq!(topology(&app, &owner, &store).await["primary_node_id"], primary.to_string());
@@ -437,7 +472,10 @@ async fn a_node_running_read_write_without_being_the_primary_is_fenced_and_a_rep
     assert_eq!(t["phase"], "degraded");
     // Starting Berth again leaves it stopped.
     berth::jobs::reconcile::at_start(&app.state.job_env()).await.unwrap();
-    assert!(count(port(&store.view, replica), &pw, "select 1").await.is_none(), "a fenced node stays stopped");
+    assert!(
+        count(port(&store.view, replica), &pw, "select 1").await.is_none(),
+        "a fenced node stays stopped"
+    );
     // A repair rejoins it as a replica.
     let r = app.post(&format!("{}/repair", store.path())).cookie(&owner).send().await;
     app.job_succeeded(&owner, org, r.accepted_job()).await;
@@ -462,7 +500,8 @@ async fn in_synchronous_mode_a_failover_under_writes_loses_no_acknowledged_commi
     let job = job_of_kind(&app, &owner, &store, "apply_ha").await.expect("the mode is applied by a job");
     app.job_succeeded(&owner, org, job).await;
     let mut su = superuser(&app, store.id, old).await;
-    let names: String = sqlx::query_scalar("show synchronous_standby_names").fetch_one(&mut su).await.unwrap();
+    let names: String =
+        sqlx::query_scalar("show synchronous_standby_names").fetch_one(&mut su).await.unwrap();
     assert!(names.starts_with("ANY 1 ("), "{names}");
     drop(su);
     let mut p = connect(port(&store.view, old), USER, &pw, DB).await.unwrap();

@@ -19,6 +19,7 @@ mod invitations;
 mod isolation;
 mod jobs;
 mod local_driver;
+mod node_ops;
 mod oauth2;
 mod openapi;
 mod orgs;

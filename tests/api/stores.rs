@@ -318,6 +318,14 @@ async fn another_orgs_stores_and_jobs_answer_404_everywhere() {
             app.post(&format!("{s}/nodes")).bearer(&tok).send().await,
             app.delete(&format!("{s}/nodes/{node}")).bearer(&tok).send().await,
             app.post(&format!("{s}/nodes/{node}/restart")).bearer(&tok).send().await,
+            app.post(&format!("{s}/nodes/{node}/stop")).bearer(&tok).send().await,
+            app.post(&format!("{s}/nodes/{node}/start")).bearer(&tok).send().await,
+            app.post(&format!("{s}/nodes/{node}/reinitialize")).bearer(&tok).send().await,
+            app.patch(&format!("{s}/nodes/{node}"))
+                .bearer(&tok)
+                .json(json!({"maintenance": true}))
+                .send()
+                .await,
             app.post(&format!("{s}/repair")).bearer(&tok).send().await,
             app.post(&format!("{s}/credentials/reveal")).bearer(&tok).send().await,
             app.get(&format!("{s}/jobs")).bearer(&tok).send().await,

@@ -11,6 +11,7 @@ pub mod firewall;
 pub mod ha;
 pub mod invitations;
 pub mod jobs;
+pub mod nodes;
 pub mod oauth2;
 pub mod orgs;
 pub mod parameters;

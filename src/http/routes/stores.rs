@@ -58,6 +58,10 @@ pub struct NodeView {
     /// where volumes are not the node's own (see the deploy options' `isolation`).
     pub disk_size_bytes: Option<i64>,
     pub disk_used_bytes: Option<i64>,
+    /// Excluded from switchover and failover candidacy and from alerts (`PATCH` the node).
+    pub maintenance: bool,
+    /// Stopped by a failover or switchover: it starts only as a standby until it has rejoined.
+    pub fenced: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -132,7 +136,7 @@ fn multi_host_uri<'a>(nodes: impl Iterator<Item = &'a NodeRow>, user: &str, db: 
         .then(|| format!("postgres://{user}@{}/{db}?target_session_attrs=read-write", hosts.join(",")))
 }
 
-fn view(d: StoreDetail) -> StoreView {
+pub(super) fn view(d: StoreDetail) -> StoreView {
     let StoreDetail { store: s, nodes, job } = d;
     let live = |n: &&NodeRow| n.state != NodeState::Removing;
     let connection = Connection {
@@ -180,6 +184,8 @@ fn view(d: StoreDetail) -> StoreView {
                 checked_at: n.checked_at,
                 disk_size_bytes: n.disk_size_bytes,
                 disk_used_bytes: n.disk_used_bytes,
+                maintenance: n.maintenance,
+                fenced: n.fenced,
             })
             .collect(),
         connection,

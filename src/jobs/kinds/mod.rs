@@ -16,12 +16,15 @@ pub mod delete_store;
 pub mod delete_vpc;
 pub mod failover;
 pub mod noop;
+pub mod reinitialize_node;
 pub mod remove_node;
 pub mod repair_store;
 pub mod resize_store;
 pub mod restart_node;
 pub mod restore;
 pub mod rolling_restart;
+pub mod start_node;
+pub mod stop_node;
 pub mod switchover;
 
 use std::future::Future;
@@ -47,12 +50,15 @@ pub use self::delete_store::DeleteStore;
 pub use self::delete_vpc::DeleteVpc;
 pub use self::failover::{Failover, FailoverParams};
 pub use self::noop::Noop;
+pub use self::reinitialize_node::ReinitializeNode;
 pub use self::remove_node::RemoveNode;
 pub use self::repair_store::RepairStore;
 pub use self::resize_store::ResizeStore;
 pub use self::restart_node::RestartNode;
 pub use self::restore::{Restore, RestoreParams};
 pub use self::rolling_restart::RollingRestart;
+pub use self::start_node::StartNode;
+pub use self::stop_node::StopNode;
 pub use self::switchover::{Switchover, SwitchoverParams};
 use super::{JobEnv, Step};
 use crate::db;
@@ -138,6 +144,9 @@ pub fn of(kind: &str) -> &'static dyn Kind {
         AddNode::KIND => Registered::<AddNode>::IT,
         RemoveNode::KIND => Registered::<RemoveNode>::IT,
         RestartNode::KIND => Registered::<RestartNode>::IT,
+        StopNode::KIND => Registered::<StopNode>::IT,
+        StartNode::KIND => Registered::<StartNode>::IT,
+        ReinitializeNode::KIND => Registered::<ReinitializeNode>::IT,
         RepairStore::KIND => Registered::<RepairStore>::IT,
         ResizeStore::KIND => Registered::<ResizeStore>::IT,
         ApplyParameters::KIND => Registered::<ApplyParameters>::IT,

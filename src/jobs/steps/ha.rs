@@ -292,6 +292,22 @@ pub async fn repoint(env: &JobEnv, job: &JobRow) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Waits until the node streams from the primary on `port`; false if it does not within the
+/// follow wait.
+async fn follows(env: &JobEnv, spec: &NodeSpec, port: u16) -> anyhow::Result<bool> {
+    let deadline = Instant::now() + FOLLOW_WAIT;
+    loop {
+        let seen = env.plane.driver.replication(spec).await?;
+        if seen.and_then(|s| s.receiver).is_some_and(|r| r.streaming() && r.sender_port == Some(port)) {
+            return Ok(true);
+        }
+        if Instant::now() >= deadline {
+            return Ok(false);
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
 fn rejoined(how: Rejoined) -> &'static str {
     match how {
         Rejoined::AsIs => "its data had not diverged",
@@ -310,7 +326,20 @@ pub async fn rejoin(env: &JobEnv, job: &JobRow, node: NodeId) -> anyhow::Result<
     let primary_spec = need_spec(env, job, primary.id).await?;
     let spec = following(need_spec(env, job, node).await?, primary)?;
     let driver = env.plane.driver.as_ref();
-    let how = driver.rejoin(&spec, &primary_spec).await?;
+    let mut how = driver.rejoin(&spec, &primary_spec).await?;
+    if !follows(env, &spec, primary_spec.port).await? {
+        // Rewound (or found not to have diverged) but not streaming: copied afresh instead.
+        let message =
+            format!("node {node} did not stream after rejoining ({}); copying it afresh", rejoined(how));
+        db::jobs::log(&env.db, job.id, "warn", &message, env.clock.now()).await?;
+        driver.remove(&spec).await?;
+        driver.create_replica(&spec, &primary_spec).await?;
+        how = Rejoined::Recloned;
+        anyhow::ensure!(
+            follows(env, &spec, primary_spec.port).await?,
+            "node {node} does not stream from the primary even copied afresh"
+        );
+    }
     let now = env.clock.now();
     db::ha::set_fenced(&env.db, node, false, now).await?;
     db::stores::set_node_state(&env.db, node, NodeState::Running, now).await?;

@@ -54,6 +54,38 @@ pub async fn restart(env: &JobEnv, job: &JobRow, node: NodeId) -> anyhow::Result
     Ok(())
 }
 
+/// [`Step::StopNode`](crate::jobs::Step::StopNode): the row first, so that nothing starts
+/// the node again meanwhile.
+pub async fn stop(env: &JobEnv, job: &JobRow, node: NodeId) -> anyhow::Result<()> {
+    let spec = need_spec(env, job, node).await?;
+    db::stores::set_node_state(&env.db, node, NodeState::Stopped, env.clock.now()).await?;
+    env.plane.driver.stop(&spec).await?;
+    Ok(())
+}
+
+/// What a [`Step::StopNode`](crate::jobs::Step::StopNode) that failed for good leaves: its row
+/// said `stopped` before the stop, so a server still running is marked `running` again.
+pub async fn stop_failed(env: &JobEnv, job: &JobRow, node: NodeId) -> anyhow::Result<()> {
+    let Some(spec) = spec_of(env, job, node).await? else { return Ok(()) };
+    if env.plane.driver.status(&spec).await?.running {
+        db::stores::set_node_state(&env.db, node, NodeState::Running, env.clock.now()).await?;
+    }
+    Ok(())
+}
+
+/// [`Step::StartNode`](crate::jobs::Step::StartNode): the spec, read now, carries the node's
+/// duty from the tables; a node already running is left as it is.
+pub async fn start(env: &JobEnv, job: &JobRow, node: NodeId) -> anyhow::Result<()> {
+    let spec = need_spec(env, job, node).await?;
+    if env.plane.driver.status(&spec).await?.running {
+        db::jobs::log(&env.db, job.id, "info", &format!("node {node}: already running"), env.clock.now())
+            .await?;
+    } else {
+        env.plane.driver.start(&spec).await?;
+    }
+    serving(env, job, node).await
+}
+
 /// [`Step::GrowVolume`](crate::jobs::Step::GrowVolume).
 pub async fn grow_volume(env: &JobEnv, job: &JobRow, node: NodeId) -> anyhow::Result<()> {
     let spec = need_spec(env, job, node).await?;

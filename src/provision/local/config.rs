@@ -85,7 +85,8 @@ impl LocalDriver {
             let kept = EPHEMERAL.into_iter().filter(|(k, _)| *k != "full_page_writes");
             settings.extend(kept.map(|(k, v)| (k, v.to_owned())));
         }
-        if matches!(&spec.duty, Duty::Primary { synchronous_standby_names } if !synchronous_standby_names.is_empty()) {
+        if matches!(&spec.duty, Duty::Primary { synchronous_standby_names } if !synchronous_standby_names.is_empty())
+        {
             // A synchronous store's commits wait for their standbys, whatever else said otherwise
             // (a throw-away test cluster's settings included).
             settings.push(("synchronous_commit", "on".to_owned()));

@@ -87,6 +87,11 @@ impl LocalDriver {
             }
             tracing::info!(store_id = %spec.store_id, node_id = %spec.node_id, "promoted node to primary");
         }
+        // The new timeline reaches the control file with a checkpoint, which the promotion only
+        // asks for: pg_rewind reads it there, and against a source that has not had it finds
+        // both on the same timeline and rewinds nothing. (Every call: a retry after a crash in
+        // between must not skip it.)
+        sqlx::query("checkpoint").execute(&mut conn).await?;
         if spec.duty.is_primary() {
             // Its synchronous standbys, and no standby.signal left for the next start.
             self.configure(server, spec)?;

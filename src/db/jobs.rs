@@ -61,7 +61,8 @@ pub async fn insert(ex: impl PgExecutor<'_>, org_id: OrgId, j: NewJob<'_>) -> sq
     Ok(())
 }
 
-/// The queued or running job of a store, if any.
+/// The queued or running job of a store, if any; a failover first, which may run beside one
+/// other job.
 pub async fn active_for_store(
     ex: impl PgExecutor<'_>,
     org_id: OrgId,
@@ -72,7 +73,9 @@ pub async fn active_for_store(
         r#"select id, org_id, store_id as "store_id: StoreId", kind, status as "status: JobStatus", params, steps, step, attempts, max_attempts,
                 run_after, locked_by, locked_until, cancel_requested, error, created_by as "created_by: UserId", created_at, started_at,
                 finished_at, updated_at
-           from jobs where org_id = $1 and store_id = $2 and status in ('queued', 'running')"#,
+           from jobs where org_id = $1 and store_id = $2 and status in ('queued', 'running')
+           order by (kind = 'failover') desc, created_at
+           limit 1"#,
         org_id as OrgId,
         store_id as StoreId
     )

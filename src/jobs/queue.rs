@@ -86,6 +86,14 @@ pub async fn enqueue(
         now,
         run_after: job.run_after,
     };
+    // A failover runs beside whatever job it found; nothing new starts beside it.
+    if let (Some(store_id), false) = (job.store_id, job.kind == super::kinds::Failover::KIND) {
+        if let Some(active) = db::jobs::active_for_store(&mut *tx, org_id, store_id).await? {
+            if active.kind == super::kinds::Failover::KIND {
+                return Err(NotEnqueued::Blocked(Some(Box::new(active))));
+            }
+        }
+    }
     let mut sp = tx.begin().await?;
     match db::jobs::insert(&mut *sp, org_id, new).await {
         Ok(()) => sp.commit().await?,

@@ -173,7 +173,9 @@ pub enum Step {
     /// have started it again meanwhile: the retry stops it again). After: the retry finds the
     /// candidate already the primary and does nothing.
     Demote(NodeId),
-    /// `promote:<node id>`. The tables first, in one transaction: the node becomes the primary
+    /// `promote:<node id>`. In a switchover, the old primary demoted again first if Berth's
+    /// start, after a crash past [`Step::Demote`], started it again (as [`Step::Demote`] does;
+    /// nothing once the tables name the candidate). The tables first, in one transaction: the node becomes the primary
     /// of a new timeline, the old primary a fenced replica, the promotion is in the history.
     /// Then the server is promoted and the timeline it writes on recorded. A crash between the
     /// two leaves the tables naming a primary still in recovery: the retry (or Berth's start,

@@ -533,3 +533,174 @@ async fn in_synchronous_mode_a_failover_under_writes_loses_no_acknowledged_commi
     app.job_succeeded(&owner, org, job).await;
     app.delete_store(&owner, org, store.id).await;
 }
+
+/// The job's row, as a worker reads it.
+async fn job_row(app: &TestApp, job: Uuid) -> berth::db::jobs::JobRow {
+    berth::db::jobs::get_in_org(&app.db, app.owner_org.into(), job.into()).await.unwrap().unwrap()
+}
+
+/// Berth killed after the first `done` steps of `job` (run here, as its worker would), and then
+/// started again: the host reconciled with the tables, the job taken over by new workers.
+async fn crash_after(app: &TestApp, job: Uuid, done: usize) -> berth::jobs::worker::Workers {
+    let env = app.state.job_env();
+    let row = job_row(app, job).await;
+    let kind = berth::jobs::kinds::of(&row.kind);
+    for step in &row.steps[..done] {
+        kind.run(&env, &row, berth::jobs::Step::parse(step).unwrap()).await.unwrap();
+    }
+    sqlx::query("update jobs set step = $2, status = 'running', attempts = 1, locked_by = 'gone:1:x/0', locked_until = $3 where id = $1")
+        .bind(job)
+        .bind(done as i32)
+        .bind(app.clock_now() - time::Duration::SECOND)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    berth::jobs::reconcile::at_start(&env).await.unwrap();
+    berth::jobs::worker::Workers::start(env, 2, app.state.wake.clone()).await.unwrap()
+}
+
+/// Exactly one node takes writes, the one the tables name, and every other streams from it.
+async fn one_primary_the_rest_following(app: &TestApp, cookie: &str, store: &ReadyStore) -> Uuid {
+    let t = topology(app, cookie, store).await;
+    let primary = t.uuid_at("/primary_node_id");
+    let view = app.store(cookie, app.owner_org, store.id).await;
+    let primary_port = port(&view, primary);
+    let driver = app.state.plane.driver.clone();
+    for n in view["nodes"].as_array().unwrap() {
+        let id = n.uuid_at("/id");
+        let s =
+            driver.replication(&spec(app, store.id, id).await).await.unwrap().expect("every node answers");
+        if id == primary {
+            assert!(!s.in_recovery, "the primary {id} takes writes");
+        } else {
+            assert!(s.in_recovery, "node {id} is a standby");
+            let from = s.receiver.and_then(|r| r.sender_port).map(i64::from);
+            assert_eq!(from, Some(primary_port), "node {id} streams from the primary");
+        }
+    }
+    primary
+}
+
+#[tokio::test]
+async fn berth_killed_at_any_step_of_a_switchover_or_failover_ends_with_one_primary_and_a_true_history() {
+    let mut app = TestApp::spawn().await.with_workers(2).await;
+    let owner = app.login_owner().await;
+    let org = app.owner_org;
+    let store = app.new_ready_store(&owner, "ha-crash", 3).await;
+    let pw = store.password.clone();
+    let mut p =
+        connect(port(&store.view, store.node("primary").uuid_at("/id")), USER, &pw, DB).await.unwrap();
+    sqlx::raw_sql("create table t (x int)").execute(&mut p).await.unwrap();
+    drop(p);
+    app.workers.take().unwrap().shutdown().await;
+    let mut rows = 0;
+    // A switchover killed after each of its steps but the last.
+    for done in 1..=4 {
+        let before = topology(&app, &owner, &store).await;
+        let candidate = before["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["role"] == "replica")
+            .unwrap()
+            .uuid_at("/id");
+        let r = app
+            .post(&format!("{}/switchover", store.path()))
+            .cookie(&owner)
+            .json(json!({"candidate_node_id": candidate}))
+            .send()
+            .await;
+        let workers = crash_after(&app, r.accepted_job(), done).await;
+        app.job_succeeded(&owner, org, r.accepted_job()).await;
+        workers.shutdown().await;
+        assert_eq!(
+            one_primary_the_rest_following(&app, &owner, &store).await,
+            candidate,
+            "killed after step {done}"
+        );
+        let view = app.store(&owner, org, store.id).await;
+        let mut c = connect(port(&view, candidate), USER, &pw, DB).await.unwrap();
+        sqlx::query("insert into t values (1)").execute(&mut c).await.unwrap();
+        rows += 1;
+    }
+    // A failover of a killed primary, Berth killed after each of its first steps.
+    for done in 1..=3 {
+        let view = app.store(&owner, org, store.id).await;
+        let old = topology(&app, &owner, &store).await.uuid_at("/primary_node_id");
+        let candidate =
+            view["nodes"].as_array().unwrap().iter().find(|n| n["role"] == "replica").unwrap().uuid_at("/id");
+        kill(Pid::from_raw(postmaster_of(&pgdata(&app, &store, old)).unwrap()), Signal::SIGKILL).unwrap();
+        let r = app
+            .post(&format!("{}/failover", store.path()))
+            .cookie(&owner)
+            .json(json!({"candidate_node_id": candidate}))
+            .send()
+            .await;
+        let workers = crash_after(&app, r.accepted_job(), done).await;
+        app.job_succeeded(&owner, org, r.accepted_job()).await;
+        workers.shutdown().await;
+        assert_eq!(
+            one_primary_the_rest_following(&app, &owner, &store).await,
+            candidate,
+            "failover killed after step {done}"
+        );
+        let view = app.store(&owner, org, store.id).await;
+        let mut c = connect(port(&view, candidate), USER, &pw, DB).await.unwrap();
+        sqlx::query("insert into t values (1)").execute(&mut c).await.unwrap();
+        rows += 1;
+    }
+    let view = app.store(&owner, org, store.id).await;
+    replicated(&app, &store, &view, rows).await;
+    // One promotion each, on timelines one after another.
+    let h = app.get(&format!("{}/history?limit=100", store.path())).cookie(&owner).send().await.json();
+    let items = h["items"].as_array().unwrap();
+    assert_eq!(items.len(), 7, "{h}");
+    let timelines: Vec<i64> = items.iter().rev().map(|i| i["timeline"].as_i64().unwrap()).collect();
+    assert_eq!(timelines, (2..=8).collect::<Vec<_>>(), "{h}");
+    assert_eq!(items.iter().filter(|i| i["kind"] == "failover").count(), 3);
+    app.workers = Some(
+        berth::jobs::worker::Workers::start(app.state.job_env(), 2, app.state.wake.clone()).await.unwrap(),
+    );
+    app.delete_store(&owner, org, store.id).await;
+}
+
+#[tokio::test]
+async fn nodes_running_without_wal_log_hints_get_it_by_a_rolling_restart_when_berth_starts() {
+    let app = TestApp::spawn().await.with_workers(2).await;
+    let owner = app.login_owner().await;
+    let org = app.owner_org;
+    let store = app.new_ready_store(&owner, "ha-hints", 2).await;
+    // As an older Berth left them: running without wal_log_hints, which pg_rewind needs.
+    for n in store.view["nodes"].as_array().unwrap() {
+        let id = n.uuid_at("/id");
+        let mut su = superuser(&app, store.id, id).await;
+        sqlx::query("alter system set wal_log_hints = off").execute(&mut su).await.unwrap();
+        drop(su);
+        let s = spec(&app, store.id, id).await;
+        app.state.plane.driver.stop(&s).await.unwrap();
+        app.state.plane.driver.start(&s).await.unwrap();
+        let mut su = superuser(&app, store.id, id).await;
+        sqlx::query("alter system reset wal_log_hints").execute(&mut su).await.unwrap();
+        let hints: String = sqlx::query_scalar("show wal_log_hints").fetch_one(&mut su).await.unwrap();
+        assert_eq!(hints, "off");
+    }
+    berth::jobs::reconcile::at_start(&app.state.job_env()).await.unwrap();
+    let job = job_of_kind(&app, &owner, &store, "rolling_restart").await.expect("a rolling restart");
+    let done = app.job_succeeded(&owner, org, job).await;
+    let steps: Vec<&str> =
+        done["steps"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    let replica = store.node("replica").uuid_at("/id");
+    assert_eq!(steps[0], format!("reconfigure_node:{replica}"), "replicas first: {steps:?}");
+    for n in store.view["nodes"].as_array().unwrap() {
+        let mut su = superuser(&app, store.id, n.uuid_at("/id")).await;
+        let hints: String = sqlx::query_scalar("show wal_log_hints").fetch_one(&mut su).await.unwrap();
+        assert_eq!(hints, "on", "node {}", n["id"]);
+    }
+    // Started again, Berth finds nothing more to restart.
+    berth::jobs::reconcile::at_start(&app.state.job_env()).await.unwrap();
+    let jobs = app.get(&format!("{}/jobs", store.path())).cookie(&owner).send().await.json();
+    let restarts =
+        jobs["items"].as_array().unwrap().iter().filter(|j| j["kind"] == "rolling_restart").count();
+    assert_eq!(restarts, 1);
+    app.delete_store(&owner, org, store.id).await;
+}

@@ -518,3 +518,111 @@ async fn a_crash_while_a_vpc_is_made_leaves_nothing_half_made() {
     app.delete_vpc(&owner, org, id).await;
     assert!(!namespaces().contains(&ns));
 }
+
+/// Runs `sql` with psql on a libpq URI, started inside a namespace.
+async fn psql_uri_in(ns: &str, uri: &str, password: &str, sql: &str) -> Result<String, String> {
+    let psql = berth::pg::PgBinaries::locate(None).unwrap().tool("psql");
+    let out = tokio::process::Command::new("ip")
+        .args(["netns", "exec", ns])
+        .arg(psql)
+        .arg(uri)
+        .args(["-XqAtc", sql])
+        .env("PGPASSWORD", password)
+        .env("PGCONNECT_TIMEOUT", "3")
+        .output()
+        .await
+        .unwrap();
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+#[tokio::test]
+async fn a_private_store_switches_over_and_fails_over_inside_its_vpc() {
+    let app = TestApp::spawn().await.with_workers(2).await;
+    let owner = app.login_owner().await;
+    if !networks_or_refusal(&app, &owner).await {
+        return;
+    }
+    let org = app.owner_org;
+    let vpc = app.create_vpc(&owner, org, "net-ha", "10.63.0.0/24").await;
+    let ns = netns(&app, vpc);
+    let ready = app.ready_store(&owner, org, private_store("inner-ha", 2, vpc)).await;
+    let (primary, replica) = (ready.node("primary").uuid_at("/id"), ready.node("replica").uuid_at("/id"));
+    let password = ready.password.clone();
+    let uri = ready.view["connection"]["multi_host_uri"].as_str().unwrap().to_owned();
+    assert!(uri.contains("10.63.0.2:") && uri.contains("10.63.0.3:"), "{uri}");
+    psql_uri_in(&ns, &uri, &password, "create table t as select 1 as x").await.unwrap();
+
+    // A switchover: the replica, at its VPC address, becomes the primary.
+    let r = app
+        .post(&format!("{}/switchover", ready.path()))
+        .cookie(&owner)
+        .json(json!({"candidate_node_id": replica}))
+        .send()
+        .await;
+    app.job_succeeded(&owner, org, r.accepted_job()).await;
+    let t = app.get(&format!("{}/topology", ready.path())).cookie(&owner).send().await.json();
+    assert_eq!(t["primary_node_id"], replica.to_string(), "{t}");
+    assert_eq!(
+        psql_uri_in(&ns, &uri, &password, "insert into t values (2); select count(*) from t").await.unwrap(),
+        "2"
+    );
+    let spec = |node: Uuid| {
+        let (db, org) = (app.db.clone(), app.owner_org);
+        let plane = app.state.plane.clone();
+        let now = app.clock_now();
+        async move { plane.node_spec(&db, org.into(), ready.id.into(), node.into(), now).await.unwrap().unwrap() }
+    };
+    let old = app.state.plane.driver.replication(&spec(primary).await).await.unwrap().expect("it answers");
+    let receiver = old.receiver.expect("the old primary streams");
+    assert_eq!(receiver.sender_host.as_deref(), Some("10.63.0.3"), "from the new primary's VPC address");
+
+    // The old primary has the row the new one took (streaming is asynchronous).
+    let old_port = ready.node("primary")["port"].as_i64().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while psql_in(&ns, "10.63.0.2", old_port, &password, "select count(*) from t").await.as_deref() != Ok("2")
+    {
+        assert!(Instant::now() < deadline, "the old primary never had the new row");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // A failover: the new primary killed, the old one takes over again, inside the VPC.
+    sqlx::query("update stores set failover_delay_seconds = 1 where id = $1")
+        .bind(ready.id)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let monitor = tokio::spawn(
+        berth::jobs::monitor::Monitor::new(
+            app.state.job_env(),
+            berth::jobs::monitor::MonitorSettings {
+                probe_interval: Duration::from_millis(200),
+                max_failovers: 3,
+                failover_window: Duration::from_secs(3600),
+            },
+        )
+        .run(),
+    );
+    let pgdata =
+        app.nodes_root.join("stores").join(ready.id.to_string()).join(replica.to_string()).join("data");
+    let pid = crate::helpers::postmaster_of(&pgdata).expect("the primary's postmaster");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while psql_uri_in(&ns, &uri, &password, "insert into t values (3)").await.is_err() {
+        assert!(Instant::now() < deadline, "no primary took writes inside the VPC after the failover");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    monitor.abort();
+    assert_eq!(psql_uri_in(&ns, &uri, &password, "select count(*) from t").await.unwrap(), "3");
+    let t = app.get(&format!("{}/topology", ready.path())).cookie(&owner).send().await.json();
+    assert_eq!(t["primary_node_id"], primary.to_string(), "{t}");
+    let jobs = app.get(&format!("{}/jobs", ready.path())).cookie(&owner).send().await.json();
+    let failover =
+        jobs["items"].as_array().unwrap().iter().find(|j| j["kind"] == "failover").expect("a failover");
+    app.job_succeeded(&owner, org, failover.uuid_at("/id")).await;
+    app.delete_store(&owner, org, ready.id).await;
+    app.delete_vpc(&owner, org, vpc).await;
+}

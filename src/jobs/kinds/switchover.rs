@@ -33,6 +33,10 @@ impl JobKind for Switchover {
         match step {
             Step::Demote(node) => ha::demote(env, job, node, p.candidate).await,
             Step::Promote(to) => {
+                // Berth's start after a crash past the demotion starts the old primary again (the
+                // tables still name it): it is demoted again first, never left running beside
+                // the new one. Once the tables name the candidate, this does nothing.
+                ha::demote(env, job, p.from, to).await?;
                 let promotion = NewPromotion {
                     kind: PromotionKind::Switchover,
                     automatic: false,

@@ -24,6 +24,8 @@ const CHECKPOINT_WAIT: Duration = Duration::from_secs(30);
 /// How long a repointed replica is given to stream from the new primary before it is rewound.
 const FOLLOW_WAIT: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(100);
+/// How long a switchover gives its candidate to pass the checks again when it starts.
+const PRECHECK_WAIT: Duration = Duration::from_secs(15);
 
 async fn nodes_of(env: &JobEnv, job: &JobRow) -> anyhow::Result<Vec<NodeRow>> {
     Ok(db::stores::nodes(&env.db, job.org_id, &[store_of(job)?]).await?)
@@ -67,16 +69,20 @@ pub async fn demote(env: &JobEnv, job: &JobRow, from: NodeId, candidate: NodeId)
     let (old, cand) = (need_spec(env, job, from).await?, need_spec(env, job, candidate).await?);
     let driver = env.plane.driver.as_ref();
     let ha = db::ha::get(&env.db, job.org_id, store_of(job)?).await?.context("the store is gone")?;
-    if let Some(p) = driver.replication(&old).await? {
-        let c = driver.replication(&cand).await?;
-        let refused = crate::jobs::ha::switchover_refusal(
-            Some(&p),
-            c.as_ref(),
-            old.port,
-            ha.settings.max_lag_on_failover_bytes,
-        );
-        if let Some(r) = refused {
-            return Err(Abort(format!("{} ({}); nothing was done", r.detail, r.code)).into());
+    if driver.replication(&old).await?.is_some() {
+        // The checks again, now: given a few seconds, for a candidate still connecting (to an
+        // old primary that Berth's start started again, say) or catching up.
+        let deadline = Instant::now() + PRECHECK_WAIT;
+        loop {
+            let (p, c) = (driver.replication(&old).await?, driver.replication(&cand).await?);
+            let max_lag = ha.settings.max_lag_on_failover_bytes;
+            match crate::jobs::ha::switchover_refusal(p.as_ref(), c.as_ref(), old.port, max_lag) {
+                None => break,
+                Some(r) if Instant::now() >= deadline => {
+                    return Err(Abort(format!("{} ({}); nothing was done", r.detail, r.code)).into());
+                }
+                Some(_) => tokio::time::sleep(POLL).await,
+            }
         }
         // A checkpoint now leaves the shutdown checkpoint, taken with writes stopped, little to do.
         let mut conn = driver.superuser(&old, "postgres").await?;

@@ -19,48 +19,24 @@ pub struct StoreHa {
     pub timeline: i32,
 }
 
-pub async fn get(ex: impl PgExecutor<'_>, org_id: OrgId, store_id: StoreId) -> sqlx::Result<Option<StoreHa>> {
-    let row = sqlx::query!(
-        r#"select org_id, id, auto_failover, failover_delay_seconds, max_lag_on_failover_bytes,
-                  synchronous as "synchronous: SyncMode", ha_paused_at, ha_paused_reason, timeline
-           from stores where org_id = $1 and id = $2 and status <> 'deleted'"#,
-        org_id as OrgId,
-        store_id as StoreId
-    )
-    .fetch_optional(ex)
-    .await?;
-    Ok(row.map(|r| StoreHa {
-        org_id: r.org_id.into(),
-        store_id: r.id.into(),
-        settings: HaSettings {
-            auto_failover: r.auto_failover,
-            failover_delay: r.failover_delay_seconds,
-            max_lag_on_failover_bytes: r.max_lag_on_failover_bytes,
-            synchronous: r.synchronous,
-        },
-        paused_at: r.ha_paused_at,
-        paused_reason: r.ha_paused_reason,
-        timeline: r.timeline,
-    }))
+/// A store's row as `StoreHa` is read from.
+struct StoreHaRow {
+    org_id: OrgId,
+    id: StoreId,
+    auto_failover: bool,
+    failover_delay_seconds: i32,
+    max_lag_on_failover_bytes: i64,
+    synchronous: SyncMode,
+    ha_paused_at: Option<OffsetDateTime>,
+    ha_paused_reason: Option<String>,
+    timeline: i32,
 }
 
-/// Every store the monitor watches: not deleted, with a replica.
-pub async fn watched(ex: impl PgExecutor<'_>) -> sqlx::Result<Vec<StoreHa>> {
-    let rows = sqlx::query!(
-        r#"select s.org_id, s.id, s.auto_failover, s.failover_delay_seconds, s.max_lag_on_failover_bytes,
-                  s.synchronous as "synchronous: SyncMode", s.ha_paused_at, s.ha_paused_reason, s.timeline
-           from stores s
-           where s.status not in ('deleted', 'deleting', 'deploying')
-             and exists (select 1 from store_nodes n where n.store_id = s.id and n.role = 'replica')
-           order by s.id"#
-    )
-    .fetch_all(ex)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| StoreHa {
-            org_id: r.org_id.into(),
-            store_id: r.id.into(),
+impl From<StoreHaRow> for StoreHa {
+    fn from(r: StoreHaRow) -> Self {
+        Self {
+            org_id: r.org_id,
+            store_id: r.id,
             settings: HaSettings {
                 auto_failover: r.auto_failover,
                 failover_delay: r.failover_delay_seconds,
@@ -70,8 +46,40 @@ pub async fn watched(ex: impl PgExecutor<'_>) -> sqlx::Result<Vec<StoreHa>> {
             paused_at: r.ha_paused_at,
             paused_reason: r.ha_paused_reason,
             timeline: r.timeline,
-        })
-        .collect())
+        }
+    }
+}
+
+pub async fn get(ex: impl PgExecutor<'_>, org_id: OrgId, store_id: StoreId) -> sqlx::Result<Option<StoreHa>> {
+    let row = sqlx::query_as!(
+        StoreHaRow,
+        r#"select org_id as "org_id: OrgId", id as "id: StoreId", auto_failover, failover_delay_seconds,
+                  max_lag_on_failover_bytes, synchronous as "synchronous: SyncMode", ha_paused_at, ha_paused_reason,
+                  timeline
+           from stores where org_id = $1 and id = $2 and status <> 'deleted'"#,
+        org_id as OrgId,
+        store_id as StoreId
+    )
+    .fetch_optional(ex)
+    .await?;
+    Ok(row.map(Into::into))
+}
+
+/// Every store the monitor watches: not deleted, with a replica.
+pub async fn watched(ex: impl PgExecutor<'_>) -> sqlx::Result<Vec<StoreHa>> {
+    let rows = sqlx::query_as!(
+        StoreHaRow,
+        r#"select s.org_id as "org_id: OrgId", s.id as "id: StoreId", s.auto_failover, s.failover_delay_seconds,
+                  s.max_lag_on_failover_bytes, s.synchronous as "synchronous: SyncMode", s.ha_paused_at,
+                  s.ha_paused_reason, s.timeline
+           from stores s
+           where s.status not in ('deleted', 'deleting', 'deploying')
+             and exists (select 1 from store_nodes n where n.store_id = s.id and n.role = 'replica')
+           order by s.id"#
+    )
+    .fetch_all(ex)
+    .await?;
+    Ok(rows.into_iter().map(Into::into).collect())
 }
 
 pub async fn set_settings(

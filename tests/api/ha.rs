@@ -622,6 +622,8 @@ async fn berth_killed_at_any_step_of_a_switchover_or_failover_ends_with_one_prim
         let mut c = connect(port(&view, candidate), USER, &pw, DB).await.unwrap();
         sqlx::query("insert into t values (1)").execute(&mut c).await.unwrap();
         rows += 1;
+        // On every node before the next kill: an asynchronous failover loses what was not.
+        replicated(&app, &store, &view, rows).await;
     }
     // A failover of a killed primary, Berth killed after each of its first steps.
     for done in 1..=3 {
@@ -648,6 +650,8 @@ async fn berth_killed_at_any_step_of_a_switchover_or_failover_ends_with_one_prim
         let mut c = connect(port(&view, candidate), USER, &pw, DB).await.unwrap();
         sqlx::query("insert into t values (1)").execute(&mut c).await.unwrap();
         rows += 1;
+        // On every node before the next kill: an asynchronous failover loses what was not.
+        replicated(&app, &store, &view, rows).await;
     }
     let view = app.store(&owner, org, store.id).await;
     replicated(&app, &store, &view, rows).await;

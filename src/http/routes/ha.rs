@@ -384,12 +384,9 @@ async fn pause(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath((org_id, store_id)): AppPath<(OrgId, StoreId)>,
+    AppPath(ids): AppPath<(OrgId, StoreId)>,
 ) -> ApiResult<AppJson<TopologyView>> {
-    let ctx = user.in_org(org_id)?;
-    ctx.require(Scope::StoresWrite)?;
-    let t = ha::set_paused(&state, &meta, &ctx, &user.principal.email, store_id, true).await?;
-    Ok(AppJson(topology_view(t)))
+    set_paused(state, meta, user, ids, true).await
 }
 
 /// Resumes the failover monitor for the store (also after the failover limit paused it).
@@ -406,10 +403,20 @@ async fn resume(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
-    AppPath((org_id, store_id)): AppPath<(OrgId, StoreId)>,
+    AppPath(ids): AppPath<(OrgId, StoreId)>,
+) -> ApiResult<AppJson<TopologyView>> {
+    set_paused(state, meta, user, ids, false).await
+}
+
+async fn set_paused(
+    state: AppState,
+    meta: RequestMeta,
+    user: ActiveUser,
+    (org_id, store_id): (OrgId, StoreId),
+    paused: bool,
 ) -> ApiResult<AppJson<TopologyView>> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::StoresWrite)?;
-    let t = ha::set_paused(&state, &meta, &ctx, &user.principal.email, store_id, false).await?;
+    let t = ha::set_paused(&state, &meta, &ctx, &user.principal.email, store_id, paused).await?;
     Ok(AppJson(topology_view(t)))
 }

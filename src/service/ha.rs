@@ -28,7 +28,7 @@ pub struct SwitchoverRequest {
     /// The replica to promote; without one, the most advanced streaming replica.
     #[schema(value_type = Option<Uuid>)]
     pub candidate_node_id: Option<NodeId>,
-    /// When to switch over (RFC 3339, in the future); now if absent. A scheduled switchover is a
+    /// When to switch over (RFC 3339); now if absent or past. A scheduled switchover is a
     /// queued job until then, cancelled with `DELETE .../switchover`; the candidate is checked
     /// again when it runs.
     #[serde(default, with = "time::serde::rfc3339::option")]
@@ -162,9 +162,8 @@ pub async fn switchover(
     cmd: &SwitchoverRequest,
 ) -> Result<JobRow> {
     let now = state.clock.now();
-    if cmd.scheduled_at.is_some_and(|at| at <= now) {
-        return Err(Error::field("scheduled_at", "must be in the future"));
-    }
+    // A time already past is now.
+    let scheduled_at = cmd.scheduled_at.filter(|at| *at > now);
     let mut tx = state.db.begin().await?;
     let store = db::stores::get_for_update(&mut tx, ctx, store_id).await?.ok_or(Error::NotFound("store"))?;
     store.status.check(StoreOperation::Switchover)?;
@@ -184,7 +183,7 @@ pub async fn switchover(
     let candidate = match cmd.candidate_node_id {
         Some(id) => {
             let node = candidate_row(&nodes, id)?;
-            if cmd.scheduled_at.is_none() {
+            if scheduled_at.is_none() {
                 let (p, c) = (probe(state, primary).await?, probe(state, node).await?);
                 if let Some(r) = ha::switchover_refusal(p.as_ref(), c.as_ref(), port, max_lag) {
                     return Err(conflict(r));
@@ -195,24 +194,17 @@ pub async fn switchover(
         None => most_advanced(state, &nodes, primary, max_lag).await?,
     };
     let params = SwitchoverParams { from: primary.id, candidate };
-    let job = ha::enqueue_switchover(
-        &mut tx,
-        ctx.org_id,
-        store_id,
-        params,
-        Some(ctx.user_id),
-        cmd.scheduled_at,
-        now,
-    )
-    .await
-    .map_err(not_enqueued)?;
+    let job =
+        ha::enqueue_switchover(&mut tx, ctx.org_id, store_id, params, Some(ctx.user_id), scheduled_at, now)
+            .await
+            .map_err(not_enqueued)?;
     Event::new("store.switchover", meta)
         .in_ctx(ctx, actor)
         .target(format!("store:{store_id}"))
         .detail("job", job.id)
         .detail("from", primary.id)
         .detail("candidate", candidate)
-        .detail("scheduled_at", cmd.scheduled_at.map(|t| t.to_string()))
+        .detail("scheduled_at", scheduled_at.map(|t| t.to_string()))
         .record_in(&mut tx, now)
         .await?;
     tx.commit().await?;

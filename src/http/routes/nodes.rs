@@ -10,13 +10,13 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::stores::{StoreAccepted, view};
 use crate::app::AppState;
 use crate::audit::RequestMeta;
 use crate::domain::{NodeId, OrgId, Scope, StoreId};
 use crate::error::{ApiResult, Problem};
 use crate::http::extract::{ActiveUser, AppJson, AppPath};
 use crate::http::respond::{Accepted, etag, job_location};
+use crate::http::views::{StoreAccepted, StoreView, view};
 use crate::service::nodes::{self, Maintenance};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -125,7 +125,7 @@ pub struct UpdateNode {
     params(("org_id" = Uuid, Path), ("store_id" = Uuid, Path), ("node_id" = Uuid, Path)),
     request_body = UpdateNode,
     responses(
-        (status = 200, description = "Changed", body = super::stores::StoreView, headers(("ETag" = String))),
+        (status = 200, description = "Changed", body = StoreView, headers(("ETag" = String))),
         (status = 404, description = "No such store or node for the caller", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid or unknown field", body = Problem, content_type = "application/problem+json"),
     )

@@ -1,6 +1,8 @@
 //! Views that several resources render: a job, which every change to a store, a VPC or a
 //! peering answers with, and the signed-in user, which login and `users/me` answer with.
 
+mod store;
+
 use serde::Serialize;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -15,6 +17,8 @@ use crate::domain::{
 use crate::error::ApiResult;
 use crate::service::invitations::status_at;
 use crate::service::members::parse_role;
+
+pub use self::store::{Connection, Endpoint, NodeView, StoreAccepted, StoreCredentials, StoreView, view};
 
 /// A store's high availability settings and whether the failover monitor is paused.
 #[derive(Debug, Clone, Serialize, ToSchema)]

@@ -168,7 +168,7 @@ pub async fn check_all(env: &JobEnv) -> anyhow::Result<()> {
             }
         }
     }
-    for (_, node) in db::stores::all_live_nodes(&env.db).await? {
+    for (org_id, node) in db::stores::all_live_nodes(&env.db).await? {
         if !matches!(node.state, NodeState::Running | NodeState::Failed | NodeState::Stopped) {
             continue;
         }
@@ -176,7 +176,17 @@ pub async fn check_all(env: &JobEnv) -> anyhow::Result<()> {
         let status = env.plane.driver.status(&spec).await?;
         let disk = env.plane.driver.disk_usage(&spec).await?;
         if disk.is_some_and(|d| d.full) && !node.disk_full() {
-            tracing::warn!(store_id = %node.store_id, node_id = %node.id, "a node's volume is full: its writes fail until the volume grows");
+            let message = "the node's volume is full: its writes fail until the store's volume_size grows";
+            tracing::warn!(store_id = %node.store_id, node_id = %node.id, "{message}");
+            if !node.maintenance {
+                let e = db::ha::NewEvent {
+                    node_id: Some(node.id),
+                    kind: crate::domain::ha::EventKind::DiskFull,
+                    message,
+                    actor_id: None,
+                };
+                db::ha::insert_event(&env.db, org_id, node.store_id, &e, env.clock.now()).await?;
+            }
         }
         let health = db::stores::Health {
             state: if status.running { NodeState::Running } else { NodeState::Failed },

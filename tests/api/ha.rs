@@ -305,6 +305,28 @@ async fn a_switchover_without_a_candidate_takes_the_most_advanced_and_refuses_a_
     assert_eq!(t["primary_node_id"], ahead.to_string(), "the most advanced replica: {t}");
     let view = app.wait_store(&owner, org, store.id, "available").await;
     replicated(&app, &store, &view, 2000).await;
+
+    // A candidate that never receives the shutdown checkpoint (its receiver paused once the
+    // checks passed): the old primary is started again as the primary, and nothing is lost.
+    let (primary, candidate) = (ahead, primary);
+    let mut su = superuser(&app, store.id, candidate).await;
+    let receiver: i32 =
+        sqlx::query_scalar("select pid from pg_stat_wal_receiver").fetch_one(&mut su).await.unwrap();
+    drop(su);
+    kill(Pid::from_raw(receiver), Signal::SIGSTOP).unwrap();
+    let r = app.post(&path).cookie(&owner).json(json!({"candidate_node_id": candidate})).send().await;
+    let done = app.wait_job(&owner, org, r.accepted_job()).await;
+    kill(Pid::from_raw(receiver), Signal::SIGCONT).unwrap();
+    assert_eq!(done["status"], "failed", "{done}");
+    assert!(done["error"].as_str().unwrap().contains("switchover aborted"), "{done}");
+    assert_eq!(done["attempts"], 1, "an aborted switchover is not tried again: {done}");
+    let t = topology(&app, &owner, &store).await;
+    assert_eq!(t["primary_node_id"], primary.to_string(), "{t}");
+    let mut p = connect(port(&view, primary), USER, &pw, DB).await.unwrap();
+    sqlx::query("insert into t values (2001)").execute(&mut p).await.unwrap();
+    let view = app.wait_store(&owner, org, store.id, "available").await;
+    replicated(&app, &store, &view, 2001).await;
+    assert!(event_kinds(&app, &owner, &store).await.contains(&"switchover_aborted".to_owned()));
     app.delete_store(&owner, org, single.id).await;
     app.delete_store(&owner, org, store.id).await;
 }
@@ -398,9 +420,15 @@ async fn a_primary_back_within_the_delay_keeps_its_place_and_the_failover_limit_
     patch_ha(&app, &owner, &store, json!({"failover_delay": 30})).await;
     let driver = app.state.plane.driver.clone();
     let primary_spec = spec(&app, store.id, primary).await;
-    // A monitor that allows no automatic failover at all, driven probe by probe.
+    // A monitor that allows no automatic failover at all, driven probe by probe. One instance
+    // at a time leads; another takes over once the leader's lease has run out.
+    let mut other = Monitor::new(app.state.job_env(), settings(0));
+    assert!(other.tick().await.unwrap(), "the first leads");
     let mut m = Monitor::new(app.state.job_env(), settings(0));
-    assert!(m.tick().await.unwrap(), "it leads");
+    assert!(!m.tick().await.unwrap(), "a second waits");
+    app.clock.advance(time::Duration::seconds(10));
+    assert!(m.tick().await.unwrap(), "the second takes over a lapsed lease");
+    assert!(!other.tick().await.unwrap(), "and the first no longer leads");
     driver.stop(&primary_spec).await.unwrap();
     for _ in 0..5 {
         m.tick().await.unwrap();

@@ -311,6 +311,11 @@ async fn a_full_volume_fails_its_own_writes_and_nothing_else_until_it_grows() {
     let other_view =
         others["items"].as_array().unwrap().iter().find(|s| s["name"] == "other").unwrap().clone();
     assert_eq!(store_view(&other_view), (false, false));
+    // The store's events say so, once.
+    let events =
+        app.get(&format!("/api/v1/orgs/{org}/stores/{small}/events")).cookie(&owner).send().await.json();
+    let full = events["items"].as_array().unwrap().iter().filter(|e| e["kind"] == "disk_full").count();
+    assert_eq!(full, 1, "{events}");
 
     // Shrinking is refused; growing is online, and the store writes again.
     let url = format!("/api/v1/orgs/{org}/stores/{small}");

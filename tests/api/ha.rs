@@ -309,6 +309,7 @@ async fn a_switchover_without_a_candidate_takes_the_most_advanced_and_refuses_a_
     // A candidate that never receives the shutdown checkpoint (its receiver paused once the
     // checks passed): the old primary is started again as the primary, and nothing is lost.
     let (primary, candidate) = (ahead, primary);
+    patch_ha(&app, &owner, &store, json!({"max_lag_on_failover_bytes": 1 << 20})).await;
     let mut su = superuser(&app, store.id, candidate).await;
     let receiver: i32 =
         sqlx::query_scalar("select pid from pg_stat_wal_receiver").fetch_one(&mut su).await.unwrap();

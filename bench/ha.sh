@@ -460,7 +460,7 @@ for mode in off any_1 quorum; do
         "$([[ $mode == off ]] && median "${WAL_PER_TX[@]}" || echo "")"
 done
 echo
-row3() { printf '| %-6s | %12s | %8s | %5s | %-12s | %-22s | %-10s | %-7s |\n' "$@"; }
+row3() { printf '| %-6s | %12s | %8s | %5s | %10s | %20s | %-13s | %-7s |\n' "$@"; }
 row3 "mode" "acknowledged" "present" "lost" "lag before" "estimated_bytes_lost" "target" "verdict"
 row3 "---" "---:" "---:" "---:" "---:" "---:" "---" "---"
 read -r acked have lost lag est _ <<<"${LOST[any_1]}"

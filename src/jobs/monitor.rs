@@ -296,9 +296,12 @@ impl Monitor {
             let link = links.iter().find(|l| l.application_name == node.id.to_string());
             let lsn = |l: Option<crate::provision::Lsn>| l.and_then(|l| i64::try_from(l.0).ok());
             let caught_up = s.in_recovery && written.is_some() && s.replayed >= written;
+            // What the primary saw the replica flush, in the same snapshot as what it had
+            // written: their difference is the replica's lag, not two probes' timing.
+            let received = link.and_then(|l| l.flushed).or(s.received);
             let record = Seen {
                 timeline: i32::try_from(s.timeline).ok(),
-                received_lsn: lsn(s.received),
+                received_lsn: lsn(received),
                 replayed_lsn: lsn(s.replayed),
                 lag_seconds: if caught_up { Some(0.0) } else { link.and_then(|l| l.replay_lag_seconds) },
                 streaming: s.in_recovery.then(|| s.receiver.as_ref().is_some_and(|r| r.streaming())),

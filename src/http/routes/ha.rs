@@ -50,7 +50,8 @@ pub struct TopologyNode {
     pub received_lsn: Option<String>,
     /// A replica: the WAL it has replayed.
     pub replayed_lsn: Option<String>,
-    /// A replica: bytes of WAL the primary has written that it has not replayed.
+    /// A replica: bytes of WAL the primary had written that it had not received (flushed), in
+    /// one snapshot of the primary's, at the last check: about what a failover to it would lose.
     pub lag_bytes: Option<i64>,
     /// A replica: seconds its replay lags, as the primary measures it (0 when caught up).
     pub lag_seconds: Option<f64>,
@@ -99,7 +100,7 @@ fn topology_view(t: Topology) -> TopologyView {
         received_lsn: lsn_text(n.received_lsn),
         replayed_lsn: lsn_text(n.replayed_lsn),
         lag_bytes: (n.role == NodeRole::Replica)
-            .then(|| written.zip(n.replayed_lsn).map(|(w, r)| (w - r).max(0)))
+            .then(|| written.zip(n.received_lsn).map(|(w, r)| (w - r).max(0)))
             .flatten(),
         lag_seconds: n.lag_seconds,
         streaming: n.streaming,
@@ -135,8 +136,9 @@ pub struct PromotionView {
     pub from_node_id: Option<NodeId>,
     #[schema(value_type = Uuid)]
     pub to_node_id: NodeId,
-    /// Bytes of WAL the old primary had written (as last seen) that the promoted node had not
-    /// received: 0 for a switchover.
+    /// Bytes of WAL the old primary had written when last seen (up to a probe interval before it
+    /// went) that the promoted node had not received: a lower bound, as what it wrote after that
+    /// look is not known; 0 for a switchover, which loses nothing.
     pub estimated_bytes_lost: Option<i64>,
     #[schema(value_type = Option<Uuid>)]
     pub job_id: Option<JobId>,

@@ -125,8 +125,17 @@ impl LocalDriver {
 
     pub(super) async fn checkpoint_of_stopped(&self, spec: &NodeSpec) -> anyhow::Result<Option<Lsn>> {
         let server = self.existing_server(spec);
-        if !server.exists() || server.postmaster_pid().is_some() || !server.processes_in_data().is_empty() {
+        if !server.exists() || server.postmaster_pid().is_some() {
             return Ok(None);
+        }
+        // `pg_ctl stop` returns once the pid file is gone, which the postmaster removes just
+        // before it exits: give its last moments (longer on a busy host) to pass.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !server.processes_in_data().is_empty() {
+            if Instant::now() >= deadline {
+                return Ok(None);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let (state, checkpoint) = server.control_data().await?;
         if state != "shut down" && state != "shut down in recovery" {

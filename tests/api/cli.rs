@@ -46,6 +46,10 @@ impl Cli {
     }
 
     async fn run(&self, args: &[&str], stdin: Option<&str>) -> Run {
+        self.run_env(args, stdin, &[]).await
+    }
+
+    async fn run_env(&self, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Run {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_berthctl"));
         cmd.args(args)
             .env("HOME", self.home.path())
@@ -63,6 +67,7 @@ impl Cli {
         ] {
             cmd.env_remove(k);
         }
+        cmd.envs(env.iter().copied());
         let input = stdin.unwrap_or_default().to_string();
         // The server runs on this test's runtime: the CLI waits elsewhere.
         let out = tokio::task::spawn_blocking(move || {
@@ -198,6 +203,24 @@ async fn exit_codes_a_wide_credentials_file_the_version_warning_and_logout() {
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("mode 0644") && r.stderr.contains("chmod 600"), "{}", r.stderr);
     std::fs::set_permissions(&creds, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    // The profile's credential from the environment, as CI gives it, without a file; a flag
+    // beats the environment.
+    let file: toml::Value = toml::from_str(&std::fs::read_to_string(&creds).unwrap()).unwrap();
+    let profile = &file["profiles"]["default"];
+    assert!(profile.get("access_token").is_some(), "the access token is kept for the next command");
+    let ci = Cli { home: tempfile::tempdir().unwrap(), base: cli.base.clone() };
+    let env = [
+        ("BERTH_URL", cli.base.as_str()),
+        ("BERTH_CLIENT_ID", profile["client_id"].as_str().unwrap()),
+        ("BERTH_CLIENT_SECRET", profile["client_secret"].as_str().unwrap()),
+    ];
+    let r = ci.run_env(&["store", "list", "-o", "json", "--format", "name"], None, &env).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.json().is_array(), "{}", r.stdout);
+    let r = ci.run_env(&["--url", "http://127.0.0.1:1", "store", "list"], None, &env).await;
+    assert_eq!(r.code, 1, "the flag's server, which does not answer: {}", r.stderr);
+    assert!(!ci.credentials().exists());
 
     let listed = app.get(&format!("/api/v1/orgs/{org}/credentials")).cookie(&owner).send().await.json();
     assert_eq!(live_cli_credentials(&listed).len(), 1);

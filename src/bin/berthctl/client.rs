@@ -33,6 +33,18 @@ pub struct Credential {
     pub on_renew: Box<dyn Fn(&Tokens)>,
 }
 
+impl Credential {
+    /// A credential whose renewed tokens are kept in memory only.
+    pub fn new(client_id: String, client_secret: String, tokens: Tokens) -> Self {
+        Self { client_id, client_secret, tokens: RefCell::new(tokens), on_renew: Box::new(|_| {}) }
+    }
+
+    /// Renewed tokens are also given to `keep`.
+    pub fn keeping(self, keep: impl Fn(&Tokens) + 'static) -> Self {
+        Self { on_renew: Box::new(keep), ..self }
+    }
+}
+
 pub struct Client {
     http: reqwest::blocking::Client,
     pub base: String,

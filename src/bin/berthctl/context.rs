@@ -1,12 +1,10 @@
 //! From the global flags, the environment and the profile to an authenticated client, an
 //! organization and an output: flag > environment > profile.
 
-use std::cell::RefCell;
-
 use serde_json::Value;
 
 use crate::client::{Auth, Client, Credential};
-use crate::config::CredentialsFile;
+use crate::config::{CredentialsFile, Tokens};
 use crate::endpoints;
 use crate::error::{CliError, Result};
 use crate::output::{Format, Output};
@@ -78,29 +76,19 @@ pub fn connect(g: &Globals) -> Result<Ctx> {
     let auth = if let Some(t) = &g.token {
         Auth::Token(t.clone())
     } else if let (Some(id), Some(secret)) = (&g.client_id, &g.client_secret) {
-        Auth::Credential(Credential {
-            client_id: id.clone(),
-            client_secret: secret.clone(),
-            tokens: RefCell::default(),
-            on_renew: Box::new(|_| {}),
-        })
+        Auth::Credential(Credential::new(id.clone(), secret.clone(), Tokens::default()))
     } else {
         let p = profile.clone().expect("a profile when no explicit credential");
         let keep = name.clone();
-        Auth::Credential(Credential {
-            client_id: p.client_id,
-            client_secret: p.client_secret,
-            tokens: RefCell::new(p.tokens),
-            on_renew: Box::new(move |t| {
-                // Losing the cache costs only a new grant next time.
-                if let Ok(mut f) = CredentialsFile::load()
-                    && let Some(p) = f.profiles.get_mut(&keep)
-                {
-                    p.tokens = t.clone();
-                    let _ = f.save();
-                }
-            }),
-        })
+        Auth::Credential(Credential::new(p.client_id, p.client_secret, p.tokens).keeping(move |t| {
+            // Losing the cache costs only a new grant next time.
+            if let Ok(mut f) = CredentialsFile::load()
+                && let Some(p) = f.profiles.get_mut(&keep)
+            {
+                p.tokens = t.clone();
+                let _ = f.save();
+            }
+        }))
     };
     let client = Client::new(&url, auth)?;
     crate::cmd::version::check(&client)?;

@@ -50,6 +50,11 @@ pub enum Command {
     },
     /// Any API call, authenticated like the rest: `berthctl api GET /api/v1/orgs`.
     Api(cmd::api::ApiArgs),
+    /// Writes man pages (berthctl.1 and one per subcommand) into a folder.
+    Man {
+        #[arg(long, default_value = ".")]
+        dir: std::path::PathBuf,
+    },
 }
 
 fn main() {

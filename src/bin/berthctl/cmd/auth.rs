@@ -9,7 +9,7 @@ use berth::service::credentials::CreateCredential;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use crate::client::{Auth, Client};
+use crate::client::{Auth, Client, Credential};
 use crate::config::{CredentialsFile, Profile, Tokens};
 use crate::context::{Globals, pick_org};
 use crate::endpoints;
@@ -133,12 +133,7 @@ fn make_credential(
 fn revoke(p: &Profile) -> Result<()> {
     let client = Client::new(
         &p.url,
-        Auth::Credential(crate::client::Credential {
-            client_id: p.client_id.clone(),
-            client_secret: p.client_secret.clone(),
-            tokens: std::cell::RefCell::new(p.tokens.clone()),
-            on_renew: Box::new(|_| {}),
-        }),
+        Auth::Credential(Credential::new(p.client_id.clone(), p.client_secret.clone(), p.tokens.clone())),
     )?;
     client.call::<()>(
         endpoints::CREDENTIAL_REVOKE,

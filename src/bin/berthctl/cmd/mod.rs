@@ -26,6 +26,15 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Api(args) => api::run(&connect(g)?, &args),
+        Command::Man { dir } => {
+            std::fs::create_dir_all(&dir)
+                .and_then(|()| clap_mangen::generate_to(Cli::command(), &dir))
+                .map_err(|e| {
+                    crate::error::CliError::Usage(format!("writing man pages to {}: {e}", dir.display()))
+                })?;
+            eprintln!("Man pages written to {}", dir.display());
+            Ok(())
+        }
     }
 }
 

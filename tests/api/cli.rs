@@ -85,6 +85,38 @@ impl Cli {
         }
     }
 
+    /// Runs the command until its standard error shows `seen`, then presses Ctrl-C.
+    async fn interrupted(&self, args: &[&str], seen: &str) -> Run {
+        use std::io::{BufRead, Read};
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_berthctl"));
+        cmd.args(args)
+            .env("HOME", self.home.path())
+            .env("XDG_CONFIG_HOME", self.home.path().join(".config"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let seen = seen.to_string();
+        tokio::task::spawn_blocking(move || {
+            let mut child = cmd.spawn().expect("berthctl runs");
+            let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+            let mut stderr = String::new();
+            while !stderr.contains(&seen) {
+                assert!(err.read_line(&mut stderr).unwrap() > 0, "ended before {seen:?}: {stderr}");
+            }
+            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+            nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+            err.read_to_string(&mut stderr).unwrap();
+            let out = child.wait_with_output().unwrap();
+            Run {
+                code: out.status.code().unwrap_or(-1),
+                stdout: String::from_utf8_lossy(&out.stdout).into(),
+                stderr,
+            }
+        })
+        .await
+        .unwrap()
+    }
+
     async fn login(&self, profile: &str) -> Run {
         let base = self.base.clone();
         let args =
@@ -182,6 +214,10 @@ async fn exit_codes_a_wide_credentials_file_the_version_warning_and_logout() {
     let r = cli.run(&["job", "wait", &job, "--timeout", "1s"], None).await;
     assert_eq!(r.code, 3, "{}", r.stderr);
     assert!(r.stderr.contains(&format!("berthctl job wait {job}")), "{}", r.stderr);
+
+    let r = cli.interrupted(&["job", "wait", &job], "queued").await;
+    assert_eq!(r.code, 130, "{}", r.stderr);
+    assert!(r.stderr.contains(&format!("goes on. Resume with: berthctl job wait {job}")), "{}", r.stderr);
 
     let r = cli.run(&["store", "get", "no-such-store"], None).await;
     assert_eq!(r.code, 1);

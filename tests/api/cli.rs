@@ -49,7 +49,8 @@ impl Cli {
         self.run_env(args, stdin, &[]).await
     }
 
-    async fn run_env(&self, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Run {
+    /// berthctl in this home, with nothing of the caller's environment that it reads.
+    fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_berthctl"));
         cmd.args(args)
             .env("HOME", self.home.path())
@@ -67,6 +68,11 @@ impl Cli {
         ] {
             cmd.env_remove(k);
         }
+        cmd
+    }
+
+    async fn run_env(&self, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Run {
+        let mut cmd = self.command(args);
         cmd.envs(env.iter().copied());
         let input = stdin.unwrap_or_default().to_string();
         // The server runs on this test's runtime: the CLI waits elsewhere.
@@ -88,13 +94,8 @@ impl Cli {
     /// Runs the command until its standard error shows `seen`, then presses Ctrl-C.
     async fn interrupted(&self, args: &[&str], seen: &str) -> Run {
         use std::io::{BufRead, Read};
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_berthctl"));
-        cmd.args(args)
-            .env("HOME", self.home.path())
-            .env("XDG_CONFIG_HOME", self.home.path().join(".config"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        let mut cmd = self.command(args);
+        cmd.stdin(Stdio::null());
         let seen = seen.to_string();
         tokio::task::spawn_blocking(move || {
             let mut child = cmd.spawn().expect("berthctl runs");

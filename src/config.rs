@@ -272,6 +272,11 @@ pub struct AuthConfig {
     #[arg(long, env = "BERTH_CREDENTIAL_MAX_LIFETIME", default_value = "365d", value_parser = humantime::parse_duration)]
     pub credential_max_lifetime: Duration,
 
+    /// The oldest `berthctl` this server works with, as `GET /api/version` tells clients;
+    /// older ones warn their users.
+    #[arg(long, env = "BERTH_MIN_CLIENT_VERSION", default_value = crate::version::MIN_CLIENT_VERSION)]
+    pub min_client_version: String,
+
     /// Set by `serve` when it serves HTTPS (`BERTH_TLS_CERT`): responses then carry
     /// `Strict-Transport-Security`, which over plain HTTP would mean nothing.
     #[arg(skip)]
@@ -306,6 +311,7 @@ impl Default for AuthConfig {
             public_url: None,
             refusal_delay: Duration::from_millis(200),
             credential_max_lifetime: Duration::from_secs(365 * 86400),
+            min_client_version: crate::version::MIN_CLIENT_VERSION.into(),
             serves_tls: false,
         }
     }

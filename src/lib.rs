@@ -21,6 +21,7 @@ pub mod serve;
 pub mod service;
 pub mod telemetry;
 pub mod tls;
+pub mod version;
 
 pub use app::AppState;
 pub use http::build_router;

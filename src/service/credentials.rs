@@ -4,7 +4,7 @@
 //! and rotating token pairs, revoking). The wire format (RFC 6749 forms and error bodies) is the
 //! HTTP layer's.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use time::{Duration, OffsetDateTime};
 use utoipa::ToSchema;
@@ -22,7 +22,7 @@ use crate::domain::{CredentialId, Ctx, Error, OrgId, Result, Role, Scope, UserId
 pub const ACCESS_TTL: Duration = Duration::HOUR;
 pub const REFRESH_TTL: Duration = Duration::days(30);
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateCredential {
     /// What the credential is for (1 to 200 characters, not all blank, without control
@@ -144,19 +144,30 @@ pub async fn list(state: &AppState, ctx: &Ctx) -> Result<Vec<CredentialRow>> {
     Ok(db::credentials::list(&state.db, ctx, only_own(ctx)).await?)
 }
 
-/// Revokes a credential the context may see, and every token it issued.
+/// Revokes a credential the context may see, and every token it issued. A request made with a
+/// credential's token (`by`) may revoke that credential alone: giving up one's own access needs
+/// no session, as `berthctl logout` does it.
 pub async fn revoke(
     state: &AppState,
     meta: &RequestMeta,
     ctx: &Ctx,
     actor: &str,
     client_id: &str,
+    by: Option<CredentialId>,
 ) -> Result<()> {
     let now = state.clock.now();
     let mut tx = state.db.begin().await?;
-    db::credentials::revoke(&mut tx, ctx, client_id, only_own(ctx), now)
+    let id = db::credentials::revoke(&mut tx, ctx, client_id, only_own(ctx), now)
         .await?
         .ok_or(Error::NotFound("credential"))?;
+    if by.is_some_and(|by| Uuid::from(by) != id) {
+        // Dropping the transaction undoes the revocation.
+        return Err(Error::Forbidden {
+            code: "session_required",
+            detail: "revoking another credential needs a signed-in user; a credential may revoke only itself"
+                .into(),
+        });
+    }
     Event::new("credential.revoked", meta)
         .in_ctx(ctx, actor)
         .target(format!("credential:{client_id}"))

@@ -3,6 +3,7 @@
 mod audit;
 mod auth;
 mod backups;
+mod cli;
 mod client;
 mod contract;
 mod crashes;

@@ -28,6 +28,7 @@ fn every_operation_documents_its_errors_and_security() {
     let doc = berth::http::openapi_document();
     let public = [
         "/api/status",
+        "/api/version",
         "/api/health",
         "/api/auth/login",
         "/.well-known/oauth-authorization-server",

@@ -139,14 +139,14 @@ async fn list_credentials(
 }
 
 /// Revokes a credential and every token it issued, effective at the next request. One's own, or
-/// any for owners and admins.
+/// any for owners and admins; with a bearer token, only the credential that issued it.
 #[utoipa::path(
     delete, path = "/api/v1/orgs/{org_id}/credentials/{client_id}", tag = "credentials",
-    security(("session" = [])),
+    security(("session" = []), ("bearer" = [])),
     params(("org_id" = Uuid, Path), ("client_id" = String, Path)),
     responses(
         (status = 204, description = "Revoked"),
-        (status = 403, description = "A bearer token, or a cross-site request", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A bearer token of another credential, or a cross-site request", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such credential for the caller", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -157,7 +157,7 @@ async fn revoke_credential(
     AppPath((org_id, client_id)): AppPath<(OrgId, String)>,
 ) -> ApiResult<StatusCode> {
     let ctx = user.in_org(org_id)?;
-    user.require_session()?;
-    credentials::revoke(&state, &meta, &ctx, &user.principal.email, &client_id).await?;
+    let by = user.method.credential_id();
+    credentials::revoke(&state, &meta, &ctx, &user.principal.email, &client_id, by).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -13,7 +13,11 @@ use crate::http::extract::{AppJson, Authenticated};
 use crate::service::system::{self, Isolation, Quarantined};
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(status)).routes(routes!(health)).routes(routes!(system_status))
+    OpenApiRouter::new()
+        .routes(routes!(status))
+        .routes(routes!(version))
+        .routes(routes!(health))
+        .routes(routes!(system_status))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -26,6 +30,37 @@ pub struct Alive {
 #[utoipa::path(get, path = "/api/status", tag = "system", responses((status = 200, body = Alive)))]
 async fn status() -> AppJson<Alive> {
     AppJson(Alive { alive: true })
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VersionInfo {
+    /// Berth's version.
+    #[schema(example = "0.1.0")]
+    pub version: String,
+    /// The commit it was built from, or `unknown`.
+    pub git_commit: String,
+    /// When it was built (RFC 3339), or `unknown`.
+    pub build_date: String,
+    /// The version of the API under `/api/v1`.
+    #[schema(example = "1")]
+    pub api_version: String,
+    /// The oldest `berthctl` this server works with.
+    #[schema(example = "0.1.0")]
+    pub min_client_version: String,
+}
+
+/// What this Berth is: its version, commit and build date, the API's version, and the oldest
+/// client it works with. Public, so that a client can check before it signs in.
+#[utoipa::path(get, path = "/api/version", tag = "system", responses((status = 200, body = VersionInfo)))]
+async fn version(State(state): State<AppState>) -> AppJson<VersionInfo> {
+    use crate::version as v;
+    AppJson(VersionInfo {
+        version: v::VERSION.into(),
+        git_commit: v::GIT_COMMIT.into(),
+        build_date: v::BUILD_DATE.into(),
+        api_version: v::API_VERSION.into(),
+        min_client_version: state.auth.min_client_version.clone(),
+    })
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -1,0 +1,204 @@
+//! `login`, `logout` and `profile`: a password becomes a client credential of this machine,
+//! kept in the credentials file under a profile; the credential, not the password, signs every
+//! later command.
+
+use std::io::{IsTerminal, Read};
+
+use berth::domain::{Role, Scope};
+use berth::service::credentials::CreateCredential;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+use crate::client::{Auth, Client, Credential};
+use crate::config::{CredentialsFile, Profile, Tokens};
+use crate::context::{Globals, pick_org};
+use crate::endpoints;
+use crate::error::{CliError, Result};
+
+#[derive(Debug, clap::Args)]
+pub struct LoginArgs {
+    /// The account's e-mail address.
+    #[arg(long)]
+    pub email: String,
+    /// Read the password from standard input (its first line) instead of asking on the terminal.
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// Days until the credential made for this machine expires.
+    #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u16).range(1..=365))]
+    pub expires_in_days: u16,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum ProfileCommand {
+    /// The profiles, and which one is current.
+    List,
+    /// Makes a profile the current one.
+    Use { name: String },
+    /// One profile (the current one by default), without its secret.
+    Show { name: Option<String> },
+}
+
+fn read_password(from_stdin: bool) -> Result<String> {
+    let password = if from_stdin {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .map_err(|e| CliError::Usage(format!("reading the password: {e}")))?;
+        s.lines().next().unwrap_or_default().to_string()
+    } else if std::io::stdin().is_terminal() {
+        rpassword::prompt_password("Password: ")
+            .map_err(|e| CliError::Usage(format!("reading the password: {e}")))?
+    } else {
+        return Err(CliError::Usage(
+            "no terminal to ask the password on: pass it with --password-stdin".into(),
+        ));
+    };
+    if password.is_empty() {
+        return Err(CliError::Usage("an empty password".into()));
+    }
+    Ok(password)
+}
+
+fn hostname() -> String {
+    nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "unknown".into())
+}
+
+pub fn login(g: &Globals, a: &LoginArgs) -> Result<()> {
+    let mut file = CredentialsFile::load()?;
+    let name = file.name_of(g.profile.as_deref());
+    let url = g.url.clone().ok_or_else(|| CliError::Usage("login needs --url (or BERTH_URL)".into()))?;
+    let password = read_password(a.password_stdin)?;
+
+    let anonymous = Client::new(&url, Auth::None)?;
+    crate::cmd::version::check(&anonymous)?;
+    let (user, cookie) = anonymous.login(&a.email, &password)?;
+    drop(password);
+    let session = Client::new(&url, Auth::Cookie(cookie))?;
+    let made = make_credential(&session, &user, g.org.as_deref(), a.expires_in_days);
+    // The session has served its purpose whatever happened; it ends now.
+    let _ = session.call::<()>(endpoints::LOGOUT, &[], &[], None);
+    let (org, org_name, created) = made?;
+
+    let previous = file.profiles.insert(
+        name.clone(),
+        Profile {
+            url: url.trim_end_matches('/').to_string(),
+            org,
+            org_name: org_name.clone(),
+            email: Some(a.email.clone()),
+            client_id: created["client_id"].as_str().unwrap_or_default().to_string(),
+            client_secret: created["client_secret"].as_str().unwrap_or_default().to_string(),
+            expires_at: created["expires_at"].as_str().map(str::to_string),
+            tokens: Tokens::default(),
+        },
+    );
+    file.current = Some(name.clone());
+    file.save()?;
+    // A profile signed in again: its old credential is of no use any more.
+    if let Some(old) = previous
+        && old.url == url.trim_end_matches('/')
+    {
+        let _ = revoke(&old);
+    }
+    eprintln!(
+        "Signed in to {url} as {} in {}; profile {name:?} in {}",
+        a.email,
+        org_name.as_deref().unwrap_or("the organization"),
+        crate::config::path()?.display()
+    );
+    Ok(())
+}
+
+/// A credential of this machine with every scope the user's role allows in the organization.
+fn make_credential(
+    session: &Client,
+    user: &Value,
+    wanted: Option<&str>,
+    days: u16,
+) -> Result<(String, Option<String>, Value)> {
+    let orgs = user["organizations"].as_array().cloned().unwrap_or_default();
+    let org = pick_org(&orgs, wanted)?;
+    let this = orgs.iter().find(|o| o["id"].as_str() == Some(&org));
+    let role = this.and_then(|o| o["role"].as_str()).and_then(Role::parse).unwrap_or(Role::Viewer);
+    let body = CreateCredential {
+        description: format!("berthctl@{}", hostname()),
+        expires_at: OffsetDateTime::now_utc() + time::Duration::days(i64::from(days)),
+        scopes: Scope::ALL.into_iter().filter(|s| role.allows(*s)).collect(),
+    };
+    let created = session.call(endpoints::CREDENTIAL_CREATE, &[("org_id", &org)], &[], Some(&body))?;
+    Ok((org, this.and_then(|o| o["name"].as_str()).map(str::to_string), created))
+}
+
+/// Revokes the profile's credential with its own token.
+fn revoke(p: &Profile) -> Result<()> {
+    let client = Client::new(
+        &p.url,
+        Auth::Credential(Credential::new(p.client_id.clone(), p.client_secret.clone(), p.tokens.clone())),
+    )?;
+    client.call::<()>(
+        endpoints::CREDENTIAL_REVOKE,
+        &[("org_id", &p.org), ("client_id", &p.client_id)],
+        &[],
+        None,
+    )?;
+    Ok(())
+}
+
+pub fn logout(g: &Globals) -> Result<()> {
+    let mut file = CredentialsFile::load()?;
+    let name = file.name_of(g.profile.as_deref());
+    let p = file.get(&name)?.clone();
+    match revoke(&p) {
+        Ok(()) => {}
+        // A credential the server no longer takes is revoked or expired already.
+        Err(CliError::Api { status: 401, .. }) => {
+            eprintln!("warning: the server no longer accepts this credential; forgetting it")
+        }
+        Err(e) => return Err(e),
+    }
+    file.profiles.remove(&name);
+    if file.current.as_deref() == Some(&name) {
+        file.current = None;
+    }
+    file.save()?;
+    eprintln!("Signed out: credential {} revoked, profile {name:?} removed", p.client_id);
+    Ok(())
+}
+
+fn shown(name: &str, p: &Profile, current: bool) -> Value {
+    json!({
+        "name": name,
+        "current": current,
+        "url": p.url,
+        "org": p.org,
+        "org_name": p.org_name,
+        "email": p.email,
+        "client_id": p.client_id,
+        "expires_at": p.expires_at,
+    })
+}
+
+const PROFILE_COLUMNS: &[&str] = &["name", "current", "url", "org_name", "email", "client_id", "expires_at"];
+
+pub fn profile(g: &Globals, c: ProfileCommand) -> Result<()> {
+    let mut file = CredentialsFile::load()?;
+    let current = file.name_of(None);
+    match c {
+        ProfileCommand::List => {
+            let rows: Vec<Value> = file.profiles.iter().map(|(n, p)| shown(n, p, *n == current)).collect();
+            g.output().list(&rows, PROFILE_COLUMNS);
+        }
+        ProfileCommand::Use { name } => {
+            file.get(&name)?;
+            file.current = Some(name.clone());
+            file.save()?;
+            eprintln!("Profile {name:?} is now the current one");
+        }
+        ProfileCommand::Show { name } => {
+            let name = name.unwrap_or_else(|| file.name_of(g.profile.as_deref()));
+            let p = file.get(&name)?;
+            g.output().one(&shown(&name, p, name == current), PROFILE_COLUMNS);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,198 @@
+//! `berthctl store list|get|create|delete|wait`. A store is named by its name or its id.
+
+use berth::service::stores::CreateStore;
+use serde_json::Value;
+
+use crate::cmd::{confirm, list_all};
+use crate::context::Ctx;
+use crate::endpoints;
+use crate::error::{CliError, Result};
+use crate::wait::{self, WaitArgs};
+
+const STORE_COLUMNS: &[&str] =
+    &["id", "name", "status", "version", "instance_size", "volume_size", "nodes", "region", "created_at"];
+
+#[derive(Debug, clap::Subcommand)]
+pub enum StoreCommand {
+    /// The organization's stores.
+    List,
+    /// One store, with its nodes and endpoints.
+    Get { store: String },
+    /// Creates a store: `berthctl store create mydb --nodes 3 --size small --wait`.
+    Create(CreateArgs),
+    /// Deletes a store (asks first on a terminal; `--yes` otherwise).
+    Delete {
+        store: String,
+        /// Also delete its backups and archived WAL.
+        #[arg(long)]
+        delete_backups: bool,
+        /// Wait for the deletion to finish.
+        #[arg(long)]
+        wait: bool,
+        #[command(flatten)]
+        wait_args: WaitArgs,
+    },
+    /// Waits until the store's job in progress has finished and the store is available.
+    Wait {
+        store: String,
+        #[command(flatten)]
+        wait_args: WaitArgs,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CreateArgs {
+    pub name: String,
+    /// Nodes: one primary, the rest streaming replicas.
+    #[arg(long, default_value_t = 1)]
+    pub nodes: i64,
+    /// The instance size (`berthctl api GET /api/v1/content/deploy-options` lists them).
+    #[arg(long)]
+    pub size: String,
+    /// GB (default: the catalog's).
+    #[arg(long)]
+    pub volume: Option<i64>,
+    /// PostgreSQL's major version (default: the newest installed).
+    #[arg(long)]
+    pub version: Option<String>,
+    /// Default: the first the catalog offers.
+    #[arg(long)]
+    pub cloud: Option<String>,
+    /// Default: the cloud's first.
+    #[arg(long)]
+    pub region: Option<String>,
+    #[arg(long = "tag")]
+    pub tags: Vec<String>,
+    #[arg(long)]
+    pub deletion_protection: bool,
+    /// Wait until the store is available, then print it.
+    #[arg(long)]
+    pub wait: bool,
+    #[command(flatten)]
+    pub wait_args: WaitArgs,
+}
+
+/// A store's id: the argument itself when it is one, else the id of the store of that name.
+pub fn resolve(ctx: &Ctx, store: &str) -> Result<String> {
+    if uuid::Uuid::parse_str(store).is_ok() {
+        return Ok(store.to_string());
+    }
+    list_all(ctx, endpoints::STORE_LIST, &[("org_id", &ctx.org)])?
+        .iter()
+        .find(|s| s["name"].as_str() == Some(store))
+        .and_then(|s| s["id"].as_str().map(str::to_string))
+        .ok_or_else(|| CliError::Api {
+            status: 404,
+            title: "Not found".into(),
+            detail: Some(format!("no store named {store:?} in this organization")),
+            code: Some("not_found".into()),
+        })
+}
+
+fn get(ctx: &Ctx, id: &str) -> Result<Value> {
+    ctx.client.call::<()>(endpoints::STORE_GET, &[("org_id", &ctx.org), ("store_id", id)], &[], None)
+}
+
+pub fn run(ctx: &Ctx, c: StoreCommand) -> Result<()> {
+    match c {
+        StoreCommand::List => {
+            let items = list_all(ctx, endpoints::STORE_LIST, &[("org_id", &ctx.org)])?;
+            ctx.out.list(&items, STORE_COLUMNS);
+        }
+        StoreCommand::Get { store } => {
+            let id = resolve(ctx, &store)?;
+            ctx.out.one(&get(ctx, &id)?, STORE_COLUMNS);
+        }
+        StoreCommand::Create(a) => create(ctx, a)?,
+        StoreCommand::Delete { store, delete_backups, wait, wait_args } => {
+            let id = resolve(ctx, &store)?;
+            confirm(ctx.yes, &format!("Delete store {store} ({id}) and its data?"))?;
+            let query = [("delete_backups", delete_backups.to_string())];
+            let job = ctx.client.call::<()>(
+                endpoints::STORE_DELETE,
+                &[("org_id", &ctx.org), ("store_id", &id)],
+                &query,
+                None,
+            )?;
+            let job = match (wait, job["id"].as_str()) {
+                (true, Some(job_id)) => wait::job(ctx, job_id, &wait_args)?,
+                _ => job,
+            };
+            ctx.out.one(&job, crate::cmd::job::JOB_COLUMNS);
+        }
+        StoreCommand::Wait { store, wait_args } => {
+            let id = resolve(ctx, &store)?;
+            let store = wait_store(ctx, &id, get(ctx, &id)?, None, &wait_args)?;
+            ctx.out.one(&store, STORE_COLUMNS);
+        }
+    }
+    Ok(())
+}
+
+/// Waits for the job (the store's job in progress when none is given); the store then, which
+/// must be available.
+fn wait_store(ctx: &Ctx, id: &str, store: Value, job: Option<&str>, args: &WaitArgs) -> Result<Value> {
+    let store = match job.or(store["current_job"]["id"].as_str()) {
+        Some(job) => {
+            wait::job(ctx, job, args)?;
+            get(ctx, id)?
+        }
+        None => store,
+    };
+    match store["status"].as_str() {
+        Some("available") => Ok(store),
+        other => Err(CliError::Wait(format!("store {id} is {}, not available", other.unwrap_or("unknown")))),
+    }
+}
+
+fn create(ctx: &Ctx, a: CreateArgs) -> Result<()> {
+    let opts = ctx.client.call::<()>(endpoints::DEPLOY_OPTIONS, &[], &[], None)?;
+    let vendor = opts["vendors"].get(0).cloned().unwrap_or_default();
+    let cloud = match &a.cloud {
+        Some(c) => {
+            opts["clouds"].as_array().and_then(|cs| cs.iter().find(|x| x["code"] == c.as_str())).cloned()
+        }
+        None => opts["clouds"].get(0).cloned(),
+    }
+    .unwrap_or_default();
+    let text = |v: &Value| v.as_str().map(str::to_string);
+    let body = CreateStore {
+        name: a.name,
+        vendor: text(&vendor["code"]).unwrap_or_else(|| "postgres".into()),
+        version: a
+            .version
+            .or_else(|| vendor["versions"].as_array().and_then(|v| v.last()).and_then(text))
+            .ok_or_else(|| {
+                CliError::Usage("no PostgreSQL version installed on the server; give --version".into())
+            })?,
+        instance_size: a.size,
+        volume_size: a.volume.or_else(|| opts["volume_size_gb"]["default"].as_i64()).unwrap_or(10),
+        nodes: a.nodes,
+        cloud: a.cloud.or_else(|| text(&cloud["code"])).unwrap_or_else(|| "local".into()),
+        region: a
+            .region
+            .or_else(|| text(&cloud["regions"][0]["code"]))
+            .ok_or_else(|| CliError::Usage("the cloud has no region; give --region".into()))?,
+        tags: a.tags,
+        deletion_protection: a.deletion_protection,
+        restore_from: None,
+        network: None,
+    };
+    let accepted = ctx.client.call(endpoints::STORE_CREATE, &[("org_id", &ctx.org)], &[], Some(&body))?;
+    if !a.wait {
+        if ctx.out.json() {
+            crate::output::print_json(&accepted);
+        } else {
+            ctx.out.one(&accepted["store"], STORE_COLUMNS);
+            if let Some(job) = accepted["job"]["id"].as_str() {
+                eprintln!("Job {job} builds it; wait for it with: berthctl job wait {job}");
+            }
+        }
+        return Ok(());
+    }
+    let id = accepted["store"]["id"].as_str().unwrap_or_default().to_string();
+    let store =
+        wait_store(ctx, &id, accepted["store"].clone(), accepted["job"]["id"].as_str(), &a.wait_args)?;
+    ctx.out.one(&store, STORE_COLUMNS);
+    Ok(())
+}

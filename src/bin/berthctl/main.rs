@@ -1,0 +1,75 @@
+//! `berthctl`: Berth's command-line client. Each command is one API call, or one call and a
+//! wait; tables for people, `-o json` (the API's body) for scripts.
+//!
+//! Exit codes: 0 done, 1 an API, network or credentials-file error, 2 usage, 3 a wait that timed
+//! out or a job that failed.
+
+mod client;
+mod cmd;
+mod config;
+mod context;
+mod endpoints;
+mod error;
+mod output;
+mod wait;
+
+use clap::{Parser, Subcommand};
+
+use crate::context::Globals;
+
+#[derive(Debug, Parser)]
+#[command(name = "berthctl", version, about = "Berth's command-line client")]
+pub struct Cli {
+    #[command(flatten)]
+    pub globals: Globals,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Sign in with a password and keep a client credential for this machine.
+    Login(cmd::auth::LoginArgs),
+    /// Revoke this profile's credential on the server and forget it here.
+    Logout,
+    /// The profiles in the credentials file.
+    #[command(subcommand)]
+    Profile(cmd::auth::ProfileCommand),
+    /// Stores: managed PostgreSQL clusters.
+    #[command(subcommand)]
+    Store(cmd::store::StoreCommand),
+    /// Jobs: the work that changes stores.
+    #[command(subcommand)]
+    Job(cmd::job::JobCommand),
+    /// The client's and the server's versions.
+    Version,
+    /// A shell completion script.
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Any API call, authenticated like the rest: `berthctl api GET /api/v1/orgs`.
+    Api(cmd::api::ApiArgs),
+    /// Writes man pages (berthctl.1 and one per subcommand) into a folder.
+    Man {
+        #[arg(long, default_value = ".")]
+        dir: std::path::PathBuf,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = cmd::run(cli) {
+        eprintln!("error: {e}");
+        std::process::exit(e.exit_code());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}

@@ -170,16 +170,20 @@ impl HaSettings {
 }
 
 /// A change of some of a store's HA settings (PATCH of the store, `ha`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HaPatch {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub auto_failover: Option<bool>,
     /// Seconds, 1 to 3600.
     #[schema(minimum = 1, maximum = 3600)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub failover_delay: Option<i32>,
     #[schema(minimum = 0)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_lag_on_failover_bytes: Option<i64>,
     /// A new mode is applied to the primary by a job, without a restart.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub synchronous: Option<SyncMode>,
 }
 

@@ -2,7 +2,7 @@
 //! failovers asked for by a person, pausing and resuming the monitor, and reading the topology,
 //! the promotions and the events. The monitor's own failovers start in `jobs::monitor`.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -22,7 +22,7 @@ use crate::service::jobs::busy;
 use crate::service::stores::{self, StoreDetail};
 
 /// `POST .../switchover`.
-#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SwitchoverRequest {
     /// The replica to promote; without one, the most advanced streaming replica.
@@ -31,12 +31,12 @@ pub struct SwitchoverRequest {
     /// When to switch over (RFC 3339); now if absent or past. A scheduled switchover is a
     /// queued job until then, cancelled with `DELETE .../switchover`; the candidate is checked
     /// again when it runs.
-    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
     pub scheduled_at: Option<OffsetDateTime>,
 }
 
 /// `POST .../failover`.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FailoverRequest {
     /// The replica to promote.

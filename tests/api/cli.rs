@@ -310,3 +310,68 @@ fn every_call_of_the_cli_is_in_the_openapi_document() {
         assert!(op.is_object(), "{} {} is not in openapi/openapi.json", ep.method, ep.path);
     }
 }
+
+#[tokio::test]
+async fn switchover_topology_history_events_and_node_maintenance_from_the_cli() {
+    let app = TestApp::spawn().await.with_workers(2).await;
+    let cli = Cli::serve(&app).await;
+    let owner = app.login_owner().await;
+    let org = app.owner_org;
+    assert_eq!(cli.login("ha").await.code, 0);
+    let r = cli
+        .run(&["store", "create", "cli-ha", "--nodes", "2", "--size", "tiny", "--wait", "-o", "json"], None)
+        .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let t = cli.run(&["topology", "cli-ha", "-o", "json"], None).await.json();
+    let api = app
+        .get(&format!("/api/v1/orgs/{org}/stores/{}/topology", t["store_id"].as_str().unwrap()))
+        .cookie(&owner)
+        .send()
+        .await
+        .json();
+    assert_eq!(t["primary_node_id"], api["primary_node_id"], "the API's body");
+    let old = t["primary_node_id"].as_str().unwrap().to_string();
+    let replica = t["nodes"].as_array().unwrap().iter().find(|n| n["role"] == "replica").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let r = cli.run(&["switchover", "cli-ha", "--candidate", &replica, "--wait", "-o", "json"], None).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.json()["status"], "succeeded");
+    let t = cli.run(&["topology", "cli-ha", "-o", "json"], None).await.json();
+    assert_eq!(t["primary_node_id"], replica.as_str());
+    let h = cli
+        .run(&["history", "cli-ha", "--no-header", "--format", "kind,from_node_id,to_node_id"], None)
+        .await;
+    assert_eq!(
+        h.stdout.split_whitespace().collect::<Vec<_>>(),
+        ["switchover", old.as_str(), replica.as_str()]
+    );
+    let e = cli.run(&["events", "cli-ha", "-o", "json"], None).await.json();
+    assert!(e.as_array().unwrap().iter().any(|e| e["kind"] == "switchover"), "{e}");
+
+    // A failover asks first: without a terminal it needs --yes, and nothing happens.
+    let r = cli.run(&["failover", "cli-ha", "--candidate", &old], None).await;
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("--yes"), "{}", r.stderr);
+    // Refused by the server while the primary answers: its problem, exit 1.
+    let r = cli.run(&["failover", "cli-ha", "--candidate", &old, "--yes"], None).await;
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("primary_healthy"), "{}", r.stderr);
+
+    let r = cli.run(&["node", "maintenance", "cli-ha", &old, "on", "-o", "json"], None).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let nodes = r.json()["nodes"].as_array().unwrap().clone();
+    assert!(nodes.iter().any(|n| n["id"] == old.as_str() && n["maintenance"] == true), "{nodes:?}");
+    let r = cli.run(&["ha", "set", "cli-ha", "--failover-delay", "9", "-o", "json"], None).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.json()["failover_delay"], 9);
+    let r = cli.run(&["ha", "pause", "cli-ha", "-o", "json"], None).await;
+    assert_eq!(r.json()["paused"], true);
+    let r = cli.run(&["node", "restart", "cli-ha", "primary", "--wait", "-o", "json"], None).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.json()["kind"], "restart_node");
+    let r = cli.run(&["store", "delete", "cli-ha", "--yes", "--wait"], None).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}

@@ -28,6 +28,24 @@ pub const STORE_DELETE: Endpoint = ep("DELETE", "/api/v1/orgs/{org_id}/stores/{s
 pub const JOB_LIST: Endpoint = ep("GET", "/api/v1/orgs/{org_id}/jobs");
 pub const JOB_GET: Endpoint = ep("GET", "/api/v1/orgs/{org_id}/jobs/{job_id}");
 pub const JOB_CANCEL: Endpoint = ep("POST", "/api/v1/orgs/{org_id}/jobs/{job_id}/cancel");
+pub const SWITCHOVER: Endpoint = ep("POST", "/api/v1/orgs/{org_id}/stores/{store_id}/switchover");
+pub const SWITCHOVER_CANCEL: Endpoint = ep("DELETE", "/api/v1/orgs/{org_id}/stores/{store_id}/switchover");
+pub const FAILOVER: Endpoint = ep("POST", "/api/v1/orgs/{org_id}/stores/{store_id}/failover");
+pub const TOPOLOGY: Endpoint = ep("GET", "/api/v1/orgs/{org_id}/stores/{store_id}/topology");
+pub const HISTORY: Endpoint = ep("GET", "/api/v1/orgs/{org_id}/stores/{store_id}/history");
+pub const EVENTS: Endpoint = ep("GET", "/api/v1/orgs/{org_id}/stores/{store_id}/events");
+pub const HA_PAUSE: Endpoint = ep("POST", "/api/v1/orgs/{org_id}/stores/{store_id}/ha/pause");
+pub const HA_RESUME: Endpoint = ep("POST", "/api/v1/orgs/{org_id}/stores/{store_id}/ha/resume");
+pub const STORE_UPDATE: Endpoint = ep("PATCH", "/api/v1/orgs/{org_id}/stores/{store_id}");
+pub const NODE_ADD: Endpoint = ep("POST", "/api/v1/orgs/{org_id}/stores/{store_id}/nodes");
+pub const NODE_REMOVE: Endpoint = ep("DELETE", "/api/v1/orgs/{org_id}/stores/{store_id}/nodes/{node_id}");
+pub const NODE_UPDATE: Endpoint = ep("PATCH", "/api/v1/orgs/{org_id}/stores/{store_id}/nodes/{node_id}");
+pub const NODE_RESTART: Endpoint =
+    ep("POST", "/api/v1/orgs/{org_id}/stores/{store_id}/nodes/{node_id}/restart");
+pub const NODE_STOP: Endpoint = ep("POST", "/api/v1/orgs/{org_id}/stores/{store_id}/nodes/{node_id}/stop");
+pub const NODE_START: Endpoint = ep("POST", "/api/v1/orgs/{org_id}/stores/{store_id}/nodes/{node_id}/start");
+pub const NODE_REINITIALIZE: Endpoint =
+    ep("POST", "/api/v1/orgs/{org_id}/stores/{store_id}/nodes/{node_id}/reinitialize");
 
 /// Read by the test that holds the table against the OpenAPI document.
 #[allow(dead_code)]
@@ -47,6 +65,22 @@ pub const ALL: &[Endpoint] = &[
     JOB_LIST,
     JOB_GET,
     JOB_CANCEL,
+    SWITCHOVER,
+    SWITCHOVER_CANCEL,
+    FAILOVER,
+    TOPOLOGY,
+    HISTORY,
+    EVENTS,
+    HA_PAUSE,
+    HA_RESUME,
+    STORE_UPDATE,
+    NODE_ADD,
+    NODE_REMOVE,
+    NODE_UPDATE,
+    NODE_RESTART,
+    NODE_STOP,
+    NODE_START,
+    NODE_REINITIALIZE,
 ];
 
 /// Path segments keep only unreserved characters as they are.

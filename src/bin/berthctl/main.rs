@@ -41,6 +41,22 @@ pub enum Command {
     /// Jobs: the work that changes stores.
     #[command(subcommand)]
     Job(cmd::job::JobCommand),
+    /// A store's nodes: add, remove, restart, stop, start, reinitialize, maintenance.
+    #[command(subcommand)]
+    Node(cmd::node::NodeCommand),
+    /// Switches the primary over to a replica, now or at a time (nothing is lost).
+    Switchover(cmd::ha::SwitchoverArgs),
+    /// Promotes a replica because the primary is gone (asks first; `--yes` without a terminal).
+    Failover(cmd::ha::FailoverArgs),
+    /// The primary and each replica as last checked, and the store's HA phase.
+    Topology { store: String },
+    /// Every promotion of the store, newest first.
+    History { store: String },
+    /// What happened to the store, newest first.
+    Events { store: String },
+    /// The store's HA settings: pause, resume, set.
+    #[command(subcommand)]
+    Ha(cmd::ha::HaCommand),
     /// The client's and the server's versions.
     Version,
     /// A shell completion script.

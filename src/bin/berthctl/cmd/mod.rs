@@ -2,7 +2,9 @@
 
 pub mod api;
 pub mod auth;
+pub mod ha;
 pub mod job;
+pub mod node;
 pub mod store;
 pub mod version;
 
@@ -20,6 +22,13 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Profile(c) => auth::profile(g, c),
         Command::Store(c) => store::run(&connect(g)?, c),
         Command::Job(c) => job::run(&connect(g)?, c),
+        Command::Node(c) => node::run(&connect(g)?, c),
+        Command::Switchover(a) => ha::switchover(&connect(g)?, a),
+        Command::Failover(a) => ha::failover(&connect(g)?, a),
+        Command::Topology { store } => ha::topology(&connect(g)?, &store),
+        Command::History { store } => ha::history(&connect(g)?, &store),
+        Command::Events { store } => ha::events(&connect(g)?, &store),
+        Command::Ha(c) => ha::run(&connect(g)?, c),
         Command::Version => version::run(g),
         Command::Completion { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "berthctl", &mut std::io::stdout());

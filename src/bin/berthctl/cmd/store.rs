@@ -9,7 +9,7 @@ use crate::endpoints;
 use crate::error::{CliError, Result};
 use crate::wait::{self, WaitArgs};
 
-const STORE_COLUMNS: &[&str] =
+pub const STORE_COLUMNS: &[&str] =
     &["id", "name", "status", "version", "instance_size", "volume_size", "nodes", "region", "created_at"];
 
 #[derive(Debug, clap::Subcommand)]

@@ -372,6 +372,19 @@ async fn switchover_topology_history_events_and_node_maintenance_from_the_cli() 
     let r = cli.run(&["node", "restart", "cli-ha", "primary", "--wait", "-o", "json"], None).await;
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.json()["kind"], "restart_node");
+    // Connection info as the API gives it, and psql on the store with the password revealed.
+    let c = cli.run(&["store", "connection", "cli-ha", "-o", "json"], None).await.json();
+    let id = t["store_id"].as_str().unwrap();
+    let api = app.get(&format!("/api/v1/orgs/{org}/stores/{id}")).cookie(&owner).send().await.json();
+    assert_eq!(c, api["connection"]);
+    let r = cli.run(&["psql", "cli-ha", "--", "-XAtc", "select 40 + 2"], None).await;
+    assert_eq!((r.code, r.stdout.trim()), (0, "42"), "{}", r.stderr);
+    let revealed: i64 =
+        sqlx::query_scalar("select count(*) from audit_events where action = 'store.credentials_revealed'")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(revealed, 1, "revealing the password is audited");
     let r = cli.run(&["store", "delete", "cli-ha", "--yes", "--wait"], None).await;
     assert_eq!(r.code, 0, "{}", r.stderr);
 }

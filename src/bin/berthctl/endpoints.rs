@@ -36,6 +36,7 @@ pub const HISTORY: Endpoint = ep("GET", "/api/v1/orgs/{org_id}/stores/{store_id}
 pub const EVENTS: Endpoint = ep("GET", "/api/v1/orgs/{org_id}/stores/{store_id}/events");
 pub const HA_PAUSE: Endpoint = ep("POST", "/api/v1/orgs/{org_id}/stores/{store_id}/ha/pause");
 pub const HA_RESUME: Endpoint = ep("POST", "/api/v1/orgs/{org_id}/stores/{store_id}/ha/resume");
+pub const STORE_REVEAL: Endpoint = ep("POST", "/api/v1/orgs/{org_id}/stores/{store_id}/credentials/reveal");
 pub const STORE_UPDATE: Endpoint = ep("PATCH", "/api/v1/orgs/{org_id}/stores/{store_id}");
 pub const NODE_ADD: Endpoint = ep("POST", "/api/v1/orgs/{org_id}/stores/{store_id}/nodes");
 pub const NODE_REMOVE: Endpoint = ep("DELETE", "/api/v1/orgs/{org_id}/stores/{store_id}/nodes/{node_id}");
@@ -74,6 +75,7 @@ pub const ALL: &[Endpoint] = &[
     HA_PAUSE,
     HA_RESUME,
     STORE_UPDATE,
+    STORE_REVEAL,
     NODE_ADD,
     NODE_REMOVE,
     NODE_UPDATE,

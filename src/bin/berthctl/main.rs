@@ -44,6 +44,8 @@ pub enum Command {
     /// A store's nodes: add, remove, restart, stop, start, reinitialize, maintenance.
     #[command(subcommand)]
     Node(cmd::node::NodeCommand),
+    /// psql on the store (its password revealed through the API, which audits it).
+    Psql(cmd::psql::PsqlArgs),
     /// Switches the primary over to a replica, now or at a time (nothing is lost).
     Switchover(cmd::ha::SwitchoverArgs),
     /// Promotes a replica because the primary is gone (asks first; `--yes` without a terminal).

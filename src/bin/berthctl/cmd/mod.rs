@@ -5,6 +5,7 @@ pub mod auth;
 pub mod ha;
 pub mod job;
 pub mod node;
+pub mod psql;
 pub mod store;
 pub mod version;
 
@@ -23,6 +24,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Store(c) => store::run(&connect(g)?, c),
         Command::Job(c) => job::run(&connect(g)?, c),
         Command::Node(c) => node::run(&connect(g)?, c),
+        Command::Psql(a) => psql::run(&connect(g)?, a),
         Command::Switchover(a) => ha::switchover(&connect(g)?, a),
         Command::Failover(a) => ha::failover(&connect(g)?, a),
         Command::Topology { store } => ha::topology(&connect(g)?, &store),

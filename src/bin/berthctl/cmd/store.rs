@@ -38,6 +38,9 @@ pub enum StoreCommand {
         #[command(flatten)]
         wait_args: WaitArgs,
     },
+    /// The store's connection info: its user, database, the URI of each node and the multi-host
+    /// URI that follows the primary (no password).
+    Connection { store: String },
 }
 
 #[derive(Debug, clap::Args)]
@@ -119,6 +122,23 @@ pub fn run(ctx: &Ctx, c: StoreCommand) -> Result<()> {
                 _ => job,
             };
             ctx.out.one(&job, crate::cmd::job::JOB_COLUMNS);
+        }
+        StoreCommand::Connection { store } => {
+            let id = resolve(ctx, &store)?;
+            let c = get(ctx, &id)?["connection"].clone();
+            if ctx.out.json() {
+                ctx.out.one(&c, &[]);
+            } else {
+                let mut rows =
+                    vec![serde_json::json!({"node": "all (read-write)", "uri": c["multi_host_uri"]})];
+                rows.extend(
+                    c["primary"].as_object().map(|p| serde_json::json!({"node": "primary", "uri": p["uri"]})),
+                );
+                for r in c["read_only"].as_array().into_iter().flatten() {
+                    rows.push(serde_json::json!({"node": "replica", "uri": r["uri"]}));
+                }
+                ctx.out.list(&rows, &["node", "uri"]);
+            }
         }
         StoreCommand::Wait { store, wait_args } => {
             let id = resolve(ctx, &store)?;

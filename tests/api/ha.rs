@@ -623,46 +623,19 @@ async fn berth_killed_at_any_step_of_a_switchover_or_failover_ends_with_one_prim
     drop(p);
     app.workers.take().unwrap().shutdown().await;
     let mut rows = 0;
-    // A switchover killed after each of its steps but the last.
-    for done in 1..=4 {
-        let before = topology(&app, &owner, &store).await;
-        let candidate = before["nodes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|n| n["role"] == "replica")
-            .unwrap()
-            .uuid_at("/id");
-        let r = app
-            .post(&format!("{}/switchover", store.path()))
-            .cookie(&owner)
-            .json(json!({"candidate_node_id": candidate}))
-            .send()
-            .await;
-        let workers = crash_after(&app, r.accepted_job(), done).await;
-        app.job_succeeded(&owner, org, r.accepted_job()).await;
-        workers.shutdown().await;
-        assert_eq!(
-            one_primary_the_rest_following(&app, &owner, &store).await,
-            candidate,
-            "killed after step {done}"
-        );
+    // A switchover killed after each of its steps but the last; then a failover of a killed
+    // primary, Berth killed after each of its first steps.
+    let runs = (1..=4).map(|done| ("switchover", done)).chain((1..=3).map(|done| ("failover", done)));
+    for (what, done) in runs {
         let view = app.store(&owner, org, store.id).await;
-        let mut c = connect(port(&view, candidate), USER, &pw, DB).await.unwrap();
-        sqlx::query("insert into t values (1)").execute(&mut c).await.unwrap();
-        rows += 1;
-        // On every node before the next kill: an asynchronous failover loses what was not.
-        replicated(&app, &store, &view, rows).await;
-    }
-    // A failover of a killed primary, Berth killed after each of its first steps.
-    for done in 1..=3 {
-        let view = app.store(&owner, org, store.id).await;
-        let old = topology(&app, &owner, &store).await.uuid_at("/primary_node_id");
         let candidate =
             view["nodes"].as_array().unwrap().iter().find(|n| n["role"] == "replica").unwrap().uuid_at("/id");
-        kill(Pid::from_raw(postmaster_of(&pgdata(&app, &store, old)).unwrap()), Signal::SIGKILL).unwrap();
+        if what == "failover" {
+            let old = topology(&app, &owner, &store).await.uuid_at("/primary_node_id");
+            kill(Pid::from_raw(postmaster_of(&pgdata(&app, &store, old)).unwrap()), Signal::SIGKILL).unwrap();
+        }
         let r = app
-            .post(&format!("{}/failover", store.path()))
+            .post(&format!("{}/{what}", store.path()))
             .cookie(&owner)
             .json(json!({"candidate_node_id": candidate}))
             .send()
@@ -673,7 +646,7 @@ async fn berth_killed_at_any_step_of_a_switchover_or_failover_ends_with_one_prim
         assert_eq!(
             one_primary_the_rest_following(&app, &owner, &store).await,
             candidate,
-            "failover killed after step {done}"
+            "{what} killed after step {done}"
         );
         let view = app.store(&owner, org, store.id).await;
         let mut c = connect(port(&view, candidate), USER, &pw, DB).await.unwrap();

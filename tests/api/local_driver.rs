@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use berth::pg::PgBinaries;
 use berth::provision::local::LocalDriver;
+
+use crate::helpers::postmaster_of;
 use berth::provision::{Duty, InstanceSettings, NodeSpec, Provisioner, Rejoined, Replication, Upstream};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -76,14 +78,6 @@ fn nodes_on_disk(root: &Path) -> Vec<(Uuid, Uuid)> {
     }
     out.sort();
     out
-}
-
-/// The postmaster running in `pgdata`, if any (a pid file naming another process does not count).
-fn postmaster_of(pgdata: &Path) -> Option<i32> {
-    let text = std::fs::read_to_string(pgdata.join("postmaster.pid")).ok()?;
-    let pid: i32 = text.lines().next()?.trim().parse().ok()?;
-    let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).ok()?;
-    (cwd == std::fs::canonicalize(pgdata).ok()?).then_some(pid)
 }
 
 fn free_port() -> u16 {

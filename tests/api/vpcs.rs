@@ -43,13 +43,30 @@ pub fn namespaces() -> Vec<String> {
 
 /// Runs `sql` with psql started inside a namespace, as the store's admin user.
 async fn psql_in(ns: &str, host: &str, port: i64, password: &str, sql: &str) -> Result<String, String> {
+    let port = port.to_string();
+    let target = ["-h", host, "-p", &port, "-U", "dbadmin", "-d", "defaultdb", "-XAtc", sql];
+    psql_args_in(ns, &target, password, "30").await
+}
+
+/// Runs `sql` with psql on a libpq URI, started inside a namespace.
+async fn psql_uri_in(ns: &str, uri: &str, password: &str, sql: &str) -> Result<String, String> {
+    psql_args_in(ns, &[uri, "-XqAtc", sql], password, "3").await
+}
+
+/// psql with `args`, started inside a namespace: its output, or its error.
+async fn psql_args_in(
+    ns: &str,
+    args: &[&str],
+    password: &str,
+    connect_timeout: &str,
+) -> Result<String, String> {
     let psql = berth::pg::PgBinaries::locate(None).unwrap().tool("psql");
     let out = tokio::process::Command::new("ip")
         .args(["netns", "exec", ns])
         .arg(psql)
-        .args(["-h", host, "-p", &port.to_string(), "-U", "dbadmin", "-d", "defaultdb", "-XAtc", sql])
+        .args(args)
         .env("PGPASSWORD", password)
-        .env("PGCONNECT_TIMEOUT", "30")
+        .env("PGCONNECT_TIMEOUT", connect_timeout)
         .output()
         .await
         .unwrap();
@@ -517,26 +534,6 @@ async fn a_crash_while_a_vpc_is_made_leaves_nothing_half_made() {
 
     app.delete_vpc(&owner, org, id).await;
     assert!(!namespaces().contains(&ns));
-}
-
-/// Runs `sql` with psql on a libpq URI, started inside a namespace.
-async fn psql_uri_in(ns: &str, uri: &str, password: &str, sql: &str) -> Result<String, String> {
-    let psql = berth::pg::PgBinaries::locate(None).unwrap().tool("psql");
-    let out = tokio::process::Command::new("ip")
-        .args(["netns", "exec", ns])
-        .arg(psql)
-        .arg(uri)
-        .args(["-XqAtc", sql])
-        .env("PGPASSWORD", password)
-        .env("PGCONNECT_TIMEOUT", "3")
-        .output()
-        .await
-        .unwrap();
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
 }
 
 #[tokio::test]

@@ -33,6 +33,15 @@ impl NewPassword {
     }
 }
 
+/// A request's password as its sender puts it on the wire (berthctl's requests are the server's
+/// own types). `Debug` still redacts it; nothing else serializes these requests.
+pub fn serialize_exposed<S: serde::Serializer>(p: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
+    match p {
+        Some(p) => s.serialize_some(p.expose_secret()),
+        None => s.serialize_none(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

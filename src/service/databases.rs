@@ -2,7 +2,7 @@
 //! replication). Berth never keeps a database user's password: it is returned once.
 
 use secrecy::SecretString;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -89,7 +89,7 @@ pub async fn list_databases(state: &AppState, ctx: &Ctx, store_id: StoreId) -> R
     Ok(sql::databases(state.plane.driver.as_ref(), &spec).await?)
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateDatabase {
     /// 1 to 63 of a-z, 0-9 and _, starting with a letter or _, and not starting with `pg_`.
@@ -177,7 +177,7 @@ pub async fn list_users(state: &AppState, ctx: &Ctx, store_id: StoreId) -> Resul
     Ok(db::db_users::list(&state.db, ctx, store_id).await?)
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateDbUser {
     /// As a database's name.
@@ -186,6 +186,10 @@ pub struct CreateDbUser {
     /// 12 to 1024 characters. Left out: one is generated. Either way it is returned once and
     /// Berth does not keep it.
     #[schema(value_type = Option<String>, format = Password, min_length = 12, max_length = 1024)]
+    #[serde(
+        serialize_with = "crate::domain::password::serialize_exposed",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub password: Option<SecretString>,
     /// `read`, `readwrite` or `admin`.
     pub privileges: Privilege,
@@ -279,11 +283,15 @@ pub async fn drop_user(
     access::apply(state, ctx, store_id).await
 }
 
-#[derive(Debug, Deserialize, ToSchema, Default)]
+#[derive(Debug, Deserialize, Serialize, ToSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RotatePassword {
     /// The new password (12 to 1024 characters); left out: one is generated.
     #[schema(value_type = Option<String>, format = Password, min_length = 12, max_length = 1024)]
+    #[serde(
+        serialize_with = "crate::domain::password::serialize_exposed",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub password: Option<SecretString>,
 }
 

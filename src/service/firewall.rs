@@ -6,7 +6,7 @@
 //! replace that default: exactly the networks listed are admitted. Removing the last rule
 //! restores the default.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
@@ -17,7 +17,7 @@ use crate::db::firewall::{NewRule, RuleRow};
 use crate::domain::{Cidr, Ctx, Error, FieldError, Result, RuleId, StoreId, on_constraint};
 use crate::service::access;
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewRuleBody {
     /// An IPv4 or IPv6 network (`10.0.0.0/8`); a bare address means that host alone. Host bits

@@ -2,7 +2,7 @@
 //! remove whom, and that an organization keeps an owner.
 
 use secrecy::SecretString;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::app::AppState;
@@ -56,7 +56,7 @@ pub async fn list(state: &AppState, ctx: &Ctx) -> Result<Vec<MemberRow>> {
     Ok(db::orgs::list_members(&state.db, ctx).await?)
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddMember {
     #[schema(example = "dev@example.com", format = Email)]
@@ -66,6 +66,10 @@ pub struct AddMember {
     /// once and must change it at first login. Ignored, and not kept, when the address has an
     /// account: that account is invited like any other. Not for bearer tokens.
     #[schema(value_type = Option<String>, format = Password, min_length = 12, max_length = 1024)]
+    #[serde(
+        serialize_with = "crate::domain::password::serialize_exposed",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub password: Option<SecretString>,
 }
 

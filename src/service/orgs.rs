@@ -1,6 +1,6 @@
 //! Organizations: making one, whose maker is its first owner.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::app::AppState;
@@ -9,7 +9,7 @@ use crate::db;
 use crate::db::orgs::OrgRow;
 use crate::domain::{AuthMethod, Ctx, Error, OrgId, Result, Role, UserId};
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateOrg {
     /// 1 to 100 characters, not all blank, without control characters.

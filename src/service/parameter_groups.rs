@@ -21,7 +21,7 @@ use crate::provision::parameters::catalog;
 use crate::provision::sizing;
 use crate::service::jobs::{Enqueue, enqueue};
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateGroup {
     /// 1 to 100 characters, not all blank, without control characters.
@@ -38,7 +38,7 @@ pub struct CreateGroup {
     pub parameters: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateGroup {
     #[serde(default)]
@@ -202,7 +202,7 @@ pub async fn delete(
     Ok(())
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApplyGroup {
     pub group_id: Uuid,

@@ -3,7 +3,7 @@
 //! rejecting and deleting, and what each side sees of a peering.
 
 use ipnet::IpNet;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sqlx::{PgExecutor, Postgres, Transaction};
 use utoipa::ToSchema;
 
@@ -120,7 +120,7 @@ pub fn deletion(p: &PeeringRow) -> Result<Deletion> {
 
 // ---- Operations ------------------------------------------------------------------------------
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreatePeering {
     /// The VPC to join, of the same cloud and region, with a block that does not overlap.

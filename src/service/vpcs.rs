@@ -2,7 +2,7 @@
 //! their addresses.
 
 use ipnet::{IpNet, Ipv4Net};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sqlx::{Postgres, Transaction};
 use utoipa::ToSchema;
 
@@ -94,7 +94,7 @@ pub async fn get(state: &AppState, ctx: &Ctx, vpc_id: VpcId) -> Result<VpcRow> {
     db::vpcs::get(&state.db, ctx, vpc_id).await?.ok_or(Error::NotFound("VPC"))
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateVpc {
     /// As a store's name.

@@ -15,37 +15,42 @@ use crate::helpers::{OWNER_EMAIL, OWNER_PASSWORD, TestApp, test_auth_config};
 mod endpoints;
 
 /// A home of its own for the CLI, and the server it talks to.
-struct Cli {
-    home: tempfile::TempDir,
-    base: String,
+pub struct Cli {
+    pub home: tempfile::TempDir,
+    pub base: String,
 }
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
 }
 
 impl Run {
-    fn json(&self) -> Value {
+    pub fn json(&self) -> Value {
         serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
     }
 }
 
 impl Cli {
-    async fn serve(app: &TestApp) -> Self {
+    pub async fn serve(app: &TestApp) -> Self {
+        Self::at(app.router.clone()).await
+    }
+
+    /// A home of its own for the CLI, and `router` served on a port of its own.
+    pub async fn at(router: axum::Router) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let router = app.router.clone().into_make_service_with_connect_info::<SocketAddr>();
+        let router = router.into_make_service_with_connect_info::<SocketAddr>();
         tokio::spawn(async move { axum::serve(listener, router).await });
         Self { home: tempfile::tempdir().unwrap(), base }
     }
 
-    fn credentials(&self) -> PathBuf {
+    pub fn credentials(&self) -> PathBuf {
         self.home.path().join(".config/berthctl/credentials.toml")
     }
 
-    async fn run(&self, args: &[&str], stdin: Option<&str>) -> Run {
+    pub async fn run(&self, args: &[&str], stdin: Option<&str>) -> Run {
         self.run_env(args, stdin, &[]).await
     }
 
@@ -71,7 +76,7 @@ impl Cli {
         cmd
     }
 
-    async fn run_env(&self, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Run {
+    pub async fn run_env(&self, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Run {
         let mut cmd = self.command(args);
         cmd.envs(env.iter().copied());
         let input = stdin.unwrap_or_default().to_string();
@@ -118,7 +123,7 @@ impl Cli {
         .unwrap()
     }
 
-    async fn login(&self, profile: &str) -> Run {
+    pub async fn login(&self, profile: &str) -> Run {
         let base = self.base.clone();
         let args =
             ["login", "--url", &base, "--email", OWNER_EMAIL, "--password-stdin", "--profile", profile];

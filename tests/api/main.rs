@@ -4,6 +4,7 @@ mod audit;
 mod auth;
 mod backups;
 mod cli;
+mod cli_resources;
 mod client;
 mod contract;
 mod crashes;

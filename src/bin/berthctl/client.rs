@@ -94,15 +94,39 @@ impl Client {
         query: &[(&str, String)],
         body: Option<&B>,
     ) -> Result<Value> {
-        let mut rb = self.request(ep.method, &ep.path_with(params))?;
-        if !query.is_empty() {
-            rb = rb.query(query);
+        let send = || -> Result<Response> {
+            let mut rb = self.request(ep.method, &ep.path_with(params))?;
+            if !query.is_empty() {
+                rb = rb.query(query);
+            }
+            if let Some(b) = body {
+                rb = rb.json(b);
+            }
+            Ok(rb.send()?)
+        };
+        let mut res = send()?;
+        // A cached token the server no longer takes (revoked, or a clock ahead of the
+        // server's): forget it and ask for a new one, once.
+        if res.status() == reqwest::StatusCode::UNAUTHORIZED
+            && let Auth::Credential(c) = &self.auth
+            && c.tokens.borrow().access_token.is_some()
+        {
+            c.tokens.borrow_mut().access_token = None;
+            res = send()?;
         }
-        if let Some(b) = body {
-            rb = rb.json(b);
-        }
-        let res = rb.send()?;
         Ok(json_of(checked(res)?.1))
+    }
+
+    /// A GET whose body is to be read as it comes (a backup's archive), once its status is
+    /// known to be a success. No timeout: an archive may take long.
+    pub fn stream(&self, ep: Endpoint, params: &[(&str, &str)]) -> Result<Response> {
+        let res =
+            self.request(ep.method, &ep.path_with(params))?.timeout(Duration::from_secs(24 * 3600)).send()?;
+        if res.status().as_u16() >= 400 {
+            checked(res)?;
+            unreachable!("checked refuses an error status");
+        }
+        Ok(res)
     }
 
     /// Like [`Client::call`], with the response for its headers.

@@ -10,6 +10,7 @@ use crate::error::{CliError, Result};
 use crate::output::{Format, Output};
 
 #[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Global options")]
 pub struct Globals {
     /// The profile in the credentials file (default: the current one, else `default`).
     #[arg(long, global = true, env = "BERTH_PROFILE")]
@@ -52,9 +53,43 @@ impl Globals {
 /// What a command against the API works with.
 pub struct Ctx {
     pub client: Client,
+    /// The server, for the calls only a password session may make.
+    pub url: String,
+    /// The profile's account, the default for those.
+    pub email: Option<String>,
     pub org: String,
     pub out: Output,
     pub yes: bool,
+}
+
+impl Ctx {
+    /// Calls an endpoint of the organization: `org_id`, then `params` fill its path.
+    pub fn call<B: serde::Serialize + ?Sized>(
+        &self,
+        ep: endpoints::Endpoint,
+        params: &[(&str, &str)],
+        body: Option<&B>,
+    ) -> Result<Value> {
+        self.query(ep, params, &[], body)
+    }
+
+    /// [`Ctx::call`] with a query string.
+    pub fn query<B: serde::Serialize + ?Sized>(
+        &self,
+        ep: endpoints::Endpoint,
+        params: &[(&str, &str)],
+        query: &[(&str, String)],
+        body: Option<&B>,
+    ) -> Result<Value> {
+        let mut all = vec![("org_id", self.org.as_str())];
+        all.extend_from_slice(params);
+        self.client.call(ep, &all, query, body)
+    }
+
+    /// [`Ctx::call`] without a body.
+    pub fn send(&self, ep: endpoints::Endpoint, params: &[(&str, &str)]) -> Result<Value> {
+        self.call::<()>(ep, params, None)
+    }
 }
 
 /// An authenticated client for the command, its organization, after checking that the server
@@ -90,6 +125,7 @@ pub fn connect(g: &Globals) -> Result<Ctx> {
             }
         }))
     };
+    let email = profile.as_ref().and_then(|p| p.email.clone());
     let client = Client::new(&url, auth)?;
     crate::cmd::version::check(&client)?;
     let profile_org = profile.filter(|_| g.token.is_none() && g.client_id.is_none()).map(|p| p.org);
@@ -98,12 +134,25 @@ pub fn connect(g: &Globals) -> Result<Ctx> {
         (None, Some(o)) => o,
         (None, None) => org_id(&client, None)?,
     };
-    Ok(Ctx { client, org, out: g.output(), yes: g.yes })
+    Ok(Ctx { client, url, email, org, out: g.output(), yes: g.yes })
 }
 
 /// The organization named (by id or name), or the caller's only one.
-fn org_id(client: &Client, wanted: Option<&str>) -> Result<String> {
-    let orgs = client.call::<()>(endpoints::ORGS, &[], &[], None)?;
+pub fn org_id(client: &Client, wanted: Option<&str>) -> Result<String> {
+    // An id needs no lookup: the server answers 404 for one not the caller's.
+    if let Some(w) = wanted
+        && uuid::Uuid::parse_str(w).is_ok()
+    {
+        return Ok(w.to_string());
+    }
+    let orgs = client.call::<()>(endpoints::ORGS, &[], &[], None).map_err(|e| match e {
+        CliError::Api { status: 403, ref code, .. } if code.as_deref() == Some("insufficient_scope") => {
+            CliError::Usage(
+                "this credential may not list organizations (it lacks org:read): give the organization's id with --org or BERTH_ORG".into(),
+            )
+        }
+        other => other,
+    })?;
     let items = orgs["items"].as_array().cloned().unwrap_or_default();
     pick_org(&items, wanted)
 }

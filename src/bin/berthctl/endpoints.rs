@@ -47,6 +47,76 @@ pub const NODE_STOP: Endpoint = ep("POST", "/api/v1/orgs/{org_id}/stores/{store_
 pub const NODE_START: Endpoint = ep("POST", "/api/v1/orgs/{org_id}/stores/{store_id}/nodes/{node_id}/start");
 pub const NODE_REINITIALIZE: Endpoint =
     ep("POST", "/api/v1/orgs/{org_id}/stores/{store_id}/nodes/{node_id}/reinitialize");
+pub const STORE_REPAIR: Endpoint = ep("POST", "/api/v1/orgs/{org_id}/stores/{store_id}/repair");
+pub const STORE_JOBS: Endpoint = ep("GET", "/api/v1/orgs/{org_id}/stores/{store_id}/jobs");
+pub const STORE_STATS: Endpoint = ep("GET", "/api/v1/orgs/{org_id}/stores/{store_id}/stats/summary");
+
+pub const ORG_CREATE: Endpoint = ep("POST", "/api/v1/orgs");
+pub const ORG_GET: Endpoint = ep("GET", "/api/v1/orgs/{org_id}");
+pub const MEMBER_LIST: Endpoint = ep("GET", "/api/v1/orgs/{org_id}/members");
+pub const MEMBER_ADD: Endpoint = ep("POST", "/api/v1/orgs/{org_id}/members");
+pub const MEMBER_UPDATE: Endpoint = ep("PATCH", "/api/v1/orgs/{org_id}/members/{user_id}");
+pub const MEMBER_REMOVE: Endpoint = ep("DELETE", "/api/v1/orgs/{org_id}/members/{user_id}");
+pub const INVITATION_LIST: Endpoint = ep("GET", "/api/v1/orgs/{org_id}/invitations");
+pub const INVITATION_REVOKE: Endpoint = ep("DELETE", "/api/v1/orgs/{org_id}/invitations/{invitation_id}");
+pub const CREDENTIAL_LIST: Endpoint = ep("GET", "/api/v1/orgs/{org_id}/credentials");
+pub const QUOTAS: Endpoint = ep("GET", "/api/v1/orgs/{org_id}/quotas");
+pub const CA: Endpoint = ep("GET", "/api/v1/orgs/{org_id}/ca.pem");
+pub const AUDIT_LIST: Endpoint = ep("GET", "/api/v1/orgs/{org_id}/audit-events");
+pub const AUDIT_VERIFY: Endpoint = ep("GET", "/api/v1/orgs/{org_id}/audit-events/verify");
+pub const SYSTEM_STATUS: Endpoint = ep("GET", "/api/v1/system/status");
+
+pub const FIREWALL_LIST: Endpoint = ep("GET", "/api/v1/orgs/{org_id}/stores/{store_id}/firewall-rules");
+pub const FIREWALL_ADD: Endpoint = ep("POST", "/api/v1/orgs/{org_id}/stores/{store_id}/firewall-rules");
+pub const FIREWALL_REPLACE: Endpoint = ep("PUT", "/api/v1/orgs/{org_id}/stores/{store_id}/firewall-rules");
+pub const FIREWALL_DELETE: Endpoint =
+    ep("DELETE", "/api/v1/orgs/{org_id}/stores/{store_id}/firewall-rules/{rule_id}");
+
+pub const DATABASE_LIST: Endpoint = ep("GET", "/api/v1/orgs/{org_id}/stores/{store_id}/databases");
+pub const DATABASE_CREATE: Endpoint = ep("POST", "/api/v1/orgs/{org_id}/stores/{store_id}/databases");
+pub const DATABASE_DROP: Endpoint = ep("DELETE", "/api/v1/orgs/{org_id}/stores/{store_id}/databases/{name}");
+pub const DB_USER_LIST: Endpoint = ep("GET", "/api/v1/orgs/{org_id}/stores/{store_id}/db-users");
+pub const DB_USER_CREATE: Endpoint = ep("POST", "/api/v1/orgs/{org_id}/stores/{store_id}/db-users");
+pub const DB_USER_DROP: Endpoint = ep("DELETE", "/api/v1/orgs/{org_id}/stores/{store_id}/db-users/{name}");
+pub const DB_USER_ROTATE: Endpoint =
+    ep("POST", "/api/v1/orgs/{org_id}/stores/{store_id}/db-users/{name}/rotate-password");
+
+pub const PARAMETER_CATALOG: Endpoint = ep("GET", "/api/v1/content/parameters");
+pub const GROUP_LIST: Endpoint = ep("GET", "/api/v1/orgs/{org_id}/parameter-groups");
+pub const GROUP_CREATE: Endpoint = ep("POST", "/api/v1/orgs/{org_id}/parameter-groups");
+pub const GROUP_GET: Endpoint = ep("GET", "/api/v1/orgs/{org_id}/parameter-groups/{group_id}");
+pub const GROUP_UPDATE: Endpoint = ep("PUT", "/api/v1/orgs/{org_id}/parameter-groups/{group_id}");
+pub const GROUP_DELETE: Endpoint = ep("DELETE", "/api/v1/orgs/{org_id}/parameter-groups/{group_id}");
+pub const GROUP_APPLY: Endpoint = ep("POST", "/api/v1/orgs/{org_id}/stores/{store_id}/parameter-group");
+pub const STORE_PARAMETERS: Endpoint = ep("GET", "/api/v1/orgs/{org_id}/stores/{store_id}/parameters");
+
+pub const BACKUP_LIST: Endpoint = ep("GET", "/api/v1/orgs/{org_id}/stores/{store_id}/backups");
+pub const BACKUP_CREATE: Endpoint = ep("POST", "/api/v1/orgs/{org_id}/stores/{store_id}/backups");
+pub const BACKUP_GET: Endpoint = ep("GET", "/api/v1/orgs/{org_id}/stores/{store_id}/backups/{backup_id}");
+pub const BACKUP_DELETE: Endpoint =
+    ep("DELETE", "/api/v1/orgs/{org_id}/stores/{store_id}/backups/{backup_id}");
+pub const BACKUP_DOWNLOAD: Endpoint =
+    ep("GET", "/api/v1/orgs/{org_id}/stores/{store_id}/backups/{backup_id}/download");
+pub const BACKUP_VERIFY: Endpoint =
+    ep("POST", "/api/v1/orgs/{org_id}/stores/{store_id}/backups/{backup_id}/verify");
+pub const RESTORE: Endpoint = ep("POST", "/api/v1/orgs/{org_id}/stores/{store_id}/restore");
+pub const RESTORE_WINDOW: Endpoint = ep("GET", "/api/v1/orgs/{org_id}/stores/{store_id}/restore-window");
+pub const SCHEDULE_GET: Endpoint = ep("GET", "/api/v1/orgs/{org_id}/stores/{store_id}/backup-schedule");
+pub const SCHEDULE_PUT: Endpoint = ep("PUT", "/api/v1/orgs/{org_id}/stores/{store_id}/backup-schedule");
+
+pub const VPC_LIST: Endpoint = ep("GET", "/api/v1/orgs/{org_id}/vpcs");
+pub const VPC_CREATE: Endpoint = ep("POST", "/api/v1/orgs/{org_id}/vpcs");
+pub const VPC_GET: Endpoint = ep("GET", "/api/v1/orgs/{org_id}/vpcs/{vpc_id}");
+pub const VPC_DELETE: Endpoint = ep("DELETE", "/api/v1/orgs/{org_id}/vpcs/{vpc_id}");
+pub const PEERING_LIST: Endpoint = ep("GET", "/api/v1/orgs/{org_id}/vpcs/{vpc_id}/peerings");
+pub const PEERING_CREATE: Endpoint = ep("POST", "/api/v1/orgs/{org_id}/vpcs/{vpc_id}/peerings");
+pub const PEERING_GET: Endpoint = ep("GET", "/api/v1/orgs/{org_id}/vpcs/{vpc_id}/peerings/{peering_id}");
+pub const PEERING_DELETE: Endpoint =
+    ep("DELETE", "/api/v1/orgs/{org_id}/vpcs/{vpc_id}/peerings/{peering_id}");
+pub const PEERING_ACCEPT: Endpoint =
+    ep("POST", "/api/v1/orgs/{org_id}/vpcs/{vpc_id}/peerings/{peering_id}/accept");
+pub const PEERING_REJECT: Endpoint =
+    ep("POST", "/api/v1/orgs/{org_id}/vpcs/{vpc_id}/peerings/{peering_id}/reject");
 
 /// Read by the test that holds the table against the OpenAPI document.
 #[allow(dead_code)]
@@ -83,6 +153,62 @@ pub const ALL: &[Endpoint] = &[
     NODE_STOP,
     NODE_START,
     NODE_REINITIALIZE,
+    STORE_REPAIR,
+    STORE_JOBS,
+    STORE_STATS,
+    ORG_CREATE,
+    ORG_GET,
+    MEMBER_LIST,
+    MEMBER_ADD,
+    MEMBER_UPDATE,
+    MEMBER_REMOVE,
+    INVITATION_LIST,
+    INVITATION_REVOKE,
+    CREDENTIAL_LIST,
+    QUOTAS,
+    CA,
+    AUDIT_LIST,
+    AUDIT_VERIFY,
+    SYSTEM_STATUS,
+    FIREWALL_LIST,
+    FIREWALL_ADD,
+    FIREWALL_REPLACE,
+    FIREWALL_DELETE,
+    DATABASE_LIST,
+    DATABASE_CREATE,
+    DATABASE_DROP,
+    DB_USER_LIST,
+    DB_USER_CREATE,
+    DB_USER_DROP,
+    DB_USER_ROTATE,
+    PARAMETER_CATALOG,
+    GROUP_LIST,
+    GROUP_CREATE,
+    GROUP_GET,
+    GROUP_UPDATE,
+    GROUP_DELETE,
+    GROUP_APPLY,
+    STORE_PARAMETERS,
+    BACKUP_LIST,
+    BACKUP_CREATE,
+    BACKUP_GET,
+    BACKUP_DELETE,
+    BACKUP_DOWNLOAD,
+    BACKUP_VERIFY,
+    RESTORE,
+    RESTORE_WINDOW,
+    SCHEDULE_GET,
+    SCHEDULE_PUT,
+    VPC_LIST,
+    VPC_CREATE,
+    VPC_GET,
+    VPC_DELETE,
+    PEERING_LIST,
+    PEERING_CREATE,
+    PEERING_GET,
+    PEERING_DELETE,
+    PEERING_ACCEPT,
+    PEERING_REJECT,
 ];
 
 /// Path segments keep only unreserved characters as they are.

@@ -59,6 +59,54 @@ pub enum Command {
     /// The store's HA settings: pause, resume, set.
     #[command(subcommand)]
     Ha(cmd::ha::HaCommand),
+    /// Organizations: list, get, create.
+    #[command(subcommand)]
+    Org(cmd::org::OrgCommand),
+    /// The organization's members and their roles.
+    #[command(subcommand)]
+    Member(cmd::org::MemberCommand),
+    /// Invitations to the organization.
+    #[command(subcommand)]
+    Invitation(cmd::org::InvitationCommand),
+    /// OAuth2 client credentials for scripts and CI (these sign in with the password).
+    #[command(subcommand)]
+    Credential(cmd::org::CredentialCommand),
+    /// The organization's quotas and what it uses of them.
+    Quotas,
+    /// The organization's CA certificate (PEM), for `sslmode=verify-full`.
+    Ca,
+    /// A store's firewall: who may connect.
+    #[command(subcommand)]
+    Firewall(cmd::firewall::FirewallCommand),
+    /// A store's databases.
+    #[command(subcommand)]
+    Db(cmd::db::DbCommand),
+    /// A store's database users and their passwords.
+    #[command(subcommand)]
+    DbUser(cmd::db::DbUserCommand),
+    /// Parameter groups: named sets of PostgreSQL settings that stores use.
+    #[command(subcommand)]
+    ParamGroup(cmd::params::GroupCommand),
+    /// The parameters in force on a store, and the catalog of those a group may set.
+    #[command(subcommand)]
+    Parameters(cmd::params::ParametersCommand),
+    /// Backups, their schedule, downloads and restores.
+    #[command(subcommand)]
+    Backup(cmd::backup::BackupCommand),
+    /// VPCs: private networks for stores.
+    #[command(subcommand)]
+    Vpc(cmd::vpc::VpcCommand),
+    /// Peerings between VPCs.
+    #[command(subcommand)]
+    Peering(cmd::vpc::PeeringCommand),
+    /// The organization's audit trail.
+    #[command(subcommand)]
+    Audit(cmd::system::AuditCommand),
+    /// The service's own state.
+    #[command(subcommand)]
+    System(cmd::system::SystemCommand),
+    /// What a store can be made of: versions, sizes, clouds, regions.
+    DeployOptions,
     /// The client's and the server's versions.
     Version,
     /// A shell completion script.

@@ -20,6 +20,27 @@ pub struct WaitArgs {
     pub timeout: Option<Duration>,
 }
 
+/// `--wait` and its timeout, for every command that starts a job.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Waiting {
+    /// Wait for the job to finish (a progress bar on a terminal).
+    #[arg(long)]
+    pub wait: bool,
+    #[command(flatten)]
+    pub wait_args: WaitArgs,
+}
+
+/// Prints the job an answer carries (`{job, ...}` or the job itself), waited for if asked.
+pub fn finish(ctx: &Ctx, answer: Value, w: &Waiting) -> Result<()> {
+    let job = if answer["job"].is_object() { answer["job"].clone() } else { answer };
+    let job = match (w.wait, job["id"].as_str()) {
+        (true, Some(id)) => self::job(ctx, id, &w.wait_args)?,
+        _ => job,
+    };
+    ctx.out.one(&job, crate::cmd::job::JOB_COLUMNS);
+    Ok(())
+}
+
 const POLL: Duration = Duration::from_millis(500);
 
 fn interrupted() -> Arc<AtomicBool> {

@@ -5,7 +5,7 @@
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -109,7 +109,7 @@ async fn reinitialize_node(
     maintain(&state, &meta, &user, ids, Maintenance::Reinitialize).await
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateNode {
     /// A node in maintenance is never chosen by a switchover or failover and raises no alerts;

@@ -29,7 +29,7 @@ use crate::jobs::schedule::{NewBackup, Started};
 use crate::jobs::{self, Step};
 use crate::service::jobs::{Enqueue, busy, enqueue};
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateBackup {
     /// `full`: a physical base backup, restorable in place, to a point in time, or into a new
@@ -207,7 +207,7 @@ pub async fn verify(
     })
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RestoreRequest {
     /// Restore this backup, to the moment it finished.
@@ -359,7 +359,7 @@ pub async fn resolve_backup(
     Ok(backup)
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutSchedule {
     #[schema(example = "0 3 * * *")]

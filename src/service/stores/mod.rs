@@ -9,7 +9,7 @@ pub use create::{
 };
 
 use secrecy::SecretString;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::app::AppState;
@@ -78,21 +78,27 @@ pub async fn details(state: &AppState, ctx: &Ctx, stores: Vec<StoreRow>) -> Resu
     Ok(items)
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Default, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateStore {
     /// As in [`CreateStore`].
     #[schema(pattern = r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// As in [`CreateStore`]: the whole new set.
     #[schema(schema_with = optional_tags_schema)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tags: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub deletion_protection: Option<bool>,
     /// A new size is applied by a job that restarts the nodes, replicas first.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub instance_size: Option<String>,
     /// GB.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub volume_size: Option<i64>,
     /// High availability settings to change; the others stay as they are.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ha: Option<HaPatch>,
 }
 

@@ -38,7 +38,7 @@ pub enum ProfileCommand {
     Show { name: Option<String> },
 }
 
-fn read_password(from_stdin: bool) -> Result<String> {
+pub fn read_password(from_stdin: bool) -> Result<String> {
     let password = if from_stdin {
         let mut s = String::new();
         std::io::stdin()
@@ -59,6 +59,52 @@ fn read_password(from_stdin: bool) -> Result<String> {
     Ok(password)
 }
 
+/// Signs in with the account's password (asked on the terminal, or read from standard input),
+/// runs `f` with the session and the user, and signs out again whatever `f` did. For the calls a
+/// bearer token may not make: login itself, creating organizations, managing credentials.
+pub fn signed_in<T>(
+    url: &str,
+    email: &str,
+    password_stdin: bool,
+    f: impl FnOnce(&Client, &Value) -> Result<T>,
+) -> Result<T> {
+    let password = read_password(password_stdin)?;
+    let anonymous = Client::new(url, Auth::None)?;
+    crate::cmd::version::check(&anonymous)?;
+    let (user, cookie) = anonymous.login(email, &password)?;
+    drop(password);
+    let session = Client::new(url, Auth::Cookie(cookie))?;
+    let done = f(&session, &user);
+    // The session has served its purpose whatever happened; it ends now.
+    let _ = session.call::<()>(endpoints::LOGOUT, &[], &[], None);
+    done
+}
+
+/// `--email` and `--password-stdin` of the commands that sign in for one call.
+#[derive(Debug, clap::Args)]
+pub struct SignIn {
+    /// The account to sign in as (default: the profile's).
+    #[arg(long = "email", id = "sign_in_email")]
+    pub email: Option<String>,
+    /// Read the password from standard input instead of asking on the terminal.
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+impl SignIn {
+    /// [`signed_in`] on the command's server, as the account given or the profile's.
+    pub fn run<T>(
+        &self,
+        ctx: &crate::context::Ctx,
+        f: impl FnOnce(&Client, &Value) -> Result<T>,
+    ) -> Result<T> {
+        let email = self.email.clone().or_else(|| ctx.email.clone()).ok_or_else(|| {
+            CliError::Usage("this needs the account's password: give --email (and --password-stdin)".into())
+        })?;
+        signed_in(&ctx.url, &email, self.password_stdin, f)
+    }
+}
+
 fn hostname() -> String {
     nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "unknown".into())
 }
@@ -67,17 +113,9 @@ pub fn login(g: &Globals, a: &LoginArgs) -> Result<()> {
     let mut file = CredentialsFile::load()?;
     let name = file.name_of(g.profile.as_deref());
     let url = g.url.clone().ok_or_else(|| CliError::Usage("login needs --url (or BERTH_URL)".into()))?;
-    let password = read_password(a.password_stdin)?;
-
-    let anonymous = Client::new(&url, Auth::None)?;
-    crate::cmd::version::check(&anonymous)?;
-    let (user, cookie) = anonymous.login(&a.email, &password)?;
-    drop(password);
-    let session = Client::new(&url, Auth::Cookie(cookie))?;
-    let made = make_credential(&session, &user, g.org.as_deref(), a.expires_in_days);
-    // The session has served its purpose whatever happened; it ends now.
-    let _ = session.call::<()>(endpoints::LOGOUT, &[], &[], None);
-    let (org, org_name, created) = made?;
+    let (org, org_name, created) = signed_in(&url, &a.email, a.password_stdin, |session, user| {
+        make_credential(session, user, g.org.as_deref(), a.expires_in_days)
+    })?;
 
     let previous = file.profiles.insert(
         name.clone(),

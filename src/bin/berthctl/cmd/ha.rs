@@ -4,13 +4,14 @@
 use berth::domain::NodeId;
 use berth::domain::ha::{HaPatch, SyncMode};
 use berth::service::ha::{FailoverRequest, SwitchoverRequest};
-use serde_json::{Value, json};
+use berth::service::stores::UpdateStore;
+use serde_json::Value;
 
-use super::{confirm, list_all, store::resolve};
+use super::{confirm, list_all, rfc3339, store::resolve};
 use crate::context::Ctx;
 use crate::endpoints::{self, Endpoint};
-use crate::error::{CliError, Result};
-use crate::wait::{self, WaitArgs};
+use crate::error::Result;
+use crate::wait::{self, Waiting, finish};
 
 const NODE_COLUMNS: &[&str] = &[
     "id",
@@ -57,10 +58,8 @@ pub struct SwitchoverArgs {
     /// Cancel the store's scheduled switchover instead.
     #[arg(long, conflicts_with_all = ["candidate", "at"])]
     pub cancel: bool,
-    #[arg(long)]
-    pub wait: bool,
     #[command(flatten)]
-    pub wait_args: WaitArgs,
+    pub waiting: Waiting,
 }
 
 #[derive(Debug, clap::Args)]
@@ -73,10 +72,8 @@ pub struct FailoverArgs {
     /// Fail over even though the primary answers (it is fenced).
     #[arg(long)]
     pub force: bool,
-    #[arg(long)]
-    pub wait: bool,
     #[command(flatten)]
-    pub wait_args: WaitArgs,
+    pub waiting: Waiting,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -97,11 +94,10 @@ pub enum HaCommand {
         max_lag_on_failover_bytes: Option<i64>,
         #[arg(long, value_parser = sync_mode)]
         synchronous: Option<SyncMode>,
+        /// Wait for the job that applies a new synchronous mode.
+        #[command(flatten)]
+        waiting: Waiting,
     },
-}
-
-fn rfc3339(s: &str) -> std::result::Result<time::OffsetDateTime, String> {
-    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).map_err(|e| e.to_string())
 }
 
 fn sync_mode(s: &str) -> std::result::Result<SyncMode, String> {
@@ -112,47 +108,35 @@ fn sync_mode(s: &str) -> std::result::Result<SyncMode, String> {
         .ok_or_else(|| "one of off, any_1, quorum".to_owned())
 }
 
-fn store_call(ctx: &Ctx, ep: Endpoint, id: &str, body: Option<&Value>) -> Result<Value> {
-    ctx.client.call(ep, &[("org_id", &ctx.org), ("store_id", id)], &[], body)
-}
-
-/// The job a call answered with, waited for if asked.
-fn job(ctx: &Ctx, job: Value, wait: bool, args: &WaitArgs) -> Result<()> {
-    let job = match (wait, job["id"].as_str()) {
-        (true, Some(id)) => wait::job(ctx, id, args)?,
-        _ => job,
-    };
-    ctx.out.one(&job, crate::cmd::job::JOB_COLUMNS);
-    Ok(())
-}
-
-fn to_value(body: &impl serde::Serialize) -> Result<Value> {
-    serde_json::to_value(body).map_err(|e| CliError::Usage(format!("building the request: {e}")))
+fn store_call<B: serde::Serialize>(ctx: &Ctx, ep: Endpoint, id: &str, body: Option<&B>) -> Result<Value> {
+    ctx.call(ep, &[("store_id", id)], body)
 }
 
 pub fn switchover(ctx: &Ctx, a: SwitchoverArgs) -> Result<()> {
     let id = resolve(ctx, &a.store)?;
     if a.cancel {
-        let cancelled = store_call(ctx, endpoints::SWITCHOVER_CANCEL, &id, None)?;
+        let cancelled = store_call::<()>(ctx, endpoints::SWITCHOVER_CANCEL, &id, None)?;
         ctx.out.one(&cancelled, crate::cmd::job::JOB_COLUMNS);
         return Ok(());
     }
-    let body = to_value(&SwitchoverRequest { candidate_node_id: a.candidate, scheduled_at: a.at })?;
+    let body = SwitchoverRequest { candidate_node_id: a.candidate, scheduled_at: a.at };
     let answer = store_call(ctx, endpoints::SWITCHOVER, &id, Some(&body))?;
-    job(ctx, answer, a.wait && a.at.is_none(), &a.wait_args)
+    // A scheduled switchover's job waits for its time: nothing to wait for now.
+    let waiting = Waiting { wait: a.waiting.wait && a.at.is_none(), ..a.waiting };
+    finish(ctx, answer, &waiting)
 }
 
 pub fn failover(ctx: &Ctx, a: FailoverArgs) -> Result<()> {
     let id = resolve(ctx, &a.store)?;
     let what = if a.force { " (forced: the primary is fenced even if it answers)" } else { "" };
     confirm(ctx.yes, &format!("Fail store {} over to node {}{what}?", a.store, a.candidate))?;
-    let body = to_value(&FailoverRequest { candidate_node_id: a.candidate, force: a.force })?;
+    let body = FailoverRequest { candidate_node_id: a.candidate, force: a.force };
     let answer = store_call(ctx, endpoints::FAILOVER, &id, Some(&body))?;
-    job(ctx, answer, a.wait, &a.wait_args)
+    finish(ctx, answer, &a.waiting)
 }
 
 pub fn topology(ctx: &Ctx, store: &str) -> Result<()> {
-    let t = store_call(ctx, endpoints::TOPOLOGY, &resolve(ctx, store)?, None)?;
+    let t = store_call::<()>(ctx, endpoints::TOPOLOGY, &resolve(ctx, store)?, None)?;
     if ctx.out.json() {
         ctx.out.one(&t, &[]);
     } else {
@@ -164,38 +148,49 @@ pub fn topology(ctx: &Ctx, store: &str) -> Result<()> {
 
 pub fn history(ctx: &Ctx, store: &str) -> Result<()> {
     let id = resolve(ctx, store)?;
-    let items = list_all(ctx, endpoints::HISTORY, &[("org_id", &ctx.org), ("store_id", &id)])?;
+    let items = list_all(ctx, endpoints::HISTORY, &[("store_id", &id)])?;
     ctx.out.list(&items, HISTORY_COLUMNS);
     Ok(())
 }
 
 pub fn events(ctx: &Ctx, store: &str) -> Result<()> {
     let id = resolve(ctx, store)?;
-    let items = list_all(ctx, endpoints::EVENTS, &[("org_id", &ctx.org), ("store_id", &id)])?;
+    let items = list_all(ctx, endpoints::EVENTS, &[("store_id", &id)])?;
     ctx.out.list(&items, EVENT_COLUMNS);
     Ok(())
 }
 
 pub fn run(ctx: &Ctx, c: HaCommand) -> Result<()> {
-    let (store, answer) = match c {
+    let ha = match c {
         HaCommand::Pause { store } => {
-            let t = store_call(ctx, endpoints::HA_PAUSE, &resolve(ctx, &store)?, None)?;
-            (store, t["ha"].clone())
+            store_call::<()>(ctx, endpoints::HA_PAUSE, &resolve(ctx, &store)?, None)?["ha"].clone()
         }
         HaCommand::Resume { store } => {
-            let t = store_call(ctx, endpoints::HA_RESUME, &resolve(ctx, &store)?, None)?;
-            (store, t["ha"].clone())
+            store_call::<()>(ctx, endpoints::HA_RESUME, &resolve(ctx, &store)?, None)?["ha"].clone()
         }
-        HaCommand::Set { store, auto_failover, failover_delay, max_lag_on_failover_bytes, synchronous } => {
+        HaCommand::Set {
+            store,
+            auto_failover,
+            failover_delay,
+            max_lag_on_failover_bytes,
+            synchronous,
+            waiting,
+        } => {
             let patch = HaPatch { auto_failover, failover_delay, max_lag_on_failover_bytes, synchronous };
-            let body = json!({ "ha": to_value(&patch)? });
+            let body = UpdateStore { ha: Some(patch), ..UpdateStore::default() };
             let answer = store_call(ctx, endpoints::STORE_UPDATE, &resolve(ctx, &store)?, Some(&body))?;
-            // 202 with the job that applies a new synchronous mode, else the store.
+            // 202 with the store and the job that applies a new synchronous mode; else the store.
+            match answer["job"]["id"].as_str() {
+                Some(job) if waiting.wait => {
+                    wait::job(ctx, job, &waiting.wait_args)?;
+                }
+                Some(job) => eprintln!("Job {job} applies it; wait for it with: berthctl job wait {job}"),
+                None => {}
+            }
             let view = if answer["store"].is_object() { &answer["store"] } else { &answer };
-            (store, view["ha"].clone())
+            view["ha"].clone()
         }
     };
-    let _ = store;
-    ctx.out.one(&answer, HA_COLUMNS);
+    ctx.out.one(&ha, HA_COLUMNS);
     Ok(())
 }

@@ -2,12 +2,19 @@
 
 pub mod api;
 pub mod auth;
+pub mod backup;
+pub mod db;
+pub mod firewall;
 pub mod ha;
 pub mod job;
 pub mod node;
+pub mod org;
+pub mod params;
 pub mod psql;
 pub mod store;
+pub mod system;
 pub mod version;
+pub mod vpc;
 
 use clap::CommandFactory;
 
@@ -31,6 +38,23 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::History { store } => ha::history(&connect(g)?, &store),
         Command::Events { store } => ha::events(&connect(g)?, &store),
         Command::Ha(c) => ha::run(&connect(g)?, c),
+        Command::Org(c) => org::org(&connect(g)?, c),
+        Command::Member(c) => org::member(&connect(g)?, c),
+        Command::Invitation(c) => org::invitation(&connect(g)?, c),
+        Command::Credential(c) => org::credential(&connect(g)?, c),
+        Command::Quotas => org::quotas(&connect(g)?),
+        Command::Ca => org::ca(&connect(g)?),
+        Command::Firewall(c) => firewall::run(&connect(g)?, c),
+        Command::Db(c) => db::db(&connect(g)?, c),
+        Command::DbUser(c) => db::user(&connect(g)?, c),
+        Command::ParamGroup(c) => params::group(&connect(g)?, c),
+        Command::Parameters(c) => params::parameters(&connect(g)?, c),
+        Command::Backup(c) => backup::run(&connect(g)?, c),
+        Command::Vpc(c) => vpc::vpc(&connect(g)?, c),
+        Command::Peering(c) => vpc::peering(&connect(g)?, c),
+        Command::Audit(c) => system::audit(&connect(g)?, c),
+        Command::System(c) => system::system(&connect(g)?, c),
+        Command::DeployOptions => system::deploy_options(&connect(g)?),
         Command::Version => version::run(g),
         Command::Completion { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "berthctl", &mut std::io::stdout());
@@ -47,6 +71,12 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// A time as the API writes it (RFC 3339), for clap.
+pub fn rfc3339(s: &str) -> std::result::Result<time::OffsetDateTime, String> {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| format!("not an RFC 3339 time (2026-12-02T17:00:00Z): {e}"))
 }
 
 /// Asks on the terminal before something that cannot be undone; without a terminal, only
@@ -72,7 +102,33 @@ pub fn confirm(yes: bool, question: &str) -> Result<()> {
     }
 }
 
-/// Every item of a paged list, following `next_cursor`.
+/// The id of what the user named: the argument itself when it is a UUID, else the id (`id_key`)
+/// of the one item of list `ep` whose `name_key` is it (a 404 naming it otherwise).
+pub fn resolve_named(
+    ctx: &crate::context::Ctx,
+    ep: crate::endpoints::Endpoint,
+    params: &[(&str, &str)],
+    (name_key, id_key): (&str, &str),
+    wanted: &str,
+    what: &str,
+) -> Result<String> {
+    if uuid::Uuid::parse_str(wanted).is_ok() {
+        return Ok(wanted.to_string());
+    }
+    list_all(ctx, ep, params)?
+        .iter()
+        .find(|s| s[name_key].as_str() == Some(wanted))
+        .and_then(|s| s[id_key].as_str().map(str::to_string))
+        .ok_or_else(|| crate::error::CliError::Api {
+            status: 404,
+            title: "Not found".into(),
+            detail: Some(format!("no {what} {wanted:?} in this organization")),
+            code: Some("not_found".into()),
+        })
+}
+
+/// Every item of a list of the organization (`params` after `org_id`), following
+/// `next_cursor` where it is paged.
 pub fn list_all(
     ctx: &crate::context::Ctx,
     ep: crate::endpoints::Endpoint,
@@ -85,7 +141,7 @@ pub fn list_all(
         if let Some(c) = &cursor {
             query.push(("cursor", c.clone()));
         }
-        let page = ctx.client.call::<()>(ep, params, &query, None)?;
+        let page = ctx.query::<()>(ep, params, &query, None)?;
         items.extend(page["items"].as_array().cloned().unwrap_or_default());
         match page["next_cursor"].as_str() {
             Some(c) if !c.is_empty() => cursor = Some(c.to_string()),

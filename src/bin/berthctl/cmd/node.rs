@@ -6,7 +6,7 @@ use super::{confirm, store::resolve};
 use crate::context::Ctx;
 use crate::endpoints::{self, Endpoint};
 use crate::error::{CliError, Result};
-use crate::wait::{self, WaitArgs};
+use crate::wait::{Waiting, finish};
 
 #[derive(Debug, clap::Args)]
 pub struct NodeRef {
@@ -14,14 +14,6 @@ pub struct NodeRef {
     pub store: String,
     /// The node's id, or `primary`.
     pub node: String,
-}
-
-#[derive(Debug, clap::Args)]
-pub struct Waiting {
-    #[arg(long)]
-    pub wait: bool,
-    #[command(flatten)]
-    pub wait_args: WaitArgs,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -85,12 +77,7 @@ fn resolve_node(ctx: &Ctx, r: &NodeRef) -> Result<(String, String)> {
     if r.node != "primary" {
         return Err(CliError::Usage(format!("{:?} is neither a node id nor `primary`", r.node)));
     }
-    let t = ctx.client.call::<()>(
-        endpoints::TOPOLOGY,
-        &[("org_id", &ctx.org), ("store_id", &store)],
-        &[],
-        None,
-    )?;
+    let t = ctx.send(endpoints::TOPOLOGY, &[("store_id", &store)])?;
     let primary = t["primary_node_id"].as_str().map(str::to_owned);
     let primary = primary.ok_or_else(|| CliError::Usage(format!("store {} has no primary now", r.store)))?;
     Ok((store, primary))
@@ -102,30 +89,14 @@ fn node_call(
     (store, node): &(String, String),
     body: Option<&Value>,
 ) -> Result<Value> {
-    ctx.client.call(ep, &[("org_id", &ctx.org), ("store_id", store), ("node_id", node)], &[], body)
-}
-
-/// The job of an answer (`{store, job}` or the job itself), waited for if asked.
-fn finish(ctx: &Ctx, answer: Value, w: &Waiting) -> Result<()> {
-    let job = if answer["job"].is_object() { answer["job"].clone() } else { answer };
-    let job = match (w.wait, job["id"].as_str()) {
-        (true, Some(id)) => wait::job(ctx, id, &w.wait_args)?,
-        _ => job,
-    };
-    ctx.out.one(&job, crate::cmd::job::JOB_COLUMNS);
-    Ok(())
+    ctx.call(ep, &[("store_id", store), ("node_id", node)], body)
 }
 
 pub fn run(ctx: &Ctx, c: NodeCommand) -> Result<()> {
     match c {
         NodeCommand::Add { store, waiting } => {
             let id = resolve(ctx, &store)?;
-            let answer = ctx.client.call::<()>(
-                endpoints::NODE_ADD,
-                &[("org_id", &ctx.org), ("store_id", &id)],
-                &[],
-                None,
-            )?;
+            let answer = ctx.send(endpoints::NODE_ADD, &[("store_id", &id)])?;
             finish(ctx, answer, &waiting)
         }
         NodeCommand::Remove { node, waiting } => {

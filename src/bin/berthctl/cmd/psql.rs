@@ -23,8 +23,7 @@ pub struct PsqlArgs {
 /// Runs psql and exits with its exit code.
 pub fn run(ctx: &Ctx, a: PsqlArgs) -> Result<()> {
     let id = resolve(ctx, &a.store)?;
-    let params = [("org_id", ctx.org.as_str()), ("store_id", id.as_str())];
-    let store = ctx.client.call::<()>(endpoints::STORE_GET, &params, &[], None)?;
+    let store = ctx.send(endpoints::STORE_GET, &[("store_id", &id)])?;
     let uri = match &a.node {
         None => store["connection"]["multi_host_uri"].as_str().map(str::to_owned),
         Some(node) => {
@@ -38,7 +37,7 @@ pub fn run(ctx: &Ctx, a: PsqlArgs) -> Result<()> {
         }
     };
     let uri = uri.ok_or_else(|| CliError::Usage(format!("store {} has no such node now", a.store)))?;
-    let revealed = ctx.client.call::<()>(endpoints::STORE_REVEAL, &params, &[], None)?;
+    let revealed = ctx.send(endpoints::STORE_REVEAL, &[("store_id", &id)])?;
     let password = revealed["password"].as_str().unwrap_or_default();
     let status = std::process::Command::new("psql")
         .arg(&uri)

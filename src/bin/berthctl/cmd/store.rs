@@ -1,16 +1,27 @@
 //! `berthctl store list|get|create|delete|wait`. A store is named by its name or its id.
 
-use berth::service::stores::CreateStore;
+use berth::service::stores::{CreateStore, UpdateStore};
 use serde_json::Value;
 
-use crate::cmd::{confirm, list_all};
+use crate::cmd::{confirm, list_all, resolve_named};
 use crate::context::Ctx;
 use crate::endpoints;
 use crate::error::{CliError, Result};
-use crate::wait::{self, WaitArgs};
+use crate::wait::{self, WaitArgs, Waiting, finish};
 
 pub const STORE_COLUMNS: &[&str] =
     &["id", "name", "status", "version", "instance_size", "volume_size", "nodes", "region", "created_at"];
+
+const STATS_COLUMNS: &[&str] = &[
+    "node_id",
+    "at",
+    "connections",
+    "xact_commit",
+    "xact_rollback",
+    "db_size_bytes",
+    "cache_hit_ratio",
+    "replication_lag_bytes",
+];
 
 #[derive(Debug, clap::Subcommand)]
 pub enum StoreCommand {
@@ -32,6 +43,41 @@ pub enum StoreCommand {
         #[command(flatten)]
         wait_args: WaitArgs,
     },
+    /// Changes a store's name, tags or deletion protection (at once, no job).
+    Update {
+        store: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// The whole new set of tags; repeat for more.
+        #[arg(long = "tag", conflicts_with = "clear_tags")]
+        tags: Vec<String>,
+        /// Remove every tag.
+        #[arg(long)]
+        clear_tags: bool,
+        #[arg(long)]
+        deletion_protection: Option<bool>,
+    },
+    /// Gives a store a new instance size or a bigger volume: a job restarts the nodes, replicas
+    /// first.
+    Resize {
+        store: String,
+        /// The new instance size.
+        #[arg(long, required_unless_present = "volume")]
+        size: Option<String>,
+        /// The new volume size, GB (only grows).
+        #[arg(long)]
+        volume: Option<i64>,
+        #[command(flatten)]
+        waiting: Waiting,
+    },
+    /// Brings every node back to its spec: started, configured, streaming.
+    Repair {
+        store: String,
+        #[command(flatten)]
+        waiting: Waiting,
+    },
+    /// Each node's latest statistics: connections, transactions, size, cache hits, lag.
+    Stats { store: String },
     /// Waits until the store's job in progress has finished and the store is available.
     Wait {
         store: String,
@@ -77,29 +123,17 @@ pub struct CreateArgs {
 
 /// A store's id: the argument itself when it is one, else the id of the store of that name.
 pub fn resolve(ctx: &Ctx, store: &str) -> Result<String> {
-    if uuid::Uuid::parse_str(store).is_ok() {
-        return Ok(store.to_string());
-    }
-    list_all(ctx, endpoints::STORE_LIST, &[("org_id", &ctx.org)])?
-        .iter()
-        .find(|s| s["name"].as_str() == Some(store))
-        .and_then(|s| s["id"].as_str().map(str::to_string))
-        .ok_or_else(|| CliError::Api {
-            status: 404,
-            title: "Not found".into(),
-            detail: Some(format!("no store named {store:?} in this organization")),
-            code: Some("not_found".into()),
-        })
+    resolve_named(ctx, endpoints::STORE_LIST, &[], ("name", "id"), store, "store")
 }
 
 fn get(ctx: &Ctx, id: &str) -> Result<Value> {
-    ctx.client.call::<()>(endpoints::STORE_GET, &[("org_id", &ctx.org), ("store_id", id)], &[], None)
+    ctx.send(endpoints::STORE_GET, &[("store_id", id)])
 }
 
 pub fn run(ctx: &Ctx, c: StoreCommand) -> Result<()> {
     match c {
         StoreCommand::List => {
-            let items = list_all(ctx, endpoints::STORE_LIST, &[("org_id", &ctx.org)])?;
+            let items = list_all(ctx, endpoints::STORE_LIST, &[])?;
             ctx.out.list(&items, STORE_COLUMNS);
         }
         StoreCommand::Get { store } => {
@@ -111,12 +145,7 @@ pub fn run(ctx: &Ctx, c: StoreCommand) -> Result<()> {
             let id = resolve(ctx, &store)?;
             confirm(ctx.yes, &format!("Delete store {store} ({id}) and its data?"))?;
             let query = [("delete_backups", delete_backups.to_string())];
-            let job = ctx.client.call::<()>(
-                endpoints::STORE_DELETE,
-                &[("org_id", &ctx.org), ("store_id", &id)],
-                &query,
-                None,
-            )?;
+            let job = ctx.query::<()>(endpoints::STORE_DELETE, &[("store_id", &id)], &query, None)?;
             let job = match (wait, job["id"].as_str()) {
                 (true, Some(job_id)) => wait::job(ctx, job_id, &wait_args)?,
                 _ => job,
@@ -139,6 +168,28 @@ pub fn run(ctx: &Ctx, c: StoreCommand) -> Result<()> {
                 }
                 ctx.out.list(&rows, &["node", "uri"]);
             }
+        }
+        StoreCommand::Update { store, name, tags, clear_tags, deletion_protection } => {
+            let tags = (clear_tags || !tags.is_empty()).then_some(tags);
+            let body = UpdateStore { name, tags, deletion_protection, ..UpdateStore::default() };
+            let changed =
+                ctx.call(endpoints::STORE_UPDATE, &[("store_id", &resolve(ctx, &store)?)], Some(&body))?;
+            ctx.out.one(&changed, STORE_COLUMNS);
+        }
+        StoreCommand::Resize { store, size, volume, waiting } => {
+            let body = UpdateStore { instance_size: size, volume_size: volume, ..UpdateStore::default() };
+            let answer =
+                ctx.call(endpoints::STORE_UPDATE, &[("store_id", &resolve(ctx, &store)?)], Some(&body))?;
+            finish(ctx, answer, &waiting)?;
+        }
+        StoreCommand::Repair { store, waiting } => finish(
+            ctx,
+            ctx.send(endpoints::STORE_REPAIR, &[("store_id", &resolve(ctx, &store)?)])?,
+            &waiting,
+        )?,
+        StoreCommand::Stats { store } => {
+            let s = ctx.send(endpoints::STORE_STATS, &[("store_id", &resolve(ctx, &store)?)])?;
+            ctx.out.list(s["items"].as_array().map_or(&[][..], |v| v), STATS_COLUMNS);
         }
         StoreCommand::Wait { store, wait_args } => {
             let id = resolve(ctx, &store)?;
@@ -198,7 +249,7 @@ fn create(ctx: &Ctx, a: CreateArgs) -> Result<()> {
         restore_from: None,
         network: None,
     };
-    let accepted = ctx.client.call(endpoints::STORE_CREATE, &[("org_id", &ctx.org)], &[], Some(&body))?;
+    let accepted = ctx.call(endpoints::STORE_CREATE, &[], Some(&body))?;
     if !a.wait {
         if ctx.out.json() {
             crate::output::print_json(&accepted);

@@ -1,0 +1,485 @@
+//! `berthctl` for the rest of the API: databases and their users, the firewall, parameter
+//! groups, backups and restores, VPCs, the organization, credentials, the audit trail; token
+//! renewal, profiles, and a server of another major version.
+
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::backups::{Source, count, store_with_rows};
+use crate::cli::Cli;
+use crate::helpers::{OWNER_PASSWORD, TestApp, node_connect};
+
+fn words(s: &str) -> Vec<&str> {
+    s.split_whitespace().collect()
+}
+
+fn pw() -> Option<String> {
+    Some(format!("{OWNER_PASSWORD}\n"))
+}
+
+#[tokio::test]
+async fn databases_users_the_firewall_and_parameter_groups_from_the_cli() {
+    let app = TestApp::spawn().await.with_workers(2).await;
+    let cli = Cli::serve(&app).await;
+    let owner = app.login_owner().await;
+    let org = app.owner_org;
+    assert_eq!(cli.login("work").await.code, 0);
+    let store = app.new_ready_store(&owner, "cli-dbs", 1).await;
+    let (port, base) = (store.port(), store.path());
+
+    let r = cli.run(&["db", "create", "cli-dbs", "orders", "-o", "json"], None).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.json()["name"], "orders");
+    let r = cli.run(&["db", "list", "cli-dbs", "--no-header", "--format", "name"], None).await;
+    assert!(words(&r.stdout).contains(&"orders"), "{}", r.stdout);
+
+    // A user with a generated password, printed once, that reaches its database.
+    let args = ["db-user", "create", "cli-dbs", "app", "--privileges", "readwrite", "--database", "orders"];
+    let r = cli.run(&[&args[..], &["-o", "json"]].concat(), None).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let made = r.json();
+    assert_eq!(made["user"]["username"], "app");
+    let first = made["password"].as_str().unwrap().to_string();
+    node_connect(port, "app", &first, "orders").await.expect("the printed password works");
+    // A password of the user's own, from standard input; the old one stops working.
+    let r = cli
+        .run(
+            &["db-user", "rotate-password", "cli-dbs", "app", "--password-stdin", "-o", "json"],
+            Some("a-chosen-password-42\n"),
+        )
+        .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.json()["password"], "a-chosen-password-42");
+    assert!(node_connect(port, "app", &first, "orders").await.is_err(), "the old password is refused");
+    node_connect(port, "app", "a-chosen-password-42", "orders").await.expect("the new one works");
+    let r = cli.run(&["db-user", "list", "cli-dbs", "-o", "json"], None).await;
+    let api = app.get(&format!("{base}/db-users")).cookie(&owner).send().await.json();
+    assert_eq!(r.json(), api["items"], "the API's items");
+
+    // Dropping asks first; without a terminal, only --yes drops.
+    let r = cli.run(&["db", "drop", "cli-dbs", "orders"], None).await;
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let r = cli.run(&["db-user", "drop", "cli-dbs", "app", "--yes"], None).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(node_connect(port, "app", "a-chosen-password-42", "orders").await.is_err(), "the user is gone");
+    let r = cli.run(&["db", "drop", "cli-dbs", "orders", "--yes"], None).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = cli.run(&["db", "list", "cli-dbs", "--no-header", "--format", "name"], None).await;
+    assert!(!words(&r.stdout).contains(&"orders"), "{}", r.stdout);
+
+    // The firewall: a rule added, listed as the API lists it, and removed by its source.
+    let r = cli
+        .run(&["firewall", "add", "cli-dbs", "203.0.113.0/24", "--description", "office", "-o", "json"], None)
+        .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.json()["source"], "203.0.113.0/24");
+    let listed = cli.run(&["firewall", "list", "cli-dbs", "-o", "json"], None).await.json();
+    let api = app.get(&format!("{base}/firewall-rules")).cookie(&owner).send().await.json();
+    assert_eq!(listed, api["items"]);
+    assert!(listed.as_array().unwrap().iter().any(|r| r["description"] == "office"), "{listed}");
+    let r = cli.run(&["firewall", "remove", "cli-dbs", "203.0.113.0/24"], None).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let api = app.get(&format!("{base}/firewall-rules")).cookie(&owner).send().await.json();
+    assert!(api["items"].as_array().unwrap().iter().all(|r| r["source"] != "203.0.113.0/24"), "{api}");
+
+    // A parameter group made, applied with --wait, and in force on the server.
+    let version = store.view["version"].as_str().unwrap();
+    let r = cli
+        .run(
+            &[
+                "param-group",
+                "create",
+                "cli-oltp",
+                "--version",
+                version,
+                "--set",
+                "work_mem=2MB",
+                "-o",
+                "json",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let group = r.json()["id"].as_str().unwrap().to_string();
+    let r = cli.run(&["param-group", "apply", "cli-dbs", "cli-oltp", "--wait", "-o", "json"], None).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let job = r.json();
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let shown = cli.run(&["parameters", "show", "cli-dbs", "-o", "json"], None).await.json();
+    assert_eq!(shown["group_id"], group.as_str());
+    let mut c = crate::backups::conn(port, &store.password).await;
+    let work_mem: String = sqlx::query_scalar("show work_mem").fetch_one(&mut c).await.unwrap();
+    assert_eq!(work_mem, "2MB");
+    // An update keeps what it does not name.
+    let r = cli
+        .run(&["param-group", "update", "cli-oltp", "--set", "max_connections=60", "-o", "json"], None)
+        .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let params = &r.json()["parameters"];
+    assert!(params["work_mem"].is_string() && params["max_connections"].is_string(), "{params}");
+    let r = cli.run(&["param-group", "delete", "cli-oltp"], None).await;
+    assert_eq!(r.code, 2, "asks first: {}", r.stderr);
+    let catalog = cli.run(&["parameters", "catalog", "--version", version, "-o", "json"], None).await.json();
+    assert!(catalog.as_array().unwrap().iter().any(|p| p["name"] == "work_mem"), "{catalog}");
+
+    // The apply job's log and the store's jobs.
+    let job_id = job["id"].as_str().unwrap();
+    let log = cli.run(&["job", "log", job_id, "-o", "json"], None).await.json();
+    let api = app.get(&format!("/api/v1/orgs/{org}/jobs/{job_id}")).cookie(&owner).send().await.json();
+    assert_eq!(log, api["log"]);
+    assert!(!log.as_array().unwrap().is_empty());
+    let r = cli.run(&["job", "log", job_id, "--follow"], None).await;
+    assert_eq!(r.code, 0, "a finished job's log ends at once: {}", r.stderr);
+    assert_eq!(r.stdout.lines().count(), log.as_array().unwrap().len());
+    let jobs = cli.run(&["job", "list", "--store", "cli-dbs", "-o", "json"], None).await.json();
+    assert!(jobs.as_array().unwrap().iter().any(|j| j["id"] == job_id), "{jobs}");
+    assert!(jobs.as_array().unwrap().iter().all(|j| j["store_id"] == store.id.to_string()));
+}
+
+#[tokio::test]
+async fn backups_are_downloaded_checked_scheduled_and_restored_from_the_cli() {
+    let app = TestApp::spawn().await.with_workers(2).await;
+    let cli = Cli::serve(&app).await;
+    let owner = app.login_owner().await;
+    let org = app.owner_org;
+    assert_eq!(cli.login("work").await.code, 0);
+    let Source { id, password, port, base } = store_with_rows(&app, &owner, "cli-bk", 100).await;
+
+    let r = cli.run(&["backup", "create", "cli-bk", "--kind", "full", "--wait", "-o", "json"], None).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.json()["status"], "succeeded");
+    let listed = cli.run(&["backup", "list", "cli-bk", "-o", "json"], None).await.json();
+    let backup = listed[0].clone();
+    assert_eq!(backup["status"], "succeeded", "{listed}");
+    let backup_id = backup["id"].as_str().unwrap().to_string();
+
+    // The download is the archive, checked as it comes.
+    let to = cli.home.path().join("base.tar.gz");
+    let r = cli.run(&["backup", "download", "cli-bk", &backup_id, "--to", to.to_str().unwrap()], None).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let bytes = std::fs::read(&to).unwrap();
+    assert_eq!(&bytes[..2], &[0x1f, 0x8b], "a gzip archive");
+    assert_eq!(hex::encode(Sha256::digest(&bytes)), backup["sha256"].as_str().unwrap());
+    let r = cli.run(&["backup", "verify", "cli-bk", &backup_id, "-o", "json"], None).await;
+    assert_eq!((r.code, &r.json()["valid"]), (0, &json!(true)), "{}", r.stderr);
+
+    let r = cli
+        .run(
+            &[
+                "backup",
+                "schedule",
+                "cli-bk",
+                "set",
+                "--full-cron",
+                "0 4 * * *",
+                "--keep-count",
+                "3",
+                "-o",
+                "json",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let shown = cli.run(&["backup", "schedule", "cli-bk", "-o", "json"], None).await.json();
+    let api = app.get(&format!("{base}/backup-schedule")).cookie(&owner).send().await.json();
+    assert_eq!(shown, api);
+    assert_eq!((&shown["full_cron"], &shown["retention"]["count"]), (&json!("0 4 * * *"), &json!(3)));
+    let w = cli.run(&["backup", "restore-window", "cli-bk", "-o", "json"], None).await.json();
+    assert!(w["earliest"].is_string(), "{w}");
+
+    // A restore asks first; with --yes, the rows written after the backup are gone.
+    sqlx::raw_sql("insert into t values (-1)")
+        .execute(&mut crate::backups::conn(port, &password).await)
+        .await
+        .unwrap();
+    let r = cli.run(&["backup", "restore", "cli-bk", "--backup", &backup_id], None).await;
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert_eq!(count(port, &password).await, 101, "nothing restored");
+    let r = cli
+        .run(&["backup", "restore", "cli-bk", "--backup", &backup_id, "--yes", "--wait", "-o", "json"], None)
+        .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.json()["kind"], "restore");
+    app.wait_store(&owner, org, id, "available").await;
+    assert_eq!(count(port, &password).await, 100);
+
+    // An archive that no longer matches its checksum is not kept, and verify fails (exit 3).
+    let path = app.state.plane.backups.readable(&format!("{id}/{backup_id}.tar.gz")).await.unwrap();
+    let mut bytes = std::fs::read(&path).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&path, bytes).unwrap();
+    let bad = cli.home.path().join("bad.tar.gz");
+    let r = cli.run(&["backup", "download", "cli-bk", &backup_id, "--to", bad.to_str().unwrap()], None).await;
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("SHA-256"), "{}", r.stderr);
+    let left: Vec<_> = std::fs::read_dir(cli.home.path()).unwrap().filter_map(|e| e.ok()).collect();
+    assert!(
+        left.iter().all(|e| !e.file_name().to_string_lossy().starts_with("bad")),
+        "nothing kept of a bad download"
+    );
+    let r = cli.run(&["backup", "verify", "cli-bk", &backup_id], None).await;
+    assert_eq!(r.code, 3, "{}", r.stderr);
+}
+
+#[tokio::test]
+async fn the_organization_members_credentials_and_audit_trail_from_the_cli() {
+    let app = TestApp::spawn().await;
+    let cli = Cli::serve(&app).await;
+    let owner = app.login_owner().await;
+    let org = app.owner_org;
+    assert_eq!(cli.login("work").await.code, 0);
+
+    let orgs = cli.run(&["org", "list", "-o", "json"], None).await.json();
+    assert!(orgs.as_array().unwrap().iter().any(|o| o["id"] == org.to_string()), "{orgs}");
+    let got = cli.run(&["org", "get", "-o", "json"], None).await.json();
+    let api = app.get(&format!("/api/v1/orgs/{org}")).cookie(&owner).send().await.json();
+    assert_eq!((&got["id"], &got["name"]), (&api["id"], &api["name"]));
+    let r =
+        cli.run(&["org", "create", "second-org", "--password-stdin", "-o", "json"], pw().as_deref()).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!((&r.json()["name"], &r.json()["role"]), (&json!("second-org"), &json!("owner")));
+
+    // Members: an invitation for an address, an account at once with an initial password.
+    let r = cli.run(&["member", "add", "invited@example.com", "--role", "member", "-o", "json"], None).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let invitation = r.json()["id"].as_str().unwrap().to_string();
+    let listed = cli.run(&["invitation", "list", "-o", "json"], None).await.json();
+    assert!(listed.as_array().unwrap().iter().any(|i| i["id"] == invitation.as_str()), "{listed}");
+    assert_eq!(cli.run(&["invitation", "revoke", &invitation], None).await.code, 0);
+    let initial = cli.home.path().join("initial");
+    std::fs::write(&initial, "an-initial-password-7\n").unwrap();
+    let r = cli
+        .run(
+            &[
+                "member",
+                "add",
+                "new@example.com",
+                "--role",
+                "viewer",
+                "--initial-password-file",
+                initial.to_str().unwrap(),
+                "--password-stdin",
+                "-o",
+                "json",
+            ],
+            pw().as_deref(),
+        )
+        .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.json()["member"]["must_change_password"], true);
+    app.login("new@example.com", "an-initial-password-7").await;
+    let r = cli.run(&["member", "set-role", "new@example.com", "member", "-o", "json"], None).await;
+    assert_eq!((r.code, &r.json()["role"]), (0, &json!("member")), "{}", r.stderr);
+    assert_eq!(cli.run(&["member", "remove", "new@example.com"], None).await.code, 2);
+    assert_eq!(cli.run(&["member", "remove", "new@example.com", "--yes"], None).await.code, 0);
+    let r = cli.run(&["member", "list", "--no-header", "--format", "email"], None).await;
+    assert!(!words(&r.stdout).contains(&"new@example.com"), "{}", r.stdout);
+
+    // A credential for CI: shown once, limited to its scope, and revoked.
+    let r = cli
+        .run(
+            &[
+                "credential",
+                "create",
+                "ci-pipeline",
+                "--scope",
+                "stores:read",
+                "--password-stdin",
+                "-o",
+                "json",
+            ],
+            pw().as_deref(),
+        )
+        .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let made = r.json();
+    assert_eq!(made["scopes"], json!(["stores:read"]));
+    let (id, secret) = (made["client_id"].as_str().unwrap(), made["client_secret"].as_str().unwrap());
+    let ci = Cli { home: tempfile::tempdir().unwrap(), base: cli.base.clone() };
+    let mut env =
+        vec![("BERTH_URL", cli.base.as_str()), ("BERTH_CLIENT_ID", id), ("BERTH_CLIENT_SECRET", secret)];
+    let r = ci.run_env(&["store", "list"], None, &env).await;
+    assert_eq!(r.code, 2, "without org:read it cannot find its organization: {}", r.stderr);
+    assert!(r.stderr.contains("--org"), "{}", r.stderr);
+    let org_id = org.to_string();
+    env.push(("BERTH_ORG", &org_id));
+    let r = ci.run_env(&["store", "list"], None, &env).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = ci.run_env(&["db", "create", "nowhere", "x"], None, &env).await;
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let listed =
+        cli.run(&["credential", "list", "--password-stdin", "-o", "json"], pw().as_deref()).await.json();
+    assert!(listed.as_array().unwrap().iter().any(|c| c["client_id"] == id), "{listed}");
+    let r = cli.run(&["credential", "revoke", id, "--yes", "--password-stdin"], pw().as_deref()).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = ci.run_env(&["store", "list"], None, &env).await;
+    assert_eq!(r.code, 1, "a revoked credential: {}", r.stderr);
+    // Without the password there is no session to manage credentials with.
+    let r = cli.run(&["credential", "list"], None).await;
+    assert_eq!(r.code, 2, "{}", r.stderr);
+
+    // The audit trail holds what was done, and its chain holds until it is tampered with.
+    let r = cli
+        .run(&["audit", "list", "--action", "credential.", "--no-header", "--format", "action"], None)
+        .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let actions = words(&r.stdout);
+    assert!(
+        actions.contains(&"credential.created") && actions.contains(&"credential.revoked"),
+        "{actions:?}"
+    );
+    let r = cli.run(&["audit", "verify", "-o", "json"], None).await;
+    assert_eq!((r.code, &r.json()["valid"]), (0, &json!(true)), "{}", r.stderr);
+    sqlx::query("update audit_events set actor = 'someone-else@example.com' where id = (select min(id) from audit_events where org_id = $1)")
+        .bind(org)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let r = cli.run(&["audit", "verify"], None).await;
+    assert_eq!(r.code, 3, "{}", r.stderr);
+
+    // The service and the catalog.
+    let s = cli.run(&["system", "status", "-o", "json"], None).await.json();
+    assert_eq!(s["database"]["reachable"], true, "{s}");
+    let q = cli.run(&["quotas", "-o", "json"], None).await.json();
+    assert!(q.as_array().unwrap().iter().any(|q| q["quota"] == "stores"), "{q}");
+    let r = cli.run(&["ca"], None).await;
+    assert!(r.stdout.starts_with("-----BEGIN CERTIFICATE-----"), "{}", r.stdout);
+    let o = cli.run(&["deploy-options", "-o", "json"], None).await.json();
+    let api = app.get("/api/v1/content/deploy-options").cookie(&owner).send().await.json();
+    assert_eq!(o, api);
+}
+
+/// The profile's tokens as the credentials file keeps them.
+fn tokens(cli: &Cli, profile: &str) -> toml::Table {
+    let file: toml::Table = toml::from_str(&std::fs::read_to_string(cli.credentials()).unwrap()).unwrap();
+    file["profiles"][profile].as_table().unwrap().clone()
+}
+
+fn set_tokens(cli: &Cli, profile: &str, access: &str, expires_at: i64) {
+    let mut file: toml::Table = toml::from_str(&std::fs::read_to_string(cli.credentials()).unwrap()).unwrap();
+    let p = file["profiles"][profile].as_table_mut().unwrap();
+    p.insert("access_token".into(), access.into());
+    p.insert("access_expires_at".into(), expires_at.into());
+    std::fs::write(cli.credentials(), toml::to_string(&file).unwrap()).unwrap();
+}
+
+#[tokio::test]
+async fn tokens_are_renewed_when_expired_or_refused_and_profiles_switch() {
+    let app = TestApp::spawn().await;
+    let cli = Cli::serve(&app).await;
+    assert_eq!(cli.login("a").await.code, 0);
+    assert_eq!(cli.login("b").await.code, 0);
+    let r = cli.run(&["profile", "list", "--no-header", "--format", "name,current"], None).await;
+    assert_eq!(words(&r.stdout), ["a", "false", "b", "true"], "the last login is current");
+    let r = cli.run(&["profile", "use", "a"], None).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let shown = cli.run(&["profile", "show", "-o", "json"], None).await.json();
+    assert_eq!((&shown["name"], &shown["current"]), (&json!("a"), &json!(true)));
+    assert!(shown.get("client_secret").is_none(), "never the secret: {shown}");
+    let shown = cli.run(&["profile", "show", "b", "-o", "json"], None).await.json();
+    assert_eq!(shown["current"], false);
+    assert_ne!(cli.run(&["profile", "use", "nobody"], None).await.code, 0);
+
+    assert_eq!(cli.run(&["store", "list"], None).await.code, 0);
+    let first = tokens(&cli, "a");
+    let access = first["access_token"].as_str().unwrap().to_string();
+    assert_eq!(cli.run(&["store", "list"], None).await.code, 0);
+    assert_eq!(tokens(&cli, "a")["access_token"].as_str(), Some(access.as_str()), "a live token is reused");
+
+    // Expired by the clock: renewed with the refresh token before the call.
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    set_tokens(&cli, "a", &access, now - 60);
+    let r = cli.run(&["store", "list"], None).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let renewed = tokens(&cli, "a");
+    assert_ne!(renewed["access_token"].as_str(), Some(access.as_str()));
+    assert!(renewed["access_expires_at"].as_integer().unwrap() > now);
+    assert_ne!(renewed["refresh_token"], first["refresh_token"], "the refresh token rotates");
+    assert_eq!(app.bearer_status(&access).await, axum::http::StatusCode::OK, "the old token was not revoked");
+
+    // A token the server refuses although the clock says it is live: one retry with a new one.
+    set_tokens(&cli, "a", "not-a-token", now + 3000);
+    let r = cli.run(&["store", "list"], None).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let again = tokens(&cli, "a")["access_token"].as_str().unwrap().to_string();
+    assert_ne!(again, "not-a-token");
+    assert_eq!(app.bearer_status(&again).await, axum::http::StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_server_of_another_major_version_is_refused_before_any_other_call() {
+    let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+    let log = seen.clone();
+    let router = axum::Router::new()
+        .route(
+            "/api/version",
+            axum::routing::get(|| async {
+                axum::Json(json!({
+                    "version": "99.0.0", "git_commit": "x", "build_date": "2099-01-01",
+                    "api_version": "99", "min_client_version": "99.0.0"
+                }))
+            }),
+        )
+        .fallback(move |uri: axum::http::Uri| {
+            let log = log.clone();
+            async move {
+                log.lock().unwrap().push(uri.path().to_string());
+                axum::http::StatusCode::NOT_FOUND
+            }
+        });
+    let cli = Cli::at(router).await;
+    let env = [("BERTH_URL", cli.base.as_str()), ("BERTH_TOKEN", "any")];
+    for args in [&["store", "list"][..], &["version"], &["api", "GET", "/api/v1/orgs"]] {
+        let r = cli.run_env(args, None, &env).await;
+        assert_eq!(r.code, 1, "{args:?}: {}", r.stderr);
+        assert!(r.stderr.contains("another major version (99.0.0)"), "{}", r.stderr);
+    }
+    assert!(seen.lock().unwrap().is_empty(), "no call past /api/version: {:?}", seen.lock().unwrap());
+    let r: Value = {
+        let r = cli
+            .run(&["login", "--url", &cli.base, "--email", "a@example.com", "--password-stdin"], Some("x\n"))
+            .await;
+        assert_eq!(r.code, 1, "{}", r.stderr);
+        json!(r.stderr)
+    };
+    assert!(r.as_str().unwrap().contains("another major version"), "{r}");
+    assert!(seen.lock().unwrap().is_empty(), "no password sent: {:?}", seen.lock().unwrap());
+}
+
+#[tokio::test]
+async fn vpcs_and_peerings_from_the_cli() {
+    let app = TestApp::spawn().await.with_workers(2).await;
+    let owner = app.login_owner().await;
+    if !crate::vpcs::networks_or_refusal(&app, &owner).await {
+        return;
+    }
+    let cli = Cli::serve(&app).await;
+    assert_eq!(cli.login("work").await.code, 0);
+    for (name, cidr) in [("cli-a", "10.71.0.0/24"), ("cli-b", "10.72.0.0/24")] {
+        let r = cli.run(&["vpc", "create", name, "--cidr", cidr, "--wait", "-o", "json"], None).await;
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert_eq!(r.json()["status"], "succeeded");
+    }
+    let r = cli.run(&["vpc", "list", "--no-header", "--format", "name,status"], None).await;
+    assert_eq!(words(&r.stdout), ["cli-a", "available", "cli-b", "available"], "{}", r.stdout);
+    let r = cli.run(&["peering", "create", "cli-a", "cli-b", "--wait", "-o", "json"], None).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.json()["status"], "succeeded");
+    let listed = cli.run(&["peering", "list", "cli-a", "-o", "json"], None).await.json();
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed[0]["status"], "active", "{listed}");
+    let peering = listed[0]["id"].as_str().unwrap().to_string();
+    assert_eq!(cli.run(&["peering", "delete", "cli-a", &peering], None).await.code, 2, "asks first");
+    let r = cli.run(&["peering", "delete", "cli-a", &peering, "--yes", "--wait"], None).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for name in ["cli-a", "cli-b"] {
+        let r = cli.run(&["vpc", "delete", name, "--yes", "--wait"], None).await;
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    }
+}

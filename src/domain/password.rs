@@ -42,6 +42,11 @@ pub fn serialize_exposed<S: serde::Serializer>(p: &Option<SecretString>, s: S) -
     }
 }
 
+/// [`serialize_exposed`] for a password that is always given.
+pub fn serialize_secret<S: serde::Serializer>(p: &SecretString, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(p.expose_secret())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -125,6 +125,22 @@ async fn databases_users_the_firewall_and_parameter_groups_from_the_cli() {
     let catalog = cli.run(&["parameters", "catalog", "--version", version, "-o", "json"], None).await.json();
     assert!(catalog.as_array().unwrap().iter().any(|p| p["name"] == "work_mem"), "{catalog}");
 
+    // Statistics as the API gives them: the latest, and one metric over time.
+    let env = app.state.job_env();
+    for _ in 0..2 {
+        berth::jobs::stats::collect_all(&env, time::Duration::days(7)).await.unwrap();
+        app.clock.advance(time::Duration::seconds(60));
+    }
+    let r = cli.run(&["store", "stats", "cli-dbs", "-o", "json"], None).await;
+    let api = app.get(&format!("{base}/stats/summary")).cookie(&owner).send().await.json();
+    assert_eq!(r.json(), api["items"], "{}", r.stderr);
+    let r = cli.run(&["store", "stats", "cli-dbs", "--metric", "connections", "-o", "json"], None).await;
+    let api = app.get(&format!("{base}/stats?metric=connections")).cookie(&owner).send().await.json();
+    assert_eq!(r.json(), api, "{}", r.stderr);
+    assert!(!api["items"][0]["points"].as_array().unwrap().is_empty(), "{api}");
+    let r = cli.run(&["store", "stats", "cli-dbs", "--metric", "nonsense"], None).await;
+    assert_eq!(r.code, 1, "the server's refusal: {}", r.stderr);
+
     // The apply job's log and the store's jobs.
     let job_id = job["id"].as_str().unwrap();
     let log = cli.run(&["job", "log", job_id, "-o", "json"], None).await.json();
@@ -353,6 +369,73 @@ async fn the_organization_members_credentials_and_audit_trail_from_the_cli() {
     let o = cli.run(&["deploy-options", "-o", "json"], None).await.json();
     let api = app.get("/api/v1/content/deploy-options").cookie(&owner).send().await.json();
     assert_eq!(o, api);
+}
+
+#[tokio::test]
+async fn an_account_changes_its_password_and_answers_an_invitation_from_the_cli() {
+    let app = TestApp::spawn().await;
+    let cli = Cli::serve(&app).await;
+    let owner = app.login_owner().await;
+    let org = app.owner_org;
+    let email = "dana@example.com";
+    app.post(&format!("/api/v1/orgs/{org}/members"))
+        .cookie(&owner)
+        .json(json!({"email": email, "role": "member", "password": "initial-password-0001"}))
+        .send()
+        .await;
+
+    // The initial password is changed first, without any profile: the account's own call.
+    let base = cli.base.clone();
+    let args = ["password", "--url", &base, "--email", email, "--password-stdin"];
+    let r = cli.run(&args, Some("initial-password-0001\nfirst-own-password-1\n")).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("berthctl login"), "no profile of the account to renew: {}", r.stderr);
+    let login = ["login", "--url", &base, "--email", email, "--password-stdin", "--profile", "dana"];
+    let r = cli.run(&login, Some("first-own-password-1\n")).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let me = cli.run(&["whoami", "-o", "json"], None).await.json();
+    assert_eq!(me["login"], email, "{me}");
+
+    // Invited to a second organization: listed, and accepted.
+    let second = app.post("/api/v1/orgs").cookie(&owner).json(json!({"name": "second"})).send().await.json();
+    let second = second["id"].as_str().unwrap().to_string();
+    let invited = app
+        .post(&format!("/api/v1/orgs/{second}/members"))
+        .cookie(&owner)
+        .json(json!({"email": email, "role": "viewer"}))
+        .send()
+        .await
+        .json();
+    let invitation = invited["id"].as_str().unwrap();
+    let pw = Some("first-own-password-1\n");
+    let r = cli
+        .run(&["invitation", "mine", "--password-stdin", "--no-header", "--format", "id,org_name"], pw)
+        .await;
+    assert_eq!((r.code, words(&r.stdout)), (0, vec![invitation, "second"]), "{}", r.stderr);
+    let r = cli.run(&["invitation", "accept", invitation, "--password-stdin", "-o", "json"], pw).await;
+    assert_eq!((r.code, &r.json()["status"]), (0, &json!("accepted")), "{}", r.stderr);
+    let members = app.get(&format!("/api/v1/orgs/{second}/members")).cookie(&owner).send().await.json();
+    assert!(members["items"].as_array().unwrap().iter().any(|m| m["email"] == email), "{members}");
+
+    // A new password revokes every credential the account made; the profile signs in again.
+    let before = tokens(&cli, "dana")["client_id"].as_str().unwrap().to_string();
+    let r = cli
+        .run(&["password", "--password-stdin"], Some("first-own-password-1\nsecond-own-password-2\n"))
+        .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let after = tokens(&cli, "dana")["client_id"].as_str().unwrap().to_string();
+    assert_ne!(before, after, "a new credential for the profile");
+    let listed = app.get(&format!("/api/v1/orgs/{org}/credentials")).cookie(&owner).send().await.json();
+    let old = listed["items"].as_array().unwrap().iter().find(|c| c["client_id"] == before.as_str()).unwrap();
+    assert!(old["revoked_at"].is_string(), "{old}");
+    assert_eq!(cli.run(&["whoami"], None).await.code, 0, "the profile works on");
+    app.login(email, "second-own-password-2").await;
+    // Mistyped on a terminal or too short: the server's rules, nothing changed.
+    let r = cli.run(&["password", "--password-stdin"], Some("second-own-password-2\nshort\n")).await;
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    app.login(email, "second-own-password-2").await;
+    let scopes = cli.run(&["credential", "scopes", "-o", "json"], None).await.json();
+    assert!(scopes.as_array().unwrap().iter().any(|s| s["name"] == "stores:read"), "{scopes}");
 }
 
 /// The profile's tokens as the credentials file keeps them.

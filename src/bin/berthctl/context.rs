@@ -92,6 +92,15 @@ impl Ctx {
     }
 }
 
+/// The server (flag or environment, else the profile's) and the profile's account, without
+/// signing in: for the commands that work without a credential or sign in with a password.
+pub fn server(g: &Globals) -> Result<(Option<String>, Option<crate::config::Profile>)> {
+    let file = CredentialsFile::load()?;
+    let profile = file.profiles.get(&file.name_of(g.profile.as_deref())).cloned();
+    let url = g.url.clone().or_else(|| profile.as_ref().map(|p| p.url.clone()));
+    Ok((url, profile))
+}
+
 /// An authenticated client for the command, its organization, after checking that the server
 /// and this client can work together.
 pub fn connect(g: &Globals) -> Result<Ctx> {

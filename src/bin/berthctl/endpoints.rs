@@ -51,6 +51,12 @@ pub const STORE_REPAIR: Endpoint = ep("POST", "/api/v1/orgs/{org_id}/stores/{sto
 pub const STORE_JOBS: Endpoint = ep("GET", "/api/v1/orgs/{org_id}/stores/{store_id}/jobs");
 pub const STORE_STATS: Endpoint = ep("GET", "/api/v1/orgs/{org_id}/stores/{store_id}/stats/summary");
 
+pub const ME: Endpoint = ep("GET", "/api/v1/users/me");
+pub const CHANGE_PASSWORD: Endpoint = ep("POST", "/api/v1/users/me/password");
+pub const MY_INVITATIONS: Endpoint = ep("GET", "/api/v1/users/me/invitations");
+pub const ANSWER_INVITATION: Endpoint = ep("POST", "/api/v1/users/me/invitations/{invitation_id}/{answer}");
+pub const SCOPES: Endpoint = ep("GET", "/api/v1/scopes");
+pub const STORE_SERIES: Endpoint = ep("GET", "/api/v1/orgs/{org_id}/stores/{store_id}/stats");
 pub const ORG_CREATE: Endpoint = ep("POST", "/api/v1/orgs");
 pub const ORG_GET: Endpoint = ep("GET", "/api/v1/orgs/{org_id}");
 pub const MEMBER_LIST: Endpoint = ep("GET", "/api/v1/orgs/{org_id}/members");
@@ -209,6 +215,12 @@ pub const ALL: &[Endpoint] = &[
     PEERING_DELETE,
     PEERING_ACCEPT,
     PEERING_REJECT,
+    ME,
+    CHANGE_PASSWORD,
+    MY_INVITATIONS,
+    ANSWER_INVITATION,
+    SCOPES,
+    STORE_SERIES,
 ];
 
 /// Path segments keep only unreserved characters as they are.

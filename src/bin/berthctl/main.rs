@@ -59,6 +59,10 @@ pub enum Command {
     /// The store's HA settings: pause, resume, set.
     #[command(subcommand)]
     Ha(cmd::ha::HaCommand),
+    /// Who the credential acts for, and in which organizations.
+    Whoami,
+    /// Changes your password (every credential you made is revoked; this profile signs in again).
+    Password(cmd::account::Account),
     /// Organizations: list, get, create.
     #[command(subcommand)]
     Org(cmd::org::OrgCommand),

@@ -1,7 +1,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use secrecy::SecretString;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -30,13 +30,15 @@ async fn me(user: Authenticated) -> AppJson<UserView> {
     AppJson(user.principal.into())
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangePassword {
     #[schema(value_type = String, format = Password, max_length = 1024)]
+    #[serde(serialize_with = "crate::domain::password::serialize_secret")]
     pub current_password: SecretString,
     /// 12 to 1024 characters.
     #[schema(value_type = String, format = Password, min_length = 12, max_length = 1024)]
+    #[serde(serialize_with = "crate::domain::password::serialize_secret")]
     pub new_password: SecretString,
 }
 

@@ -15,6 +15,9 @@ use crate::context::{Globals, pick_org};
 use crate::endpoints;
 use crate::error::{CliError, Result};
 
+/// How long the credential `login` makes for this machine lasts, by default.
+pub const DEFAULT_DAYS: u16 = 90;
+
 #[derive(Debug, clap::Args)]
 pub struct LoginArgs {
     /// The account's e-mail address.
@@ -24,7 +27,7 @@ pub struct LoginArgs {
     #[arg(long)]
     pub password_stdin: bool,
     /// Days until the credential made for this machine expires.
-    #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u16).range(1..=365))]
+    #[arg(long, default_value_t = DEFAULT_DAYS, value_parser = clap::value_parser!(u16).range(1..=365))]
     pub expires_in_days: u16,
 }
 
@@ -39,24 +42,32 @@ pub enum ProfileCommand {
 }
 
 pub fn read_password(from_stdin: bool) -> Result<String> {
-    let password = if from_stdin {
+    Ok(read_passwords(from_stdin, &["Password: "])?.remove(0))
+}
+
+/// One password per prompt: asked on the terminal, or with `from_stdin` the first lines of
+/// standard input, one each.
+pub fn read_passwords(from_stdin: bool, prompts: &[&str]) -> Result<Vec<String>> {
+    let failed = |e: std::io::Error| CliError::Usage(format!("reading the password: {e}"));
+    let passwords: Vec<String> = if from_stdin {
         let mut s = String::new();
-        std::io::stdin()
-            .read_to_string(&mut s)
-            .map_err(|e| CliError::Usage(format!("reading the password: {e}")))?;
-        s.lines().next().unwrap_or_default().to_string()
+        std::io::stdin().read_to_string(&mut s).map_err(failed)?;
+        s.lines().take(prompts.len()).map(str::to_string).collect()
     } else if std::io::stdin().is_terminal() {
-        rpassword::prompt_password("Password: ")
-            .map_err(|e| CliError::Usage(format!("reading the password: {e}")))?
+        prompts.iter().map(|p| rpassword::prompt_password(p).map_err(failed)).collect::<Result<_>>()?
     } else {
         return Err(CliError::Usage(
             "no terminal to ask the password on: pass it with --password-stdin".into(),
         ));
     };
-    if password.is_empty() {
-        return Err(CliError::Usage("an empty password".into()));
+    if passwords.len() < prompts.len() || passwords.iter().any(String::is_empty) {
+        return Err(CliError::Usage(format!(
+            "an empty password (standard input needs {} line{})",
+            prompts.len(),
+            if prompts.len() == 1 { "" } else { "s, one per password" }
+        )));
     }
-    Ok(password)
+    Ok(passwords)
 }
 
 /// Signs in with the account's password (asked on the terminal, or read from standard input),
@@ -68,7 +79,16 @@ pub fn signed_in<T>(
     password_stdin: bool,
     f: impl FnOnce(&Client, &Value) -> Result<T>,
 ) -> Result<T> {
-    let password = read_password(password_stdin)?;
+    signed_in_with(url, email, read_password(password_stdin)?, f)
+}
+
+/// [`signed_in`] with a password in hand.
+pub fn signed_in_with<T>(
+    url: &str,
+    email: &str,
+    password: String,
+    f: impl FnOnce(&Client, &Value) -> Result<T>,
+) -> Result<T> {
     let anonymous = Client::new(url, Auth::None)?;
     crate::cmd::version::check(&anonymous)?;
     let (user, cookie) = anonymous.login(email, &password)?;
@@ -110,12 +130,25 @@ fn hostname() -> String {
 }
 
 pub fn login(g: &Globals, a: &LoginArgs) -> Result<()> {
+    let url = g.url.clone().ok_or_else(|| CliError::Usage("login needs --url (or BERTH_URL)".into()))?;
+    let password = read_password(a.password_stdin)?;
+    login_with(g, &url, &a.email, password, g.org.as_deref(), a.expires_in_days)
+}
+
+/// Signs in, makes this machine's credential and keeps it in the profile (the current one from
+/// now on), revoking the profile's previous credential on that server.
+pub fn login_with(
+    g: &Globals,
+    url: &str,
+    email: &str,
+    password: String,
+    org: Option<&str>,
+    days: u16,
+) -> Result<()> {
     let mut file = CredentialsFile::load()?;
     let name = file.name_of(g.profile.as_deref());
-    let url = g.url.clone().ok_or_else(|| CliError::Usage("login needs --url (or BERTH_URL)".into()))?;
-    let (org, org_name, created) = signed_in(&url, &a.email, a.password_stdin, |session, user| {
-        make_credential(session, user, g.org.as_deref(), a.expires_in_days)
-    })?;
+    let (org, org_name, created) =
+        signed_in_with(url, email, password, |session, user| make_credential(session, user, org, days))?;
 
     let previous = file.profiles.insert(
         name.clone(),
@@ -123,7 +156,7 @@ pub fn login(g: &Globals, a: &LoginArgs) -> Result<()> {
             url: url.trim_end_matches('/').to_string(),
             org,
             org_name: org_name.clone(),
-            email: Some(a.email.clone()),
+            email: Some(email.to_string()),
             client_id: created["client_id"].as_str().unwrap_or_default().to_string(),
             client_secret: created["client_secret"].as_str().unwrap_or_default().to_string(),
             expires_at: created["expires_at"].as_str().map(str::to_string),
@@ -139,8 +172,7 @@ pub fn login(g: &Globals, a: &LoginArgs) -> Result<()> {
         let _ = revoke(&old);
     }
     eprintln!(
-        "Signed in to {url} as {} in {}; profile {name:?} in {}",
-        a.email,
+        "Signed in to {url} as {email} in {}; profile {name:?} in {}",
         org_name.as_deref().unwrap_or("the organization"),
         crate::config::path()?.display()
     );

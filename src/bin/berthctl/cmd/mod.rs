@@ -1,5 +1,6 @@
 //! One module per resource; each turns its subcommands into calls of the one client.
 
+pub mod account;
 pub mod api;
 pub mod auth;
 pub mod backup;
@@ -40,7 +41,10 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Ha(c) => ha::run(&connect(g)?, c),
         Command::Org(c) => org::org(&connect(g)?, c),
         Command::Member(c) => org::member(&connect(g)?, c),
+        Command::Invitation(c) if c.is_the_accounts() => org::my_invitation(g, c),
         Command::Invitation(c) => org::invitation(&connect(g)?, c),
+        Command::Whoami => account::whoami(&connect(g)?),
+        Command::Password(a) => account::password(g, &a),
         Command::Credential(c) => org::credential(&connect(g)?, c),
         Command::Quotas => org::quotas(&connect(g)?),
         Command::Ca => org::ca(&connect(g)?),

@@ -10,6 +10,7 @@ use berth::service::orgs::CreateOrg;
 use secrecy::SecretString;
 use time::OffsetDateTime;
 
+use super::account::{self, Account};
 use super::auth::SignIn;
 use super::{confirm, list_all, resolve_named};
 use crate::context::Ctx;
@@ -82,6 +83,30 @@ pub enum InvitationCommand {
     List,
     /// Withdraws an invitation that has not been answered.
     Revoke { id: String },
+    /// The invitations to your own address that can still be answered (signs in for it).
+    Mine {
+        #[command(flatten)]
+        account: Account,
+    },
+    /// Accepts an invitation to your address: you become a member (signs in for it).
+    Accept {
+        id: String,
+        #[command(flatten)]
+        account: Account,
+    },
+    /// Declines an invitation to your address (signs in for it).
+    Decline {
+        id: String,
+        #[command(flatten)]
+        account: Account,
+    },
+}
+
+impl InvitationCommand {
+    /// Whether the command answers for the account, which needs no organization's credential.
+    pub fn is_the_accounts(&self) -> bool {
+        matches!(self, Self::Mine { .. } | Self::Accept { .. } | Self::Decline { .. })
+    }
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -103,6 +128,8 @@ pub enum CredentialCommand {
         #[command(flatten)]
         sign_in: SignIn,
     },
+    /// The scopes a credential may be given, and what each allows.
+    Scopes,
     /// Revokes a credential: at once, for every token it was given (signs in for it).
     Revoke {
         client_id: String,
@@ -182,6 +209,16 @@ pub fn member(ctx: &Ctx, c: MemberCommand) -> Result<()> {
     Ok(())
 }
 
+/// The account's own invitations: signed in with the password, without a credential.
+pub fn my_invitation(g: &crate::context::Globals, c: InvitationCommand) -> Result<()> {
+    match c {
+        InvitationCommand::Mine { account } => account::my_invitations(g, &account),
+        InvitationCommand::Accept { id, account } => account::answer_invitation(g, &account, &id, "accept"),
+        InvitationCommand::Decline { id, account } => account::answer_invitation(g, &account, &id, "decline"),
+        other => unreachable!("not the account's: {other:?}"),
+    }
+}
+
 pub fn invitation(ctx: &Ctx, c: InvitationCommand) -> Result<()> {
     match c {
         InvitationCommand::List => {
@@ -190,6 +227,11 @@ pub fn invitation(ctx: &Ctx, c: InvitationCommand) -> Result<()> {
         InvitationCommand::Revoke { id } => {
             ctx.send(endpoints::INVITATION_REVOKE, &[("invitation_id", &id)])?;
             eprintln!("Invitation {id} revoked");
+        }
+        InvitationCommand::Mine { .. }
+        | InvitationCommand::Accept { .. }
+        | InvitationCommand::Decline { .. } => {
+            unreachable!("answered by my_invitation")
         }
     }
     Ok(())
@@ -232,6 +274,11 @@ pub fn credential(ctx: &Ctx, c: CredentialCommand) -> Result<()> {
             if !ctx.out.json() {
                 eprintln!("The secret is shown this once; Berth keeps only its hash.");
             }
+        }
+        CredentialCommand::Scopes => {
+            let s = ctx.client.call::<()>(endpoints::SCOPES, &[], &[], None)?;
+            ctx.out
+                .list(s["items"].as_array().map_or(&[][..], |v| v), &["name", "least_role", "description"]);
         }
         CredentialCommand::Revoke { client_id, sign_in } => {
             confirm(ctx.yes, &format!("Revoke credential {client_id}? Everything using it stops working."))?;

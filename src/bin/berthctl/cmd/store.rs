@@ -76,8 +76,24 @@ pub enum StoreCommand {
         #[command(flatten)]
         waiting: Waiting,
     },
-    /// Each node's latest statistics: connections, transactions, size, cache hits, lag.
-    Stats { store: String },
+    /// Each node's latest statistics (connections, transactions, size, cache hits, lag), or with
+    /// `--metric` one metric over time.
+    Stats {
+        store: String,
+        /// connections, xact_commit, xact_rollback, tup_fetched, tup_inserted, tup_updated,
+        /// tup_deleted, db_size_bytes, cache_hit_ratio or replication_lag_bytes.
+        #[arg(long)]
+        metric: Option<String>,
+        /// From (RFC 3339; default an hour before --to).
+        #[arg(long, requires = "metric", value_parser = crate::cmd::rfc3339)]
+        from: Option<time::OffsetDateTime>,
+        /// To (RFC 3339; default now).
+        #[arg(long, requires = "metric", value_parser = crate::cmd::rfc3339)]
+        to: Option<time::OffsetDateTime>,
+        /// Seconds per point (default 60).
+        #[arg(long, requires = "metric")]
+        step: Option<u32>,
+    },
     /// Waits until the store's job in progress has finished and the store is available.
     Wait {
         store: String,
@@ -187,9 +203,37 @@ pub fn run(ctx: &Ctx, c: StoreCommand) -> Result<()> {
             ctx.send(endpoints::STORE_REPAIR, &[("store_id", &resolve(ctx, &store)?)])?,
             &waiting,
         )?,
-        StoreCommand::Stats { store } => {
+        StoreCommand::Stats { store, metric: None, .. } => {
             let s = ctx.send(endpoints::STORE_STATS, &[("store_id", &resolve(ctx, &store)?)])?;
             ctx.out.list(s["items"].as_array().map_or(&[][..], |v| v), STATS_COLUMNS);
+        }
+        StoreCommand::Stats { store, metric: Some(metric), from, to, step } => {
+            let rfc = |t: time::OffsetDateTime| {
+                t.format(&time::format_description::well_known::Rfc3339).expect("a time formats")
+            };
+            let mut query = vec![("metric", metric)];
+            query.extend(from.map(|t| ("from", rfc(t))));
+            query.extend(to.map(|t| ("to", rfc(t))));
+            query.extend(step.map(|s| ("step", s.to_string())));
+            let id = resolve(ctx, &store)?;
+            let s = ctx.query::<()>(endpoints::STORE_SERIES, &[("store_id", &id)], &query, None)?;
+            if ctx.out.json() {
+                ctx.out.one(&s, &[]);
+            } else {
+                // One row per node and point.
+                let rows: Vec<Value> = s["items"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .flat_map(|n| {
+                        n["points"].as_array().cloned().unwrap_or_default().into_iter().map(move |mut p| {
+                            p["node_id"] = n["node_id"].clone();
+                            p
+                        })
+                    })
+                    .collect();
+                ctx.out.list(&rows, &["node_id", "at", "avg", "max"]);
+            }
         }
         StoreCommand::Wait { store, wait_args } => {
             let id = resolve(ctx, &store)?;

@@ -4,7 +4,6 @@ use berth::version::{self as v, Compatibility, Semver};
 use serde_json::{Value, json};
 
 use crate::client::{Auth, Client};
-use crate::config::CredentialsFile;
 use crate::context::Globals;
 use crate::endpoints;
 use crate::error::{CliError, Result};
@@ -47,14 +46,7 @@ pub fn run(g: &Globals) -> Result<()> {
         "build_date": v::BUILD_DATE,
         "api_version": v::API_VERSION,
     });
-    let url = match &g.url {
-        Some(u) => Some(u.clone()),
-        None => {
-            let file = CredentialsFile::load()?;
-            let name = file.name_of(g.profile.as_deref());
-            file.profiles.get(&name).map(|p| p.url.clone())
-        }
-    };
+    let (url, _) = crate::context::server(g)?;
     let server = match url {
         Some(u) => Some(check(&Client::new(&u, Auth::None)?)?),
         None => None,

@@ -166,10 +166,11 @@ async fn backups_are_downloaded_checked_scheduled_and_restored_from_the_cli() {
 
     let r = cli.run(&["backup", "create", "cli-bk", "--kind", "full", "--wait", "-o", "json"], None).await;
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert_eq!(r.json()["status"], "succeeded");
+    let made = r.json();
+    assert_eq!(made["status"], "succeeded", "the backup once taken: {made}");
     let listed = cli.run(&["backup", "list", "cli-bk", "-o", "json"], None).await.json();
     let backup = listed[0].clone();
-    assert_eq!(backup["status"], "succeeded", "{listed}");
+    assert_eq!(backup, made, "{listed}");
     let backup_id = backup["id"].as_str().unwrap().to_string();
 
     // The download is the archive, checked as it comes.
@@ -547,13 +548,19 @@ async fn vpcs_and_peerings_from_the_cli() {
     for (name, cidr) in [("cli-a", "10.71.0.0/24"), ("cli-b", "10.72.0.0/24")] {
         let r = cli.run(&["vpc", "create", name, "--cidr", cidr, "--wait", "-o", "json"], None).await;
         assert_eq!(r.code, 0, "{}", r.stderr);
-        assert_eq!(r.json()["status"], "succeeded");
+        assert_eq!(r.json()["status"], "available", "the VPC once made");
     }
     let r = cli.run(&["vpc", "list", "--no-header", "--format", "name,status"], None).await;
     assert_eq!(words(&r.stdout), ["cli-a", "available", "cli-b", "available"], "{}", r.stdout);
-    let r = cli.run(&["peering", "create", "cli-a", "cli-b", "--wait", "-o", "json"], None).await;
+    let r = cli.run(&["peering", "create", "cli-a", "cli-b", "-o", "json"], None).await;
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert_eq!(r.json()["status"], "succeeded");
+    let accepted = r.json();
+    assert!(
+        accepted["peering"]["id"].is_string() && accepted["job"]["id"].is_string(),
+        "the API's body: {accepted}"
+    );
+    let r = cli.run(&["job", "wait", accepted["job"]["id"].as_str().unwrap()], None).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
     let listed = cli.run(&["peering", "list", "cli-a", "-o", "json"], None).await.json();
     assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
     assert_eq!(listed[0]["status"], "active", "{listed}");

@@ -30,14 +30,42 @@ pub struct Waiting {
     pub wait_args: WaitArgs,
 }
 
-/// Prints the job an answer carries (`{job, ...}` or the job itself), waited for if asked.
+/// The job an answer carries: `{job, ...}` or the job itself.
+fn job_of(answer: &Value) -> &Value {
+    if answer["job"].is_object() { &answer["job"] } else { answer }
+}
+
+/// An answer that started a job: without `--wait`, the API's body (`-o json`) or the job's row;
+/// with it, the job once it has succeeded.
 pub fn finish(ctx: &Ctx, answer: Value, w: &Waiting) -> Result<()> {
-    let job = if answer["job"].is_object() { answer["job"].clone() } else { answer };
-    let job = match (w.wait, job["id"].as_str()) {
-        (true, Some(id)) => self::job(ctx, id, &w.wait_args)?,
-        _ => job,
-    };
-    ctx.out.one(&job, crate::cmd::job::JOB_COLUMNS);
+    let job = job_of(&answer);
+    match (w.wait, job["id"].as_str()) {
+        (true, Some(id)) => {
+            let done = self::job(ctx, id, &w.wait_args)?;
+            ctx.out.one(&done, crate::cmd::job::JOB_COLUMNS);
+        }
+        _ if ctx.out.json() => ctx.out.one(&answer, &[]),
+        _ => ctx.out.one(job, crate::cmd::job::JOB_COLUMNS),
+    }
+    Ok(())
+}
+
+/// [`finish`] for a job that makes something: with `--wait`, what `made` reads once the job has
+/// succeeded (the backup, the VPC), as `columns`.
+pub fn finish_made(
+    ctx: &Ctx,
+    answer: Value,
+    w: &Waiting,
+    made: impl FnOnce() -> Result<Value>,
+    columns: &[&str],
+) -> Result<()> {
+    if !w.wait {
+        return finish(ctx, answer, w);
+    }
+    if let Some(id) = job_of(&answer)["id"].as_str() {
+        self::job(ctx, id, &w.wait_args)?;
+    }
+    ctx.out.one(&made()?, columns);
     Ok(())
 }
 

@@ -14,7 +14,7 @@ use super::{confirm, list_all, rfc3339, store::resolve};
 use crate::context::Ctx;
 use crate::endpoints;
 use crate::error::{CliError, Result};
-use crate::wait::{Waiting, finish};
+use crate::wait::{Waiting, finish, finish_made};
 
 const BACKUP_COLUMNS: &[&str] =
     &["id", "kind", "trigger", "status", "size_bytes", "started_at", "finished_at", "error"];
@@ -116,7 +116,9 @@ pub fn run(ctx: &Ctx, c: BackupCommand) -> Result<()> {
                 &[("store_id", &id)],
                 Some(&CreateBackup { kind, source }),
             )?;
-            finish(ctx, answer, &waiting)?;
+            let backup = answer["backup"]["id"].as_str().unwrap_or_default().to_string();
+            let made = || ctx.send(endpoints::BACKUP_GET, &[("store_id", &id), ("backup_id", &backup)]);
+            finish_made(ctx, answer, &waiting, made, BACKUP_COLUMNS)?;
         }
         BackupCommand::Delete { store, backup } => {
             let (id, b) = (resolve(ctx, &store)?, backup.to_string());

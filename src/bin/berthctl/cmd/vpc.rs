@@ -9,7 +9,7 @@ use super::{confirm, list_all, resolve_named};
 use crate::context::Ctx;
 use crate::endpoints;
 use crate::error::{CliError, Result};
-use crate::wait::{Waiting, finish};
+use crate::wait::{Waiting, finish, finish_made};
 
 const VPC_COLUMNS: &[&str] = &["id", "name", "cloud", "region", "cidr_ipv4_block", "status", "created_at"];
 const PEERING_COLUMNS: &[&str] =
@@ -108,7 +108,14 @@ pub fn vpc(ctx: &Ctx, c: VpcCommand) -> Result<()> {
                 cidr_ipv4_block: cidr,
             };
             let answer = ctx.call(endpoints::VPC_CREATE, &[], Some(&body))?;
-            finish(ctx, answer, &waiting)?;
+            let made = answer["vpc"]["id"].as_str().unwrap_or_default().to_string();
+            finish_made(
+                ctx,
+                answer,
+                &waiting,
+                || ctx.send(endpoints::VPC_GET, &[("vpc_id", &made)]),
+                VPC_COLUMNS,
+            )?;
         }
         VpcCommand::Delete { vpc, waiting } => {
             let id = vpc_id(ctx, &vpc)?;
@@ -141,12 +148,12 @@ pub fn peering(ctx: &Ctx, c: PeeringCommand) -> Result<()> {
                 peer.parse().map_err(|_| CliError::Usage(format!("not a VPC id: {peer}")))?;
             let body = CreatePeering { peer_vpc_id, peer_org_id: peer_org };
             let answer = ctx.call(endpoints::PEERING_CREATE, &[("vpc_id", &id)], Some(&body))?;
-            peering_answer(ctx, answer, &waiting)?;
+            peering_answer(ctx, &id, answer, &waiting)?;
         }
         PeeringCommand::Accept { vpc, peering, waiting } => {
             let id = vpc_id(ctx, &vpc)?;
             let answer = ctx.send(endpoints::PEERING_ACCEPT, &[("vpc_id", &id), ("peering_id", &peering)])?;
-            peering_answer(ctx, answer, &waiting)?;
+            peering_answer(ctx, &id, answer, &waiting)?;
         }
         PeeringCommand::Reject { vpc, peering } => {
             let id = vpc_id(ctx, &vpc)?;
@@ -163,11 +170,13 @@ pub fn peering(ctx: &Ctx, c: PeeringCommand) -> Result<()> {
     Ok(())
 }
 
-/// `{peering, job}`: the job, waited for if asked, when there is one; else the peering, which
-/// waits for the other organization.
-fn peering_answer(ctx: &Ctx, answer: serde_json::Value, waiting: &Waiting) -> Result<()> {
+/// `{peering, job}`: with a job, as [`finish_made`] (the peering once it is up); without one,
+/// the peering, which waits for the other organization.
+fn peering_answer(ctx: &Ctx, vpc: &str, answer: serde_json::Value, waiting: &Waiting) -> Result<()> {
     if answer["job"].is_object() {
-        finish(ctx, answer, waiting)
+        let made = answer["peering"]["id"].as_str().unwrap_or_default().to_string();
+        let read = || ctx.send(endpoints::PEERING_GET, &[("vpc_id", vpc), ("peering_id", &made)]);
+        finish_made(ctx, answer, waiting, read, PEERING_COLUMNS)
     } else {
         if ctx.out.json() {
             ctx.out.one(&answer, &[]);

@@ -224,6 +224,38 @@ async fn backups_are_downloaded_checked_scheduled_and_restored_from_the_cli() {
     app.wait_store(&owner, org, id, "available").await;
     assert_eq!(count(port, &password).await, 100);
 
+    // A fork from the backup: a new store holding what the backup held.
+    let r = cli
+        .run(
+            &[
+                "store",
+                "create",
+                "cli-fork",
+                "--size",
+                "tiny",
+                "--from-store",
+                "cli-bk",
+                "--from-backup",
+                &backup_id,
+                "--wait",
+                "-o",
+                "json",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let fork = r.json();
+    let fork_id = fork["id"].as_str().unwrap();
+    let fork_port = fork["nodes"][0]["port"].as_i64().unwrap();
+    let revealed = app
+        .post(&format!("/api/v1/orgs/{org}/stores/{fork_id}/credentials/reveal"))
+        .cookie(&owner)
+        .send()
+        .await
+        .json();
+    assert_eq!(count(fork_port, revealed["password"].as_str().unwrap()).await, 100);
+
     // An archive that no longer matches its checksum is not kept, and verify fails (exit 3).
     let path = app.state.plane.backups.readable(&format!("{id}/{backup_id}.tar.gz")).await.unwrap();
     let mut bytes = std::fs::read(&path).unwrap();
@@ -552,6 +584,24 @@ async fn vpcs_and_peerings_from_the_cli() {
     }
     let r = cli.run(&["vpc", "list", "--no-header", "--format", "name,status"], None).await;
     assert_eq!(words(&r.stdout), ["cli-a", "available", "cli-b", "available"], "{}", r.stdout);
+    // A private store inside a VPC, by the VPC's name.
+    let r = cli
+        .run(
+            &["store", "create", "cli-private", "--size", "tiny", "--vpc", "cli-a", "--wait", "-o", "json"],
+            None,
+        )
+        .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let private = r.json();
+    let a = cli.run(&["vpc", "get", "cli-a", "-o", "json"], None).await.json();
+    assert_eq!(
+        (&private["network"]["type"], &private["network"]["vpc_id"]),
+        (&json!("private"), &a["id"]),
+        "{private}"
+    );
+    assert!(private["nodes"][0]["host"].as_str().unwrap().starts_with("10.71.0."), "{private}");
+    assert_eq!(cli.run(&["store", "delete", "cli-private", "--yes", "--wait"], None).await.code, 0);
+
     let r = cli.run(&["peering", "create", "cli-a", "cli-b", "-o", "json"], None).await;
     assert_eq!(r.code, 0, "{}", r.stderr);
     let accepted = r.json();

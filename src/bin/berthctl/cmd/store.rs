@@ -1,6 +1,7 @@
 //! `berthctl store list|get|create|delete|wait`. A store is named by its name or its id.
 
-use berth::service::stores::{CreateStore, UpdateStore};
+use berth::domain::{BackupId, NetworkType, StoreNetwork};
+use berth::service::stores::{CreateStore, RestoreFrom, UpdateStore};
 use serde_json::Value;
 
 use crate::cmd::{confirm, list_all, resolve_named};
@@ -130,6 +131,18 @@ pub struct CreateArgs {
     pub tags: Vec<String>,
     #[arg(long)]
     pub deletion_protection: bool,
+    /// A private store inside this VPC (its name or id): its nodes listen only there.
+    #[arg(long)]
+    pub vpc: Option<String>,
+    /// Make the store from a backup of this store (its name or id; an id for a deleted one).
+    #[arg(long)]
+    pub from_store: Option<String>,
+    /// That store's backup to start from, to the moment it finished.
+    #[arg(long, requires = "from_store", conflicts_with = "at")]
+    pub from_backup: Option<BackupId>,
+    /// That store's state at this moment (RFC 3339), from its backups and archived WAL.
+    #[arg(long, requires = "from_store", value_parser = crate::cmd::rfc3339)]
+    pub at: Option<time::OffsetDateTime>,
     /// Wait until the store is available, then print it.
     #[arg(long)]
     pub wait: bool,
@@ -260,6 +273,11 @@ fn wait_store(ctx: &Ctx, id: &str, store: Value, job: Option<&str>, args: &WaitA
     }
 }
 
+/// An id the server gave, as the type a request wants.
+fn parse_id<T: std::str::FromStr>(id: &str) -> Result<T> {
+    id.parse().map_err(|_| CliError::Network(format!("the server named something by {id:?}, not an id")))
+}
+
 fn create(ctx: &Ctx, a: CreateArgs) -> Result<()> {
     let opts = ctx.client.call::<()>(endpoints::DEPLOY_OPTIONS, &[], &[], None)?;
     let vendor = opts["vendors"].get(0).cloned().unwrap_or_default();
@@ -290,8 +308,21 @@ fn create(ctx: &Ctx, a: CreateArgs) -> Result<()> {
             .ok_or_else(|| CliError::Usage("the cloud has no region; give --region".into()))?,
         tags: a.tags,
         deletion_protection: a.deletion_protection,
-        restore_from: None,
-        network: None,
+        restore_from: match &a.from_store {
+            Some(s) => Some(RestoreFrom {
+                store_id: parse_id(&resolve(ctx, s)?)?,
+                backup_id: a.from_backup,
+                point_in_time: a.at,
+            }),
+            None => None,
+        },
+        network: match &a.vpc {
+            Some(v) => Some(StoreNetwork {
+                r#type: NetworkType::Private,
+                vpc_id: Some(parse_id(&crate::cmd::vpc::vpc_id(ctx, v)?)?),
+            }),
+            None => None,
+        },
     };
     let accepted = ctx.call(endpoints::STORE_CREATE, &[], Some(&body))?;
     if !a.wait {

@@ -79,7 +79,7 @@ pub enum PeeringCommand {
     },
 }
 
-fn vpc_id(ctx: &Ctx, vpc: &str) -> Result<String> {
+pub fn vpc_id(ctx: &Ctx, vpc: &str) -> Result<String> {
     resolve_named(ctx, endpoints::VPC_LIST, &[], ("name", "id"), vpc, "VPC")
 }
 

@@ -324,6 +324,16 @@ async fn the_organization_members_credentials_and_audit_trail_from_the_cli() {
     app.login("new@example.com", "an-initial-password-7").await;
     let r = cli.run(&["member", "set-role", "new@example.com", "member", "-o", "json"], None).await;
     assert_eq!((r.code, &r.json()["role"]), (0, &json!("member")), "{}", r.stderr);
+    // Making and unmaking an owner take the password session, as in the browser.
+    let owner_args = ["member", "set-role", "new@example.com", "owner", "--password-stdin", "-o", "json"];
+    let r = cli.run(&owner_args, pw().as_deref()).await;
+    assert_eq!((r.code, &r.json()["role"]), (0, &json!("owner")), "{}", r.stderr);
+    let r = cli.run(&["member", "set-role", "new@example.com", "admin"], None).await;
+    assert_eq!(r.code, 2, "unmaking an owner asks for the password: {}", r.stderr);
+    let r = cli
+        .run(&["member", "set-role", "new@example.com", "admin", "--password-stdin"], pw().as_deref())
+        .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(cli.run(&["member", "remove", "new@example.com"], None).await.code, 2);
     assert_eq!(cli.run(&["member", "remove", "new@example.com", "--yes"], None).await.code, 0);
     let r = cli.run(&["member", "list", "--no-header", "--format", "email"], None).await;

@@ -123,12 +123,17 @@ pub fn resolve_named(
         .iter()
         .find(|s| s[name_key].as_str() == Some(wanted))
         .and_then(|s| s[id_key].as_str().map(str::to_string))
-        .ok_or_else(|| crate::error::CliError::Api {
-            status: 404,
-            title: "Not found".into(),
-            detail: Some(format!("no {what} {wanted:?} in this organization")),
-            code: Some("not_found".into()),
-        })
+        .ok_or_else(|| not_found(what, wanted))
+}
+
+/// What the server would answer for something of the organization it does not have.
+pub fn not_found(what: &str, wanted: &str) -> crate::error::CliError {
+    crate::error::CliError::Api {
+        status: 404,
+        title: "Not found".into(),
+        detail: Some(format!("no {what} {wanted:?} in this organization")),
+        code: Some("not_found".into()),
+    }
 }
 
 /// Every item of a list of the organization (`params` after `org_id`), following

@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 
 use super::account::{self, Account};
 use super::auth::SignIn;
-use super::{confirm, list_all, resolve_named};
+use super::{confirm, list_all, not_found, resolve_named};
 use crate::context::Ctx;
 use crate::endpoints;
 use crate::error::{CliError, Result};
@@ -60,18 +60,20 @@ pub enum MemberCommand {
         #[arg(long, value_parser = role)]
         role: Role,
         /// A file whose first line is the initial password of a new account (changed at first
-        /// login). Giving one needs the password session of the account adding it.
+        /// login). Giving one, or the role owner, signs in for the call.
         #[arg(long)]
         initial_password_file: Option<std::path::PathBuf>,
         #[command(flatten)]
         sign_in: SignIn,
     },
-    /// Changes a member's role.
+    /// Changes a member's role (making or unmaking an owner signs in for the call).
     SetRole {
         /// The member's e-mail address or user id.
         member: String,
         #[arg(value_parser = role)]
         role: Role,
+        #[command(flatten)]
+        sign_in: SignIn,
     },
     /// Removes a member from the organization (asks first).
     Remove { member: String },
@@ -171,18 +173,22 @@ pub fn member(ctx: &Ctx, c: MemberCommand) -> Result<()> {
     match c {
         MemberCommand::List => ctx.out.list(&list_all(ctx, endpoints::MEMBER_LIST, &[])?, MEMBER_COLUMNS),
         MemberCommand::Add { email, role, initial_password_file, sign_in } => {
-            let added = match initial_password_file {
-                None => {
-                    ctx.call(endpoints::MEMBER_ADD, &[], Some(&AddMember { email, role, password: None }))?
-                }
+            let password = match &initial_password_file {
+                None => None,
                 Some(path) => {
-                    let text = std::fs::read_to_string(&path)
+                    let text = std::fs::read_to_string(path)
                         .map_err(|e| CliError::Usage(format!("reading {}: {e}", path.display())))?;
-                    let password = Some(SecretString::from(text.lines().next().unwrap_or_default()));
-                    let body = AddMember { email, role, password };
-                    let org = [("org_id", ctx.org.as_str())];
-                    sign_in.run(ctx, |s, _| s.call(endpoints::MEMBER_ADD, &org, &[], Some(&body)))?
+                    Some(SecretString::from(text.lines().next().unwrap_or_default()))
                 }
+            };
+            // Only a password session may give a password or make an owner.
+            let session = password.is_some() || role == Role::Owner;
+            let body = AddMember { email, role, password };
+            let added = if session {
+                let org = [("org_id", ctx.org.as_str())];
+                sign_in.run(ctx, |s, _| s.call(endpoints::MEMBER_ADD, &org, &[], Some(&body)))?
+            } else {
+                ctx.call(endpoints::MEMBER_ADD, &[], Some(&body))?
             };
             if ctx.out.json() {
                 ctx.out.one(&added, &[]);
@@ -193,10 +199,21 @@ pub fn member(ctx: &Ctx, c: MemberCommand) -> Result<()> {
                 ctx.out.one(&added, INVITATION_COLUMNS);
             }
         }
-        MemberCommand::SetRole { member, role } => {
-            let id = member_id(ctx, &member)?;
-            let changed =
-                ctx.call(endpoints::MEMBER_UPDATE, &[("user_id", &id)], Some(&UpdateMember { role }))?;
+        MemberCommand::SetRole { member, role, sign_in } => {
+            let members = list_all(ctx, endpoints::MEMBER_LIST, &[])?;
+            let found = members
+                .iter()
+                .find(|m| m["user_id"].as_str() == Some(&member) || m["email"].as_str() == Some(&member))
+                .ok_or_else(|| not_found("member", &member))?;
+            let id = found["user_id"].as_str().unwrap_or_default().to_string();
+            let body = UpdateMember { role };
+            // Only owners make or unmake owners, and only with a password session.
+            let changed = if role == Role::Owner || found["role"] == "owner" {
+                let params = [("org_id", ctx.org.as_str()), ("user_id", id.as_str())];
+                sign_in.run(ctx, |s, _| s.call(endpoints::MEMBER_UPDATE, &params, &[], Some(&body)))?
+            } else {
+                ctx.call(endpoints::MEMBER_UPDATE, &[("user_id", &id)], Some(&body))?
+            };
             ctx.out.one(&changed, MEMBER_COLUMNS);
         }
         MemberCommand::Remove { member } => {

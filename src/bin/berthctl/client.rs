@@ -94,7 +94,7 @@ impl Client {
         query: &[(&str, String)],
         body: Option<&B>,
     ) -> Result<Value> {
-        let send = || -> Result<Response> {
+        let res = self.send(|| {
             let mut rb = self.request(ep.method, &ep.path_with(params))?;
             if !query.is_empty() {
                 rb = rb.query(query);
@@ -102,26 +102,31 @@ impl Client {
             if let Some(b) = body {
                 rb = rb.json(b);
             }
-            Ok(rb.send()?)
-        };
-        let mut res = send()?;
-        // A cached token the server no longer takes (revoked, or a clock ahead of the
-        // server's): forget it and ask for a new one, once.
+            Ok(rb)
+        })?;
+        Ok(json_of(checked(res)?.1))
+    }
+
+    /// Sends the request `build` makes. A cached token the server no longer takes (revoked, or
+    /// a clock ahead of the server's) is forgotten and the request sent once more with a new one.
+    fn send(&self, build: impl Fn() -> Result<RequestBuilder>) -> Result<Response> {
+        let res = build()?.send()?;
         if res.status() == reqwest::StatusCode::UNAUTHORIZED
             && let Auth::Credential(c) = &self.auth
             && c.tokens.borrow().access_token.is_some()
         {
             c.tokens.borrow_mut().access_token = None;
-            res = send()?;
+            return Ok(build()?.send()?);
         }
-        Ok(json_of(checked(res)?.1))
+        Ok(res)
     }
 
     /// A GET whose body is to be read as it comes (a backup's archive), once its status is
     /// known to be a success. No timeout: an archive may take long.
     pub fn stream(&self, ep: Endpoint, params: &[(&str, &str)]) -> Result<Response> {
-        let res =
-            self.request(ep.method, &ep.path_with(params))?.timeout(Duration::from_secs(24 * 3600)).send()?;
+        let res = self.send(|| {
+            Ok(self.request(ep.method, &ep.path_with(params))?.timeout(Duration::from_secs(24 * 3600)))
+        })?;
         if res.status().as_u16() >= 400 {
             checked(res)?;
             unreachable!("checked refuses an error status");
@@ -131,11 +136,13 @@ impl Client {
 
     /// Like [`Client::call`], with the response for its headers.
     pub fn call_raw(&self, method: &str, path: &str, data: Option<&Value>) -> Result<(u16, String)> {
-        let mut rb = self.request(method, path)?;
-        if let Some(d) = data {
-            rb = rb.json(d);
-        }
-        let res = rb.send()?;
+        let res = self.send(|| {
+            let rb = self.request(method, path)?;
+            Ok(match data {
+                Some(d) => rb.json(d),
+                None => rb,
+            })
+        })?;
         let status = res.status().as_u16();
         Ok((status, res.text()?))
     }

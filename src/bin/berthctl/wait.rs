@@ -71,7 +71,7 @@ pub fn finish_made(
 
 const POLL: Duration = Duration::from_millis(500);
 
-fn interrupted() -> Arc<AtomicBool> {
+pub fn interrupted() -> Arc<AtomicBool> {
     let flag = Arc::new(AtomicBool::new(false));
     let f = flag.clone();
     // Only one handler per process; a second wait in one command reuses the first's flag state.

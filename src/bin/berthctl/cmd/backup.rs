@@ -219,11 +219,15 @@ fn download(ctx: &Ctx, params: &[(&str, &str)], to: PathBuf) -> Result<()> {
         );
         b
     });
+    let stop = crate::wait::interrupted();
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 256 * 1024];
     let mut total = 0u64;
     let copied = (|| -> Result<()> {
         loop {
+            if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(CliError::Interrupted("download stopped; nothing kept".into()));
+            }
             let n = res.read(&mut buf).map_err(|e| CliError::Network(format!("reading the archive: {e}")))?;
             if n == 0 {
                 return Ok(());

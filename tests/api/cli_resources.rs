@@ -633,3 +633,25 @@ async fn vpcs_and_peerings_from_the_cli() {
         assert_eq!(r.code, 0, "{}", r.stderr);
     }
 }
+
+#[tokio::test]
+async fn man_pages_and_completions_cover_every_command() {
+    let cli = Cli::at(axum::Router::new()).await;
+    let dir = cli.home.path().join("man");
+    let r = cli.run(&["man", "--dir", dir.to_str().unwrap()], None).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for page in ["berthctl.1", "berthctl-backup.1", "berthctl-backup-restore.1", "berthctl-db-user-create.1"]
+    {
+        let text = std::fs::read_to_string(dir.join(page)).unwrap_or_else(|e| panic!("{page}: {e}"));
+        assert!(text.contains(".TH"), "{page} is a man page");
+    }
+    let restore = std::fs::read_to_string(dir.join("berthctl-backup-restore.1")).unwrap();
+    assert!(restore.contains("to\\-time"), "the flags are documented: {restore}");
+    for shell in ["bash", "zsh", "fish"] {
+        let r = cli.run(&["completion", shell], None).await;
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        for word in ["db-user", "rotate-password", "restore-window", "param-group", "peering"] {
+            assert!(r.stdout.contains(word), "{shell} completes {word}");
+        }
+    }
+}

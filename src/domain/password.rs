@@ -59,4 +59,22 @@ mod tests {
         assert!(NewPassword::parse("x".repeat(1024).into()).is_ok());
         assert!(NewPassword::parse("x".repeat(1025).into()).is_err());
     }
+
+    #[test]
+    fn a_request_puts_its_password_on_the_wire_and_never_in_debug() {
+        let body = crate::service::databases::CreateDbUser {
+            username: "app".into(),
+            password: Some("hunter2-hunter2".into()),
+            privileges: crate::provision::sql::Privilege::Read,
+            database: None,
+            host: None,
+        };
+        let wire = serde_json::to_value(&body).unwrap();
+        assert_eq!(wire["password"], "hunter2-hunter2");
+        assert!(!format!("{body:?}").contains("hunter2"), "{body:?}");
+        let back: crate::service::databases::CreateDbUser = serde_json::from_value(wire).unwrap();
+        assert_eq!(back.password.unwrap().expose_secret(), "hunter2-hunter2");
+        let generated = crate::service::databases::RotatePassword { password: None };
+        assert_eq!(serde_json::to_value(&generated).unwrap(), serde_json::json!({}), "left out, not null");
+    }
 }

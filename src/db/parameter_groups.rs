@@ -14,12 +14,14 @@ pub struct GroupRow {
     pub parameters: serde_json::Value,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
+    /// One more with every change: the group's `ETag`.
+    pub revision: i32,
 }
 
 pub async fn list(ex: impl PgExecutor<'_>, ctx: &Ctx) -> sqlx::Result<Vec<GroupRow>> {
     sqlx::query_as!(
         GroupRow,
-        "select id, name, vendor, version, description, parameters, created_at, updated_at
+        "select id, name, vendor, version, description, parameters, created_at, updated_at, revision
          from parameter_groups where org_id = $1 order by name",
         ctx.org_id as OrgId
     )
@@ -30,8 +32,22 @@ pub async fn list(ex: impl PgExecutor<'_>, ctx: &Ctx) -> sqlx::Result<Vec<GroupR
 pub async fn get(ex: impl PgExecutor<'_>, ctx: &Ctx, id: Uuid) -> sqlx::Result<Option<GroupRow>> {
     sqlx::query_as!(
         GroupRow,
-        "select id, name, vendor, version, description, parameters, created_at, updated_at
+        "select id, name, vendor, version, description, parameters, created_at, updated_at, revision
          from parameter_groups where org_id = $1 and id = $2",
+        ctx.org_id as OrgId,
+        id
+    )
+    .fetch_optional(ex)
+    .await
+}
+
+/// [`get`], locking the row until the transaction ends: a change checks and makes its
+/// revision with nothing in between.
+pub async fn get_for_update(ex: impl PgExecutor<'_>, ctx: &Ctx, id: Uuid) -> sqlx::Result<Option<GroupRow>> {
+    sqlx::query_as!(
+        GroupRow,
+        "select id, name, vendor, version, description, parameters, created_at, updated_at, revision
+         from parameter_groups where org_id = $1 and id = $2 for update",
         ctx.org_id as OrgId,
         id
     )
@@ -82,7 +98,8 @@ pub async fn update(
     now: OffsetDateTime,
 ) -> sqlx::Result<bool> {
     let done = sqlx::query!(
-        "update parameter_groups set description = $3, parameters = $4, updated_at = $5 where org_id = $1 and id = $2",
+        "update parameter_groups set description = $3, parameters = $4, updated_at = $5, revision = revision + 1
+         where org_id = $1 and id = $2",
         ctx.org_id as OrgId,
         id,
         description,

@@ -10,6 +10,7 @@ mod invitation;
 pub mod names;
 mod network;
 pub mod password;
+mod precondition;
 mod quota;
 mod role;
 mod status;
@@ -24,6 +25,7 @@ pub use ids::{
 pub use invitation::InvitationStatus;
 pub use network::{NetworkType, StoreNetwork};
 pub use password::NewPassword;
+pub use precondition::Precondition;
 pub use quota::{Quota, QuotaExceeded};
 pub use role::{Role, Scope};
 pub use status::{

@@ -13,7 +13,7 @@ use crate::db;
 use crate::db::jobs::JobRow;
 use crate::db::parameter_groups::GroupRow;
 use crate::domain::{
-    Ctx, Error, FieldError, NodeId, NodeRole, Result, StoreId, StoreOperation, on_constraint,
+    Ctx, Error, FieldError, NodeId, NodeRole, Precondition, Result, StoreId, StoreOperation, on_constraint,
 };
 use crate::jobs::{Step, kinds};
 pub use crate::provision::parameters::ParamDef;
@@ -123,6 +123,7 @@ pub async fn create(
         parameters,
         created_at: now,
         updated_at: now,
+        revision: 1,
     };
     let mut tx = state.db.begin().await?;
     db::parameter_groups::insert(&mut *tx, ctx, &row).await.map_err(|e| {
@@ -142,20 +143,26 @@ pub async fn create(
 }
 
 /// Replaces a group's parameters; they must fit some instance size and the size of every store
-/// using the group.
+/// using the group. With a precondition, only if the group is still at that revision.
 pub async fn update(
     state: &AppState,
     meta: &RequestMeta,
     ctx: &Ctx,
     actor: &str,
     group_id: Uuid,
+    precondition: Option<Precondition>,
     cmd: &UpdateGroup,
 ) -> Result<GroupRow> {
-    let g = get(state, ctx, group_id).await?;
+    let mut tx = state.db.begin().await?;
+    let g = db::parameter_groups::get_for_update(&mut *tx, ctx, group_id)
+        .await?
+        .ok_or(Error::NotFound("parameter group"))?;
+    if precondition.is_some_and(|p| !p.holds(g.revision)) {
+        return Err(Error::PreconditionFailed);
+    }
     let parameters = validate(&g.vendor, &cmd.parameters)?;
     sizing::check_any(&state.plane.catalog.options().instance_sizes, &parameters)?;
     let now = state.clock.now();
-    let mut tx = state.db.begin().await?;
     for user in db::parameter_groups::users(&mut *tx, ctx, group_id).await? {
         if let Some(size) = state.plane.catalog.instance_size(&user.instance_size) {
             sizing::check_user(&user.name, size, &parameters)?;

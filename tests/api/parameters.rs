@@ -113,3 +113,41 @@ async fn a_group_is_validated_applied_to_every_node_and_drift_is_read_from_the_n
         .assert_problem(StatusCode::CONFLICT, "group_in_use");
     app.delete_store(&owner, org, id).await;
 }
+
+#[tokio::test]
+async fn a_group_changed_on_what_was_read_cannot_undo_a_change_made_meanwhile() {
+    let app = TestApp::spawn().await;
+    let owner = app.login_owner().await;
+    let groups = format!("/api/v1/orgs/{}/parameter-groups", app.owner_org);
+    let made = app
+        .post(&groups)
+        .cookie(&owner)
+        .json(json!({"name": "shared", "vendor": "postgres", "version": version(), "parameters": {"work_mem": "4MB"}}))
+        .send()
+        .await;
+    assert_eq!((made.status, made.header("etag")), (StatusCode::CREATED, Some("\"1\"")), "{}", made.text());
+    let path = format!("{groups}/{}", made.json().str_at("/id"));
+    let read = app.get(&path).cookie(&owner).send().await;
+    assert_eq!(read.header("etag"), Some("\"1\""));
+
+    // Two people change what they both read: the second is refused, and the first's stands.
+    let put = |etag: Option<&str>, work_mem: &str| {
+        let mut call = app.put(&path).cookie(&owner).json(json!({"parameters": {"work_mem": work_mem}}));
+        if let Some(e) = etag {
+            call = call.header("if-match", e);
+        }
+        call.send()
+    };
+    let first = put(Some("\"1\""), "8MB").await;
+    assert_eq!((first.status, first.header("etag")), (StatusCode::OK, Some("\"2\"")), "{}", first.text());
+    put(Some("\"1\""), "16MB").await.assert_problem(StatusCode::PRECONDITION_FAILED, "precondition_failed");
+    put(Some("W/\"2\""), "16MB").await.assert_problem(StatusCode::PRECONDITION_FAILED, "precondition_failed");
+    let now = app.get(&path).cookie(&owner).send().await;
+    assert_eq!(
+        (now.json()["parameters"]["work_mem"].as_str(), now.header("etag")),
+        (Some("8192"), Some("\"2\""))
+    );
+    // Without If-Match, the change is made on whatever is there.
+    let last = put(None, "2MB").await;
+    assert_eq!((last.status, last.header("etag")), (StatusCode::OK, Some("\"3\"")), "{}", last.text());
+}

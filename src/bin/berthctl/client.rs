@@ -94,6 +94,18 @@ impl Client {
         query: &[(&str, String)],
         body: Option<&B>,
     ) -> Result<Value> {
+        Ok(self.call_tagged(ep, params, query, body, None)?.0)
+    }
+
+    /// [`Client::call`] with `If-Match` when `if_match` is given; the answer and its `ETag`.
+    pub fn call_tagged<B: Serialize + ?Sized>(
+        &self,
+        ep: Endpoint,
+        params: &[(&str, &str)],
+        query: &[(&str, String)],
+        body: Option<&B>,
+        if_match: Option<&str>,
+    ) -> Result<(Value, Option<String>)> {
         let res = self.send(|| {
             let mut rb = self.request(ep.method, &ep.path_with(params))?;
             if !query.is_empty() {
@@ -102,9 +114,13 @@ impl Client {
             if let Some(b) = body {
                 rb = rb.json(b);
             }
+            if let Some(tag) = if_match {
+                rb = rb.header(header::IF_MATCH, tag);
+            }
             Ok(rb)
         })?;
-        Ok(json_of(checked(res)?.1))
+        let etag = res.headers().get(header::ETAG).and_then(|v| v.to_str().ok()).map(str::to_string);
+        Ok((json_of(checked(res)?.1), etag))
     }
 
     /// Sends the request `build` makes. A cached token the server no longer takes (revoked, or

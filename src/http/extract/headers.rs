@@ -3,9 +3,9 @@
 
 use axum::http::{HeaderMap, HeaderValue, header};
 
+use crate::domain::Precondition;
 use crate::error::{ApiError, ApiResult};
 use crate::http::respond::etag;
-use crate::service::stores::Precondition;
 
 /// The `Idempotency-Key` of a request, 1 to 255 visible ASCII characters.
 pub fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {

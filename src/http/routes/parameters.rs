@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
@@ -17,8 +18,8 @@ use crate::audit::RequestMeta;
 use crate::db::parameter_groups::GroupRow;
 use crate::domain::{OrgId, Scope, StoreId};
 use crate::error::{ApiResult, Problem};
-use crate::http::extract::{ActiveUser, AppJson, AppPath, AppQuery, Authenticated};
-use crate::http::respond::{Accepted, Created};
+use crate::http::extract::{ActiveUser, AppJson, AppPath, AppQuery, Authenticated, if_match};
+use crate::http::respond::{Accepted, Created, etag};
 use crate::http::views::JobView;
 use crate::service::parameter_groups::{
     self as groups, ApplyGroup, CreateGroup, ParamDef, StoreParameters, UpdateGroup,
@@ -131,7 +132,7 @@ async fn list_groups(
     params(("org_id" = Uuid, Path)),
     request_body = CreateGroup,
     responses(
-        (status = 201, body = GroupView, headers(("Location" = String, description = "The new group"))),
+        (status = 201, body = GroupView, headers(("Location" = String, description = "The new group"), ("ETag" = String))),
         (status = 409, description = "The name is taken", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A value outside the catalog (the range is named), or one no instance size holds (the bound is named)", body = Problem, content_type = "application/problem+json"),
     )
@@ -147,16 +148,22 @@ async fn create_group(
     ctx.require(Scope::StoresWrite)?;
     let row = groups::create(&state, &meta, &ctx, &user.principal.email, body).await?;
     let location = format!("/api/v1/orgs/{org_id}/parameter-groups/{}", row.id);
-    Ok(Created::new(row.into(), location))
+    let revision = row.revision;
+    Ok(Created::new(row.into(), location).revision(revision))
 }
 
-/// One parameter group.
+/// A group with its `ETag`.
+fn with_etag(row: GroupRow) -> Response {
+    ([(header::ETAG, etag(row.revision))], axum::Json(GroupView::from(row))).into_response()
+}
+
+/// One parameter group. `ETag` is its revision, for `If-Match` on a change.
 #[utoipa::path(
     get, path = "/api/v1/orgs/{org_id}/parameter-groups/{group_id}", tag = "parameters",
     security(("session" = []), ("bearer" = ["stores:read"])),
     params(("org_id" = Uuid, Path), ("group_id" = Uuid, Path)),
     responses(
-        (status = 200, body = GroupView),
+        (status = 200, body = GroupView, headers(("ETag" = String))),
         (status = 404, description = "No such group for the caller", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -164,22 +171,25 @@ async fn get_group(
     State(state): State<AppState>,
     user: ActiveUser,
     AppPath((org_id, group_id)): AppPath<(OrgId, Uuid)>,
-) -> ApiResult<AppJson<GroupView>> {
+) -> ApiResult<Response> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::StoresRead)?;
-    Ok(AppJson(groups::get(&state, &ctx, group_id).await?.into()))
+    Ok(with_etag(groups::get(&state, &ctx, group_id).await?))
 }
 
 /// Replaces a group's parameters. Stores using it change when the group is applied again; the
-/// new values must fit some instance size, and the size of every store using the group.
+/// new values must fit some instance size, and the size of every store using the group. With
+/// `If-Match`, only if the group is still at that revision (412 if not), so that a change made
+/// on what was read does not undo another made meanwhile.
 #[utoipa::path(
     put, path = "/api/v1/orgs/{org_id}/parameter-groups/{group_id}", tag = "parameters",
     security(("session" = []), ("bearer" = ["stores:write"])),
-    params(("org_id" = Uuid, Path), ("group_id" = Uuid, Path)),
+    params(("org_id" = Uuid, Path), ("group_id" = Uuid, Path), ("If-Match" = Option<String>, Header, description = "The ETag of the group as read")),
     request_body = UpdateGroup,
     responses(
-        (status = 200, body = GroupView),
+        (status = 200, body = GroupView, headers(("ETag" = String))),
         (status = 404, description = "No such group for the caller", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "The group changed since it was read", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A value outside the catalog, or one no instance size or a store using the group cannot hold (the bound is named)", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -187,13 +197,14 @@ async fn update_group(
     State(state): State<AppState>,
     meta: RequestMeta,
     user: ActiveUser,
+    headers: HeaderMap,
     AppPath((org_id, group_id)): AppPath<(OrgId, Uuid)>,
     AppJson(body): AppJson<UpdateGroup>,
-) -> ApiResult<AppJson<GroupView>> {
+) -> ApiResult<Response> {
     let ctx = user.in_org(org_id)?;
     ctx.require(Scope::StoresWrite)?;
-    let g = groups::update(&state, &meta, &ctx, &user.principal.email, group_id, &body).await?;
-    Ok(AppJson(g.into()))
+    let want = if_match(&headers);
+    Ok(with_etag(groups::update(&state, &meta, &ctx, &user.principal.email, group_id, want, &body).await?))
 }
 
 /// Deletes a group no store uses.

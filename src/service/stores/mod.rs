@@ -19,7 +19,8 @@ use crate::db::jobs::JobRow;
 use crate::db::stores::{ListFilter, NodeRow, StoreRow};
 use crate::domain::ha::HaPatch;
 use crate::domain::{
-    Ctx, Error, NodeRole, NodeState, Result, StoreId, StoreOperation, StoreStatus, names, on_constraint,
+    Ctx, Error, NodeRole, NodeState, Precondition, Result, StoreId, StoreOperation, StoreStatus, names,
+    on_constraint,
 };
 use crate::jobs::{Step, kinds};
 use crate::provision::catalog::Choice;
@@ -100,21 +101,6 @@ pub struct UpdateStore {
     /// High availability settings to change; the others stay as they are.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ha: Option<HaPatch>,
-}
-
-/// The revision a change is made on (`If-Match`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Precondition {
-    /// Only if the store is still at this revision.
-    Revision(i32),
-    /// A revision no store has: the change is refused.
-    Never,
-}
-
-impl Precondition {
-    fn holds(self, revision: i32) -> bool {
-        self == Self::Revision(revision)
-    }
 }
 
 /// A change made.
@@ -473,12 +459,5 @@ pub(crate) mod tests {
         assert_eq!(repair_steps(&nodes), vec![on(2), on(0), Step::FinishAvailable]);
         let healthy = store_of_three();
         assert_eq!(repair_steps(&healthy), vec![Step::FinishAvailable]);
-    }
-
-    #[test]
-    fn if_match_holds_only_at_its_revision() {
-        assert!(Precondition::Revision(3).holds(3));
-        assert!(!Precondition::Revision(2).holds(3));
-        assert!(!Precondition::Never.holds(3));
     }
 }

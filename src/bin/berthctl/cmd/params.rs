@@ -97,8 +97,10 @@ pub fn group(ctx: &Ctx, c: GroupCommand) -> Result<()> {
         }
         GroupCommand::Update { group, description, settings, unset } => {
             let id = group_id(ctx, &group)?;
-            // The API takes the whole new set: start from the group as it is.
-            let now = ctx.send(endpoints::GROUP_GET, &[("group_id", &id)])?;
+            // The API takes the whole new set: start from the group as it is, and change it only
+            // if nobody has meanwhile (If-Match).
+            let params = [("org_id", ctx.org.as_str()), ("group_id", id.as_str())];
+            let (now, etag) = ctx.client.call_tagged::<()>(endpoints::GROUP_GET, &params, &[], None, None)?;
             let mut parameters: BTreeMap<String, String> = now["parameters"]
                 .as_object()
                 .into_iter()
@@ -114,7 +116,14 @@ pub fn group(ctx: &Ctx, c: GroupCommand) -> Result<()> {
             let description =
                 description.unwrap_or_else(|| now["description"].as_str().unwrap_or_default().to_string());
             let body = UpdateGroup { description, parameters };
-            show_group(ctx, &ctx.call(endpoints::GROUP_UPDATE, &[("group_id", &id)], Some(&body))?);
+            let (changed, _) = ctx.client.call_tagged(
+                endpoints::GROUP_UPDATE,
+                &params,
+                &[],
+                Some(&body),
+                etag.as_deref(),
+            )?;
+            show_group(ctx, &changed);
         }
         GroupCommand::Delete { group } => {
             let id = group_id(ctx, &group)?;

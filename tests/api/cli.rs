@@ -50,6 +50,13 @@ impl Cli {
         self.home.path().join(".config/berthctl/credentials.toml")
     }
 
+    /// [`Cli::run`], which must succeed (exit 0).
+    pub async fn ok(&self, args: &[&str], stdin: Option<&str>) -> Run {
+        let r = self.run(args, stdin).await;
+        assert_eq!(r.code, 0, "{args:?}: {}", r.stderr);
+        r
+    }
+
     pub async fn run(&self, args: &[&str], stdin: Option<&str>) -> Run {
         self.run_env(args, stdin, &[]).await
     }
@@ -159,9 +166,8 @@ async fn a_store_made_with_wait_is_available_and_json_output_is_the_apis_body() 
     assert_eq!(r.stdout.split_whitespace().collect::<Vec<_>>(), ["work", "true"]);
 
     let r = cli
-        .run(&["store", "create", "cli-one", "--nodes", "1", "--size", "tiny", "--wait", "-o", "json"], None)
+        .ok(&["store", "create", "cli-one", "--nodes", "1", "--size", "tiny", "--wait", "-o", "json"], None)
         .await;
-    assert_eq!(r.code, 0, "{}", r.stderr);
     let created = r.json();
     assert_eq!(created["status"], "available");
     let id = created["id"].as_str().unwrap().to_string();
@@ -186,8 +192,7 @@ async fn a_store_made_with_wait_is_available_and_json_output_is_the_apis_body() 
     assert_eq!((r.code, r.stdout.trim()), (0, "succeeded"));
 
     // The store answers on the URI the API gives.
-    let r = cli.run(&["store", "delete", "cli-one", "--yes", "--wait", "-o", "json"], None).await;
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = cli.ok(&["store", "delete", "cli-one", "--yes", "--wait", "-o", "json"], None).await;
     assert_eq!(r.json()["status"], "succeeded");
 }
 
@@ -206,16 +211,14 @@ async fn exit_codes_a_wide_credentials_file_the_version_warning_and_logout() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stderr.contains("older than the server's minimum client version 0.99.0"), "{}", r.stderr);
 
-    let r = cli.run(&["store", "list"], None).await;
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = cli.ok(&["store", "list"], None).await;
     assert!(r.stderr.contains("warning"), "every command warns: {}", r.stderr);
     let r = cli.run(&["version"], None).await;
     assert_eq!(r.code, 0);
     assert!(r.stdout.contains(&format!("Server version: {}", env!("CARGO_PKG_VERSION"))), "{}", r.stdout);
 
     // No workers: the job stays queued, and a wait runs out.
-    let r = cli.run(&["store", "create", "queued-one", "--size", "tiny", "-o", "json"], None).await;
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = cli.ok(&["store", "create", "queued-one", "--size", "tiny", "-o", "json"], None).await;
     let job = r.json()["job"]["id"].as_str().unwrap().to_string();
     let r = cli.run(&["job", "wait", &job, "--timeout", "1s"], None).await;
     assert_eq!(r.code, 3, "{}", r.stderr);
@@ -266,8 +269,7 @@ async fn exit_codes_a_wide_credentials_file_the_version_warning_and_logout() {
 
     let listed = app.get(&format!("/api/v1/orgs/{org}/credentials")).cookie(&owner).send().await.json();
     assert_eq!(live_cli_credentials(&listed).len(), 1);
-    let r = cli.run(&["logout"], None).await;
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    cli.ok(&["logout"], None).await;
     let listed = app.get(&format!("/api/v1/orgs/{org}/credentials")).cookie(&owner).send().await.json();
     assert!(live_cli_credentials(&listed).is_empty(), "logout revokes the credential: {listed}");
     let r = cli.run(&["store", "list"], None).await;
@@ -323,10 +325,8 @@ async fn switchover_topology_history_events_and_node_maintenance_from_the_cli() 
     let owner = app.login_owner().await;
     let org = app.owner_org;
     assert_eq!(cli.login("ha").await.code, 0);
-    let r = cli
-        .run(&["store", "create", "cli-ha", "--nodes", "2", "--size", "tiny", "--wait", "-o", "json"], None)
+    cli.ok(&["store", "create", "cli-ha", "--nodes", "2", "--size", "tiny", "--wait", "-o", "json"], None)
         .await;
-    assert_eq!(r.code, 0, "{}", r.stderr);
     let t = cli.run(&["topology", "cli-ha", "-o", "json"], None).await.json();
     let api = app
         .get(&format!("/api/v1/orgs/{org}/stores/{}/topology", t["store_id"].as_str().unwrap()))
@@ -341,8 +341,7 @@ async fn switchover_topology_history_events_and_node_maintenance_from_the_cli() 
         .unwrap()
         .to_string();
 
-    let r = cli.run(&["switchover", "cli-ha", "--candidate", &replica, "--wait", "-o", "json"], None).await;
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = cli.ok(&["switchover", "cli-ha", "--candidate", &replica, "--wait", "-o", "json"], None).await;
     assert_eq!(r.json()["status"], "succeeded");
     let t = cli.run(&["topology", "cli-ha", "-o", "json"], None).await.json();
     assert_eq!(t["primary_node_id"], replica.as_str());
@@ -365,17 +364,14 @@ async fn switchover_topology_history_events_and_node_maintenance_from_the_cli() 
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(r.stderr.contains("primary_healthy"), "{}", r.stderr);
 
-    let r = cli.run(&["node", "maintenance", "cli-ha", &old, "on", "-o", "json"], None).await;
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = cli.ok(&["node", "maintenance", "cli-ha", &old, "on", "-o", "json"], None).await;
     let nodes = r.json()["nodes"].as_array().unwrap().clone();
     assert!(nodes.iter().any(|n| n["id"] == old.as_str() && n["maintenance"] == true), "{nodes:?}");
-    let r = cli.run(&["ha", "set", "cli-ha", "--failover-delay", "9", "-o", "json"], None).await;
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = cli.ok(&["ha", "set", "cli-ha", "--failover-delay", "9", "-o", "json"], None).await;
     assert_eq!(r.json()["failover_delay"], 9);
     let r = cli.run(&["ha", "pause", "cli-ha", "-o", "json"], None).await;
     assert_eq!(r.json()["paused"], true);
-    let r = cli.run(&["node", "restart", "cli-ha", "primary", "--wait", "-o", "json"], None).await;
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = cli.ok(&["node", "restart", "cli-ha", "primary", "--wait", "-o", "json"], None).await;
     assert_eq!(r.json()["kind"], "restart_node");
     // Connection info as the API gives it, and psql on the store with the password revealed.
     let c = cli.run(&["store", "connection", "cli-ha", "-o", "json"], None).await.json();
@@ -390,6 +386,5 @@ async fn switchover_topology_history_events_and_node_maintenance_from_the_cli() 
             .await
             .unwrap();
     assert_eq!(revealed, 1, "revealing the password is audited");
-    let r = cli.run(&["store", "delete", "cli-ha", "--yes", "--wait"], None).await;
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    cli.ok(&["store", "delete", "cli-ha", "--yes", "--wait"], None).await;
 }

@@ -29,28 +29,25 @@ async fn databases_users_the_firewall_and_parameter_groups_from_the_cli() {
     let store = app.new_ready_store(&owner, "cli-dbs", 1).await;
     let (port, base) = (store.port(), store.path());
 
-    let r = cli.run(&["db", "create", "cli-dbs", "orders", "-o", "json"], None).await;
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = cli.ok(&["db", "create", "cli-dbs", "orders", "-o", "json"], None).await;
     assert_eq!(r.json()["name"], "orders");
     let r = cli.run(&["db", "list", "cli-dbs", "--no-header", "--format", "name"], None).await;
     assert!(words(&r.stdout).contains(&"orders"), "{}", r.stdout);
 
     // A user with a generated password, printed once, that reaches its database.
     let args = ["db-user", "create", "cli-dbs", "app", "--privileges", "readwrite", "--database", "orders"];
-    let r = cli.run(&[&args[..], &["-o", "json"]].concat(), None).await;
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = cli.ok(&[&args[..], &["-o", "json"]].concat(), None).await;
     let made = r.json();
     assert_eq!(made["user"]["username"], "app");
     let first = made["password"].as_str().unwrap().to_string();
     node_connect(port, "app", &first, "orders").await.expect("the printed password works");
     // A password of the user's own, from standard input; the old one stops working.
     let r = cli
-        .run(
+        .ok(
             &["db-user", "rotate-password", "cli-dbs", "app", "--password-stdin", "-o", "json"],
             Some("a-chosen-password-42\n"),
         )
         .await;
-    assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.json()["password"], "a-chosen-password-42");
     assert!(node_connect(port, "app", &first, "orders").await.is_err(), "the old password is refused");
     node_connect(port, "app", "a-chosen-password-42", "orders").await.expect("the new one works");
@@ -61,33 +58,29 @@ async fn databases_users_the_firewall_and_parameter_groups_from_the_cli() {
     // Dropping asks first; without a terminal, only --yes drops.
     let r = cli.run(&["db", "drop", "cli-dbs", "orders"], None).await;
     assert_eq!(r.code, 2, "{}", r.stderr);
-    let r = cli.run(&["db-user", "drop", "cli-dbs", "app", "--yes"], None).await;
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    cli.ok(&["db-user", "drop", "cli-dbs", "app", "--yes"], None).await;
     assert!(node_connect(port, "app", "a-chosen-password-42", "orders").await.is_err(), "the user is gone");
-    let r = cli.run(&["db", "drop", "cli-dbs", "orders", "--yes"], None).await;
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    cli.ok(&["db", "drop", "cli-dbs", "orders", "--yes"], None).await;
     let r = cli.run(&["db", "list", "cli-dbs", "--no-header", "--format", "name"], None).await;
     assert!(!words(&r.stdout).contains(&"orders"), "{}", r.stdout);
 
     // The firewall: a rule added, listed as the API lists it, and removed by its source.
     let r = cli
-        .run(&["firewall", "add", "cli-dbs", "203.0.113.0/24", "--description", "office", "-o", "json"], None)
+        .ok(&["firewall", "add", "cli-dbs", "203.0.113.0/24", "--description", "office", "-o", "json"], None)
         .await;
-    assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.json()["source"], "203.0.113.0/24");
     let listed = cli.run(&["firewall", "list", "cli-dbs", "-o", "json"], None).await.json();
     let api = app.get(&format!("{base}/firewall-rules")).cookie(&owner).send().await.json();
     assert_eq!(listed, api["items"]);
     assert!(listed.as_array().unwrap().iter().any(|r| r["description"] == "office"), "{listed}");
-    let r = cli.run(&["firewall", "remove", "cli-dbs", "203.0.113.0/24"], None).await;
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    cli.ok(&["firewall", "remove", "cli-dbs", "203.0.113.0/24"], None).await;
     let api = app.get(&format!("{base}/firewall-rules")).cookie(&owner).send().await.json();
     assert!(api["items"].as_array().unwrap().iter().all(|r| r["source"] != "203.0.113.0/24"), "{api}");
 
     // A parameter group made, applied with --wait, and in force on the server.
     let version = store.view["version"].as_str().unwrap();
     let r = cli
-        .run(
+        .ok(
             &[
                 "param-group",
                 "create",
@@ -102,10 +95,8 @@ async fn databases_users_the_firewall_and_parameter_groups_from_the_cli() {
             None,
         )
         .await;
-    assert_eq!(r.code, 0, "{}", r.stderr);
     let group = r.json()["id"].as_str().unwrap().to_string();
-    let r = cli.run(&["param-group", "apply", "cli-dbs", "cli-oltp", "--wait", "-o", "json"], None).await;
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = cli.ok(&["param-group", "apply", "cli-dbs", "cli-oltp", "--wait", "-o", "json"], None).await;
     let job = r.json();
     assert_eq!(job["status"], "succeeded", "{job}");
     let shown = cli.run(&["parameters", "show", "cli-dbs", "-o", "json"], None).await.json();
@@ -115,9 +106,8 @@ async fn databases_users_the_firewall_and_parameter_groups_from_the_cli() {
     assert_eq!(work_mem, "2MB");
     // An update keeps what it does not name.
     let r = cli
-        .run(&["param-group", "update", "cli-oltp", "--set", "max_connections=60", "-o", "json"], None)
+        .ok(&["param-group", "update", "cli-oltp", "--set", "max_connections=60", "-o", "json"], None)
         .await;
-    assert_eq!(r.code, 0, "{}", r.stderr);
     let params = &r.json()["parameters"];
     assert!(params["work_mem"].is_string() && params["max_connections"].is_string(), "{params}");
     let r = cli.run(&["param-group", "delete", "cli-oltp"], None).await;
@@ -164,8 +154,7 @@ async fn backups_are_downloaded_checked_scheduled_and_restored_from_the_cli() {
     assert_eq!(cli.login("work").await.code, 0);
     let Source { id, password, port, base } = store_with_rows(&app, &owner, "cli-bk", 100).await;
 
-    let r = cli.run(&["backup", "create", "cli-bk", "--kind", "full", "--wait", "-o", "json"], None).await;
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = cli.ok(&["backup", "create", "cli-bk", "--kind", "full", "--wait", "-o", "json"], None).await;
     let made = r.json();
     assert_eq!(made["status"], "succeeded", "the backup once taken: {made}");
     let listed = cli.run(&["backup", "list", "cli-bk", "-o", "json"], None).await.json();
@@ -175,32 +164,29 @@ async fn backups_are_downloaded_checked_scheduled_and_restored_from_the_cli() {
 
     // The download is the archive, checked as it comes.
     let to = cli.home.path().join("base.tar.gz");
-    let r = cli.run(&["backup", "download", "cli-bk", &backup_id, "--to", to.to_str().unwrap()], None).await;
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    cli.ok(&["backup", "download", "cli-bk", &backup_id, "--to", to.to_str().unwrap()], None).await;
     let bytes = std::fs::read(&to).unwrap();
     assert_eq!(&bytes[..2], &[0x1f, 0x8b], "a gzip archive");
     assert_eq!(hex::encode(Sha256::digest(&bytes)), backup["sha256"].as_str().unwrap());
     let r = cli.run(&["backup", "verify", "cli-bk", &backup_id, "-o", "json"], None).await;
     assert_eq!((r.code, &r.json()["valid"]), (0, &json!(true)), "{}", r.stderr);
 
-    let r = cli
-        .run(
-            &[
-                "backup",
-                "schedule",
-                "cli-bk",
-                "set",
-                "--full-cron",
-                "0 4 * * *",
-                "--keep-count",
-                "3",
-                "-o",
-                "json",
-            ],
-            None,
-        )
-        .await;
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    cli.ok(
+        &[
+            "backup",
+            "schedule",
+            "cli-bk",
+            "set",
+            "--full-cron",
+            "0 4 * * *",
+            "--keep-count",
+            "3",
+            "-o",
+            "json",
+        ],
+        None,
+    )
+    .await;
     let shown = cli.run(&["backup", "schedule", "cli-bk", "-o", "json"], None).await.json();
     let api = app.get(&format!("{base}/backup-schedule")).cookie(&owner).send().await.json();
     assert_eq!(shown, api);
@@ -217,16 +203,15 @@ async fn backups_are_downloaded_checked_scheduled_and_restored_from_the_cli() {
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert_eq!(count(port, &password).await, 101, "nothing restored");
     let r = cli
-        .run(&["backup", "restore", "cli-bk", "--backup", &backup_id, "--yes", "--wait", "-o", "json"], None)
+        .ok(&["backup", "restore", "cli-bk", "--backup", &backup_id, "--yes", "--wait", "-o", "json"], None)
         .await;
-    assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.json()["kind"], "restore");
     app.wait_store(&owner, org, id, "available").await;
     assert_eq!(count(port, &password).await, 100);
 
     // A fork from the backup: a new store holding what the backup held.
     let r = cli
-        .run(
+        .ok(
             &[
                 "store",
                 "create",
@@ -244,7 +229,6 @@ async fn backups_are_downloaded_checked_scheduled_and_restored_from_the_cli() {
             None,
         )
         .await;
-    assert_eq!(r.code, 0, "{}", r.stderr);
     let fork = r.json();
     let fork_id = fork["id"].as_str().unwrap();
     let fork_port = fork["nodes"][0]["port"].as_i64().unwrap();
@@ -294,8 +278,7 @@ async fn the_organization_members_credentials_and_audit_trail_from_the_cli() {
     assert_eq!((&r.json()["name"], &r.json()["role"]), (&json!("second-org"), &json!("owner")));
 
     // Members: an invitation for an address, an account at once with an initial password.
-    let r = cli.run(&["member", "add", "invited@example.com", "--role", "member", "-o", "json"], None).await;
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = cli.ok(&["member", "add", "invited@example.com", "--role", "member", "-o", "json"], None).await;
     let invitation = r.json()["id"].as_str().unwrap().to_string();
     let listed = cli.run(&["invitation", "list", "-o", "json"], None).await.json();
     assert!(listed.as_array().unwrap().iter().any(|i| i["id"] == invitation.as_str()), "{listed}");
@@ -303,7 +286,7 @@ async fn the_organization_members_credentials_and_audit_trail_from_the_cli() {
     let initial = cli.home.path().join("initial");
     std::fs::write(&initial, "an-initial-password-7\n").unwrap();
     let r = cli
-        .run(
+        .ok(
             &[
                 "member",
                 "add",
@@ -319,7 +302,6 @@ async fn the_organization_members_credentials_and_audit_trail_from_the_cli() {
             pw().as_deref(),
         )
         .await;
-    assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.json()["member"]["must_change_password"], true);
     app.login("new@example.com", "an-initial-password-7").await;
     let r = cli.run(&["member", "set-role", "new@example.com", "member", "-o", "json"], None).await;
@@ -330,10 +312,7 @@ async fn the_organization_members_credentials_and_audit_trail_from_the_cli() {
     assert_eq!((r.code, &r.json()["role"]), (0, &json!("owner")), "{}", r.stderr);
     let r = cli.run(&["member", "set-role", "new@example.com", "admin"], None).await;
     assert_eq!(r.code, 2, "unmaking an owner asks for the password: {}", r.stderr);
-    let r = cli
-        .run(&["member", "set-role", "new@example.com", "admin", "--password-stdin"], pw().as_deref())
-        .await;
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    cli.ok(&["member", "set-role", "new@example.com", "admin", "--password-stdin"], pw().as_deref()).await;
     assert_eq!(cli.run(&["member", "remove", "new@example.com"], None).await.code, 2);
     assert_eq!(cli.run(&["member", "remove", "new@example.com", "--yes"], None).await.code, 0);
     let r = cli.run(&["member", "list", "--no-header", "--format", "email"], None).await;
@@ -341,7 +320,7 @@ async fn the_organization_members_credentials_and_audit_trail_from_the_cli() {
 
     // A credential for CI: shown once, limited to its scope, and revoked.
     let r = cli
-        .run(
+        .ok(
             &[
                 "credential",
                 "create",
@@ -355,7 +334,6 @@ async fn the_organization_members_credentials_and_audit_trail_from_the_cli() {
             pw().as_deref(),
         )
         .await;
-    assert_eq!(r.code, 0, "{}", r.stderr);
     let made = r.json();
     assert_eq!(made["scopes"], json!(["stores:read"]));
     let (id, secret) = (made["client_id"].as_str().unwrap(), made["client_secret"].as_str().unwrap());
@@ -374,8 +352,7 @@ async fn the_organization_members_credentials_and_audit_trail_from_the_cli() {
     let listed =
         cli.run(&["credential", "list", "--password-stdin", "-o", "json"], pw().as_deref()).await.json();
     assert!(listed.as_array().unwrap().iter().any(|c| c["client_id"] == id), "{listed}");
-    let r = cli.run(&["credential", "revoke", id, "--yes", "--password-stdin"], pw().as_deref()).await;
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    cli.ok(&["credential", "revoke", id, "--yes", "--password-stdin"], pw().as_deref()).await;
     let r = ci.run_env(&["store", "list"], None, &env).await;
     assert_eq!(r.code, 1, "a revoked credential: {}", r.stderr);
     // Without the password there is no session to manage credentials with.
@@ -384,9 +361,8 @@ async fn the_organization_members_credentials_and_audit_trail_from_the_cli() {
 
     // The audit trail holds what was done, and its chain holds until it is tampered with.
     let r = cli
-        .run(&["audit", "list", "--action", "credential.", "--no-header", "--format", "action"], None)
+        .ok(&["audit", "list", "--action", "credential.", "--no-header", "--format", "action"], None)
         .await;
-    assert_eq!(r.code, 0, "{}", r.stderr);
     let actions = words(&r.stdout);
     assert!(
         actions.contains(&"credential.created") && actions.contains(&"credential.revoked"),
@@ -430,12 +406,10 @@ async fn an_account_changes_its_password_and_answers_an_invitation_from_the_cli(
     // The initial password is changed first, without any profile: the account's own call.
     let base = cli.base.clone();
     let args = ["password", "--url", &base, "--email", email, "--password-stdin"];
-    let r = cli.run(&args, Some("initial-password-0001\nfirst-own-password-1\n")).await;
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = cli.ok(&args, Some("initial-password-0001\nfirst-own-password-1\n")).await;
     assert!(r.stderr.contains("berthctl login"), "no profile of the account to renew: {}", r.stderr);
     let login = ["login", "--url", &base, "--email", email, "--password-stdin", "--profile", "dana"];
-    let r = cli.run(&login, Some("first-own-password-1\n")).await;
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    cli.ok(&login, Some("first-own-password-1\n")).await;
     let me = cli.run(&["whoami", "-o", "json"], None).await.json();
     assert_eq!(me["login"], email, "{me}");
 
@@ -462,10 +436,7 @@ async fn an_account_changes_its_password_and_answers_an_invitation_from_the_cli(
 
     // A new password revokes every credential the account made; the profile signs in again.
     let before = tokens(&cli, "dana")["client_id"].as_str().unwrap().to_string();
-    let r = cli
-        .run(&["password", "--password-stdin"], Some("first-own-password-1\nsecond-own-password-2\n"))
-        .await;
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    cli.ok(&["password", "--password-stdin"], Some("first-own-password-1\nsecond-own-password-2\n")).await;
     let after = tokens(&cli, "dana")["client_id"].as_str().unwrap().to_string();
     assert_ne!(before, after, "a new credential for the profile");
     let listed = app.get(&format!("/api/v1/orgs/{org}/credentials")).cookie(&owner).send().await.json();
@@ -503,8 +474,7 @@ async fn tokens_are_renewed_when_expired_or_refused_and_profiles_switch() {
     assert_eq!(cli.login("b").await.code, 0);
     let r = cli.run(&["profile", "list", "--no-header", "--format", "name,current"], None).await;
     assert_eq!(words(&r.stdout), ["a", "false", "b", "true"], "the last login is current");
-    let r = cli.run(&["profile", "use", "a"], None).await;
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    cli.ok(&["profile", "use", "a"], None).await;
     let shown = cli.run(&["profile", "show", "-o", "json"], None).await.json();
     assert_eq!((&shown["name"], &shown["current"]), (&json!("a"), &json!(true)));
     assert!(shown.get("client_secret").is_none(), "never the secret: {shown}");
@@ -521,8 +491,7 @@ async fn tokens_are_renewed_when_expired_or_refused_and_profiles_switch() {
     // Expired by the clock: renewed with the refresh token before the call.
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     set_tokens(&cli, "a", &access, now - 60);
-    let r = cli.run(&["store", "list"], None).await;
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    cli.ok(&["store", "list"], None).await;
     let renewed = tokens(&cli, "a");
     assert_ne!(renewed["access_token"].as_str(), Some(access.as_str()));
     assert!(renewed["access_expires_at"].as_integer().unwrap() > now);
@@ -531,8 +500,7 @@ async fn tokens_are_renewed_when_expired_or_refused_and_profiles_switch() {
 
     // A token the server refuses although the clock says it is live: one retry with a new one.
     set_tokens(&cli, "a", "not-a-token", now + 3000);
-    let r = cli.run(&["store", "list"], None).await;
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    cli.ok(&["store", "list"], None).await;
     let again = tokens(&cli, "a")["access_token"].as_str().unwrap().to_string();
     assert_ne!(again, "not-a-token");
     assert_eq!(app.bearer_status(&again).await, axum::http::StatusCode::OK);
@@ -588,20 +556,18 @@ async fn vpcs_and_peerings_from_the_cli() {
     let cli = Cli::serve(&app).await;
     assert_eq!(cli.login("work").await.code, 0);
     for (name, cidr) in [("cli-a", "10.71.0.0/24"), ("cli-b", "10.72.0.0/24")] {
-        let r = cli.run(&["vpc", "create", name, "--cidr", cidr, "--wait", "-o", "json"], None).await;
-        assert_eq!(r.code, 0, "{}", r.stderr);
+        let r = cli.ok(&["vpc", "create", name, "--cidr", cidr, "--wait", "-o", "json"], None).await;
         assert_eq!(r.json()["status"], "available", "the VPC once made");
     }
     let r = cli.run(&["vpc", "list", "--no-header", "--format", "name,status"], None).await;
     assert_eq!(words(&r.stdout), ["cli-a", "available", "cli-b", "available"], "{}", r.stdout);
     // A private store inside a VPC, by the VPC's name.
     let r = cli
-        .run(
+        .ok(
             &["store", "create", "cli-private", "--size", "tiny", "--vpc", "cli-a", "--wait", "-o", "json"],
             None,
         )
         .await;
-    assert_eq!(r.code, 0, "{}", r.stderr);
     let private = r.json();
     let a = cli.run(&["vpc", "get", "cli-a", "-o", "json"], None).await.json();
     assert_eq!(
@@ -612,25 +578,21 @@ async fn vpcs_and_peerings_from_the_cli() {
     assert!(private["nodes"][0]["host"].as_str().unwrap().starts_with("10.71.0."), "{private}");
     assert_eq!(cli.run(&["store", "delete", "cli-private", "--yes", "--wait"], None).await.code, 0);
 
-    let r = cli.run(&["peering", "create", "cli-a", "cli-b", "-o", "json"], None).await;
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = cli.ok(&["peering", "create", "cli-a", "cli-b", "-o", "json"], None).await;
     let accepted = r.json();
     assert!(
         accepted["peering"]["id"].is_string() && accepted["job"]["id"].is_string(),
         "the API's body: {accepted}"
     );
-    let r = cli.run(&["job", "wait", accepted["job"]["id"].as_str().unwrap()], None).await;
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    cli.ok(&["job", "wait", accepted["job"]["id"].as_str().unwrap()], None).await;
     let listed = cli.run(&["peering", "list", "cli-a", "-o", "json"], None).await.json();
     assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
     assert_eq!(listed[0]["status"], "active", "{listed}");
     let peering = listed[0]["id"].as_str().unwrap().to_string();
     assert_eq!(cli.run(&["peering", "delete", "cli-a", &peering], None).await.code, 2, "asks first");
-    let r = cli.run(&["peering", "delete", "cli-a", &peering, "--yes", "--wait"], None).await;
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    cli.ok(&["peering", "delete", "cli-a", &peering, "--yes", "--wait"], None).await;
     for name in ["cli-a", "cli-b"] {
-        let r = cli.run(&["vpc", "delete", name, "--yes", "--wait"], None).await;
-        assert_eq!(r.code, 0, "{}", r.stderr);
+        cli.ok(&["vpc", "delete", name, "--yes", "--wait"], None).await;
     }
 }
 
@@ -638,8 +600,7 @@ async fn vpcs_and_peerings_from_the_cli() {
 async fn man_pages_and_completions_cover_every_command() {
     let cli = Cli::at(axum::Router::new()).await;
     let dir = cli.home.path().join("man");
-    let r = cli.run(&["man", "--dir", dir.to_str().unwrap()], None).await;
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    cli.ok(&["man", "--dir", dir.to_str().unwrap()], None).await;
     for page in ["berthctl.1", "berthctl-backup.1", "berthctl-backup-restore.1", "berthctl-db-user-create.1"]
     {
         let text = std::fs::read_to_string(dir.join(page)).unwrap_or_else(|e| panic!("{page}: {e}"));
@@ -648,8 +609,7 @@ async fn man_pages_and_completions_cover_every_command() {
     let restore = std::fs::read_to_string(dir.join("berthctl-backup-restore.1")).unwrap();
     assert!(restore.contains("to\\-time"), "the flags are documented: {restore}");
     for shell in ["bash", "zsh", "fish"] {
-        let r = cli.run(&["completion", shell], None).await;
-        assert_eq!(r.code, 0, "{}", r.stderr);
+        let r = cli.ok(&["completion", shell], None).await;
         for word in ["db-user", "rotate-password", "restore-window", "param-group", "peering"] {
             assert!(r.stdout.contains(word), "{shell} completes {word}");
         }

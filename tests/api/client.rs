@@ -141,6 +141,12 @@ impl ReadyStore {
             .unwrap_or_else(|| panic!("no {role} in {}", self.view))
             .clone()
     }
+
+    /// The ids of its replicas, in the order the view lists them.
+    pub fn replicas(&self) -> Vec<Uuid> {
+        let nodes = self.view["nodes"].as_array().unwrap_or_else(|| panic!("no nodes in {}", self.view));
+        nodes.iter().filter(|n| n["role"] == "replica").map(|n| n.uuid_at("/id")).collect()
+    }
 }
 
 /// A backup that succeeded: as `GET` shows it.

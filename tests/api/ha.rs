@@ -167,13 +167,7 @@ async fn a_switchover_moves_the_primary_keeps_every_row_and_the_others_follow() 
         .unwrap();
     drop(p);
     replicated(&app, &store, &store.view, 100).await;
-    let replicas: Vec<Uuid> = store.view["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|n| n["role"] == "replica")
-        .map(|n| n.uuid_at("/id"))
-        .collect();
+    let replicas = store.replicas();
     let (candidate, third) = (replicas[0], replicas[1]);
     let uri = store.view["connection"]["multi_host_uri"].as_str().unwrap().to_owned();
     assert!(uri.contains("target_session_attrs=read-write"), "{uri}");
@@ -274,13 +268,7 @@ async fn a_switchover_without_a_candidate_takes_the_most_advanced_and_refuses_a_
     let mut p = connect(port(&store.view, primary), USER, &pw, DB).await.unwrap();
     sqlx::raw_sql("create table t (x int)").execute(&mut p).await.unwrap();
     replicated(&app, &store, &store.view, 0).await;
-    let replicas: Vec<Uuid> = store.view["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|n| n["role"] == "replica")
-        .map(|n| n.uuid_at("/id"))
-        .collect();
+    let replicas = store.replicas();
     let (lagging, ahead) = (replicas[0], replicas[1]);
     // The lagging replica's WAL receiver is paused: it still says it streams, but falls behind.
     let mut su = superuser(&app, store.id, lagging).await;
@@ -349,13 +337,7 @@ async fn a_killed_primary_fails_over_to_the_most_advanced_replica_and_returns_wi
         .await
         .unwrap();
     replicated(&app, &store, &store.view, 100).await;
-    let replicas: Vec<Uuid> = store.view["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|n| n["role"] == "replica")
-        .map(|n| n.uuid_at("/id"))
-        .collect();
+    let replicas = store.replicas();
     let (lagging, ahead) = (replicas[0], replicas[1]);
     let mut su = superuser(&app, store.id, old).await;
     // One replica stops receiving; the other receives a hundred rows more.

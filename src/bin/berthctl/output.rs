@@ -41,6 +41,11 @@ impl Output {
         }
     }
 
+    /// The list at `v`, an array in an answer (`page["items"]`); an absent one is empty.
+    pub fn list_of(&self, v: &Value, default_columns: &[&str]) {
+        self.list(v.as_array().map_or(&[][..], |a| a), default_columns);
+    }
+
     fn table(&self, rows: &[Value], default_columns: &[&str]) {
         let columns: Vec<String> = match &self.columns {
             Some(c) => c.clone(),

@@ -78,7 +78,7 @@ pub fn my_invitations(g: &Globals, a: &Account) -> Result<()> {
     let mine = signed_in(&url, &email, a.password_stdin, |s, _| {
         s.call::<()>(endpoints::MY_INVITATIONS, &[], &[], None)
     })?;
-    g.output().list(mine["items"].as_array().map_or(&[][..], |v| v), MY_INVITATION_COLUMNS);
+    g.output().list_of(&mine["items"], MY_INVITATION_COLUMNS);
     Ok(())
 }
 

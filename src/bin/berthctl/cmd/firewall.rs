@@ -60,7 +60,7 @@ pub fn run(ctx: &Ctx, c: FirewallCommand) -> Result<()> {
                 .map(|source| NewRuleBody { source, description: String::new(), expires_at: None })
                 .collect();
             let rules = ctx.call(endpoints::FIREWALL_REPLACE, &[("store_id", &id)], Some(&body))?;
-            ctx.out.list(rules["items"].as_array().map_or(&[][..], |v| v), RULE_COLUMNS);
+            ctx.out.list_of(&rules["items"], RULE_COLUMNS);
         }
     }
     Ok(())

@@ -141,7 +141,7 @@ pub fn topology(ctx: &Ctx, store: &str) -> Result<()> {
         ctx.out.one(&t, &[]);
     } else {
         eprintln!("phase {}, timeline {}", t["phase"].as_str().unwrap_or("?"), t["timeline"]);
-        ctx.out.list(t["nodes"].as_array().map_or(&[][..], |v| v), NODE_COLUMNS);
+        ctx.out.list_of(&t["nodes"], NODE_COLUMNS);
     }
     Ok(())
 }

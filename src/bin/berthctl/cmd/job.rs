@@ -58,7 +58,7 @@ pub fn run(ctx: &Ctx, c: JobCommand) -> Result<()> {
                 }
                 None => ctx.query::<()>(endpoints::JOB_LIST, &[], &query, None)?,
             };
-            ctx.out.list(page["items"].as_array().map_or(&[][..], |v| v), JOB_COLUMNS);
+            ctx.out.list_of(&page["items"], JOB_COLUMNS);
         }
         JobCommand::Get { id } => ctx.out.one(&get(ctx, &id)?, JOB_COLUMNS),
         JobCommand::Log { id, follow } => log(ctx, &id, follow)?,

@@ -83,6 +83,19 @@ pub fn rfc3339(s: &str) -> std::result::Result<time::OffsetDateTime, String> {
         .map_err(|e| format!("not an RFC 3339 time (2026-12-02T17:00:00Z): {e}"))
 }
 
+/// A time as the API takes it in a query (RFC 3339).
+pub fn rfc3339_text(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339).expect("a time formats")
+}
+
+/// An id the lookups gave (the user's UUID, or the server's id of a name), as the type a
+/// request wants.
+pub fn parse_id<T: std::str::FromStr>(id: &str) -> Result<T> {
+    id.parse().map_err(|_| {
+        crate::error::CliError::Network(format!("the server named something by {id:?}, not an id"))
+    })
+}
+
 /// Asks on the terminal before something that cannot be undone; without a terminal, only
 /// `--yes` lets it go ahead.
 pub fn confirm(yes: bool, question: &str) -> Result<()> {

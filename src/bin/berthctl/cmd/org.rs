@@ -144,7 +144,7 @@ pub fn org(ctx: &Ctx, c: OrgCommand) -> Result<()> {
     match c {
         OrgCommand::List => {
             let orgs = ctx.client.call::<()>(endpoints::ORGS, &[], &[], None)?;
-            ctx.out.list(orgs["items"].as_array().map_or(&[][..], |v| v), ORG_COLUMNS);
+            ctx.out.list_of(&orgs["items"], ORG_COLUMNS);
         }
         OrgCommand::Get { org } => {
             let id = match org {
@@ -260,7 +260,7 @@ pub fn credential(ctx: &Ctx, c: CredentialCommand) -> Result<()> {
         CredentialCommand::List { sign_in } => {
             let listed =
                 sign_in.run(ctx, |s, _| s.call::<()>(endpoints::CREDENTIAL_LIST, &org, &[], None))?;
-            ctx.out.list(listed["items"].as_array().map_or(&[][..], |v| v), CREDENTIAL_COLUMNS);
+            ctx.out.list_of(&listed["items"], CREDENTIAL_COLUMNS);
         }
         CredentialCommand::Create { description, expires_in_days, scopes, sign_in } => {
             let made = sign_in.run(ctx, |session, user| {
@@ -294,8 +294,7 @@ pub fn credential(ctx: &Ctx, c: CredentialCommand) -> Result<()> {
         }
         CredentialCommand::Scopes => {
             let s = ctx.client.call::<()>(endpoints::SCOPES, &[], &[], None)?;
-            ctx.out
-                .list(s["items"].as_array().map_or(&[][..], |v| v), &["name", "least_role", "description"]);
+            ctx.out.list_of(&s["items"], &["name", "least_role", "description"]);
         }
         CredentialCommand::Revoke { client_id, sign_in } => {
             confirm(ctx.yes, &format!("Revoke credential {client_id}? Everything using it stops working."))?;
@@ -309,7 +308,7 @@ pub fn credential(ctx: &Ctx, c: CredentialCommand) -> Result<()> {
 
 pub fn quotas(ctx: &Ctx) -> Result<()> {
     let q = ctx.send(endpoints::QUOTAS, &[])?;
-    ctx.out.list(q["items"].as_array().map_or(&[][..], |v| v), QUOTA_COLUMNS);
+    ctx.out.list_of(&q["items"], QUOTA_COLUMNS);
     Ok(())
 }
 

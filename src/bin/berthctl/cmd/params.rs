@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use berth::service::parameter_groups::{ApplyGroup, CreateGroup, UpdateGroup};
 
-use super::{confirm, list_all, resolve_named, store::resolve};
+use super::{confirm, list_all, parse_id, resolve_named, store::resolve};
 use crate::context::Ctx;
 use crate::endpoints;
 use crate::error::{CliError, Result};
@@ -134,11 +134,7 @@ pub fn group(ctx: &Ctx, c: GroupCommand) -> Result<()> {
         GroupCommand::Apply { store, group, waiting } => {
             let store = resolve(ctx, &store)?;
             let group_id = group_id(ctx, &group)?;
-            let body = ApplyGroup {
-                group_id: group_id
-                    .parse()
-                    .map_err(|_| CliError::Usage(format!("not a group id: {group_id}")))?,
-            };
+            let body = ApplyGroup { group_id: parse_id(&group_id)? };
             finish(ctx, ctx.call(endpoints::GROUP_APPLY, &[("store_id", &store)], Some(&body))?, &waiting)?;
         }
     }
@@ -162,14 +158,14 @@ pub fn parameters(ctx: &Ctx, c: ParametersCommand) -> Result<()> {
             if ctx.out.json() {
                 ctx.out.one(&p, &[]);
             } else {
-                ctx.out.list(p["items"].as_array().map_or(&[][..], |v| v), IN_FORCE_COLUMNS);
+                ctx.out.list_of(&p["items"], IN_FORCE_COLUMNS);
             }
         }
         ParametersCommand::Catalog { version } => {
             let mut query = vec![("vendor", "postgres".to_string())];
             query.extend(version.map(|v| ("version", v)));
             let c = ctx.client.call::<()>(endpoints::PARAMETER_CATALOG, &[], &query, None)?;
-            ctx.out.list(c["items"].as_array().map_or(&[][..], |v| v), CATALOG_COLUMNS);
+            ctx.out.list_of(&c["items"], CATALOG_COLUMNS);
         }
     }
     Ok(())

@@ -4,7 +4,7 @@ use berth::domain::{BackupId, NetworkType, StoreNetwork};
 use berth::service::stores::{CreateStore, RestoreFrom, UpdateStore};
 use serde_json::Value;
 
-use crate::cmd::{confirm, list_all, resolve_named};
+use crate::cmd::{confirm, list_all, parse_id, resolve_named, rfc3339_text};
 use crate::context::Ctx;
 use crate::endpoints;
 use crate::error::{CliError, Result};
@@ -218,15 +218,12 @@ pub fn run(ctx: &Ctx, c: StoreCommand) -> Result<()> {
         )?,
         StoreCommand::Stats { store, metric: None, .. } => {
             let s = ctx.send(endpoints::STORE_STATS, &[("store_id", &resolve(ctx, &store)?)])?;
-            ctx.out.list(s["items"].as_array().map_or(&[][..], |v| v), STATS_COLUMNS);
+            ctx.out.list_of(&s["items"], STATS_COLUMNS);
         }
         StoreCommand::Stats { store, metric: Some(metric), from, to, step } => {
-            let rfc = |t: time::OffsetDateTime| {
-                t.format(&time::format_description::well_known::Rfc3339).expect("a time formats")
-            };
             let mut query = vec![("metric", metric)];
-            query.extend(from.map(|t| ("from", rfc(t))));
-            query.extend(to.map(|t| ("to", rfc(t))));
+            query.extend(from.map(|t| ("from", rfc3339_text(t))));
+            query.extend(to.map(|t| ("to", rfc3339_text(t))));
             query.extend(step.map(|s| ("step", s.to_string())));
             let id = resolve(ctx, &store)?;
             let s = ctx.query::<()>(endpoints::STORE_SERIES, &[("store_id", &id)], &query, None)?;
@@ -271,11 +268,6 @@ fn wait_store(ctx: &Ctx, id: &str, store: Value, job: Option<&str>, args: &WaitA
         Some("available") => Ok(store),
         other => Err(CliError::Wait(format!("store {id} is {}, not available", other.unwrap_or("unknown")))),
     }
-}
-
-/// An id the server gave, as the type a request wants.
-fn parse_id<T: std::str::FromStr>(id: &str) -> Result<T> {
-    id.parse().map_err(|_| CliError::Network(format!("the server named something by {id:?}, not an id")))
 }
 
 fn create(ctx: &Ctx, a: CreateArgs) -> Result<()> {

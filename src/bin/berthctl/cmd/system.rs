@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::rfc3339;
+use super::{rfc3339, rfc3339_text};
 use crate::context::Ctx;
 use crate::endpoints;
 use crate::error::{CliError, Result};
@@ -41,18 +41,14 @@ pub enum SystemCommand {
     Status,
 }
 
-fn rfc(t: time::OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339).expect("a time formats")
-}
-
 pub fn audit(ctx: &Ctx, c: AuditCommand) -> Result<()> {
     match c {
         AuditCommand::List { actor, action, from, to, limit } => {
             let mut filter = vec![];
             filter.extend(actor.map(|a| ("actor", a)));
             filter.extend(action.map(|a| ("action", a)));
-            filter.extend(from.map(|t| ("from", rfc(t))));
-            filter.extend(to.map(|t| ("to", rfc(t))));
+            filter.extend(from.map(|t| ("from", rfc3339_text(t))));
+            filter.extend(to.map(|t| ("to", rfc3339_text(t))));
             let mut items: Vec<Value> = vec![];
             let mut cursor: Option<String> = None;
             while items.len() < usize::from(limit) {
@@ -146,6 +142,6 @@ pub fn deploy_options(ctx: &Ctx) -> Result<()> {
     let v = &o["volume_size_gb"];
     println!("volume size: {} to {} GB (default {})", v["min"], v["max"], v["default"]);
     println!();
-    ctx.out.list(o["instance_sizes"].as_array().map_or(&[][..], |v| v), SIZE_COLUMNS);
+    ctx.out.list_of(&o["instance_sizes"], SIZE_COLUMNS);
     Ok(())
 }
